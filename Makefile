@@ -1,0 +1,114 @@
+# Packets in a Kubernetes cluster: build the book, run every check.
+#
+#   make book       install into .venv and build the HTML book into _build/html
+#   make test       install what the checks need (pip and apt) and run them all
+#   make lab        run the notebooks live in JupyterLab
+#   make notebooks  re-execute every notebook in place (refreshes the stored outputs)
+#   make lock       regenerate requirements/constraints.txt and environment.yml
+#
+# Every pip install goes through requirements/constraints.txt, so a build next month
+# resolves the same versions. Nothing downloads once installed: book build and tests
+# run from the stored notebook outputs and local assets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+PYTEST      := $(PY) -m pytest
+CONSTRAINTS := requirements/constraints.txt
+EXTRAS      := book,test,lab
+STAMP       := $(VENV)/.installed
+BUILD_DIR   := _build
+HTML_DIR    := $(BUILD_DIR)/html
+
+# Kernels started by nbval and by `make notebooks` inherit these: the same hash seed on
+# every run, and no debugger chatter about frozen modules.
+export PYTHONHASHSEED := 0
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+# Debian packages the tests use: the browser for the page checks, and the tools that
+# compare the emulator with a real kernel in network namespaces.
+APT_PACKAGES := chromium iproute2 iptables tcpdump tshark conntrack iputils-ping
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+JB_BUILD := $(VENV)/bin/jupyter-book build -W -n --keep-going \
+            --config book/_config.yml --toc book/_toc.yml .
+
+.PHONY: help book html test test-unit test-notebooks test-browser system-packages \
+        lab notebooks lock clean distclean
+
+help:
+	@sed -n 's/^#   make /  make /p' $(MAKEFILE_LIST)
+
+# ---------------------------------------------------------------- environment
+# Reinstalled only when pyproject.toml or the constraints change.
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) pip
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
+	@touch $@
+
+system-packages:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+# ---------------------------------------------------------------- the book
+# A clean build every time: Sphinx builds are incremental and would not repeat the
+# warnings of unchanged pages. -W turns every warning into a failure.
+html: $(STAMP)
+	rm -rf $(BUILD_DIR)
+	$(JB_BUILD)
+
+book: html
+	@echo
+	@echo "The book is built. Open file://$(CURDIR)/$(HTML_DIR)/index.html in a browser."
+
+# ---------------------------------------------------------------- checks
+test: system-packages $(STAMP)
+	$(MAKE) --no-print-directory test-unit
+	$(MAKE) --no-print-directory test-notebooks
+	$(MAKE) --no-print-directory html
+	$(MAKE) --no-print-directory test-browser
+	@# Further steps go here, each one a target of its own that exits non-zero on failure.
+	@echo "make test: every step passed."
+
+# Unit and property tests of netsim, the pipeline guards, the environment.yml check.
+test-unit: $(STAMP)
+	$(PYTEST) tests
+
+# The stored outputs of every notebook must match a fresh run.
+test-notebooks: $(STAMP)
+	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+
+# Every built page loads in Chromium with no console error and no network request.
+# Needs a built book (make html); fails, never skips, without one.
+test-browser: $(STAMP)
+	$(PYTEST) tests/browser
+
+# ---------------------------------------------------------------- notebooks
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks \
+	  $(if $(SUDO),,--allow-root) $(LAB_ARGS)
+
+notebooks: $(STAMP)
+	$(PY) tools/execute_notebooks.py notebooks/*.ipynb
+
+# ---------------------------------------------------------------- housekeeping
+lock: $(STAMP)
+	$(PY) tools/lock.py
+
+clean:
+	rm -rf $(BUILD_DIR)
+
+distclean: clean
+	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,92 @@
+"""Load a page in headless Chromium and report what a reader without network would see.
+
+Debian's /usr/bin/chromium, driven by the Playwright Python package (no `playwright install`).
+Every request that is not for a local file is aborted and recorded, so a page that needs
+the network (a CDN script, a web font, an analytics beacon) shows up in the report instead of
+quietly working on a developer's connected machine.
+
+Used by tests/browser (the built book) and tests/test_pipeline_guards.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Schemes that never leave the machine.
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
+# The element that holds a page's own text in sphinx-book-theme.
+MAIN_CONTENT = "main#main-content article"
+
+
+@dataclass
+class PageReport:
+    url: str
+    network_requests: list[str] = field(default_factory=list)
+    failed_local_requests: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    main_text: str = ""
+    main_visible: bool = False
+
+
+def launch(playwright):
+    """A headless Chromium with no network helpers (updates, sync, first-run pages)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+def check_page(browser, path_or_url, main_selector: str = MAIN_CONTENT) -> PageReport:
+    """Open one page in a fresh browser context and report its requests, errors and content."""
+    url = Path(path_or_url).resolve().as_uri() if not str(path_or_url).startswith("file:") else str(path_or_url)
+    report = PageReport(url=url)
+    context = browser.new_context(offline=False, java_script_enabled=True)
+    page = context.new_page()
+
+    def route(route):
+        request_url = route.request.url
+        if request_url.startswith(LOCAL_SCHEMES):
+            route.continue_()
+        else:
+            report.network_requests.append(request_url)
+            route.abort()
+
+    def on_request(request):
+        # A backstop for requests that bypass routing (service workers, preloads).
+        if not request.url.startswith(LOCAL_SCHEMES) and request.url not in report.network_requests:
+            report.network_requests.append(request.url)
+
+    def on_failed(request):
+        if request.url.startswith("file:"):
+            report.failed_local_requests.append(f"{request.url} ({request.failure})")
+
+    def on_console(message):
+        if message.type == "error":
+            report.console_errors.append(f"console: {message.text} @ {message.location}")
+
+    def on_page_error(error):
+        report.console_errors.append(f"uncaught: {error}")
+
+    page.route("**/*", route)
+    page.on("request", on_request)
+    page.on("requestfailed", on_failed)
+    page.on("console", on_console)
+    page.on("pageerror", on_page_error)
+    try:
+        page.goto(url, wait_until="load")
+        # Let scripts that start work after load (MathJax typesetting, lazy assets) run.
+        page.wait_for_load_state("networkidle")
+        main = page.locator(main_selector).first
+        if main.count():
+            report.main_visible = main.is_visible()
+            report.main_text = main.inner_text().strip()
+    finally:
+        context.close()
+    return report
