@@ -1,0 +1,60 @@
+"""Addresses: parsing with clear errors, and the deterministic stand-ins for kernel randomness.
+
+The kernel picks veth MACs, IP IDs, ephemeral ports and TCP initial sequence numbers at
+random. netsim derives each from a stable hash of names and flow tuples instead (never
+Python's salted `hash()`), so a trace has the same bytes on every run and under any
+PYTHONHASHSEED, while keeping the properties a reader can check: MACs are locally
+administered unicast, ports fall in `ip_local_port_range`, IDs rise per destination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from .errors import ConfigError
+
+
+def stable_hash(*parts: object) -> int:
+    """A 32-bit hash of the parts that is the same in every process."""
+    return zlib.crc32("\x1f".join(str(p) for p in parts).encode())
+
+
+def derive_mac(*parts: object) -> str:
+    """A locally administered unicast MAC derived from names (like flannel's VTEP MAC rule:
+    multicast bit cleared, local bit set)."""
+    digest = bytearray(hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()[:6])
+    digest[0] = (digest[0] & 0xFE) | 0x02
+    return ":".join(f"{b:02x}" for b in digest)
+
+
+def parse_address(text: str, what: str = "address") -> IPv4Address:
+    try:
+        return IPv4Address(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not an IPv4 address (expected dotted quad, e.g. 10.244.0.2)") from None
+
+
+def parse_interface(text: str, what: str = "address") -> IPv4Interface:
+    """An address with prefix, as `ip addr add` takes it ("10.244.0.1/24")."""
+    if "/" not in str(text):
+        raise ConfigError(f"{what} {text!r} needs a prefix length, e.g. {text}/24")
+    try:
+        return IPv4Interface(str(text).strip())
+    except ValueError:
+        raise ConfigError(f"{what} {text!r} is not a valid IPv4 address/prefix (e.g. 10.244.0.1/24)") from None
+
+
+def parse_network(text: str, what: str = "network") -> IPv4Network:
+    """A network as `ip route` takes it; "default" is 0.0.0.0/0. Host bits must be zero."""
+    text = str(text).strip()
+    if text == "default":
+        return IPv4Network("0.0.0.0/0")
+    try:
+        return IPv4Network(text if "/" in text else f"{text}/32")
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            net = IPv4Network(text, strict=False)
+            raise ConfigError(f"{what} {text!r} has host bits set; did you mean {net}?") from None
+        raise ConfigError(f"{what} {text!r} is not a valid IPv4 network (e.g. 10.244.0.0/16)") from None

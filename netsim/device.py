@@ -1,0 +1,70 @@
+"""Network devices: loopback, veth pairs and physical NICs.
+
+A device has a name unique in its namespace, a MAC, an MTU, an up/down state and IPv4
+addresses. A veth pair is a cable between two namespaces: what one end transmits, the other
+receives, and crossing it scrubs the packet's mark and conntrack reference. A physical NIC is
+modelled the same way, its cable ending on a port of the underlay switch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .bridge import Bridge
+    from .netns import Namespace
+
+
+class Device:
+    kind = "device"
+    link_type = "ether"      # "ether" frames, or "none" for raw-IP devices (TUN)
+    flags = ("BROADCAST", "MULTICAST")
+
+    def __init__(self, name: str, mac: str, mtu: int = 1500):
+        self.name = name
+        self.mac = mac
+        self.mtu = mtu
+        self.up = True
+        self.addresses: list[IPv4Interface] = []
+        self.master: "Bridge | None" = None
+        self.netns: "Namespace | None" = None
+        self.ifindex = 0
+
+    @property
+    def where(self) -> str:
+        return f"{self.netns.name if self.netns else '?'}/{self.name}"
+
+    @property
+    def primary(self) -> IPv4Interface | None:
+        return self.addresses[0] if self.addresses else None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.where}>"
+
+
+class Loopback(Device):
+    """`lo`: what is sent on it is received on it, in the same namespace."""
+
+    kind = "loopback"
+    flags = ("LOOPBACK",)
+
+    def __init__(self) -> None:
+        super().__init__("lo", "00:00:00:00:00:00", mtu=65536)
+
+
+class Veth(Device):
+    """One end of a veth pair; `peer` is the other end, possibly in another namespace."""
+
+    kind = "veth"
+
+    def __init__(self, name: str, mac: str, mtu: int = 1500):
+        super().__init__(name, mac, mtu)
+        self.peer: Veth | None = None
+
+
+class Nic(Veth):
+    """A physical NIC; its cable (`peer`) ends on a port of the underlay switch."""
+
+    kind = "nic"

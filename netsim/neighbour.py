@@ -1,0 +1,81 @@
+"""The neighbour (ARP) table, as `ip neigh` shows it.
+
+States follow the kernel's NUD machine as far as a trace can see it: PERMANENT entries are
+static (flanneld installs one per remote VTEP, so no ARP ever crosses the tunnel); an ARP
+reply makes an entry REACHABLE; an ARP request addressed to us creates a STALE entry for its
+sender (`neigh_event_ns`), which is used without a new request; a lookup with no entry
+creates an INCOMPLETE one, queues the packet and broadcasts a request; after
+`mcast_solicit` (3) unanswered requests the entry is FAILED and the queued packets are
+dropped with ICMP host unreachable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PERMANENT = "PERMANENT"
+REACHABLE = "REACHABLE"
+STALE = "STALE"
+INCOMPLETE = "INCOMPLETE"
+FAILED = "FAILED"
+NOARP = "NOARP"
+STATES = (PERMANENT, REACHABLE, STALE, INCOMPLETE, FAILED, NOARP)
+MCAST_SOLICIT = 3
+
+
+@dataclass
+class Neighbour:
+    ip: str
+    dev: str
+    lladdr: str | None
+    state: str
+    probes: int = 0
+    queue: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def usable(self) -> bool:
+        return self.state in (PERMANENT, REACHABLE, STALE, NOARP) and self.lladdr is not None
+
+    def __str__(self) -> str:
+        if self.lladdr and self.state != FAILED and self.state != INCOMPLETE:
+            return f"{self.ip} dev {self.dev} lladdr {self.lladdr} {self.state}"
+        return f"{self.ip} dev {self.dev} {self.state}"
+
+
+class NeighbourTable:
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], Neighbour] = {}
+
+    def get(self, dev: str, ip: str) -> Neighbour | None:
+        return self._entries.get((dev, ip))
+
+    def set(self, dev: str, ip: str, lladdr: str | None, state: str) -> Neighbour:
+        if state not in STATES:
+            raise ValueError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
+        entry = self._entries.get((dev, ip))
+        if entry is None:
+            entry = self._entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state)
+        else:
+            entry.lladdr, entry.state = lladdr, state
+        return entry
+
+    def delete(self, dev: str, ip: str) -> None:
+        if (dev, ip) not in self._entries:
+            raise KeyError(f"no neighbour entry for {ip} on {dev}")
+        del self._entries[(dev, ip)]
+
+    def flush_dynamic(self) -> None:
+        """`ip neigh flush all` of learned entries: PERMANENT and NOARP ones stay."""
+        for key in [k for k, e in self._entries.items() if e.state not in (PERMANENT, NOARP)]:
+            del self._entries[key]
+
+    def flush_dev(self, dev: str) -> None:
+        for key in [k for k in self._entries if k[0] == dev]:
+            del self._entries[key]
+
+    def entries(self) -> list[Neighbour]:
+        return list(self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)

@@ -1,0 +1,295 @@
+"""A network namespace: its devices, addresses, sysctls, routing tables, neighbours, netfilter
+rules, conntrack table and listening sockets.
+
+Adding an address does what the kernel does: it installs `local` and `broadcast` routes in the
+`local` table and, unless the prefix is /32, the connected route `proto kernel scope link src
+ADDR` in `main`. Every namespace starts with `lo` up and 127.0.0.1/8, like one made by
+`ip netns add` once `ip link set lo up` has run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import TYPE_CHECKING, Iterable
+
+from .addresses import parse_address, parse_interface, parse_network, stable_hash
+from .device import Device, Loopback
+from .errors import ConfigError
+from .neighbour import NeighbourTable, PERMANENT
+from .route import Route, RouteResult, RoutingTable, address_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .stack import Network
+
+
+@dataclass
+class Sysctls:
+    """The sysctls that change a trace. Defaults are those of a new namespace."""
+
+    ip_forward: bool = False                       # net.ipv4.ip_forward
+    bridge_nf_call_iptables: bool = True           # net.bridge.bridge-nf-call-iptables (br_netfilter loaded)
+    ip_local_port_range: tuple[int, int] = (32768, 60999)   # net.ipv4.ip_local_port_range
+    ip_default_ttl: int = 64                       # net.ipv4.ip_default_ttl
+
+    NAMES = {
+        "net.ipv4.ip_forward": "ip_forward",
+        "net.bridge.bridge-nf-call-iptables": "bridge_nf_call_iptables",
+        "net.ipv4.ip_local_port_range": "ip_local_port_range",
+        "net.ipv4.ip_default_ttl": "ip_default_ttl",
+    }
+
+    def lines(self) -> list[str]:
+        """As `sysctl NAME` prints them."""
+        out = []
+        for key, attr in self.NAMES.items():
+            value = getattr(self, attr)
+            if isinstance(value, tuple):
+                text = "\t".join(str(v) for v in value)
+            else:
+                text = str(int(value))
+            out.append(f"{key} = {text}")
+        return out
+
+
+class Namespace:
+    def __init__(self, name: str, network: "Network | None" = None):
+        from .conntrack import Conntrack
+        from .netfilter import Netfilter
+
+        self.name = name
+        self.network = network
+        self.devices: dict[str, Device] = {}
+        self.sysctl = Sysctls()
+        self.local_table = RoutingTable("local")
+        self.main_table = RoutingTable("main")
+        self.neighbours = NeighbourTable()
+        self.listeners: set[tuple[str, int]] = set()
+        self.conntrack = Conntrack(self)
+        self.netfilter = Netfilter(self)
+        self._ifindex = 0
+        self._local_addrs: dict[str, str] = {}      # address -> device
+        self._counters: dict[object, int] = {}
+        self.add_device(Loopback())
+        self.addr_add("lo", "127.0.0.1/8")
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name}>"
+
+    # devices ---------------------------------------------------------------------------
+    def add_device(self, dev: Device) -> Device:
+        if dev.name in self.devices:
+            raise ConfigError(f"namespace {self.name} already has a device named {dev.name!r}")
+        if not dev.name or len(dev.name) > 15 or "/" in dev.name or " " in dev.name:
+            raise ConfigError(f"invalid device name {dev.name!r}: 1-15 characters, no '/' or spaces (IFNAMSIZ)")
+        self._ifindex += 1
+        dev.ifindex = self._ifindex
+        dev.netns = self
+        self.devices[dev.name] = dev
+        return dev
+
+    def device(self, name: str) -> Device:
+        try:
+            return self.devices[name]
+        except KeyError:
+            raise ConfigError(f"namespace {self.name} has no device {name!r}; "
+                              f"it has {', '.join(self.devices)}") from None
+
+    def set_sysctl(self, key: str, value) -> None:
+        """`sysctl -w KEY=VALUE` with the kernel's names."""
+        attr = Sysctls.NAMES.get(key)
+        if attr is None:
+            raise ConfigError(f"unknown sysctl {key!r}; modelled ones are {', '.join(Sysctls.NAMES)}")
+        if attr == "ip_local_port_range":
+            low, high = (int(v) for v in (value.split() if isinstance(value, str) else value))
+            if not 1 <= low < high <= 65535:
+                raise ConfigError(f"ip_local_port_range {low} {high} is invalid: need 1 <= low < high <= 65535")
+            value = (low, high)
+        elif attr == "ip_default_ttl":
+            value = int(value)
+            if not 1 <= value <= 255:
+                raise ConfigError(f"ip_default_ttl {value} is out of range 1..255")
+        else:
+            value = bool(int(value))
+        setattr(self.sysctl, attr, value)
+
+    # addresses -------------------------------------------------------------------------
+    def addr_add(self, dev_name: str, cidr: str) -> IPv4Interface:
+        """`ip addr add CIDR dev DEV`."""
+        dev = self.device(dev_name)
+        iface = parse_interface(cidr)
+        addr = str(iface.ip)
+        if addr in self._local_addrs:
+            raise ConfigError(f"address {addr} is already on {self.name}/{self._local_addrs[addr]}")
+        if iface.network.prefixlen < 31:
+            for other in self.devices.values():
+                for existing in other.addresses:
+                    if other is not dev and existing.network.prefixlen < 31 and existing.network.overlaps(iface.network):
+                        raise ConfigError(
+                            f"{cidr} on {dev_name} overlaps {existing} on {other.name} in namespace {self.name}")
+        dev.addresses.append(iface)
+        self._local_addrs[addr] = dev_name
+        if dev_name == "lo":
+            self.local_table.add(Route(iface.network, "lo", src=addr, scope="host", proto="kernel", type="local"))
+        self.local_table.add(Route(IPv4Network(f"{addr}/32"), dev_name, src=addr, scope="host",
+                                   proto="kernel", type="local"))
+        if iface.network.prefixlen < 31:
+            bcast = IPv4Network(f"{iface.network.broadcast_address}/32")
+            try:
+                self.local_table.add(Route(bcast, dev_name, src=addr, scope="link", proto="kernel", type="broadcast"))
+            except ValueError:
+                pass
+        if iface.network.prefixlen < 32 and dev_name != "lo":
+            self.main_table.add(Route(iface.network, dev_name, src=addr, scope="link", proto="kernel"))
+        return iface
+
+    def is_local_address(self, addr: str) -> bool:
+        route = self.local_table.lookup(address_int(addr))
+        return route is not None and route.type == "local"
+
+    def addresses(self) -> Iterable[tuple[str, IPv4Interface]]:
+        for dev in self.devices.values():
+            for iface in dev.addresses:
+                yield dev.name, iface
+
+    # routes ----------------------------------------------------------------------------
+    def route_add(self, dst: str, dev: str | None = None, via: str | None = None, src: str | None = None,
+                  onlink: bool = False, metric: int = 0, scope: str | None = None,
+                  type: str = "unicast") -> Route:
+        """`ip route add DST [via GW] [dev DEV] [src ADDR] [onlink] [metric N]`."""
+        net = parse_network(dst, "route destination")
+        if via is not None:
+            parse_address(via, "gateway")
+        if src is not None:
+            parse_address(src, "route source")
+            if not self.is_local_address(src):
+                raise ConfigError(f"route {dst}: src {src} is not an address of namespace {self.name} "
+                                  f"(RTNETLINK: Invalid prefsrc address)")
+        if type in ("blackhole", "unreachable"):
+            route = Route(net, dev or "lo", type=type, metric=metric)
+            self.main_table.add(route)
+            return route
+        if dev is None:
+            if via is None:
+                raise ConfigError(f"route {dst} needs a 'dev' or a 'via' gateway")
+            connected = self.main_table.lookup(address_int(via), lambda r: r.scope == "link" and r.via is None)
+            if connected is None:
+                raise ConfigError(f"route {dst} via {via}: the gateway is not reachable in namespace {self.name}: "
+                                  f"no connected route covers it (Error: Nexthop has invalid gateway)")
+            dev = connected.dev
+        else:
+            self.device(dev)
+            if via is not None and not onlink:
+                connected = self.main_table.lookup(address_int(via), lambda r: r.scope == "link" and r.via is None)
+                if connected is None or connected.dev != dev:
+                    raise ConfigError(f"route {dst} via {via} dev {dev}: the gateway is not on-link on {dev} "
+                                      f"(Error: Nexthop has invalid gateway); add 'onlink' to force it")
+        if scope is None:
+            scope = "universe" if via is not None else "link"
+        route = Route(net, dev, via=via, src=src, scope=scope, metric=metric, onlink=onlink)
+        try:
+            self.main_table.add(route)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return route
+
+    def route_del(self, dst: str, dev: str | None = None, via: str | None = None) -> list[Route]:
+        net = parse_network(dst, "route destination")
+        gone = self.main_table.remove_where(
+            lambda r: r.dst == net and (dev is None or r.dev == dev) and (via is None or r.via == via))
+        if not gone:
+            raise ConfigError(f"namespace {self.name} has no route {dst} to delete (RTNETLINK: No such process)")
+        return gone
+
+    def _usable(self, route: Route) -> bool:
+        dev = self.devices.get(route.dev)
+        return dev is not None and dev.up
+
+    def route_get(self, dst: str, src: str | None = None) -> RouteResult | None:
+        """`ip route get DST [from SRC]`: local table first, then main."""
+        addr = address_int(dst)
+        route = self.local_table.lookup(addr, self._usable)
+        if route is None or route.type not in ("local", "broadcast"):
+            route = self.main_table.lookup(addr, self._usable)
+        if route is None:
+            return None
+        if route.type == "local":
+            return RouteResult(dst, route, "lo", dst, src or dst)
+        nexthop = route.via or dst
+        return RouteResult(dst, route, route.dev, nexthop, src or self.select_source(route, nexthop))
+
+    def select_source(self, route: Route, nexthop: str) -> str | None:
+        """`inet_select_addr`: the route's src, else an address on the output device (one in the
+        gateway's subnet first), else any global address of the namespace."""
+        if route.src:
+            return route.src
+        dev = self.devices.get(route.dev)
+        if dev is not None and dev.addresses:
+            target = IPv4Address(nexthop)
+            for iface in dev.addresses:
+                if target in iface.network:
+                    return str(iface.ip)
+            return str(dev.addresses[0].ip)
+        for name, iface in self.addresses():
+            if name != "lo":
+                return str(iface.ip)
+        return None
+
+    def masquerade_source(self, outdev: str, nexthop: str | None) -> str:
+        """MASQUERADE's source: the address the kernel would pick on the outgoing device."""
+        dev = self.device(outdev)
+        if nexthop is not None:
+            target = IPv4Address(nexthop)
+            for iface in dev.addresses:
+                if target in iface.network:
+                    return str(iface.ip)
+        if dev.addresses:
+            return str(dev.addresses[0].ip)
+        raise ConfigError(f"MASQUERADE on {self.name}/{outdev}: the device has no IPv4 address")
+
+    # neighbours -------------------------------------------------------------------------
+    def neigh_add(self, ip: str, dev: str, lladdr: str, state: str = PERMANENT) -> None:
+        """`ip neigh add IP lladdr MAC dev DEV nud permanent`."""
+        parse_address(ip, "neighbour")
+        self.device(dev)
+        self.neighbours.set(dev, ip, lladdr, state)
+
+    # sockets ----------------------------------------------------------------------------
+    def listen(self, proto: str, port: int) -> None:
+        """Open a listening socket (`nc -l`): TCP accepts, UDP answers."""
+        if proto not in ("tcp", "udp"):
+            raise ConfigError(f"can only listen on tcp or udp, not {proto!r}")
+        if not 1 <= int(port) <= 65535:
+            raise ConfigError(f"port {port} is out of range 1..65535")
+        self.listeners.add((proto, int(port)))
+
+    def unlisten(self, proto: str, port: int) -> None:
+        self.listeners.discard((proto, int(port)))
+
+    # deterministic stand-ins for kernel randomness ---------------------------------------
+    def counter(self, key: object, start: int, modulo: int = 1 << 16) -> int:
+        """A per-namespace counter seeded by a stable hash, like the kernel's hashed ID and
+        port generators."""
+        value = self._counters.get(key)
+        if value is None:
+            value = start % modulo
+        self._counters[key] = (value + 1) % modulo
+        return value
+
+    def ip_id(self, src: str, dst: str, proto: int) -> int:
+        """`ip_select_ident`: a counter per (destination, protocol) bucket, never 0."""
+        key = ("ipid", src, dst, proto)
+        value = self.counter(key, stable_hash(self.name, src, dst, proto))
+        if value == 0:
+            value = self.counter(key, 1)
+        return value
+
+    def ephemeral_port(self, src: str, dst: str, dport: int, proto: str) -> int:
+        """`__inet_hash_connect`: a hashed offset into ip_local_port_range, then the next one."""
+        low, high = self.sysctl.ip_local_port_range
+        span = high - low + 1
+        start = stable_hash("port", self.name, src, dst, dport, proto)
+        return low + self.counter(("port", proto), start % span, span)
+
+    def reset_counters(self) -> None:
+        self._counters.clear()

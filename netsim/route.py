@@ -1,0 +1,139 @@
+"""Routing tables and lookups, as `ip route` shows them and `ip route get` resolves them.
+
+Models the FIB of one namespace: the `local` table (filled by the kernel when an address is
+added: `local` routes for own addresses, `broadcast` routes) consulted before `main`;
+longest-prefix match, then the lowest metric; `via` gateways, `dev`, `src`, `scope`,
+`onlink`. Lookups walk the prefix lengths present (at most 33 dict probes), never the routes,
+so a node with thousands of Flannel routes resolves as fast as one with three.
+Source address selection follows `inet_select_addr`: the route's `src`, else an address on
+the output device in the gateway's subnet, else the device's first address, else any global
+address of the namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+SCOPES = ("universe", "link", "host")
+
+
+@dataclass(frozen=True)
+class Route:
+    dst: IPv4Network
+    dev: str
+    via: str | None = None
+    src: str | None = None
+    scope: str = "universe"
+    proto: str = ""
+    metric: int = 0
+    onlink: bool = False
+    type: str = "unicast"   # unicast | local | broadcast | blackhole | unreachable
+
+    def __str__(self) -> str:
+        if self.dst.prefixlen == 0:
+            dst = "default"
+        elif self.dst.prefixlen == 32:
+            dst = str(self.dst.network_address)
+        else:
+            dst = str(self.dst)
+        parts = [dst] if self.type == "unicast" else [self.type, dst]
+        if self.via:
+            parts += ["via", self.via]
+        if self.type not in ("blackhole", "unreachable"):
+            parts += ["dev", self.dev]
+        if self.proto:
+            parts += ["proto", self.proto]
+        if self.scope != "universe":
+            parts += ["scope", self.scope]
+        if self.src:
+            parts += ["src", self.src]
+        if self.metric:
+            parts += ["metric", str(self.metric)]
+        if self.onlink:
+            parts.append("onlink")
+        return " ".join(parts)
+
+
+class RoutingTable:
+    """One table (`local` or `main`): routes grouped by prefix length for O(33) lookups."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._by_len: dict[int, dict[int, list[Route]]] = {}
+        self._lengths: list[int] = []   # present prefix lengths, longest first
+
+    def add(self, route: Route) -> None:
+        plen = route.dst.prefixlen
+        bucket = self._by_len.get(plen)
+        if bucket is None:
+            bucket = self._by_len[plen] = {}
+            self._lengths = sorted(self._by_len, reverse=True)
+        routes = bucket.setdefault(int(route.dst.network_address), [])
+        for existing in routes:
+            if existing.metric == route.metric and existing.type == route.type and existing.dev == route.dev \
+                    and existing.via == route.via:
+                raise ValueError(f"route {route} exists already in table {self.name} (RTNETLINK: File exists)")
+        routes.append(route)
+        routes.sort(key=lambda r: r.metric)
+
+    def remove(self, route: Route) -> None:
+        bucket = self._by_len.get(route.dst.prefixlen, {})
+        routes = bucket.get(int(route.dst.network_address), [])
+        if route not in routes:
+            raise ValueError(f"no route {route} in table {self.name} (RTNETLINK: No such process)")
+        routes.remove(route)
+        if not routes:
+            del bucket[int(route.dst.network_address)]
+
+    def remove_where(self, predicate) -> list[Route]:
+        gone = [r for r in self.routes() if predicate(r)]
+        for route in gone:
+            self.remove(route)
+        return gone
+
+    def lookup(self, addr: int, usable=None) -> Route | None:
+        """Longest prefix match; `usable(route)` filters out routes whose device is down."""
+        for plen in self._lengths:
+            mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+            routes = self._by_len[plen].get(addr & mask)
+            if routes:
+                for route in routes:
+                    if usable is None or usable(route):
+                        return route
+        return None
+
+    def routes(self) -> list[Route]:
+        """All routes in the order `ip route show` prints them (by destination, then metric)."""
+        out = [r for bucket in self._by_len.values() for rs in bucket.values() for r in rs]
+        return sorted(out, key=lambda r: (int(r.dst.network_address), r.dst.prefixlen, r.metric,
+                                          r.type != "broadcast"))
+
+    def __len__(self) -> int:
+        return sum(len(rs) for bucket in self._by_len.values() for rs in bucket.values())
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    """What `ip route get ADDR` answers: the route, the device, the next hop and the source."""
+
+    dst: str
+    route: Route
+    dev: str
+    nexthop: str
+    src: str | None
+
+    @property
+    def is_local(self) -> bool:
+        return self.route.type == "local"
+
+    def __str__(self) -> str:
+        if self.route.type == "local":
+            return f"local {self.dst} dev lo table local src {self.src}"
+        via = f" via {self.route.via}" if self.route.via else ""
+        src = f" src {self.src}" if self.src else ""
+        return f"{self.dst}{via} dev {self.dev}{src}"
+
+
+def address_int(addr: str | IPv4Address) -> int:
+    return int(IPv4Address(addr))
