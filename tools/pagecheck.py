@@ -36,6 +36,9 @@ class PageReport:
     console_errors: list[str] = field(default_factory=list)
     main_text: str = ""
     main_visible: bool = False
+    # Sphinx marks every formula with class "math"; MathJax turns each into an mjx-container.
+    math_formulas: int = 0
+    math_rendered: int = 0
 
 
 def launch(playwright):
@@ -55,13 +58,17 @@ def check_page(browser, path_or_url, main_selector: str = MAIN_CONTENT) -> PageR
         if request_url.startswith(LOCAL_SCHEMES):
             route.continue_()
         else:
-            report.network_requests.append(request_url)
+            record(request_url)
             route.abort()
+
+    def record(request_url):
+        if request_url not in report.network_requests:
+            report.network_requests.append(request_url)
 
     def on_request(request):
         # A backstop for requests that bypass routing (service workers, preloads).
-        if not request.url.startswith(LOCAL_SCHEMES) and request.url not in report.network_requests:
-            report.network_requests.append(request.url)
+        if not request.url.startswith(LOCAL_SCHEMES):
+            record(request.url)
 
     def on_failed(request):
         if request.url.startswith("file:"):
@@ -83,6 +90,10 @@ def check_page(browser, path_or_url, main_selector: str = MAIN_CONTENT) -> PageR
         page.goto(url, wait_until="load")
         # Let scripts that start work after load (MathJax typesetting, lazy assets) run.
         page.wait_for_load_state("networkidle")
+        # MathJax typesets after loading; wait for it to finish if the page uses it.
+        page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        report.math_formulas = page.locator(".math").count()
+        report.math_rendered = page.locator("mjx-container").count()
         main = page.locator(main_selector).first
         if main.count():
             report.main_visible = main.is_visible()

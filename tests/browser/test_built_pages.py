@@ -19,6 +19,7 @@ def test_page_loads_offline_without_errors(browser, page):
     assert report.console_errors == []
     assert report.main_visible, "the page's main content is not visible"
     assert len(report.main_text) > 50, f"the page's main content is nearly empty: {report.main_text!r}"
+    assert report.math_rendered == report.math_formulas, "some formulas were not typeset"
 
 
 def test_index_redirects_to_the_first_page(browser):
