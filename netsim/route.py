@@ -104,9 +104,10 @@ class RoutingTable:
         return None
 
     def routes(self) -> list[Route]:
-        """All routes in the order `ip route show` prints them (by destination, then metric)."""
+        """All routes in the order `ip route show` prints them: the FIB trie's order, by network
+        address, then the longer prefix first (10.0.0.0/24 before 10.0.0.0/16), then metric."""
         out = [r for bucket in self._by_len.values() for rs in bucket.values() for r in rs]
-        return sorted(out, key=lambda r: (int(r.dst.network_address), r.dst.prefixlen, r.metric,
+        return sorted(out, key=lambda r: (int(r.dst.network_address), -r.dst.prefixlen, r.metric,
                                           r.type != "broadcast"))
 
     def __len__(self) -> int:
