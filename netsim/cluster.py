@@ -1,0 +1,387 @@
+"""A Flannel cluster built on the modelled kernel: nodes, pods, services, the outside world.
+
+`Cluster` programs each namespace the way the real components do: the CNI bridge plugin
+(cni.py) for pods, flanneld (flannel.py) for the backend and masquerade rules, kube-proxy
+(kubeproxy.py) for services. The underlay is a switch (`sw0` in namespace `underlay`, bridge
+netfilter off) with one port per node and one for the gateway; the gateway routes between the
+underlay and the external network 203.0.113.0/24, without NAT. Its eth1 is cabled straight to
+the one external host, as on the reference cluster.
+
+Endpoints are named: a pod (`pod-a`), a container (`pod-a/sidecar`), a node (`node1`), an
+external host (`ext`), a service (`web`), or an address, optionally with a port
+(`192.168.50.11:30080`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+
+from . import cni, flannel, kubeproxy
+from .addresses import parse_address, parse_network
+from .errors import ConfigError
+from .stack import Network
+from .trace import Trace
+
+EXTERNAL_NET = IPv4Network("203.0.113.0/24")
+GATEWAY_EXTERNAL_IP = "203.0.113.1"
+SERVICE_CIDR = IPv4Network("10.96.0.0/12")
+FIRST_SERVICE_IP = IPv4Address("10.96.0.100")
+POD_PORTS = (("tcp", 8080), ("udp", 9090))
+MIN_MTU = 68
+
+
+@dataclass
+class Node:
+    name: str
+    ip: str
+    subnet: IPv4Network
+    lease: flannel.Lease
+    ipam: cni.HostLocalIpam
+    pods: list[str] = field(default_factory=list)
+
+    @property
+    def netns(self) -> str:
+        return self.name
+
+
+@dataclass
+class Pod:
+    name: str
+    node: str
+    ip: str
+    host_veth: str
+    containers: tuple[str, ...] = ("app",)
+
+    @property
+    def netns(self) -> str:
+        return self.name
+
+
+@dataclass
+class External:
+    name: str
+    ip: str
+
+    @property
+    def netns(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A resolved endpoint: the namespace to send from, the address to send to, a port."""
+
+    netns: str | None
+    ip: str
+    port: int | None = None
+    container: str | None = None
+
+
+class Cluster:
+    """A Kubernetes cluster with Flannel, as the kernel of each machine sees it."""
+
+    def __init__(self, nodes: int = 2, backend: str = "vxlan", pod_cidr: str = "10.244.0.0/16",
+                 subnet_len: int = 24, underlay_cidr: str = "192.168.50.0/24", underlay_mtu: int = 1500):
+        if backend not in flannel.BACKENDS:
+            raise ConfigError(f"backend {backend!r} is not one of {', '.join(flannel.BACKENDS)}")
+        if not isinstance(nodes, int) or nodes < 1:
+            raise ConfigError(f"nodes must be a positive integer, got {nodes!r}")
+        self.backend = backend
+        self.pod_cidr = parse_network(pod_cidr, "pod_cidr")
+        self.underlay = parse_network(underlay_cidr, "underlay_cidr")
+        if not isinstance(subnet_len, int) or not self.pod_cidr.prefixlen < subnet_len <= 30:
+            raise ConfigError(f"subnet_len {subnet_len} must be longer than pod_cidr's /{self.pod_cidr.prefixlen} "
+                              f"and at most 30 (a node subnet needs a gateway and a pod address)")
+        capacity = 2 ** (subnet_len - self.pod_cidr.prefixlen)
+        if nodes > capacity:
+            raise ConfigError(f"{nodes} nodes do not fit: {self.pod_cidr} has {capacity} subnets of /{subnet_len}")
+        room = self.underlay.num_addresses - 12          # .11 upward, below the broadcast address
+        if nodes > room:
+            raise ConfigError(f"underlay {self.underlay} has room for {max(room, 0)} nodes (from .11); "
+                              f"use a larger underlay_cidr")
+        if self.underlay.overlaps(self.pod_cidr) or self.underlay.overlaps(EXTERNAL_NET) \
+                or self.pod_cidr.overlaps(EXTERNAL_NET) or self.pod_cidr.overlaps(SERVICE_CIDR):
+            raise ConfigError(f"pod_cidr {self.pod_cidr}, underlay {self.underlay}, the service range "
+                              f"{SERVICE_CIDR} and the external network {EXTERNAL_NET} must not overlap")
+        if not isinstance(underlay_mtu, int) or underlay_mtu > 65535:
+            raise ConfigError(f"underlay_mtu {underlay_mtu!r} must be an integer up to 65535")
+        self.mtu = flannel.flannel_mtu(backend, underlay_mtu)
+        if self.mtu < MIN_MTU:
+            raise ConfigError(f"underlay_mtu {underlay_mtu} is too small for the {backend} backend: its overhead is "
+                              f"{flannel.OVERHEAD[backend]} bytes and IPv4 needs an MTU of at least {MIN_MTU}")
+        self.subnet_len = subnet_len
+        self.underlay_mtu = underlay_mtu
+        self.network = Network()
+        self.nodes: dict[str, Node] = {}
+        self.pods: dict[str, Pod] = {}
+        self.externals: dict[str, External] = {}
+        self.services: dict[str, kubeproxy.Service] = {}
+        self.gateway_ip = str(self.underlay.network_address + 1)
+        self._subnets = self.pod_cidr.subnets(new_prefix=subnet_len)
+        self._build_underlay()
+        for i in range(1, nodes + 1):
+            self._add_node(f"node{i}", str(self.underlay.network_address + 10 + i))
+        self._program_flannel()
+        for node in self.nodes.values():
+            self._sync_rules(node.name)
+
+    # building ---------------------------------------------------------------------------
+    def _build_underlay(self) -> None:
+        net = self.network
+        net.add_netns("underlay")
+        net.bridge("underlay", "sw0", mtu=self.underlay_mtu)
+        net.netns("underlay").set_sysctl("net.bridge.bridge-nf-call-iptables", 0)
+        gw = net.add_netns("gateway")
+        gw.set_sysctl("net.ipv4.ip_forward", 1)
+        self._cable("gateway", "eth0", "p-gw")
+        gw.addr_add("eth0", f"{self.gateway_ip}/{self.underlay.prefixlen}")
+
+    def _cable(self, host: str, dev: str, port: str) -> None:
+        nic, switch_port = self.network.veth(host, dev, "underlay", port, mtu=self.underlay_mtu, nic="a")
+        self.network.netns("underlay").devices["sw0"].attach(switch_port)
+
+    def _add_node(self, name: str, ip: str) -> Node:
+        net = self.network
+        ns = net.add_netns(name)
+        ns.set_sysctl("net.ipv4.ip_forward", 1)
+        self._cable(name, "eth0", f"p-{name}")
+        ns.addr_add("eth0", f"{ip}/{self.underlay.prefixlen}")
+        ns.route_add("default", via=self.gateway_ip, dev="eth0")
+        subnet = next(self._subnets)
+        lease = flannel.Lease(name, subnet, ip, self.backend)
+        node = self.nodes[name] = Node(name, ip, subnet, lease, cni.HostLocalIpam(subnet))
+        flannel.setup_device(net, lease, self.backend, self.underlay_mtu)
+        return node
+
+    def _program_flannel(self) -> None:
+        leases = [n.lease for n in self.nodes.values()]
+        for node in self.nodes.values():
+            peers = [l for l in leases if l.node != node.name]
+            for peer in peers:
+                flannel.add_peer(self.network, node.lease, peer, self.backend)
+            if self.backend == "udp":
+                flannel.setup_udp_backend(self.network, node.lease, self.pod_cidr, peers)
+
+    def _sync_rules(self, node: str) -> None:
+        """Rewrite the node's iptables as flanneld and a kube-proxy full sync leave them."""
+        from .netfilter import Netfilter
+        ns = self.network.netns(node)
+        nf = ns.netfilter = Netfilter(ns)
+        kubeproxy.base_rules(nf)
+        flannel.masquerade_rules(nf, self.pod_cidr, self.nodes[node].subnet)
+        for svc in self.services.values():
+            local = [ip for pod, ip in svc.endpoints if self.pods[pod].node == node]
+            kubeproxy.service_rules(nf, svc, str(self.pod_cidr), local)
+        kubeproxy.finish_nodeports(nf)
+
+    # public API -------------------------------------------------------------------------
+    def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = ("app",),
+                listen: tuple[tuple[str, int], ...] = POD_PORTS) -> Pod:
+        """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes)."""
+        if name in self.network.namespaces or name in self.services:
+            raise ConfigError(f"the name {name!r} is taken already")
+        if node not in self.nodes:
+            raise ConfigError(f"no node {node!r}; nodes are {', '.join(self.nodes)}")
+        if not containers or len(set(containers)) != len(containers):
+            raise ConfigError(f"pod {name} needs one or more distinct container names, got {containers!r}")
+        n = self.nodes[node]
+        ip = n.ipam.allocate(name)
+        self.network.add_netns(name)
+        host_veth = cni.add_pod(self.network, node, name, ip, n.subnet, self.pod_cidr, self.mtu)
+        for proto, port in listen:
+            self.network.netns(name).listen(proto, port)
+        pod = self.pods[name] = Pod(name, node, ip, host_veth, tuple(containers))
+        n.pods.append(name)
+        return pod
+
+    def add_external(self, name: str, ip: str = "203.0.113.10",
+                     listen: tuple[tuple[str, int], ...] = POD_PORTS) -> External:
+        """A host outside the cluster, on 203.0.113.0/24 behind the gateway."""
+        addr = parse_address(ip, "external address")
+        if addr not in EXTERNAL_NET or addr in (EXTERNAL_NET.network_address, EXTERNAL_NET.broadcast_address):
+            raise ConfigError(f"external host {name}: {ip} must be a host address in {EXTERNAL_NET}")
+        if str(addr) == GATEWAY_EXTERNAL_IP:
+            raise ConfigError(f"{ip} is the gateway's own external address")
+        if name in self.network.namespaces or name in self.services:
+            raise ConfigError(f"the name {name!r} is taken already")
+        if self.externals:
+            raise ConfigError(f"the gateway's eth1 is already cabled to {next(iter(self.externals))}: "
+                              f"netsim models one external host per cluster")
+        net = self.network
+        ns = net.add_netns(name)
+        net.veth("gateway", "eth1", name, "eth0")
+        net.netns("gateway").addr_add("eth1", f"{GATEWAY_EXTERNAL_IP}/{EXTERNAL_NET.prefixlen}")
+        ns.addr_add("eth0", f"{addr}/{EXTERNAL_NET.prefixlen}")
+        ns.route_add("default", via=GATEWAY_EXTERNAL_IP, dev="eth0")
+        for proto, port in listen:
+            ns.listen(proto, port)
+        ext = self.externals[name] = External(name, str(addr))
+        return ext
+
+    def add_service(self, name: str, port: int, target_port: int, pods: list[str] | tuple[str, ...] = (),
+                    node_port: int | None = None, external_traffic_policy: str = "Cluster",
+                    protocol: str = "tcp", cluster_ip: str | None = None) -> kubeproxy.Service:
+        """A Service: kube-proxy programs its ClusterIP (and NodePort) on every node."""
+        if name in self.services or name in self.network.namespaces:
+            raise ConfigError(f"the name {name!r} is taken already")
+        if protocol not in ("tcp", "udp"):
+            raise ConfigError(f"service protocol must be tcp or udp, not {protocol!r}")
+        if external_traffic_policy not in ("Cluster", "Local"):
+            raise ConfigError(f"externalTrafficPolicy must be Cluster or Local, not {external_traffic_policy!r}")
+        for p in (port, target_port):
+            if not isinstance(p, int) or not 1 <= p <= 65535:
+                raise ConfigError(f"port {p!r} is out of range 1..65535")
+        if node_port is not None:
+            low, high = kubeproxy.NODEPORT_RANGE
+            if not isinstance(node_port, int) or not low <= node_port <= high:
+                raise ConfigError(f"nodePort {node_port!r} is outside the NodePort range {low}-{high}")
+            if any(s.node_port == node_port for s in self.services.values()):
+                raise ConfigError(f"nodePort {node_port} is already allocated")
+        for pod in pods:
+            if pod not in self.pods:
+                raise ConfigError(f"service {name}: no pod {pod!r}; pods are {', '.join(self.pods) or 'none'}")
+        if cluster_ip is None:
+            cluster_ip = str(FIRST_SERVICE_IP + len(self.services))
+        elif parse_address(cluster_ip, "clusterIP") not in SERVICE_CIDR:
+            raise ConfigError(f"clusterIP {cluster_ip} is outside the service range {SERVICE_CIDR}")
+        svc = kubeproxy.Service(name, cluster_ip, port, target_port, protocol, node_port, external_traffic_policy,
+                                [(p, self.pods[p].ip) for p in pods])
+        self.services[name] = svc
+        for pod in pods:
+            self.network.netns(pod).listen(protocol, target_port)
+        for node in self.nodes:
+            self._sync_rules(node)
+        return svc
+
+    def netns(self, name: str):
+        """The namespace of a node, pod, external host, `gateway` or `underlay`."""
+        return self.network.netns(name.split("/")[0])
+
+    def subnet_env(self, node: str) -> str:
+        n = self._node(node)
+        return flannel.subnet_env(self.pod_cidr, n.lease, self.mtu)
+
+    def _node(self, name: str) -> Node:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise ConfigError(f"no node {name!r}; nodes are {', '.join(self.nodes)}") from None
+
+    # endpoints and sending --------------------------------------------------------------
+    def resolve(self, name: str, *, source: bool = False, from_ns: str | None = None) -> Endpoint:
+        """Turn an endpoint name into a namespace and address."""
+        text = str(name).strip()
+        if "/" in text and text.split("/")[0] in self.pods:
+            pod_name, container = text.split("/", 1)
+            pod = self.pods[pod_name]
+            if container not in pod.containers:
+                raise ConfigError(f"pod {pod_name} has no container {container!r}; it has {', '.join(pod.containers)}")
+            ip = "127.0.0.1" if from_ns == pod_name else pod.ip
+            return Endpoint(pod_name, ip, container=container)
+        if text in self.pods:
+            return Endpoint(text, self.pods[text].ip)
+        if text in self.nodes:
+            return Endpoint(text, self.nodes[text].ip)
+        if text in self.externals:
+            return Endpoint(text, self.externals[text].ip)
+        if text == "gateway":
+            return Endpoint("gateway", self.gateway_ip)
+        if text in self.services:
+            svc = self.services[text]
+            return Endpoint(None, svc.cluster_ip, svc.port)
+        port = None
+        if text.count(":") == 1:
+            text, port_text = text.split(":")
+            if not port_text.isdigit():
+                raise ConfigError(f"endpoint {name!r}: port {port_text!r} is not a number")
+            port = int(port_text)
+        try:
+            addr = str(IPv4Address(text))
+        except ValueError:
+            valid = ", ".join([*self.pods, *self.nodes, *self.externals, *self.services])
+            raise ConfigError(f"unknown endpoint {name!r}: use a pod, pod/container, node, external host, "
+                              f"service or IPv4 address[:port] (known names: {valid})") from None
+        owner = next((n for n, ns in self.network.namespaces.items() if ns.is_local_address(addr)
+                      and not addr.startswith("127.")), None)
+        return Endpoint(owner, addr, port)
+
+    def send(self, src: str, dst: str, proto: str | None = None, dport: int | None = None,
+             sport: int | None = None, payload: bytes | None = None, cold: bool = True) -> Trace:
+        """Send one request from `src` to `dst` and return the trace of request and reply."""
+        source = self.resolve(src, source=True)
+        if source.netns is None:
+            raise ConfigError(f"{src!r} cannot send: a service is not a host")
+        target = self.resolve(dst, from_ns=source.netns)
+        if proto is None:
+            proto = "tcp" if (dport or target.port) else "icmp"
+        if dport is None and proto != "icmp":
+            dport = target.port if target.port is not None else (8080 if proto == "tcp" else 9090)
+        title = f"{src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})"
+        return self.network.send(source.netns, target.ip, proto, dport, sport, payload, cold=cold, title=title)
+
+    # views --------------------------------------------------------------------------------
+    def show(self, host: str, what: str) -> str:
+        """A state view of one host: "ip addr", "ip route", "ip neigh", "bridge fdb",
+        "iptables-save", "conntrack -L", "subnet.env"."""
+        from . import show
+        ns = self.netns(host)
+        views = {
+            "ip addr": show.ip_addr, "ip route": show.ip_route, "ip neigh": show.ip_neigh,
+            "bridge fdb": show.bridge_fdb, "iptables-save": show.iptables_save, "conntrack -L": show.conntrack_list,
+        }
+        if what == "subnet.env":
+            return self.subnet_env(host)
+        if what.startswith("ip route get "):
+            return show.ip_route_get(ns, what.split()[-1])
+        if what not in views:
+            raise ConfigError(f"unknown view {what!r}; views are {', '.join([*views, 'ip route get ADDR', 'subnet.env'])}")
+        return views[what](ns)
+
+    # breaking things (for the troubleshooting chapter) --------------------------------------
+    def break_fdb(self, node: str, peer: str) -> None:
+        """Delete the FDB entry for `peer`'s VTEP on `node` (vxlan backend)."""
+        self._need_backend("vxlan", "break_fdb")
+        self.netns(self._node(node).name).devices["flannel.1"].fdb_delete(flannel.vtep_mac(self._node(peer).name))
+
+    def break_neighbour(self, node: str, peer: str) -> None:
+        """Delete the permanent neighbour entry for `peer`'s VTEP on `node` (vxlan backend)."""
+        self._need_backend("vxlan", "break_neighbour")
+        self.netns(node).neighbours.delete("flannel.1", self._node(peer).lease.vtep_ip)
+
+    def break_forwarding(self, node: str) -> None:
+        """`sysctl -w net.ipv4.ip_forward=0` on `node`."""
+        self.netns(self._node(node).name).set_sysctl("net.ipv4.ip_forward", 0)
+
+    def break_masquerade(self, node: str) -> None:
+        """Remove FLANNEL-POSTRTG's pod-to-outside MASQUERADE rule on `node`."""
+        ns = self.netns(self._node(node).name)
+        spec = f'-s {self.pod_cidr} ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully'
+        ns.netfilter.delete("nat", "FLANNEL-POSTRTG", spec)
+
+    def break_route(self, node: str, peer: str) -> None:
+        """Delete `node`'s route to `peer`'s pod subnet."""
+        self.netns(self._node(node).name).route_del(str(self._node(peer).subnet))
+
+    def set_mtu(self, host: str, dev: str, mtu: int) -> None:
+        """`ip link set DEV mtu MTU` on any host, e.g. a pod's eth0 left at 1500."""
+        if not isinstance(mtu, int) or not MIN_MTU <= mtu <= 65535:
+            raise ConfigError(f"MTU {mtu!r} is out of range {MIN_MTU}..65535")
+        self.netns(host).device(dev).mtu = mtu
+
+    def _need_backend(self, backend: str, what: str) -> None:
+        if self.backend != backend:
+            raise ConfigError(f"{what} applies to the {backend} backend; this cluster uses {self.backend}")
+
+
+def reference_cluster(backend: str = "vxlan") -> Cluster:
+    """The book's cluster (kernel-observations.md): two nodes, pods a and b on node1, pod c
+    on node2, an external host behind the gateway, and service `web` (ClusterIP 10.96.0.100:80,
+    NodePort 30080) in front of pod-c:8080."""
+    cluster = Cluster(nodes=2, backend=backend)
+    cluster.add_pod("pod-a", node="node1", containers=("app", "sidecar"))
+    cluster.add_pod("pod-b", node="node1")
+    cluster.add_pod("pod-c", node="node2")
+    cluster.add_external("ext", ip="203.0.113.10")
+    cluster.add_service("web", port=80, target_port=8080, pods=["pod-c"], node_port=30080)
+    return cluster

@@ -1,0 +1,172 @@
+"""What flanneld programs on each node, backend by backend, and its udp-backend proxy.
+
+Facts (flannel-kubernetes-facts.md sections A, C, D, E, F):
+- vxlan: `flannel.1` (VNI 1, kernel default port 8472, `local <node IP> dev eth0
+  nolearning`, MTU underlay-50, address `<subnet>.0/32`); per remote node, in this order, a
+  PERMANENT neighbour entry for the remote `.0`, an FDB entry `<VTEP MAC> dst <node IP>`, and
+  the route `<subnet> via <subnet>.0 dev flannel.1 onlink`. The kernel encapsulates.
+- host-gw: one route per remote node, `<subnet> via <node IP> dev eth0`; MTU = underlay MTU.
+- udp: TUN `flannel0` (MTU underlay-28, address `<subnet>.0/32`, route `<cluster CIDR> dev
+  flannel0`); flanneld itself reads each packet, decrements its TTL, and sends the bare IP
+  packet in UDP to the peer's port 8285; the receiving flanneld decrements the TTL again.
+- masquerade (`--ip-masq`): FLANNEL-POSTRTG's six rules in order; FLANNEL-FWD accepts
+  cluster traffic in FORWARD.
+VTEP MACs are random in flanneld (locally administered); netsim derives them from names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Network
+
+from .addresses import derive_mac
+from .errors import ConfigError
+from .packet import IPPROTO_UDP, IPv4, UDP
+from .route import address_int
+from .tun import Tun
+from .vxlan import VXLAN_OVERHEAD, VxlanDevice
+
+BACKENDS = ("vxlan", "host-gw", "udp")
+VXLAN_VNI = 1
+UDP_PORT = 8285
+UDP_OVERHEAD = 28
+OVERHEAD = {"vxlan": VXLAN_OVERHEAD, "host-gw": 0, "udp": UDP_OVERHEAD}
+
+
+def flannel_mtu(backend: str, underlay_mtu: int) -> int:
+    return underlay_mtu - OVERHEAD[backend]
+
+
+def vtep_mac(node: str) -> str:
+    return derive_mac(node, "flannel.1")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A node's subnet lease, as flanneld records it (kube subnet manager: node.spec.podCIDR)."""
+
+    node: str
+    subnet: IPv4Network
+    public_ip: str
+    backend: str
+
+    @property
+    def vtep_ip(self) -> str:
+        return str(self.subnet.network_address)
+
+
+def subnet_env(network: IPv4Network, lease: Lease, mtu: int, ipmasq: bool = True) -> str:
+    """/run/flannel/subnet.env as flanneld writes it."""
+    first = lease.subnet.network_address + 1
+    return (f"FLANNEL_NETWORK={network}\nFLANNEL_SUBNET={first}/{lease.subnet.prefixlen}\n"
+            f"FLANNEL_MTU={mtu}\nFLANNEL_IPMASQ={'true' if ipmasq else 'false'}\n")
+
+
+def setup_device(network, lease: Lease, backend: str, underlay_mtu: int) -> None:
+    """Create the backend's device on the node (flannel.1 or flannel0)."""
+    ns = network.netns(lease.node)
+    if backend == "vxlan":
+        dev = VxlanDevice("flannel.1", vtep_mac(lease.node), VXLAN_VNI, lease.public_ip, "eth0",
+                          mtu=underlay_mtu - VXLAN_OVERHEAD)
+        ns.add_device(dev)
+        ns.addr_add("flannel.1", f"{lease.vtep_ip}/32")
+    elif backend == "udp":
+        tun = Tun("flannel0", mtu=underlay_mtu - UDP_OVERHEAD)
+        ns.add_device(tun)
+        ns.addr_add("flannel0", f"{lease.vtep_ip}/32")
+
+
+def add_peer(network, lease: Lease, peer: Lease, backend: str) -> None:
+    """What flanneld programs on `lease.node` when it learns of `peer`'s lease."""
+    ns = network.netns(lease.node)
+    if backend == "vxlan":
+        ns.neigh_add(peer.vtep_ip, "flannel.1", vtep_mac(peer.node))
+        ns.devices["flannel.1"].fdb_append(vtep_mac(peer.node), peer.public_ip)
+        ns.route_add(str(peer.subnet), via=peer.vtep_ip, dev="flannel.1", onlink=True)
+    elif backend == "host-gw":
+        ns.route_add(str(peer.subnet), via=peer.public_ip, dev="eth0")
+
+
+def setup_udp_backend(network, lease: Lease, cluster_cidr: IPv4Network, peers: list[Lease]) -> "UdpProxy":
+    ns = network.netns(lease.node)
+    ns.route_add(str(cluster_cidr), dev="flannel0")
+    proxy = UdpProxy(lease.node, lease.public_ip, {p.subnet: p.public_ip for p in peers})
+    ns.devices["flannel0"].program = proxy
+    network.udp_programs[(lease.node, UDP_PORT)] = proxy
+    return proxy
+
+
+def masquerade_rules(netfilter, cluster_cidr: IPv4Network, subnet: IPv4Network) -> None:
+    """flanneld --ip-masq: FLANNEL-POSTRTG in order, and FLANNEL-FWD (iptables mode)."""
+    c, s = str(cluster_cidr), str(subnet)
+    comment = '-m comment --comment "flanneld masq"'
+    netfilter.new_chain("nat", "FLANNEL-POSTRTG")
+    netfilter.append("nat", "POSTROUTING", f'{comment} -j FLANNEL-POSTRTG')
+    netfilter.append("nat", "FLANNEL-POSTRTG", f"-m mark --mark 0x4000/0x4000 {comment} -j RETURN")
+    netfilter.append("nat", "FLANNEL-POSTRTG", f"-s {s} -d {c} {comment} -j RETURN")
+    netfilter.append("nat", "FLANNEL-POSTRTG", f"-s {c} -d {s} {comment} -j RETURN")
+    netfilter.append("nat", "FLANNEL-POSTRTG", f"! -s {c} -d {s} {comment} -j RETURN")
+    netfilter.append("nat", "FLANNEL-POSTRTG", f"-s {c} ! -d 224.0.0.0/4 {comment} -j MASQUERADE --random-fully")
+    netfilter.append("nat", "FLANNEL-POSTRTG", f"! -s {c} -d {c} {comment} -j MASQUERADE --random-fully")
+    fwd = '-m comment --comment "flanneld forward"'
+    netfilter.new_chain("filter", "FLANNEL-FWD")
+    netfilter.append("filter", "FORWARD", f"{fwd} -j FLANNEL-FWD")
+    netfilter.append("filter", "FLANNEL-FWD", f"-s {c} {fwd} -j ACCEPT")
+    netfilter.append("filter", "FLANNEL-FWD", f"-d {c} {fwd} -j ACCEPT")
+
+
+class UdpProxy:
+    """flanneld's C proxy (udp backend): tun_to_udp and udp_to_tun (proxy_amd64.c)."""
+
+    def __init__(self, node: str, public_ip: str, routes: dict[IPv4Network, str]):
+        self.node = node
+        self.public_ip = public_ip
+        self.routes = routes
+        self._by_len: dict[int, dict[int, str]] = {}
+        for net, peer in routes.items():
+            self._by_len.setdefault(net.prefixlen, {})[int(net.network_address)] = peer
+        self._lengths = sorted(self._by_len, reverse=True)
+
+    def lookup(self, dst: str) -> str | None:
+        addr = address_int(dst)
+        for plen in self._lengths:
+            mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
+            peer = self._by_len[plen].get(addr & mask)
+            if peer is not None:
+                return peer
+        return None
+
+    def from_tun(self, walk, tun: Tun, ip: IPv4, flow) -> None:
+        ns = tun.netns
+        peer = self.lookup(ip.dst)
+        if peer is None:
+            flow.end("dropped", f"flanneld: no route for {ip.dst} in its table: ICMP net unreachable")
+            walk.send_icmp_error(ns, ip, 3, 0, flow, "network unreachable")
+            return
+        if ip.ttl <= 1:
+            flow.end("dropped", f"flanneld: TTL {ip.ttl} reaches 0: discarded")
+            return
+        inner = replace(ip, ttl=ip.ttl - 1)
+        flow.end("delivered", f"flanneld reads the packet from {tun.name}, decrements TTL {ip.ttl} -> {inner.ttl}, "
+                              f"sends it in UDP to {peer}:{UDP_PORT}")
+        outer = IPv4(self.public_ip, peer, IPPROTO_UDP, UDP(UDP_PORT, UDP_PORT, inner), ttl=ns.sysctl.ip_default_ttl,
+                     id=0, df=True)
+        from .skb import Skb
+        out = flow.copy(Skb())
+        out.note(f"flanneld's UDP socket {self.public_ip}:{UDP_PORT} sends to {peer}:{UDP_PORT}")
+        walk.local_out(ns, outer, out)
+
+    def from_udp(self, walk, ns, outer: IPv4, flow) -> None:
+        inner = outer.payload.payload
+        if not isinstance(inner, IPv4):
+            flow.end("dropped", "flanneld: UDP payload is not an IPv4 packet")
+            return
+        if inner.ttl <= 1:
+            flow.end("dropped", f"flanneld: TTL {inner.ttl} reaches 0: discarded")
+            return
+        inner = replace(inner, ttl=inner.ttl - 1)
+        flow.end("delivered", f"flanneld receives on port {UDP_PORT}, decrements TTL {inner.ttl + 1} -> {inner.ttl}, "
+                              f"writes the packet to flannel0")
+        from .skb import Skb
+        tun = ns.devices["flannel0"]
+        walk.receive(tun, inner, flow.copy(Skb()))
