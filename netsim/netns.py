@@ -127,12 +127,17 @@ class Namespace:
                     if other is not dev and existing.network.prefixlen < 31 and existing.network.overlaps(iface.network):
                         raise ConfigError(
                             f"{cidr} on {dev_name} overlaps {existing} on {other.name} in namespace {self.name}")
+        # inet_insert_ifa: an address in the subnet (same mask) of one already on the device is
+        # secondary; it gets its local route but no prefix or broadcast route of its own.
+        secondary = any(e.network == iface.network for e in dev.addresses)
         dev.addresses.append(iface)
         self._local_addrs[addr] = dev_name
-        if dev_name == "lo":
-            self.local_table.add(Route(iface.network, "lo", src=addr, scope="host", proto="kernel", type="local"))
         self.local_table.add(Route(IPv4Network(f"{addr}/32"), dev_name, src=addr, scope="host",
                                    proto="kernel", type="local"))
+        if secondary:
+            return iface
+        if dev_name == "lo" and iface.network.prefixlen < 32:
+            self.local_table.add(Route(iface.network, "lo", src=addr, scope="host", proto="kernel", type="local"))
         if iface.network.prefixlen < 31:
             bcast = IPv4Network(f"{iface.network.broadcast_address}/32")
             try:
