@@ -104,6 +104,12 @@ def service_rules(nf, svc: Service, cluster_cidr: str, local_endpoints: list[str
     p = svc.protocol
     name = svc.port_name
     nf.new_chain("nat", svc.svc_chain)
+    for _, ip in svc.endpoints:
+        nf.new_chain("nat", svc.sep_chain(ip))
+    if svc.node_port is not None:
+        nf.new_chain("nat", svc.ext_chain)
+        if svc.external_traffic_policy == "Local":
+            nf.new_chain("nat", svc.svl_chain)
     if not svc.endpoints:
         nf.append("filter", "KUBE-SERVICES", f'-d {svc.cluster_ip}/32 -p {p} -m comment --comment "{name} has no '
                                              f'endpoints" -m {p} --dport {svc.port} -j REJECT '
@@ -115,17 +121,14 @@ def service_rules(nf, svc: Service, cluster_cidr: str, local_endpoints: list[str
     _endpoint_jumps(nf, svc, svc.svc_chain, [ip for _, ip in svc.endpoints])
     for _, ip in svc.endpoints:
         sep = svc.sep_chain(ip)
-        nf.new_chain("nat", sep)
         nf.append("nat", sep, f'-s {ip}/32 -m comment --comment "{name}" -j KUBE-MARK-MASQ')
         nf.append("nat", sep, f'-p {p} -m comment --comment "{name}" -m {p} -j DNAT '
                               f'--to-destination {ip}:{svc.target_port}')
     if svc.node_port is None:
         return
-    nf.new_chain("nat", svc.ext_chain)
     nf.append("nat", "KUBE-NODEPORTS", f'-p {p} -m comment --comment "{name}" -m {p} --dport {svc.node_port} '
                                        f'-j {svc.ext_chain}')
     if svc.external_traffic_policy == "Local":
-        nf.new_chain("nat", svc.svl_chain)
         nf.append("nat", svc.ext_chain, f'-s {cluster_cidr} -m comment --comment "pod traffic for {name} external '
                                         f'destinations" -j {svc.svc_chain}')
         nf.append("nat", svc.ext_chain, f'-m comment --comment "masquerade LOCAL traffic for {name} external '
