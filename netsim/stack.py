@@ -44,6 +44,8 @@ from .tun import Tun
 from .vxlan import VxlanDevice, flow_source_port
 
 MAX_HOPS = 5000
+# What a socket's connect()/sendmsg() gets for a route that cannot carry locally generated packets.
+LOCAL_OUT_ERRORS = {"blackhole": "Invalid argument", "unreachable": "No route to host"}
 
 
 @dataclass
@@ -386,8 +388,9 @@ class Walk:
             for packet, qflow in queued:
                 qflow.end("dropped", f"neighbour {ip} on {dev.name} FAILED: no ARP reply after "
                                      f"{MCAST_SOLICIT} requests")
-                if not ns.is_local_address(packet.src):
-                    self.send_icmp_error(ns, packet, ICMP_DEST_UNREACH, 1, qflow, "host unreachable")
+                # arp_error_report -> ipv4_link_failure -> icmp_send, for forwarded and local
+                # packets alike: ping shows "From <own address> ... Destination Host Unreachable".
+                self.send_icmp_error(ns, packet, ICMP_DEST_UNREACH, 1, qflow, "host unreachable")
                 progressed = True
         return progressed
 
@@ -420,6 +423,12 @@ class Walk:
             if ip is None:
                 return
         flow.skb.bridged = False
+        if ns.is_local_address(ip.src) and not isinstance(dev, Loopback):
+            # fib_validate_source: a packet arriving from outside with one of our own addresses
+            # as source is a martian (accept_local=0), whether it is for us or to be forwarded.
+            flow.end("dropped", f"martian source {ip.src} on {dev.name}: the source is an address of "
+                                f"{ns.name} (accept_local=0)")
+            return
         if ns.is_local_address(ip.dst) or ip.dst == "255.255.255.255":
             self.local_deliver(ns, dev, ip, flow)
             return
@@ -431,10 +440,18 @@ class Walk:
             flow.end("dropped", f"{ip.dst} is not an address of {ns.name} and net.ipv4.ip_forward is 0: "
                                 f"the packet is not forwarded")
             return
-        if rr is None or rr.route.type in ("blackhole", "unreachable"):
-            why = "no route" if rr is None else f"route {rr.route}"
-            flow.end("dropped", f"{why} to {ip.dst}: network unreachable")
+        # ip_error: no route is ENETUNREACH (ICMP net unreachable), an `unreachable` route
+        # EHOSTUNREACH (ICMP host unreachable); a `blackhole` route discards silently.
+        if rr is None:
+            flow.end("dropped", f"no route to {ip.dst}: network unreachable")
             self.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 0, flow, "network unreachable")
+            return
+        if rr.route.type == "unreachable":
+            flow.end("dropped", f"route {rr.route}: host unreachable")
+            self.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 1, flow, "host unreachable")
+            return
+        if rr.route.type == "blackhole":
+            flow.end("dropped", f"route {rr.route}: discarded silently")
             return
         self.forward(ns, dev, ip, rr, flow)
 
@@ -464,6 +481,9 @@ class Walk:
             if rr is None:
                 flow.end("dropped", f"no route to {ip.dst} in {ns.name}: Network is unreachable")
                 return
+        if rr.route.type in LOCAL_OUT_ERRORS:
+            flow.end("dropped", f"route {rr.route}: {LOCAL_OUT_ERRORS[rr.route.type]}")
+            return
         flow.note(f"route: {rr}")
         original_dst = ip.dst
         ip = self.hook(ns, "OUTPUT", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
@@ -691,6 +711,8 @@ class Network:
         rr = ns.route_get(dst, src)
         if rr is None:
             return Trace((), title, f"connect: Network is unreachable (no route to {dst} in {src_ns})")
+        if rr.route.type in LOCAL_OUT_ERRORS:
+            return Trace((), title, f"connect: {LOCAL_OUT_ERRORS[rr.route.type]} (route {rr.route} in {src_ns})")
         source = rr.src or src
         ttl = ns.sysctl.ip_default_ttl
         flow = Flow(walk, "request")
@@ -711,7 +733,7 @@ class Network:
         walk.local_out(ns, ip, flow, rr)
         walk.run()
         return Trace(walk.hops(), title or f"{src_ns} -> {dst} {proto}{'/' + str(dport) if dport else ''}",
-                     walk.client.result or "no answer reached the sender")
+                     walk.client.result or "; ".join(["no answer reached the sender"] + walk.unrecorded))
 
     def flush_caches(self) -> None:
         """`ip neigh flush`, forget learned FDB entries, `conntrack -F` in every namespace."""
@@ -729,7 +751,8 @@ class Network:
         key = ep.flow_key(ip)
         ttl = ns.sysctl.ip_default_ttl
         payload = ip.payload
-        if client is not None and client.netns is ns and key == ep.reversed_key(client.key):
+        is_echo_request = isinstance(payload, ICMP) and payload.type == ICMP_ECHO_REQUEST
+        if client is not None and client.netns is ns and key == ep.reversed_key(client.key) and not is_echo_request:
             self._client_rcv(walk, ns, ip, flow)
             return
         if isinstance(payload, ICMP):
