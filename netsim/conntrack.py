@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
 from .packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, PROTO_NAMES, TCP, UDP
@@ -581,7 +582,7 @@ class QuotedPacket:
         ihl = self.ihl
         addr_off = 12 if manip == SRC else 16
         old_addr = bytes(raw[addr_off:addr_off + 4])
-        new_addr = bytes(int(x).to_bytes(1, "big") for x in (target.src if manip == SRC else target.dst).split("."))
+        new_addr = IPv4Address(target.src if manip == SRC else target.dst).packed
         raw[addr_off:addr_off + 4] = new_addr
         ip_csum = struct.unpack("!H", raw[10:12])[0]
         raw[10:12] = struct.pack("!H", _csum_adjust(ip_csum, old_addr, new_addr))

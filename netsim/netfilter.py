@@ -952,13 +952,9 @@ class HookResult:
     verdict: str                     # ACCEPT, DROP or REJECT
     packet: IPv4                     # the packet after any rewrite
     explanation: list[str] = field(default_factory=list)
-    reject_with: str | None = None   # REJECT's --reject-with name, e.g. "icmp-port-unreachable"
-    rule: str | None = None          # the rule that decided, e.g. "filter INPUT rule 1"
-
-    @property
-    def reject_icmp(self) -> tuple[int, int] | None:
-        """The ICMP (type, code) REJECT answers with; None for tcp-reset or no REJECT."""
-        return REJECT_TYPES.get(self.reject_with) if self.reject_with else None
+    reject_with: tuple[int, int] | str | None = None   # REJECT: ICMP (type, code) or "tcp-reset"
+    reject_name: str | None = None   # the --reject-with name, e.g. "icmp-port-unreachable"
+    rule: str | None = None          # the rule that decided, e.g. 'filter INPUT: INPUT rule 1'
 
 
 @dataclass
@@ -1351,11 +1347,17 @@ class Netfilter:
                                  f"MASQUERADE to POSTROUTING/INPUT")
                 addr = target.addr
                 if target.name == "MASQUERADE":
-                    addr = self.netns.masquerade_source(ctx.outdev, nexthop)
+                    # nf_nat_masquerade_ipv4(): no address on the device -> NF_DROP
+                    try:
+                        addr = self.netns.masquerade_source(ctx.outdev, nexthop)
+                    except Exception as exc:   # the namespace says why it has no address
+                        addr, why = None, str(exc)
+                    else:
+                        why = f"{ctx.outdev} has no IPv4 address"
                     if addr is None:
                         result.verdict = "DROP"
-                        result.explanation.append(f"{walk.where}: MASQUERADE, {ctx.outdev} has no "
-                                                  f"address: packet dropped")
+                        result.explanation.append(f"{walk.where}: MASQUERADE finds no source "
+                                                  f"address ({why}): packet dropped")
                         return
                 ok = ct.setup_nat(entry, manip, addr, target.ports, target.random, target.random_fully)
                 after_tuple = entry.reply.invert()
@@ -1399,7 +1401,9 @@ class Netfilter:
             result.verdict = walk.verdict
             if walk.verdict == "REJECT" and walk.rule is not None:
                 assert isinstance(walk.rule.target, RejectTarget)
-                result.reject_with = walk.rule.target.reject_with
+                name = walk.rule.target.reject_with
+                result.reject_name = name
+                result.reject_with = REJECT_TYPES[name] or name
 
     def _walk(self, table_name: str, hook: str, ctx: _Packet, result: HookResult) -> _Walk:
         """ipt_do_table(): walk a built-in chain with jumps, gotos and RETURN."""
