@@ -10,28 +10,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
+
+from tools.toc import toc_files
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-TOC = REPO / "book" / "_toc.yml"
 
 
 def toc_entries() -> set[str]:
-    found = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key in ("root", "file"):
-                    found.add(value)
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(yaml.safe_load(TOC.read_text(encoding="utf-8")))
-    return found
+    return set(toc_files())
 
 
 def test_there_are_notebooks():

@@ -25,12 +25,8 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = pagecheck.launch(playwright)
+    with pagecheck.chromium() as browser:
         yield browser
-        browser.close()
 
 
 # ---------------------------------------------------------------- (a) nbval
@@ -67,13 +63,36 @@ def test_nbval_fails_when_a_stored_output_no_longer_matches(tmp_path):
 # ---------------------------------------------------------------- (b) book build
 
 
+# A stored output the way a netsim object displays itself: a widget view for live kernels
+# and a self-contained HTML rendering for the static book.
+WIDGET_NOTEBOOK = {
+    "cells": [
+        {"cell_type": "markdown", "id": "title", "metadata": {}, "source": "# A rich output"},
+        {"cell_type": "code", "execution_count": 1, "id": "show", "metadata": {},
+         "source": "trace", "outputs": [{
+             "output_type": "execute_result", "execution_count": 1, "metadata": {},
+             "data": {
+                 "text/plain": "Trace(3 hops)",
+                 "text/html": '<div class="static-trace">The static rendering of three hops</div>',
+                 "application/vnd.jupyter.widget-view+json": {
+                     "model_id": "0123456789abcdef", "version_major": 2, "version_minor": 0},
+             }}]},
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
 def _tiny_book(root: Path, page: str) -> list[str]:
-    """A one-page book using the real book/_config.yml and book/_static."""
+    """A two-page book using the real book/_config.yml and book/_static."""
     (root / "book").mkdir()
     shutil.copy(REPO / "book" / "_config.yml", root / "book" / "_config.yml")
     shutil.copytree(REPO / "book" / "_static", root / "book" / "_static")
-    (root / "book" / "_toc.yml").write_text("format: jb-book\nroot: book/intro\n", encoding="utf-8")
+    (root / "book" / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nchapters:\n  - file: book/rich\n", encoding="utf-8")
     (root / "book" / "intro.md").write_text(page, encoding="utf-8")
+    (root / "book" / "rich.ipynb").write_text(json.dumps(WIDGET_NOTEBOOK), encoding="utf-8")
     return [str(VENV_BIN / "jupyter-book"), "build", "-W", "-n", "--keep-going",
             "--config", "book/_config.yml", "--toc", "book/_toc.yml", "."]
 
@@ -87,15 +106,29 @@ The outer header adds $20 + 8 + 8 + 14 = 50$ bytes, as {ref}`the section <the-la
 """
 
 
-def test_book_build_with_a_formula_passes_and_renders_it_offline(tmp_path, browser):
-    cmd = _tiny_book(tmp_path, PAGE)
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+@pytest.fixture(scope="module")
+def tiny_book_html(tmp_path_factory) -> Path:
+    """The tiny book built once with the real configuration; it must build cleanly under -W."""
+    root = tmp_path_factory.mktemp("tiny-book")
+    cmd = _tiny_book(root, PAGE)
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = pagecheck.check_page(browser, tmp_path / "_build" / "html" / "book" / "intro.html")
+    return root / "_build" / "html"
+
+
+def test_book_build_with_a_formula_passes_and_renders_it_offline(tiny_book_html, browser):
+    report = pagecheck.check_page(browser, tiny_book_html / "book" / "intro.html")
     assert report.network_requests == []
     assert report.console_errors == []
     assert report.math_formulas == 1
     assert report.math_rendered == 1
+
+
+def test_book_shows_the_html_rendering_instead_of_a_widget_view(tiny_book_html, browser):
+    report = pagecheck.check_page(browser, tiny_book_html / "book" / "rich.html")
+    assert report.network_requests == []
+    assert report.console_errors == []
+    assert "The static rendering of three hops" in report.main_text
 
 
 def test_book_build_fails_on_a_broken_cross_reference(tmp_path):

@@ -10,8 +10,11 @@ Used by tests/browser (the built book) and tests/test_pipeline_guards.py.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tools.toc import REPO, toc_files
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -26,6 +29,9 @@ CHROMIUM_ARGS = [
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 # The element that holds a page's own text in sphinx-book-theme.
 MAIN_CONTENT = "main#main-content article"
+HTML = REPO / "_build" / "html"
+# Pages Sphinx writes for itself rather than from the TOC; index.html is a redirect.
+GENERATED = {"genindex.html", "search.html", "index.html"}
 
 
 @dataclass
@@ -41,9 +47,34 @@ class PageReport:
     math_rendered: int = 0
 
 
-def launch(playwright):
+def book_pages(html: Path = HTML) -> list[str]:
+    """The built book's pages, relative to html: every TOC entry, then any other page built.
+
+    The list comes from the table of contents, not only from what is in the build folder, so
+    a missing or unbuilt book gives failing checks rather than no checks at all.
+    """
+    pages = [f"{name}.html" for name in toc_files()]
+    if html.is_dir():
+        for path in sorted(html.rglob("*.html")):
+            rel = path.relative_to(html).as_posix()
+            if rel.startswith(("_static/", "_sources/", "_images/")) or rel in GENERATED:
+                continue
+            if rel not in pages:
+                pages.append(rel)
+    return pages
+
+
+@contextmanager
+def chromium():
     """A headless Chromium with no network helpers (updates, sync, first-run pages)."""
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def check_page(browser, path_or_url, main_selector: str = MAIN_CONTENT) -> PageReport:
