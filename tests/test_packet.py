@@ -1,0 +1,175 @@
+"""netsim.packet: headers serialise to the bytes the kernel puts on the wire; scapy is the
+reference builder and dissector."""
+
+import struct
+
+import pytest
+from scapy.layers.inet import ICMP as SICMP, IP as SIP, TCP as STCP, UDP as SUDP
+from scapy.layers.l2 import ARP as SARP, Ether as SEther
+from scapy.layers.vxlan import VXLAN as SVXLAN
+
+from netsim import endpoints as ep
+from netsim.packet import (
+    ARP, ARP_REQUEST, ETH_P_ARP, ETH_P_IP, ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP, UDP, VXLAN,
+    Ethernet, IPv4, innermost_ip, internet_checksum, parse_ethernet, tcp_flags_text, tcp_flags_value, vxlan_of,
+)
+from tests.checks import bad_checksums, scapy_rebuild_matches
+
+MAC_A = "12:fb:49:29:79:0d"
+MAC_B = "62:72:96:21:98:9b"
+
+
+def frame(ip: IPv4) -> Ethernet:
+    return Ethernet(MAC_B, MAC_A, ETH_P_IP, ip)
+
+
+def test_echo_request_bytes_equal_scapy_build_of_the_same_fields():
+    ip = ep.echo_request("10.244.0.2", "10.244.0.3", 0x4E53, 1, 64, 0xC670)
+    ours = frame(ip).to_bytes()
+    ref = bytes(SEther(dst=MAC_B, src=MAC_A) / SIP(src="10.244.0.2", dst="10.244.0.3", ttl=64, id=0xC670,
+                                                   flags="DF") / SICMP(type=8, id=0x4E53, seq=1) / ep.PING_DATA)
+    assert ours == ref
+    assert len(ours) == 14 + 84
+
+
+def test_ipv4_header_fields_exact():
+    ip = IPv4("10.244.0.2", "10.244.1.2", IPPROTO_UDP, UDP(54059, 9090, b"REQ"), ttl=63, id=0x4F4D, df=True,
+              tos=0x02)
+    raw = ip.to_bytes()
+    assert raw[0] == 0x45
+    assert raw[1] == 0x02
+    assert struct.unpack("!H", raw[2:4])[0] == 20 + 8 + 3
+    assert struct.unpack("!H", raw[4:6])[0] == 0x4F4D
+    assert struct.unpack("!H", raw[6:8])[0] == 0x4000
+    assert raw[8] == 63 and raw[9] == 17
+    assert raw[12:16] == bytes([10, 244, 0, 2]) and raw[16:20] == bytes([10, 244, 1, 2])
+    assert internet_checksum(raw[:20]) == 0
+
+
+def test_fragment_header_carries_mf_and_offset_in_8_byte_units():
+    ip = IPv4("10.0.0.1", "10.0.0.2", IPPROTO_UDP, b"x" * 16, id=7, df=False, mf=True, frag=47)
+    raw = ip.to_bytes()
+    assert struct.unpack("!H", raw[6:8])[0] == 0x2000 | 47
+    assert SIP(raw).frag == 47 and SIP(raw).flags.MF
+
+
+def test_tcp_syn_checksum_verified_by_scapy():
+    syn = ep.tcp_syn("10.244.0.2", "10.244.1.2", 57928, 8080, 1410, 64, 0x4F4D)
+    raw = frame(syn).to_bytes()
+    parsed = SEther(raw)
+    assert parsed[STCP].flags == "S"
+    assert parsed[STCP].options[0] == ("MSS", 1410)
+    assert [o[0] for o in parsed[STCP].options] == ["MSS", "SAckOK", "Timestamp", "NOP", "WScale"]
+    assert parsed[STCP].window == 64860   # 46 * 1410: the largest multiple of the MSS under 65536
+    assert scapy_rebuild_matches(raw)
+    assert bad_checksums(raw) == []
+
+
+def test_udp_checksum_verified_by_scapy():
+    raw = frame(ep.udp_datagram("10.244.0.2", "203.0.113.10", 58081, 9090, b"REQ", 64, 0x46A7)).to_bytes()
+    assert SEther(raw)[SUDP].len == 11
+    assert scapy_rebuild_matches(raw)
+
+
+def test_udp_checksum_that_computes_to_zero_is_sent_as_ffff():
+    # RFC 768: a computed checksum of 0 is transmitted as all ones (0 means "no checksum").
+    base = UDP(1000, 2000, b"\0\0").encode("10.0.0.1", "10.0.0.2")
+    csum = struct.unpack("!H", base[6:8])[0]
+    # the checksum is ~sum; putting that word into the payload makes the sum 0xFFFF, so the
+    # computed checksum becomes 0
+    word = csum
+    datagram = UDP(1000, 2000, struct.pack("!H", word)).encode("10.0.0.1", "10.0.0.2")
+    assert struct.unpack("!H", datagram[6:8])[0] == 0xFFFF
+
+
+def test_noudpcsum_sends_a_zero_checksum():
+    datagram = UDP(1000, 2000, b"abc", checksum=False).encode("10.0.0.1", "10.0.0.2")
+    assert datagram[6:8] == b"\0\0"
+
+
+def test_arp_request_bytes_equal_scapy_build():
+    arp = ARP(ARP_REQUEST, MAC_A, "10.244.0.2", "00:00:00:00:00:00", "10.244.0.1")
+    ours = Ethernet("ff:ff:ff:ff:ff:ff", MAC_A, ETH_P_ARP, arp).to_bytes()
+    ref = bytes(SEther(dst="ff:ff:ff:ff:ff:ff", src=MAC_A)
+                / SARP(op=1, hwsrc=MAC_A, psrc="10.244.0.2", hwdst="00:00:00:00:00:00", pdst="10.244.0.1"))
+    assert ours == ref
+    assert len(ours) == 42     # no padding: captures on veths show 42-byte ARP frames
+
+
+def test_vxlan_header_is_flags_08_and_24_bit_vni():
+    inner = frame(ep.echo_request("10.244.0.2", "10.244.1.2", 1, 1, 63, 5))
+    vx = VXLAN(1, inner)
+    raw = vx.to_bytes()
+    assert raw[:8] == bytes([0x08, 0, 0, 0, 0, 0, 1, 0])
+    assert raw[8:] == inner.to_bytes()
+    assert VXLAN(0xABCDEF, inner).to_bytes()[4:8] == bytes([0xAB, 0xCD, 0xEF, 0])
+
+
+def test_vxlan_frame_dissects_in_scapy_and_every_checksum_verifies():
+    inner = frame(ep.tcp_syn("10.244.0.2", "10.244.1.2", 57928, 8080, 1410, 63, 0x4F4D))
+    outer = Ethernet(MAC_B, MAC_A, ETH_P_IP,
+                     IPv4("192.168.50.11", "192.168.50.12", IPPROTO_UDP, UDP(53611, 8472, VXLAN(1, inner)),
+                          ttl=64, id=0x6EED, df=False))
+    raw = outer.to_bytes()
+    parsed = SEther(raw)
+    assert parsed[SIP].flags == 0 and parsed[SIP].ttl == 64
+    assert SVXLAN(bytes(parsed[SUDP].payload)).vni == 1
+    assert scapy_rebuild_matches(raw)
+    assert bad_checksums(raw) == []
+    assert innermost_ip(outer) == inner.ip
+    assert vxlan_of(outer).vni == 1
+
+
+@pytest.mark.parametrize("ip", [
+    ep.echo_request("10.0.0.1", "10.0.0.2", 0x4E53, 1, 64, 9),
+    ep.tcp_syn("10.0.0.1", "10.0.0.2", 40000, 80, 1460, 64, 3),
+    ep.udp_datagram("10.0.0.1", "10.0.0.2", 40000, 53, b"REQ", 64, 4),
+])
+def test_parse_is_the_inverse_of_serialisation(ip):
+    original = frame(ip)
+    assert parse_ethernet(original.to_bytes()) == original
+
+
+def test_parse_understands_vxlan_on_8472():
+    inner = frame(ep.echo_request("10.244.0.2", "10.244.1.2", 1, 1, 63, 5))
+    outer = frame(IPv4("192.168.50.11", "192.168.50.12", IPPROTO_UDP, UDP(40000, 8472, VXLAN(1, inner)), df=False))
+    assert parse_ethernet(outer.to_bytes()) == outer
+
+
+def test_icmp_frag_needed_carries_the_next_hop_mtu_in_the_low_16_bits():
+    offender = ep.udp_datagram("10.0.0.1", "10.1.0.2", 40000, 9, b"x" * 1200, 64, 1)
+    err = ep.frag_needed(offender, "10.0.0.2", 1000, 64, 77)
+    raw = err.to_bytes()
+    assert raw[20:24] == bytes([3, 4]) + raw[22:24]
+    assert raw[24:28] == b"\x00\x00\x03\xe8"
+    assert err.df is False and err.tos == 0xC0
+    assert len(raw) == 576      # icmp_send quotes as much as fits in 576 bytes
+    assert raw[28:] == offender.to_bytes()[:548]
+    assert SIP(raw)[SICMP].nexthopmtu == 1000
+
+
+def test_tcp_flags_letters_round_trip_and_unknown_letter_is_an_error():
+    assert tcp_flags_value("SA") == 0x12
+    assert tcp_flags_text(0x14) == "RA"
+    with pytest.raises(ValueError, match="unknown TCP flag 'X'"):
+        tcp_flags_value("X")
+
+
+def test_echo_reply_has_df_clear_and_the_request_id_and_data():
+    req = ep.echo_request("10.0.0.1", "10.0.0.2", 0x4E53, 1, 64, 9)
+    rep = ep.echo_reply(req, 64, 10)
+    assert (rep.df, rep.payload.type, rep.payload.rest, rep.payload.data) == (False, 0, req.payload.rest, ep.PING_DATA)
+
+
+def test_synack_has_ip_id_0_and_df_and_acknowledges_the_syn():
+    syn = ep.tcp_syn("10.0.0.1", "10.0.0.2", 40000, 80, 1460, 64, 3)
+    synack = ep.tcp_synack(syn, 1460, 64)
+    assert (synack.id, synack.df, synack.payload.flags) == (0, True, "SA")
+    assert synack.payload.ack == (syn.payload.seq + 1) & 0xFFFFFFFF
+
+
+def test_rst_for_a_syn_is_rst_ack_acknowledging_it():
+    syn = ep.tcp_syn("10.0.0.1", "10.0.0.2", 40000, 80, 1460, 64, 3)
+    rst = ep.tcp_rst(syn, 64)
+    assert (rst.payload.flags, rst.payload.seq, rst.payload.ack) == ("RA", 0, (syn.payload.seq + 1) & 0xFFFFFFFF)
+    assert (rst.payload.sport, rst.payload.dport, rst.payload.window) == (80, 40000, 0)
