@@ -199,3 +199,43 @@ def test_dnat_changes_only_what_it_is_given():
     assert entry.line() == ("tcp      6 119 SYN_SENT src=10.244.0.2 dst=10.96.0.100 sport=40000 dport=80 [UNREPLIED] "
                             "src=10.244.1.2 dst=10.244.0.2 sport=8080 dport=40000 mark=0 use=1")
     assert ct.lookup(ConnTuple(IPPROTO_TCP, "10.244.1.2", "10.244.0.2", 8080, 40000)) == (entry, 1)
+
+
+# ---- a property: NAT is always undone on the way back -------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from netsim.conntrack import ORIGINAL, REPLY  # noqa: E402
+
+addresses = st.sampled_from(["10.244.0.2", "10.244.0.3", "10.244.1.2", "192.168.50.12"])
+ports = st.integers(1, 65535)
+
+
+@settings(max_examples=200, deadline=None)
+@given(flows=st.lists(st.tuples(addresses, ports, st.integers(1, 65535), st.booleans(), st.booleans()),
+                      min_size=1, max_size=12))
+def test_every_masqueraded_reply_is_restored_to_the_original_sender(flows):
+    """Whatever ports the NAT picks, (1) no two connections share a reply tuple and (2) each
+    reply, rewritten at PREROUTING, reaches the original sender's address and port."""
+    ct = FakeNetns().conntrack
+    seen = []
+    for src, sport, dport, use_udp, random_fully in flows:
+        packet = udp(src, sport, "203.0.113.10", dport) if use_udp else tcp(src, sport, "203.0.113.10", dport, "S")
+        skb = Skb()
+        ct.track(packet, skb)
+        if skb.ct is None or skb.ct.confirmed:
+            continue                                   # a repeated flow: already NATed
+        assert ct.setup_nat(skb.ct, SRC, "192.168.50.11", random_fully=random_fully)
+        ct.confirm(skb.ct)
+        seen.append(skb.ct)
+    replies = [entry.reply for entry in seen]
+    assert len(set(replies)) == len(replies)
+    for entry in seen:
+        r = entry.reply
+        answer = (udp if r.proto == IPPROTO_UDP else (lambda *a: tcp(*a, "SA")))(r.src, r.sport, r.dst, r.dport)
+        skb = Skb()
+        ct.track(answer, skb)
+        assert skb.ct is entry and skb.ct_reply
+        restored, _ = ct.nat_packet(entry, REPLY, DST, answer)
+        assert (restored.dst, restored.payload.dport) == (entry.original.src, entry.original.sport)
+        assert ct.nat_packet(entry, ORIGINAL, DST, answer)[1] is None     # no DNAT on this flow
