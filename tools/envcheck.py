@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from tools.toc import REPO
 CONSTRAINTS = REPO / "requirements" / "constraints.txt"
 ENVIRONMENT = REPO / "environment.yml"
 

@@ -79,9 +79,11 @@ def chromium():
 
 def check_page(browser, path_or_url, main_selector: str = MAIN_CONTENT) -> PageReport:
     """Open one page in a fresh browser context and report its requests, errors and content."""
-    url = Path(path_or_url).resolve().as_uri() if not str(path_or_url).startswith("file:") else str(path_or_url)
+    url = str(path_or_url)
+    if not url.startswith("file:"):
+        url = Path(url).resolve().as_uri()
     report = PageReport(url=url)
-    context = browser.new_context(offline=False, java_script_enabled=True)
+    context = browser.new_context()
     page = context.new_page()
 
     def route(route):
