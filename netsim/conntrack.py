@@ -121,7 +121,8 @@ class ConnTuple:
         return endpoint(self.proto, self.src, self.sport)
 
     def destination_text(self) -> str:
-        return endpoint(self.proto, self.dst, self.dport)
+        # an ICMP query's id belongs to both ends of the exchange
+        return endpoint(self.proto, self.dst, self.sport if self.proto == IPPROTO_ICMP else self.dport)
 
     def __str__(self) -> str:
         if self.proto == IPPROTO_ICMP:

@@ -448,8 +448,12 @@ def test_icmp_echo_id_is_remapped_and_restored():
     assert lines[-1] == ('nat POSTROUTING: FLANNEL-POSTRTG rule 5 "flanneld masq": MASQUERADE --random-fully, '
                          'source 10.244.0.2 id 1227 -> 192.168.50.11 id 63626')
     pong = IPv4("203.0.113.10", "192.168.50.11", IPPROTO_ICMP, ICMP(0, 0, (63626 << 16) | 1, b"x" * 56))
-    back, _ = forward(ns.netfilter, pong, "eth0", "cni0")
+    back, lines = forward(ns.netfilter, pong, "eth0", "cni0")
     assert (back.dst, back.payload.id) == ("10.244.0.2", 1227)
+    assert lines == ["conntrack: reply of icmp 10.244.0.2 -> 203.0.113.10 id 1227",
+                     "conntrack: reply of icmp 10.244.0.2 -> 203.0.113.10 id 1227, un-SNAT destination to "
+                     "10.244.0.2 id 1227",
+                     'filter FORWARD: FLANNEL-FWD rule 2 "flanneld forward": ACCEPT']
     assert ns.conntrack.listing() == (
         "icmp     1 29 src=10.244.0.2 dst=203.0.113.10 type=8 code=0 id=1227 "
         "src=203.0.113.10 dst=192.168.50.11 type=0 code=0 id=63626 mark=0 use=1\n")
