@@ -1,0 +1,86 @@
+"""The Linux bridge: learning, FDB forwarding, flooding, hairpin, frames for the host."""
+
+from netsim.bridge import Bridge
+from netsim.device import Veth
+from netsim.packet import BROADCAST_MAC
+from tests.topologies import bridged_pods
+
+
+def test_bridge_does_not_touch_ttl():
+    net = bridged_pods(2)
+    net.netns("pod1").listen("tcp", 8080)
+    trace = net.send("pod0", "10.244.0.3", "tcp", dport=8080)
+    assert trace.path("request") == ["pod0/eth0 tx", "node/vethpod0 rx", "node/vethpod1 tx", "pod1/eth0 rx"]
+    assert {h.ip.ttl for h in trace.request} == {64}
+    assert {h.ip.ttl for h in trace.reply} == {64}
+    # pure L2: the pods' own MACs end to end
+    pod0_mac, pod1_mac = (net.netns(p).device("eth0").mac for p in ("pod0", "pod1"))
+    assert {(h.frame.src, h.frame.dst) for h in trace.request} == {(pod0_mac, pod1_mac)}
+    assert trace.where("node/vethpod0", "rx", "request")[0].decisions[-1] == \
+        f"cni0: FDB {pod1_mac} -> port vethpod1"
+
+
+def test_hairpin_reflects_broadcast_to_sender():
+    net = bridged_pods(2, hairpin=True)
+    trace = net.send("pod0", "10.244.0.3")
+    request = [h for h in trace.arp if h.frame.dst == BROADCAST_MAC]
+    assert [f"{h.where} {h.direction}" for h in request] == [
+        "pod0/eth0 tx", "node/vethpod0 rx", "node/vethpod0 tx", "node/vethpod1 tx", "node/cni0 rx",
+        "pod0/eth0 rx", "pod1/eth0 rx"]
+    assert trace.where("node/vethpod0", "rx")[0].decisions == (
+        f"cni0: learned {request[0].frame.src} on port vethpod0",
+        "cni0: broadcast, flooded to every port and passed up to cni0",
+        "cni0: hairpin on vethpod0: the flood goes back out of the ingress port")
+    assert trace.where("pod0/eth0", "rx")[0].verdict == "dropped"
+
+
+def test_without_hairpin_the_broadcast_is_not_reflected():
+    trace = bridged_pods(2, hairpin=False).send("pod0", "10.244.0.3")
+    assert not [h for h in trace.arp if h.where == "pod0/eth0" and h.frame.dst == BROADCAST_MAC and h.direction == "rx"]
+
+
+def test_bridge_learns_source_macs_on_their_ports():
+    net = bridged_pods(2)
+    net.send("pod0", "10.244.0.3")
+    cni0 = net.netns("node").device("cni0")
+    pod0_mac, pod1_mac = (net.netns(p).device("eth0").mac for p in ("pod0", "pod1"))
+    assert (cni0.fdb[pod0_mac].port, cni0.fdb[pod1_mac].port) == ("vethpod0", "vethpod1")
+    assert str(cni0.fdb[pod0_mac]) == f"{pod0_mac} dev vethpod0 master cni0"
+    net.flush_caches()
+    assert pod0_mac not in cni0.fdb
+    assert cni0.fdb[net.netns("node").device("vethpod0").mac].local    # the port's own MAC stays
+
+
+def test_unknown_unicast_is_flooded_to_every_port_but_the_ingress_one():
+    net = bridged_pods(3, hairpin=False)
+    net.send("pod0", "10.244.0.3")                    # everybody learned, pod0 has pod1 in its table
+    net.netns("node").device("cni0").flush_learned()
+    trace = net.send("pod0", "10.244.0.3", cold=False)
+    assert trace.path("request") == ["pod0/eth0 tx", "node/vethpod0 rx", "node/vethpod1 tx", "node/vethpod2 tx",
+                                     "pod1/eth0 rx", "pod2/eth0 rx"]
+    pod1_mac = net.netns("pod1").device("eth0").mac
+    assert trace.where("node/vethpod0", "rx")[0].decisions[-1] == \
+        f"cni0: {pod1_mac} is not in the FDB: flooded as unknown unicast"
+    assert trace.where("pod2/eth0", "rx")[0].verdict == "dropped"
+    assert trace.where("pod2/eth0", "rx")[0].decisions[-1].endswith("not for this host (PACKET_OTHERHOST)")
+
+
+def test_frame_for_the_bridge_mac_goes_up_to_the_host_and_is_routed():
+    net = bridged_pods(1)
+    trace = net.send("pod0", "10.244.0.1")
+    assert trace.path("request") == ["pod0/eth0 tx", "node/vethpod0 rx", "node/cni0 rx"]
+    assert trace.path("reply") == ["node/cni0 tx", "node/vethpod0 tx", "pod0/eth0 rx"]
+
+
+def test_bridge_without_explicit_mac_takes_the_lowest_port_mac():
+    br = Bridge("br0")
+    a, b = Veth("a", "6a:00:00:00:00:02"), Veth("b", "0e:00:00:00:00:09")
+    br.attach(a)
+    assert br.mac == "6a:00:00:00:00:02"
+    br.attach(b)
+    assert br.mac == "0e:00:00:00:00:09"
+    br.detach("b")
+    assert br.mac == "6a:00:00:00:00:02"
+    fixed = Bridge("cni0", "02:42:0a:f4:00:01")
+    fixed.attach(Veth("c", "00:00:00:00:00:01"))
+    assert fixed.mac == "02:42:0a:f4:00:01"
