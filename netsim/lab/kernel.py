@@ -1,0 +1,639 @@
+"""The modelled cluster built for real: network namespaces on the running kernel.
+
+`Lab(cluster)` walks netsim's own state (every `Namespace` with its devices, addresses,
+sysctls, routes, permanent neighbours, FDB entries and `netfilter.save()` text) and turns it
+into iproute2, bridge and iptables-restore commands, so the kernel copy cannot drift from the
+model. MACs and MTUs are netsim's. Each model namespace `X` becomes `<prefix>X`, the prefix
+being `nsl-<pid>-<n>-`; nothing outside those namespaces is touched, and they are deleted when
+the lab closes (context exit, atexit, SIGTERM), taking every interface and rule with them.
+
+`Lab.exchange(src, dst, proto)` then reproduces one `Cluster.send()` with real sockets: a cold
+start (dynamic neighbours, learned bridge FDB entries and conntrack flushed, as netsim's
+`send(cold=True)` does), one TCP connect (SYN, SYN-ACK), one UDP datagram and its answer, or
+one `ping -c1`, while an AF_PACKET socket on every device of every namespace records each
+frame with its direction and kernel timestamp (what `tcpdump -i IF -e -nn -p
+--immediate-mode` sees). The frames come back as a `Trace` in netsim's shape.
+
+Conditions, as in kernel-observations.md: IPv6 is disabled in every lab namespace (no ND or
+MLD noise), rp_filter is 0, capture sockets are not promiscuous (a promiscuous bridge would
+pass forwarded frames up its own stack). Transmit checksum offload is switched off on every
+lab device (ETHTOOL_STXCSUM, what `ethtool -K IF tx off` does), so every checksum on the wire
+is complete and can be verified; with offload the kernel leaves partial checksums that only
+a NIC would finish.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import errno
+import fcntl
+import itertools
+import os
+import platform
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from ..bridge import Bridge
+from ..cluster import Cluster
+from ..device import Loopback, Veth
+from ..neighbour import NOARP, PERMANENT
+from ..packet import ARP, ICMP, TCP, UDP, Ethernet, IPv4, innermost_ip, parse_ethernet
+from ..trace import Hop, Trace
+from ..tun import Tun
+from ..vxlan import VxlanDevice
+from ._netns import in_netns, netns_path
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = 35
+SIOCETHTOOL = 0x8946
+ETHTOOL_STXCSUM = 0x17
+CAPTURE_BUFFER = 1 << 20
+SETTLE = 0.05            # seconds to wait after the reply for late copies of it
+EXCHANGE_TIMEOUT = 3.0
+
+
+class LabUnavailable(RuntimeError):
+    """The running system cannot host the lab (not root, no namespaces, a tool missing)."""
+
+
+def _tool(name: str) -> str | None:
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
+
+
+def unavailable_reason() -> str | None:
+    """Why the lab cannot run here, or None if it can."""
+    if platform.system() != "Linux":
+        return f"the lab needs Linux network namespaces; this is {platform.system()}"
+    if os.geteuid() != 0:
+        return "the lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network namespaces"
+    for tool, package in (("ip", "iproute2"), ("bridge", "iproute2"), ("iptables-restore", "iptables"),
+                          ("conntrack", "conntrack"), ("ping", "iputils-ping")):
+        if _tool(tool) is None:
+            return f"`{tool}` is missing (Debian package {package})"
+    probe = f"nsl-{os.getpid()}-probe"
+    made = subprocess.run([_tool("ip"), "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"cannot create a network namespace: {made.stderr.strip() or made.returncode}"
+    try:
+        if not in_netns(probe, lambda: os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables")):
+            return "br_netfilter is not loaded (no net.bridge.bridge-nf-call-iptables in a new namespace)"
+    finally:
+        subprocess.run([_tool("ip"), "netns", "del", probe], capture_output=True)
+    return None
+
+
+# ------------------------------------------------------------------------------------------
+# cleanup of every live lab, whatever way the process ends
+
+_LIVE: "weakref.WeakSet[Lab]" = weakref.WeakSet()
+_COUNTER = itertools.count(1)
+_HANDLERS_INSTALLED = False
+
+
+def _close_all() -> None:
+    for lab in list(_LIVE):
+        lab.close()
+
+
+def _on_sigterm(signum, frame) -> None:  # pragma: no cover - exercised by a real signal only
+    _close_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_handlers() -> None:
+    global _HANDLERS_INSTALLED
+    if _HANDLERS_INSTALLED:
+        return
+    _HANDLERS_INSTALLED = True
+    atexit.register(_close_all)
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _on_sigterm)
+
+
+# ------------------------------------------------------------------------------------------
+# what a lab run returns
+
+@dataclass(frozen=True)
+class Capture:
+    """One frame as a capture socket saw it."""
+
+    time: float              # kernel timestamp, seconds
+    netns: str               # the model's namespace name
+    device: str
+    direction: str           # "rx" or "tx"
+    data: bytes
+
+
+@dataclass
+class Observation:
+    """What the kernel did for one exchange: its hops in netsim's shape, plus how they were got."""
+
+    trace: Trace
+    captures: list[Capture]
+    src: str
+    dst: str
+    proto: str
+    dport: int | None
+    outcome: str
+    kernel: str
+    checksums_complete: bool      # tx checksum offload was off on every device but lo
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def hops(self) -> tuple[Hop, ...]:
+        return self.trace.hops
+
+
+# ------------------------------------------------------------------------------------------
+
+def _run(args: list[str], input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(args, input=input, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"`{' '.join(args)}` failed ({done.returncode}): {done.stderr.strip()}\n"
+                           f"input:\n{input or ''}")
+    return done
+
+
+class Lab:
+    """A netsim cluster built on the running kernel.
+
+        with Lab(cluster) as lab:
+            observed = lab.exchange("pod-a", "pod-c", "tcp")
+    """
+
+    def __init__(self, cluster: Cluster, prefix: str | None = None, checksum_offload: bool = False):
+        if cluster.backend == "udp":
+            raise LabUnavailable("the udp backend has no kernel counterpart without flanneld: flannel0 is a TUN "
+                                 "device whose packets only flanneld's userspace proxy forwards, so the lab "
+                                 "cannot build it")
+        self.cluster = cluster
+        self.prefix = prefix or f"nsl-{os.getpid()}-{next(_COUNTER)}-"
+        self.checksum_offload = checksum_offload
+        self.commands: list[str] = []          # every command, as a reader would type it
+        self.timings: dict[str, float] = {}
+        self.kernel = platform.release()
+        self._created: list[str] = []
+        self._sockets: dict[tuple[str, str], socket.socket] = {}
+        self._servers: list[socket.socket] = []
+        self._udp_servers: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._server_thread: threading.Thread | None = None
+        self._closed = False
+        self._ip = _tool("ip")
+        self._bridge = _tool("bridge")
+
+    # naming -------------------------------------------------------------------------------
+    def netns(self, model_name: str) -> str:
+        """The lab namespace standing for model namespace `model_name`."""
+        return f"{self.prefix}{model_name}"
+
+    @property
+    def namespaces(self) -> list[str]:
+        return list(self._created)
+
+    # context ------------------------------------------------------------------------------
+    def __enter__(self) -> "Lab":
+        try:
+            self.build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # building -----------------------------------------------------------------------------
+    def build(self) -> None:
+        reason = unavailable_reason()
+        if reason:
+            raise LabUnavailable(reason)
+        _install_handlers()
+        _LIVE.add(self)
+        t0 = time.perf_counter()
+        model = self.cluster.network.namespaces
+        names = list(model)
+        self._created = [self.netns(n) for n in names]
+        self._log_batch(None, [f"netns add {self.netns(n)}" for n in names])
+        _run([self._ip, "-batch", "-"], "".join(f"netns add {self.netns(n)}\n" for n in names))
+        self._parallel(self._sysctls, names)
+        # links first (each veth pair once), then everything that refers to them
+        for name in names:
+            self._ip_batch(name, self._link_commands(model[name]))
+        self._parallel(lambda n: self._ip_batch(n, self._config_commands(model[n])), names)
+        self._parallel(lambda n: self._bridge_batch(n, self._bridge_commands(model[n])), names)
+        self._parallel(self._iptables, names)
+        if not self.checksum_offload:
+            self._parallel(self._offload_off, names)
+        self._parallel(self._open_captures, names)
+        self._parallel(self._open_servers, names)
+        self._server_thread = threading.Thread(target=self._serve_udp, name="lab-udp-servers", daemon=True)
+        self._server_thread.start()
+        self.timings["build"] = time.perf_counter() - t0
+
+    def _parallel(self, fn, names) -> None:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for future in [pool.submit(fn, n) for n in names]:
+                future.result()
+
+    def _log_batch(self, netns: str | None, lines: list[str], tool: str = "ip") -> None:
+        opt = f"-n {self.netns(netns)} " if netns else ""
+        self.commands.extend(f"{tool} {opt}{line}" for line in lines)
+
+    def _ip_batch(self, name: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        self._log_batch(name, lines)
+        _run([self._ip, "-n", self.netns(name), "-batch", "-"], "".join(line + "\n" for line in lines))
+
+    def _bridge_batch(self, name: str, lines: list[str]) -> None:
+        if not lines:
+            return
+        self._log_batch(name, lines, "bridge")
+        _run([self._bridge, "-n", self.netns(name), "-batch", "-"], "".join(line + "\n" for line in lines))
+
+    def _sysctls(self, name: str) -> None:
+        ns = self.cluster.network.namespaces[name]
+        s = ns.sysctl
+        values = [
+            ("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"),
+            ("net.ipv6.conf.lo.disable_ipv6", "1"),
+            ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"),
+            ("net.ipv4.ip_forward", str(int(s.ip_forward))),
+            ("net.ipv4.ip_local_port_range", f"{s.ip_local_port_range[0]} {s.ip_local_port_range[1]}"),
+            ("net.ipv4.ip_default_ttl", str(s.ip_default_ttl)),
+            ("net.bridge.bridge-nf-call-iptables", str(int(s.bridge_nf_call_iptables))),
+        ]
+
+        def write() -> None:
+            for key, value in values:
+                path = "/proc/sys/" + key.replace(".", "/")
+                if not os.path.exists(path):
+                    if key.startswith("net.ipv6"):
+                        continue          # no IPv6 in this kernel: nothing to disable
+                    raise LabUnavailable(f"{key} does not exist in a new namespace")
+                with open(path, "w") as fh:
+                    fh.write(value)
+
+        self.commands.extend(f"ip netns exec {self.netns(name)} sysctl -qw {k}='{v}'" for k, v in values)
+        in_netns(self.netns(name), write)
+
+    def _link_commands(self, ns) -> list[str]:
+        lines = []
+        for dev in ns.devices.values():
+            if isinstance(dev, Tun):
+                raise LabUnavailable(f"{ns.name}/{dev.name} is a TUN device; only a userspace program could serve it")
+            if isinstance(dev, Veth):
+                peer = dev.peer
+                if peer is None:
+                    raise LabUnavailable(f"{ns.name}/{dev.name} has no peer")
+                if (ns.name, dev.name) > (peer.netns.name, peer.name):
+                    continue              # made from the other side
+                lines.append(f"link add {dev.name} address {dev.mac} mtu {dev.mtu} type veth peer name {peer.name} "
+                             f"address {peer.mac} mtu {peer.mtu} netns {self.netns(peer.netns.name)}")
+            elif isinstance(dev, Bridge):
+                mac = f" address {dev.mac}" if dev.fixed_mac else ""
+                lines.append(f"link add {dev.name}{mac} mtu {dev.mtu} type bridge")
+        return lines
+
+    def _config_commands(self, ns) -> list[str]:
+        lines = []
+        for dev in ns.devices.values():
+            if isinstance(dev, VxlanDevice):
+                rng = f" srcport {dev.port_range[0]} {dev.port_range[1]}" if dev.port_range else ""
+                lines.append(f"link add {dev.name} address {dev.mac} mtu {dev.mtu} type vxlan id {dev.vni} "
+                             f"local {dev.local} dev {dev.underlay} dstport {dev.dstport}{rng} "
+                             f"{'learning' if dev.learning else 'nolearning'} "
+                             f"{'udpcsum' if dev.udp_csum else 'noudpcsum'}")
+        for dev in ns.devices.values():
+            if dev.master is not None:
+                lines.append(f"link set dev {dev.name} master {dev.master.name}")
+        for dev in ns.devices.values():
+            lines.append(f"link set dev {dev.name} {'up' if dev.up else 'down'}")
+        for dev in ns.devices.values():
+            for iface in dev.addresses:
+                if isinstance(dev, Loopback) and str(iface) == "127.0.0.1/8":
+                    continue              # every namespace has it
+                brd = " brd +" if iface.network.prefixlen < 31 else ""
+                lines.append(f"addr add {iface}{brd} dev {dev.name}")
+        for route in ns.main_table.routes():
+            if route.proto == "kernel":
+                continue                  # the kernel adds connected routes itself
+            if route.type in ("blackhole", "unreachable"):
+                lines.append(f"route add {route.type} {route.dst}" + (f" metric {route.metric}" if route.metric else ""))
+                continue
+            parts = [f"route add {route.dst}"]
+            if route.via:
+                parts.append(f"via {route.via}")
+            parts.append(f"dev {route.dev}")
+            if route.src:
+                parts.append(f"src {route.src}")
+            parts.append(f"scope {'global' if route.scope == 'universe' else route.scope}")
+            if route.metric:
+                parts.append(f"metric {route.metric}")
+            if route.onlink:
+                parts.append("onlink")
+            lines.append(" ".join(parts))
+        for entry in ns.neighbours.entries():
+            if entry.state in (PERMANENT, NOARP) and entry.lladdr:
+                lines.append(f"neigh add {entry.ip} lladdr {entry.lladdr} dev {entry.dev} nud {entry.state.lower()}")
+        return lines
+
+    def _bridge_commands(self, ns) -> list[str]:
+        lines = []
+        for dev in ns.devices.values():
+            if isinstance(dev, Bridge):
+                for name, port in dev.ports.items():
+                    lines.append(f"link set dev {name} hairpin {'on' if port.hairpin else 'off'} "
+                                 f"learning {'on' if port.learning else 'off'} flood {'on' if port.flood else 'off'}")
+                for entry in dev.fdb.values():
+                    if entry.static and not entry.local:
+                        lines.append(f"fdb add {entry.mac} dev {entry.port} master static")
+            elif isinstance(dev, VxlanDevice):
+                for entry in dev.fdb.values():
+                    lines.append(f"fdb append {entry.mac} dev {dev.name} dst {entry.dst} self permanent")
+        return lines
+
+    def _iptables(self, name: str) -> None:
+        text = self.cluster.network.namespaces[name].netfilter.save()
+        if not text.strip():
+            return
+        self.commands.append(f"ip netns exec {self.netns(name)} iptables-restore <<'EOF'\n{text}EOF")
+        tool = _tool("iptables-restore")
+        done = in_netns(self.netns(name), lambda: subprocess.run([tool], input=text, capture_output=True, text=True))
+        if done.returncode != 0:
+            raise RuntimeError(f"iptables-restore in {self.netns(name)} failed: {done.stderr.strip()}\n{text}")
+
+    def _offload_off(self, name: str) -> None:
+        devices = [d.name for d in self.cluster.network.namespaces[name].devices.values() if not isinstance(d, Loopback)]
+        self.commands.extend(f"ip netns exec {self.netns(name)} ethtool -K {d} tx off" for d in devices)
+
+        def apply() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                for dev in devices:
+                    value = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_STXCSUM, 0), 8)
+                    ifreq = struct.pack("16sP", dev.encode(), ctypes.addressof(value)).ljust(40, b"\0")
+                    fcntl.ioctl(s.fileno(), SIOCETHTOOL, ifreq)
+
+        in_netns(self.netns(name), apply)
+
+    def _open_captures(self, name: str) -> None:
+        devices = list(self.cluster.network.namespaces[name].devices)
+
+        def open_all() -> dict[str, socket.socket]:
+            out = {}
+            for dev in devices:
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CAPTURE_BUFFER)
+                s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                s.bind((dev, ETH_P_ALL))
+                s.setblocking(False)
+                out[dev] = s
+            return out
+
+        for dev, s in in_netns(self.netns(name), open_all).items():
+            self._sockets[(name, dev)] = s
+
+    def _open_servers(self, name: str) -> None:
+        listeners = sorted(self.cluster.network.namespaces[name].listeners)
+        if not listeners:
+            return
+
+        def open_all() -> list[tuple[str, socket.socket]]:
+            out = []
+            for proto, port in listeners:
+                kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+                s = socket.socket(socket.AF_INET, kind)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("0.0.0.0", port))
+                if proto == "tcp":
+                    s.listen(4096)        # the kernel answers SYNs; nothing needs to accept
+                out.append((proto, s))
+            return out
+
+        for proto, s in in_netns(self.netns(name), open_all):
+            (self._servers if proto == "tcp" else self._udp_servers).append(s)
+        self.commands.extend(f"ip netns exec {self.netns(name)} <listen {p}/{port}>" for p, port in listeners)
+
+    def _serve_udp(self) -> None:
+        """Every UDP listener answers each datagram with b"RSP", as netsim's do."""
+        while not self._stop.is_set():
+            socks = [s for s in self._udp_servers if s.fileno() >= 0]
+            if not socks:
+                return
+            try:
+                ready, _, _ = select.select(socks, [], [], 0.1)
+            except (OSError, ValueError):
+                return
+            for s in ready:
+                try:
+                    data, addr = s.recvfrom(65535)
+                    s.sendto(b"RSP", addr)
+                except OSError:
+                    pass
+
+    # cleaning up --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Delete every lab namespace (and so every interface and rule in it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=2)
+        for s in [*self._sockets.values(), *self._servers, *self._udp_servers]:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._sockets.clear()
+        if self._created:
+            t0 = time.perf_counter()
+            existing = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+            doomed = [n for n in self._created if n in existing]
+            if doomed:
+                subprocess.run([self._ip or "ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in doomed),
+                               capture_output=True, text=True)
+            self.timings["teardown"] = time.perf_counter() - t0
+        _LIVE.discard(self)
+
+    def leftovers(self) -> list[str]:
+        """Lab namespaces that still exist (empty after `close()`)."""
+        if not os.path.isdir("/run/netns"):
+            return []
+        return sorted(n for n in os.listdir("/run/netns") if n.startswith(self.prefix))
+
+    # running traffic ----------------------------------------------------------------------
+    def cold_start(self) -> None:
+        """Flush dynamic neighbours, learned bridge FDB entries and conntrack everywhere."""
+        model = self.cluster.network.namespaces
+        conntrack = _tool("conntrack")
+
+        def flush(name: str) -> None:
+            ns = model[name]
+            lines = []
+            for dev in ns.devices.values():
+                if not isinstance(dev, Loopback):
+                    lines.append(f"neigh flush dev {dev.name}")
+                if isinstance(dev, Bridge):
+                    lines.append(f"link set dev {dev.name} type bridge fdb_flush")
+            _run([self._ip, "-n", self.netns(name), "-force", "-batch", "-"], "".join(l + "\n" for l in lines), check=False)
+            if ns.netfilter.conntrack_active:
+                in_netns(self.netns(name), lambda: subprocess.run([conntrack, "-F"], capture_output=True))
+
+        self._parallel(flush, list(model))
+
+    def _drain(self) -> list[Capture]:
+        out = []
+        for (ns, dev), s in self._sockets.items():
+            while True:
+                try:
+                    data, anc, _flags, addr = s.recvmsg(65600, socket.CMSG_SPACE(16))
+                except (BlockingIOError, InterruptedError):
+                    break
+                pkttype = addr[2]
+                if dev == "lo" and pkttype == PACKET_OUTGOING:
+                    continue              # lo shows each frame twice; libpcap keeps the received copy
+                stamp = time.time()
+                for level, kind, raw in anc:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(raw) >= 16:
+                        sec, nsec = struct.unpack("qq", raw[:16])
+                        stamp = sec + nsec / 1e9
+                out.append(Capture(stamp, ns, dev, "tx" if pkttype == PACKET_OUTGOING else "rx", data))
+        return out
+
+    def exchange(self, src: str, dst: str, proto: str | None = None, dport: int | None = None) -> Observation:
+        """Do with real sockets what `cluster.send(src, dst, proto, dport)` models, and capture it."""
+        if self._closed or not self._sockets:
+            raise RuntimeError("the lab is not built (use `with Lab(cluster) as lab:`)")
+        src_ns, dst_ip, proto, dport = resolve(self.cluster, src, dst, proto, dport)
+        t0 = time.perf_counter()
+        self.cold_start()
+        time.sleep(0.01)
+        self._drain()
+        outcome = self._traffic(src_ns, dst_ip, proto, dport)
+        time.sleep(SETTLE)
+        captures = self._drain()
+        seconds = time.perf_counter() - t0
+        kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
+        trace = to_trace(captures, title=f"kernel: {src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})",
+                         outcome=outcome, kinds=kinds, refused="refused" in outcome)
+        return Observation(trace, captures, src, dst, proto, dport, outcome, self.kernel,
+                           not self.checksum_offload, seconds)
+
+    def _traffic(self, src_ns: str, dst_ip: str, proto: str, dport: int | None) -> str:
+        lab_ns = self.netns(src_ns)
+        if proto == "icmp":
+            ping = _tool("ping")
+            done = in_netns(lab_ns, lambda: subprocess.run([ping, "-c", "1", "-W", str(int(EXCHANGE_TIMEOUT)), "-n",
+                                                            dst_ip], capture_output=True, text=True))
+            return f"echo reply from {dst_ip}" if done.returncode == 0 else f"no echo reply ({done.stdout.strip()[-80:]})"
+        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        sock = in_netns(lab_ns, lambda: socket.socket(socket.AF_INET, kind))
+        sock.settimeout(EXCHANGE_TIMEOUT)
+        try:
+            if proto == "tcp":
+                try:
+                    sock.connect((dst_ip, dport))
+                except ConnectionRefusedError:
+                    return f"connection refused by {dst_ip}:{dport} (RST)"
+                except (socket.timeout, OSError) as exc:
+                    return f"no answer: {exc}"
+                peer = sock.getpeername()
+                # close with RST at once, so the exchange is over before the next one starts
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return f"connected to {peer[0]}:{peer[1]} (SYN-ACK)"
+            sock.connect((dst_ip, dport))
+            sock.send(b"REQ")
+            try:
+                data, peer = sock.recvfrom(65535)
+            except (socket.timeout, OSError) as exc:
+                return f"no answer: {exc}"
+            return f"udp reply from {peer[0]}:{peer[1]}"
+        finally:
+            sock.close()
+
+
+# ------------------------------------------------------------------------------------------
+
+def resolve(cluster: Cluster, src: str, dst: str, proto: str | None, dport: int | None) -> tuple[str, str, str, int | None]:
+    """The namespace, address, protocol and port `Cluster.send` would use."""
+    source = cluster.resolve(src, source=True)
+    target = cluster.resolve(dst, from_ns=source.netns)
+    if proto is None:
+        proto = "tcp" if (dport or target.port) else "icmp"
+    if dport is None and proto != "icmp":
+        dport = target.port if target.port is not None else (8080 if proto == "tcp" else 9090)
+    return source.netns, target.ip, proto, dport
+
+
+_LAYER = {"lo": 0}
+
+
+def _tie_rank(capture: Capture, kinds: dict[tuple[str, str], str]) -> tuple:
+    """Frames with one timestamp are one skb seen on several devices: receive before transmit,
+    the lower device (veth, NIC, switch port) before the upper one (bridge, VXLAN) on receive,
+    the upper before the lower on transmit (kernel-observations.md, fact 10)."""
+    upper = kinds.get((capture.netns, capture.device)) in ("bridge", "vxlan")
+    if capture.direction == "rx":
+        return (0, 1 if upper else 0)
+    return (1, 0 if upper else 1)
+
+
+def classify(frame: Ethernet, refused: bool = False) -> str:
+    """The role of a captured frame in the exchange, judged from its innermost packet: the
+    SYN, echo request or b"REQ" datagram is the request; the SYN-ACK (or, when the connection
+    was refused, the RST-ACK), echo reply or b"RSP" the reply; the rest (the handshake's ACK,
+    the client's closing RST) is "other"."""
+    if isinstance(frame.payload, ARP):
+        return "arp"
+    ip = innermost_ip(frame)
+    if ip is None:
+        return "other"
+    p = ip.payload
+    if isinstance(p, TCP):
+        if p.flags == "S":
+            return "request"
+        if p.flags == "SA" or (refused and p.flags == "RA"):
+            return "reply"
+        return "other"
+    if isinstance(p, ICMP):
+        return {8: "request", 0: "reply"}.get(p.type, "error" if p.is_error else "other")
+    if isinstance(p, UDP):
+        data = p.payload if isinstance(p.payload, bytes) else b""
+        return {b"REQ": "request", b"RSP": "reply"}.get(data, "other")
+    return "other"
+
+
+def to_trace(captures: list[Capture], title: str = "", outcome: str = "", kinds: dict | None = None,
+             refused: bool = False) -> Trace:
+    """Captured frames as a netsim `Trace`, in time order (ties as `_tie_rank` says)."""
+    kinds = kinds or {}
+    ordered = sorted(captures, key=lambda c: (c.time, *_tie_rank(c, kinds)))
+    hops = []
+    packet_ids: dict[tuple, int] = {}
+    for i, c in enumerate(ordered):
+        frame = parse_ethernet(c.data)
+        role = classify(frame, refused)
+        ip = innermost_ip(frame)
+        key = (role, ip.src if ip else None, ip.dst if ip else None) if role != "arp" else ("arp", i)
+        pid = packet_ids.setdefault(key, len(packet_ids) + 1)
+        hops.append(Hop(i, c.netns, c.device, c.direction, frame, (f"captured at {c.time:.9f}",), pid, role, "",
+                        kinds.get((c.netns, c.device), "")))
+    return Trace(tuple(hops), title, outcome)
