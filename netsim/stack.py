@@ -727,6 +727,10 @@ class Network:
             else:
                 ip = ep.udp_datagram(source, dst, port, int(dport), payload if payload is not None else b"REQ",
                                      ttl, ns.ip_id(source, dst, IPPROTO_UDP))
+                if ip.length() > out_mtu:
+                    # __ip_make_skb with IP_PMTUDISC_WANT (the UDP default): DF only on a datagram
+                    # that fits the route's MTU; a larger one leaves DF clear and is fragmented.
+                    ip = replace(ip, df=False)
         flow.skb.hash = _socket_hash(ip)
         walk.client = Client(ns, ep.flow_key(ip), proto, payload)
         flow.note(f"{proto} socket in {src_ns}: {_describe(ip)} (source {source} from `ip route get {dst}`)")
