@@ -1,0 +1,290 @@
+"""The walker: IP forwarding, TTL, ICMP errors, MTU and fragmentation, sockets, loops."""
+
+import struct
+
+import pytest
+
+from netsim.errors import TraceError
+from netsim.packet import ICMP
+from netsim.stack import Network
+from tests.checks import bad_checksums
+from tests.topologies import bridged_pods, flannel_pair, router_chain, two_hosts
+
+
+def non_arp(trace, role=None):
+    return [h for h in trace if not h.is_arp and (role is None or h.role == role)]
+
+
+def test_forwarding_decrements_ttl_once():
+    net = router_chain(3)
+    trace = net.send("h1", "10.3.0.2")
+    assert trace.outcome == "echo reply from 10.3.0.2"
+    assert [(h.where, h.direction, h.ip.ttl) for h in trace.request] == [
+        ("h1/eth0", "tx", 64), ("r1/left0", "rx", 64), ("r1/right1", "tx", 63), ("r2/left1", "rx", 63),
+        ("r2/right2", "tx", 62), ("r3/left2", "rx", 62), ("r3/right3", "tx", 61), ("h2/eth0", "rx", 61)]
+    assert [h.ip.ttl for h in trace.reply] == [64, 64, 63, 63, 62, 62, 61, 61]
+    assert trace.where("r1/left0", "rx", "request")[0].decisions == (
+        "route: default via 10.1.0.2 dev right1", "forwarded: TTL 64 -> 63",
+        "neighbour: no entry for 10.1.0.2 on right1: INCOMPLETE, packet queued",
+        f"neighbour 10.1.0.2 resolved to {net.netns('r2').device('left1').mac}: the queued packet is sent")
+
+
+def test_forwarding_rewrites_macs_and_keeps_id_and_df():
+    net = router_chain(1)
+    trace = net.send("h1", "10.1.0.2", cold=False)
+    rx, tx = trace.where("r1/left0", "rx", "request")[0], trace.where("r1/right1", "tx", "request")[0]
+    assert (rx.frame.dst, tx.frame.src, tx.frame.dst) == (
+        net.netns("r1").device("left0").mac, net.netns("r1").device("right1").mac, net.netns("h2").device("eth0").mac)
+    assert (tx.ip.id, tx.ip.df) == (rx.ip.id, rx.ip.df)
+    assert bad_checksums(tx.data) == []            # the header checksum is updated with the TTL
+
+
+def test_host_does_not_decrement_its_own_packets():
+    # kernel-observations s7: node1 -> pod-c leaves flannel.1 with TTL 64, pod-c sees 63
+    trace = flannel_pair().send("node1", "10.244.1.2")
+    assert trace.where("node1/flannel.1", "tx", "request")[0].ip.ttl == 64
+    assert trace.where("n2pod0/eth0", "rx", "request")[0].ip.ttl == 63
+    assert trace.request[0].ip.src == "10.244.0.0"
+
+
+def test_cross_node_packet_loses_two_ttl_and_reply_retraces_the_path():
+    net = flannel_pair()
+    net.netns("n2pod0").listen("tcp", 8080)
+    trace = net.send("n1pod0", "10.244.1.2", "tcp", dport=8080)
+    assert trace.outcome == "connected to 10.244.1.2:8080 (SYN-ACK)"
+    assert trace.request[-1].ip.ttl == 62 and trace.reply[-1].ip.ttl == 62
+    flip = {"rx": "tx", "tx": "rx"}
+    reverse = [f"{p.rsplit(' ', 1)[0]} {flip[p.rsplit(' ', 1)[1]]}" for p in reversed(trace.path("reply"))]
+    assert trace.path("request") == reverse
+    synack = trace.reply[0].ip
+    assert (synack.id, synack.df) == (0, True)
+
+
+def test_icmp_time_exceeded_at_ttl_1():
+    net = router_chain(2)
+    net.netns("h1").set_sysctl("net.ipv4.ip_default_ttl", 2)
+    trace = net.send("h1", "10.2.0.2")
+    assert trace.outcome == "error: ICMP time exceeded code 0 from 10.1.0.2"
+    drop = trace.where("r2/left1", "rx", "request")[0]
+    assert (drop.ip.ttl, drop.verdict) == (1, "dropped")
+    assert drop.decisions[-1] == "TTL 1 would reach 0 when forwarding: time exceeded"
+    error = trace.of_role("error")[0]
+    assert (error.where, error.ip.src, error.ip.dst, error.ip.ttl, error.ip.df, error.ip.tos) == (
+        "r2/left1", "10.1.0.2", "10.0.0.1", 64, False, 0xC0)
+    icmp = error.ip.payload
+    assert (icmp.type, icmp.code, icmp.rest) == (11, 0, 0)
+    assert icmp.data == drop.ip.to_bytes()         # the whole 84-byte offender is quoted, TTL 1 and all
+    assert bad_checksums(error.data) == []
+
+
+def test_df_packet_over_mtu_gets_frag_needed_with_next_hop_mtu():
+    net = router_chain(1, mtus=[1500, 1000])
+    trace = net.send("h1", "10.1.0.2", "udp", dport=9, payload=b"x" * 1200)
+    assert trace.outcome == "error: ICMP destination unreachable code 4 from 10.0.0.2"
+    drop = trace.where("r1/left0", "rx", "request")[0]
+    assert drop.ip.df and drop.ip.length() == 1228
+    assert drop.decisions[-1] == ("1228 bytes with DF set exceed right1's MTU 1000: ICMP fragmentation needed "
+                                  "(mtu 1000)")
+    error = trace.of_role("error")[0]
+    assert struct.unpack("!BBHHH", error.ip.payload.encode(error.ip.src, error.ip.dst)[:8]) == (
+        3, 4, struct.unpack("!H", error.data[14 + 22:14 + 24])[0], 0, 1000)
+    assert error.ip.length() == 576
+    assert not trace.where("r1/right1")
+
+
+def test_df_clear_packet_is_fragmented_and_reassembled():
+    net = router_chain(1, mtus=[1500, 1000])
+    net.netns("h2").listen("udp", 9)
+    trace = net.send("h1", "10.1.0.2", "udp", dport=9, payload=bytes(range(256)) * 12)
+    assert trace.outcome == "udp reply from 10.1.0.2:9"
+    sent = [h.ip for h in trace.where("h1/eth0", "tx", "request")]
+    # 3072 bytes of payload + 8 of UDP do not fit 1500: the socket sends it DF-clear, in 1480-byte pieces
+    assert [(ip.df, ip.mf, ip.frag * 8, ip.length()) for ip in sent] == [
+        (False, True, 0, 1500), (False, True, 1480, 1500), (False, False, 2960, 140)]
+    assert len({ip.id for ip in sent}) == 1
+    # r1 refragments each piece for the 1000-byte link (976 bytes of data per fragment)
+    forwarded = [h.ip for h in trace.where("r1/right1", "tx", "request")]
+    assert [(ip.mf, ip.frag * 8, ip.length()) for ip in forwarded] == [
+        (True, 0, 996), (True, 976, 524), (True, 1480, 996), (True, 2456, 524), (False, 2960, 140)]
+    assert all(ip.ttl == 63 for ip in forwarded)
+    received = trace.where("h2/eth0", "rx", "request")
+    assert received[-1].decisions[-2:] == ("reassembled 5 fragments (3080 bytes of payload)",
+                                           "UDP socket on port 9 receives 3072 bytes and answers")
+    assert [h.decisions[-1] for h in received[:-1]] == [
+        f"fragment at offset {o} held for reassembly" for o in (0, 976, 1480, 2456)]
+    assert all(bad_checksums(h.data) == [] for h in trace)
+
+
+def test_ping_reply_df_clear_and_fragment_offsets_in_the_ip_header():
+    trace = two_hosts().send("h1", "10.0.0.2")
+    assert (trace.request[0].ip.df, trace.reply[0].ip.df) == (True, False)
+    assert trace.reply[0].data[14 + 6:14 + 8] == b"\0\0"
+
+
+def test_local_df_tcp_over_mtu_is_impossible_because_mss_fits():
+    net = two_hosts(mtu=1400)
+    net.netns("h2").listen("tcp", 80)
+    trace = net.send("h1", "10.0.0.2", "tcp", dport=80)
+    assert trace.request[0].ip.payload.options[:4] == bytes([2, 4, 0x05, 0x50])   # MSS 1360 = 1400 - 40
+
+
+def test_no_route_gives_net_unreachable():
+    net = router_chain(1)
+    net.netns("r1").route_del("default")
+    trace = net.send("h1", "10.9.0.2")
+    assert trace.outcome == "error: ICMP destination unreachable code 0 from 10.0.0.2"
+    assert trace.where("r1/left0", "rx", "request")[0].decisions[-1] == "no route to 10.9.0.2: network unreachable"
+    error = trace.of_role("error")[0].ip
+    assert (error.payload.type, error.payload.code) == (3, 0)
+
+
+def test_no_route_on_the_sender_is_connect_network_unreachable():
+    trace = two_hosts().send("h1", "10.9.0.2")
+    assert (len(trace), trace.outcome) == (0, "connect: Network is unreachable (no route to 10.9.0.2 in h1)")
+
+
+def test_unreachable_route_gives_host_unreachable_and_blackhole_is_silent():
+    net = router_chain(1)
+    r1 = net.netns("r1")
+    r1.route_add("10.11.0.0/16", type="unreachable")
+    r1.route_add("10.10.0.0/16", type="blackhole")
+    trace = net.send("h1", "10.11.0.1")
+    assert trace.outcome == "error: ICMP destination unreachable code 1 from 10.0.0.2"
+    trace = net.send("h1", "10.10.0.1")
+    assert trace.outcome == "no answer reached the sender"
+    assert trace.drops[-1].decisions[-1] == "route blackhole 10.10.0.0/16: discarded silently"
+    assert not trace.of_role("error")
+
+
+def test_sender_with_blackhole_or_unreachable_route_fails_like_connect():
+    net = two_hosts()
+    h1 = net.netns("h1")
+    h1.route_add("10.20.0.0/16", type="blackhole")
+    h1.route_add("10.21.0.0/16", type="unreachable")
+    assert net.send("h1", "10.20.0.1").outcome == "connect: Invalid argument (route blackhole 10.20.0.0/16 in h1)"
+    assert net.send("h1", "10.21.0.1").outcome == "connect: No route to host (route unreachable 10.21.0.0/16 in h1)"
+
+
+def test_ip_forward_off_drops_with_reason():
+    net = router_chain(1)
+    net.netns("r1").set_sysctl("net.ipv4.ip_forward", 0)
+    trace = net.send("h1", "10.1.0.2")
+    drop = trace.request[-1]
+    assert (drop.where, drop.verdict) == ("r1/left0", "dropped")
+    assert drop.decisions[-1] == ("10.1.0.2 is not an address of r1 and net.ipv4.ip_forward is 0: "
+                                  "the packet is not forwarded")
+    assert not trace.of_role("error")          # ip_error sends nothing when forwarding is off
+
+
+def test_a_router_still_answers_for_its_own_addresses_with_forwarding_off():
+    net = router_chain(1)
+    net.netns("r1").set_sysctl("net.ipv4.ip_forward", 0)
+    assert net.send("h1", "10.1.0.1").outcome == "echo reply from 10.1.0.1"   # any local address, weak host
+
+
+def test_tcp_rst_when_nothing_listens():
+    trace = two_hosts().send("h1", "10.0.0.2", "tcp", dport=80)
+    assert trace.outcome == "connection refused by 10.0.0.2:80 (RST)"
+    syn, rst = trace.request[-1], trace.reply[0]
+    assert syn.decisions[-1] == "TCP port 80: nothing listens; the kernel answers RST"
+    assert (rst.ip.payload.flags, rst.ip.id, rst.ip.df, rst.ip.ttl) == ("RA", 0, True, 64)
+    assert rst.ip.payload.ack == syn.ip.payload.seq + 1
+    assert bad_checksums(rst.data) == []
+
+
+def test_udp_closed_port_gets_port_unreachable():
+    trace = two_hosts().send("h1", "10.0.0.2", "udp", dport=53)
+    assert trace.outcome == "error: ICMP destination unreachable code 3 from 10.0.0.2"
+    datagram, error = trace.request[-1], trace.of_role("error")[0]
+    assert datagram.decisions[-1] == "UDP port 53: no socket; the kernel answers ICMP port unreachable"
+    assert (error.ip.payload.type, error.ip.payload.code) == (3, 3)
+    assert error.ip.payload.data == datagram.ip.to_bytes()
+
+
+def test_udp_and_tcp_exchanges_with_listeners():
+    net = two_hosts()
+    net.netns("h2").listen("udp", 9090)
+    net.netns("h2").listen("tcp", 8080)
+    udp = net.send("h1", "10.0.0.2", "udp", dport=9090)
+    assert udp.outcome == "udp reply from 10.0.0.2:9090"
+    assert udp.reply[0].ip.payload.payload == b"RSP" and udp.reply[0].ip.id == 0
+    tcp = net.send("h1", "10.0.0.2", "tcp", dport=8080, payload=b"REQ")
+    assert tcp.outcome == "received 3 bytes from 10.0.0.2:8080"
+    assert [h.ip.payload.flags for h in non_arp(tcp) if h.direction == "tx"] == ["S", "SA", "A", "PA", "PA"]
+
+
+def test_loopback_traffic_never_leaves_lo():
+    net = bridged_pods(1)
+    net.netns("pod0").listen("tcp", 8080)
+    trace = net.send("pod0", "127.0.0.1", "tcp", dport=8080)
+    assert trace.outcome == "connected to 127.0.0.1:8080 (SYN-ACK)"
+    assert {h.where for h in trace} == {"pod0/lo"}
+    assert [h.direction for h in trace] == ["rx", "rx"]            # each frame seen once on lo
+    assert {(h.frame.src, h.frame.dst) for h in trace} == {("00:00:00:00:00:00", "00:00:00:00:00:00")}
+    own = net.send("pod0", "10.244.0.2")
+    assert {h.where for h in own} == {"pod0/lo"} and own.outcome == "echo reply from 10.244.0.2"
+
+
+def test_martian_source_is_dropped():
+    net = two_hosts()
+    net.netns("h2").addr_add("eth0", "10.0.0.1/32")   # h2 claims h1's address as well
+    trace = net.send("h1", "10.0.0.2")
+    drops = trace.drops
+    assert drops and drops[0].where == "h2/eth0"
+    assert drops[0].decisions[-1] == "martian source 10.0.0.1 on eth0: the source is an address of h2 (accept_local=0)"
+
+
+def test_no_reply_route_is_reported_in_the_outcome():
+    net = router_chain(1)
+    net.netns("h2").route_del("default")
+    trace = net.send("h1", "10.1.0.2")
+    assert trace.outcome == ("no answer reached the sender; dropped: no route to 10.0.0.1 in h2: "
+                             "Network is unreachable")
+
+
+def test_loop_hits_ttl_expiry_first():
+    net = router_chain(2)
+    r2 = net.netns("r2")
+    r2.route_del("default")
+    r2.route_add("default", via="10.1.0.1")          # r1 and r2 now point their defaults at each other
+    trace = net.send("h1", "10.9.9.9")
+    assert trace.outcome == "error: ICMP time exceeded code 0 from 10.1.0.2"
+    forwarded = [h for h in trace.request if h.direction == "tx" and h.netns != "h1"]
+    assert len(forwarded) == 63                      # TTL 64 -> 1, one decrement per forward
+    assert [h.ip.ttl for h in forwarded][:3] == [63, 62, 61] and forwarded[-1].ip.ttl == 1
+
+
+def test_loop_hits_hop_cap_with_clear_error():
+    # two bridges joined by two cables: a broadcast circulates for ever (no STP)
+    net = Network()
+    net.add_netns("sw")
+    net.add_netns("h")
+    br0, br1 = net.bridge("sw", "br0"), net.bridge("sw", "br1")
+    for i in range(2):
+        a, b = net.veth("sw", f"a{i}", "sw", f"b{i}")
+        br0.attach(a)
+        br1.attach(b)
+    port, _ = net.veth("sw", "hport", "h", "eth0")
+    br0.attach(port)
+    net.netns("h").addr_add("eth0", "10.0.0.1/24")
+    net.max_hops = 200
+    with pytest.raises(TraceError) as err:
+        net.send("h", "10.0.0.2")
+    assert str(err.value).startswith("trace exceeded 200 hops: a forwarding or bridging loop? last hops: sw/")
+
+
+def test_small_max_hops_stops_a_normal_trace():
+    net = router_chain(3)
+    net.max_hops = 10
+    with pytest.raises(TraceError, match=r"^trace exceeded 10 hops: a forwarding or bridging loop\? last hops: "
+                                         r"h1/eth0 tx; r1/left0 rx; r1/right1 tx; r2/left1 rx; r2/left1 tx; "
+                                         r"r1/right1 rx$"):
+        net.send("h1", "10.3.0.2")
+
+
+def test_every_frame_ends_delivered_or_dropped_with_a_reason():
+    trace = flannel_pair(2).send("n1pod0", "10.244.0.3")
+    for hop in trace.drops:
+        assert hop.decisions, hop
+    assert all(h.verdict in ("", "delivered", "dropped") for h in trace)
+    assert isinstance(trace.request[0].ip.payload, ICMP)
