@@ -1,0 +1,25 @@
+"""Views of a trace: header tables, hex dumps, the topology diagram, the hop stepper, comparisons.
+
+    from netsim import views
+    views.Stepper(trace, cluster, predict=True)     # live widget + static HTML, one object
+    views.diagram(cluster, trace, hop=13)           # the topology with hop 13 highlighted
+    views.header_view(trace, 13)                    # layers, fields, what changed, hex dump
+    views.compare(vxlan_trace, hostgw_trace, ("vxlan", "host-gw"))
+    views.summary_table()                           # the six scenarios on one screen
+
+Nothing in the core imports this package; it only reads `Trace`, `Hop` and `Cluster`.
+"""
+
+from .compare import Comparison, SummaryTable, compare, path_facts, summary_table
+from .diagram import Diagram, DiagramModel, diagram, diagram_model, render_svg
+from .headers import HopDiff, Layer, decompose, hop_diff, hop_layers, layer_tree, previous_hop, trace_diffs
+from .hexdump import byte_map, hexdump, layer_ranges
+from .predict import Challenge, auto_challenges, challenge
+from .stepper import HeaderView, Stepper, header_view, stepper
+
+__all__ = [
+    "Challenge", "Comparison", "Diagram", "DiagramModel", "HeaderView", "HopDiff", "Layer", "Stepper",
+    "SummaryTable", "auto_challenges", "byte_map", "challenge", "compare", "decompose", "diagram",
+    "diagram_model", "header_view", "hexdump", "hop_diff", "hop_layers", "layer_ranges", "layer_tree",
+    "path_facts", "previous_hop", "render_svg", "stepper", "summary_table", "trace_diffs",
+]

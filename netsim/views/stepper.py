@@ -1,0 +1,440 @@
+"""The hop stepper: diagram, headers, hex dump and the kernel's reasons for one hop at a time.
+
+One object, two faces. Live (Jupyter with a kernel), `Stepper` is an ipywidgets widget whose
+Python callbacks re-render the panels. In the published static book no Python runs, so the
+same object also renders self-contained HTML: one SVG diagram (the current hop is highlighted
+by a CSS rule the script rewrites), the trace as compact JSON (each distinct frame once, with
+its layers and fields; per hop only what changed), and a small inline script that draws the
+header tree and hex dump. No CDN, no network, and DOM ids derived from the content, so the
+same trace renders byte-identical HTML every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from html import escape
+
+from ..trace import Trace
+from . import headers as H
+from .diagram import HIGHLIGHT, diagram_model, dom_ids, render_svg
+from .hexdump import byte_map
+from .predict import Challenge, auto_challenges, best_challenge
+
+_SEEN: dict[str, int] = {}
+
+
+def _uid(payload: str) -> str:
+    """`ns<hash>-<n>`: the content's hash and how many steppers of that content came before."""
+    digest = hashlib.sha1(payload.encode()).hexdigest()[:10]
+    n = _SEEN.get(digest, 0)
+    _SEEN[digest] = n + 1
+    return f"ns{digest}-{n}"
+
+
+def _short(hop) -> str:
+    ip = hop.inner_ip
+    if hop.is_arp:
+        return hop.frame.payload.summary()
+    if ip is not None:
+        return ip.summary()
+    return hop.frame.summary()
+
+
+def _guess_cluster(trace: Trace):
+    """The reference cluster the trace most likely ran on, if every capture point exists in it."""
+    from ..cluster import reference_cluster
+    names = {h.device for h in trace.hops}
+    backend = "udp" if "flannel0" in names else ("vxlan" if "flannel.1" in names else "host-gw")
+    cluster = reference_cluster(backend)
+    ok = all(h.netns in cluster.network.namespaces and h.device in cluster.network.namespaces[h.netns].devices
+             for h in trace.hops)
+    return cluster if ok else None
+
+
+@dataclass(frozen=True)
+class HopView:
+    """Everything shown for one hop."""
+
+    index: int
+    title: str
+    decisions: tuple[str, ...]
+    layers: tuple[H.Layer, ...]
+    data: bytes
+    diff: H.HopDiff
+
+    def changed_flat(self) -> list[int]:
+        out, flat = [], 0
+        for layer in self.layers:
+            for f in layer.fields:
+                if self.diff.is_changed(layer, f.name):
+                    out.append(flat)
+                flat += 1
+        return out
+
+
+def hop_views(trace: Trace) -> list[HopView]:
+    diffs = H.trace_diffs(trace)
+    last = len(trace.hops) - 1
+    out = []
+    for hop in trace.hops:
+        title = f"Hop {hop.index} of {last}: {hop.where} {hop.direction} · {hop.role}"
+        if hop.verdict:
+            title += f" · {hop.verdict}"
+        out.append(HopView(hop.index, title, hop.decisions, tuple(H.hop_layers(hop)), hop.data, diffs[hop.index]))
+    return out
+
+
+# ------------------------------------------------------------------ the panel (Python side)
+def _quiz_html(ch: Challenge) -> str:
+    buttons = "".join(f'<button class="ch" data-c="{i}">{escape(c)}</button>' for i, c in enumerate(ch.choices))
+    return (f'<div class="quiz"><p class="qq">Predict: {escape(ch.question)}</p>'
+            f'<div class="qc">{buttons}</div><p class="qx"></p></div>')
+
+
+def panel_html(view: HopView, quiz: Challenge | None = None) -> str:
+    """One hop's panel. The inline script builds exactly the same markup from the JSON."""
+    out = [f'<div class="title">{escape(view.title)}</div><ul class="why">']
+    out += [f"<li>{escape(d)}</li>" for d in view.decisions] or ['<li class="none">no decision recorded here: '
+                                                                   'the frame just passes this point</li>']
+    out.append("</ul>")
+    if quiz is not None:
+        out.append(_quiz_html(quiz))
+    out.append(f'<div class="reveal{" hidden" if quiz is not None else ""}"><div class="hdr">')
+    flat = 0
+    changed = set(view.changed_flat())
+    for li, layer in enumerate(view.layers):
+        added = layer.id in view.diff.added
+        out.append(f'<div class="ly L{li}{" added" if added else ""}"><div class="lt">{escape(layer.title)} '
+                   f'<span class="rng">bytes {layer.start}-{layer.end - 1}</span>'
+                   f'{" <b>added</b>" if added else ""}</div><table>')
+        for f in layer.fields:
+            chg = " chg" if flat in changed else ""
+            out.append(f'<tr class="fld{chg}" data-f="{flat}"><td class="fn">{escape(f.title)}</td>'
+                       f'<td class="fv">{escape(f.value)}</td><td class="fm">{escape(f.meaning)}</td></tr>')
+            flat += 1
+        out.append("</table></div>")
+    if view.diff.removed:
+        out.append(f'<div class="rm">Removed since hop {view.diff.previous}: {escape(", ".join(view.diff.removed))}</div>')
+    out.append('</div><div class="hex">')
+    cells = byte_map(list(view.layers), len(view.data))
+    for off in range(0, len(view.data), 16):
+        out.append(f'<div class="row"><span class="off">{off:04x}</span>')
+        for b in range(off, min(off + 16, len(view.data))):
+            li, fi = cells[b]
+            out.append(f'<span class="b L{li}" data-f="{fi}">{view.data[b]:02x}</span>')
+        out.append("</div>")
+    out.append("</div></div>")
+    return "".join(out)
+
+
+CSS = """
+#ROOT{font:13px/1.35 system-ui,sans-serif;border:1px solid #ccd;border-radius:6px;padding:8px;margin:8px 0;color:#222;background:#fff}
+#ROOT .ctl{display:flex;gap:6px;align-items:center;margin-bottom:6px;flex-wrap:wrap}
+#ROOT button{font:inherit;padding:2px 10px;border:1px solid #99a;border-radius:4px;background:#f4f6fa;cursor:pointer}
+#ROOT .pos{color:#555;margin-left:6px}
+#ROOT .top{display:flex;gap:8px;align-items:flex-start}
+#ROOT .dia{flex:3;min-width:0}#ROOT .dia svg{width:100%;height:auto}
+#ROOT ol.hops{flex:2;max-height:360px;overflow:auto;margin:0;padding:0 0 0 0;list-style:none;font:11px/1.3 ui-monospace,monospace}
+#ROOT ol.hops li{padding:1px 4px;cursor:pointer;white-space:nowrap;border-left:3px solid transparent}
+#ROOT ol.hops li.r-request{border-left-color:#1f77b4}#ROOT ol.hops li.r-reply{border-left-color:#2ca02c}
+#ROOT ol.hops li.r-arp{color:#777}#ROOT ol.hops li.on{background:#ffe0b2}
+#ROOT .title{font-weight:600;margin:6px 0 2px}
+#ROOT ul.why{margin:2px 0 6px 18px;padding:0;font-size:12px}#ROOT ul.why li.none{color:#777;list-style:none}
+#ROOT .reveal{display:flex;gap:10px;align-items:flex-start;flex-wrap:wrap}#ROOT .hidden{display:none}
+#ROOT .hdr{flex:3;min-width:320px}#ROOT .hex{flex:2;font:12px/1.5 ui-monospace,monospace;min-width:300px}
+#ROOT .ly{border-left:4px solid;margin:0 0 4px;padding:0 0 0 6px}#ROOT .lt{font-weight:600}
+#ROOT .ly.added .lt b{color:#b0412e;font-weight:600}
+#ROOT .rng{font-weight:400;color:#666;font-size:11px}
+#ROOT table{border-collapse:collapse;font-size:12px}#ROOT td{padding:0 6px 0 0;vertical-align:top}
+#ROOT td.fn{white-space:nowrap}#ROOT td.fv{font-family:ui-monospace,monospace;white-space:nowrap}
+#ROOT td.fm{color:#666;font-size:11px}
+#ROOT tr.chg td.fn,#ROOT tr.chg td.fv{background:#ffe082;font-weight:600}
+#ROOT .rm{color:#b0412e;font-size:12px}
+#ROOT .off{color:#999;margin-right:6px}#ROOT .b{padding:0 1px;margin-right:2px}
+#ROOT .hex .b.on,#ROOT tr.fld.on td{outline:2px solid #e65100}
+#ROOT tr.fld{cursor:pointer}
+#ROOT .quiz{background:#f3f0ff;border:1px solid #b9a7f5;border-radius:6px;padding:6px;margin:4px 0}
+#ROOT .quiz .qq{margin:0 0 4px;font-weight:600}#ROOT .quiz .qc{display:flex;gap:6px;flex-wrap:wrap}
+#ROOT .quiz button.right{background:#c8e6c9;border-color:#2e7d32}#ROOT .quiz button.wrong{background:#ffcdd2;border-color:#c62828}
+#ROOT .quiz .qx{margin:4px 0 0}
+#ROOT .L0{border-color:#5b8def}#ROOT .L1{border-color:#43a047}#ROOT .L2{border-color:#fb8c00}#ROOT .L3{border-color:#8e24aa}
+#ROOT .L4{border-color:#00897b}#ROOT .L5{border-color:#e53935}#ROOT .L6{border-color:#6d4c41}#ROOT .L7{border-color:#546e7a}
+#ROOT .b.L0{background:#dfe8fd}#ROOT .b.L1{background:#dcf0dd}#ROOT .b.L2{background:#ffe9cc}#ROOT .b.L3{background:#eedcf3}
+#ROOT .b.L4{background:#d5efec}#ROOT .b.L5{background:#fbdad9}#ROOT .b.L6{background:#e9e1de}#ROOT .b.L7{background:#e1e7ea}
+"""
+
+# The static face's script: draws the panel panel_html() draws, from the JSON.
+JS = r"""(function(){
+var R=document.getElementById("ROOT");if(!R||R.dataset.ready)return;R.dataset.ready="1";
+var D=JSON.parse(document.getElementById("ROOT-data").textContent);
+var P=R.querySelector(".panel"),HL=document.getElementById("ROOT-hl"),L=R.querySelectorAll("ol.hops li");
+var cur=D.start,timer=null,ans={};
+function e(s){return String(s).replace(/[&<>"]/g,function(c){return{"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c];});}
+function quiz(q){var b="";q.c.forEach(function(c,i){b+='<button class="ch" data-c="'+i+'">'+e(c)+'</button>';});
+return '<div class="quiz"><p class="qq">Predict: '+e(q.q)+'</p><div class="qc">'+b+'</div><p class="qx"></p></div>';}
+function panel(i){var h=D.hops[i],F=D.frames[h.f],o=[],flat=0,ch={},ad={},q=D.q[i],hid=q&&!(i in ans);
+h.c.forEach(function(k){ch[k]=1;});h.a.forEach(function(k){ad[k]=1;});
+o.push('<div class="title">'+e(h.t)+'</div><ul class="why">');
+if(h.k.length)h.k.forEach(function(d){o.push('<li>'+e(d)+'</li>');});
+else o.push('<li class="none">no decision recorded here: the frame just passes this point</li>');
+o.push('</ul>');if(q)o.push(quiz(q));
+o.push('<div class="reveal'+(q?' hidden':'')+'"><div class="hdr">');
+var map=[];for(var n=0;n<F.x.length/2;n++)map.push([-1,-1]);
+F.L.forEach(function(l,li){var a=ad[li];for(var b=l[2];b<l[3];b++)map[b]=[li,-1];
+o.push('<div class="ly L'+li+(a?' added':'')+'"><div class="lt">'+e(l[0])+' <span class="rng">bytes '+l[2]+'-'+(l[3]-1)+'</span>'+(a?' <b>added</b>':'')+'</div><table>');
+l[4].forEach(function(f){var m=D.fields[f[0]];for(var b=f[1];b<f[2];b++)map[b]=[li,flat];
+o.push('<tr class="fld'+(ch[flat]?' chg':'')+'" data-f="'+flat+'"><td class="fn">'+e(m[0])+'</td><td class="fv">'+e(f[3])+'</td><td class="fm">'+e(m[1])+'</td></tr>');flat++;});
+o.push('</table></div>');});
+if(h.rm.length)o.push('<div class="rm">Removed since hop '+h.p+': '+e(h.rm.join(", "))+'</div>');
+o.push('</div><div class="hex">');
+for(var off=0;off<map.length;off+=16){o.push('<div class="row"><span class="off">'+('000'+off.toString(16)).slice(-4)+'</span>');
+for(var b=off;b<Math.min(off+16,map.length);b++)o.push('<span class="b L'+map[b][0]+'" data-f="'+map[b][1]+'">'+F.x.substr(2*b,2)+'</span>');o.push('</div>');}
+o.push('</div></div>');return o.join("");}
+function show(i){cur=Math.max(0,Math.min(D.hops.length-1,i));P.innerHTML=panel(cur);
+if(D.q[cur]&&(cur in ans))mark(cur,ans[cur]);
+HL.textContent=D.hops[cur].e.map(function(n){return "#ROOT-e"+n+" path";}).join(",")+"{"+D.css+"}";
+for(var k=0;k<L.length;k++)L[k].className=L[k].className.replace(/ on/g,"")+(k==cur?" on":"");
+if(L[cur]&&L[cur].scrollIntoView&&L[cur].parentNode.scrollHeight>L[cur].parentNode.clientHeight){L[cur].parentNode.scrollTop=L[cur].offsetTop-L[cur].parentNode.offsetTop-40;}
+R.querySelector(".pos").textContent="hop "+cur+" of "+(D.hops.length-1);R.dataset.hop=cur;}
+function mark(i,c){var q=D.q[i],bs=P.querySelectorAll(".quiz .ch");ans[i]=c;
+for(var k=0;k<bs.length;k++){bs[k].disabled=true;if(k==q.a)bs[k].className+=" right";else if(k==c)bs[k].className+=" wrong";}
+P.querySelector(".quiz .qx").textContent=(c==q.a?"Right. ":"Not quite: the answer is "+q.c[q.a]+". ")+q.x;
+P.querySelector(".reveal").className="reveal";}
+function stop(){if(timer){clearInterval(timer);timer=null;R.querySelector('[data-a="play"]').textContent="Play";}}
+R.addEventListener("click",function(ev){var t=ev.target,a=t.getAttribute("data-a");
+if(a=="next"){stop();show(cur+1);}else if(a=="prev"){stop();show(cur-1);}
+else if(a=="play"){if(timer)stop();else{t.textContent="Pause";timer=setInterval(function(){if(cur>=D.hops.length-1||(D.q[cur+1]&&!((cur+1) in ans))){show(cur+1);stop();}else show(cur+1);},900);}}
+else if(t.closest&&t.closest("ol.hops li")){stop();show(+t.closest("ol.hops li").getAttribute("data-i"));}
+else if(t.classList.contains("ch")&&!t.disabled){mark(cur,+t.getAttribute("data-c"));}
+else if(t.closest&&t.closest("tr.fld")){pick(t.closest("tr.fld").getAttribute("data-f"));}});
+function pick(f){var s=P.querySelectorAll(".on");for(var k=0;k<s.length;k++)s[k].classList.remove("on");
+if(f===null)return;s=P.querySelectorAll('[data-f="'+f+'"]');for(k=0;k<s.length;k++)s[k].classList.add("on");}
+R.addEventListener("mouseover",function(ev){var t=ev.target.closest&&ev.target.closest("tr.fld,.hex .b");if(t&&t.getAttribute("data-f")!="-1")pick(t.getAttribute("data-f"));});
+show(cur);})();"""
+
+
+class Stepper:
+    """Step through a trace hop by hop; displays as a widget live and as HTML in the static book.
+
+    `predict=True` asks the reader to predict the header at a few telling hops first
+    (`auto_challenges`); a list of hop indices asks there; a list of `Challenge`s is used as is.
+    """
+
+    def __init__(self, trace: Trace, cluster=None, predict: bool | list = False, start: int = 0):
+        if not trace.hops:
+            raise ValueError("the trace has no hops to step through")
+        if not 0 <= start < len(trace.hops):
+            raise ValueError(f"start {start} is outside 0..{len(trace.hops) - 1}")
+        self.trace = trace
+        self.cluster = cluster if cluster is not None else _guess_cluster(trace)
+        self.start = start
+        self.views = hop_views(trace)
+        if predict is True:
+            self.challenges = auto_challenges(trace, self.cluster)
+        elif predict:
+            self.challenges = [p if isinstance(p, Challenge) else best_challenge(trace, p, self.cluster)
+                               for p in predict]
+        else:
+            self.challenges = []
+        self._quiz = {c.hop: c for c in self.challenges}
+        self._uid: str | None = None
+        self._html: str | None = None
+
+    # data ---------------------------------------------------------------------------------
+    def model(self, index: int):
+        """The diagram model at hop `index` (None without a cluster)."""
+        return diagram_model(self.cluster, self.trace, index) if self.cluster is not None else None
+
+    def payload(self) -> dict:
+        """The JSON the static face carries: distinct frames once, per hop only what differs."""
+        fields: dict[tuple[str, str], int] = {}
+        frames: dict[bytes, int] = {}
+        frame_list, hops = [], []
+        base = diagram_model(self.cluster, self.trace) if self.cluster is not None else None
+        ids = {k: int(v.rsplit("-e", 1)[1]) for k, v in dom_ids(base, "x").items()} if base else {}
+        for view in self.views:
+            hop = self.trace.hops[view.index]
+            if view.data not in frames:
+                frames[view.data] = len(frame_list)
+                layers = []
+                for layer in view.layers:
+                    fl = []
+                    for f in layer.fields:
+                        key = (f.title, f.meaning)
+                        fields.setdefault(key, len(fields))
+                        fl.append([fields[key], f.start, f.end, f.value])
+                    layers.append([layer.title, layer.id, layer.start, layer.end, fl])
+                frame_list.append({"x": view.data.hex(), "L": layers})
+            marks = []
+            if base is not None:
+                m = diagram_model(self.cluster, self.trace, view.index)
+                marks = sorted(ids[h] for h in m.highlighted if h in ids)
+            hops.append({"f": frames[view.data], "t": view.title, "k": list(view.decisions),
+                         "c": view.changed_flat(),
+                         "a": [i for i, l in enumerate(view.layers) if l.id in view.diff.added],
+                         "rm": list(view.diff.removed), "p": -1 if view.diff.previous is None else view.diff.previous,
+                         "e": marks, "w": hop.where})
+        quiz = {str(c.hop): {"q": c.question, "c": list(c.choices), "a": c.answer, "x": c.explanation}
+                for c in self.challenges}
+        return {"start": self.start, "fields": [list(k) for k in fields], "frames": frame_list, "hops": hops,
+                "q": quiz, "css": HIGHLIGHT}
+
+    # the static face ----------------------------------------------------------------------------
+    def to_html(self) -> str:
+        """Self-contained HTML: markup, inline CSS, SVG, JSON and script; no network, no kernel."""
+        if self._html is not None:
+            return self._html
+        data = json.dumps(self.payload(), separators=(",", ":"), sort_keys=True).replace("</", "<\\/")
+        if self._uid is None:
+            self._uid = _uid(data)
+        uid = self._uid
+        svg = ""
+        if self.cluster is not None:
+            svg = render_svg(diagram_model(self.cluster, self.trace), uid)
+        items = "".join(
+            f'<li data-i="{h.index}" class="r-{escape(h.role)}">{h.index:>2} {escape(h.where)} {h.direction} '
+            f'{escape(_short(h))}</li>' for h in self.trace.hops)
+        view = self.views[self.start]
+        marks = ""
+        if self.cluster is not None:
+            m = diagram_model(self.cluster, self.trace, self.start)
+            ids = dom_ids(m, uid)
+            marks = ",".join(f"#{ids[h]} path" for h in sorted(m.highlighted, key=lambda x: ids.get(x, "")) if h in ids)
+        title = escape(self.trace.title or "trace")
+        outcome = escape(self.trace.outcome)
+        self._html = (
+            f'<div class="netsim-stepper" id="{uid}" data-hop="{self.start}"><style>{CSS.replace("#ROOT", "#" + uid)}'
+            f'</style><style id="{uid}-hl">{marks}{{{HIGHLIGHT}}}</style>'
+            f'<div class="ctl"><b>{title}</b><button data-a="prev">Prev</button><button data-a="play">Play</button>'
+            f'<button data-a="next">Next</button><span class="pos">hop {self.start} of {len(self.trace) - 1}</span>'
+            f'<span class="pos">{outcome}</span></div>'
+            f'<div class="top"><div class="dia">{svg}</div><ol class="hops">{items}</ol></div>'
+            f'<div class="panel">{panel_html(view, self._quiz.get(self.start))}</div>'
+            f'<script type="application/json" id="{uid}-data">{data}</script>'
+            f'<script>{JS.replace("ROOT", uid)}</script></div>')
+        return self._html
+
+    def text(self) -> str:
+        view = self.views[self.start]
+        lines = [repr(self.trace), view.title, *[f"  {d}" for d in view.decisions],
+                 H.layer_tree(list(view.layers), view.diff)]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<Stepper {self.trace.title!r}: {len(self.trace)} hops, {len(self.challenges)} predictions>"
+
+    # the live face ------------------------------------------------------------------------------
+    def widget(self):
+        """An ipywidgets view (needs a running kernel for its buttons)."""
+        import ipywidgets as W
+
+        n = len(self.trace)
+        uid = f"{self._uid or 'live'}-w"
+        svg = render_svg(diagram_model(self.cluster, self.trace), uid) if self.cluster is not None else ""
+        slider = W.IntSlider(value=self.start, min=0, max=n - 1, description="hop", continuous_update=False)
+        play = W.Play(value=self.start, min=0, max=n - 1, interval=1200)
+        W.jslink((play, "value"), (slider, "value"))
+        prev, nxt = W.Button(description="Prev"), W.Button(description="Next")
+        pick = W.Dropdown(options=[(f"{h.index:>2} {h.where} {h.direction} {_short(h)}", h.index)
+                                   for h in self.trace.hops], value=self.start, layout=W.Layout(width="60%"))
+        dia, panel, quiz = W.HTML(), W.HTML(), W.VBox()
+        answered: dict[int, int] = {}
+
+        def render(i: int) -> None:
+            view = self.views[i]
+            ch = self._quiz.get(i)
+            hidden = ch is not None and i not in answered
+            if self.cluster is not None:
+                m = diagram_model(self.cluster, self.trace, i)
+                ids = dom_ids(m, uid)
+                css = ",".join(f"#{ids[h]} path" for h in sorted(m.highlighted) if h in ids)
+                dia.value = f"<style>{css}{{{HIGHLIGHT}}}</style>{svg}"
+            html = panel_html(view)
+            if hidden:
+                html = html.replace('<div class="reveal">', '<div class="reveal hidden">', 1)
+            hover = "".join(f'#{uid}:has([data-f="{k}"]:hover) [data-f="{k}"]{{outline:2px solid #e65100}}'
+                            for k in range(sum(len(l.fields) for l in view.layers)))
+            panel.value = (f'<div id="{uid}"><style>{CSS.replace("#ROOT", "#" + uid)}{hover}</style>'
+                           f'<div class="panel">{html}</div></div>')
+            quiz.children = _quiz_widgets(ch, answered, lambda: render(i)) if ch is not None else ()
+
+        def go(i: int) -> None:
+            slider.value = max(0, min(n - 1, i))
+
+        slider.observe(lambda change: (setattr(pick, "value", change["new"]), render(change["new"])), "value")
+        pick.observe(lambda change: go(change["new"]), "value")
+        prev.on_click(lambda _: go(slider.value - 1))
+        nxt.on_click(lambda _: go(slider.value + 1))
+        render(self.start)
+        return W.VBox([W.HBox([prev, nxt, play, slider]), pick, dia, quiz, panel])
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = {"text/plain": self.text(), "text/html": self.to_html()}
+        try:
+            view = self.widget()._repr_mimebundle_()
+        except Exception:       # no ipywidgets front end: the HTML face is enough
+            view = None
+        if view:
+            bundle.update({k: v for k, v in view.items() if k != "text/plain"})
+        return bundle
+
+
+def _quiz_widgets(ch: Challenge, answered: dict[int, int], refresh) -> tuple:
+    import ipywidgets as W
+
+    label = W.HTML(f"<b>Predict:</b> {escape(ch.question)}")
+    buttons = []
+    for i, choice in enumerate(ch.choices):
+        b = W.Button(description=choice, layout=W.Layout(width="auto"))
+        if ch.hop in answered:
+            b.disabled = True
+            b.button_style = "success" if i == ch.answer else ("danger" if i == answered[ch.hop] else "")
+
+        def click(_, i=i):
+            answered[ch.hop] = i
+            refresh()
+        b.on_click(click)
+        buttons.append(b)
+    out = [label, W.HBox(buttons)]
+    if ch.hop in answered:
+        verdict = "Right. " if answered[ch.hop] == ch.answer else f"Not quite: the answer is {ch.correct}. "
+        out.append(W.HTML(escape(verdict + ch.explanation)))
+    return tuple(out)
+
+
+def stepper(trace: Trace, cluster=None, predict: bool | list = False, start: int = 0) -> Stepper:
+    """`Stepper(trace, cluster, predict, start)`."""
+    return Stepper(trace, cluster, predict, start)
+
+
+@dataclass(frozen=True)
+class HeaderView:
+    """One hop's header tree, changes and hex dump, without the diagram or controls."""
+
+    view: HopView
+
+    def text(self) -> str:
+        from .hexdump import hexdump
+        return "\n".join([self.view.title, H.layer_tree(list(self.view.layers), self.view.diff),
+                          hexdump(self.view.data, list(self.view.layers))])
+
+    def html(self) -> str:
+        uid = "nshv" + hashlib.sha1(self.view.data + self.view.title.encode()).hexdigest()[:10]
+        hover = "".join(f'#{uid}:has([data-f="{k}"]:hover) [data-f="{k}"]{{outline:2px solid #e65100}}'
+                        for k in range(sum(len(l.fields) for l in self.view.layers)))
+        return (f'<div id="{uid}"><style>{CSS.replace("#ROOT", "#" + uid)}{hover}</style>'
+                f'<div class="panel">{panel_html(self.view)}</div></div>')
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"text/plain": self.text(), "text/html": self.html()}
+
+
+def header_view(trace: Trace, index: int) -> HeaderView:
+    """The header view of hop `index`, changed fields marked against the packet's previous hop."""
+    diff = H.hop_diff(trace, index)
+    hop = trace.hops[index]
+    last = len(trace.hops) - 1
+    title = f"Hop {index} of {last}: {hop.where} {hop.direction} · {hop.role}" + (f" · {hop.verdict}" if hop.verdict else "")
+    return HeaderView(HopView(index, title, hop.decisions, tuple(H.hop_layers(hop)), hop.data, diff))
