@@ -1,0 +1,142 @@
+"""`netsim` on the command line: list scenarios, print a trace, show a host's state, write pcaps.
+
+    netsim scenarios
+    netsim trace 4 --backend host-gw --proto icmp --pcap out.pcapng
+    netsim trace pod-a pod-c --proto udp
+    netsim show node1 "ip route"
+    netsim summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from . import scenarios
+from .errors import NetsimError
+
+BACKENDS = ("vxlan", "host-gw", "udp")
+PROTOS = ("tcp", "udp", "icmp")
+VIEWS = ("ip addr", "ip route", "ip neigh", "bridge fdb", "iptables-save", "conntrack -L", "subnet.env")
+_ROLE_COLOUR = {"request": "34", "reply": "32", "arp": "90", "error": "31"}
+
+
+def _colour(text: str, code: str, on: bool) -> str:
+    return f"\033[{code}m{text}\033[0m" if on and code else text
+
+
+def _scenario(name: str):
+    if name.isdigit() and int(name) in scenarios.SIX:
+        return scenarios.SIX[int(name)]
+    if name in scenarios.EXTRAS:
+        return scenarios.EXTRAS[name]
+    raise NetsimError(f"no scenario {name!r}; use 1-6 or one of {', '.join(scenarios.EXTRAS)} "
+                      f"(or give a source and a destination, e.g. `netsim trace pod-a pod-c`)")
+
+
+def trace_table(trace, colour: bool = False, decisions: bool = False) -> str:
+    """A trace as a terminal table: one line per hop, coloured by role when `colour`."""
+    lines = [_colour(repr(trace), "1", colour),
+             f"{'#':>3} {'capture point':<22} {'dir':<3} {'role':<8} {'verdict':<9} frame"]
+    for h in trace.hops:
+        code = "31" if h.verdict == "dropped" else _ROLE_COLOUR.get(h.role, "")
+        line = f"{h.index:3d} {h.where:<22} {h.direction:<3} {h.role:<8} {h.verdict:<9} {h.frame.summary()}"
+        lines.append(_colour(line, code, colour))
+        if decisions:
+            lines += [f"{'':>8}- {d}" for d in h.decisions]
+    return "\n".join(lines)
+
+
+def _cmd_scenarios(args, out) -> int:
+    for number, fn in scenarios.SIX.items():
+        print(f"{number}  {fn.__name__:<24} {(fn.__doc__ or '').strip().splitlines()[0]}", file=out)
+    for name, fn in scenarios.EXTRAS.items():
+        print(f"   {name:<24} {(fn.__doc__ or '').strip().splitlines()[0]}", file=out)
+    return 0
+
+
+def _cmd_trace(args, out) -> int:
+    if len(args.target) == 1:
+        trace = _scenario(args.target[0])(backend=args.backend, proto=args.proto)
+    elif len(args.target) == 2:
+        from .cluster import reference_cluster
+        trace = reference_cluster(args.backend).send(args.target[0], args.target[1], proto=args.proto,
+                                                     dport=args.dport)
+    else:
+        raise NetsimError("give a scenario (1-6 or a name) or a source and a destination")
+    colour = args.colour == "always" or (args.colour == "auto" and out.isatty() and "NO_COLOR" not in os.environ)
+    print(trace_table(trace, colour, args.decisions), file=out)
+    if args.pcap:
+        trace.to_pcap(args.pcap)
+        print(f"wrote {len(trace)} packets to {args.pcap} (open with: tshark -r {args.pcap} -d udp.port==8472,vxlan)",
+              file=out)
+    return 0
+
+
+def _cmd_show(args, out) -> int:
+    from .cluster import reference_cluster
+    print(reference_cluster(args.backend).show(args.host, args.view), file=out)
+    return 0
+
+
+def _cmd_summary(args, out) -> int:
+    from .views.compare import summary_table
+    print(summary_table(backend=args.backend, proto=args.proto).text(), file=out)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="netsim", description="Packets in a Kubernetes/Flannel cluster, as the Linux "
+                                "kernel handles them: traces, state views and pcaps from the emulator.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("scenarios", help="list the book's scenarios", description="List the six scenarios and extras.")
+    s.set_defaults(run=_cmd_scenarios)
+
+    t = sub.add_parser("trace", help="print a trace hop by hop (and write it as pcapng)",
+                       description="Run a scenario (1-6 or an extra's name) or SRC DST on the reference cluster "
+                                   "and print every hop.")
+    t.add_argument("target", nargs="+", metavar="SCENARIO | SRC DST",
+                   help="a scenario number or name, or a source and a destination (pod-a, node1, ext, web, "
+                        "192.168.50.11:30080)")
+    t.add_argument("--backend", choices=BACKENDS, default="vxlan", help="Flannel backend (default vxlan)")
+    t.add_argument("--proto", choices=PROTOS, default="tcp", help="protocol (default tcp)")
+    t.add_argument("--dport", type=int, help="destination port (SRC DST form only)")
+    t.add_argument("--pcap", metavar="FILE", help="also write the trace as pcapng to FILE")
+    t.add_argument("--decisions", action="store_true", help="print the kernel's decisions under each hop")
+    t.add_argument("--colour", "--color", choices=("auto", "always", "never"), default="auto",
+                   help="colour by role (default: when stdout is a terminal)")
+    t.set_defaults(run=_cmd_trace)
+
+    v = sub.add_parser("show", help="a host's state as the real tools print it",
+                       description="Print a view of one host of the reference cluster.")
+    v.add_argument("host", help="node1, node2, pod-a, gateway, ext, underlay...")
+    v.add_argument("view", help=f"one of: {', '.join(VIEWS)}, or 'ip route get ADDR'")
+    v.add_argument("--backend", choices=BACKENDS, default="vxlan")
+    v.set_defaults(run=_cmd_show)
+
+    m = sub.add_parser("summary", help="one line per scenario: TTL, encapsulation, NAT",
+                       description="The six scenarios side by side.")
+    m.add_argument("--backend", choices=BACKENDS, default="vxlan")
+    m.add_argument("--proto", choices=PROTOS, default="tcp")
+    m.set_defaults(run=_cmd_summary)
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out=None) -> int:
+    out = out or sys.stdout
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args, out)
+    except (NetsimError, ValueError, KeyError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"netsim: error: {message}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":   # pragma: no cover
+    sys.exit(main())
