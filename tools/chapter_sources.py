@@ -1500,4 +1500,21 @@ Read down the columns:
 
 `flanneld` sits in the data path only with the debug-only `udp` backend
 ({doc}`06-backends`).
+
+## Try it yourself
+
+Build the table again on `netsim.reference_cluster("host-gw")`. Which columns change, and why?
+
+:::{dropdown} Solution
+The tunnel column reads "no" everywhere: host-gw routes pod packets natively via the other
+node's `eth0` address. The TTLs stay the same (the same kernels forward). Scenario 5's pod now
+sees `192.168.50.11`: the masquerade address is that of the outgoing device, which is `eth0`
+instead of `flannel.1`.
+:::
+
+**Predict.** Under host-gw, what source does `pod-c` see in scenario 5? Decide, then reveal.
+
+%% code hide-output
+trace = netsim.scenarios.external_to_nodeport(cluster=netsim.reference_cluster("host-gw"))
+print(trace.request[-1].ip.src)
 '''
