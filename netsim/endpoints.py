@@ -5,8 +5,9 @@
 - TCP (Linux defaults): a SYN with MSS, SACK permitted, timestamps, NOP, window scale 7; a
   SYN-ACK from the listener with IP ID 0 and DF; RST,ACK when nothing listens.
 - UDP: a connected client socket sends with DF and a rising IP ID; the server answers from an
-  unconnected socket, so its DF packets carry IP ID 0 (`ip_select_ident`); a datagram to a
-  closed port gets ICMP port unreachable.
+  unconnected socket, whose DF packets take the hashed per-destination IP ID (`ip_select_ident`
+  uses the socket's own counter only for a connected socket; seen non-zero on Linux 6.18 in the
+  lab, tests/test_lab.py); a datagram to a closed port gets ICMP port unreachable.
 - ICMP errors: TOS 0xc0, DF clear, the offending header and as much of its payload as fits
   in 576 bytes (`icmp_send`).
 Ephemeral ports, initial sequence numbers and timestamps are derived from stable hashes.
@@ -122,9 +123,10 @@ def udp_datagram(src: str, dst: str, sport: int, dport: int, payload: bytes, ttl
     return IPv4(src, dst, IPPROTO_UDP, UDP(sport, dport, payload), ttl=ttl, id=ip_id, df=True)
 
 
-def udp_reply(request: IPv4, payload: bytes, ttl: int) -> IPv4:
+def udp_reply(request: IPv4, payload: bytes, ttl: int, ip_id: int) -> IPv4:
     dgram: UDP = request.payload
-    return IPv4(request.dst, request.src, IPPROTO_UDP, UDP(dgram.dport, dgram.sport, payload), ttl=ttl, id=0, df=True)
+    return IPv4(request.dst, request.src, IPPROTO_UDP, UDP(dgram.dport, dgram.sport, payload), ttl=ttl, id=ip_id,
+                df=True)
 
 
 def flow_key(ip: IPv4) -> tuple:

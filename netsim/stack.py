@@ -785,7 +785,7 @@ class Network:
             if ("udp", payload.dport) in ns.listeners:
                 flow.end("delivered", f"UDP socket on port {payload.dport} receives {len(payload.payload_bytes())} "
                                       f"bytes and answers")
-                self._respond(walk, ns, ep.udp_reply(ip, b"RSP", ttl), "reply")
+                self._respond(walk, ns, ep.udp_reply(ip, b"RSP", ttl, ns.ip_id(ip.dst, ip.src, IPPROTO_UDP)), "reply")
                 return
             flow.end("delivered", f"UDP port {payload.dport}: no socket; the kernel answers ICMP port unreachable")
             walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 3, flow, "port unreachable")
