@@ -24,9 +24,9 @@ def stable_hash(*parts: object) -> int:
 def derive_mac(*parts: object) -> str:
     """A locally administered unicast MAC derived from names (like flannel's VTEP MAC rule:
     multicast bit cleared, local bit set)."""
-    digest = bytearray(hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()[:6])
+    digest = bytearray(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:6])
     digest[0] = (digest[0] & 0xFE) | 0x02
-    return ":".join(f"{b:02x}" for b in digest)
+    return digest.hex(":")
 
 
 def parse_address(text: str, what: str = "address") -> IPv4Address:

@@ -44,6 +44,9 @@ class FdbEntry:
 
 class Bridge(Device):
     kind = "bridge"
+    # Called as flood_hook(frame, flow) before the bridge floods a frame; a lazily built
+    # cluster uses it to build the node an ARP request on the underlay asks for.
+    flood_hook = None
 
     def __init__(self, name: str, mac: str | None = None, mtu: int = 1500):
         super().__init__(name, mac or "00:00:00:00:00:00", mtu)

@@ -10,6 +10,19 @@ the one external host, as on the reference cluster.
 Endpoints are named: a pod (`pod-a`), a container (`pod-a/sidecar`), a node (`node1`), an
 external host (`ext`), a service (`web`), or an address, optionally with a port
 (`192.168.50.11:30080`).
+
+Scale: lazy clusters. A cluster of more than EAGER_MAX_NODES nodes (or any cluster built with
+`lazy=True`) keeps cheap records for every node and pod (name, addresses, lease, IPAM) and
+builds a node's namespace, with everything flanneld, kube-proxy and the CNI plugin program
+there and the namespaces of all its pods, on first use: when a trace or `resolve()` reaches
+it, when `netns()`, `show()` or a `break_*` method names it, or on `materialize_all()` (for
+views and the real-kernel lab, which need every namespace). A built node holds its full
+Flannel state, one route, neighbour and FDB entry per peer, as the kernel would; what differs
+is what no trace touched. One consequence is visible: a broadcast on the underlay switch
+reaches the gateway and the nodes built so far, not every node. The node an ARP request asks
+for is built first, so it answers exactly as in a fully built cluster; the others would only
+have ignored the request, and the switch's hop says how many were left out. Below
+EAGER_MAX_NODES nodes everything is built at once and a trace is the same hop for hop.
 """
 
 from __future__ import annotations
@@ -18,10 +31,14 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from . import cni, flannel, kubeproxy
-from .addresses import parse_address, parse_network
+from .addresses import derive_mac, parse_address, parse_network
 from .errors import ConfigError
+from .neighbour import PERMANENT
+from .packet import ARP_REQUEST, ETH_P_ARP
+from .route import Route
 from .stack import Network
 from .trace import Trace
+from .vxlan import VxlanFdbEntry
 
 EXTERNAL_NET = IPv4Network("203.0.113.0/24")
 GATEWAY_EXTERNAL_IP = "203.0.113.1"
@@ -29,9 +46,10 @@ SERVICE_CIDR = IPv4Network("10.96.0.0/12")
 FIRST_SERVICE_IP = IPv4Address("10.96.0.100")
 POD_PORTS = (("tcp", 8080), ("udp", 9090))
 MIN_MTU = 68
+EAGER_MAX_NODES = 16     # larger clusters are built lazily (see "Scale" above)
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     name: str
     ip: str
@@ -45,13 +63,14 @@ class Node:
         return self.name
 
 
-@dataclass
+@dataclass(slots=True)
 class Pod:
     name: str
     node: str
     ip: str
     host_veth: str
     containers: tuple[str, ...] = ("app",)
+    listen: tuple[tuple[str, int], ...] = field(default=POD_PORTS, repr=False, compare=False)
 
     @property
     def netns(self) -> str:
@@ -78,11 +97,26 @@ class Endpoint:
     container: str | None = None
 
 
+class _LazyNetwork(Network):
+    """A Network that asks its cluster to build a node's or pod's namespace when it is named."""
+
+    def __init__(self, cluster: "Cluster"):
+        super().__init__()
+        self._cluster = cluster
+
+    def netns(self, name: str):
+        ns = self.namespaces.get(name)
+        if ns is None:
+            self._cluster._materialize(name)
+        return super().netns(name)
+
+
 class Cluster:
     """A Kubernetes cluster with Flannel, as the kernel of each machine sees it."""
 
     def __init__(self, nodes: int = 2, backend: str = "vxlan", pod_cidr: str = "10.244.0.0/16",
-                 subnet_len: int = 24, underlay_cidr: str = "192.168.50.0/24", underlay_mtu: int = 1500):
+                 subnet_len: int = 24, underlay_cidr: str = "192.168.50.0/24", underlay_mtu: int = 1500,
+                 lazy: bool | None = None):
         if backend not in flannel.BACKENDS:
             raise ConfigError(f"backend {backend!r} is not one of {', '.join(flannel.BACKENDS)}")
         if not isinstance(nodes, int) or nodes < 1:
@@ -112,61 +146,188 @@ class Cluster:
                               f"{flannel.OVERHEAD[backend]} bytes and IPv4 needs an MTU of at least {MIN_MTU}")
         self.subnet_len = subnet_len
         self.underlay_mtu = underlay_mtu
-        self.network = Network()
+        self.lazy = nodes > EAGER_MAX_NODES if lazy is None else bool(lazy)
+        self.network = _LazyNetwork(self) if self.lazy else Network()
         self.nodes: dict[str, Node] = {}
         self.pods: dict[str, Pod] = {}
         self.externals: dict[str, External] = {}
         self.services: dict[str, kubeproxy.Service] = {}
         self.gateway_ip = str(self.underlay.network_address + 1)
         self._subnets = self.pod_cidr.subnets(new_prefix=subnet_len)
+        self._peers: dict[str, tuple] = {}        # node -> what every other node programs for it
+        self._built_nodes = 0
+        self._external_after: dict[str, int] = {}  # external host -> pods added before it
         self._build_underlay()
         for i in range(1, nodes + 1):
             self._add_node(f"node{i}", str(self.underlay.network_address + 10 + i))
-        self._program_flannel()
-        for node in self.nodes.values():
-            self._sync_rules(node.name)
+        if self.lazy:
+            # The switch's MAC is its lowest port MAC; with every port present that is fixed now.
+            switch = self._switch
+            switch.mac = min([switch.mac, *(derive_mac("underlay", f"p-{n}") for n in self.nodes)],
+                             key=lambda m: bytes.fromhex(m.replace(":", "")))
+            self._switch_mac = switch.mac
+            switch.flood_hook = self._underlay_flood
+        else:
+            for node in self.nodes.values():
+                self._build_node(node)
 
     # building ---------------------------------------------------------------------------
     def _build_underlay(self) -> None:
         net = self.network
         net.add_netns("underlay")
-        net.bridge("underlay", "sw0", mtu=self.underlay_mtu)
+        self._switch = net.bridge("underlay", "sw0", mtu=self.underlay_mtu)
         net.netns("underlay").set_sysctl("net.bridge.bridge-nf-call-iptables", 0)
         gw = net.add_netns("gateway")
         gw.set_sysctl("net.ipv4.ip_forward", 1)
         self._cable("gateway", "eth0", "p-gw")
         gw.addr_add("eth0", f"{self.gateway_ip}/{self.underlay.prefixlen}")
+        self._first_port_ifindex = self._switch.ports["p-gw"].dev.ifindex
 
     def _cable(self, host: str, dev: str, port: str) -> None:
         nic, switch_port = self.network.veth(host, dev, "underlay", port, mtu=self.underlay_mtu, nic="a")
-        self.network.netns("underlay").devices["sw0"].attach(switch_port)
+        self._switch.attach(switch_port)
+        if self.lazy and host in self.nodes:
+            # Built out of order: give the port the ifindex and the place among the switch's
+            # ports that building every node in order would have given it.
+            index = int(host[4:])
+            switch_port.ifindex = self._first_port_ifindex + index
+            ports = self._switch.ports
+            self._switch.ports = {p: ports[p] for p in sorted(ports, key=lambda p: 0 if p == "p-gw" else int(p[6:]))}
+            underlay = switch_port.netns
+            underlay.devices = dict(sorted(underlay.devices.items(), key=lambda kv: kv[1].ifindex))
+            self._switch.mac = self._switch_mac
 
     def _add_node(self, name: str, ip: str) -> Node:
-        net = self.network
-        ns = net.add_netns(name)
-        ns.set_sysctl("net.ipv4.ip_forward", 1)
-        self._cable(name, "eth0", f"p-{name}")
-        ns.addr_add("eth0", f"{ip}/{self.underlay.prefixlen}")
-        ns.route_add("default", via=self.gateway_ip, dev="eth0")
+        """The node's record: address, subnet lease and IPAM. Its namespace is built later."""
         subnet = next(self._subnets)
         lease = flannel.Lease(name, subnet, ip, self.backend)
         node = self.nodes[name] = Node(name, ip, subnet, lease, cni.HostLocalIpam(subnet))
-        flannel.setup_device(net, lease, self.backend, self.underlay_mtu)
+        if self.lazy:
+            self._peer_entries(node)     # the VTEP MAC is part of the lease flanneld publishes
         return node
 
-    def _program_flannel(self) -> None:
-        leases = [n.lease for n in self.nodes.values()]
-        for node in self.nodes.values():
-            peers = [l for l in leases if l.node != node.name]
+    def _build_node(self, node: Node) -> None:
+        """The node's namespace as it is once kubelet, flanneld and kube-proxy have run, and
+        (in a lazy cluster) the namespaces of its pods."""
+        net = self.network
+        name = node.name
+        ns = net.add_netns(name)
+        ns.set_sysctl("net.ipv4.ip_forward", 1)
+        self._cable(name, "eth0", f"p-{name}")
+        ns.addr_add("eth0", f"{node.ip}/{self.underlay.prefixlen}")
+        ns.route_add("default", via=self.gateway_ip, dev="eth0")
+        flannel.setup_device(net, node.lease, self.backend, self.underlay_mtu)
+        self._program_peers(node)
+        self._sync_rules(name)
+        self._built_nodes += 1
+        for pod in node.pods:
+            self._build_pod(self.pods[pod])
+
+    def _peer_entries(self, node: Node) -> tuple:
+        """What flanneld on every other node programs for `node`'s lease: the route and, for
+        vxlan, the VTEP MAC and FDB entry (immutable, so shared by every node's tables)."""
+        entries = self._peers.get(node.name)
+        if entries is None:
+            lease = node.lease
+            if self.backend == "vxlan":
+                mac, vtep = flannel.vtep_mac(node.name), lease.vtep_ip
+                route = Route(lease.subnet, "flannel.1", via=vtep, onlink=True)
+                entries = (route, vtep, mac, VxlanFdbEntry(mac, lease.public_ip, "flannel.1"))
+            elif self.backend == "host-gw":
+                entries = (Route(lease.subnet, "eth0", via=lease.public_ip), None, None, None)
+            else:
+                entries = (None, None, None, None)
+            self._peers[node.name] = entries
+        return entries
+
+    def _program_peers(self, node: Node) -> None:
+        """flanneld's peer programming on `node` for every other lease, in lease order: what
+        `flannel.add_peer` does, without re-parsing and re-validating the same addresses once
+        per peer (the routes are on-link by construction)."""
+        ns = self.network.namespaces[node.name]
+        peers = [n for n in self.nodes.values() if n is not node]
+        if self.backend == "vxlan":
+            vxlan, neighbours, table = ns.devices["flannel.1"], ns.neighbours, ns.main_table
             for peer in peers:
-                flannel.add_peer(self.network, node.lease, peer, self.backend)
-            if self.backend == "udp":
-                flannel.setup_udp_backend(self.network, node.lease, self.pod_cidr, peers)
+                route, vtep, mac, fdb = self._peer_entries(peer)
+                neighbours.set("flannel.1", vtep, mac, PERMANENT)
+                vxlan.fdb[mac] = fdb
+                table.add(route)
+        elif self.backend == "host-gw":
+            for peer in peers:
+                ns.main_table.add(self._peer_entries(peer)[0])
+        else:
+            flannel.setup_udp_backend(self.network, node.lease, self.pod_cidr, [p.lease for p in peers])
+
+    def _build_pod(self, pod: Pod) -> None:
+        """CNI ADD for the pod sandbox: namespace, veth pair, address, routes, sockets."""
+        node = self.nodes[pod.node]
+        ns = self.network.add_netns(pod.name)
+        cni.add_pod(self.network, pod.node, pod.name, pod.ip, node.subnet, self.pod_cidr, self.mtu)
+        for proto, port in pod.listen:
+            ns.listen(proto, port)
+
+    def _materialize(self, name: str) -> None:
+        """Build the namespace `name` names, if it is a node or pod not built yet."""
+        target = self.nodes.get(name)
+        if target is None and name in self.pods:
+            target = self.nodes[self.pods[name].node]
+        if target is not None and target.name not in self.network.namespaces:
+            self._build_node(target)
+
+    def materialize_all(self) -> None:
+        """Build every namespace, in the order a fully built cluster has them (for views that
+        draw the whole cluster and for the real-kernel lab). Costs O(nodes^2) with vxlan."""
+        if not self.lazy:
+            return
+        for node in self.nodes.values():
+            self._materialize(node.name)
+        pods = {name: i for i, name in enumerate(self.pods)}
+
+        def rank(name: str) -> tuple:
+            if name in self.nodes:
+                return (1, int(name[4:]))
+            if name in pods:
+                return (2, pods[name])
+            if name in self._external_after:
+                return (2, self._external_after[name] - 0.5)
+            return (0, ("underlay", "gateway").index(name) if name in ("underlay", "gateway") else 2)
+
+        ns = self.network.namespaces
+        self.network.namespaces = {name: ns[name] for name in sorted(ns, key=rank)}
+
+    @property
+    def built(self) -> int:
+        """How many namespaces exist so far (all of them unless the cluster is lazy)."""
+        return len(self.network.namespaces)
+
+    def _node_at(self, addr: str) -> Node | None:
+        """The node whose underlay address or pod subnet holds `addr`, if any."""
+        value = int(IPv4Address(addr))
+        if value in range(int(self.underlay.network_address), int(self.underlay.broadcast_address) + 1):
+            name = f"node{value - int(self.underlay.network_address) - 10}"
+        elif value in range(int(self.pod_cidr.network_address), int(self.pod_cidr.broadcast_address) + 1):
+            name = f"node{((value - int(self.pod_cidr.network_address)) >> (32 - self.subnet_len)) + 1}"
+        else:
+            return None
+        return self.nodes.get(name)
+
+    def _underlay_flood(self, frame, flow) -> None:
+        """sw0 is about to flood `frame`: build the node an ARP request asks for, and say how
+        many nodes the flood leaves out because they are not built."""
+        if frame.type == ETH_P_ARP and frame.payload.op == ARP_REQUEST:
+            node = self._node_at(frame.payload.pdst)
+            if node is not None and node.ip == frame.payload.pdst:
+                self._materialize(node.name)
+        missing = len(self.nodes) - self._built_nodes
+        if missing:
+            flow.note(f"{self._switch.name}: {missing} of {len(self.nodes)} nodes are not built (lazy cluster) and "
+                      f"are left out of the flood; their NICs would ignore it")
 
     def _sync_rules(self, node: str) -> None:
         """Rewrite the node's iptables as flanneld and a kube-proxy full sync leave them."""
         from .netfilter import Netfilter
-        ns = self.network.netns(node)
+        ns = self.network.namespaces[node]
         nf = ns.netfilter = Netfilter(ns)
         kubeproxy.base_rules(nf)
         flannel.masquerade_rules(nf, self.pod_cidr, self.nodes[node].subnet)
@@ -175,23 +336,26 @@ class Cluster:
             kubeproxy.service_rules(nf, svc, str(self.pod_cidr), local)
         kubeproxy.finish_nodeports(nf)
 
+    def _taken(self, name: str) -> bool:
+        return (name in self.pods or name in self.nodes or name in self.externals or name in self.services
+                or name in self.network.namespaces)
+
     # public API -------------------------------------------------------------------------
     def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = ("app",),
                 listen: tuple[tuple[str, int], ...] = POD_PORTS) -> Pod:
         """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes)."""
-        if name in self.network.namespaces or name in self.services:
+        if self._taken(name):
             raise ConfigError(f"the name {name!r} is taken already")
-        if node not in self.nodes:
+        n = self.nodes.get(node)
+        if n is None:
             raise ConfigError(f"no node {node!r}; nodes are {', '.join(self.nodes)}")
         if not containers or len(set(containers)) != len(containers):
             raise ConfigError(f"pod {name} needs one or more distinct container names, got {containers!r}")
-        n = self.nodes[node]
         ip = n.ipam.allocate(name)
-        self.network.add_netns(name)
-        host_veth = cni.add_pod(self.network, node, name, ip, n.subnet, self.pod_cidr, self.mtu)
-        for proto, port in listen:
-            self.network.netns(name).listen(proto, port)
-        pod = self.pods[name] = Pod(name, node, ip, host_veth, tuple(containers))
+        pod = Pod(name, node, ip, cni.host_veth_name(name), tuple(containers), tuple(listen))
+        if node in self.network.namespaces:
+            self._build_pod(pod)
+        self.pods[name] = pod
         n.pods.append(name)
         return pod
 
@@ -203,7 +367,7 @@ class Cluster:
             raise ConfigError(f"external host {name}: {ip} must be a host address in {EXTERNAL_NET}")
         if str(addr) == GATEWAY_EXTERNAL_IP:
             raise ConfigError(f"{ip} is the gateway's own external address")
-        if name in self.network.namespaces or name in self.services:
+        if self._taken(name):
             raise ConfigError(f"the name {name!r} is taken already")
         if self.externals:
             raise ConfigError(f"the gateway's eth1 is already cabled to {next(iter(self.externals))}: "
@@ -217,13 +381,14 @@ class Cluster:
         for proto, port in listen:
             ns.listen(proto, port)
         ext = self.externals[name] = External(name, str(addr))
+        self._external_after[name] = len(self.pods)
         return ext
 
     def add_service(self, name: str, port: int, target_port: int, pods: list[str] | tuple[str, ...] = (),
                     node_port: int | None = None, external_traffic_policy: str = "Cluster",
                     protocol: str = "tcp", cluster_ip: str | None = None) -> kubeproxy.Service:
         """A Service: kube-proxy programs its ClusterIP (and NodePort) on every node."""
-        if name in self.services or name in self.network.namespaces:
+        if self._taken(name):
             raise ConfigError(f"the name {name!r} is taken already")
         if protocol not in ("tcp", "udp"):
             raise ConfigError(f"service protocol must be tcp or udp, not {protocol!r}")
@@ -248,10 +413,16 @@ class Cluster:
         svc = kubeproxy.Service(name, cluster_ip, port, target_port, protocol, node_port, external_traffic_policy,
                                 [(p, self.pods[p].ip) for p in pods])
         self.services[name] = svc
+        built = self.network.namespaces
         for pod in pods:
-            self.network.netns(pod).listen(protocol, target_port)
+            spec = self.pods[pod]
+            if (protocol, target_port) not in spec.listen:
+                spec.listen = (*spec.listen, (protocol, target_port))
+            if pod in built:
+                built[pod].listen(protocol, target_port)
         for node in self.nodes:
-            self._sync_rules(node)
+            if node in built:
+                self._sync_rules(node)
         return svc
 
     def netns(self, name: str):
@@ -302,6 +473,10 @@ class Cluster:
             valid = ", ".join([*self.pods, *self.nodes, *self.externals, *self.services])
             raise ConfigError(f"unknown endpoint {name!r}: use a pod, pod/container, node, external host, "
                               f"service or IPv4 address[:port] (known names: {valid})") from None
+        if self.lazy:
+            node = self._node_at(addr)
+            if node is not None:
+                self._materialize(node.name)
         owner = next((n for n, ns in self.network.namespaces.items() if ns.is_local_address(addr)
                       and not addr.startswith("127.")), None)
         return Endpoint(owner, addr, port)

@@ -288,6 +288,8 @@ class Walk:
         self.transmit(out_dev, frame, flow)
 
     def bridge_flood(self, br: Bridge, in_dev: Device | None, frame: Ethernet, flow: Flow, include_up: bool) -> None:
+        if br.flood_hook is not None:
+            br.flood_hook(frame, flow)
         targets = [p for name, p in br.ports.items()
                    if p.flood and (in_dev is None or name != in_dev.name or p.hairpin)]
         for port in targets:
