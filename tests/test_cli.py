@@ -1,0 +1,90 @@
+"""The command line: subcommands, output, colour only on a terminal, clear errors."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+import netsim
+from netsim.cli import main
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out), out.getvalue()
+
+
+def test_scenarios_lists_the_six_and_the_extras():
+    code, out = run("scenarios")
+    assert code == 0
+    assert out.splitlines()[3].startswith("4  pod_to_pod_cross_node")
+    assert "host-to-remote-pod" in out
+
+
+def test_trace_prints_one_line_per_hop_without_colour_when_not_a_tty():
+    code, out = run("trace", "4", "--backend", "host-gw", "--proto", "icmp")
+    trace = netsim.scenarios.pod_to_pod_cross_node(backend="host-gw", proto="icmp")
+    lines = out.splitlines()
+    assert code == 0 and "\033[" not in out
+    assert lines[0] == repr(trace)
+    assert len(lines) == 2 + len(trace)
+    assert lines[2 + trace.request[0].index].split()[:4] == ["%d" % trace.request[0].index, "pod-a/eth0", "tx",
+                                                              "request"]
+
+
+def test_colour_always_colours_requests_blue():
+    _, out = run("trace", "2", "--colour", "always")
+    assert "\033[34m" in out and "\033[0m" in out
+
+
+def test_trace_from_source_and_destination_with_decisions():
+    code, out = run("trace", "pod-a", "pod-c", "--proto", "udp", "--decisions")
+    assert code == 0 and "UDP socket on port 8472" in out
+
+
+def test_trace_writes_a_pcap(tmp_path):
+    path = tmp_path / "s5.pcapng"
+    code, out = run("trace", "5", "--pcap", str(path))
+    assert code == 0 and path.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
+    assert f"wrote {len(netsim.scenarios.external_to_nodeport())} packets" in out
+
+
+def test_show_prints_the_state_view():
+    code, out = run("show", "node1", "ip route")
+    assert code == 0 and "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink" in out
+
+
+def test_summary():
+    code, out = run("summary")
+    assert code == 0 and "VXLAN (UDP 8472)" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["trace", "9"], "no scenario '9'"),
+    (["trace", "pod-a", "nowhere"], "unknown endpoint 'nowhere'"),
+    (["show", "node9", "ip route"], "node9"),
+    (["show", "node1", "ip rout"], "unknown view 'ip rout'"),
+])
+def test_bad_input_gives_a_clear_error(capsys, argv, message):
+    assert main(argv, io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("netsim: error: ") and message in err and "Traceback" not in err
+
+
+def test_bad_choice_and_help_come_from_argparse(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["trace", "4", "--backend", "flannel"])
+    assert e.value.code == 2 and "invalid choice: 'flannel'" in capsys.readouterr().err
+    for argv in (["--help"], ["trace", "--help"], ["show", "--help"], ["scenarios", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0
+    assert "usage: netsim" in capsys.readouterr().out
+
+
+def test_python_dash_m_netsim():
+    res = subprocess.run([sys.executable, "-m", "netsim", "scenarios"], capture_output=True, text=True)
+    assert res.returncode == 0 and "pod_to_external" in res.stdout

@@ -1,0 +1,98 @@
+"""The topology diagram: a fixed layout, the trace's path, what the current hop highlights."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import netsim
+from netsim.views import diagram, diagram_model, render_svg
+from netsim.views.diagram import dom_ids
+
+
+@pytest.fixture(scope="module")
+def c4():
+    cluster = netsim.reference_cluster()
+    return cluster, netsim.scenarios.pod_to_pod_cross_node(cluster=cluster)
+
+
+def test_pods_sit_inside_their_node_box(c4):
+    cluster, _ = c4
+    m = diagram_model(cluster)
+    for pod in cluster.pods.values():
+        p, n = m.element(pod.name), m.element(pod.node)
+        assert p.parent == pod.node
+        assert n.x - n.w / 2 < p.x - p.w / 2 and p.x + p.w / 2 < n.x + n.w / 2
+        assert n.y - n.h / 2 < p.y - p.h / 2 and p.y + p.h / 2 < n.y + n.h / 2
+
+
+def test_every_device_of_every_namespace_is_drawn(c4):
+    cluster, _ = c4
+    ids = {e.id for e in diagram_model(cluster).elements}
+    for ns_name, ns in cluster.network.namespaces.items():
+        assert ns_name in ids
+        for dev in ns.devices:
+            assert f"{ns_name}/{dev}" in ids
+
+
+def test_the_graph_has_the_cables_and_bridge_ports(c4):
+    cluster, _ = c4
+    g = diagram_model(cluster).graph
+    veth = cluster.pods["pod-a"].host_veth
+    assert g.edges["pod-a/eth0", f"node1/{veth}"]["kind"] == "cable"
+    assert g.edges[f"node1/{veth}", "node1/cni0"]["kind"] == "port"
+    assert g.edges["node1/eth0", "underlay/p-node1"]["kind"] == "cable"
+    assert g.edges["underlay/p-node1", "underlay/sw0"]["kind"] == "port"
+    assert g.edges["gateway/eth1", "ext/eth0"]["kind"] == "cable"
+
+
+def test_layout_is_fixed():
+    a = diagram_model(netsim.reference_cluster())
+    b = diagram_model(netsim.reference_cluster())
+    assert [(e.id, e.x, e.y) for e in a.elements] == [(e.id, e.x, e.y) for e in b.elements]
+
+
+def test_current_hop_highlights_its_device_host_and_the_move_into_it(c4):
+    cluster, trace = c4
+    (hop,) = trace.where("node1/flannel.1", "tx", "request")
+    (before,) = trace.where("node1/cni0", "rx", "request")
+    m = diagram_model(cluster, trace, hop.index)
+    assert m.current == "node1/flannel.1"
+    assert m.highlighted == {"node1/flannel.1", "node1", f"seg:{before.index}->{hop.index}"}
+
+
+def test_path_lists_the_devices_of_request_and_reply_in_order(c4):
+    cluster, trace = c4
+    m = diagram_model(cluster, trace)
+    assert m.path[:5] == ("pod-a/eth0", f"node1/{cluster.pods['pod-a'].host_veth}", "node1/cni0",
+                          "node1/flannel.1", "node1/eth0")
+    assert m.path[-1] == "pod-c/eth0"
+    assert all(s.a != s.b for s in m.segments)
+
+
+def test_svg_carries_dom_ids_and_no_date(c4):
+    cluster, trace = c4
+    m = diagram_model(cluster, trace)
+    svg = render_svg(m, "pfx")
+    for dom in dom_ids(m, "pfx").values():
+        assert f'id="{dom}"' in svg
+    assert "<dc:date>" not in svg and "<metadata>" not in svg
+    assert svg.startswith("<svg")
+
+
+def test_diagram_mime_bundle_highlights_the_current_device(c4):
+    cluster, trace = c4
+    bundle = diagram(cluster, trace, 13)._repr_mimebundle_()
+    assert bundle["text/plain"].startswith(f"current hop at {trace[13].where}")
+    assert "!important" in bundle["image/svg+xml"]
+
+
+def test_svg_is_byte_identical_across_processes_and_hash_seeds():
+    code = ("import hashlib, netsim; from netsim.views import diagram;"
+            "c = netsim.reference_cluster(); t = netsim.scenarios.SIX[5](cluster=c);"
+            "print(hashlib.sha256(diagram(c, t, 20).svg().encode()).hexdigest())")
+    outs = {subprocess.run([sys.executable, "-c", code], env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
+                           capture_output=True, text=True, check=True).stdout for seed in ("0", "1", "12345")}
+    assert len(outs) == 1
