@@ -270,6 +270,16 @@ print(trace.table())
 print(trace.outcome)
 
 %% md
+The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
+diagram lights up the device that has the frame, and the panel lists every header field with
+what changed since the previous hop. At a few hops it first asks you to predict a field.
+
+%% code
+from netsim import views
+
+views.Stepper(trace, cluster, predict=True)
+
+%% md
 Two lines in total: the SYN and the SYN-ACK, both seen on `pod-a/lo`. Nothing appears on
 `pod-a/eth0`, on the node, or anywhere else. (A capture on a real `lo` shows each frame once for
 the same reason: loopback hands the frame straight back to the receive path.)
@@ -404,6 +414,16 @@ print(trace.table())
 print(trace.outcome)
 
 %% md
+The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
+diagram lights up the device that has the frame, and the panel lists every header field with
+what changed since the previous hop. At a few hops it first asks you to predict a field.
+
+%% code
+from netsim import views
+
+views.Stepper(trace, cluster, predict=True)
+
+%% md
 ## What changed at each hop, and why
 
 **The ARP exchange.** `pod-a` had no neighbour entry for `10.244.0.3`, so it broadcast
@@ -527,6 +547,16 @@ bound to `10.244.0.1` before the packet is built.
 trace = netsim.scenarios.host_to_pod(cluster=cluster)
 print(trace.table())
 print(trace.outcome)
+
+%% md
+The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
+diagram lights up the device that has the frame, and the panel lists every header field with
+what changed since the previous hop. At a few hops it first asks you to predict a field.
+
+%% code
+from netsim import views
+
+views.Stepper(trace, cluster, predict=True)
 
 %% md
 ## What changed at each hop, and why
@@ -656,6 +686,16 @@ trace = netsim.scenarios.pod_to_pod_cross_node(cluster=cluster)
 print(trace.outcome)
 for hop in trace.request:
     print(hop.summary())
+
+%% md
+The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
+diagram lights up the device that has the frame, and the panel lists every header field with
+what changed since the previous hop. At a few hops it first asks you to predict a field.
+
+%% code
+from netsim import views
+
+views.Stepper(trace, cluster, predict=True)
 
 %% md
 ## What changed at each hop, and why
@@ -950,6 +990,16 @@ for hop in trace.hops:
         print(hop.summary())
 
 %% md
+The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
+diagram lights up the device that has the frame, and the panel lists every header field with
+what changed since the previous hop. At a few hops it first asks you to predict a field.
+
+%% code
+from netsim import views
+
+views.Stepper(trace, cluster, predict=True)
+
+%% md
 ## What changed at each hop, and why
 
 **Arriving at `node1`.** The request comes in on `eth0` as `203.0.113.10 → 192.168.50.11:30080`
@@ -1098,6 +1148,16 @@ print(trace.outcome)
 for hop in trace.hops:
     if not hop.is_arp and hop.netns != "underlay":
         print(hop.summary())
+
+%% md
+The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
+diagram lights up the device that has the frame, and the panel lists every header field with
+what changed since the previous hop. At a few hops it first asks you to predict a field.
+
+%% code
+from netsim import views
+
+views.Stepper(trace, cluster, predict=True)
 
 %% md
 ## What changed at each hop, and why

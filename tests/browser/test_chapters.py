@@ -13,8 +13,10 @@ from tools.pagecheck import HTML, MAIN_CONTENT
 from tools.toc import toc_files
 
 CHAPTERS = [name for name in toc_files() if name.startswith("notebooks/")]
-# Chapters that draw a matplotlib figure.
+# Chapters that draw a matplotlib figure, and chapters with a hop stepper (netsim.views).
 WITH_FIGURES = {"notebooks/10-scale"}
+WITH_STEPPERS = {"notebooks/02-containers-in-a-pod", "notebooks/03-pod-to-pod-same-node", "notebooks/04-host-to-pod",
+                 "notebooks/05-vxlan-across-nodes", "notebooks/07-nodeport", "notebooks/08-pod-to-outside"}
 
 
 def open_offline(browser, name):
@@ -69,6 +71,25 @@ def test_figures_are_drawn(browser, name):
             img = figures.nth(i)
             assert img.is_visible()
             assert img.evaluate("el => el.complete && el.naturalWidth > 100")
+        assert requests == []
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("name", sorted(WITH_STEPPERS))
+def test_the_hop_stepper_steps_without_a_kernel(browser, name):
+    context, page, requests = open_offline(browser, name)
+    try:
+        stepper = page.locator(f"{MAIN_CONTENT} .netsim-stepper").first
+        assert stepper.is_visible()
+        assert stepper.get_attribute("data-hop") == "0"
+        position = stepper.locator(".pos").first
+        before = position.inner_text()
+        stepper.locator('[data-a="next"]').click()
+        assert stepper.get_attribute("data-hop") == "1"
+        assert position.inner_text() != before
+        stepper.locator('[data-a="prev"]').click()
+        assert stepper.get_attribute("data-hop") == "0"
         assert requests == []
     finally:
         context.close()
