@@ -23,7 +23,8 @@ def router_chain(routers: int, subnets: list[str] | None = None, mtus: list[int]
 
     Link i (0 = h1-r1, N = rN-h2) uses `subnets[i]` (a "A.B.C" prefix, default 10.i.0) with the
     left side at .1 and the right side at .2, and `mtus[i]` (default 1500). Every namespace has
-    a default route towards h2 and a route back towards h1, so replies retrace the request.
+    a default route towards h2, and each router a route for every link further left, so every
+    address is reachable from everywhere and replies retrace the request.
     Device names: the left end of link i is `right<i>`, the right end `left<i>`; the hosts'
     ends are `eth0`.
     """
@@ -42,7 +43,6 @@ def router_chain(routers: int, subnets: list[str] | None = None, mtus: list[int]
         net.veth(left, lname, right, rname, mtu=mtus[i])
         net.netns(left).addr_add(lname, f"{subnets[i]}.1/24")
         net.netns(right).addr_add(rname, f"{subnets[i]}.2/24")
-    h1_net = f"{subnets[0]}.0/24"
     for i, name in enumerate(names):
         ns = net.netns(name)
         if name == "h2":
@@ -51,8 +51,8 @@ def router_chain(routers: int, subnets: list[str] | None = None, mtus: list[int]
         ns.route_add("default", via=f"{subnets[i]}.2")        # towards h2
         if name.startswith("r"):
             ns.set_sysctl("net.ipv4.ip_forward", 1)
-            if i >= 2:                                       # towards h1, beyond the first link
-                ns.route_add(h1_net, via=f"{subnets[i - 1]}.1")
+            for j in range(i - 1):                           # every link further left
+                ns.route_add(f"{subnets[j]}.0/24", via=f"{subnets[i - 1]}.1")
     return net
 
 
