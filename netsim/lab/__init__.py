@@ -1,2 +1,26 @@
-"""The real-kernel lab: netsim's cluster built with network namespaces, compared with the model."""
-from .kernel import Capture, Lab, LabUnavailable, Observation, classify, resolve, to_trace, unavailable_reason
+"""The real-kernel lab: netsim's cluster built in network namespaces, and compared with the model.
+
+    from netsim import reference_cluster
+    from netsim.lab import Lab, run_scenario
+
+    with Lab(reference_cluster()) as lab:            # root on Linux; LabUnavailable otherwise
+        result = run_scenario(lab, 4, "tcp")          # the model's trace against the kernel's
+        print(result)                                 # "... 24 hops, 736 values compared, match"
+
+- `Lab` (kernel.py): builds the cluster from netsim's own state, runs one exchange with real
+  sockets and captures every device (`Lab.exchange` -> `Observation`, with a netsim `Trace`).
+- `compare` (compare.py): lines a model trace up with an observation, field by field.
+- `run_scenario`, `conformance`, `report` (conformance.py): every scenario, and the appendix.
+
+The core never imports this package.
+"""
+
+from .compare import KNOWN_DEVIATIONS, RULES, Comparison, Difference, checksum_faults, compare
+from .conformance import BACKENDS, PROTOS, SCENARIOS, SHAPES, Run, conformance, report, run_scenario
+from .kernel import Capture, Lab, LabUnavailable, Observation, classify, order, resolve, to_trace, unavailable_reason
+
+__all__ = [
+    "BACKENDS", "Capture", "Comparison", "Difference", "KNOWN_DEVIATIONS", "Lab", "LabUnavailable", "Observation",
+    "PROTOS", "RULES", "Run", "SCENARIOS", "SHAPES", "checksum_faults", "classify", "compare", "conformance",
+    "order", "report", "resolve", "run_scenario", "to_trace", "unavailable_reason",
+]

@@ -144,7 +144,7 @@ class Observation:
     """What the kernel did for one exchange: its hops in netsim's shape, plus how they were got."""
 
     trace: Trace
-    captures: list[Capture]
+    captures: list[Capture]       # in hop order: captures[i] is trace.hops[i]
     src: str
     dst: str
     proto: str
@@ -153,6 +153,7 @@ class Observation:
     kernel: str
     checksums_complete: bool      # tx checksum offload was off on every device but lo
     seconds: float
+    client_port: int | None = None       # the client socket's own port (getsockname), TCP and UDP
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -227,6 +228,8 @@ class Lab:
         _install_handlers()
         _LIVE.add(self)
         t0 = time.perf_counter()
+        if hasattr(self.cluster, "materialize_all"):
+            self.cluster.materialize_all()     # a lazy cluster builds its namespaces on first use
         model = self.cluster.network.namespaces
         names = list(model)
         self._created = [self.netns(n) for n in names]
@@ -527,15 +530,24 @@ class Lab:
         self.cold_start()
         time.sleep(0.01)
         self._drain()
+        self._client_port = None
         outcome = self._traffic(src_ns, dst_ip, proto, dport)
         time.sleep(SETTLE)
         captures = self._drain()
         seconds = time.perf_counter() - t0
         kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
-        trace = to_trace(captures, title=f"kernel: {src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})",
-                         outcome=outcome, kinds=kinds, refused="refused" in outcome)
+        captures = order(captures, kinds)
+        title = f"kernel: {src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})"
+        trace = to_trace(captures, title=title, outcome=outcome, kinds=kinds, refused="refused" in outcome)
+        # an ICMP error that reached the client is the outcome, whatever the socket made of it (a
+        # connected UDP socket reports only "hard" errors, ping counts "+1 errors")
+        errors = [h for h in trace.hops if h.role == "error" and h.netns == src_ns and h.direction == "rx"]
+        if errors and not outcome.startswith(("connected", "udp reply", "echo reply")):
+            ip = errors[-1].ip
+            outcome = f"error: {ip.payload.summary()} from {ip.src}"
+            trace = Trace(trace.hops, title, outcome)
         return Observation(trace, captures, src, dst, proto, dport, outcome, self.kernel,
-                           not self.checksum_offload, seconds)
+                           not self.checksum_offload, seconds, self._client_port)
 
     def _traffic(self, src_ns: str, dst_ip: str, proto: str, dport: int | None) -> str:
         lab_ns = self.netns(src_ns)
@@ -548,6 +560,7 @@ class Lab:
         sock = in_netns(lab_ns, lambda: socket.socket(socket.AF_INET, kind))
         sock.settimeout(EXCHANGE_TIMEOUT)
         try:
+            sock.bind(("0.0.0.0", 0)) if proto == "udp" else None
             if proto == "tcp":
                 try:
                     sock.connect((dst_ip, dport))
@@ -555,11 +568,13 @@ class Lab:
                     return f"connection refused by {dst_ip}:{dport} (RST)"
                 except (socket.timeout, OSError) as exc:
                     return f"no answer: {exc}"
+                self._client_port = sock.getsockname()[1]
                 peer = sock.getpeername()
                 # close with RST at once, so the exchange is over before the next one starts
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 return f"connected to {peer[0]}:{peer[1]} (SYN-ACK)"
             sock.connect((dst_ip, dport))
+            self._client_port = sock.getsockname()[1]
             sock.send(b"REQ")
             try:
                 data, peer = sock.recvfrom(65535)
@@ -621,11 +636,17 @@ def classify(frame: Ethernet, refused: bool = False) -> str:
     return "other"
 
 
+def order(captures: list[Capture], kinds: dict | None = None) -> list[Capture]:
+    """Captures in time order, ties as `_tie_rank` says."""
+    kinds = kinds or {}
+    return sorted(captures, key=lambda c: (c.time, *_tie_rank(c, kinds)))
+
+
 def to_trace(captures: list[Capture], title: str = "", outcome: str = "", kinds: dict | None = None,
              refused: bool = False) -> Trace:
-    """Captured frames as a netsim `Trace`, in time order (ties as `_tie_rank` says)."""
+    """Captured frames as a netsim `Trace`, one hop per capture, in `order()`."""
     kinds = kinds or {}
-    ordered = sorted(captures, key=lambda c: (c.time, *_tie_rank(c, kinds)))
+    ordered = order(captures, kinds)
     hops = []
     packet_ids: dict[tuple, int] = {}
     for i, c in enumerate(ordered):

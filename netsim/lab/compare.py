@@ -1,0 +1,479 @@
+"""Lining a model trace up with what the kernel put on the wire, field by field.
+
+`compare(model, observed)` takes netsim's `Trace` and the lab's `Observation` (or any trace
+in netsim's shape) and returns a `Comparison` whose `differences` read like
+`hop 13 node1/flannel.1 tx: inner ttl model 63 kernel 64`.
+
+The rules (also printed in the conformance report, `RULES`):
+- Path: for the request and for the reply (and any ICMP error), the same capture points
+  (namespace, device, direction) in the same order. The kernel's frames are ordered by
+  capture timestamp; frames of one skb seen on several devices share a timestamp and are
+  ordered receive before transmit, lower device before upper (kernel-observations.md).
+- ARP: the same set of (device, direction, operation, sender, target, MACs); ARP is not
+  ordered, because a flood's copies leave in an order that depends on the bridge's port list.
+- Exact, at every hop: MACs (the lab sets netsim's; a difference is shown by owning device),
+  EtherType, IP source, destination, TTL, DF, MF, fragment offset, TOS, protocol and total
+  length, TCP flags, window, option kinds, MSS and window scale, the server's port, ICMP
+  type, code and sequence, UDP payload, VXLAN flags, VNI and destination port.
+- By rule, since the kernel randomises the value: the IP ID and the ICMP echo id (zero
+  where the model has zero, and kept or changed from hop to hop as the model keeps or
+  changes it, across request and reply); the client's port (in `ip_local_port_range` at the
+  client socket, in 1024-65535 once translated, and translated and restored where the model
+  does it); the VXLAN source port (in the port range, constant along a packet, and equal or not
+  between the two directions as in the model); ICMP data (same length, same bytes after the
+  16-byte timestamp ping puts first).
+- Ignored, said here: TCP sequence and acknowledgement numbers and timestamp values (random
+  per connection), the kernel's frames that are not part of the modelled exchange (the
+  handshake's final ACK and the lab client's closing RST).
+- Checksums: every IP, ICMP, TCP and UDP checksum must verify on both sides wherever the
+  kernel's are complete: the lab turns transmit checksum offload off, so that is every
+  device except `lo` (where Linux never fills them in). With offload on, only the IP header
+  and ICMP checksums are checked. A zero outer UDP checksum must be zero in both.
+"""
+
+from __future__ import annotations
+
+import difflib
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from ..packet import ARP, ICMP, TCP, UDP, VXLAN, Ethernet, IPv4, internet_checksum
+from ..trace import Hop, Trace
+
+NAT_PORTS = (1024, 65535)
+PING_TIMESTAMP = 16           # bytes of struct timeval that ping puts before its pattern
+IGNORED_ROLES = ("arp", "other")
+
+# Differences the model is known to have, each with its evidence. They are kept apart from
+# the others (`Comparison.known`), printed in the report, and each has a strict xfail test in
+# tests/test_lab.py, so they cannot hide and are noticed the day the model is fixed.
+KNOWN_DEVIATIONS = {
+    "tcp wscale": "netsim's SYN and SYN-ACK always offer window scale 7 (endpoints.WSCALE), which Linux "
+                  "derives from tcp_rmem[2] = 6 MiB; the lab's kernel offers ilog2(max(tcp_rmem[2], "
+                  "rmem_max)) - 15, e.g. 10 on the test machine (6.18, tcp_rmem[2] = 32 MiB, inherited "
+                  "by every new namespace from the host)",
+}
+
+RULES = {
+    "path": "same capture points (netns, device, direction) in the same order, for request and reply",
+    "arp": "same set of ARP frames per capture point (op, sender, target, MACs)",
+    "eth src/dst": "exact (the lab uses netsim's MACs)",
+    "ip src/dst/ttl/df/mf/frag/tos/proto/len": "exact, inner and outer",
+    "ip id": "by rule: zero where the model has zero; kept or changed between hops as in the model",
+    "tcp flags/window/option kinds/mss/wscale": "exact",
+    "tcp seq/ack/timestamps": "ignored (random per connection)",
+    "server port": "exact",
+    "client port": "by rule: the socket's port in ip_local_port_range; translated (into 1024-65535) and restored "
+                   "where the model does",
+    "icmp type/code/seq": "exact",
+    "icmp id": "by rule: kept or changed between hops as in the model",
+    "icmp data": "same length; same bytes after ping's 16-byte timestamp",
+    "udp payload": "exact",
+    "vxlan flags/vni/dport": "exact",
+    "vxlan sport": "by rule: in the port range; equal or not between directions as in the model",
+    "checksums": "verify on both sides where the kernel's are complete (offload off, not lo)",
+}
+
+
+@dataclass(frozen=True)
+class Difference:
+    hop: int | None          # the model hop's index (None: not tied to one hop)
+    where: str               # "node1/flannel.1 tx"
+    field: str
+    model: object
+    kernel: object
+
+    def __str__(self) -> str:
+        at = f"hop {self.hop} {self.where}" if self.hop is not None else self.where
+        return f"{at}: {self.field} model {self.model} kernel {self.kernel}"
+
+
+@dataclass
+class Comparison:
+    title: str
+    model: Trace
+    kernel: Trace
+    differences: list[Difference] = field(default_factory=list)
+    known: list[Difference] = field(default_factory=list)   # in KNOWN_DEVIATIONS: reported, not failures
+    compared: Counter = field(default_factory=Counter)      # field -> how many values were compared
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    @property
+    def hops_compared(self) -> int:
+        return self.compared["hop"]
+
+    def summary(self) -> str:
+        verdict = "match" if self.ok else f"{len(self.differences)} difference(s)"
+        if self.known:
+            verdict += f" ({len(self.known)} known deviation(s): {', '.join(sorted({_base(d.field) for d in self.known}))})"
+        return f"{self.title}: {self.hops_compared} hops, {sum(self.compared.values())} values compared, {verdict}"
+
+    def __str__(self) -> str:
+        lines = [self.summary(), *(f"  {d}" for d in self.differences),
+                 *(f"  known deviation: {d}" for d in self.known), *(f"  note: {n}" for n in self.notes)]
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------
+
+def _key(h: Hop) -> str:
+    return f"{h.netns}/{h.device} {h.direction}"
+
+
+def _layers(frame) -> list[tuple[str, IPv4]]:
+    """The IP headers of a frame, outermost first: [("", ip)] or [("outer ", o), ("inner ", i)]."""
+    ip = frame if isinstance(frame, IPv4) else frame.ip
+    if ip is None:
+        return []
+    vx = ip.payload.payload if isinstance(ip.payload, UDP) and isinstance(ip.payload.payload, VXLAN) else None
+    if vx is None:
+        return [("", ip)]
+    inner = vx.payload.ip
+    return [("outer ", ip)] + ([("inner ", inner)] if inner is not None else [])
+
+
+def _inner_eth(frame) -> Ethernet | None:
+    ip = frame.ip if isinstance(frame, Ethernet) else frame
+    if ip is not None and isinstance(ip.payload, UDP) and isinstance(ip.payload.payload, VXLAN):
+        return ip.payload.payload.payload
+    return None
+
+
+def _tcp_options(options: bytes) -> list[tuple]:
+    out, i = [], 0
+    while i < len(options):
+        kind = options[i]
+        if kind in (0, 1):
+            out.append((kind,))
+            i += 1
+            continue
+        if i + 1 >= len(options):
+            break
+        length = max(options[i + 1], 2)
+        body = options[i + 2:i + length]
+        if kind == 2 and len(body) == 2:
+            out.append(("mss", struct.unpack("!H", body)[0]))
+        elif kind == 3 and len(body) == 1:
+            out.append(("wscale", body[0]))
+        elif kind == 8:
+            out.append(("timestamps",))          # values are random per connection
+        else:
+            out.append((kind, len(body)))
+        i += length
+    return out
+
+
+class _Collector:
+    def __init__(self, comparison: Comparison, owners: dict[str, str]):
+        self.c = comparison
+        self.owners = owners
+
+    def exact(self, m: Hop, field_name: str, mv, kv) -> None:
+        self.c.compared[field_name.strip()] += 1
+        if mv != kv:
+            self.c.differences.append(Difference(m.index, _key(m), field_name, mv, kv))
+
+    def mac(self, m: Hop, field_name: str, mv: str, kv: str) -> None:
+        self.c.compared["eth mac"] += 1
+        if mv != kv:
+            def show(mac: str) -> str:
+                return f"{mac} ({self.owners[mac]})" if mac in self.owners else mac
+            self.c.differences.append(Difference(m.index, _key(m), field_name, show(mv), show(kv)))
+
+
+def _pattern(values: list) -> list[str]:
+    """Each value as 0, "new" or "same as position j": what a rule compares when the value
+    itself is random."""
+    first: dict = {}
+    out = []
+    for i, v in enumerate(values):
+        if v == 0:
+            out.append("0")
+        elif v in first:
+            out.append(f"={first[v]}")
+        else:
+            first[v] = i
+            out.append("new")
+    return out
+
+
+def _compare_pattern(col: _Collector, name: str, hops: list[Hop], mvals: list, kvals: list) -> None:
+    mp, kp = _pattern(mvals), _pattern(kvals)
+    col.c.compared[name.strip()] += len(mp)
+
+    def describe(p: str, v) -> str:
+        if p == "0":
+            return "0"
+        if p == "new":
+            return f"{v} (new)"
+        return f"{v} (same as hop {hops[int(p[1:])].index})"
+
+    for i, (a, b) in enumerate(zip(mp, kp)):
+        if a != b:
+            col.c.differences.append(Difference(hops[i].index, _key(hops[i]), name,
+                                                describe(a, mvals[i]), describe(b, kvals[i])))
+            return                                 # the first divergence says it; the rest follow
+
+
+def _compare_hop(col: _Collector, m: Hop, k: Hop) -> None:
+    col.c.compared["hop"] += 1
+    mf, kf = m.frame, k.frame
+    if isinstance(mf, Ethernet) and isinstance(kf, Ethernet):
+        col.mac(m, "eth src", mf.src, kf.src)
+        col.mac(m, "eth dst", mf.dst, kf.dst)
+        col.exact(m, "eth type", hex(mf.type), hex(kf.type))
+        mi, ki = _inner_eth(mf), _inner_eth(kf)
+        if mi is not None and ki is not None:
+            col.mac(m, "inner eth src", mi.src, ki.src)
+            col.mac(m, "inner eth dst", mi.dst, ki.dst)
+    ml, kl = _layers(mf), _layers(kf)
+    col.exact(m, "encapsulation", [n.strip() or "none" for n, _ in ml], [n.strip() or "none" for n, _ in kl])
+    for (name, a), (_, b) in zip(ml, kl):
+        for attr in ("src", "dst", "ttl", "df", "mf", "frag", "tos", "proto"):
+            col.exact(m, f"{name}ip {attr}", getattr(a, attr), getattr(b, attr))
+        col.exact(m, f"{name}ip length", a.length(), b.length())
+    if not ml or not kl:
+        return
+    a, b = ml[-1][1], kl[-1][1]
+    pa, pb = a.payload, b.payload
+    prefix = "inner " if len(ml) > 1 else ""
+    if type(pa) is not type(pb):
+        col.exact(m, f"{prefix}transport", type(pa).__name__, type(pb).__name__)
+        return
+    if isinstance(pa, TCP):
+        col.exact(m, f"{prefix}tcp flags", pa.flags, pb.flags)
+        col.exact(m, f"{prefix}tcp window", pa.window, pb.window)
+        oa, ob = _tcp_options(pa.options), _tcp_options(pb.options)
+        col.exact(m, f"{prefix}tcp option kinds", [o[0] for o in oa], [o[0] for o in ob])
+        for opt in ("mss", "wscale"):
+            col.exact(m, f"{prefix}tcp {opt}", dict(o for o in oa if len(o) == 2).get(opt),
+                      dict(o for o in ob if len(o) == 2).get(opt))
+        col.exact(m, f"{prefix}tcp payload", pa.payload, pb.payload)
+    elif isinstance(pa, ICMP):
+        col.exact(m, f"{prefix}icmp type", pa.type, pb.type)
+        col.exact(m, f"{prefix}icmp code", pa.code, pb.code)
+        if pa.type in (0, 8):
+            col.exact(m, f"{prefix}icmp seq", pa.seq, pb.seq)
+            col.exact(m, f"{prefix}icmp data length", len(pa.data), len(pb.data))
+            col.exact(m, f"{prefix}icmp data after the timestamp", pa.data[PING_TIMESTAMP:].hex(),
+                      pb.data[PING_TIMESTAMP:].hex())
+    elif isinstance(pa, UDP):
+        col.exact(m, f"{prefix}udp payload", pa.payload_bytes(), pb.payload_bytes())
+    if len(ml) > 1:
+        ua, ub = ml[0][1].payload, kl[0][1].payload
+        col.exact(m, "outer udp dport", ua.dport, ub.dport)
+        col.exact(m, "outer udp checksum present", ua.checksum, ub.checksum)
+        col.exact(m, "vxlan flags", hex(ua.payload.flags), hex(ub.payload.flags))
+        col.exact(m, "vxlan vni", ua.payload.vni, ub.payload.vni)
+
+
+def _ports(ip: IPv4) -> tuple[int, int] | None:
+    p = ip.payload
+    return (p.sport, p.dport) if isinstance(p, (TCP, UDP)) else None
+
+
+def _compare_rules(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]], port_range: tuple[int, int],
+                   vxlan_range: tuple[int, int], client_port: int | None) -> None:
+    req, rep = pairs.get("request", []), pairs.get("reply", [])
+    both = req + rep
+    if not both:
+        return
+    hops = [m for m, _ in both]
+    inner_m = [_layers(m.frame)[-1][1] if _layers(m.frame) else None for m, _ in both]
+    inner_k = [_layers(k.frame)[-1][1] if _layers(k.frame) else None for _, k in both]
+    if all(x is not None for x in inner_m + inner_k):
+        # the packet's IP ID along request then reply
+        _compare_pattern(col, "ip id", hops, [x.id for x in inner_m], [x.id for x in inner_k])
+        # ports: the server's exactly, the client's by rule
+        if all(_ports(x) for x in inner_m + inner_k):
+            n = len(req)
+            server_m = [_ports(x)[1] for x in inner_m[:n]] + [_ports(x)[0] for x in inner_m[n:]]
+            server_k = [_ports(x)[1] for x in inner_k[:n]] + [_ports(x)[0] for x in inner_k[n:]]
+            client_m = [_ports(x)[0] for x in inner_m[:n]] + [_ports(x)[1] for x in inner_m[n:]]
+            client_k = [_ports(x)[0] for x in inner_k[:n]] + [_ports(x)[1] for x in inner_k[n:]]
+            for h, a, b in zip(hops, server_m, server_k):
+                col.exact(h, "server port", a, b)
+            _compare_pattern(col, "client port", hops, client_m, client_k)
+            # the client socket's own port (getsockname in the lab: a node's own packets are
+            # masqueraded before any capture sees them) must be in ip_local_port_range
+            low, high = port_range
+            if client_port is not None:
+                col.c.compared["client port range"] += 1
+                if not low <= client_port <= high:
+                    col.c.differences.append(Difference(hops[0].index, _key(hops[0]), "client socket port",
+                                                        f"in {low}-{high}", client_port))
+            for values, label, own in ((client_m, "model", client_m[0]),
+                                       (client_k, "kernel", client_port or client_k[0])):
+                for h, v in zip(hops, values):
+                    if v != own:
+                        col.c.compared["translated port range"] += 1
+                        if not NAT_PORTS[0] <= v <= NAT_PORTS[1]:
+                            col.c.differences.append(Difference(h.index, _key(h), "translated port range",
+                                                                f"{NAT_PORTS[0]}-{NAT_PORTS[1]}", f"{label} {v}"))
+        if all(isinstance(x.payload, ICMP) and x.payload.type in (0, 8) for x in inner_m + inner_k):
+            _compare_pattern(col, "icmp id", hops, [x.payload.id for x in inner_m], [x.payload.id for x in inner_k])
+    # the outer header of VXLAN hops
+    outer = [(m, k) for m, k in both if len(_layers(m.frame)) > 1 and len(_layers(k.frame)) > 1]
+    if outer:
+        ohops = [m for m, _ in outer]
+        om = [_layers(m.frame)[0][1] for m, _ in outer]
+        ok = [_layers(k.frame)[0][1] for _, k in outer]
+        _compare_pattern(col, "outer ip id", ohops, [x.id for x in om], [x.id for x in ok])
+        _compare_pattern(col, "vxlan sport", ohops, [x.payload.sport for x in om], [x.payload.sport for x in ok])
+        low, high = vxlan_range
+        for h, a, b in zip(ohops, om, ok):
+            for label, v in (("model", a.payload.sport), ("kernel", b.payload.sport)):
+                col.c.compared["vxlan sport range"] += 1
+                if not low <= v < high:
+                    col.c.differences.append(Difference(h.index, _key(h), "vxlan sport range",
+                                                        f"{low}-{high - 1}", f"{label} {v}"))
+
+
+# checksums ----------------------------------------------------------------------------
+
+def checksum_faults(raw: bytes, complete: bool = True) -> list[str]:
+    """The checksums in a captured Ethernet frame that do not verify. With `complete` False
+    (offload on), TCP and UDP checksums are not checked: the kernel leaves them partial."""
+    faults: list[str] = []
+    _check_eth(raw, complete, "", faults)
+    return faults
+
+
+def _check_eth(raw: bytes, complete: bool, prefix: str, faults: list[str]) -> None:
+    if len(raw) < 34 or raw[12:14] != b"\x08\x00":
+        return
+    ip = raw[14:]
+    ihl = (ip[0] & 0x0F) * 4
+    total = struct.unpack("!H", ip[2:4])[0]
+    if internet_checksum(ip[:ihl]) != 0:
+        faults.append(f"{prefix}ip header checksum {struct.unpack('!H', ip[10:12])[0]:#06x} does not verify")
+    proto = ip[9]
+    frag = struct.unpack("!H", ip[6:8])[0] & 0x3FFF
+    body = ip[ihl:total]
+    if frag:
+        return
+    pseudo = ip[12:20] + struct.pack("!BBH", 0, proto, len(body))
+    if proto == 1:
+        if internet_checksum(body) != 0:
+            faults.append(f"{prefix}icmp checksum does not verify")
+    elif proto == 6 and complete and len(body) >= 20:
+        if internet_checksum(pseudo + body) != 0:
+            faults.append(f"{prefix}tcp checksum {struct.unpack('!H', body[16:18])[0]:#06x} does not verify")
+    elif proto == 17 and len(body) >= 8:
+        csum = struct.unpack("!H", body[6:8])[0]
+        if complete and csum and internet_checksum(pseudo + body) != 0:
+            faults.append(f"{prefix}udp checksum {csum:#06x} does not verify")
+        dport = struct.unpack("!H", body[2:4])[0]
+        if dport in (8472, 4789) and len(body) >= 8 + 8 + 14:
+            _check_eth(body[16:], complete, "inner ", faults)
+
+
+# ------------------------------------------------------------------------------------------
+
+def _arp_set(trace: Trace) -> Counter:
+    out: Counter = Counter()
+    for h in trace.hops:
+        if h.is_arp:
+            a: ARP = h.frame.payload
+            op = "who-has" if a.op == 1 else "is-at"
+            out[f"{_key(h)} {op} {a.pdst} tell {a.psrc} ({h.frame.src} > {h.frame.dst})"] += 1
+    return out
+
+
+def _base(field_name: str) -> str:
+    return field_name.replace("inner ", "").replace("outer ", "").strip()
+
+
+def compare(model: Trace, observed, cluster=None, title: str | None = None,
+            known: dict[str, str] | None = None) -> Comparison:
+    """Compare a model trace with the kernel's (a lab `Observation`, or a `Trace`).
+
+    `cluster` (the modelled one) names MACs by owning device and gives the port ranges.
+    Differences in a field named in `known` (default `KNOWN_DEVIATIONS`; pass `{}` for none)
+    go to `Comparison.known` instead of `differences`."""
+    known = KNOWN_DEVIATIONS if known is None else known
+    kernel: Trace = getattr(observed, "trace", observed)
+    captures = getattr(observed, "captures", None)        # in hop order
+    raw = [c.data for c in captures] if captures is not None else None
+    complete = bool(getattr(observed, "checksums_complete", False))
+    comparison = Comparison(title or model.title, model, kernel)
+    owners: dict[str, str] = {}
+    port_range = (32768, 60999)
+    vxlan_range = (32768, 60999)
+    if cluster is not None:
+        for ns in cluster.network.namespaces.values():
+            for dev in ns.devices.values():
+                if dev.mac != "00:00:00:00:00:00":
+                    owners.setdefault(dev.mac, f"{ns.name}/{dev.name}")
+                if dev.kind == "vxlan":
+                    vxlan_range = dev.port_range or (ns.sysctl.ip_local_port_range[0],
+                                                     ns.sysctl.ip_local_port_range[1] + 1)
+        first = next((h for h in model.hops if h.role == "request"), None)
+        if first is not None:
+            port_range = cluster.network.namespaces[first.netns].sysctl.ip_local_port_range
+    col = _Collector(comparison, owners)
+
+    # the outcome
+    comparison.compared["outcome"] += 1
+    if model.outcome != kernel.outcome:
+        comparison.differences.append(Difference(None, "exchange", "outcome", repr(model.outcome),
+                                                 repr(kernel.outcome)))
+
+    roles = [r for r in dict.fromkeys([h.role for h in model.hops] + [h.role for h in kernel.hops])
+             if r not in IGNORED_ROLES]
+    pairs: dict[str, list[tuple[Hop, Hop]]] = {}
+    for role in roles:
+        mh = [h for h in model.hops if h.role == role]
+        kh = [h for h in kernel.hops if h.role == role]
+        mk, kk = [_key(h) for h in mh], [_key(h) for h in kh]
+        comparison.compared["path"] += 1
+        matched: list[tuple[Hop, Hop]] = []
+        if mk != kk:
+            diff = [line for line in difflib.unified_diff(mk, kk, "model", "kernel", lineterm="", n=1)
+                    if not line.startswith(("---", "+++"))]
+            comparison.differences.append(Difference(None, f"{role} path", "hops",
+                                                     f"{len(mk)} hops", f"{len(kk)} hops:\n      "
+                                                     + "\n      ".join(diff)))
+            sm = difflib.SequenceMatcher(a=mk, b=kk, autojunk=False)
+            for block in sm.get_matching_blocks():
+                matched.extend((mh[block.a + i], kh[block.b + i]) for i in range(block.size))
+        else:
+            matched = list(zip(mh, kh))
+        pairs[role] = matched
+        for m, k in matched:
+            _compare_hop(col, m, k)
+    _compare_rules(col, pairs, port_range, vxlan_range, getattr(observed, "client_port", None))
+
+    # checksums, on both sides
+    for role, matched in pairs.items():
+        for m, k in matched:
+            if m.device_kind == "loopback" or m.device == "lo":
+                continue
+            for side, data, full in (("model", m.data, True), ("kernel", raw[k.index] if raw else None, complete)):
+                if data is None:
+                    continue
+                comparison.compared["checksums"] += 1
+                for fault in checksum_faults(data, full):
+                    comparison.differences.append(Difference(m.index, _key(m), "checksum",
+                                                             "verifies" if side == "kernel" else fault,
+                                                             fault if side == "kernel" else "-"))
+    if raw is not None and not complete:
+        comparison.notes.append("transmit checksum offload was on: TCP and UDP checksums were not verified")
+
+    # ARP, as a set
+    ma, ka = _arp_set(model), _arp_set(kernel)
+    comparison.compared["arp"] += sum((ma | ka).values())
+    for line, n in sorted((ma - ka).items()):
+        comparison.differences.append(Difference(None, "arp", "frame", f"{line} x{n}", "absent"))
+    for line, n in sorted((ka - ma).items()):
+        comparison.differences.append(Difference(None, "arp", "frame", "absent", f"{line} x{n}"))
+    comparison.known = [d for d in comparison.differences if _base(d.field) in known]
+    comparison.differences = [d for d in comparison.differences if _base(d.field) not in known]
+    return comparison
