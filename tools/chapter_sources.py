@@ -1252,10 +1252,11 @@ for are dropped by design on every broadcast, so it leaves them out.
 import netsim
 
 def diagnose(trace):
-    print("outcome:", trace.outcome)
+    lines = [f"outcome: {trace.outcome}"]
     for hop in trace.drops:
         if "is not for this host" not in hop.decisions[-1]:
-            print(f"dropped at {hop.where} {hop.direction}: {hop.decisions[-1]}")
+            lines.append(f"dropped at {hop.where} {hop.direction}: {hop.decisions[-1]}")
+    print("\n".join(lines))
 
 %% md
 ## Case 1: a missing FDB entry
