@@ -3,8 +3,8 @@
 Each notebook runs top to bottom in a fresh `python3` kernel with its own folder
 (notebooks/) as the working directory, the way nbval and Binder run it. The result is
 written back with no run-specific metadata: no execution timings and no ipywidgets
-widget state (the published book does not load the widget JavaScript, so saved state
-would only add noise to diffs). PYTHONHASHSEED is fixed for the kernel.
+widget state and no widget views beside a text/html output (the published book does not
+load the widget JavaScript, and their model ids change on every run). PYTHONHASHSEED is fixed for the kernel.
 
 Usage: python tools/execute_notebooks.py notebooks/*.ipynb
 """
@@ -20,6 +20,7 @@ import nbformat
 from nbclient import NotebookClient
 
 TIMEOUT_PER_CELL = 600
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
 def execute(path: Path) -> None:
@@ -36,6 +37,12 @@ def execute(path: Path) -> None:
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            # A widget view's model id is new on every run and nothing static can show it;
+            # the self-contained text/html beside it is what the book and nbval use.
+            if WIDGET_VIEW in data and "text/html" in data:
+                del data[WIDGET_VIEW]
     nbformat.validate(nb)
     nbformat.write(nb, path)
 
