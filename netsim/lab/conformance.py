@@ -82,7 +82,7 @@ def run_scenario(lab: Lab, scenario, proto: str = "tcp", known: dict | None = No
     model = fn(cluster=recorder, proto=proto)
     (src, dst, *rest), kwargs = recorder.calls[-1]
     observed = lab.exchange(src, dst, kwargs.get("proto", proto), kwargs.get("dport"))
-    label = f"s{scenario}" if isinstance(scenario, int) else scenario
+    label = f"s{scenario}" if isinstance(scenario, int) else "extra:"
     result = compare(model, observed, cluster=lab.cluster, known=known,
                      title=f"{lab.cluster.backend} {label} {name} ({proto})")
     result.seconds = time.perf_counter() - t0
@@ -167,8 +167,9 @@ def report(runs: list[Run], generated: str = "") -> str:
     if KNOWN_DEVIATIONS:
         out += ["## Known deviations of the model", ""]
         for name, why in KNOWN_DEVIATIONS.items():
-            seen = sorted({f"{d.model} vs {d.kernel}" for c in comparisons for d in c.known if d.field.endswith(name)})
-            out.append(f"- **{name}**: {why}." + (f" Seen: model {'; '.join(seen)} (kernel)." if seen else ""))
+            seen = sorted({f"model {d.model}, kernel {d.kernel}" for c in comparisons for d in c.known
+                           if d.field.endswith(name)})
+            out.append(f"- **{name}**: {why}." + (f" Seen in this run: {'; '.join(seen)}." if seen else ""))
         out.append("")
     out += ["## Results", ""]
     for run in runs:

@@ -57,6 +57,7 @@ from ._netns import in_netns, netns_path
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = 35
+IP_RECVERR = 11
 SIOCETHTOOL = 0x8946
 ETHTOOL_STXCSUM = 0x17
 CAPTURE_BUFFER = 1 << 20
@@ -560,7 +561,10 @@ class Lab:
         sock = in_netns(lab_ns, lambda: socket.socket(socket.AF_INET, kind))
         sock.settimeout(EXCHANGE_TIMEOUT)
         try:
-            sock.bind(("0.0.0.0", 0)) if proto == "udp" else None
+            if proto == "udp":
+                # report every ICMP error at once (a connected UDP socket otherwise waits out
+                # "soft" ones such as net unreachable); nothing changes on the wire
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
             if proto == "tcp":
                 try:
                     sock.connect((dst_ip, dport))
