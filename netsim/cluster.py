@@ -202,13 +202,13 @@ class Cluster:
         subnet = next(self._subnets)
         lease = flannel.Lease(name, subnet, ip, self.backend)
         node = self.nodes[name] = Node(name, ip, subnet, lease, cni.HostLocalIpam(subnet))
-        if self.lazy:
-            self._peer_entries(node)     # the VTEP MAC is part of the lease flanneld publishes
+        self._peer_entries(node)     # the VTEP MAC is part of the lease flanneld publishes
         return node
 
     def _build_node(self, node: Node) -> None:
-        """The node's namespace as it is once kubelet, flanneld and kube-proxy have run, and
-        (in a lazy cluster) the namespaces of its pods."""
+        """The node's namespace as it is once kubelet, flanneld and kube-proxy have run. In a
+        lazy cluster its pods' namespaces are built when something reaches them; `cni0` (and
+        its connected route) is there from the start if the node has pods."""
         net = self.network
         name = node.name
         ns = net.add_netns(name)
@@ -220,12 +220,19 @@ class Cluster:
         self._program_peers(node)
         self._sync_rules(name)
         self._built_nodes += 1
-        for pod in node.pods:
-            self._build_pod(self.pods[pod])
+        if self.lazy and node.pods:
+            self._ensure_bridge(node)
+
+    def _ensure_bridge(self, node: Node):
+        bridge = cni.ensure_bridge(self.network, node.name, node.subnet, self.mtu)
+        if self.lazy:
+            bridge.flood_hook = lambda frame, flow: self._bridge_flood(node, frame, flow)
+        return bridge
 
     def _peer_entries(self, node: Node) -> tuple:
         """What flanneld on every other node programs for `node`'s lease: the route and, for
-        vxlan, the VTEP MAC and FDB entry (immutable, so shared by every node's tables)."""
+        vxlan, the VTEP address and MAC and the FDB entry (immutable, so every node's tables
+        share them)."""
         entries = self._peers.get(node.name)
         if entries is None:
             lease = node.lease
@@ -242,38 +249,56 @@ class Cluster:
 
     def _program_peers(self, node: Node) -> None:
         """flanneld's peer programming on `node` for every other lease, in lease order: what
-        `flannel.add_peer` does, without re-parsing and re-validating the same addresses once
-        per peer (the routes are on-link by construction)."""
+        `flannel.add_peer` does peer by peer (neighbour, FDB entry, route), in bulk and without
+        re-parsing the same addresses once per node (the routes are on-link by construction)."""
         ns = self.network.namespaces[node.name]
-        peers = [n for n in self.nodes.values() if n is not node]
+        peers = [entries for name, entries in self._peers.items() if name != node.name]
         if self.backend == "vxlan":
-            vxlan, neighbours, table = ns.devices["flannel.1"], ns.neighbours, ns.main_table
-            for peer in peers:
-                route, vtep, mac, fdb = self._peer_entries(peer)
-                neighbours.set("flannel.1", vtep, mac, PERMANENT)
-                vxlan.fdb[mac] = fdb
-                table.add(route)
+            ns.neighbours.set_many("flannel.1", [(vtep, mac) for _, vtep, mac, _ in peers], PERMANENT)
+            ns.devices["flannel.1"].fdb.update((mac, fdb) for _, _, mac, fdb in peers)
+            ns.main_table.add_many([route for route, _, _, _ in peers])
         elif self.backend == "host-gw":
-            for peer in peers:
-                ns.main_table.add(self._peer_entries(peer)[0])
+            ns.main_table.add_many([route for route, _, _, _ in peers])
         else:
-            flannel.setup_udp_backend(self.network, node.lease, self.pod_cidr, [p.lease for p in peers])
+            flannel.setup_udp_backend(self.network, node.lease, self.pod_cidr,
+                                      [n.lease for n in self.nodes.values() if n is not node])
 
     def _build_pod(self, pod: Pod) -> None:
         """CNI ADD for the pod sandbox: namespace, veth pair, address, routes, sockets."""
         node = self.nodes[pod.node]
         ns = self.network.add_netns(pod.name)
+        bridge = self._ensure_bridge(node)
         cni.add_pod(self.network, pod.node, pod.name, pod.ip, node.subnet, self.pod_cidr, self.mtu)
         for proto, port in pod.listen:
             ns.listen(proto, port)
+        if self.lazy:
+            # Built out of order: give the host end the ifindex and the place among cni0's
+            # ports that creating every pod in order would have given it.
+            rank = {self.pods[name].host_veth: i for i, name in enumerate(node.pods)}
+            node_ns = bridge.netns
+            node_ns.devices[pod.host_veth].ifindex = bridge.ifindex + 1 + rank[pod.host_veth]
+            ports = bridge.ports
+            bridge.ports = {p: ports[p] for p in sorted(ports, key=rank.__getitem__)}
+            node_ns.devices = dict(sorted(node_ns.devices.items(), key=lambda kv: kv[1].ifindex))
 
-    def _materialize(self, name: str) -> None:
-        """Build the namespace `name` names, if it is a node or pod not built yet."""
-        target = self.nodes.get(name)
-        if target is None and name in self.pods:
-            target = self.nodes[self.pods[name].node]
-        if target is not None and target.name not in self.network.namespaces:
-            self._build_node(target)
+    def _materialize(self, name: str, whole: bool = False) -> None:
+        """Build the namespace `name` names, if it is a node or pod not built yet (for a node
+        with `whole`, its pods' namespaces too)."""
+        built = self.network.namespaces
+        node = self.nodes.get(name)
+        pod = self.pods.get(name) if node is None else None
+        if pod is not None:
+            node = self.nodes[pod.node]
+        if node is None:
+            return
+        if node.name not in built:
+            self._build_node(node)
+        if pod is not None and pod.name not in built:
+            self._build_pod(pod)
+        if whole:
+            for other in node.pods:
+                if other not in built:
+                    self._build_pod(self.pods[other])
 
     def materialize_all(self) -> None:
         """Build every namespace, in the order a fully built cluster has them (for views that
@@ -281,7 +306,7 @@ class Cluster:
         if not self.lazy:
             return
         for node in self.nodes.values():
-            self._materialize(node.name)
+            self._materialize(node.name, whole=True)
         pods = {name: i for i, name in enumerate(self.pods)}
 
         def rank(name: str) -> tuple:
@@ -301,28 +326,52 @@ class Cluster:
         """How many namespaces exist so far (all of them unless the cluster is lazy)."""
         return len(self.network.namespaces)
 
-    def _node_at(self, addr: str) -> Node | None:
-        """The node whose underlay address or pod subnet holds `addr`, if any."""
+    def _owner_at(self, addr: str) -> str | None:
+        """The node or pod that would hold `addr` (its underlay address, or an address of its
+        pod subnet: .0 and .1 the node's, .2 upward its pods' in IPAM order), if any."""
         value = int(IPv4Address(addr))
-        if value in range(int(self.underlay.network_address), int(self.underlay.broadcast_address) + 1):
-            name = f"node{value - int(self.underlay.network_address) - 10}"
-        elif value in range(int(self.pod_cidr.network_address), int(self.pod_cidr.broadcast_address) + 1):
-            name = f"node{((value - int(self.pod_cidr.network_address)) >> (32 - self.subnet_len)) + 1}"
-        else:
+        under, pods = self.underlay, self.pod_cidr
+        if int(under.network_address) <= value <= int(under.broadcast_address):
+            return f"node{value - int(under.network_address) - 10}"
+        if int(pods.network_address) <= value <= int(pods.broadcast_address):
+            offset = value - int(pods.network_address)
+            node = self.nodes.get(f"node{(offset >> (32 - self.subnet_len)) + 1}")
+            index = (offset & ((1 << (32 - self.subnet_len)) - 1)) - 2
+            if node is not None and 0 <= index < len(node.pods):
+                return node.pods[index]
+            return node.name if node is not None else None
+        return None
+
+    def _arp_target(self, frame) -> str | None:
+        """The node or pod an ARP request asks for, if it is one of ours."""
+        if frame.type != ETH_P_ARP or frame.payload.op != ARP_REQUEST:
             return None
-        return self.nodes.get(name)
+        name = self._owner_at(frame.payload.pdst)
+        owner = self.nodes.get(name) or self.pods.get(name)
+        return name if owner is not None and owner.ip == frame.payload.pdst else None
 
     def _underlay_flood(self, frame, flow) -> None:
         """sw0 is about to flood `frame`: build the node an ARP request asks for, and say how
         many nodes the flood leaves out because they are not built."""
-        if frame.type == ETH_P_ARP and frame.payload.op == ARP_REQUEST:
-            node = self._node_at(frame.payload.pdst)
-            if node is not None and node.ip == frame.payload.pdst:
-                self._materialize(node.name)
+        target = self._arp_target(frame)
+        if target is not None and target in self.nodes:
+            self._materialize(target)
         missing = len(self.nodes) - self._built_nodes
         if missing:
             flow.note(f"{self._switch.name}: {missing} of {len(self.nodes)} nodes are not built (lazy cluster) and "
                       f"are left out of the flood; their NICs would ignore it")
+
+    def _bridge_flood(self, node: Node, frame, flow) -> None:
+        """cni0 of `node` is about to flood `frame`: build the pod an ARP request asks for, and
+        say how many of the node's pods the flood leaves out because they are not built."""
+        target = self._arp_target(frame)
+        if target is not None and target in self.pods and self.pods[target].node == node.name:
+            self._materialize(target)
+        built = self.network.namespaces
+        missing = sum(1 for pod in node.pods if pod not in built)
+        if missing:
+            flow.note(f"cni0: {missing} of the {len(node.pods)} pods on {node.name} are not built (lazy cluster) and "
+                      f"are left out of the flood; each would ignore it")
 
     def _sync_rules(self, node: str) -> None:
         """Rewrite the node's iptables as flanneld and a kube-proxy full sync leave them."""
@@ -353,8 +402,10 @@ class Cluster:
             raise ConfigError(f"pod {name} needs one or more distinct container names, got {containers!r}")
         ip = n.ipam.allocate(name)
         pod = Pod(name, node, ip, cni.host_veth_name(name), tuple(containers), tuple(listen))
-        if node in self.network.namespaces:
+        if not self.lazy:
             self._build_pod(pod)
+        elif node in self.network.namespaces:
+            self._ensure_bridge(n)       # CNI ADD creates cni0 on a node's first pod
         self.pods[name] = pod
         n.pods.append(name)
         return pod
@@ -426,8 +477,12 @@ class Cluster:
         return svc
 
     def netns(self, name: str):
-        """The namespace of a node, pod, external host, `gateway` or `underlay`."""
-        return self.network.netns(name.split("/")[0])
+        """The namespace of a node, pod, external host, `gateway` or `underlay` (in a lazy
+        cluster, built now if it was not, a node with all its pods)."""
+        name = name.split("/")[0]
+        if self.lazy:
+            self._materialize(name, whole=True)
+        return self.network.netns(name)
 
     def subnet_env(self, node: str) -> str:
         n = self._node(node)
@@ -474,9 +529,9 @@ class Cluster:
             raise ConfigError(f"unknown endpoint {name!r}: use a pod, pod/container, node, external host, "
                               f"service or IPv4 address[:port] (known names: {valid})") from None
         if self.lazy:
-            node = self._node_at(addr)
-            if node is not None:
-                self._materialize(node.name)
+            owner = self._owner_at(addr)
+            if owner is not None:
+                self._materialize(owner)
         owner = next((n for n, ns in self.network.namespaces.items() if ns.is_local_address(addr)
                       and not addr.startswith("127.")), None)
         return Endpoint(owner, addr, port)

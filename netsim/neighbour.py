@@ -60,6 +60,18 @@ class NeighbourTable:
             entry.lladdr, entry.state = lladdr, state
         return entry
 
+    def set_many(self, dev: str, pairs, state: str) -> None:
+        """set(dev, ip, lladdr, state) for each (ip, lladdr) pair, in order."""
+        if state not in STATES:
+            raise ValueError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
+        entries = self._entries
+        for ip, lladdr in pairs:
+            entry = entries.get((dev, ip))
+            if entry is None:
+                entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state)
+            else:
+                entry.lladdr, entry.state = lladdr, state
+
     def delete(self, dev: str, ip: str) -> None:
         if (dev, ip) not in self._entries:
             raise KeyError(f"no neighbour entry for {ip} on {dev}")

@@ -77,6 +77,18 @@ class RoutingTable:
         routes.append(route)
         routes.sort(key=lambda r: r.metric)
 
+    def add_many(self, routes) -> None:
+        """add() each route in turn; one whose destination is new to the table goes straight in
+        (flanneld programs thousands of such routes on a node of a big cluster)."""
+        by_len = self._by_len
+        for route in routes:
+            bucket = by_len.get(route.dst.prefixlen)
+            key = int(route.dst.network_address)
+            if bucket is not None and key not in bucket:
+                bucket[key] = [route]
+            else:
+                self.add(route)
+
     def remove(self, route: Route) -> None:
         bucket = self._by_len.get(route.dst.prefixlen, {})
         routes = bucket.get(int(route.dst.network_address), [])

@@ -308,12 +308,16 @@ class Walk:
         """br_dev_xmit: the host sends through the bridge device."""
         if frame.dst == BROADCAST_MAC or _is_multicast(frame.dst):
             flow.note(f"{br.name}: broadcast from the host, flooded to every port")
+            if br.flood_hook is not None:
+                br.flood_hook(frame, flow)
             for port in [p for p in br.ports.values() if p.flood]:
                 self.transmit(port.dev, frame, flow.copy())
             return
         entry = br.fdb.get(frame.dst)
         if entry is None:
             flow.note(f"{br.name}: {frame.dst} is not in the FDB: flooded")
+            if br.flood_hook is not None:
+                br.flood_hook(frame, flow)
             for port in [p for p in br.ports.values() if p.flood]:
                 self.transmit(port.dev, frame, flow.copy())
             return
