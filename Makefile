@@ -4,6 +4,7 @@
 #   make test       install what the checks need (pip and apt) and run them all
 #   make lab        run the notebooks live in JupyterLab
 #   make notebooks  re-execute every notebook in place (refreshes the stored outputs)
+#   make bench      measure netsim against its performance targets (BENCH_ARGS=--skip-book ...)
 #   make lock       regenerate requirements/constraints.txt and environment.yml
 #
 # Every pip install goes through requirements/constraints.txt, so a build next month
@@ -38,7 +39,7 @@ JB_BUILD := $(VENV)/bin/jupyter-book build -W -n --keep-going \
             --config book/_config.yml --toc book/_toc.yml .
 
 .PHONY: help book html test test-unit test-notebooks test-browser system-packages \
-        lab notebooks lock clean distclean
+        lab notebooks bench lock clean distclean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(MAKEFILE_LIST)
@@ -102,6 +103,10 @@ lab: $(STAMP)
 
 notebooks: $(STAMP)
 	$(PY) tools/execute_notebooks.py notebooks/*.ipynb
+
+# Figures against the targets of issue #8; the table is printed and written to bench-results.json.
+bench: $(STAMP)
+	$(PY) tools/bench.py $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- housekeeping
 lock: $(STAMP)

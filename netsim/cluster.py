@@ -155,6 +155,7 @@ class Cluster:
         self.gateway_ip = str(self.underlay.network_address + 1)
         self._subnets = self.pod_cidr.subnets(new_prefix=subnet_len)
         self._peers: dict[str, tuple] = {}        # node -> what every other node programs for it
+        self._peer_lists: tuple | None = None
         self._built_nodes = 0
         self._external_after: dict[str, int] = {}  # external host -> pods added before it
         self._build_underlay()
@@ -167,6 +168,7 @@ class Cluster:
                              key=lambda m: bytes.fromhex(m.replace(":", "")))
             self._switch_mac = switch.mac
             switch.flood_hook = self._underlay_flood
+            self._peer_tables()
         else:
             for node in self.nodes.values():
                 self._build_node(node)
@@ -247,18 +249,27 @@ class Cluster:
             self._peers[node.name] = entries
         return entries
 
+    def _peer_tables(self) -> tuple[list, list, list]:
+        """Every lease's route, (VTEP address, MAC) and (MAC, FDB entry), in lease order."""
+        if self._peer_lists is None or len(self._peer_lists[0]) != len(self.nodes):
+            entries = [self._peers[name] for name in self.nodes]
+            self._peer_lists = ([e[0] for e in entries], [(e[1], e[2]) for e in entries],
+                                [(e[2], e[3]) for e in entries])
+        return self._peer_lists
+
     def _program_peers(self, node: Node) -> None:
         """flanneld's peer programming on `node` for every other lease, in lease order: what
         `flannel.add_peer` does peer by peer (neighbour, FDB entry, route), in bulk and without
         re-parsing the same addresses once per node (the routes are on-link by construction)."""
         ns = self.network.namespaces[node.name]
-        peers = [entries for name, entries in self._peers.items() if name != node.name]
+        i = int(node.name[4:]) - 1           # node<i+1> is the i-th lease
+        routes, neighbours, fdb = self._peer_tables()
         if self.backend == "vxlan":
-            ns.neighbours.set_many("flannel.1", [(vtep, mac) for _, vtep, mac, _ in peers], PERMANENT)
-            ns.devices["flannel.1"].fdb.update((mac, fdb) for _, _, mac, fdb in peers)
-            ns.main_table.add_many([route for route, _, _, _ in peers])
+            ns.neighbours.set_many("flannel.1", neighbours[:i] + neighbours[i + 1:], PERMANENT)
+            ns.devices["flannel.1"].fdb.update(fdb[:i] + fdb[i + 1:])
+            ns.main_table.add_many(routes[:i] + routes[i + 1:])
         elif self.backend == "host-gw":
-            ns.main_table.add_many([route for route, _, _, _ in peers])
+            ns.main_table.add_many(routes[:i] + routes[i + 1:])
         else:
             flannel.setup_udp_backend(self.network, node.lease, self.pod_cidr,
                                       [n.lease for n in self.nodes.values() if n is not node])
@@ -604,11 +615,11 @@ class Cluster:
             raise ConfigError(f"{what} applies to the {backend} backend; this cluster uses {self.backend}")
 
 
-def reference_cluster(backend: str = "vxlan") -> Cluster:
+def reference_cluster(backend: str = "vxlan", lazy: bool | None = None) -> Cluster:
     """The book's cluster (kernel-observations.md): two nodes, pods a and b on node1, pod c
     on node2, an external host behind the gateway, and service `web` (ClusterIP 10.96.0.100:80,
-    NodePort 30080) in front of pod-c:8080."""
-    cluster = Cluster(nodes=2, backend=backend)
+    NodePort 30080) in front of pod-c:8080. `lazy=True` builds it lazily (for tests)."""
+    cluster = Cluster(nodes=2, backend=backend, lazy=lazy)
     cluster.add_pod("pod-a", node="node1", containers=("app", "sidecar"))
     cluster.add_pod("pod-b", node="node1")
     cluster.add_pod("pod-c", node="node2")

@@ -1,0 +1,316 @@
+"""Measure netsim against the performance targets of issue #8 (`make bench`).
+
+Prints one table, each figure beside its target with `ok` or `MISS`, and writes the same rows
+as JSON (bench-results.json at the repository root, gitignored). Every figure is a median of
+repeated runs on this machine; wall-clock time (time.perf_counter), so a busy machine reads
+slower: the load average is printed with the table.
+
+  scenario N          one trace of scenario N on one reused reference cluster, request and
+                      reply, with the bytes of every hop formed (`hop.data`)
+  stepper             a parameter change (the backend) to a rendered stepper: cluster, trace,
+                      diagram, header views and the stepper's HTML
+  build/trace K       a cluster of K nodes x 110 pods built in a fresh process: build time,
+                      peak RSS, the first cross-node trace (pod on node1 to a pod on the last
+                      node; builds what it touches) and the same trace again (median)
+  book, nbval         a clean strict book build and nbval over every notebook, as the Makefile
+                      runs them (the book goes to a temporary directory; _build is left alone)
+  kernel              netsim.lab: the reference cluster built in real network namespaces and
+                      scenario 4 run there, against netsim building and tracing the same
+
+Usage: python tools/bench.py [--quick] [--skip-book] [--skip-kernel] [--json PATH]
+--quick: tiny sizes and few repeats, no book and no kernel (the smoke test runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+PODS_PER_NODE = 110                    # Kubernetes' documented limit per node
+SIZES = (10, 100, 1000, 5000)          # 5,000 nodes: Kubernetes' documented limit
+QUICK_SIZES = (10, 100)
+MS, S, MIB = "ms", "s", "MiB"
+
+# The commands of `make html` and `make test-notebooks` (Makefile: JB_BUILD, test-notebooks).
+BOOK_CMD = [str(ROOT / ".venv/bin/jupyter-book"), "build", "-W", "-n", "--keep-going",
+            "--config", "book/_config.yml", "--toc", "book/_toc.yml"]
+NBVAL_CMD = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+             "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "notebooks/"]
+MAKE_ENV = {"PYTHONHASHSEED": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add(self, name: str, value, unit: str = "", target: float | None = None, note: str = "",
+            status: str | None = None) -> None:
+        if status is None:
+            status = "" if target is None or value is None else ("ok" if value <= target else "MISS")
+        row = {"name": name, "value": value, "unit": unit, "target": target, "status": status, "note": note}
+        self.rows.append(row)
+        print(_line(row), flush=True)
+
+
+def _fmt(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = f"{value:.3f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:,.0f}"
+    else:
+        text = f"{value:,}"
+    return f"{text} {unit}".rstrip()
+
+
+def _line(row: dict) -> str:
+    target = f"<= {_fmt(row['target'], row['unit'])}" if row["target"] is not None else ""
+    if row["name"].startswith("kernel/netsim ratio") and row["target"] is not None:
+        target = f">= {row['target']:.0f}x"
+    return (f"{row['name']:<34} {_fmt(row['value'], row['unit']):>14}  {target:<14} {row['status']:<5} "
+            f"{row['note']}").rstrip()
+
+
+def median_ms(fn, repeat: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+# ------------------------------------------------------------------------------- scenarios
+def bench_scenarios(table: Table, repeat: int) -> float:
+    import netsim
+    from netsim import scenarios
+
+    cluster = netsim.reference_cluster()
+
+    def trace(n):
+        t = scenarios.SIX[n](cluster=cluster)
+        for hop in t.hops:
+            hop.data
+        return t
+
+    result = 0.0
+    for n in scenarios.SIX:
+        hops = len(trace(n))
+        ms = median_ms(lambda: trace(n), repeat)
+        table.add(f"scenario {n} trace", ms, MS, 5.0 if n == 4 else None, f"{hops} hops, bytes at every hop")
+        if n == 4:
+            result = ms
+    return result
+
+
+# ------------------------------------------------------------------------------- stepper
+def bench_stepper(table: Table, repeat: int) -> None:
+    import netsim
+    from netsim import scenarios
+
+    try:
+        from netsim.views import Stepper
+    except ImportError as exc:
+        def render(backend):
+            c = netsim.reference_cluster(backend)
+            t = scenarios.SIX[4](cluster=c)
+            return t.table()
+        ms = median_ms(lambda: render("vxlan"), repeat)
+        table.add("parameter change -> trace + text", ms, MS, None, "views not available")
+        table.add("parameter change -> stepper", None, MS, 150.0, f"views not available ({exc})", status="MISS")
+        return
+    backends = ["vxlan", "host-gw", "udp"]
+    state = {"i": 0}
+
+    def render():
+        backend = backends[state["i"] % 3]
+        state["i"] += 1
+        c = netsim.reference_cluster(backend)
+        t = scenarios.SIX[4](cluster=c)
+        s = Stepper(t, cluster=c)
+        return len(s.to_html()) + len(s.text())
+
+    ms = median_ms(render, repeat)
+    table.add("parameter change -> stepper", ms, MS, 150.0, "backend changed: cluster + scenario 4 + Stepper HTML")
+
+
+# ------------------------------------------------------------------------------- scale
+def scale_child(nodes: int, repeat: int) -> dict:
+    """Runs in a fresh process: build nodes x 110 pods, then trace across the cluster."""
+    import netsim
+
+    t0 = time.perf_counter()
+    cluster = netsim.Cluster(nodes=nodes, pod_cidr="10.128.0.0/9", underlay_cidr="172.16.0.0/16")
+    for i in range(1, nodes + 1):
+        node = f"node{i}"
+        for j in range(PODS_PER_NODE):
+            cluster.add_pod(f"pod-{i}-{j}", node=node)
+    gc.collect()          # the collection the build owes, so that it does not land in the first trace
+    build = time.perf_counter() - t0
+    src, dst = "pod-1-0", f"pod-{nodes}-0"
+    t0 = time.perf_counter()
+    first = cluster.send(src, dst, proto="tcp")
+    first_ms = (time.perf_counter() - t0) * 1000
+    warm_ms = median_ms(lambda: cluster.send(src, dst, proto="tcp"), repeat, warmup=1)
+    return {"nodes": nodes, "pods": len(cluster.pods), "build_s": build, "lazy": cluster.lazy,
+            "built_namespaces": cluster.built, "first_trace_ms": first_ms, "trace_ms": warm_ms,
+            "hops": len(first), "outcome": first.outcome,
+            "peak_rss_mib": peak_rss_mib()}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM). ru_maxrss would do, but Linux carries it over
+    exec from the parent, so a child started by a big parent would report the parent's."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_scale(table: Table, sizes, repeat: int) -> None:
+    for nodes in sizes:
+        done = subprocess.run([PY, __file__, "--scale-child", str(nodes), "--repeat", str(repeat)],
+                              capture_output=True, text=True, cwd=ROOT)
+        if done.returncode != 0:
+            table.add(f"build {nodes} nodes", None, S, None, f"failed: {done.stderr.strip()[-200:]}", status="FAIL")
+            continue
+        r = json.loads(done.stdout.strip().splitlines()[-1])
+        big = nodes == 5000
+        mode = "lazy" if r["lazy"] else "eager"
+        table.add(f"build {nodes} x {PODS_PER_NODE} pods", r["build_s"], S, 10.0 if big else None,
+                  f"{r['pods']:,} pods, {mode}")
+        table.add(f"peak RSS {nodes} nodes", r["peak_rss_mib"], MIB, 2048.0 if big else None,
+                  "fresh process, after build and traces")
+        table.add(f"first trace {nodes} nodes", r["first_trace_ms"], MS, None,
+                  f"node1 -> node{nodes}, {r['hops']} hops; " +
+                  (f"{r['built_namespaces']} namespaces built by then" if r["lazy"] else "all built beforehand"))
+        table.add(f"trace {nodes} nodes", r["trace_ms"], MS, 10.0 if big else None,
+                  f"same trace again, {r['outcome'][:30]}")
+
+
+# ------------------------------------------------------------------------------- book
+def bench_book(table: Table) -> None:
+    env = {**os.environ, **MAKE_ENV}
+    with tempfile.TemporaryDirectory(prefix="bench-book-") as out:
+        t0 = time.perf_counter()
+        done = subprocess.run([*BOOK_CMD, "--path-output", out, "."], cwd=ROOT, env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+    table.add("clean book build", seconds, S, 120.0,
+              "jupyter-book build -W -n (as make html)" if done.returncode == 0 else
+              f"exit {done.returncode}: {done.stdout.strip()[-120:]}",
+              status=None if done.returncode == 0 else "FAIL")
+    t0 = time.perf_counter()
+    done = subprocess.run(NBVAL_CMD, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    summary = (done.stdout.strip().splitlines() or [""])[-1]
+    table.add("nbval, all notebooks", seconds, S, 120.0, summary[:60],
+              status=None if done.returncode == 0 else "FAIL")
+
+
+# ------------------------------------------------------------------------------- kernel
+def bench_kernel(table: Table, netsim_ms: float, repeat: int) -> None:
+    try:
+        from netsim.lab import Lab, unavailable_reason
+    except ImportError as exc:
+        table.add("kernel build + scenario 4", None, S, None, f"netsim.lab not available ({exc})", status="MISS")
+        return
+    reason = unavailable_reason()
+    if reason:
+        table.add("kernel build + scenario 4", None, S, None, f"no real namespaces here: {reason}", status="MISS")
+        return
+    import netsim
+
+    totals, builds, runs = [], [], []
+    for _ in range(repeat):
+        cluster = netsim.reference_cluster()
+        t0 = time.perf_counter()
+        with Lab(cluster, prefix=f"bench-{os.getpid()}-") as lab:
+            t1 = time.perf_counter()
+            observed = lab.exchange("pod-a", "pod-c", "tcp")
+            t2 = time.perf_counter()
+        totals.append(t2 - t0)
+        builds.append(t1 - t0)
+        runs.append(t2 - t1)
+    kernel_s = statistics.median(totals)
+    table.add("kernel build + scenario 4", kernel_s, S, None,
+              f"build {statistics.median(builds):.2f} s + exchange {statistics.median(runs) * 1000:.0f} ms; "
+              f"{observed.outcome[:30]}")
+    table.add("netsim build + scenario 4", netsim_ms, MS, None, "reference_cluster() + trace with bytes")
+    ratio = kernel_s * 1000 / netsim_ms
+    table.add("kernel/netsim ratio", ratio, "x", None, "", status="ok" if ratio >= 100 else "MISS")
+    table.rows[-1]["target"] = 100.0
+    table.rows[-1]["target_kind"] = "at least"
+
+
+def netsim_build_and_trace_ms(repeat: int) -> float:
+    import netsim
+    from netsim import scenarios
+
+    def run():
+        c = netsim.reference_cluster()
+        for hop in scenarios.SIX[4](cluster=c):
+            hop.data
+    return median_ms(run, repeat)
+
+
+# ------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, few repeats, no book, no kernel")
+    ap.add_argument("--skip-book", action="store_true", help="skip the book build and nbval (slow)")
+    ap.add_argument("--skip-kernel", action="store_true", help="skip the real-namespace comparison")
+    ap.add_argument("--json", default=str(ROOT / "bench-results.json"), help="where to write the rows")
+    ap.add_argument("--repeat", type=int, default=None, help="repeats per median")
+    ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.scale_child:
+        print(json.dumps(scale_child(args.scale_child, args.repeat or 20)))
+        return 0
+    repeat = args.repeat or (5 if args.quick else 30)
+    table = Table()
+    load = os.getloadavg()
+    print(f"netsim benchmark: Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(f"{'figure':<34} {'median':>14}  {'target':<14} status")
+    sys.path.insert(0, str(ROOT))
+    bench_scenarios(table, repeat)
+    bench_stepper(table, max(3, repeat // 3))
+    bench_scale(table, QUICK_SIZES if args.quick else SIZES, 5 if args.quick else 20)
+    if args.quick or args.skip_book:
+        table.add("clean book build", None, S, 120.0, "skipped (--skip-book)", status="skip")
+        table.add("nbval, all notebooks", None, S, 120.0, "skipped (--skip-book)", status="skip")
+    else:
+        bench_book(table)
+    if args.quick or args.skip_kernel:
+        table.add("kernel build + scenario 4", None, S, None, "skipped (--skip-kernel)", status="skip")
+    else:
+        bench_kernel(table, netsim_build_and_trace_ms(repeat), 3)
+    missed = [r["name"] for r in table.rows if r["status"] in ("MISS", "FAIL")]
+    print(f"{len(missed)} of {sum(1 for r in table.rows if r['status'] in ('ok', 'MISS', 'FAIL'))} targets missed"
+          + (f": {', '.join(missed)}" if missed else ""))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"load_average": load, "python": platform.python_version(),
+                                           "quick": args.quick, "rows": table.rows}, indent=1) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
