@@ -107,6 +107,11 @@ def test_checksum_faults_finds_a_corrupted_tcp_checksum_inside_vxlan():
     assert checksum_faults(bytes(raw), complete=False) == []
 
 
+def test_without_root_the_lab_says_why(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "needs root" in unavailable_reason()
+
+
 def test_the_udp_backend_is_refused_with_the_reason():
     with pytest.raises(LabUnavailable, match="no kernel counterpart without flanneld"):
         Lab(netsim.Cluster(backend="udp"))
@@ -151,11 +156,14 @@ def labs(request):
     yield holder
     holder.close()
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and TIMINGS:
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and TIMINGS:
         scen = [v for k, v in TIMINGS.items() if not k.startswith("build")]
-        reporter.write_line(f"\nlab: {len(scen)} exchanges, {sum(scen):.1f} s (mean {sum(scen) / max(len(scen), 1):.2f} s, "
-                            f"max {max(scen, default=0):.2f} s); builds {sum(v for k, v in TIMINGS.items() if k.startswith('build')):.2f} s; "
-                            f"module {time.perf_counter() - start:.1f} s")
+        builds = sum(v for k, v in TIMINGS.items() if k.startswith("build"))
+        line = (f"\nlab: {len(scen)} exchanges, {sum(scen):.1f} s (mean {sum(scen) / max(len(scen), 1):.2f} s, "
+                f"max {max(scen, default=0):.2f} s); builds {builds:.2f} s; module {time.perf_counter() - start:.1f} s")
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
 
 
 CASES = [(shape, backend, key, proto) for shape in SHAPES for backend in BACKENDS for key in SCENARIOS
