@@ -2,7 +2,7 @@
 
 - ICMP echo: requests carry 56 bytes of `ping` data with DF set and a rising IP ID; the kernel
   answers with an echo reply with DF clear (`icmp_reply` uses IP_PMTUDISC_DONT).
-- TCP (Linux defaults): a SYN with MSS, SACK permitted, timestamps, NOP, window scale 7; a
+- TCP (Linux defaults): a SYN with MSS, SACK permitted, timestamps, NOP, window scale 10; a
   SYN-ACK from the listener with IP ID 0 and DF; RST,ACK when nothing listens.
 - UDP: a connected client socket sends with DF and a rising IP ID; the server answers from an
   unconnected socket, whose DF packets take the hashed per-destination IP ID (`ip_select_ident`
@@ -26,7 +26,10 @@ from .packet import (
 
 PING_DATA = bytes(16) + bytes(range(0x10, 0x38))    # struct timeval (zeroed) + iputils' pattern
 PING_ID = 0x4E53                                     # "NS": a fixed stand-in for ping's pid
-WSCALE = 7
+# tcp_select_initial_window: ilog2(max(tcp_rmem[2], rmem_max)) - 15. Since Linux 6.16
+# tcp_rmem[2] defaults to 32 MiB, so 10 (the reference kernel, 6.18, offered 10; kernels
+# with the older 6 MiB default offer 7).
+WSCALE = 10
 
 
 def tcp_options(mss: int, tsval: int, tsecr: int) -> bytes:

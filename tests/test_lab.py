@@ -185,9 +185,8 @@ def test_model_matches_kernel(labs, shape, backend, scenario, proto):
 
 
 @needs_lab
-@pytest.mark.xfail(strict=True, reason="known model deviation: netsim offers TCP window scale 7 (tcp_rmem[2] = 6 MiB); "
-                                       "the lab's kernel offers 10 (6.18, tcp_rmem[2] = 32 MiB); see KNOWN_DEVIATIONS")
 def test_tcp_window_scale_matches_kernel(labs):
+    """The SYN's window scale follows tcp_rmem[2] (32 MiB on 6.16+ kernels: scale 10)."""
     result = run_scenario(labs.get("reference", "vxlan"), 4, "tcp", known={})
     assert result.ok, "\n" + str(result)
 

@@ -49,12 +49,7 @@ IGNORED_ROLES = ("arp", "other")
 # Differences the model is known to have, each with its evidence. They are kept apart from
 # the others (`Comparison.known`), printed in the report, and each has a strict xfail test in
 # tests/test_lab.py, so they cannot hide and are noticed the day the model is fixed.
-KNOWN_DEVIATIONS = {
-    "tcp wscale": "netsim's SYN and SYN-ACK always offer window scale 7 (endpoints.WSCALE), which Linux "
-                  "derives from tcp_rmem[2] = 6 MiB; the lab's kernel offers ilog2(max(tcp_rmem[2], "
-                  "rmem_max)) - 15, e.g. 10 on the test machine (6.18, tcp_rmem[2] = 32 MiB, inherited "
-                  "by every new namespace from the host)",
-}
+KNOWN_DEVIATIONS: dict[str, str] = {}
 
 RULES = {
     "path": "same capture points (netns, device, direction) in the same order, for request and reply",
