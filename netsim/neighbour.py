@@ -65,6 +65,9 @@ class NeighbourTable:
         if state not in STATES:
             raise ValueError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
         entries = self._entries
+        if not any(key[0] == dev for key in entries):      # a new device: nothing to update
+            entries.update({(dev, ip): Neighbour(ip, dev, lladdr, state) for ip, lladdr in pairs})
+            return
         for ip, lladdr in pairs:
             entry = entries.get((dev, ip))
             if entry is None:

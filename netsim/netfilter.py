@@ -22,6 +22,7 @@ shared/reference/flannel-kubernetes-facts.md F and I and kernel-observations.md 
 
 from __future__ import annotations
 
+import functools
 import shlex
 import zlib
 from dataclasses import dataclass, field, replace
@@ -123,9 +124,14 @@ def _port_range_text(ports: tuple[int, int], sep: str = ":") -> str:
     return str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}{sep}{ports[1]}"
 
 
+@functools.lru_cache(maxsize=4096)
+def _network(text: str) -> IPv4Network:
+    return IPv4Network(text, strict=False)
+
+
 def _parse_network(text: str, what: str) -> IPv4Network:
     try:
-        return IPv4Network(text, strict=False)
+        return _network(text)
     except ValueError:
         raise _error(f"{what}: {text!r} is not an IPv4 address or network "
                      f"(netsim does not resolve host names)") from None
@@ -777,11 +783,18 @@ _SUPPORTED_TEXT = ("supported: -s, -d, -i, -o, -p, -m tcp|udp|icmp|mark|addrtype
                    "<user chain>, -g <user chain>")
 
 
+@functools.lru_cache(maxsize=4096)
+def _split(spec: str) -> tuple[str, ...]:
+    """shlex.split, remembered: flanneld and kube-proxy write the same rule texts on every node
+    and on every sync, and splitting them was most of the time it takes to build a cluster."""
+    return tuple(shlex.split(spec))
+
+
 def parse_rule(table: str, chain: str, spec: str, chain_exists: Callable[[str], bool]) -> Rule:
     """Parse a rule in iptables syntax (what follows `-A CHAIN`) as iptables does: options in
     any order, `!` before the option it negates, matches loaded by -m or implicitly by -p."""
     try:
-        tokens = shlex.split(spec)
+        tokens = _split(spec)
     except ValueError as exc:
         raise _error(f"cannot split rule {spec!r}: {exc}") from None
     rule = Rule(table, chain)

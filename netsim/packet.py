@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from ipaddress import IPv4Address
 from typing import Union
 
@@ -56,6 +56,7 @@ def mac_str(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
 
+@lru_cache(maxsize=1 << 16)       # a trace packs the same few addresses into every header
 def ip_bytes(addr: str) -> bytes:
     return IPv4Address(addr).packed
 

@@ -13,6 +13,7 @@ address of the namespace.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 
 SCOPES = ("universe", "link", "host")
@@ -148,5 +149,6 @@ class RouteResult:
         return f"{self.dst}{via} dev {self.dev}{src}"
 
 
+@lru_cache(maxsize=1 << 16)       # every lookup of a trace parses one of a few addresses
 def address_int(addr: str | IPv4Address) -> int:
     return int(IPv4Address(addr))

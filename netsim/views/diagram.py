@@ -104,6 +104,8 @@ class _Layout:
 
 
 def _build(cluster) -> _Layout:
+    if getattr(cluster, "lazy", False):
+        cluster.materialize_all()       # a lazily built cluster holds only what traces reached
     lay = _Layout(cluster)
     namespaces = cluster.network.namespaces
     x = 0.0
@@ -258,7 +260,7 @@ def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float = 8.
                                  boxstyle="round,pad=0,rounding_size=0.08", fc=fill, ec=edge,
                                  lw=1.0 if is_host else 0.9, zorder=0 if e.kind in ("node", "underlay") else 2)
             box.set_gid(ids[e.id])
-            ax.add_patch(box)
+            ax.add_artist(box)
             if is_host:
                 ax.text(e.x - e.w / 2 + 0.1, e.y + e.h / 2 - 0.17, e.label, ha="left", va="center",
                         fontsize=7.5, fontweight="bold", color=edge, zorder=3)
@@ -280,7 +282,7 @@ def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float = 8.
                                     color=colour, shrinkA=4, shrinkB=4, zorder=4,
                                     alpha=0.55 if s.role in ("request", "reply") else 0.0)
             arrow.set_gid(ids[f"seg:{s.frm}->{s.to}"])
-            ax.add_patch(arrow)
+            ax.add_artist(arrow)
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     svg = buf.getvalue()
