@@ -183,24 +183,27 @@ class _Collector:
             self.c.differences.append(Difference(m.index, _key(m), field_name, show(mv), show(kv)))
 
 
-def _pattern(values: list) -> list[str]:
+def _pattern(values: list, groups: list | None = None) -> list[str]:
     """Each value as 0, "new" or "same as position j": what a rule compares when the value
-    itself is random."""
+    itself is random. Values are only "the same" within one group (one packet's journey):
+    independent generators in different hosts may hand out equal values by chance."""
     first: dict = {}
     out = []
     for i, v in enumerate(values):
+        key = (groups[i] if groups is not None else None, v)
         if v == 0:
             out.append("0")
-        elif v in first:
-            out.append(f"={first[v]}")
+        elif key in first:
+            out.append(f"={first[key]}")
         else:
-            first[v] = i
+            first[key] = i
             out.append("new")
     return out
 
 
 def _compare_pattern(col: _Collector, name: str, hops: list[Hop], mvals: list, kvals: list) -> None:
-    mp, kp = _pattern(mvals), _pattern(kvals)
+    groups = [h.role for h in hops]
+    mp, kp = _pattern(mvals, groups), _pattern(kvals, groups)
     col.c.compared[name.strip()] += len(mp)
 
     def describe(p: str, v) -> str:
