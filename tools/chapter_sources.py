@@ -1471,8 +1471,16 @@ for n in (64, 1000):
 These are small numbers for a kernel: routes live in a longest-prefix-match trie and
 neighbour and FDB entries in hash tables, so a lookup does not walk all the entries. The cost
 that grows is the control plane's: watching all leases and reprogramming on every change.
-(The book's emulator keeps simple lists and says nothing about lookup speed; the counts above are
-what it reproduces.)
+The emulator's lookups do not walk the entries either: it keeps one hash table per prefix
+length.
+
+**Big clusters in the emulator.** A `netsim.Cluster` of more than 16 nodes is built lazily: it
+keeps a record of every node and pod (addresses, lease, IPAM) and builds a namespace, with all
+the entries counted above, when a trace, `show()` or `netns()` first reaches it;
+`cluster.materialize_all()` builds everything. One thing differs from a cluster built all at
+once: a broadcast (an ARP request on the underlay switch or on `cni0`) reaches only the nodes and
+pods built so far. The one it asks for is built first and answers as usual; the others would
+only have ignored it, and the flooding device's hop says how many were left out.
 
 ## Try it yourself
 
