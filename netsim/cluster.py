@@ -97,6 +97,37 @@ class Endpoint:
     container: str | None = None
 
 
+class _PendingSync:
+    """Stands in for a node's `Netfilter` between a change that needs kube-proxy's full sync
+    (a node's first rules, a new service) and the first look at the rules: the sync runs then,
+    replaces this stand-in and answers. Like kube-proxy's min-sync-period, a burst of changes
+    costs one sync, and what anyone sees is what syncing at every change would show."""
+
+    __slots__ = ("_cluster", "_node")
+
+    def __init__(self, cluster: "Cluster", node: str):
+        object.__setattr__(self, "_cluster", cluster)
+        object.__setattr__(self, "_node", node)
+
+    def _target(self):
+        """The node's rules now: synced if this stand-in is still in place (a reference kept
+        from before follows the namespace's current `Netfilter`)."""
+        current = self._cluster.network.namespaces[self._node].netfilter
+        return self._cluster._write_rules(self._node) if current is self else current
+
+    def __getattr__(self, name: str):
+        return getattr(self._target(), name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._target(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._target(), name)
+
+    def __repr__(self) -> str:
+        return repr(self._target())
+
+
 class _LazyNetwork(Network):
     """A Network that asks its cluster to build a node's or pod's namespace when it is named."""
 
@@ -385,6 +416,11 @@ class Cluster:
                       f"are left out of the flood; each would ignore it")
 
     def _sync_rules(self, node: str) -> None:
+        """The node's iptables must be rewritten (a new node, a new service): the rewrite
+        happens when anything next looks at them (see `_PendingSync`)."""
+        self.network.namespaces[node].netfilter = _PendingSync(self, node)
+
+    def _write_rules(self, node: str):
         """Rewrite the node's iptables as flanneld and a kube-proxy full sync leave them."""
         from .netfilter import Netfilter
         ns = self.network.namespaces[node]
@@ -395,6 +431,7 @@ class Cluster:
             local = [ip for pod, ip in svc.endpoints if self.pods[pod].node == node]
             kubeproxy.service_rules(nf, svc, str(self.pod_cidr), local)
         kubeproxy.finish_nodeports(nf)
+        return nf
 
     def _taken(self, name: str) -> bool:
         return (name in self.pods or name in self.nodes or name in self.externals or name in self.services
