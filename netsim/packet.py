@@ -108,6 +108,9 @@ class ARP:
             + ip_bytes(self.pdst)
         )
 
+    def length(self) -> int:
+        return 28
+
     def summary(self) -> str:
         if self.op == ARP_REQUEST:
             return f"ARP who-has {self.pdst} tell {self.psrc}"

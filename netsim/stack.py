@@ -44,6 +44,7 @@ from .tun import Tun
 from .vxlan import VxlanDevice, flow_source_port
 
 MAX_HOPS = 5000
+VLAN_HLEN = 4      # is_skb_forwardable lets a frame exceed the MTU by a VLAN tag
 # What a socket's connect()/sendmsg() gets for a route that cannot carry locally generated packets.
 LOCAL_OUT_ERRORS = {"blackhole": "Invalid argument", "unreachable": "No route to host"}
 
@@ -159,11 +160,20 @@ class Walk:
         if isinstance(dev, Loopback):
             self.queue.append(lambda: self.receive(dev, frame, flow))
             return
+        size = _l3_length(frame)
+        if dev.master is not None and size > dev.mtu + VLAN_HLEN:
+            flow.end("dropped", f"{dev.master.name}: a {size}-byte packet does not fit port {dev.name}'s MTU "
+                                f"{dev.mtu}: dropped (is_skb_forwardable)")
+            return
         self.record(dev, "tx", frame, flow)
         if isinstance(dev, Veth):
             peer = dev.peer
             if peer is None or not peer.up:
                 flow.end("dropped", f"the peer of {dev.name} is missing or down")
+                return
+            if size > peer.mtu + VLAN_HLEN:
+                flow.end("dropped", f"the peer {peer.where} drops it: a {size}-byte packet exceeds its MTU "
+                                    f"{peer.mtu} (is_skb_forwardable; counted in its rx_dropped, no ICMP)")
                 return
             crossing = peer.netns is not dev.netns
             skb = Skb(hash=flow.skb.hash) if crossing else flow.skb
@@ -865,6 +875,11 @@ def fragment(ip: IPv4, mtu: int) -> list[IPv4]:
         last = offset + step >= len(data)
         pieces.append(replace(ip, payload=chunk, mf=(not last) or ip.mf, frag=(base + offset) // 8))
     return pieces
+
+
+def _l3_length(frame) -> int:
+    """The size the MTU applies to: the frame without its Ethernet header."""
+    return frame.length() - 14 if isinstance(frame, Ethernet) else frame.length()
 
 
 def _is_multicast(mac: str) -> bool:

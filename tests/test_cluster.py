@@ -180,15 +180,42 @@ def test_missing_masquerade_leaks_pod_source_and_reply_dies_at_gateway():
     assert "network unreachable" in drop.decisions[-1]
 
 
-def test_mtu_mismatch_drops_big_df_packets_with_frag_needed():
+def test_pod_mtu_above_flannel_mtu_is_a_silent_drop_at_the_host_veth():
+    """Measured on Linux 6.18: a 1500-MTU veth end sending 1488 bytes to its 1450-MTU peer;
+    the peer counts rx_dropped and nobody sends ICMP."""
     c = netsim.reference_cluster()
     c.set_mtu("pod-a", "eth0", 1500)
+    trace = c.send("pod-a", "pod-c", proto="udp", payload=bytes(1460))
+    drop = [h for h in trace.drops if h.role == "request"]
+    assert [(h.where, h.direction) for h in drop] == [("pod-a/eth0", "tx")]
+    assert drop[0].decisions[-1] == (f"the peer node1/{c.pods['pod-a'].host_veth} drops it: a 1488-byte packet "
+                                     f"exceeds its MTU 1450 (is_skb_forwardable; counted in its rx_dropped, no ICMP)")
+    assert not trace.of_role("error")
+    assert c.send("pod-a", "pod-c", proto="udp", payload=bytes(1400)).outcome.startswith("udp reply")
+
+
+def test_df_packet_too_big_for_flannel_1_gets_frag_needed():
+    c = netsim.reference_cluster()
+    c.set_mtu("pod-a", "eth0", 1500)
+    c.set_mtu("node1", c.pods["pod-a"].host_veth, 1500)
+    c.set_mtu("node1", "cni0", 1500)
     trace = c.send("pod-a", "pod-c", proto="udp", payload=bytes(1460))
     drop = [h for h in trace.drops if h.role == "request"][0]
     assert drop.where == "node1/cni0"
     assert "1488 bytes with DF set exceed flannel.1's MTU 1450" in drop.decisions[-1]
     error = trace.where("pod-a/eth0", "rx", "error")[0].ip.payload
     assert (error.type, error.code, error.rest) == (3, 4, 1450)
+
+
+def test_bridge_drops_a_frame_too_big_for_the_out_port():
+    c = netsim.reference_cluster()
+    c.set_mtu("pod-a", "eth0", 1500)
+    c.set_mtu("node1", c.pods["pod-a"].host_veth, 1500)
+    trace = c.send("pod-a", "pod-b", proto="udp", payload=bytes(1460))
+    drop = [h for h in trace.drops if h.role == "request"][0]
+    assert drop.where == f"node1/{c.pods['pod-a'].host_veth}"
+    assert drop.decisions[-1] == (f"cni0: a 1488-byte packet does not fit port {c.pods['pod-b'].host_veth}'s MTU "
+                                  f"1450: dropped (is_skb_forwardable)")
 
 
 def test_wrong_route_sends_pod_traffic_to_the_gateway():

@@ -800,9 +800,10 @@ where `flanneld` does carry packets is `udp`, in chapter {doc}`06-backends`.
 :::{dropdown} Solutions
 1. No: the destination port is the device's, 8472, for every inner protocol; only the outer
    source port (the flow hash) differs.
-2. The 1488-byte packet (1460 + 8 + 20) reaches `node1` and cannot leave through `flannel.1`
-   (MTU 1450) with DF set, so `node1` drops it and sends `pod-a` an ICMP "fragmentation needed,
-   mtu 1450" from `10.244.0.1`. Chapter {doc}`09-troubleshooting` has more of this.
+2. It never reaches `node1`'s IP stack. The 1488-byte packet (1460 + 8 + 20) fits `pod-a`'s
+   `eth0`, but the host end of the veth pair still has MTU 1450, and a veth drops what exceeds
+   its peer's MTU (`is_skb_forwardable`): the drop shows only in the host veth's `rx_dropped`
+   counter, and `pod-a` hears nothing back. Chapter {doc}`09-troubleshooting` has more of this.
 :::
 
 **Predict the next header.** The SYN-ACK travels back from `node2`. Predict the outer source and
@@ -1358,11 +1359,16 @@ diagnose(cluster.send("pod-a", "pod-c", proto="udp", payload=b"x" * 1460))
 
 %% md
 :::{dropdown} Diagnosis
-The 1488-byte packet fits `pod-a`'s 1500-byte `eth0`, and it carries DF, so `node1` may not
-fragment it for `flannel.1`'s 1450. `node1` drops it and sends back ICMP "fragmentation needed"
-with the MTU 1450. A TCP stack would lower its segment size and retry; a UDP application that
-ignores the error, or a firewall that drops the ICMP, sees large messages vanish while small ones
-work. Check `ip link` inside the pod against `FLANNEL_MTU` in `/run/flannel/subnet.env`.
+The 1488-byte packet fits `pod-a`'s 1500-byte `eth0`, but not the host end of the veth pair,
+which the CNI plugin gave Flannel's MTU, 1450. A veth drops a frame bigger than the receiving
+end's MTU (`is_skb_forwardable`) and counts it in that device's `rx_dropped`: no ICMP error, no
+log line, nothing in a capture on `node1`. Small messages work and large ones vanish, which is
+why MTU trouble is so often mistaken for a flaky network. (Had the packet reached `node1`, the
+route through `flannel.1`, MTU 1450, with DF set would have produced an ICMP "fragmentation
+needed" instead.) Check `ip -s link` on the host veth for dropped packets, and `ip link` inside
+the pod against `FLANNEL_MTU` in `/run/flannel/subnet.env`. TCP often hides the problem: each
+side announces in its SYN a maximum segment size taken from its own interface MTU, and a sender
+keeps to the smaller of its own and its peer's, so UDP and tunnelled traffic suffer first.
 :::
 
 ## Try it yourself
