@@ -272,9 +272,12 @@ class Cluster:
             if self.backend == "vxlan":
                 mac, vtep = flannel.vtep_mac(node.name), lease.vtep_ip
                 route = Route(lease.subnet, "flannel.1", via=vtep, onlink=True)
+                route.slot
                 entries = (route, vtep, mac, VxlanFdbEntry(mac, lease.public_ip, "flannel.1"))
             elif self.backend == "host-gw":
-                entries = (Route(lease.subnet, "eth0", via=lease.public_ip), None, None, None)
+                route = Route(lease.subnet, "eth0", via=lease.public_ip)
+                route.slot
+                entries = (route, None, None, None)
             else:
                 entries = (None, None, None, None)
             self._peers[node.name] = entries

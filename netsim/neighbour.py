@@ -24,7 +24,7 @@ STATES = (PERMANENT, REACHABLE, STALE, INCOMPLETE, FAILED, NOARP)
 MCAST_SOLICIT = 3
 
 
-@dataclass
+@dataclass(slots=True)
 class Neighbour:
     ip: str
     dev: str
@@ -65,6 +65,9 @@ class NeighbourTable:
         if state not in STATES:
             raise ValueError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
         entries = self._entries
+        if not entries:
+            self._entries = {(dev, ip): Neighbour(ip, dev, lladdr, state) for ip, lladdr in pairs}
+            return
         if not any(key[0] == dev for key in entries):      # a new device: nothing to update
             entries.update({(dev, ip): Neighbour(ip, dev, lladdr, state) for ip, lladdr in pairs})
             return

@@ -13,7 +13,7 @@ address of the namespace.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv4Network
 
 SCOPES = ("universe", "link", "host")
@@ -30,6 +30,11 @@ class Route:
     metric: int = 0
     onlink: bool = False
     type: str = "unicast"   # unicast | local | broadcast | blackhole | unreachable
+
+    @cached_property
+    def slot(self) -> tuple[int, int]:
+        """(prefix length, network address as an int): where the route sits in a table."""
+        return self.dst.prefixlen, int(self.dst.network_address)
 
     def __str__(self) -> str:
         if self.dst.prefixlen == 0:
@@ -83,8 +88,8 @@ class RoutingTable:
         (flanneld programs thousands of such routes on a node of a big cluster)."""
         by_len = self._by_len
         for route in routes:
-            bucket = by_len.get(route.dst.prefixlen)
-            key = int(route.dst.network_address)
+            plen, key = route.slot
+            bucket = by_len.get(plen)
             if bucket is not None and key not in bucket:
                 bucket[key] = [route]
             else:
