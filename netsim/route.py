@@ -148,7 +148,7 @@ class RouteResult:
 
     def __str__(self) -> str:
         if self.route.type == "local":
-            return f"local {self.dst} dev lo table local src {self.src}"
+            return f"local {self.dst} dev lo src {self.src}"
         via = f" via {self.route.via}" if self.route.via else ""
         src = f" src {self.src}" if self.src else ""
         return f"{self.dst}{via} dev {self.dev}{src}"

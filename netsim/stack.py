@@ -637,7 +637,8 @@ class Walk:
         inner_ip = frame.ip
         low, high = dev.port_range or ns.sysctl.ip_local_port_range
         sport = flow_source_port(_flow_hash(frame, flow.skb), low, high)
-        tos = (inner_ip.tos & 0x03) if inner_ip is not None else 0
+        ecn = (inner_ip.tos & 0x03) if inner_ip is not None else 0
+        tos = 0x02 if ecn == 0x03 else ecn      # INET_ECN_encapsulate: CE goes out as ECT(0)
         outer = IPv4(dev.local, entry.dst, IPPROTO_UDP,
                      UDP(sport, dev.dstport, VXLAN(dev.vni, frame), checksum=dev.udp_csum),
                      ttl=ns.sysctl.ip_default_ttl, id=ns.ip_id(dev.local, entry.dst, IPPROTO_UDP), df=False, tos=tos)

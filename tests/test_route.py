@@ -72,7 +72,7 @@ def test_source_address_selection_like_ip_route_get():
     assert str(node1.route_get("10.244.0.2")) == "10.244.0.2 dev cni0 src 10.244.0.1"
     assert str(node1.route_get("192.168.50.12")) == "192.168.50.12 dev eth0 src 192.168.50.11"
     # an own address resolves through the local table
-    assert str(node1.route_get("10.244.0.1")) == "local 10.244.0.1 dev lo table local src 10.244.0.1"
+    assert str(node1.route_get("10.244.0.1")) == "local 10.244.0.1 dev lo src 10.244.0.1"
     # an explicit route src wins over the device address
     node1.route_add("10.99.0.0/16", dev="eth0", src="10.244.0.1")
     assert node1.route_get("10.99.1.1").src == "10.244.0.1"

@@ -136,3 +136,25 @@ def test_vxlan_header_built_for_the_wire_is_8_bytes():
     assert isinstance(vx, VXLAN)
     assert hop.ip.payload.length() == 8 + 8 + 14 + hop.inner_ip.length()
     assert len(hop.data) == 14 + 20 + 8 + 8 + 14 + hop.inner_ip.length()
+
+
+def test_vxlan_outer_tos_carries_inner_ecn_with_ce_as_ect0():
+    """ip_tunnel_ecn_encap / INET_ECN_encapsulate: the outer header copies the inner ECN
+    bits, except that congestion-experienced goes out as ECT(0)."""
+    from netsim.packet import IPPROTO_ICMP, ICMP, IPv4, Ethernet, ETH_P_IP
+    from netsim.skb import Skb
+    from netsim.stack import Flow, Walk
+    import netsim
+
+    c = netsim.reference_cluster()
+    node1 = c.netns("node1")
+    vx = node1.devices["flannel.1"]
+    peer_mac = c.netns("node2").devices["flannel.1"].mac
+    outer_tos = {}
+    for ecn in (0, 1, 2, 3):
+        walk = Walk(c.network)
+        inner = IPv4("10.244.0.2", "10.244.1.2", IPPROTO_ICMP, ICMP(8, 0, 1, b""), ttl=63, tos=0x20 | ecn)
+        walk.vxlan_xmit(vx, Ethernet(peer_mac, vx.mac, ETH_P_IP, inner), Flow(walk, "request"))
+        walk.run()
+        outer_tos[ecn] = next(h.ip.tos for h in walk.hops() if h.where == "node1/eth0" and h.encapsulated)
+    assert outer_tos == {0: 0, 1: 1, 2: 2, 3: 2}
