@@ -414,9 +414,7 @@ print(trace.table())
 print(trace.outcome)
 
 %% md
-The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
-diagram lights up the device that has the frame, and the panel lists every header field with
-what changed since the previous hop. At a few hops it first asks you to predict a field.
+Step through it: each ARP copy, the frame on each veth, and the bridge's decisions. The stepper stops at a few hops and asks you to predict a field first.
 
 %% code
 from netsim import views
@@ -549,9 +547,7 @@ print(trace.table())
 print(trace.outcome)
 
 %% md
-The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
-diagram lights up the device that has the frame, and the panel lists every header field with
-what changed since the previous hop. At a few hops it first asks you to predict a field.
+In the stepper, watch the source address and the first hop: the frame leaves through `cni0`, not `flannel.1`.
 
 %% code
 from netsim import views
@@ -688,9 +684,7 @@ for hop in trace.request:
     print(hop.summary())
 
 %% md
-The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
-diagram lights up the device that has the frame, and the panel lists every header field with
-what changed since the previous hop. At a few hops it first asks you to predict a field.
+Step through the tunnel: at `node1/flannel.1` the inner frame appears, at `node1/eth0` the outer headers are added, and at `node2/flannel.1` they are gone again. Fields that changed since the previous hop are marked.
 
 %% code
 from netsim import views
@@ -876,6 +870,14 @@ for backend, trace in traces.items():
         print(f"{hop.where:22} {hop.direction}  inner ttl {inner.ttl}{outer}")
 
 %% md
+Side by side, `vxlan` against `host-gw`:
+
+%% code
+from netsim import views
+
+views.compare(traces["vxlan"], traces["host-gw"], labels=("vxlan", "host-gw"))
+
+%% md
 ## What changed, and who changed it
 
 **host-gw** puts the pod's packet on the underlay as it is: source `10.244.0.2`, destination
@@ -991,9 +993,7 @@ for hop in trace.hops:
         print(hop.summary())
 
 %% md
-The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
-diagram lights up the device that has the frame, and the panel lists every header field with
-what changed since the previous hop. At a few hops it first asks you to predict a field.
+Step through the NAT: the destination changes at `node1/eth0`'s PREROUTING, the source at its POSTROUTING, and the reply is rewritten back on the same node.
 
 %% code
 from netsim import views
@@ -1151,9 +1151,7 @@ for hop in trace.hops:
         print(hop.summary())
 
 %% md
-The same trace in the hop stepper: the buttons (or a click on a row) move from hop to hop, the
-diagram lights up the device that has the frame, and the panel lists every header field with
-what changed since the previous hop. At a few hops it first asks you to predict a field.
+Step through the masquerade: the source address and port change as the packet leaves `node1/eth0`, and change back when the reply arrives.
 
 %% code
 from netsim import views
@@ -1546,6 +1544,15 @@ for number, scenario in netsim.scenarios.SIX.items():
     nat = "+".join(sorted({k for d in decisions for k in ("DNAT", "MASQUERADE") if k in d})) or "none"
     last = request[-1]
     print(f"{number:<2} {names[number]:24} {len(request):6} {routers:7} {tunnel:>6} {nat:>15}  {last.inner_ip.ttl:3}  {last.inner_ip.src}")
+
+%% md
+The same summary, as the views module draws it from the six traces (with the NAT rewrites
+spelled out):
+
+%% code
+from netsim import views
+
+views.summary_table()
 
 %% md
 Read down the columns:
