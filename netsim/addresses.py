@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from .errors import ConfigError
@@ -29,9 +30,16 @@ def derive_mac(*parts: object) -> str:
     return digest.hex(":")
 
 
+# Parsing is remembered: a cluster build and every trace parse the same few texts again and
+# again, and the results are immutable.
+_address = lru_cache(maxsize=1 << 16)(IPv4Address)
+_interface = lru_cache(maxsize=1 << 16)(IPv4Interface)
+_network = lru_cache(maxsize=1 << 16)(IPv4Network)
+
+
 def parse_address(text: str, what: str = "address") -> IPv4Address:
     try:
-        return IPv4Address(str(text).strip())
+        return _address(str(text).strip())
     except ValueError:
         raise ConfigError(f"{what} {text!r} is not an IPv4 address (expected dotted quad, e.g. 10.244.0.2)") from None
 
@@ -41,7 +49,7 @@ def parse_interface(text: str, what: str = "address") -> IPv4Interface:
     if "/" not in str(text):
         raise ConfigError(f"{what} {text!r} needs a prefix length, e.g. {text}/24")
     try:
-        return IPv4Interface(str(text).strip())
+        return _interface(str(text).strip())
     except ValueError:
         raise ConfigError(f"{what} {text!r} is not a valid IPv4 address/prefix (e.g. 10.244.0.1/24)") from None
 
@@ -52,7 +60,7 @@ def parse_network(text: str, what: str = "network") -> IPv4Network:
     if text == "default":
         return IPv4Network("0.0.0.0/0")
     try:
-        return IPv4Network(text if "/" in text else f"{text}/32")
+        return _network(text if "/" in text else f"{text}/32")
     except ValueError as exc:
         if "has host bits set" in str(exc):
             net = IPv4Network(text, strict=False)

@@ -15,16 +15,19 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 MASQ_MARK = "0x4000"
 NODEPORT_RANGE = (30000, 32767)
 
 
+@lru_cache(maxsize=4096)
 def port_proto_hash(service_port_name: str, protocol: str) -> str:
     digest = hashlib.sha256((service_port_name + protocol.lower()).encode()).digest()
     return base64.b32encode(digest).decode()[:16]
 
 
+@lru_cache(maxsize=4096)
 def endpoint_hash(service_port_name: str, protocol: str, endpoint: str) -> str:
     digest = hashlib.sha256((service_port_name + protocol.lower() + endpoint).encode()).digest()
     return base64.b32encode(digest).decode()[:16]

@@ -132,14 +132,14 @@ class Namespace:
         secondary = any(e.network == iface.network for e in dev.addresses)
         dev.addresses.append(iface)
         self._local_addrs[addr] = dev_name
-        self.local_table.add(Route(IPv4Network(f"{addr}/32"), dev_name, src=addr, scope="host",
+        self.local_table.add(Route(parse_network(addr), dev_name, src=addr, scope="host",
                                    proto="kernel", type="local"))
         if secondary:
             return iface
         if dev_name == "lo" and iface.network.prefixlen < 32:
             self.local_table.add(Route(iface.network, "lo", src=addr, scope="host", proto="kernel", type="local"))
         if iface.network.prefixlen < 31:
-            bcast = IPv4Network(f"{iface.network.broadcast_address}/32")
+            bcast = parse_network(str(iface.network.broadcast_address))
             try:
                 self.local_table.add(Route(bcast, dev_name, src=addr, scope="link", proto="kernel", type="broadcast"))
             except ValueError:
