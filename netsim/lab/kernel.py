@@ -61,7 +61,8 @@ IP_RECVERR = 11
 SIOCETHTOOL = 0x8946
 ETHTOOL_STXCSUM = 0x17
 CAPTURE_BUFFER = 1 << 20
-SETTLE = 0.05            # seconds to wait after the reply for late copies of it
+SETTLE = 0.05            # seconds of quiet on every device that end an exchange's capture
+SETTLE_MAX = 1.0         # and the longest it may trail the socket's answer
 EXCHANGE_TIMEOUT = 3.0
 
 
@@ -533,8 +534,16 @@ class Lab:
         self._drain()
         self._client_port = None
         outcome = self._traffic(src_ns, dst_ip, proto, dport)
-        time.sleep(SETTLE)
-        captures = self._drain()
+        # drain until the wire has been quiet for SETTLE: on a loaded machine late copies (a
+        # flood's last port, a reply's last hop) can trail the socket's answer
+        captures: list[Capture] = []
+        deadline = time.perf_counter() + SETTLE_MAX
+        while True:
+            time.sleep(SETTLE)
+            batch = self._drain()
+            captures += batch
+            if not batch or time.perf_counter() > deadline:
+                break
         seconds = time.perf_counter() - t0
         kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
         captures = order(captures, kinds)
