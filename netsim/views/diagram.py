@@ -129,7 +129,7 @@ def _build(cluster) -> _Layout:
         for dev in devs:
             if devs[dev].kind in ("vxlan", "tun"):
                 lay.device(node.name, dev, x + w - 0.9, 2.75)
-        lay.device(node.name, "eth0", x + w / 2, 1.95)
+        lay.device(node.name, "eth0", x + w / 2, 1.95, 1.3)
         lay.device(node.name, "lo", x + 0.55, 2.75, 0.7)
         node_eth[node.name] = x + w / 2
         lay.rest(node.name, x + 1.0, 2.75)
@@ -138,8 +138,8 @@ def _build(cluster) -> _Layout:
     col = 2.4
     if "gateway" in namespaces:
         lay.host("gateway", "gateway", "gateway  (router, no NAT)", x, 1.5, col, 1.9)
-        lay.device("gateway", "eth0", x + col / 2, 1.95)
-        lay.device("gateway", "eth1", x + col / 2, 2.9)
+        lay.device("gateway", "eth0", x + col / 2, 1.95, 1.3)
+        lay.device("gateway", "eth1", x + col / 2, 2.9, 1.3)
         lay.device("gateway", "lo", x + 0.45, 2.45, 0.6)
         lay.rest("gateway", x + 1.2, 2.45)
         node_eth["gateway"] = x + col / 2
@@ -160,7 +160,7 @@ def _build(cluster) -> _Layout:
             host = "gateway" if host == "gw" else host
             if host in node_eth:
                 lay.device("underlay", dev, node_eth[host], 0.85)
-        lay.device("underlay", "lo", total - 0.5, 0.85, 0.6)
+        lay.device("underlay", "lo", total - 0.35, 0.85, 0.5)
         lay.rest("underlay", total - 1.4, 0.85)
     for ns_name in namespaces:      # hosts the rules above do not know, stacked on the right
         if ns_name not in {e.id for e in lay.elements}:
@@ -234,7 +234,7 @@ def dom_ids(model: DiagramModel, prefix: str) -> dict[str, str]:
     return {ident: f"{prefix}-e{i}" for i, ident in enumerate(ids)}
 
 
-def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float = 8.0) -> str:
+def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float = 7.0) -> str:
     """The picture as an SVG string, byte-identical between runs (fixed hashsalt, no date)."""
     import matplotlib
     from matplotlib.figure import Figure
@@ -265,10 +265,10 @@ def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float = 8.
                 ax.text(e.x - e.w / 2 + 0.1, e.y + e.h / 2 - 0.17, e.label, ha="left", va="center",
                         fontsize=7.5, fontweight="bold", color=edge, zorder=3)
             else:
-                ax.text(e.x, e.y + (0.05 if e.detail else 0), e.label, ha="center", va="center",
-                        fontsize=6.5, zorder=3)
+                ax.text(e.x, e.y + (0.06 if e.detail else 0), e.label, ha="center", va="center",
+                        fontsize=7.5, zorder=3)
                 if e.detail:
-                    ax.text(e.x, e.y - 0.12, e.detail, ha="center", va="center", fontsize=5, color="#555555",
+                    ax.text(e.x, e.y - 0.12, e.detail, ha="center", va="center", fontsize=5.5, color="#555555",
                             zorder=3)
         for s in model.segments:
             a, b = model.element(s.a), model.element(s.b)

@@ -56,7 +56,7 @@ def hexdump_html(data: bytes, layers: list[Layer]) -> str:
         for b in range(off, min(off + ROW, len(data))):
             li, fi = cells[b]
             spans.append(f'<span class="b L{li}" data-f="{fi}">{data[b]:02x}</span>')
-        rows.append(f'<div class="row"><span class="off">{off:04x}</span>{"".join(spans)}</div>')
+        rows.append(f'<div class="hrow"><span class="off">{off:04x}</span>{"".join(spans)}</div>')
     return f'<div class="hex">{"".join(rows)}</div>'
 
 

@@ -119,42 +119,55 @@ def panel_html(view: HopView, quiz: Challenge | None = None) -> str:
         out.append(f'<div class="rm">Removed since hop {view.diff.previous}: {escape(", ".join(view.diff.removed))}</div>')
     out.append('</div><div class="hex">')
     cells = byte_map(list(view.layers), len(view.data))
+    # bytes of a changed field get an outline; an added layer's are all new and not outlined
+    added = {li for li, layer in enumerate(view.layers) if layer.id in view.diff.added}
     for off in range(0, len(view.data), 16):
-        out.append(f'<div class="row"><span class="off">{off:04x}</span>')
+        out.append(f'<div class="hrow"><span class="off">{off:04x}</span>')
         for b in range(off, min(off + 16, len(view.data))):
             li, fi = cells[b]
-            out.append(f'<span class="b L{li}" data-f="{fi}">{view.data[b]:02x}</span>')
+            c = " c" if fi in changed and li not in added else ""
+            out.append(f'<span class="b L{li}{c}" data-f="{fi}">{view.data[b]:02x}</span>')
         out.append("</div>")
     out.append("</div></div>")
     return "".join(out)
 
 
 CSS = """
-#ROOT{font:13px/1.35 system-ui,sans-serif;border:1px solid #ccd;border-radius:6px;padding:8px;margin:8px 0;color:#222;background:#fff}
+#ROOT{font:13px/1.35 system-ui,sans-serif;border:1px solid #ccd;border-radius:6px;padding:8px;margin:8px 0;color:#222;background:#fff;text-align:left}
 #ROOT .ctl{display:flex;gap:6px;align-items:center;margin-bottom:6px;flex-wrap:wrap}
-#ROOT button{font:inherit;padding:2px 10px;border:1px solid #99a;border-radius:4px;background:#f4f6fa;cursor:pointer}
+#ROOT button{font:inherit;padding:2px 10px;border:1px solid #99a;border-radius:4px;background:#f4f6fa;color:#222;cursor:pointer}
 #ROOT .pos{color:#555;margin-left:6px}
-#ROOT .top{display:flex;gap:8px;align-items:flex-start}
-#ROOT .dia{flex:3;min-width:0}#ROOT .dia svg{width:100%;height:auto}
-#ROOT ol.hops{flex:2;max-height:360px;overflow:auto;margin:0;padding:0 0 0 0;list-style:none;font:11px/1.3 ui-monospace,monospace}
-#ROOT ol.hops li{padding:1px 4px;cursor:pointer;white-space:nowrap;border-left:3px solid transparent}
+#ROOT .top{display:flex;flex-wrap:wrap;gap:8px}
+#ROOT .dia{flex:1 1 600px;min-width:0;overflow-x:auto}
+#ROOT .dia svg{display:block;width:100%;min-width:540px;height:auto;max-height:560px;margin:0 auto}
+#ROOT ol.hops{flex:1 1 300px;contain:size;min-height:190px;overflow:auto;margin:0;padding:2px 0;list-style:none;font:11px/1.35 ui-monospace,monospace;border:1px solid #e1e4ea;border-radius:4px}
+#ROOT ol.hops li{padding:1px 4px;margin:0;cursor:pointer;white-space:nowrap;border-left:3px solid transparent}
 #ROOT ol.hops li.r-request{border-left-color:#1f77b4}#ROOT ol.hops li.r-reply{border-left-color:#2ca02c}
-#ROOT ol.hops li.r-arp{color:#777}#ROOT ol.hops li.on{background:#ffe0b2}
-#ROOT .title{font-weight:600;margin:6px 0 2px}
+#ROOT ol.hops li.r-arp{color:#777}#ROOT ol.hops li.on{background:#ffe0b2;color:#222}
+#ROOT .title{font-weight:600;margin:8px 0 2px}
 #ROOT ul.why{margin:2px 0 6px 18px;padding:0;font-size:12px}#ROOT ul.why li.none{color:#777;list-style:none}
-#ROOT .reveal{display:flex;gap:10px;align-items:flex-start;flex-wrap:wrap}#ROOT .hidden{display:none}
-#ROOT .hdr{flex:3;min-width:320px}#ROOT .hex{flex:2;font:12px/1.5 ui-monospace,monospace;min-width:300px}
-#ROOT .ly{border-left:4px solid;margin:0 0 4px;padding:0 0 0 6px}#ROOT .lt{font-weight:600}
-#ROOT .ly.added .lt b{color:#b0412e;font-weight:600}
+#ROOT .reveal{display:flex;gap:8px 16px;align-items:flex-start;flex-wrap:wrap}#ROOT .hidden{display:none}
+#ROOT .hdr{flex:1 1 440px;min-width:0}
+#ROOT .ly{border-left:4px solid;margin:0 0 6px;padding:1px 0 1px 4px}
+#ROOT .lt{font-weight:600;padding-left:5px;margin-bottom:1px}
+#ROOT .ly.added .lt b{color:#fff;background:#b0412e;border-radius:3px;padding:0 5px;font:600 10px/1.5 system-ui,sans-serif;vertical-align:1px}
 #ROOT .rng{font-weight:400;color:#666;font-size:11px}
-#ROOT table{border-collapse:collapse;font-size:12px}#ROOT td{padding:0 6px 0 0;vertical-align:top}
-#ROOT td.fn{white-space:nowrap}#ROOT td.fv{font-family:ui-monospace,monospace;white-space:nowrap}
-#ROOT td.fm{color:#666;font-size:11px}
-#ROOT tr.chg td.fn,#ROOT tr.chg td.fv{background:#ffe082;font-weight:600}
+#ROOT .hdr table{display:block;border:0;margin:0;font-size:12px}#ROOT .hdr tbody{display:block}
+#ROOT tr.fld{display:grid;grid-template-columns:min(13.5em,38%) minmax(0,1fr);column-gap:10px;padding:1px 6px 2px 5px;border-left:3px solid transparent;background:none;cursor:pointer}
+#ROOT td{padding:0;border:0;text-align:left;vertical-align:top;background:none}
+#ROOT td.fv{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
+#ROOT td.fm{grid-column:2;color:#6b7280;font-size:11px;line-height:1.3}
+#ROOT tr.fld.chg{border-left-color:#e65100;background:#fff3e0}
+#ROOT tr.chg td.fn,#ROOT tr.chg td.fv{font-weight:600}
+#ROOT tr.chg td.fv::after{content:"changed";font:600 10px/1.5 system-ui,sans-serif;color:#fff;background:#e65100;border-radius:3px;padding:0 5px;margin-left:8px;vertical-align:1px;white-space:nowrap}
+#ROOT .ly.added tr.fld.chg{background:#fffaf3}#ROOT .ly.added tr.chg td{font-weight:400}#ROOT .ly.added tr.chg td.fv::after{content:none}
+#ROOT tr.fld.on{background:#e3f0fc;box-shadow:inset 0 0 0 1px #1e88e5}
 #ROOT .rm{color:#b0412e;font-size:12px}
-#ROOT .off{color:#999;margin-right:6px}#ROOT .b{padding:0 1px;margin-right:2px}
-#ROOT .hex .b.on,#ROOT tr.fld.on td{outline:2px solid #e65100}
-#ROOT tr.fld{cursor:pointer}
+#ROOT .hex{flex:0 0 auto;max-width:100%;overflow-x:auto;font:12px/1.7 ui-monospace,monospace;padding:2px 0}
+#ROOT .hex .hrow{display:block;margin:0;white-space:nowrap}#ROOT .off{color:#999;margin-right:8px}
+#ROOT .b{padding:1px 2px;margin-right:1px;border-radius:2px}#ROOT .hrow .b:nth-child(10){margin-left:8px}
+#ROOT .hex .b.c{box-shadow:inset 0 0 0 1.5px #e65100;font-weight:700}
+#ROOT .hex .b.on{background:#1e88e5;color:#fff;cursor:pointer}
 #ROOT .quiz{background:#f3f0ff;border:1px solid #b9a7f5;border-radius:6px;padding:6px;margin:4px 0}
 #ROOT .quiz .qq{margin:0 0 4px;font-weight:600}#ROOT .quiz .qc{display:flex;gap:6px;flex-wrap:wrap}
 #ROOT .quiz button.right{background:#c8e6c9;border-color:#2e7d32}#ROOT .quiz button.wrong{background:#ffcdd2;border-color:#c62828}
@@ -164,6 +177,9 @@ CSS = """
 #ROOT .b.L0{background:#dfe8fd}#ROOT .b.L1{background:#dcf0dd}#ROOT .b.L2{background:#ffe9cc}#ROOT .b.L3{background:#eedcf3}
 #ROOT .b.L4{background:#d5efec}#ROOT .b.L5{background:#fbdad9}#ROOT .b.L6{background:#e9e1de}#ROOT .b.L7{background:#e1e7ea}
 """
+
+# How the live faces (no script) light a field and its bytes on hover.
+PICK = "background:#bbdefb"
 
 # The static face's script: draws the panel panel_html() draws, from the JSON.
 JS = r"""(function(){
@@ -189,14 +205,14 @@ o.push('<tr class="fld'+(ch[flat]?' chg':'')+'" data-f="'+flat+'"><td class="fn"
 o.push('</table></div>');});
 if(h.rm.length)o.push('<div class="rm">Removed since hop '+h.p+': '+e(h.rm.join(", "))+'</div>');
 o.push('</div><div class="hex">');
-for(var off=0;off<map.length;off+=16){o.push('<div class="row"><span class="off">'+('000'+off.toString(16)).slice(-4)+'</span>');
-for(var b=off;b<Math.min(off+16,map.length);b++)o.push('<span class="b L'+map[b][0]+'" data-f="'+map[b][1]+'">'+F.x.substr(2*b,2)+'</span>');o.push('</div>');}
+for(var off=0;off<map.length;off+=16){o.push('<div class="hrow"><span class="off">'+('000'+off.toString(16)).slice(-4)+'</span>');
+for(var b=off;b<Math.min(off+16,map.length);b++)o.push('<span class="b L'+map[b][0]+(ch[map[b][1]]&&!ad[map[b][0]]?' c':'')+'" data-f="'+map[b][1]+'">'+F.x.substr(2*b,2)+'</span>');o.push('</div>');}
 o.push('</div></div>');return o.join("");}
 function show(i){cur=Math.max(0,Math.min(D.hops.length-1,i));P.innerHTML=panel(cur);
 if(D.q[cur]&&(cur in ans))mark(cur,ans[cur]);
 HL.textContent=D.hops[cur].e.map(function(n){return "#ROOT-e"+n+" path";}).join(",")+"{"+D.css+"}";
 for(var k=0;k<L.length;k++)L[k].className=L[k].className.replace(/ on/g,"")+(k==cur?" on":"");
-if(L[cur]&&L[cur].scrollIntoView&&L[cur].parentNode.scrollHeight>L[cur].parentNode.clientHeight){L[cur].parentNode.scrollTop=L[cur].offsetTop-L[cur].parentNode.offsetTop-40;}
+var O=L[cur]&&L[cur].parentNode;if(O&&O.scrollHeight>O.clientHeight){O.scrollTop=L[cur].offsetTop-O.offsetTop-(O.clientHeight-L[cur].offsetHeight)/2;}
 R.querySelector(".pos").textContent="hop "+cur+" of "+(D.hops.length-1);R.dataset.hop=cur;}
 function mark(i,c){var q=D.q[i],bs=P.querySelectorAll(".quiz .ch");ans[i]=c;
 for(var k=0;k<bs.length;k++){bs[k].disabled=true;if(k==q.a)bs[k].className+=" right";else if(k==c)bs[k].className+=" wrong";}
@@ -354,7 +370,7 @@ class Stepper:
             html = panel_html(view)
             if hidden:
                 html = html.replace('<div class="reveal">', '<div class="reveal hidden">', 1)
-            hover = "".join(f'#{uid}:has([data-f="{k}"]:hover) [data-f="{k}"]{{outline:2px solid #e65100}}'
+            hover = "".join(f'#{uid}:has([data-f="{k}"]:hover) [data-f="{k}"]{{{PICK}}}'
                             for k in range(sum(len(l.fields) for l in view.layers)))
             panel.value = (f'<div id="{uid}"><style>{CSS.replace("#ROOT", "#" + uid)}{hover}</style>'
                            f'<div class="panel">{html}</div></div>')
@@ -422,7 +438,7 @@ class HeaderView:
 
     def html(self) -> str:
         uid = "nshv" + hashlib.sha1(self.view.data + self.view.title.encode()).hexdigest()[:10]
-        hover = "".join(f'#{uid}:has([data-f="{k}"]:hover) [data-f="{k}"]{{outline:2px solid #e65100}}'
+        hover = "".join(f'#{uid}:has([data-f="{k}"]:hover) [data-f="{k}"]{{{PICK}}}'
                         for k in range(sum(len(l.fields) for l in self.view.layers)))
         return (f'<div id="{uid}"><style>{CSS.replace("#ROOT", "#" + uid)}{hover}</style>'
                 f'<div class="panel">{panel_html(self.view)}</div></div>')
