@@ -33,7 +33,7 @@ from ipaddress import IPv4Address, IPv4Network
 from . import cni, flannel, kubeproxy
 from .addresses import derive_mac, parse_address, parse_network
 from .errors import ConfigError
-from .neighbour import PERMANENT
+from .neighbour import PERMANENT, Neighbour
 from .packet import ARP_REQUEST, ETH_P_ARP
 from .route import Route
 from .stack import Network
@@ -187,6 +187,8 @@ class Cluster:
         self._subnets = self.pod_cidr.subnets(new_prefix=subnet_len)
         self._peers: dict[str, tuple] = {}        # node -> what every other node programs for it
         self._peer_lists: tuple | None = None
+        self._route_bucket: tuple | None = None
+        self._vtep_maps: tuple | None = None
         self._built_nodes = 0
         self._external_after: dict[str, int] = {}  # external host -> pods added before it
         self._build_underlay()
@@ -200,6 +202,10 @@ class Cluster:
             self._switch_mac = switch.mac
             switch.flood_hook = self._underlay_flood
             self._peer_tables()
+            if self.backend in ("vxlan", "host-gw"):
+                self._peer_route_bucket(0)       # the shared peer tables, paid for at build time
+            if self.backend == "vxlan":
+                self._peer_vtep_maps()
         else:
             for node in self.nodes.values():
                 self._build_node(node)
@@ -291,6 +297,22 @@ class Cluster:
                                 [(e[2], e[3]) for e in entries])
         return self._peer_lists
 
+    def _peer_route_bucket(self, i: int) -> tuple[int, dict, int]:
+        """Every lease's route by network, for RoutingTable.add_bucket (built once, shared)."""
+        routes = self._peer_tables()[0]
+        if self._route_bucket is None or self._route_bucket[0] is not routes:
+            self._route_bucket = (routes, {route.slot[1]: [route] for route in routes})
+        return routes[i].slot[0], self._route_bucket[1], routes[i].slot[1]
+
+    def _peer_vtep_maps(self) -> tuple[dict, dict]:
+        """Every lease's PERMANENT VTEP neighbour entry and FDB entry (built once, shared)."""
+        _, neighbours, fdb = self._peer_tables()
+        if self._vtep_maps is None or self._vtep_maps[0] is not neighbours:
+            self._vtep_maps = (neighbours,
+                               {("flannel.1", ip): Neighbour(ip, "flannel.1", mac, PERMANENT) for ip, mac in neighbours},
+                               dict(fdb))
+        return self._vtep_maps[1], self._vtep_maps[2]
+
     def _program_peers(self, node: Node) -> None:
         """flanneld's peer programming on `node` for every other lease, in lease order: what
         `flannel.add_peer` does peer by peer (neighbour, FDB entry, route), in bulk and without
@@ -298,13 +320,17 @@ class Cluster:
         ns = self.network.namespaces[node.name]
         i = int(node.name[4:]) - 1           # node<i+1> is the i-th lease
         routes, neighbours, fdb = self._peer_tables()
+        if self.backend in ("vxlan", "host-gw"):
+            prefixlen, by_network, own_route = self._peer_route_bucket(i)
+            ns.main_table.add_bucket(prefixlen, by_network, exclude=own_route)
         if self.backend == "vxlan":
-            ns.neighbours.set_many("flannel.1", neighbours[:i] + neighbours[i + 1:], PERMANENT)
-            ns.devices["flannel.1"].fdb.update(fdb[:i] + fdb[i + 1:])
-            ns.main_table.add_many(routes[:i] + routes[i + 1:])
-        elif self.backend == "host-gw":
-            ns.main_table.add_many(routes[:i] + routes[i + 1:])
-        else:
+            shared, by_mac = self._peer_vtep_maps()
+            vtep, mac = neighbours[i]
+            ns.neighbours.add_shared(shared, exclude=("flannel.1", vtep))
+            table = ns.devices["flannel.1"].fdb
+            table.update(by_mac)
+            table.pop(mac, None)
+        elif self.backend == "udp":
             flannel.setup_udp_backend(self.network, node.lease, self.pod_cidr,
                                       [n.lease for n in self.nodes.values() if n is not node])
 

@@ -57,8 +57,21 @@ class NeighbourTable:
         if entry is None:
             entry = self._entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state)
         else:
-            entry.lladdr, entry.state = lladdr, state
+            # a new record that takes over the queue: entries may be shared between tables
+            entry = self._entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state, entry.probes, entry.queue)
         return entry
+
+    def add_shared(self, entries: dict[tuple[str, str], Neighbour], exclude: tuple[str, str] | None = None) -> None:
+        """Start an empty table from a mapping of PERMANENT entries shared with other tables
+        (flanneld's VTEP entries, the same on every node but for its own)."""
+        if self._entries:
+            for (dev, ip), entry in entries.items():
+                if (dev, ip) != exclude:
+                    self.set(dev, ip, entry.lladdr, entry.state)
+            return
+        self._entries = dict(entries)
+        if exclude is not None:
+            self._entries.pop(exclude, None)
 
     def set_many(self, dev: str, pairs, state: str) -> None:
         """set(dev, ip, lladdr, state) for each (ip, lladdr) pair, in order."""
@@ -76,7 +89,7 @@ class NeighbourTable:
             if entry is None:
                 entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state)
             else:
-                entry.lladdr, entry.state = lladdr, state
+                entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state, entry.probes, entry.queue)
 
     def delete(self, dev: str, ip: str) -> None:
         if (dev, ip) not in self._entries:

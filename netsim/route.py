@@ -75,13 +75,33 @@ class RoutingTable:
         if bucket is None:
             bucket = self._by_len[plen] = {}
             self._lengths = sorted(self._by_len, reverse=True)
-        routes = bucket.setdefault(int(route.dst.network_address), [])
+        key = int(route.dst.network_address)
+        routes = bucket.get(key, ())
         for existing in routes:
             if existing.metric == route.metric and existing.type == route.type and existing.dev == route.dev \
                     and existing.via == route.via:
                 raise ValueError(f"route {route} exists already in table {self.name} (RTNETLINK: File exists)")
-        routes.append(route)
-        routes.sort(key=lambda r: r.metric)
+        # a new list, never an append: route lists may be shared between tables (add_bucket)
+        bucket[key] = sorted([*routes, route], key=lambda r: r.metric)
+
+    def add_bucket(self, prefixlen: int, entries: dict[int, list[Route]], exclude: int | None = None) -> None:
+        """Add a whole set of /prefixlen routes at once, sharing their route lists with the
+        `entries` mapping (flanneld's thousands of peer routes, the same on every node):
+        a dict copy instead of one insertion per route. `exclude` leaves one network out."""
+        bucket = self._by_len.get(prefixlen)
+        if bucket and not bucket.keys().isdisjoint(entries.keys() - {exclude}):
+            for key, routes in entries.items():
+                if key != exclude:
+                    for route in routes:
+                        self.add(route)
+            return
+        merged = dict(entries)
+        if exclude is not None:
+            merged.pop(exclude, None)
+        if bucket:
+            merged.update(bucket)
+        self._by_len[prefixlen] = merged
+        self._lengths = sorted(self._by_len, reverse=True)
 
     def add_many(self, routes) -> None:
         """add() each route in turn; one whose destination is new to the table goes straight in
@@ -100,8 +120,11 @@ class RoutingTable:
         routes = bucket.get(int(route.dst.network_address), [])
         if route not in routes:
             raise ValueError(f"no route {route} in table {self.name} (RTNETLINK: No such process)")
-        routes.remove(route)
-        if not routes:
+        remaining = list(routes)
+        remaining.remove(route)
+        if remaining:
+            bucket[int(route.dst.network_address)] = remaining
+        else:
             del bucket[int(route.dst.network_address)]
 
     def remove_where(self, predicate) -> list[Route]:
