@@ -110,8 +110,8 @@ def test_canonical_forms_match_real_iptables_save():
 
 def test_the_cluster_rule_builders_match_real_iptables_save():
     """The rules netsim's own flannel and kube-proxy modules write for node1."""
-    kubeproxy = pytest.importorskip("netsim.kubeproxy")
-    flannel_mod = pytest.importorskip("netsim.flannel")
+    from netsim import flannel as flannel_mod
+    from netsim import kubeproxy
     ns = FakeNetns()
     nf: Netfilter = ns.netfilter
     kubeproxy.base_rules(nf)
