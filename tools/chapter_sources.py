@@ -86,10 +86,11 @@ trace = net.send("red", "10.0.0.3", "icmp")
 print(trace.table())
 
 %% md
-The ARP broadcast went out of every port (and up to `br0` itself, the host's own interface on
-the bridge); the answer and the echo request went only to `veth-blue`. No line shows a change in
-the IP header: bridging is layer 2 and leaves the TTL at 64. The learned entries are the ones
-without `permanent` (those are the ports' own MACs):
+The ARP broadcast went out of every port except the one it came in on (here only `veth-blue`),
+and up to `br0` itself, the host's own interface on the bridge; the answer and the echo request
+went only to the port behind which the bridge had learned the destination MAC. No line shows a
+change in the IP header: bridging is layer 2 and leaves the TTL at 64. The learned entries are
+the ones without `permanent` (those are the ports' own MACs):
 
 %% code
 print(show.bridge_fdb(host))
@@ -179,12 +180,13 @@ its destination back to `10.1.0.2`. Chapters 7 and 8 depend on exactly this.
 1. Add a third namespace `green` to the bridge example with address `10.0.0.4/24`, ping it from
    `red`, and count how many lines of the trace are the ARP broadcast.
 2. In the router example, set `red`'s default route to a wrong gateway (`10.1.0.9`) and send a
-   ping. What does the trace show, and why is no ICMP packet ever sent?
+   ping. What does the trace show, and why does the echo request never reach the wire?
 
 :::{dropdown} Solutions
 1. The broadcast is flooded to every port but the one it came in on, and also up to `br0`, so
    it appears on `red/eth0 tx`, `host/veth-red rx`, then `tx` on `veth-blue` and `veth-green`,
-   `rx` on `br0`, and `rx` in `blue` and `green`: one more line for each added port.
+   `rx` on `br0`, and `rx` in `blue` and `green`: seven lines, two more (the new port's `tx`
+   and the new namespace's `rx`) than the five with two pods.
 2. Nobody owns `10.1.0.9`, so `red`'s three ARP requests go unanswered. The echo request waits
    in the neighbour entry's queue and never reaches the wire; when the entry fails, `red`'s own
    kernel reports "destination host unreachable" (ICMP type 3, code 1) to the pinging socket,
@@ -281,8 +283,9 @@ views.Stepper(trace, cluster, predict=True)
 
 %% md
 Two lines in total: the SYN and the SYN-ACK, both seen on `pod-a/lo`. Nothing appears on
-`pod-a/eth0`, on the node, or anywhere else. (A capture on a real `lo` shows each frame once for
-the same reason: loopback hands the frame straight back to the receive path.)
+`pod-a/eth0`, on the node, or anywhere else. (`tcpdump` on a real `lo` also shows each frame
+once: the capture socket is offered it on the way out and on the way back in, and libpcap drops
+the outgoing copy on loopback ({ref}`ref-kernel`).)
 
 ## What the kernel decided
 
@@ -333,8 +336,9 @@ print(sorted(cluster.netns("pod-a").listeners))
 
 %% md
 If `sidecar` also tried to listen on TCP 8080, its `bind()` would fail with "address already in
-use", exactly as two processes on one machine would. Kubernetes catches this only at run time:
-two containers of one pod must agree on their ports.
+use", exactly as two processes on one machine would. Kubernetes does not prevent it (declared
+`containerPort`s do not reserve anything): the clash shows only at run time, when the second
+container fails to start listening. Two containers of one pod must agree on their ports.
 
 ## Try it yourself
 
@@ -503,7 +507,8 @@ On the node: `bridge fdb show br cni0` (learned pod MACs), `bridge link` (look f
 ## Further reading
 
 - The bridge plugin's hairpin and gateway options: {ref}`ref-cni`; Flannel's CNI defaults: {ref}`ref-fc`.
-- `bridge(8)`, and the kernel's `br_netfilter` documentation ({ref}`ref-l`).
+- `bridge(8)`; Flannel's `br_netfilter` requirement ({ref}`ref-f`, `main.go`) and what a real
+  kernel did with bridged pod traffic ({ref}`ref-kernel`).
 '''
 
 CHAPTERS["04-host-to-pod"] = r'''
@@ -536,8 +541,9 @@ print(cluster.show("node1", "ip route"))
 print(cluster.show("node1", "ip route get 10.244.0.2"))
 
 %% md
-`ip route get` answers with the device and the `src` hint of the chosen route: the socket is
-bound to `10.244.0.1` before the packet is built.
+`ip route get` answers with the device and the `src` hint of the chosen route: a socket that
+connects without binding an address takes `10.244.0.1` as its source before the first packet is
+built.
 
 ## The walk
 
@@ -724,6 +730,7 @@ inner = vxlan.payload
 print(f"outer  {wire.frame.src} > {wire.frame.dst}")
 print(f"outer  {outer.src} > {outer.dst} ttl {outer.ttl} df {outer.df}")
 print(f"udp    {udp.sport} > {udp.dport}   (source port in 32768-60999: {32768 <= udp.sport <= 60999})")
+print(f"udp    checksum {wire.data[40:42].hex()} (bytes 6-7 of the outer UDP header)")
 print(f"vxlan  flags {vxlan.flags:#04x} vni {vxlan.vni}")
 print(f"inner  {inner.src} > {inner.dst}")
 print(f"inner  {inner.ip.src} > {inner.ip.dst} ttl {inner.ip.ttl}")
@@ -735,6 +742,9 @@ print(f"inner  {inner.ip.src} > {inner.ip.dst} ttl {inner.ip.ttl}")
   different flows spread over the underlay's paths ({ref}`ref-l`).
 - Outer TTL 64 and DF clear: `flannel.1` is created with `ttl auto` and no DF setting, so the
   outer header starts fresh, whatever the inner TTL ({ref}`ref-kernel`).
+- Outer UDP checksum filled in, not zero: the netlink library asks for a zero checksum only when
+  told to, Flannel never tells it, and kernels since about 4.6 default to computing it
+  ({ref}`ref-nl`, {ref}`ref-l`). Much older kernels sent zero.
 - VXLAN flags `0x08` (the "VNI is valid" bit) and VNI 1.
 
 **In `node2`.** The kernel's UDP socket on port 8472 checks the VNI, strips the outer headers and
@@ -781,8 +791,12 @@ plane only: it programs one route, one permanent neighbour entry and one permane
 remote node, and the kernel's VXLAN driver encapsulates and decapsulates. No userspace process
 touches the packet. The article's picture of `cni0` handing the packet to `flannel.1` through
 more veths (`Vethd → Vethe`) is also wrong: `node1`'s IP stack routes it from `cni0` to
-`flannel.1`. And the encapsulation is UDP to port **8472** on Linux, not 4789. The one backend
-where `flanneld` does carry packets is `udp`, in chapter {doc}`06-backends`.
+`flannel.1`, and the nodes' own NICs, which the article labels `Vethf` and `Vethg`, are not veths
+either. The "distributed routing table (backed by etcd)" is not what a kube-flannel install uses:
+with `--kube-subnet-mgr` each node's subnet is its `node.spec.podCIDR`, read from the Kubernetes
+API, and each node's kernel holds the table as the entries above ({ref}`ref-f`). The article
+names no port; on Linux it is **8472**, not IANA's 4789. The one backend where `flanneld` does
+carry packets is `udp`, in chapter {doc}`06-backends`.
 :::
 
 ## Try it yourself
@@ -903,15 +917,16 @@ for backend, trace in traces.items():
           f"{wire.ip.src} > {wire.ip.dst}" + (f", UDP port {udp.dport}" if udp else ", not encapsulated"))
 
 %% md
-## Where the article is right, and where it is not
+## Where the article's picture fits
 
-:::{admonition} "flanneld encapsulates" is true only for the udp backend
-:class: warning
-The seed article ({ref}`ref-article`) says `flanneld` intercepts and encapsulates cross-node
-packets "(VXLAN/UDP)". That describes the `udp` backend, which is still shipped but amd64-only and
-documented as for debugging only, and whose device is `flannel0`, not `flannel.1`. With `vxlan`
-(the default) the kernel encapsulates on `flannel.1` to port 8472, and with `host-gw` nothing is
-encapsulated at all. In both, `flanneld` only programs routes, neighbour and FDB entries.
+:::{admonition} "flanneld encapsulates" describes the udp backend
+:class: note
+Chapter {doc}`05-vxlan-across-nodes` showed that with `vxlan` the kernel, not `flanneld`,
+encapsulates ({ref}`ref-article`, scenario 4). The seed article's picture of a daemon that
+intercepts and wraps cross-node packets does fit the `udp` backend above, with two differences:
+its device is `flannel0`, not `flannel.1`, and it carries the bare IP packet, with no inner
+Ethernet header, to port 8285. That backend is still shipped, but amd64-only and documented as
+for debugging only. With `host-gw` nothing is encapsulated at all.
 :::
 
 ## Try it yourself
@@ -1016,6 +1031,8 @@ that follows sees the *new* destination and picks `flannel.1`. `KUBE-FORWARD` ac
 of the mark. In `POSTROUTING`, `KUBE-POSTROUTING` clears the mark and masquerades: the source
 becomes the address of the outgoing device. That device is `flannel.1`, so the source is
 `10.244.0.0`, its /32, and `--random-fully` picks a new source port ({ref}`ref-kp`, {ref}`ref-kernel`).
+A real kernel picks that port at random, and it may lie outside the ephemeral range; `netsim`
+derives it from a hash of the connection, so that the book's outputs are the same on every run.
 Because MASQUERADE is terminal, `FLANNEL-POSTRTG` is never reached for this connection.
 
 **Across the tunnel.** From here the packet travels exactly like chapter
@@ -1067,11 +1084,13 @@ for node in ("node1", "node2"):
 :class: warning
 The seed article ({ref}`ref-article`, scenario 5) has a "gateway service" intercept the request
 and route it to the pod's host, whose routing table passes it to "the Flannel process". Neither
-exists on this path. The request reaches any node's own address; kube-proxy's iptables rules in
-that node's kernel DNAT it to a pod and masquerade it; Flannel's kernel-side `flannel.1` carries
-it to the pod's node like any other pod-bound packet; and conntrack, not a reverse walk through
-the same components, undoes both rewrites on the reply. The article's account also loses the
-fact that the pod sees `10.244.0.0`, not the client, under the default policy.
+exists on this path. (The `gateway` in this book's topology is a plain router: it forwards the
+packet to `192.168.50.11` and changes nothing but the TTL.) The request reaches any node's own
+address; kube-proxy's iptables rules in that node's kernel DNAT it to a pod and masquerade it;
+Flannel's kernel-side `flannel.1` carries it to the pod's node like any other pod-bound packet.
+The reply does cross the same interfaces in reverse order, as the article says, but it is
+conntrack on `node1` that undoes both rewrites. The article's account also loses the fact that
+the pod sees `10.244.0.0`, not the client, under the default policy.
 :::
 
 ## Try it yourself
@@ -1169,7 +1188,8 @@ for line in trace.where("node1/cni0", "rx", role="request")[0].decisions:
 - The route is the node's default, `via 192.168.50.1 dev eth0`: no `flannel.1` anywhere.
 - Forwarding lowers the TTL from 64 to 63; the gateway lowers it again, so `ext` sees 62.
 - `FLANNEL-POSTRTG` rule 5 masquerades: source `10.244.0.2` becomes `192.168.50.11`, and
-  `--random-fully` picks a new source port instead of keeping the pod's.
+  `--random-fully` picks a new source port instead of keeping the pod's (at random on a real
+  kernel, from a hash in `netsim`; see chapter {doc}`07-nodeport`).
 
 The reply from `ext` comes back to `192.168.50.11` and that port; conntrack finds the entry and
 rewrites the destination back to the pod:
@@ -1364,9 +1384,11 @@ log line, nothing in a capture on `node1`. Small messages work and large ones va
 why MTU trouble is so often mistaken for a flaky network. (Had the packet reached `node1`, the
 route through `flannel.1`, MTU 1450, with DF set would have produced an ICMP "fragmentation
 needed" instead.) Check `ip -s link` on the host veth for dropped packets, and `ip link` inside
-the pod against `FLANNEL_MTU` in `/run/flannel/subnet.env`. TCP often hides the problem: each
-side announces in its SYN a maximum segment size taken from its own interface MTU, and a sender
-keeps to the smaller of its own and its peer's, so UDP and tunnelled traffic suffer first.
+the pod against `FLANNEL_MTU` in `/run/flannel/subnet.env`. TCP between pods often hides the
+problem: each side announces in its SYN a maximum segment size taken from its own interface MTU
+and sends no larger segments than its peer announced, so `pod-a` keeps to the 1410 bytes that
+`pod-c` (MTU 1450) asks for. UDP suffers, and so does TCP to a peer with a 1500-byte MTU, such as
+a host outside the cluster.
 :::
 
 ## Try it yourself
@@ -1589,7 +1611,8 @@ Build the table again on `netsim.reference_cluster("host-gw")`. Which columns ch
 
 :::{dropdown} Solution
 The tunnel column reads "no" everywhere: host-gw routes pod packets natively via the other
-node's `eth0` address. The TTLs stay the same (the same kernels forward). Scenario 5's pod now
+node's `eth0` address. Scenarios 4 and 5 cross two capture points fewer (12 → 10 and 15 → 13):
+no `flannel.1` on either node. The TTLs stay the same (the same kernels forward). Scenario 5's pod now
 sees `192.168.50.11`: the masquerade address is that of the outgoing device, which is `eth0`
 instead of `flannel.1`.
 :::
