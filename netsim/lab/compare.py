@@ -69,6 +69,11 @@ RULES = {
     "vxlan flags/vni/dport": "exact",
     "vxlan sport": "by rule: in the port range; equal or not between directions as in the model",
     "checksums": "verify on both sides where the kernel's are complete (offload off, not lo)",
+    "fragments": "each piece (whole packet, or fragment at an offset) has its own path, compared as above; a later "
+                 "fragment's data exactly; a fragment takes the role of the packet it reassembles into",
+    "drops": "a packet the model drops is last seen by the kernel at the model's drop hop",
+    "icmp errors": "rest (next-hop MTU) and the quoted header exact; its quoted IP ID and source port those of a "
+                   "request packet on the same side",
 }
 
 
@@ -132,6 +137,20 @@ def _layers(frame) -> list[tuple[str, IPv4]]:
         return [("", ip)]
     inner = vx.payload.ip
     return [("outer ", ip)] + ([("inner ", inner)] if inner is not None else [])
+
+
+def _piece(h: Hop) -> tuple:
+    """Which piece of its packet a hop carries: () for a whole packet, else, for each fragmented
+    IP layer (outer and inner), its addresses, protocol and fragment offset. A packet's
+    fragments travel independently, and the kernel interleaves them with each other
+    differently from the model; each piece's own path is what is compared."""
+    if h.frame is None or h.is_arp:
+        return ()
+    return tuple((ip.src, ip.dst, ip.proto, ip.frag * 8) for _, ip in _layers(h.frame) if ip.is_fragment)
+
+
+def _piece_name(piece: tuple) -> str:
+    return ", ".join(f"fragment {src} > {dst} offset {off}" for src, dst, _, off in piece)
 
 
 def _inner_eth(frame) -> Ethernet | None:
@@ -245,6 +264,10 @@ def _compare_hop(col: _Collector, m: Hop, k: Hop) -> None:
     if type(pa) is not type(pb):
         col.exact(m, f"{prefix}transport", type(pa).__name__, type(pb).__name__)
         return
+    outer_frag = ml[0][1]
+    if outer_frag.frag and isinstance(outer_frag.payload, bytes) and isinstance(kl[0][1].payload, bytes):
+        # a later fragment carries only data (the headers with random values are in the first)
+        col.exact(m, f"{ml[0][0]}fragment data", outer_frag.payload.hex(), kl[0][1].payload.hex())
     if isinstance(pa, TCP):
         col.exact(m, f"{prefix}tcp flags", pa.flags, pb.flags)
         col.exact(m, f"{prefix}tcp window", pa.window, pb.window)
@@ -257,6 +280,13 @@ def _compare_hop(col: _Collector, m: Hop, k: Hop) -> None:
     elif isinstance(pa, ICMP):
         col.exact(m, f"{prefix}icmp type", pa.type, pb.type)
         col.exact(m, f"{prefix}icmp code", pa.code, pb.code)
+        if pa.is_error and pb.is_error:
+            col.exact(m, f"{prefix}icmp rest", pa.rest, pb.rest)         # next-hop MTU of "frag needed"
+            col.exact(m, f"{prefix}icmp quoted length", len(pa.data), len(pb.data))
+            qa, qb = _quoted(pa.data), _quoted(pb.data)
+            for attr in ("src", "dst", "ttl", "df", "mf", "frag", "tos", "proto", "length"):
+                col.exact(m, f"{prefix}icmp quoted ip {attr}", qa.get(attr), qb.get(attr))
+            col.exact(m, f"{prefix}icmp quoted dport", qa.get("dport"), qb.get("dport"))
         if pa.type in (0, 8):
             col.exact(m, f"{prefix}icmp seq", pa.seq, pb.seq)
             col.exact(m, f"{prefix}icmp data length", len(pa.data), len(pb.data))
@@ -270,6 +300,20 @@ def _compare_hop(col: _Collector, m: Hop, k: Hop) -> None:
         col.exact(m, "outer udp checksum present", ua.checksum, ub.checksum)
         col.exact(m, "vxlan flags", hex(ua.payload.flags), hex(ub.payload.flags))
         col.exact(m, "vxlan vni", ua.payload.vni, ub.payload.vni)
+
+
+def _quoted(data: bytes) -> dict:
+    """The header an ICMP error quotes (its IP ID and ports are compared by rule)."""
+    if len(data) < 20:
+        return {}
+    ihl = (data[0] & 0x0F) * 4
+    tos, total, ident, flags, ttl, proto = struct.unpack("!xBHHHBB", data[:10])
+    out = dict(src=str(IPv4Address(data[12:16])), dst=str(IPv4Address(data[16:20])), ttl=ttl, tos=tos,
+               df=bool(flags & 0x4000), mf=bool(flags & 0x2000), frag=flags & 0x1FFF, proto=proto, length=total,
+               id=ident)
+    if proto in (6, 17) and len(data) >= ihl + 4:
+        out["sport"], out["dport"] = struct.unpack("!HH", data[ihl:ihl + 4])
+    return out
 
 
 def _ports(ip: IPv4) -> tuple[int, int] | None:
@@ -332,6 +376,25 @@ def _compare_rules(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]], por
                 if not low <= v < high:
                     col.c.differences.append(Difference(h.index, _key(h), "vxlan sport range",
                                                         f"{low}-{high - 1}", f"{label} {v}"))
+
+
+def _compare_quoted(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]]) -> None:
+    """An ICMP error quotes the offending packet: its IP ID and source port, random values, must
+    be those of a request packet seen on the same side (model or kernel)."""
+    for m, k in pairs.get("error", []):
+        for side, hop, hops in (("model", m, [a for a, _ in pairs.get("request", [])]),
+                                ("kernel", k, [b for _, b in pairs.get("request", [])])):
+            icmp = hop.inner_ip.payload if hop.inner_ip is not None else None
+            if not isinstance(icmp, ICMP) or not icmp.is_error:
+                continue
+            q = _quoted(icmp.data)
+            seen = {(ip.id, _ports(ip)[0] if _ports(ip) else None) for h in hops
+                    for _, ip in _layers(h.frame) if ip.src == q.get("src") and ip.dst == q.get("dst")}
+            col.c.compared["icmp quoted id and sport"] += 1
+            if seen and (q.get("id"), q.get("sport")) not in seen:
+                col.c.differences.append(Difference(m.index, _key(m), "icmp quoted id and sport",
+                                                    "those of a request packet", f"{side} {q.get('id')}, "
+                                                    f"{q.get('sport')}"))
 
 
 # checksums ----------------------------------------------------------------------------
@@ -428,26 +491,36 @@ def compare(model: Trace, observed, cluster=None, title: str | None = None,
              if r not in IGNORED_ROLES]
     pairs: dict[str, list[tuple[Hop, Hop]]] = {}
     for role in roles:
-        mh = [h for h in model.hops if h.role == role]
-        kh = [h for h in kernel.hops if h.role == role]
-        mk, kk = [_key(h) for h in mh], [_key(h) for h in kh]
-        comparison.compared["path"] += 1
         matched: list[tuple[Hop, Hop]] = []
-        if mk != kk:
-            diff = [line for line in difflib.unified_diff(mk, kk, "model", "kernel", lineterm="", n=1)
-                    if not line.startswith(("---", "+++"))]
-            comparison.differences.append(Difference(None, f"{role} path", "hops",
-                                                     f"{len(mk)} hops", f"{len(kk)} hops:\n      "
-                                                     + "\n      ".join(diff)))
-            sm = difflib.SequenceMatcher(a=mk, b=kk, autojunk=False)
-            for block in sm.get_matching_blocks():
-                matched.extend((mh[block.a + i], kh[block.b + i]) for i in range(block.size))
-        else:
-            matched = list(zip(mh, kh))
+        groups = dict.fromkeys(sorted({_piece(h) for h in model.hops + kernel.hops if h.role == role}))
+        for piece in groups:
+            mh = [h for h in model.hops if h.role == role and _piece(h) == piece]
+            kh = [h for h in kernel.hops if h.role == role and _piece(h) == piece]
+            mk, kk = [_key(h) for h in mh], [_key(h) for h in kh]
+            comparison.compared["path"] += 1
+            name = f"{role} path" + (f" ({_piece_name(piece)})" if piece else "")
+            if mk != kk:
+                diff = [line for line in difflib.unified_diff(mk, kk, "model", "kernel", lineterm="", n=1)
+                        if not line.startswith(("---", "+++"))]
+                comparison.differences.append(Difference(None, name, "hops", f"{len(mk)} hops",
+                                                         f"{len(kk)} hops:\n      " + "\n      ".join(diff)))
+                sm = difflib.SequenceMatcher(a=mk, b=kk, autojunk=False)
+                for block in sm.get_matching_blocks():
+                    matched.extend((mh[block.a + i], kh[block.b + i]) for i in range(block.size))
+            else:
+                matched.extend(zip(mh, kh))
+            # a drop: the model's packet ends where the kernel's captures of it end
+            if mh and mh[-1].verdict == "dropped":
+                comparison.compared["drop point"] += 1
+                if not kh or _key(kh[-1]) != _key(mh[-1]):
+                    comparison.differences.append(Difference(
+                        mh[-1].index, name, "drop point", f"dropped after {_key(mh[-1])}",
+                        f"last seen at {_key(kh[-1])}" if kh else "never seen"))
         pairs[role] = matched
         for m, k in matched:
             _compare_hop(col, m, k)
     _compare_rules(col, pairs, port_range, vxlan_range, getattr(observed, "client_port", None))
+    _compare_quoted(col, pairs)
 
     # checksums, on both sides
     for role, matched in pairs.items():

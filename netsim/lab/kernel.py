@@ -41,14 +41,14 @@ import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from ..bridge import Bridge
 from ..cluster import Cluster
 from ..device import Loopback, Veth
 from ..neighbour import NOARP, PERMANENT
-from ..packet import ARP, ICMP, TCP, UDP, Ethernet, IPv4, innermost_ip, parse_ethernet
+from ..packet import ARP, ICMP, TCP, UDP, Ethernet, IPv4, _parse_transport, innermost_ip, parse_ethernet
 from ..trace import Hop, Trace
 from ..tun import Tun
 from ..vxlan import VxlanDevice
@@ -64,6 +64,7 @@ CAPTURE_BUFFER = 1 << 20
 SETTLE = 0.05            # seconds of quiet on every device that end an exchange's capture
 SETTLE_MAX = 1.0         # and the longest it may trail the socket's answer
 EXCHANGE_TIMEOUT = 3.0
+VXLAN_OVERHEAD = 50      # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 
 
 class LabUnavailable(RuntimeError):
@@ -243,6 +244,7 @@ class Lab:
             self._ip_batch(name, self._link_commands(model[name]))
         self._parallel(lambda n: self._ip_batch(n, self._config_commands(model[n])), names)
         self._parallel(lambda n: self._bridge_batch(n, self._bridge_commands(model[n])), names)
+        self._parallel(self._check_mtus, names)
         self._parallel(self._iptables, names)
         if not self.checksum_offload:
             self._parallel(self._offload_off, names)
@@ -319,16 +321,30 @@ class Lab:
 
     def _config_commands(self, ns) -> list[str]:
         lines = []
+        lowered = []
         for dev in ns.devices.values():
             if isinstance(dev, VxlanDevice):
                 rng = f" srcport {dev.port_range[0]} {dev.port_range[1]}" if dev.port_range else ""
+                under = ns.devices.get(dev.underlay)
+                if under is not None and under.mtu < dev.mtu + VXLAN_OVERHEAD:
+                    # the kernel clamps a new VXLAN device's MTU to its underlay's minus 50, and
+                    # refuses to raise it later; a VXLAN MTU above that exists only when the
+                    # underlay was lowered after the VXLAN device was made, so do just that
+                    lines.append(f"link set dev {under.name} mtu {dev.mtu + VXLAN_OVERHEAD}")
+                    lowered.append(f"link set dev {under.name} mtu {under.mtu}")
                 lines.append(f"link add {dev.name} address {dev.mac} mtu {dev.mtu} type vxlan id {dev.vni} "
                              f"local {dev.local} dev {dev.underlay} dstport {dev.dstport}{rng} "
                              f"{'learning' if dev.learning else 'nolearning'} "
                              f"{'udpcsum' if dev.udp_csum else 'noudpcsum'}")
+        lines.extend(lowered)
         for dev in ns.devices.values():
             if dev.master is not None:
                 lines.append(f"link set dev {dev.name} master {dev.master.name}")
+        for dev in ns.devices.values():
+            ports = [p.dev.mtu for p in dev.ports.values()] if isinstance(dev, Bridge) else []
+            if ports and dev.mtu != min(ports):
+                # a bridge follows its smallest port's MTU until one is set on it after creation
+                lines.append(f"link set dev {dev.name} mtu {dev.mtu}")
         for dev in ns.devices.values():
             lines.append(f"link set dev {dev.name} {'up' if dev.up else 'down'}")
         for dev in ns.devices.values():
@@ -374,6 +390,16 @@ class Lab:
                 for entry in dev.fdb.values():
                     lines.append(f"fdb append {entry.mac} dev {dev.name} dst {entry.dst} self permanent")
         return lines
+
+    def _check_mtus(self, name: str) -> None:
+        """Every device's MTU is the model's (the kernel clamps some silently: a VXLAN device's)."""
+        out = _run([self._ip, "-n", self.netns(name), "-o", "link", "show"]).stdout
+        model = self.cluster.network.namespaces[name].devices
+        for line in out.splitlines():
+            parts = line.split()
+            dev, mtu = parts[1].rstrip(":").split("@")[0], int(parts[parts.index("mtu") + 1])
+            if dev in model and model[dev].mtu != mtu:
+                raise RuntimeError(f"{self.netns(name)}/{dev}: MTU {mtu} in the kernel, {model[dev].mtu} in the model")
 
     def _iptables(self, name: str) -> None:
         text = self.cluster.network.namespaces[name].netfilter.save()
@@ -523,17 +549,23 @@ class Lab:
                 out.append(Capture(stamp, ns, dev, "tx" if pkttype == PACKET_OUTGOING else "rx", data))
         return out
 
-    def exchange(self, src: str, dst: str, proto: str | None = None, dport: int | None = None) -> Observation:
-        """Do with real sockets what `cluster.send(src, dst, proto, dport)` models, and capture it."""
+    def exchange(self, src: str, dst: str, proto: str | None = None, dport: int | None = None,
+                 payload: bytes | None = None, timeout: float = EXCHANGE_TIMEOUT) -> Observation:
+        """Do with real sockets what `cluster.send(src, dst, proto, dport, payload=payload)` models,
+        and capture it. `payload` is the UDP datagram's data (default b"REQ", as in the model);
+        `timeout` is how long the client waits for an answer (a silent drop costs all of it)."""
         if self._closed or not self._sockets:
             raise RuntimeError("the lab is not built (use `with Lab(cluster) as lab:`)")
         src_ns, dst_ip, proto, dport = resolve(self.cluster, src, dst, proto, dport)
+        if payload is not None and proto != "udp":
+            raise ValueError(f"the lab sends a payload only over UDP, not {proto}")
+        request = payload if payload is not None else b"REQ"
         t0 = time.perf_counter()
         self.cold_start()
         time.sleep(0.01)
         self._drain()
         self._client_port = None
-        outcome = self._traffic(src_ns, dst_ip, proto, dport)
+        outcome = self._traffic(src_ns, dst_ip, proto, dport, request, timeout)
         # drain until the wire has been quiet for SETTLE: on a loaded machine late copies (a
         # flood's last port, a reply's last hop) can trail the socket's answer
         captures: list[Capture] = []
@@ -546,9 +578,12 @@ class Lab:
                 break
         seconds = time.perf_counter() - t0
         kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
-        captures = order(captures, kinds)
+        peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in self.cluster.network.namespaces.items()
+                 for d in ns.devices.values() if isinstance(d, Veth) and d.peer is not None}
+        captures = order(captures, kinds, peers)
         title = f"kernel: {src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})"
-        trace = to_trace(captures, title=title, outcome=outcome, kinds=kinds, refused="refused" in outcome)
+        trace = to_trace(captures, title=title, outcome=outcome, kinds=kinds, refused="refused" in outcome,
+                         request=request, peers=peers)
         # an ICMP error that reached the client is the outcome, whatever the socket made of it (a
         # connected UDP socket reports only "hard" errors, ping counts "+1 errors")
         errors = [h for h in trace.hops if h.role == "error" and h.netns == src_ns and h.direction == "rx"]
@@ -559,16 +594,17 @@ class Lab:
         return Observation(trace, captures, src, dst, proto, dport, outcome, self.kernel,
                            not self.checksum_offload, seconds, self._client_port)
 
-    def _traffic(self, src_ns: str, dst_ip: str, proto: str, dport: int | None) -> str:
+    def _traffic(self, src_ns: str, dst_ip: str, proto: str, dport: int | None, request: bytes = b"REQ",
+                 timeout: float = EXCHANGE_TIMEOUT) -> str:
         lab_ns = self.netns(src_ns)
         if proto == "icmp":
             ping = _tool("ping")
-            done = in_netns(lab_ns, lambda: subprocess.run([ping, "-c", "1", "-W", str(int(EXCHANGE_TIMEOUT)), "-n",
+            done = in_netns(lab_ns, lambda: subprocess.run([ping, "-c", "1", "-W", str(max(1, round(timeout))), "-n",
                                                             dst_ip], capture_output=True, text=True))
             return f"echo reply from {dst_ip}" if done.returncode == 0 else f"no echo reply ({done.stdout.strip()[-80:]})"
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
         sock = in_netns(lab_ns, lambda: socket.socket(socket.AF_INET, kind))
-        sock.settimeout(EXCHANGE_TIMEOUT)
+        sock.settimeout(timeout)
         try:
             if proto == "udp":
                 # report every ICMP error at once (a connected UDP socket otherwise waits out
@@ -588,10 +624,15 @@ class Lab:
                 return f"connected to {peer[0]}:{peer[1]} (SYN-ACK)"
             sock.connect((dst_ip, dport))
             self._client_port = sock.getsockname()[1]
-            sock.send(b"REQ")
+            try:
+                sock.send(request)
+            except OSError as exc:            # EMSGSIZE: DF and bigger than a known path MTU
+                return f"send: {exc.strerror or exc}"
             try:
                 data, peer = sock.recvfrom(65535)
-            except (socket.timeout, OSError) as exc:
+            except socket.timeout:
+                return "no answer reached the sender"     # what the model says of a silent drop
+            except OSError as exc:
                 return f"no answer: {exc}"
             return f"udp reply from {peer[0]}:{peer[1]}"
         finally:
@@ -624,14 +665,16 @@ def _tie_rank(capture: Capture, kinds: dict[tuple[str, str], str]) -> tuple:
     return (1, 0 if upper else 1)
 
 
-def classify(frame: Ethernet, refused: bool = False) -> str:
+def classify(frame: Ethernet, refused: bool = False, request: bytes = b"REQ") -> str:
     """The role of a captured frame in the exchange, judged from its innermost packet: the
-    SYN, echo request or b"REQ" datagram is the request; the SYN-ACK (or, when the connection
-    was refused, the RST-ACK), echo reply or b"RSP" the reply; the rest (the handshake's ACK,
-    the client's closing RST) is "other"."""
-    if isinstance(frame.payload, ARP):
+    SYN, echo request or `request` datagram (b"REQ" unless the exchange sent another payload)
+    is the request; the SYN-ACK (or, when the connection was refused, the RST-ACK), echo reply
+    or b"RSP" the reply; the rest (the handshake's ACK, the client's closing RST) is "other".
+    A fragment has no transport header of its own: `to_trace` classifies it by the packet
+    it belongs to."""
+    if isinstance(frame, Ethernet) and isinstance(frame.payload, ARP):
         return "arp"
-    ip = innermost_ip(frame)
+    ip = innermost_ip(frame) if isinstance(frame, Ethernet) else frame
     if ip is None:
         return "other"
     p = ip.payload
@@ -645,26 +688,106 @@ def classify(frame: Ethernet, refused: bool = False) -> str:
         return {8: "request", 0: "reply"}.get(p.type, "error" if p.is_error else "other")
     if isinstance(p, UDP):
         data = p.payload if isinstance(p.payload, bytes) else b""
-        return {b"REQ": "request", b"RSP": "reply"}.get(data, "other")
+        return {request: "request", b"RSP": "reply"}.get(data, "other")
     return "other"
 
 
-def order(captures: list[Capture], kinds: dict | None = None) -> list[Capture]:
-    """Captures in time order, ties as `_tie_rank` says."""
+def _fragment_key(ip: IPv4) -> tuple:
+    """What ties a fragment to its packet (ip_defrag's key, RFC 791)."""
+    return (ip.src, ip.dst, ip.id, ip.proto)
+
+
+def _fragment_roles(frames: list[Ethernet], refused: bool, request: bytes) -> dict[tuple, str]:
+    """The role of every fragmented packet among `frames`, from its reassembled payload.
+
+    The fragments of one packet are gathered by (src, dst, IP ID, protocol), wherever they
+    were captured and at whatever depth (outer VXLAN packets are fragmented too); their
+    payloads, put in order of offset, are parsed and classified as the whole packet would be.
+    A packet whose fragments were not all captured keeps the role "other"."""
+    pieces: dict[tuple, dict[int, IPv4]] = {}
+
+    def collect(ip: IPv4 | None) -> None:
+        while ip is not None:
+            if ip.is_fragment:
+                pieces.setdefault(_fragment_key(ip), {}).setdefault(ip.frag * 8, ip)
+                return
+            inner = ip.payload.payload if isinstance(ip.payload, UDP) else None
+            ip = inner.payload.ip if inner is not None and hasattr(inner, "vni") else None
+
+    for frame in frames:
+        if isinstance(frame.payload, IPv4):
+            collect(frame.payload)
+    roles: dict[tuple, str] = {}
+    for key, parts in pieces.items():
+        data, offset, last = b"", 0, None
+        for off in sorted(parts):
+            if off != offset:
+                break
+            chunk = parts[off].payload if isinstance(parts[off].payload, bytes) else parts[off].payload_bytes()
+            data += chunk
+            offset += len(chunk)
+            last = parts[off]
+        if last is None or last.mf:
+            continue
+        whole = replace(parts[0], mf=False, frag=0, payload=_parse_transport(key[3], data, (8472, 4789)))
+        roles[key] = classify(innermost_ip(Ethernet("", "", 0x0800, whole)) or whole, refused, request)
+    return roles
+
+
+def order(captures: list[Capture], kinds: dict | None = None, peers: dict | None = None) -> list[Capture]:
+    """Captures in time order, ties as `_tie_rank` says. With `peers` ((netns, dev) -> its veth
+    peer), a frame received on a veth end never comes before the same bytes sent by its peer:
+    a fragment keeps the timestamp of the packet it was cut from, and its peer's receive copy
+    can tie with, or precede, the capture of its transmission."""
     kinds = kinds or {}
-    return sorted(captures, key=lambda c: (c.time, *_tie_rank(c, kinds)))
+    out = sorted(captures, key=lambda c: (c.time, *_tie_rank(c, kinds)))
+    if not peers:
+        return out
+    sent: dict[tuple, int] = {}
+    i = 0
+    while i < len(out):
+        c = out[i]
+        if c.direction == "tx" and (c.netns, c.device) in peers:
+            key = (peers[(c.netns, c.device)], c.data)
+            sent[key] = sent.get(key, 0) + 1
+        elif c.direction == "rx" and (c.netns, c.device) in peers.values():
+            key = ((c.netns, c.device), c.data)
+            if sent.get(key):
+                sent[key] -= 1
+            else:
+                j = next((j for j in range(i + 1, len(out)) if out[j].direction == "tx"
+                          and peers.get((out[j].netns, out[j].device)) == (c.netns, c.device)
+                          and out[j].data == c.data), None)
+                if j is not None:
+                    out.insert(i, out.pop(j))
+                    continue                       # the moved transmission is looked at next
+        i += 1
+    return out
+
+
+def _outermost_fragment(frame: Ethernet) -> IPv4 | None:
+    ip = frame.ip if isinstance(frame, Ethernet) else None
+    while ip is not None:
+        if ip.is_fragment:
+            return ip
+        inner = ip.payload.payload if isinstance(ip.payload, UDP) else None
+        ip = inner.payload.ip if inner is not None and hasattr(inner, "vni") else None
+    return None
 
 
 def to_trace(captures: list[Capture], title: str = "", outcome: str = "", kinds: dict | None = None,
-             refused: bool = False) -> Trace:
-    """Captured frames as a netsim `Trace`, one hop per capture, in `order()`."""
+             refused: bool = False, request: bytes = b"REQ", peers: dict | None = None) -> Trace:
+    """Captured frames as a netsim `Trace`, one hop per capture, in `order()`. A fragment takes
+    the role of the packet it belongs to (`_fragment_roles`)."""
     kinds = kinds or {}
-    ordered = order(captures, kinds)
+    ordered = order(captures, kinds, peers)
+    frames = [parse_ethernet(c.data) for c in ordered]
+    fragment_roles = _fragment_roles(frames, refused, request)
     hops = []
     packet_ids: dict[tuple, int] = {}
-    for i, c in enumerate(ordered):
-        frame = parse_ethernet(c.data)
-        role = classify(frame, refused)
+    for i, (c, frame) in enumerate(zip(ordered, frames)):
+        frag = _outermost_fragment(frame)
+        role = fragment_roles.get(_fragment_key(frag), "other") if frag is not None else classify(frame, refused, request)
         ip = innermost_ip(frame)
         key = (role, ip.src if ip else None, ip.dst if ip else None) if role != "arp" else ("arp", i)
         pid = packet_ids.setdefault(key, len(packet_ids) + 1)
