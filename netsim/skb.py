@@ -22,6 +22,7 @@ class Skb:
     ct_state: str = ""              # NEW, ESTABLISHED, RELATED, INVALID ("" before conntrack)
     bridged: bool = False           # br_netfilter already ran PREROUTING on this packet
     hash: int | None = None         # skb->hash: the sending socket's flow hash, if any
+    frag_max: int = 0               # IPCB frag_max_size: the largest fragment nf_defrag reassembled
     notes: list[str] = field(default_factory=list)
 
     def scrub(self) -> "Skb":

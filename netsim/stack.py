@@ -295,6 +295,15 @@ class Walk:
             if ip is None:
                 return
             frame = replace(frame, payload=ip)
+            frag_max = flow.skb.frag_max
+            if frag_max and ip.length() > frag_max:
+                # br_nf_dev_queue_xmit: a packet conntrack reassembled leaves in its old fragments
+                fragments = fragment(ip, frag_max)
+                flow.note(f"br_netfilter: reassembled by conntrack, cut back to its largest fragment "
+                          f"({frag_max} bytes): {len(fragments)} fragments")
+                for frag in fragments:
+                    self.transmit(out_dev, replace(frame, payload=frag), flow.copy())
+                return
         self.transmit(out_dev, frame, flow)
 
     def bridge_flood(self, br: Bridge, in_dev: Device | None, frame: Ethernet, flow: Flow, include_up: bool) -> None:
@@ -413,6 +422,12 @@ class Walk:
     # IP ---------------------------------------------------------------------------------
     def hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
              outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
+        if hook == "PREROUTING" and ip.is_fragment and ns.netfilter.conntrack_active:
+            # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
+            # gathered first; the output path cuts the packet back to the largest fragment size
+            ip = self._gather(("defrag", ns.name), ip, flow, "conntrack's defragmentation (nf_defrag_ipv4)")
+            if ip is None:
+                return None
         result = ns.netfilter.hook(hook, ip, flow.skb, indev, outdev, nexthop)
         for line in result.explanation:
             flow.note(line)
@@ -530,13 +545,17 @@ class Walk:
         if ip is None:
             return
         out_dev = ns.devices[rr.dev]
-        if ip.length() > out_dev.mtu:
+        frag_max = flow.skb.frag_max
+        if ip.length() > out_dev.mtu or (frag_max and ip.length() > frag_max):
             if ip.df:
                 flow.end("dropped", f"{ip.length()} bytes exceed {out_dev.name}'s MTU {out_dev.mtu}")
                 return
-            fragments = fragment(ip, out_dev.mtu)
-            flow.note(f"{ip.length()} bytes exceed {out_dev.name}'s MTU {out_dev.mtu} and DF is clear: "
-                      f"{len(fragments)} fragments")
+            size = min(out_dev.mtu, frag_max) if frag_max else out_dev.mtu
+            fragments = fragment(ip, size)
+            why = (f"reassembled by conntrack, cut back to its largest fragment ({frag_max} bytes)"
+                   if frag_max and frag_max <= out_dev.mtu else f"{ip.length()} bytes exceed {out_dev.name}'s MTU "
+                                                                f"{out_dev.mtu} and DF is clear")
+            flow.note(f"{why}: {len(fragments)} fragments")
             for frag in fragments:
                 self.neigh_output(ns, out_dev, rr.nexthop, frag, flow.copy())
             return
@@ -586,7 +605,13 @@ class Walk:
         self.network.endpoint_rcv(self, ns, ip, flow)
 
     def _reassemble(self, ns: Namespace, ip: IPv4, flow: Flow) -> IPv4 | None:
-        key = (ns.name, ip.src, ip.dst, ip.id, ip.proto)
+        """ip_local_deliver's ip_defrag: a socket only ever sees whole packets."""
+        return self._gather(("local", ns.name), ip, flow, "reassembly")
+
+    def _gather(self, scope: tuple, ip: IPv4, flow: Flow, what: str) -> IPv4 | None:
+        """Hold fragments until they add up to the whole packet; then return it, with the
+        largest fragment's size noted in the skb (IPCB frag_max_size)."""
+        key = (*scope, ip.src, ip.dst, ip.id, ip.proto)
         parts = self.reassembly.setdefault(key, [])
         parts.append(ip)
         parts.sort(key=lambda p: p.frag)
@@ -600,10 +625,11 @@ class Walk:
             if not part.mf:
                 complete = True
         if not complete:
-            flow.end("delivered", f"fragment at offset {ip.frag * 8} held for reassembly")
+            flow.end("delivered", f"fragment at offset {ip.frag * 8} held for {what}")
             return None
         del self.reassembly[key]
-        flow.note(f"reassembled {len(parts)} fragments ({len(data)} bytes of payload)")
+        flow.skb.frag_max = max(part.length() for part in parts)
+        flow.note(f"{what}: {len(parts)} fragments make one packet of {20 + len(data)} bytes")
         return replace(parts[0], payload=_parse_transport(ip.proto, data, (8472, 4789)), mf=False, frag=0)
 
     def _vxlan_for(self, ns: Namespace, port: int) -> VxlanDevice | None:

@@ -237,3 +237,18 @@ def test_external_traffic_policy_local_keeps_client_ip_and_drops_without_local_e
     drop = [h for h in refused.drops if h.role == "request"][0]
     assert drop.where == "node1/eth0"
     assert "has no local endpoints" in " ".join(drop.decisions)
+
+
+def test_conntrack_reassembles_fragments_and_cuts_them_back_on_output():
+    """nf_defrag_ipv4: node1 tracks a datagram pod-a fragmented as one packet (cni0 sees it
+    whole) and sends it on in its original fragment sizes (IPCB frag_max_size)."""
+    c = netsim.reference_cluster("host-gw")
+    trace = c.send("pod-a", "pod-c", proto="udp", payload=bytes(2050))
+    assert trace.outcome == "udp reply from 10.244.1.2:9090"
+    sizes = lambda where: [(h.ip.length(), h.ip.frag * 8, h.ip.mf) for h in trace.where(where, role="request")]
+    assert sizes("pod-a/eth0") == [(1500, 0, True), (598, 1480, False)]
+    assert sizes("node1/cni0") == [(2078, 0, False)]
+    assert sizes("node1/eth0") == [(1500, 0, True), (598, 1480, False)]
+    assert sizes("pod-c/eth0") == [(1500, 0, True), (598, 1480, False)]
+    held = trace.where(f"node1/{c.pods['pod-a'].host_veth}", "rx", "request")[0]
+    assert held.decisions[-1] == "fragment at offset 0 held for conntrack's defragmentation (nf_defrag_ipv4)"

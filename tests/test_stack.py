@@ -108,7 +108,7 @@ def test_df_clear_packet_is_fragmented_and_reassembled():
         (True, 0, 996), (True, 976, 524), (True, 1480, 996), (True, 2456, 524), (False, 2960, 140)]
     assert all(ip.ttl == 63 for ip in forwarded)
     received = trace.where("h2/eth0", "rx", "request")
-    assert received[-1].decisions[-2:] == ("reassembled 5 fragments (3080 bytes of payload)",
+    assert received[-1].decisions[-2:] == ("reassembly: 5 fragments make one packet of 3100 bytes",
                                            "UDP socket on port 9 receives 3072 bytes and answers")
     assert [h.decisions[-1] for h in received[:-1]] == [
         f"fragment at offset {o} held for reassembly" for o in (0, 976, 1480, 2456)]
