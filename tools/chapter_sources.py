@@ -1251,9 +1251,9 @@ address, never the pod's.
 
 CHAPTERS["09-troubleshooting"] = r'''
 %% md
-# Troubleshooting: six broken clusters
+# Troubleshooting: seven broken clusters
 
-Every chapter so far walked a working path. This one breaks the path in six ways that happen
+Every chapter so far walked a working path. This one breaks the path in seven ways that happen
 on real clusters, and diagnoses each from what a trace and the state views show: where the
 packet stopped, what the kernel decided there, and which entry was missing or wrong.
 
@@ -1389,6 +1389,37 @@ problem: each side announces in its SYN a maximum segment size taken from its ow
 and sends no larger segments than its peer announced, so `pod-a` keeps to the 1410 bytes that
 `pod-c` (MTU 1450) asks for. UDP suffers, and so does TCP to a peer with a 1500-byte MTU, such as
 a host outside the cluster.
+:::
+
+## Case 7: an underlay smaller than Flannel assumed
+
+Someone lowered the MTU of the nodes' network to 1400 (a VPN, a cloud network with a smaller
+MTU) after `flanneld` had set `flannel.1` to 1450. Nothing fails:
+
+%% code
+cluster = netsim.reference_cluster()
+for host, dev in (("node1", "eth0"), ("node2", "eth0"), ("underlay", "p-node1"), ("underlay", "p-node2")):
+    cluster.set_mtu(host, dev, 1400)
+trace = cluster.send("pod-a", "pod-c", proto="udp", payload=bytes(1400))
+diagnose(trace)
+for hop in trace.where("node1/eth0", "tx", role="request"):
+    ip = hop.ip
+    print(f"node1/eth0 tx: outer {ip.length()} bytes, offset {ip.frag * 8}, MF {ip.mf}, DF {ip.df}, id {ip.id:#06x}")
+for line in trace.where("node2/eth0", "rx", role="request")[-1].decisions:
+    print("node2/eth0 rx:", line)
+
+%% md
+:::{dropdown} Diagnosis
+The 1428-byte pod packet fits `flannel.1`'s 1450, and with the 50 bytes of VXLAN overhead the
+outer packet is 1478 bytes, too big for the 1400-byte underlay. The kernel does not set DF on
+the outer header ({ref}`ref-l`), so instead of dropping it `node1` fragments the outer packet
+(1396 and 102 bytes, one IP ID), and `node2` reassembles it before its UDP socket on port 8472
+can decapsulate it. A real 6.18 kernel did exactly this in the conformance lab. The exchange
+works, but every large packet now costs two on the wire and a reassembly on the receiving node,
+the loss of either fragment loses the whole packet, and any firewall between the nodes that
+drops fragments breaks large packets outright. `ip -d link show flannel.1` (MTU 1450) against
+`ip link show eth0` (1400) shows the mismatch; `flanneld` derives the MTU from the interface at
+start-up, so restarting it (and the pods, whose MTU came from `FLANNEL_MTU`) fixes it.
 :::
 
 ## Try it yourself
