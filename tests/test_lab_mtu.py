@@ -160,9 +160,11 @@ D_REASON = (
     "Linux 6.18, measured: node1 sends the second fragment of the reassembled, forwarded datagram with "
     "TTL 62 while the first has 63 (host-gw: node1/eth0 tx 1500 bytes ttl 63, 598 bytes ttl 62; vxlan: the "
     "inner fragments inside the outer packets likewise), and node2 then forwards both at 62. The model "
-    "decrements once (63, 63). A plain router namespace with a bridge, br_netfilter and conntrack but "
-    "without the cluster's rules keeps both fragments at 63 (checked by hand), so something in the "
-    "node's setup triggers it; not modelled until the cause is found. Everything else matches: the "
+    "decrements once (63, 63). A plain router namespace with a bridge, br_netfilter and conntrack keeps "
+    "both fragments at 63; ruled out by hand so far: the cluster's iptables rules (flushed on node1 in "
+    "the lab: still 62), route_localnet, rp_filter, hairpin, tx checksum offload, GRO/GSO/TSO, packet "
+    "taps, a second bridge port, a fixed bridge MAC, a gateway route. Not modelled until the cause is "
+    "found. Everything else matches: the "
     "sender fragments, conntrack reassembles at cni0 (one packet there), the output is cut back to the "
     "largest fragment, pod-c reassembles and answers.")
 
