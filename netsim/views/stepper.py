@@ -390,7 +390,7 @@ class Stepper:
         bundle = {"text/plain": self.text(), "text/html": self.to_html()}
         try:
             view = self.widget()._repr_mimebundle_()
-        except Exception:       # no ipywidgets front end: the HTML face is enough
+        except ImportError:     # ipywidgets missing: the self-contained HTML face is enough
             view = None
         if view:
             bundle.update({k: v for k, v in view.items() if k != "text/plain"})
