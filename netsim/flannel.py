@@ -23,6 +23,7 @@ from .addresses import derive_mac
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, IPv4, UDP
 from .route import address_int
+from .skb import Skb
 from .tun import Tun
 from .vxlan import VXLAN_OVERHEAD, VxlanDevice
 
@@ -143,15 +144,13 @@ class UdpProxy:
             flow.end("dropped", f"flanneld: no route for {ip.dst} in its table: ICMP net unreachable")
             walk.send_icmp_error(ns, ip, 3, 0, flow, "network unreachable")
             return
-        if ip.ttl <= 1:
-            flow.end("dropped", f"flanneld: TTL {ip.ttl} reaches 0: discarded")
+        inner = _decrement_ttl(ip, flow)
+        if inner is None:
             return
-        inner = replace(ip, ttl=ip.ttl - 1)
         flow.end("delivered", f"flanneld reads the packet from {tun.name}, decrements TTL {ip.ttl} -> {inner.ttl}, "
                               f"sends it in UDP to {peer}:{UDP_PORT}")
         outer = IPv4(self.public_ip, peer, IPPROTO_UDP, UDP(UDP_PORT, UDP_PORT, inner), ttl=ns.sysctl.ip_default_ttl,
                      id=0, df=True)
-        from .skb import Skb
         out = flow.copy(Skb())
         out.note(f"flanneld's UDP socket {self.public_ip}:{UDP_PORT} sends to {peer}:{UDP_PORT}")
         walk.local_out(ns, outer, out)
@@ -161,12 +160,18 @@ class UdpProxy:
         if not isinstance(inner, IPv4):
             flow.end("dropped", "flanneld: UDP payload is not an IPv4 packet")
             return
-        if inner.ttl <= 1:
-            flow.end("dropped", f"flanneld: TTL {inner.ttl} reaches 0: discarded")
+        inner = _decrement_ttl(inner, flow)
+        if inner is None:
             return
-        inner = replace(inner, ttl=inner.ttl - 1)
         flow.end("delivered", f"flanneld receives on port {UDP_PORT}, decrements TTL {inner.ttl + 1} -> {inner.ttl}, "
                               f"writes the packet to flannel0")
-        from .skb import Skb
         tun = ns.devices["flannel0"]
         walk.receive(tun, inner, flow.copy(Skb()))
+
+
+def _decrement_ttl(ip: IPv4, flow) -> IPv4 | None:
+    """proxy_amd64.c decrement_ttl: flanneld lowers the TTL itself and discards at 0."""
+    if ip.ttl <= 1:
+        flow.end("dropped", f"flanneld: TTL {ip.ttl} reaches 0: discarded")
+        return None
+    return replace(ip, ttl=ip.ttl - 1)
