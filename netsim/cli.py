@@ -5,6 +5,10 @@
     netsim trace pod-a pod-c --proto udp
     netsim show node1 "ip route"
     netsim summary
+
+An input netsim refuses (an unknown endpoint, a port out of range, an option that does not
+apply, a --pcap path that cannot be written) prints `netsim: error: ...` and exits with 2, as
+argparse does for its own errors; a traceback means a bug in netsim.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 from typing import Sequence
 
 from . import scenarios
-from .errors import NetsimError
+from .errors import NetsimError, UsageError
 
 BACKENDS = ("vxlan", "host-gw", "udp")
 PROTOS = ("tcp", "udp", "icmp")
@@ -28,11 +32,12 @@ def _colour(text: str, code: str, on: bool) -> str:
 
 
 def _scenario(name: str):
+    """The scenario function `name` names (1-6 or an extra's name)."""
     if name.isdigit() and int(name) in scenarios.SIX:
         return scenarios.SIX[int(name)]
     if name in scenarios.EXTRAS:
         return scenarios.EXTRAS[name]
-    raise NetsimError(f"no scenario {name!r}; use 1-6 or one of {', '.join(scenarios.EXTRAS)} "
+    raise UsageError(f"no scenario {name!r}; use 1-6 or one of {', '.join(scenarios.EXTRAS)} "
                       f"(or give a source and a destination, e.g. `netsim trace pod-a pod-c`)")
 
 
@@ -57,19 +62,41 @@ def _cmd_scenarios(args, out) -> int:
     return 0
 
 
+def _check_pcap_path(path: str) -> None:
+    """Refuse a --pcap FILE that cannot be written, before any trace runs."""
+    if os.path.isdir(path):
+        raise UsageError(f"--pcap {path!r} is a directory; give a file name, e.g. {os.path.join(path, 'trace.pcapng')}")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise UsageError(f"--pcap {path!r}: the folder {folder!r} does not exist; create it first or pick another path")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--pcap {path!r}: the folder {folder!r} is not writable")
+
+
 def _cmd_trace(args, out) -> int:
+    if args.pcap is not None:
+        _check_pcap_path(args.pcap)
     if len(args.target) == 1:
+        if args.dport is not None:
+            raise UsageError(f"--dport {args.dport} applies only to the SRC DST form; scenario "
+                             f"{args.target[0]!r} has its own destination port")
         trace = _scenario(args.target[0])(backend=args.backend, proto=args.proto)
     elif len(args.target) == 2:
         from .cluster import reference_cluster
+        if args.dport is not None and args.proto == "icmp":
+            raise UsageError(f"--dport {args.dport} does not apply to --proto icmp (ping has no ports)")
         trace = reference_cluster(args.backend).send(args.target[0], args.target[1], proto=args.proto,
                                                      dport=args.dport)
     else:
-        raise NetsimError("give a scenario (1-6 or a name) or a source and a destination")
+        raise UsageError(f"got {len(args.target)} targets {' '.join(args.target)!r}: give a scenario (1-6 or a "
+                         f"name) or a source and a destination")
     colour = args.colour == "always" or (args.colour == "auto" and out.isatty() and "NO_COLOR" not in os.environ)
     print(trace_table(trace, colour, args.decisions), file=out)
     if args.pcap:
-        trace.to_pcap(args.pcap)
+        try:
+            trace.to_pcap(args.pcap)
+        except OSError as e:
+            raise UsageError(f"--pcap {args.pcap!r}: cannot write it: {e.strerror or e}") from None
         print(f"wrote {len(trace)} packets to {args.pcap} (open with: tshark -r {args.pcap} -d udp.port==8472,vxlan)",
               file=out)
     return 0
@@ -130,9 +157,8 @@ def main(argv: Sequence[str] | None = None, out=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args, out)
-    except (NetsimError, ValueError, KeyError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"netsim: error: {message}", file=sys.stderr)
+    except NetsimError as e:
+        print(f"netsim: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

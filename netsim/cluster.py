@@ -31,10 +31,12 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
 from . import cni, flannel, kubeproxy
-from .addresses import derive_mac, parse_address, parse_network
+from .addresses import check_unicast_network, derive_mac, parse_address, parse_network
 from .errors import ConfigError
+from .names import check_name
 from .neighbour import PERMANENT, Neighbour
 from .packet import ARP_REQUEST, ETH_P_ARP
+from .params import check_port, check_protocol
 from .route import Route
 from .stack import Network
 from .trace import Trace
@@ -148,15 +150,18 @@ class Cluster:
     def __init__(self, nodes: int = 2, backend: str = "vxlan", pod_cidr: str = "10.244.0.0/16",
                  subnet_len: int = 24, underlay_cidr: str = "192.168.50.0/24", underlay_mtu: int = 1500,
                  lazy: bool | None = None):
-        if backend not in flannel.BACKENDS:
+        if not isinstance(backend, str) or backend not in flannel.BACKENDS:
             raise ConfigError(f"backend {backend!r} is not one of {', '.join(flannel.BACKENDS)}")
-        if not isinstance(nodes, int) or nodes < 1:
+        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
             raise ConfigError(f"nodes must be a positive integer, got {nodes!r}")
+        if lazy is not None and not isinstance(lazy, bool):
+            raise ConfigError(f"lazy must be True, False or None (decide by size), got {lazy!r}")
         self.backend = backend
-        self.pod_cidr = parse_network(pod_cidr, "pod_cidr")
-        self.underlay = parse_network(underlay_cidr, "underlay_cidr")
-        if not isinstance(subnet_len, int) or not self.pod_cidr.prefixlen < subnet_len <= 30:
-            raise ConfigError(f"subnet_len {subnet_len} must be longer than pod_cidr's /{self.pod_cidr.prefixlen} "
+        self.pod_cidr = check_unicast_network(parse_network(pod_cidr, "pod_cidr"), "pod_cidr")
+        self.underlay = check_unicast_network(parse_network(underlay_cidr, "underlay_cidr"), "underlay_cidr")
+        if isinstance(subnet_len, bool) or not isinstance(subnet_len, int) \
+                or not self.pod_cidr.prefixlen < subnet_len <= 30:
+            raise ConfigError(f"subnet_len {subnet_len!r} must be longer than pod_cidr's /{self.pod_cidr.prefixlen} "
                               f"and at most 30 (a node subnet needs a gateway and a pod address)")
         capacity = 2 ** (subnet_len - self.pod_cidr.prefixlen)
         if nodes > capacity:
@@ -165,11 +170,14 @@ class Cluster:
         if nodes > room:
             raise ConfigError(f"underlay {self.underlay} has room for {max(room, 0)} nodes (from .11); "
                               f"use a larger underlay_cidr")
-        if self.underlay.overlaps(self.pod_cidr) or self.underlay.overlaps(EXTERNAL_NET) \
-                or self.pod_cidr.overlaps(EXTERNAL_NET) or self.pod_cidr.overlaps(SERVICE_CIDR):
-            raise ConfigError(f"pod_cidr {self.pod_cidr}, underlay {self.underlay}, the service range "
-                              f"{SERVICE_CIDR} and the external network {EXTERNAL_NET} must not overlap")
-        if not isinstance(underlay_mtu, int) or underlay_mtu > 65535:
+        ranges = (("pod_cidr", self.pod_cidr), ("underlay_cidr", self.underlay),
+                  ("the service CIDR", SERVICE_CIDR), ("the external network", EXTERNAL_NET))
+        for i, (what, net) in enumerate(ranges):
+            for other, other_net in ranges[i + 1:]:
+                if net.overlaps(other_net):
+                    raise ConfigError(f"{what} {net} overlaps {other} {other_net}: pod, underlay, service and "
+                                      f"external networks must not overlap (a route would hide the other)")
+        if isinstance(underlay_mtu, bool) or not isinstance(underlay_mtu, int) or underlay_mtu > 65535:
             raise ConfigError(f"underlay_mtu {underlay_mtu!r} must be an integer up to 65535")
         self.mtu = flannel.flannel_mtu(backend, underlay_mtu)
         if self.mtu < MIN_MTU:
@@ -238,6 +246,7 @@ class Cluster:
 
     def _add_node(self, name: str, ip: str) -> Node:
         """The node's record: address, subnet lease and IPAM. Its namespace is built later."""
+        check_name("node", name)
         subnet = next(self._subnets)
         lease = flannel.Lease(name, subnet, ip, self.backend)
         node = self.nodes[name] = Node(name, ip, subnet, lease, cni.HostLocalIpam(subnet))
@@ -466,17 +475,52 @@ class Cluster:
         return (name in self.pods or name in self.nodes or name in self.externals or name in self.services
                 or name in self.network.namespaces)
 
+    def _check_new_name(self, kind: str, name: object) -> str:
+        """A new object's name: Kubernetes' rule for its kind (netsim.names), and unique across
+        pods, nodes, external hosts, services and the cluster's own hosts (gateway, underlay)."""
+        check_name(kind, name)
+        assert isinstance(name, str)
+        holder = ("a pod" if name in self.pods else "a node" if name in self.nodes else
+                  "an external host" if name in self.externals else "a service" if name in self.services else
+                  "the cluster's own host" if name in self.network.namespaces else None)
+        if holder is not None:
+            raise ConfigError(f"{kind} name {name!r} is taken already by {holder}: pods, nodes, external hosts and "
+                              f"services share one set of names; pick another")
+        return name
+
+    @staticmethod
+    def _check_listen(listen: object, owner: str) -> tuple[tuple[str, int], ...]:
+        """Listening sockets as ((protocol, port), ...) with tcp/udp and ports 1..65535."""
+        if isinstance(listen, (str, bytes)) or not isinstance(listen, (tuple, list)):
+            raise ConfigError(f"{owner}: listen {listen!r} must be a tuple of (protocol, port) pairs, "
+                              f"e.g. (('tcp', 8080), ('udp', 9090))")
+        out = []
+        for item in listen:
+            if not isinstance(item, (tuple, list)) or len(item) != 2 or item[0] not in ("tcp", "udp"):
+                raise ConfigError(f"{owner}: listen entry {item!r} must be a ('tcp' or 'udp', port) pair")
+            out.append((item[0], check_port(item[1], f"{owner}: listen port")))
+        return tuple(out)
+
+    def _check_node_name(self, node: object, what: str = "node") -> Node:
+        if not isinstance(node, str):
+            raise ConfigError(f"{what} {node!r} must be a node name such as 'node1', not {type(node).__name__}")
+        return self._node(node)
+
     # public API -------------------------------------------------------------------------
     def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = ("app",),
                 listen: tuple[tuple[str, int], ...] = POD_PORTS) -> Pod:
-        """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes)."""
-        if self._taken(name):
-            raise ConfigError(f"the name {name!r} is taken already")
-        n = self.nodes.get(node)
-        if n is None:
-            raise ConfigError(f"no node {node!r}; nodes are {', '.join(self.nodes)}")
-        if not containers or len(set(containers)) != len(containers):
-            raise ConfigError(f"pod {name} needs one or more distinct container names, got {containers!r}")
+        """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes).
+        Pod and container names are DNS-1123 labels (netsim.names)."""
+        self._check_new_name("pod", name)
+        n = self._check_node_name(node)
+        if isinstance(containers, str) or not isinstance(containers, (tuple, list)) or not containers:
+            raise ConfigError(f"pod {name}: containers {containers!r} must be a non-empty tuple of names, "
+                              f"e.g. ('app',) or ('app', 'sidecar')")
+        for container in containers:
+            check_name("container", container)
+        if len(set(containers)) != len(containers):
+            raise ConfigError(f"pod {name} needs distinct container names, got {tuple(containers)!r}")
+        listen = self._check_listen(listen, f"pod {name}")
         ip = n.ipam.allocate(name)
         pod = Pod(name, node, ip, cni.host_veth_name(name), tuple(containers), tuple(listen))
         if not self.lazy:
@@ -489,14 +533,16 @@ class Cluster:
 
     def add_external(self, name: str, ip: str = "203.0.113.10",
                      listen: tuple[tuple[str, int], ...] = POD_PORTS) -> External:
-        """A host outside the cluster, on 203.0.113.0/24 behind the gateway."""
+        """A host outside the cluster, on 203.0.113.0/24 behind the gateway. Its name is a
+        DNS-1123 label (netsim.names)."""
+        check_name("external host", name)
         addr = parse_address(ip, "external address")
         if addr not in EXTERNAL_NET or addr in (EXTERNAL_NET.network_address, EXTERNAL_NET.broadcast_address):
             raise ConfigError(f"external host {name}: {ip} must be a host address in {EXTERNAL_NET}")
         if str(addr) == GATEWAY_EXTERNAL_IP:
             raise ConfigError(f"{ip} is the gateway's own external address")
-        if self._taken(name):
-            raise ConfigError(f"the name {name!r} is taken already")
+        self._check_new_name("external host", name)
+        listen = self._check_listen(listen, f"external host {name}")
         if self.externals:
             raise ConfigError(f"the gateway's eth1 is already cabled to {next(iter(self.externals))}: "
                               f"netsim models one external host per cluster")
@@ -515,29 +561,31 @@ class Cluster:
     def add_service(self, name: str, port: int, target_port: int, pods: list[str] | tuple[str, ...] = (),
                     node_port: int | None = None, external_traffic_policy: str = "Cluster",
                     protocol: str = "tcp", cluster_ip: str | None = None) -> kubeproxy.Service:
-        """A Service: kube-proxy programs its ClusterIP (and NodePort) on every node."""
-        if self._taken(name):
-            raise ConfigError(f"the name {name!r} is taken already")
+        """A Service: kube-proxy programs its ClusterIP (and NodePort) on every node. The name
+        is a DNS-1035 label (netsim.names); the ClusterIP and NodePort are checked and allocated
+        as kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
+        self._check_new_name("service", name)
         if protocol not in ("tcp", "udp"):
             raise ConfigError(f"service protocol must be tcp or udp, not {protocol!r}")
         if external_traffic_policy not in ("Cluster", "Local"):
             raise ConfigError(f"externalTrafficPolicy must be Cluster or Local, not {external_traffic_policy!r}")
-        for p in (port, target_port):
-            if not isinstance(p, int) or not 1 <= p <= 65535:
-                raise ConfigError(f"port {p!r} is out of range 1..65535")
+        check_port(port, f"service {name}: port")
+        check_port(target_port, f"service {name}: targetPort")
         if node_port is not None:
-            low, high = kubeproxy.NODEPORT_RANGE
-            if not isinstance(node_port, int) or not low <= node_port <= high:
-                raise ConfigError(f"nodePort {node_port!r} is outside the NodePort range {low}-{high}")
-            if any(s.node_port == node_port for s in self.services.values()):
-                raise ConfigError(f"nodePort {node_port} is already allocated")
+            kubeproxy.check_node_port(node_port, {s.node_port: s.name for s in self.services.values()
+                                                  if s.node_port is not None})
+        if isinstance(pods, str) or not isinstance(pods, (tuple, list)):
+            raise ConfigError(f"service {name}: pods {pods!r} must be a list of pod names, e.g. ['pod-c']")
         for pod in pods:
-            if pod not in self.pods:
+            if not isinstance(pod, str) or pod not in self.pods:
                 raise ConfigError(f"service {name}: no pod {pod!r}; pods are {', '.join(self.pods) or 'none'}")
+        if len(set(pods)) != len(pods):
+            raise ConfigError(f"service {name}: pods {list(pods)!r} names a pod twice; an endpoint is listed once")
+        taken = {s.cluster_ip: s.name for s in self.services.values()}
         if cluster_ip is None:
-            cluster_ip = str(FIRST_SERVICE_IP + len(self.services))
-        elif parse_address(cluster_ip, "clusterIP") not in SERVICE_CIDR:
-            raise ConfigError(f"clusterIP {cluster_ip} is outside the service range {SERVICE_CIDR}")
+            cluster_ip = kubeproxy.allocate_cluster_ip(SERVICE_CIDR, FIRST_SERVICE_IP, len(self.services), taken)
+        else:
+            cluster_ip = kubeproxy.check_cluster_ip(cluster_ip, SERVICE_CIDR, taken)
         svc = kubeproxy.Service(name, cluster_ip, port, target_port, protocol, node_port, external_traffic_policy,
                                 [(p, self.pods[p].ip) for p in pods])
         self.services[name] = svc
@@ -556,25 +604,31 @@ class Cluster:
     def netns(self, name: str):
         """The namespace of a node, pod, external host, `gateway` or `underlay` (in a lazy
         cluster, built now if it was not, a node with all its pods)."""
+        if not isinstance(name, str):
+            raise ConfigError(f"host {name!r} must be a name such as 'node1' or 'pod-a', not {type(name).__name__}")
         name = name.split("/")[0]
         if self.lazy:
             self._materialize(name, whole=True)
         return self.network.netns(name)
 
     def subnet_env(self, node: str) -> str:
-        n = self._node(node)
+        n = self._check_node_name(node)
         return flannel.subnet_env(self.pod_cidr, n.lease, self.mtu)
 
     def _node(self, name: str) -> Node:
         try:
             return self.nodes[name]
-        except KeyError:
+        except (KeyError, TypeError):
             raise ConfigError(f"no node {name!r}; nodes are {', '.join(self.nodes)}") from None
 
     # endpoints and sending --------------------------------------------------------------
     def resolve(self, name: str, *, source: bool = False, from_ns: str | None = None) -> Endpoint:
-        """Turn an endpoint name into a namespace and address."""
-        text = str(name).strip()
+        """Turn an endpoint name into a namespace and address. An address may carry a port
+        (1..65535): `10.244.1.2:8080`."""
+        if not isinstance(name, str):
+            raise ConfigError(f"endpoint {name!r} must be a name or an address string such as 'pod-a' or "
+                              f"'10.244.1.2:8080', not {type(name).__name__}")
+        text = name.strip()
         if "/" in text and text.split("/")[0] in self.pods:
             pod_name, container = text.split("/", 1)
             pod = self.pods[pod_name]
@@ -596,9 +650,9 @@ class Cluster:
         port = None
         if text.count(":") == 1:
             text, port_text = text.split(":")
-            if not port_text.isdigit():
+            if not (port_text.isascii() and port_text.isdigit()):
                 raise ConfigError(f"endpoint {name!r}: port {port_text!r} is not a number")
-            port = int(port_text)
+            port = check_port(int(port_text), f"endpoint {name!r}: port")
         try:
             addr = str(IPv4Address(text))
         except ValueError:
@@ -615,13 +669,24 @@ class Cluster:
 
     def send(self, src: str, dst: str, proto: str | None = None, dport: int | None = None,
              sport: int | None = None, payload: bytes | None = None, cold: bool = True) -> Trace:
-        """Send one request from `src` to `dst` and return the trace of request and reply."""
+        """Send one request from `src` to `dst` and return the trace of request and reply.
+
+        `proto` defaults to tcp when a port (`dport`, `sport`, an endpoint's port) or a payload
+        is given, else icmp; tcp and udp default to the pods' ports 8080 and 9090. An icmp
+        request ignores the port of a service or `ADDR:PORT` endpoint (ping has no ports) but
+        refuses `dport`, `sport` and `payload` (netsim.params)."""
+        if proto is not None:
+            check_protocol(proto)
+        if dport is not None:
+            check_port(dport, "destination port")
+        if not isinstance(cold, bool):
+            raise ConfigError(f"cold must be True or False, got {cold!r}")
         source = self.resolve(src, source=True)
         if source.netns is None:
             raise ConfigError(f"{src!r} cannot send: a service is not a host")
         target = self.resolve(dst, from_ns=source.netns)
         if proto is None:
-            proto = "tcp" if (dport or target.port) else "icmp"
+            proto = "tcp" if (dport or target.port or sport is not None or payload is not None) else "icmp"
         if dport is None and proto != "icmp":
             dport = target.port if target.port is not None else (8080 if proto == "tcp" else 9090)
         title = f"{src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})"
@@ -630,50 +695,97 @@ class Cluster:
     # views --------------------------------------------------------------------------------
     def show(self, host: str, what: str) -> str:
         """A state view of one host: "ip addr", "ip route", "ip neigh", "bridge fdb",
-        "iptables-save", "conntrack -L", "subnet.env"."""
+        "iptables-save", "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR" and
+        "ip route get ADDR from SRC"."""
         from . import show
-        ns = self.netns(host)
         views = {
             "ip addr": show.ip_addr, "ip route": show.ip_route, "ip neigh": show.ip_neigh,
             "bridge fdb": show.bridge_fdb, "iptables-save": show.iptables_save, "conntrack -L": show.conntrack_list,
         }
+        names = ", ".join([*views, "ip route get ADDR [from SRC]", "subnet.env"])
+        if not isinstance(what, str):
+            raise ConfigError(f"view {what!r} must be a string, one of: {names}")
+        words = what.split()
+        route_get = words[:3] == ["ip", "route", "get"]
+        if not route_get and " ".join(words) not in views and what != "subnet.env":
+            raise ConfigError(f"unknown view {what!r}; views are {names}")
+        ns = self.netns(host)
         if what == "subnet.env":
             return self.subnet_env(host)
-        if what.startswith("ip route get "):
-            return show.ip_route_get(ns, what.split()[-1])
-        if what not in views:
-            raise ConfigError(f"unknown view {what!r}; views are {', '.join([*views, 'ip route get ADDR', 'subnet.env'])}")
-        return views[what](ns)
+        if route_get:
+            if len(words) == 4:
+                return show.ip_route_get(ns, words[3])
+            if len(words) == 6 and words[4] == "from":
+                return show.ip_route_get(ns, words[3], words[5])
+            raise ConfigError(f"view {what!r}: use 'ip route get ADDR' or 'ip route get ADDR from SRC'")
+        return views[" ".join(words)](ns)
 
     # breaking things (for the troubleshooting chapter) --------------------------------------
+    # Each deletes one thing flanneld or the kernel set up, as the command in its docstring
+    # would. Deleting what is gone already is an error, as it is for `ip` and `iptables`
+    # (the message says so); break_forwarding, a sysctl write, may be repeated.
+    def _node_and_peer(self, node: str, peer: str) -> tuple[Node, Node]:
+        n, p = self._check_node_name(node), self._check_node_name(peer, "peer")
+        if n is p:
+            raise ConfigError(f"peer {peer!r} is {node!r} itself: name another node (flanneld programs {node} "
+                              f"with a route, neighbour and FDB entry for each other node only)")
+        return n, p
+
     def break_fdb(self, node: str, peer: str) -> None:
-        """Delete the FDB entry for `peer`'s VTEP on `node` (vxlan backend)."""
+        """`bridge fdb del MAC dev flannel.1` on `node`: its FDB entry for `peer`'s VTEP MAC
+        (vxlan backend). An error if the entry is gone already."""
         self._need_backend("vxlan", "break_fdb")
-        self.netns(self._node(node).name).devices["flannel.1"].fdb_delete(flannel.vtep_mac(self._node(peer).name))
+        n, p = self._node_and_peer(node, peer)
+        dev = self.netns(n.name).devices["flannel.1"]
+        mac = flannel.vtep_mac(p.name)
+        if mac not in dev.fdb:
+            raise ConfigError(f"break_fdb({node!r}, {peer!r}): already broken: {node}'s flannel.1 has no FDB entry "
+                              f"for {peer}'s VTEP MAC {mac} (bridge fdb del: No such file or directory)")
+        dev.fdb_delete(mac)
 
     def break_neighbour(self, node: str, peer: str) -> None:
-        """Delete the permanent neighbour entry for `peer`'s VTEP on `node` (vxlan backend)."""
+        """`ip neigh del VTEP dev flannel.1` on `node`: its permanent entry for `peer`'s VTEP
+        address (vxlan backend). An error if no entry is left."""
         self._need_backend("vxlan", "break_neighbour")
-        self.netns(node).neighbours.delete("flannel.1", self._node(peer).lease.vtep_ip)
+        n, p = self._node_and_peer(node, peer)
+        neighbours = self.netns(n.name).neighbours
+        vtep = p.lease.vtep_ip
+        if neighbours.get("flannel.1", vtep) is None:
+            raise ConfigError(f"break_neighbour({node!r}, {peer!r}): already broken: {node} has no neighbour entry "
+                              f"for {peer}'s VTEP {vtep} on flannel.1 (ip neigh del: No such file or directory)")
+        neighbours.delete("flannel.1", vtep)
 
     def break_forwarding(self, node: str) -> None:
-        """`sysctl -w net.ipv4.ip_forward=0` on `node`."""
-        self.netns(self._node(node).name).set_sysctl("net.ipv4.ip_forward", 0)
+        """`sysctl -w net.ipv4.ip_forward=0` on `node` (repeating it changes nothing)."""
+        self.netns(self._check_node_name(node).name).set_sysctl("net.ipv4.ip_forward", 0)
 
     def break_masquerade(self, node: str) -> None:
-        """Remove FLANNEL-POSTRTG's pod-to-outside MASQUERADE rule on `node`."""
-        ns = self.netns(self._node(node).name)
+        """`iptables -t nat -D FLANNEL-POSTRTG ...`: remove the pod-to-outside MASQUERADE rule on
+        `node`. An error if it is gone already."""
+        ns = self.netns(self._check_node_name(node).name)
         spec = f'-s {self.pod_cidr} ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully'
-        ns.netfilter.delete("nat", "FLANNEL-POSTRTG", spec)
+        try:
+            ns.netfilter.delete("nat", "FLANNEL-POSTRTG", spec)
+        except ValueError:
+            raise ConfigError(f"break_masquerade({node!r}): already broken: FLANNEL-POSTRTG on {node} has no "
+                              f"MASQUERADE rule for {self.pod_cidr} (iptables: Bad rule (does a matching rule "
+                              f"exist in that chain?))") from None
 
     def break_route(self, node: str, peer: str) -> None:
-        """Delete `node`'s route to `peer`'s pod subnet."""
-        self.netns(self._node(node).name).route_del(str(self._node(peer).subnet))
+        """`ip route del SUBNET` on `node`: its route to `peer`'s pod subnet (vxlan and host-gw;
+        the udp backend has one route for the whole pod network). An error if it is gone."""
+        if self.backend == "udp":
+            raise ConfigError("break_route applies to the vxlan and host-gw backends; the udp backend routes the "
+                              f"whole pod network {self.pod_cidr} to flannel0, with no route per node")
+        n, p = self._node_and_peer(node, peer)
+        self.netns(n.name).route_del(str(p.subnet))
 
     def set_mtu(self, host: str, dev: str, mtu: int) -> None:
         """`ip link set DEV mtu MTU` on any host, e.g. a pod's eth0 left at 1500."""
-        if not isinstance(mtu, int) or not MIN_MTU <= mtu <= 65535:
+        if isinstance(mtu, bool) or not isinstance(mtu, int) or not MIN_MTU <= mtu <= 65535:
             raise ConfigError(f"MTU {mtu!r} is out of range {MIN_MTU}..65535")
+        if not isinstance(dev, str):
+            raise ConfigError(f"device {dev!r} must be a device name such as 'eth0', not {type(dev).__name__}")
         self.netns(host).device(dev).mtu = mtu
 
     def _need_backend(self, backend: str, what: str) -> None:

@@ -16,8 +16,15 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
+from ipaddress import IPv4Address, IPv4Network
+
+from .addresses import parse_address
+from .errors import ConfigError
+from .params import check_port
 
 MASQ_MARK = "0x4000"
+# kube-apiserver's --service-node-port-range default: DefaultServiceNodePortRange =
+# PortRange{Base: 30000, Size: 2768} (kubernetes pkg/kubeapiserver/options/options.go).
 NODEPORT_RANGE = (30000, 32767)
 
 
@@ -63,6 +70,59 @@ class Service:
 
     def sep_chain(self, endpoint_ip: str) -> str:
         return "KUBE-SEP-" + endpoint_hash(self.port_name, self.protocol, f"{endpoint_ip}:{self.target_port}")
+
+
+# Allocation -------------------------------------------------------------------------------
+# kube-apiserver allocates ClusterIPs and NodePorts (pkg/registry/core/service/ipallocator,
+# portallocator) and refuses a Service whose clusterIP is taken ("provided IP is already
+# allocated", ErrAllocated in ipallocator/interfaces.go) or outside the service range ("provided
+# IP ... is not in the valid range", ErrNotInRange); the range's network and broadcast addresses
+# are never handed out. A nodePort must lie in --service-node-port-range and be free.
+
+def check_cluster_ip(text: object, cidr: IPv4Network, taken: dict[str, str]) -> str:
+    """A requested clusterIP, if kube-apiserver would accept it; `taken` maps allocated
+    ClusterIPs to their service."""
+    if not isinstance(text, str):
+        raise ConfigError(f"clusterIP {text!r} must be an address string such as '10.96.0.200', "
+                          f"not {type(text).__name__}")
+    addr = parse_address(text, "clusterIP")
+    if addr not in cidr or addr in (cidr.network_address, cidr.broadcast_address):
+        raise ConfigError(f"clusterIP {text}: provided IP is not in the valid range: use a host address of the "
+                          f"service CIDR {cidr}")
+    ip = str(addr)
+    if ip in taken:
+        raise ConfigError(f"clusterIP {ip}: provided IP is already allocated (to service {taken[ip]}); "
+                          f"pick another or leave cluster_ip out")
+    return ip
+
+
+def allocate_cluster_ip(cidr: IPv4Network, first: IPv4Address, count: int, taken: dict[str, str]) -> str:
+    """The next free ClusterIP: `first + count` when free (one per service so far, which is
+    what the book's clusters get), else the next free host address after it, wrapping round."""
+    start = int(first) + count
+    low, high = int(cidr.network_address) + 1, int(cidr.broadcast_address) - 1
+    size = high - low + 1
+    if len(taken) >= size:
+        raise ConfigError(f"the service CIDR {cidr} is full: range is full ({len(taken)} ClusterIPs allocated)")
+    for i in range(size):
+        value = low + (start - low + i) % size
+        ip = str(IPv4Address(value))
+        if ip not in taken:
+            return ip
+    raise ConfigError(f"the service CIDR {cidr} is full")        # pragma: no cover (len(taken) < size)
+
+
+def check_node_port(port: object, taken: dict[int, str]) -> int:
+    """A requested nodePort, if it lies in NODEPORT_RANGE and no other service has it."""
+    low, high = NODEPORT_RANGE
+    if isinstance(port, bool) or not isinstance(port, int):
+        check_port(port, "nodePort")
+    if not low <= port <= high:                                   # type: ignore[operator]
+        raise ConfigError(f"nodePort {port!r} is outside the NodePort range {low}-{high} "
+                          f"(kube-apiserver's default --service-node-port-range)")
+    if port in taken:
+        raise ConfigError(f"nodePort {port}: provided port is already allocated (to service {taken[port]})")
+    return port                                                   # type: ignore[return-value]
 
 
 def base_rules(nf) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .addresses import parse_address
 from .bridge import Bridge
 from .device import Device, Loopback, Nic, Veth
 from .errors import ConfigError
@@ -183,7 +184,11 @@ def ip_route_get(ns: "Namespace", addr: str, src: str | None = None) -> str:
     """`ip route get ADDR [from SRC]`, as iproute2 prints the kernel's answer:
     `10.244.1.2 via 10.244.1.0 dev flannel.1 src 10.244.0.0 uid 0` then `    cache`; local
     destinations go through `lo` (`cache <local>`); with `from`, the source is printed after the
-    destination and no `src` follows."""
+    destination and no `src` follows. An argument that is not an IPv4 address is a ConfigError
+    (iproute2: `Error: any valid prefix is expected rather than ...`)."""
+    addr = str(parse_address(addr, "ip route get: destination"))
+    if src is not None:
+        src = str(parse_address(src, "ip route get: from"))
     rr = ns.route_get(addr, src)
     if rr is None:
         return "RTNETLINK answers: Network is unreachable"

@@ -38,6 +38,7 @@ from .packet import (
     ICMP_ECHO_REQUEST, ICMP_TIME_EXCEEDED, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PROTO_NUMBERS, TCP, UDP, VXLAN,
     Ethernet, IPv4, _parse_transport,
 )
+from .params import check_send
 from .skb import Skb
 from .trace import Hop, Trace
 from .tun import Tun
@@ -737,13 +738,7 @@ class Network:
         and conntrack first, as the reference captures did."""
         ns = self.netns(src_ns)
         dst = str(parse_address(dst, "destination"))
-        if proto not in PROTO_NUMBERS:
-            raise ConfigError(f"protocol {proto!r} is not one of icmp, tcp, udp")
-        if proto in ("tcp", "udp"):
-            if dport is None:
-                raise ConfigError(f"{proto} needs a destination port (dport=)")
-            if not 1 <= int(dport) <= 65535:
-                raise ConfigError(f"destination port {dport} is out of range 1..65535")
+        check_send(proto, dport, sport, payload)
         if src is not None:
             src = str(parse_address(src, "source"))
             if not ns.is_local_address(src):

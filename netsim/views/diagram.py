@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from ..errors import UsageError
 from ..trace import Hop, Trace
+from .args import check_cluster, check_hop
 from .headers import previous_hop
 
 NODE_H = (1.5, 7.3)         # y range of a node box
@@ -199,6 +201,11 @@ def _segments(trace: Trace) -> tuple[Segment, ...]:
 
 def diagram_model(cluster, trace: Trace | None = None, hop_index: int | None = None) -> DiagramModel:
     """Elements, graph and (given a trace and a hop) the path and the highlighted elements."""
+    check_cluster(cluster, trace, "diagram_model")
+    if hop_index is not None:
+        if trace is None:
+            raise UsageError(f"diagram_model: hop {hop_index!r} given without a trace")
+        hop_index = check_hop(trace, hop_index, "diagram_model")
     lay = _build(cluster)
     if trace is None:
         return DiagramModel(tuple(lay.elements), lay.graph)
@@ -320,5 +327,9 @@ class Diagram:
 
 def diagram(cluster, trace: Trace | None = None, hop: int | Hop | None = None) -> Diagram:
     """The topology picture, with a trace's path and one hop highlighted if given."""
+    check_cluster(cluster, trace, "diagram")
+    if hop is not None and trace is None:
+        raise UsageError(f"diagram: hop {hop!r:.40} given without the trace it belongs to")
+    hop = check_hop(trace, hop, "diagram") if trace is not None and hop is not None else hop
     index = hop.index if isinstance(hop, Hop) else hop
     return Diagram(diagram_model(cluster, trace, index))

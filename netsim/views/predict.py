@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..trace import Trace
+from .args import check_hop, check_trace
 from .headers import HopDiff, hop_layers, previous_hop, trace_diffs
 
 KINDS = ("encap", "ttl", "dst_mac", "src_ip")
@@ -59,6 +60,7 @@ def _choices(right: str, others: list[str]) -> tuple[tuple[str, ...], int]:
 
 def challenge(trace: Trace, index: int, kind: str, cluster=None) -> Challenge:
     """The question of `kind` about hop `index` (see KINDS)."""
+    index = check_hop(check_trace(trace, cluster, "challenge"), index, "challenge")
     hop = trace.hops[index]
     prev = previous_hop(trace, index)
     where = f"hop {index} ({hop.where} {hop.direction})"
@@ -136,6 +138,7 @@ def auto_challenges(trace: Trace, cluster=None) -> list[Challenge]:
 
 def best_challenge(trace: Trace, index: int, cluster=None) -> Challenge:
     """The most telling question for a hop the author chose."""
+    index = check_hop(check_trace(trace, cluster, "best_challenge"), index, "best_challenge")
     d = trace_diffs(trace)[index]
     if any(a.startswith("outer-") for a in d.added) or d.removed:
         return challenge(trace, index, "encap", cluster)

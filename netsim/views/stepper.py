@@ -16,8 +16,10 @@ import json
 from dataclasses import dataclass
 from html import escape
 
+from ..errors import UsageError
 from ..trace import Trace
 from . import headers as H
+from .args import check_hop, check_trace
 from .diagram import HIGHLIGHT, diagram_model, dom_ids, render_svg
 from .hexdump import byte_map
 from .predict import Challenge, auto_challenges, best_challenge
@@ -239,10 +241,16 @@ class Stepper:
     """
 
     def __init__(self, trace: Trace, cluster=None, predict: bool | list = False, start: int = 0):
+        check_trace(trace, cluster, "Stepper")
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise UsageError(f"Stepper: start {start!r} must be a hop index (an integer)")
+        for p in (predict if isinstance(predict, list) else []):
+            if not isinstance(p, Challenge):
+                check_hop(trace, p, "Stepper(predict=...)")
         if not trace.hops:
-            raise ValueError("the trace has no hops to step through")
+            raise UsageError("the trace has no hops to step through")
         if not 0 <= start < len(trace.hops):
-            raise ValueError(f"start {start} is outside 0..{len(trace.hops) - 1}")
+            raise UsageError(f"start {start} is outside 0..{len(trace.hops) - 1}")
         self.trace = trace
         self.cluster = cluster if cluster is not None else _guess_cluster(trace)
         self.start = start
@@ -449,6 +457,7 @@ class HeaderView:
 
 def header_view(trace: Trace, index: int) -> HeaderView:
     """The header view of hop `index`, changed fields marked against the packet's previous hop."""
+    index = check_hop(check_trace(trace, where="header_view"), index, "header_view")
     diff = H.hop_diff(trace, index)
     hop = trace.hops[index]
     last = len(trace.hops) - 1
