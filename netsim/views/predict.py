@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import UsageError
 from ..trace import Trace
 from .args import check_hop, check_trace
 from .headers import HopDiff, hop_layers, previous_hop, trace_diffs
@@ -77,7 +78,7 @@ def challenge(trace: Trace, index: int, kind: str, cluster=None) -> Challenge:
         right = _inner(trace, index, "ipv4", "ttl")
         before = _inner(trace, prev.index, "ipv4", "ttl") if prev else "64"
         if right is None or before is None:
-            raise ValueError(f"hop {index} carries no IPv4 packet")
+            raise UsageError(f"hop {index} carries no IPv4 packet")
         b = int(before)
         choices, answer = _choices(right, [str(b), str(b - 1), str(b - 2), "64"])
         return Challenge(index, kind, f"What is the IP TTL of the packet at {where}? It was {before} at the "
@@ -86,7 +87,7 @@ def challenge(trace: Trace, index: int, kind: str, cluster=None) -> Challenge:
     if kind == "dst_mac":
         right = _value(trace, index, "ethernet", "dst")
         if right is None:
-            raise ValueError(f"hop {index} has no Ethernet header")
+            raise UsageError(f"hop {index} has no Ethernet header")
         names = _mac_names(cluster)
         before = _value(trace, prev.index, "ethernet", "dst") if prev else None
         src = _value(trace, prev.index, "ethernet", "src") if prev else None
@@ -99,13 +100,13 @@ def challenge(trace: Trace, index: int, kind: str, cluster=None) -> Challenge:
         right = _inner(trace, index, "ipv4", "src")
         before = _inner(trace, prev.index, "ipv4", "src") if prev else None
         if right is None:
-            raise ValueError(f"hop {index} carries no IPv4 packet")
+            raise UsageError(f"hop {index} carries no IPv4 packet")
         dst = _inner(trace, index, "ipv4", "dst")
         choices, answer = _choices(right, [before or "", dst or ""])
         return Challenge(index, kind, f"What is the packet's source address at {where}?", choices, answer,
                          "MASQUERADE (SNAT) in POSTROUTING replaces the source with the address of the "
                          "egress device; without NAT the source never changes.")
-    raise ValueError(f"unknown challenge kind {kind!r}; kinds are {', '.join(KINDS)}")
+    raise UsageError(f"unknown challenge kind {kind!r}; kinds are {', '.join(KINDS)}")
 
 
 def _first(diffs: list[HopDiff], trace: Trace, test) -> int | None:
