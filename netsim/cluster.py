@@ -608,6 +608,9 @@ class Cluster:
             raise ConfigError(f"host {name!r} must be a name such as 'node1' or 'pod-a', not {type(name).__name__}")
         name = name.split("/")[0]
         if self.lazy:
+            if not (name in self.nodes or name in self.pods or name in self.network.namespaces):
+                hosts = [*self.nodes, *self.pods, *self.externals, "gateway", "underlay"]
+                raise ConfigError(f"no host {name!r}; hosts are {_listing(hosts)}")
             self._materialize(name, whole=True)
         return self.network.netns(name)
 
@@ -656,7 +659,7 @@ class Cluster:
         try:
             addr = str(IPv4Address(text))
         except ValueError:
-            valid = ", ".join([*self.pods, *self.nodes, *self.externals, *self.services])
+            valid = _listing([*self.pods, *self.nodes, *self.externals, *self.services])
             raise ConfigError(f"unknown endpoint {name!r}: use a pod, pod/container, node, external host, "
                               f"service or IPv4 address[:port] (known names: {valid})") from None
         if self.lazy:
@@ -791,6 +794,13 @@ class Cluster:
     def _need_backend(self, backend: str, what: str) -> None:
         if self.backend != backend:
             raise ConfigError(f"{what} applies to the {backend} backend; this cluster uses {self.backend}")
+
+
+def _listing(names: list[str], most: int = 12) -> str:
+    """Names for an error message: all of them, or the first few and how many there are."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join(names[:most]) + f", ... ({len(names)} in all)"
 
 
 def reference_cluster(backend: str = "vxlan", lazy: bool | None = None) -> Cluster:
