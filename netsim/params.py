@@ -37,23 +37,23 @@ def check_port(value: object, what: str) -> int:
 
 
 def check_protocol(proto: object) -> str:
-    if proto not in PROTOCOLS:
+    if not isinstance(proto, str) or proto not in PROTOCOLS:
         raise ConfigError(f"protocol {proto!r} is not one of {', '.join(PROTOCOLS)}")
-    return proto            # type: ignore[return-value]
+    return proto
 
 
 def check_send(proto: object, dport: object, sport: object, payload: object) -> None:
     """The arguments of one send, as `socket()`, `bind()`, `connect()` and `send()` check
     them: see the module docstring. `dport` is required for tcp and udp."""
-    check_protocol(proto)
-    if proto == "icmp":
-        for name, value in (("dport", dport), ("sport", sport), ("payload", payload)):
+    name = check_protocol(proto)
+    if name == "icmp":
+        for arg, value in (("dport", dport), ("sport", sport), ("payload", payload)):
             if value is not None:
-                raise ConfigError(f"{name}={value!r} does not apply to icmp (an echo request has no ports and "
-                                  f"netsim's ping no payload); use proto='tcp' or 'udp', or leave {name} out")
+                raise ConfigError(f"{arg}={value!r} does not apply to icmp (an echo request has no ports and "
+                                  f"netsim's ping no payload); use proto='tcp' or 'udp', or leave {arg} out")
         return
     if dport is None:
-        raise ConfigError(f"{proto} needs a destination port (dport=)")
+        raise ConfigError(f"{name} needs a destination port (dport=)")
     check_port(dport, "destination port")
     if sport is not None:
         check_port(sport, "source port")
@@ -62,10 +62,10 @@ def check_send(proto: object, dport: object, sport: object, payload: object) -> 
     if not isinstance(payload, bytes):
         raise ConfigError(f"payload {payload!r:.40} must be bytes, not {type(payload).__name__} "
                           f"(e.g. b'hello' or 'hello'.encode())")
-    limit = MAX_PAYLOAD[str(proto)]
+    limit = MAX_PAYLOAD[name]
     if len(payload) > limit:
-        raise ConfigError(f"payload of {len(payload)} bytes does not fit in one IPv4 packet: {proto} carries at "
-                          f"most {limit} bytes (65535 - {IPV4_HEADER} IP - {TRANSPORT_HEADER[str(proto)]} "
-                          f"{proto.upper()} header bytes; sendmsg: Message too long)")   # type: ignore[union-attr]
-    if proto == "tcp" and not payload:
+        raise ConfigError(f"payload of {len(payload)} bytes does not fit in one IPv4 packet: {name} carries at "
+                          f"most {limit} bytes (65535 - {IPV4_HEADER} IP - {TRANSPORT_HEADER[name]} "
+                          f"{name.upper()} header bytes; sendmsg: Message too long)")
+    if name == "tcp" and not payload:
         raise ConfigError("payload b'' sends no TCP segment; leave payload out for only the handshake")

@@ -3,7 +3,8 @@ names what was wrong and what would be valid."""
 
 import pytest
 
-from netsim.errors import ConfigError, NetsimError
+import netsim
+from netsim.errors import ConfigError, InvalidNameError, NetsimError, TraceError, UsageError
 from netsim.stack import Network
 from netsim.vxlan import VxlanDevice
 from tests.topologies import two_hosts
@@ -124,3 +125,28 @@ def test_vni_must_fit_24_bits():
 
 def test_all_deliberate_errors_share_a_base_class():
     assert issubclass(ConfigError, NetsimError) and issubclass(ConfigError, ValueError)
+    assert issubclass(InvalidNameError, ConfigError)
+    assert issubclass(UsageError, NetsimError) and issubclass(UsageError, ValueError)
+    assert issubclass(TraceError, NetsimError) and not issubclass(TraceError, ValueError)
+
+
+def test_name_error_names_the_rule_the_name_and_an_example():
+    with pytest.raises(InvalidNameError) as err:
+        netsim.reference_cluster().add_service("1web", 80, 8080)
+    assert str(err.value) == ("service name '1web' is not a DNS-1035 label: use lowercase letters, digits and '-', "
+                              "starting with a letter and ending with a letter or digit, at most 63 characters "
+                              "(e.g. 'web'; regex [a-z]([-a-z0-9]*[a-z0-9])?)")
+
+
+def test_send_checks_ports_and_payload_before_any_packet():
+    net = two_hosts()
+    with pytest.raises(ConfigError, match=r"destination port 0 is out of range 1..65535: port 0 is not a port"):
+        net.send("h1", "10.0.0.2", "tcp", dport=0)
+    with pytest.raises(ConfigError, match=r"payload of 65508 bytes does not fit in one IPv4 packet: udp carries at "
+                                          r"most 65507 bytes"):
+        net.send("h1", "10.0.0.2", "udp", dport=9, payload=bytes(65508))
+    # the largest datagram IPv4 carries is sent, in fragments carrying its 8 + 65507 bytes
+    trace = net.send("h1", "10.0.0.2", "udp", dport=9, payload=bytes(65507))
+    sent = [h.ip for h in trace.where("h1/eth0", "tx", role="request")]
+    assert len(sent) == 45 and all(ip.is_fragment for ip in sent)
+    assert sum(ip.length() - 20 for ip in sent) == 8 + 65507
