@@ -433,6 +433,21 @@ def test_a_lab_creates_namespaces_only_under_its_prefix_and_shows_its_commands_q
 
 
 @needs_lab
+def test_a_namespace_the_lab_did_not_make_is_never_deleted():
+    prefix = f"nsltaken{os.getpid()}-"
+    theirs = f"{prefix}pod-c"
+    subprocess.run(["ip", "netns", "add", theirs], check=True, capture_output=True)
+    try:
+        lab = Lab(reference_cluster(), prefix=prefix)
+        with pytest.raises(LabError, match=f"namespace {theirs} exists already"):
+            with lab:
+                pass
+        assert lab.namespaces == [] and lab.leftovers() == [theirs]    # left as it was
+    finally:
+        subprocess.run(["ip", "netns", "del", theirs], capture_output=True)
+
+
+@needs_lab
 def test_close_is_idempotent():
     lab = Lab(reference_cluster()).__enter__()
     lab.close()

@@ -6,7 +6,7 @@ goes through one validator of its kind (`ifname`, `netns_name`, `mac`, `ipv4`, `
 before any command runs; a value that fails raises `UnsafeArgument` (a `ConfigError`) naming
 the value and the rule it breaks.
 
-Commands are argument lists (`subprocess.run([...])`, no shell). Where the lab feeds a
+Commands are argument lists (`subprocess.Popen([...])`, no shell). Where the lab feeds a
 batch for speed, the input is checked again as a whole:
 
 - `ip -batch` / `bridge -batch` (iproute2 lib/utils.c, getcmdline() and makeargs()) cut each

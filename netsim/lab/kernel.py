@@ -194,7 +194,8 @@ def stale_namespaces() -> list[str]:
     The pid in a lab's prefix is the process that made it; while that process runs, its
     namespaces are its own (several labs run at once on one machine), so only those of a
     process that has ended are stale. A pid that has been reused keeps its namespaces: the
-    safe side."""
+    safe side. Labs that share /run/netns are taken to share one pid namespace (one machine,
+    as here); a lab in a container with its own pids would look dead to one outside it."""
     if not os.path.isdir(NETNS_RUN_DIR):
         return []
     out = []
@@ -433,8 +434,13 @@ class Lab:
         _LIVE.add(self)
         self.reclaimed = reclaim_stale(self._ip)
         names = plan.names
-        self._created = [self.netns(n) for n in names]
-        self._batch(None, [("netns", "add", self.netns(n)) for n in names])
+        wanted = [self.netns(n) for n in names]
+        taken = [n for n in wanted if os.path.lexists(netns_path(n))]
+        if taken:
+            # not ours: another lab with this prefix (close() deletes only what this one made)
+            raise LabError(f"namespace {taken[0]} exists already; another lab uses the prefix {self.prefix!r}")
+        self._created = wanted
+        self._batch(None, [("netns", "add", n) for n in wanted])
         self._parallel(lambda n: self._sysctls(n, plan.sysctls[n]), names)
         # links first (each veth pair once), then everything that refers to them
         for name in names:
