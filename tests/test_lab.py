@@ -19,8 +19,8 @@ import pytest
 import netsim
 from netsim import reference_cluster
 from netsim.lab import (
-    BACKENDS, PROTOS, SCENARIOS, SHAPES, Lab, LabUnavailable, checksum_faults, compare, report, run_scenario,
-    unavailable_reason,
+    BACKENDS, PROTOS, SCENARIOS, SHAPES, Lab, LabError, LabUnavailable, checksum_faults, compare, report,
+    run_scenario, unavailable_reason,
 )
 from netsim.lab.conformance import Run
 from netsim.packet import TCP
@@ -236,7 +236,26 @@ def test_nothing_is_left_behind_when_the_build_fails(monkeypatch):
     cluster = reference_cluster()
     monkeypatch.setattr(cluster.netns("node2").netfilter, "save", lambda table=None: "*nat\n-A NOSUCHCHAIN -j X\nCOMMIT\n")
     lab = Lab(cluster)
-    with pytest.raises(RuntimeError, match="iptables-restore"):
+    with pytest.raises(LabError, match="iptables-restore in .* failed"):
+        with lab:
+            pass
+    assert _lab_namespaces(lab.prefix) == []
+
+
+@needs_lab
+def test_nothing_is_left_behind_when_an_ip_command_fails(monkeypatch):
+    """A route the kernel refuses (its device does not exist) fails the node's `ip -batch`
+    midway through the build; the namespaces made so far are deleted."""
+    cluster = reference_cluster()
+    original = Lab._config_commands
+
+    def with_a_bad_route(self, ns):
+        lines = original(self, ns)
+        return lines + [("route", "add", "10.99.0.0/16", "dev", "nosuchdev")] if ns.name == "node2" else lines
+
+    monkeypatch.setattr(Lab, "_config_commands", with_a_bad_route)
+    lab = Lab(cluster)
+    with pytest.raises(LabError, match="-batch -` failed"):
         with lab:
             pass
     assert _lab_namespaces(lab.prefix) == []

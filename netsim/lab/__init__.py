@@ -9,6 +9,8 @@
 
 - `Lab` (kernel.py): builds the cluster from netsim's own state, runs one exchange with real
   sockets and captures every device (`Lab.exchange` -> `Observation`, with a netsim `Trace`).
+- `commands` (commands.py): the validators every name and value passes before it reaches a
+  command line (`UnsafeArgument`), and the checks on batch and iptables-restore input.
 - `compare` (compare.py): lines a model trace up with an observation, field by field.
 - `run_scenario`, `conformance`, `report` (conformance.py): every scenario, and the appendix.
 
@@ -17,10 +19,15 @@ The core never imports this package.
 
 from .compare import KNOWN_DEVIATIONS, RULES, Comparison, Difference, checksum_faults, compare
 from .conformance import BACKENDS, PROTOS, SCENARIOS, SHAPES, Run, conformance, report, run_scenario
-from .kernel import Capture, Lab, LabUnavailable, Observation, classify, order, resolve, to_trace, unavailable_reason
+from .commands import LabError, UnsafeArgument
+from .kernel import (
+    Capture, Lab, LabUnavailable, LabWarning, Observation, Plan, classify, order, reclaim_stale, resolve,
+    stale_namespaces, to_trace, unavailable_reason,
+)
 
 __all__ = [
-    "BACKENDS", "Capture", "Comparison", "Difference", "KNOWN_DEVIATIONS", "Lab", "LabUnavailable", "Observation",
-    "PROTOS", "RULES", "Run", "SCENARIOS", "SHAPES", "checksum_faults", "classify", "compare", "conformance",
-    "order", "report", "resolve", "run_scenario", "to_trace", "unavailable_reason",
+    "BACKENDS", "Capture", "Comparison", "Difference", "KNOWN_DEVIATIONS", "Lab", "LabError", "LabUnavailable",
+    "LabWarning", "Observation", "PROTOS", "Plan", "RULES", "Run", "SCENARIOS", "SHAPES", "UnsafeArgument",
+    "checksum_faults", "classify", "compare", "conformance", "order", "reclaim_stale", "report", "resolve",
+    "run_scenario", "stale_namespaces", "to_trace", "unavailable_reason",
 ]

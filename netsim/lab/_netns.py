@@ -14,6 +14,8 @@ import os
 import threading
 from typing import Callable, TypeVar
 
+from .commands import UnsafeArgument
+
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
@@ -22,6 +24,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def netns_path(name: str) -> str:
+    """/run/netns/NAME, the file `ip netns add NAME` mounts the namespace on. NAME is one path
+    component (iproute2's is_valid_netns_name(): no '/', not '.' or '..'), so the path never
+    leaves /run/netns."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise UnsafeArgument(f"the lab refuses the namespace name {name!r}: it must be one path component "
+                             f"(no '/', not '.' or '..'); nothing was run")
     return os.path.join(NETNS_RUN_DIR, name)
 
 

@@ -7,6 +7,13 @@ model. MACs and MTUs are netsim's. Each model namespace `X` becomes `<prefix>X`,
 being `nsl-<pid>-<n>-`; nothing outside those namespaces is touched, and they are deleted when
 the lab closes (context exit, atexit, SIGTERM), taking every interface and rule with them.
 
+Safe by construction (commands.py): the whole build is planned first, every name and value
+checked by the validator of its kind, so a name the lab refuses stops it before any command
+runs. Commands are argument lists; batch and iptables-restore input is made only of checked
+tokens. `close()` finishes even when a signal arrives during it, kills and reaps any command
+still running, and a new lab removes the namespaces of lab runs whose process has died
+(SIGKILL leaves them behind), with a `LabWarning` naming them.
+
 `Lab.exchange(src, dst, proto)` then reproduces one `Cluster.send()` with real sockets: a cold
 start (dynamic neighbours, learned bridge FDB entries and conntrack flushed, as netsim's
 `send(cold=True)` does), one TCP connect (SYN, SYN-ACK), one UDP datagram and its answer, or
@@ -31,7 +38,9 @@ import fcntl
 import itertools
 import os
 import platform
+import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -39,20 +48,25 @@ import struct
 import subprocess
 import threading
 import time
+import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
+from typing import Callable, Sequence
 
 from ..bridge import Bridge
 from ..cluster import Cluster
 from ..device import Loopback, Veth
+from ..errors import ConfigError
 from ..neighbour import NOARP, PERMANENT
 from ..packet import ARP, ICMP, TCP, UDP, Ethernet, IPv4, _parse_transport, innermost_ip, parse_ethernet
 from ..trace import Hop, Trace
 from ..tun import Tun
 from ..vxlan import VxlanDevice
-from ._netns import in_netns, netns_path
+from . import commands as tok
+from ._netns import NETNS_RUN_DIR, in_netns, netns_path
+from .commands import LabError, Line, UnsafeArgument
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -65,14 +79,71 @@ SETTLE = 0.05            # seconds of quiet on every device that end an exchange
 SETTLE_MAX = 1.0         # and the longest it may trail the socket's answer
 EXCHANGE_TIMEOUT = 3.0
 VXLAN_OVERHEAD = 50      # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+COMMAND_TIMEOUT = 30.0   # the longest one ip/bridge/iptables-restore run may take; then it is killed
+MTU_MAX = 65535          # IP_MAX_MTU (include/net/ip.h)
+VNI_MAX = (1 << 24) - 1
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class LabUnavailable(RuntimeError):
+class LabUnavailable(LabError):
     """The running system cannot host the lab (not root, no namespaces, a tool missing)."""
+
+
+class LabWarning(UserWarning):
+    """Something the lab did on its own that the user should know of (stale namespaces removed)."""
 
 
 def _tool(name: str) -> str | None:
     return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/sbin/{name}") if os.path.exists(p)), None)
+
+
+# ------------------------------------------------------------------------------------------
+# running a command: an argument list, a timeout, and the child always reaped
+
+def _reap(proc: subprocess.Popen, drain: bool = True) -> None:
+    """Kill `proc` if it still runs and wait for it, so no zombie is left. Only the thread that
+    runs the command reads its pipes (`drain`); another one (close()) just kills and waits."""
+    if proc.poll() is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    try:
+        if drain:
+            proc.communicate(timeout=5)
+        else:
+            proc.wait(timeout=5)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        proc.wait()
+
+
+def _run(argv: Sequence[str], input: str | None = None, check: bool = True, timeout: float = COMMAND_TIMEOUT,
+         children: "set[subprocess.Popen] | None" = None) -> subprocess.CompletedProcess:
+    """Run `argv` (no shell) and return what it printed. The child is reaped whatever happens:
+    past `timeout` it is killed (LabError), and on any exception in this thread (a signal's
+    KeyboardInterrupt included) it is killed before the exception goes on. `children` is the
+    set of live children of one lab, which `Lab.close()` kills and reaps."""
+    argv = list(argv)
+    # its own session: a terminal's ^C (sent to the foreground process group) does not cut a
+    # command short; the lab decides when a child stops
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    if children is not None:
+        children.add(proc)
+    try:
+        out, err = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _reap(proc)
+        raise LabError(f"`{tok.shown(argv)}` did not finish within {timeout:g} s; it was killed") from None
+    except BaseException:
+        _reap(proc)
+        raise
+    finally:
+        if children is not None:
+            children.discard(proc)
+    if check and proc.returncode != 0:
+        raise LabError(f"`{tok.shown(argv)}` failed ({proc.returncode}): {err.strip()}\ninput:\n{input or ''}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def unavailable_reason() -> str | None:
@@ -85,16 +156,70 @@ def unavailable_reason() -> str | None:
                           ("conntrack", "conntrack"), ("ping", "iputils-ping")):
         if _tool(tool) is None:
             return f"`{tool}` is missing (Debian package {package})"
+    ip = _tool("ip") or "ip"
     probe = f"nsl-{os.getpid()}-probe"
-    made = subprocess.run([_tool("ip"), "netns", "add", probe], capture_output=True, text=True)
+    made = _run([ip, "netns", "add", probe], check=False)
     if made.returncode != 0:
         return f"cannot create a network namespace: {made.stderr.strip() or made.returncode}"
     try:
         if not in_netns(probe, lambda: os.path.exists("/proc/sys/net/bridge/bridge-nf-call-iptables")):
             return "br_netfilter is not loaded (no net.bridge.bridge-nf-call-iptables in a new namespace)"
     finally:
-        subprocess.run([_tool("ip"), "netns", "del", probe], capture_output=True)
+        _run([ip, "netns", "del", probe], check=False)
     return None
+
+
+# ------------------------------------------------------------------------------------------
+# namespaces left by a lab run that was killed
+
+# the default prefix family: nsl-<pid>-<n>-<model name>, and unavailable_reason()'s probe
+FAMILY = re.compile(r"nsl-([0-9]{1,10})-(?:[0-9]{1,10}-[A-Za-z0-9_.-]{1,63}|probe)")
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether `pid` is a running process (a zombie has ended: it holds no namespace)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    except OSError:
+        return True          # cannot tell: treat it as alive, never remove a live lab's namespaces
+    return state not in (b"Z", b"X")
+
+
+def stale_namespaces() -> list[str]:
+    """Namespaces of the `nsl-<pid>-<n>-` family whose owning process no longer runs.
+
+    The pid in a lab's prefix is the process that made it; while that process runs, its
+    namespaces are its own (several labs run at once on one machine), so only those of a
+    process that has ended are stale. A pid that has been reused keeps its namespaces: the
+    safe side. Labs that share /run/netns are taken to share one pid namespace (one machine,
+    as here); a lab in a container with its own pids would look dead to one outside it."""
+    if not os.path.isdir(NETNS_RUN_DIR):
+        return []
+    out = []
+    for name in os.listdir(NETNS_RUN_DIR):
+        m = FAMILY.fullmatch(name)
+        if m and int(m[1]) != os.getpid() and not _process_alive(int(m[1])):
+            out.append(name)
+    return sorted(out)
+
+
+def reclaim_stale(ip: str | None = None) -> list[str]:
+    """Delete `stale_namespaces()` and say so (a `LabWarning`); the names removed."""
+    stale = stale_namespaces()
+    if not stale:
+        return []
+    _run([ip or _tool("ip") or "ip", "-force", "-batch", "-"], tok.batch(("netns", "del", n) for n in stale),
+         check=False)
+    gone = [n for n in stale if not os.path.lexists(netns_path(n))]
+    if gone:
+        pids = sorted({int(FAMILY.fullmatch(n)[1]) for n in gone})   # type: ignore[index]
+        warnings.warn(LabWarning(
+            f"netsim.lab: removed {len(gone)} namespace(s) left by lab run(s) whose process has ended "
+            f"(pid {', '.join(map(str, pids))}): {' '.join(gone)}"), stacklevel=4)
+    return gone
 
 
 # ------------------------------------------------------------------------------------------
@@ -126,6 +251,42 @@ def _install_handlers() -> None:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(sig) in (signal.SIG_DFL, None):
                 signal.signal(sig, _on_sigterm)
+
+
+class _SignalsHeld:
+    """Within: SIGINT, SIGTERM and SIGHUP are noted, not acted on; on leaving, the previous
+    handlers are back and each noted signal is raised again, so it does what it would have.
+
+    Python runs signal handlers only in the main thread, between bytecodes: holding them there
+    is enough for a close() in the main thread. A close() in another thread cannot be
+    interrupted by a Python handler (one that calls close() waits for it on the lab's lock)."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.saved: dict[int, object] = {}
+
+    def _note(self, signum, frame) -> None:
+        self.pending.append(signum)
+
+    def __enter__(self) -> "_SignalsHeld":
+        if threading.current_thread() is threading.main_thread():
+            for sig in HELD_SIGNALS:
+                previous = signal.getsignal(sig)
+                if previous is None:          # installed outside Python: it cannot be put back
+                    continue
+                try:
+                    signal.signal(sig, self._note)
+                except (ValueError, OSError):
+                    continue
+                self.saved[sig] = previous
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self.saved.items():
+            signal.signal(sig, previous)  # type: ignore[arg-type]
+        self.saved.clear()
+        for sig in dict.fromkeys(self.pending):
+            signal.raise_signal(sig)
 
 
 # ------------------------------------------------------------------------------------------
@@ -164,15 +325,22 @@ class Observation:
         return self.trace.hops
 
 
+@dataclass
+class Plan:
+    """Everything a build will run, made of checked tokens before anything runs."""
+
+    names: list[str]                                       # model namespaces, in model order
+    sysctls: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    links: dict[str, list[Line]] = field(default_factory=dict)      # ip -n NS -batch -
+    config: dict[str, list[Line]] = field(default_factory=dict)     # ip -n NS -batch -
+    bridge: dict[str, list[Line]] = field(default_factory=dict)     # bridge -n NS -batch -
+    iptables: dict[str, str] = field(default_factory=dict)          # iptables-restore input, checked
+    devices: dict[str, list[str]] = field(default_factory=dict)     # every device (captures)
+    offload: dict[str, list[str]] = field(default_factory=dict)     # every device but lo
+    listeners: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+
 # ------------------------------------------------------------------------------------------
-
-def _run(args: list[str], input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(args, input=input, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"`{' '.join(args)}` failed ({done.returncode}): {done.stderr.strip()}\n"
-                           f"input:\n{input or ''}")
-    return done
-
 
 class Lab:
     """A netsim cluster built on the running kernel.
@@ -187,11 +355,12 @@ class Lab:
                                  "device whose packets only flanneld's userspace proxy forwards, so the lab "
                                  "cannot build it")
         self.cluster = cluster
-        self.prefix = prefix or f"nsl-{os.getpid()}-{next(_COUNTER)}-"
+        self.prefix = tok.prefix(prefix) if prefix is not None else f"nsl-{os.getpid()}-{next(_COUNTER)}-"
         self.checksum_offload = checksum_offload
-        self.commands: list[str] = []          # every command, as a reader would type it
+        self.commands: list[str] = []          # every command, shell-quoted as a reader would paste it
         self.timings: dict[str, float] = {}
         self.kernel = platform.release()
+        self.reclaimed: list[str] = []         # stale namespaces this lab's build removed
         self._created: list[str] = []
         self._sockets: dict[tuple[str, str], socket.socket] = {}
         self._servers: list[socket.socket] = []
@@ -199,13 +368,15 @@ class Lab:
         self._stop = threading.Event()
         self._server_thread: threading.Thread | None = None
         self._closed = False
-        self._ip = _tool("ip")
-        self._bridge = _tool("bridge")
+        self._close_lock = threading.RLock()
+        self._children: set[subprocess.Popen] = set()
+        self._ip = _tool("ip") or "ip"
+        self._bridge = _tool("bridge") or "bridge"
 
     # naming -------------------------------------------------------------------------------
     def netns(self, model_name: str) -> str:
-        """The lab namespace standing for model namespace `model_name`."""
-        return f"{self.prefix}{model_name}"
+        """The lab namespace standing for model namespace `model_name` (a checked name)."""
+        return f"{self.prefix}{tok.netns_name(model_name)}"
 
     @property
     def namespaces(self) -> list[str]:
@@ -223,71 +394,105 @@ class Lab:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # planning -----------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        """Every command of the build, each value checked; raises UnsafeArgument (and runs
+        nothing) on the first name or value the lab refuses."""
+        model = self.cluster.network.namespaces
+        for key, ns in model.items():
+            if key != ns.name:
+                raise UnsafeArgument(f"the model namespace {ns.name!r} is filed under {key!r}; nothing was run")
+        plan = Plan([tok.netns_name(n) for n in model])
+        for name in plan.names:
+            self.netns(name)
+        for name in plan.names:
+            ns = model[name]
+            plan.links[name] = [tok.check_line(line) for line in self._link_commands(ns)]
+            plan.config[name] = [tok.check_line(line) for line in self._config_commands(ns)]
+            plan.bridge[name] = [tok.check_line(line) for line in self._bridge_commands(ns)]
+            plan.sysctls[name] = self._sysctl_values(ns)
+            text = ns.netfilter.save()
+            plan.iptables[name] = tok.check_restore(text) if text.strip() else ""
+            plan.devices[name] = [tok.ifname(d.name) for d in ns.devices.values()]
+            plan.offload[name] = [tok.ifname(d.name) for d in ns.devices.values() if not isinstance(d, Loopback)]
+            plan.listeners[name] = [(tok.word(p, ("tcp", "udp")), int(tok.number(port, 1, 65535, "port")))
+                                    for p, port in sorted(ns.listeners)]
+        return plan
+
     # building -----------------------------------------------------------------------------
     def build(self) -> None:
-        reason = unavailable_reason()
-        if reason:
-            raise LabUnavailable(reason)
-        _install_handlers()
-        _LIVE.add(self)
         t0 = time.perf_counter()
         if hasattr(self.cluster, "materialize_all"):
             self.cluster.materialize_all()     # a lazy cluster builds its namespaces on first use
-        model = self.cluster.network.namespaces
-        names = list(model)
-        self._created = [self.netns(n) for n in names]
-        self._log_batch(None, [f"netns add {self.netns(n)}" for n in names])
-        _run([self._ip, "-batch", "-"], "".join(f"netns add {self.netns(n)}\n" for n in names))
-        self._parallel(self._sysctls, names)
+        plan = self.plan()                     # refuses a bad name before anything runs
+        self.timings["plan"] = time.perf_counter() - t0
+        reason = unavailable_reason()
+        if reason:
+            raise LabUnavailable(reason)
+        t1 = time.perf_counter()
+        _install_handlers()
+        _LIVE.add(self)
+        self.reclaimed = reclaim_stale(self._ip)
+        names = plan.names
+        wanted = [self.netns(n) for n in names]
+        taken = [n for n in wanted if os.path.lexists(netns_path(n))]
+        if taken:
+            # not ours: another lab with this prefix (close() deletes only what this one made)
+            raise LabError(f"namespace {taken[0]} exists already; another lab uses the prefix {self.prefix!r}")
+        self._created = wanted
+        self._batch(None, [("netns", "add", n) for n in wanted])
+        self._parallel(lambda n: self._sysctls(n, plan.sysctls[n]), names)
         # links first (each veth pair once), then everything that refers to them
         for name in names:
-            self._ip_batch(name, self._link_commands(model[name]))
-        self._parallel(lambda n: self._ip_batch(n, self._config_commands(model[n])), names)
-        self._parallel(lambda n: self._bridge_batch(n, self._bridge_commands(model[n])), names)
+            self._batch(name, plan.links[name])
+        self._parallel(lambda n: self._batch(n, plan.config[n]), names)
+        self._parallel(lambda n: self._batch(n, plan.bridge[n], self._bridge), names)
         self._parallel(self._check_mtus, names)
-        self._parallel(self._iptables, names)
+        self._parallel(lambda n: self._iptables(n, plan.iptables[n]), names)
         if not self.checksum_offload:
-            self._parallel(self._offload_off, names)
-        self._parallel(self._open_captures, names)
-        self._parallel(self._open_servers, names)
+            self._parallel(lambda n: self._offload_off(n, plan.offload[n]), names)
+        self._parallel(lambda n: self._open_captures(n, plan.devices[n]), names)
+        self._parallel(lambda n: self._open_servers(n, plan.listeners[n]), names)
         self._server_thread = threading.Thread(target=self._serve_udp, name="lab-udp-servers", daemon=True)
         self._server_thread.start()
-        self.timings["build"] = time.perf_counter() - t0
+        self.timings["build"] = self.timings["plan"] + time.perf_counter() - t1
 
-    def _parallel(self, fn, names) -> None:
+    def _parallel(self, fn: Callable[[str], object], names: list[str]) -> None:
         with ThreadPoolExecutor(max_workers=4) as pool:
             for future in [pool.submit(fn, n) for n in names]:
                 future.result()
 
-    def _log_batch(self, netns: str | None, lines: list[str], tool: str = "ip") -> None:
-        opt = f"-n {self.netns(netns)} " if netns else ""
-        self.commands.extend(f"{tool} {opt}{line}" for line in lines)
+    def _cmd(self, argv: Sequence[str], input: str | None = None, check: bool = True,
+             timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
+        """Run one command on behalf of this lab (close() kills and reaps it if it still runs)."""
+        return _run(argv, input, check, timeout, self._children)
 
-    def _ip_batch(self, name: str, lines: list[str]) -> None:
+    def _batch(self, name: str | None, lines: list[Line], tool: str | None = None, force: bool = False,
+               log: bool = True) -> None:
+        """`ip` (or `bridge`) `-n <lab namespace> -batch -` fed `lines`, each line checked."""
         if not lines:
             return
-        self._log_batch(name, lines)
-        _run([self._ip, "-n", self.netns(name), "-batch", "-"], "".join(line + "\n" for line in lines))
+        tool = tool or self._ip
+        where = ["-n", self.netns(name)] if name is not None else []
+        text = tok.batch(lines)
+        if log:
+            self.commands.extend(tok.shown([os.path.basename(tool), *where, *line]) for line in lines)
+        self._cmd([tool, *where, *(["-force"] if force else []), "-batch", "-"], text, check=not force)
 
-    def _bridge_batch(self, name: str, lines: list[str]) -> None:
-        if not lines:
-            return
-        self._log_batch(name, lines, "bridge")
-        _run([self._bridge, "-n", self.netns(name), "-batch", "-"], "".join(line + "\n" for line in lines))
-
-    def _sysctls(self, name: str) -> None:
-        ns = self.cluster.network.namespaces[name]
+    def _sysctl_values(self, ns) -> list[tuple[str, str]]:
         s = ns.sysctl
-        values = [
+        low, high = s.ip_local_port_range
+        return [
             ("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1"),
             ("net.ipv6.conf.lo.disable_ipv6", "1"),
             ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"),
-            ("net.ipv4.ip_forward", str(int(s.ip_forward))),
-            ("net.ipv4.ip_local_port_range", f"{s.ip_local_port_range[0]} {s.ip_local_port_range[1]}"),
-            ("net.ipv4.ip_default_ttl", str(s.ip_default_ttl)),
-            ("net.bridge.bridge-nf-call-iptables", str(int(s.bridge_nf_call_iptables))),
+            ("net.ipv4.ip_forward", tok.number(s.ip_forward, 0, 1, "ip_forward")),
+            ("net.ipv4.ip_local_port_range", f"{tok.number(low, 1, 65535, 'port')} {tok.number(high, 1, 65535, 'port')}"),
+            ("net.ipv4.ip_default_ttl", tok.number(s.ip_default_ttl, 1, 255, "ip_default_ttl")),
+            ("net.bridge.bridge-nf-call-iptables", tok.number(s.bridge_nf_call_iptables, 0, 1, "bridge-nf-call-iptables")),
         ]
 
+    def _sysctls(self, name: str, values: list[tuple[str, str]]) -> None:
         def write() -> None:
             for key, value in values:
                 path = "/proc/sys/" + key.replace(".", "/")
@@ -298,122 +503,128 @@ class Lab:
                 with open(path, "w") as fh:
                     fh.write(value)
 
-        self.commands.extend(f"ip netns exec {self.netns(name)} sysctl -qw {k}='{v}'" for k, v in values)
+        self.commands.extend(tok.shown(["ip", "netns", "exec", self.netns(name), "sysctl", "-qw", f"{k}={v}"])
+                             for k, v in values)
         in_netns(self.netns(name), write)
 
-    def _link_commands(self, ns) -> list[str]:
-        lines = []
+    def _link_commands(self, ns) -> list[Line]:
+        lines: list[Line] = []
         for dev in ns.devices.values():
             if isinstance(dev, Tun):
                 raise LabUnavailable(f"{ns.name}/{dev.name} is a TUN device; only a userspace program could serve it")
             if isinstance(dev, Veth):
                 peer = dev.peer
-                if peer is None:
+                if peer is None or peer.netns is None:
                     raise LabUnavailable(f"{ns.name}/{dev.name} has no peer")
                 if (ns.name, dev.name) > (peer.netns.name, peer.name):
                     continue              # made from the other side
-                lines.append(f"link add {dev.name} address {dev.mac} mtu {dev.mtu} type veth peer name {peer.name} "
-                             f"address {peer.mac} mtu {peer.mtu} netns {self.netns(peer.netns.name)}")
+                lines.append(("link", "add", "dev", tok.ifname(dev.name), "address", tok.mac(dev.mac),
+                              "mtu", tok.number(dev.mtu, 68, MTU_MAX, "MTU"), "type", "veth",
+                              "peer", "name", tok.ifname(peer.name), "address", tok.mac(peer.mac),
+                              "mtu", tok.number(peer.mtu, 68, MTU_MAX, "MTU"), "netns", self.netns(peer.netns.name)))
             elif isinstance(dev, Bridge):
-                mac = f" address {dev.mac}" if dev.fixed_mac else ""
-                lines.append(f"link add {dev.name}{mac} mtu {dev.mtu} type bridge")
+                mac = ("address", tok.mac(dev.mac)) if dev.fixed_mac else ()
+                lines.append(("link", "add", "dev", tok.ifname(dev.name), *mac,
+                              "mtu", tok.number(dev.mtu, 68, MTU_MAX, "MTU"), "type", "bridge"))
         return lines
 
-    def _config_commands(self, ns) -> list[str]:
-        lines = []
-        lowered = []
+    def _config_commands(self, ns) -> list[Line]:
+        lines: list[Line] = []
+        lowered: list[Line] = []
         for dev in ns.devices.values():
             if isinstance(dev, VxlanDevice):
-                rng = f" srcport {dev.port_range[0]} {dev.port_range[1]}" if dev.port_range else ""
+                rng = (("srcport", tok.number(dev.port_range[0], 1, 65535, "port"),
+                        tok.number(dev.port_range[1], 1, 65535, "port")) if dev.port_range else ())
                 under = ns.devices.get(dev.underlay)
                 if under is not None and under.mtu < dev.mtu + VXLAN_OVERHEAD:
                     # the kernel clamps a new VXLAN device's MTU to its underlay's minus 50, and
                     # refuses to raise it later; a VXLAN MTU above that exists only when the
                     # underlay was lowered after the VXLAN device was made, so do just that
-                    lines.append(f"link set dev {under.name} mtu {dev.mtu + VXLAN_OVERHEAD}")
-                    lowered.append(f"link set dev {under.name} mtu {under.mtu}")
-                lines.append(f"link add {dev.name} address {dev.mac} mtu {dev.mtu} type vxlan id {dev.vni} "
-                             f"local {dev.local} dev {dev.underlay} dstport {dev.dstport}{rng} "
-                             f"{'learning' if dev.learning else 'nolearning'} "
-                             f"{'udpcsum' if dev.udp_csum else 'noudpcsum'}")
+                    lines.append(("link", "set", "dev", tok.ifname(under.name),
+                                  "mtu", tok.number(dev.mtu + VXLAN_OVERHEAD, 68, MTU_MAX, "MTU")))
+                    lowered.append(("link", "set", "dev", tok.ifname(under.name),
+                                    "mtu", tok.number(under.mtu, 68, MTU_MAX, "MTU")))
+                lines.append(("link", "add", "dev", tok.ifname(dev.name), "address", tok.mac(dev.mac),
+                              "mtu", tok.number(dev.mtu, 68, MTU_MAX, "MTU"), "type", "vxlan",
+                              "id", tok.number(dev.vni, 0, VNI_MAX, "VNI"), "local", tok.ipv4(dev.local),
+                              "dev", tok.ifname(dev.underlay), "dstport", tok.number(dev.dstport, 1, 65535, "port"),
+                              *rng, "learning" if dev.learning else "nolearning",
+                              "udpcsum" if dev.udp_csum else "noudpcsum"))
         lines.extend(lowered)
         for dev in ns.devices.values():
             if dev.master is not None:
-                lines.append(f"link set dev {dev.name} master {dev.master.name}")
+                lines.append(("link", "set", "dev", tok.ifname(dev.name), "master", tok.ifname(dev.master.name)))
         for dev in ns.devices.values():
             ports = [p.dev.mtu for p in dev.ports.values()] if isinstance(dev, Bridge) else []
             if ports and dev.mtu != min(ports):
                 # a bridge follows its smallest port's MTU until one is set on it after creation
-                lines.append(f"link set dev {dev.name} mtu {dev.mtu}")
+                lines.append(("link", "set", "dev", tok.ifname(dev.name), "mtu", tok.number(dev.mtu, 68, MTU_MAX, "MTU")))
         for dev in ns.devices.values():
-            lines.append(f"link set dev {dev.name} {'up' if dev.up else 'down'}")
+            lines.append(("link", "set", "dev", tok.ifname(dev.name), "up" if dev.up else "down"))
         for dev in ns.devices.values():
             for iface in dev.addresses:
                 if isinstance(dev, Loopback) and str(iface) == "127.0.0.1/8":
                     continue              # every namespace has it
-                brd = " brd +" if iface.network.prefixlen < 31 else ""
-                lines.append(f"addr add {iface}{brd} dev {dev.name}")
+                brd = ("brd", "+") if iface.network.prefixlen < 31 else ()
+                lines.append(("addr", "add", tok.ipv4_interface(iface), *brd, "dev", tok.ifname(dev.name)))
         for route in ns.main_table.routes():
             if route.proto == "kernel":
                 continue                  # the kernel adds connected routes itself
+            metric = ("metric", tok.number(route.metric, 0, 0xFFFFFFFF, "metric")) if route.metric else ()
             if route.type in ("blackhole", "unreachable"):
-                lines.append(f"route add {route.type} {route.dst}" + (f" metric {route.metric}" if route.metric else ""))
+                lines.append(("route", "add", route.type, tok.ipv4_network(route.dst), *metric))
                 continue
-            parts = [f"route add {route.dst}"]
-            if route.via:
-                parts.append(f"via {route.via}")
-            parts.append(f"dev {route.dev}")
-            if route.src:
-                parts.append(f"src {route.src}")
-            parts.append(f"scope {'global' if route.scope == 'universe' else route.scope}")
-            if route.metric:
-                parts.append(f"metric {route.metric}")
-            if route.onlink:
-                parts.append("onlink")
-            lines.append(" ".join(parts))
+            scope = tok.word("global" if route.scope == "universe" else route.scope, ("global", "link", "host", "site"))
+            lines.append(("route", "add", tok.ipv4_network(route.dst),
+                          *(("via", tok.ipv4(route.via)) if route.via else ()), "dev", tok.ifname(route.dev),
+                          *(("src", tok.ipv4(route.src)) if route.src else ()), "scope", scope, *metric,
+                          *(("onlink",) if route.onlink else ())))
         for entry in ns.neighbours.entries():
             if entry.state in (PERMANENT, NOARP) and entry.lladdr:
-                lines.append(f"neigh add {entry.ip} lladdr {entry.lladdr} dev {entry.dev} nud {entry.state.lower()}")
+                lines.append(("neigh", "add", tok.ipv4(entry.ip), "lladdr", tok.mac(entry.lladdr),
+                              "dev", tok.ifname(entry.dev), "nud", entry.state.lower()))
         return lines
 
-    def _bridge_commands(self, ns) -> list[str]:
-        lines = []
+    def _bridge_commands(self, ns) -> list[Line]:
+        lines: list[Line] = []
         for dev in ns.devices.values():
             if isinstance(dev, Bridge):
                 for name, port in dev.ports.items():
-                    lines.append(f"link set dev {name} hairpin {'on' if port.hairpin else 'off'} "
-                                 f"learning {'on' if port.learning else 'off'} flood {'on' if port.flood else 'off'}")
+                    lines.append(("link", "set", "dev", tok.ifname(name), "hairpin", "on" if port.hairpin else "off",
+                                  "learning", "on" if port.learning else "off", "flood", "on" if port.flood else "off"))
                 for entry in dev.fdb.values():
                     if entry.static and not entry.local:
-                        lines.append(f"fdb add {entry.mac} dev {entry.port} master static")
+                        lines.append(("fdb", "add", tok.mac(entry.mac), "dev", tok.ifname(entry.port), "master", "static"))
             elif isinstance(dev, VxlanDevice):
-                for entry in dev.fdb.values():
-                    lines.append(f"fdb append {entry.mac} dev {dev.name} dst {entry.dst} self permanent")
+                for vx in dev.fdb.values():
+                    lines.append(("fdb", "append", tok.mac(vx.mac), "dev", tok.ifname(dev.name),
+                                  "dst", tok.ipv4(vx.dst), "self", "permanent"))
         return lines
 
     def _check_mtus(self, name: str) -> None:
         """Every device's MTU is the model's (the kernel clamps some silently: a VXLAN device's)."""
-        out = _run([self._ip, "-n", self.netns(name), "-o", "link", "show"]).stdout
+        out = self._cmd([self._ip, "-n", self.netns(name), "-o", "link", "show"]).stdout
         model = self.cluster.network.namespaces[name].devices
         for line in out.splitlines():
             parts = line.split()
             dev, mtu = parts[1].rstrip(":").split("@")[0], int(parts[parts.index("mtu") + 1])
             if dev in model and model[dev].mtu != mtu:
-                raise RuntimeError(f"{self.netns(name)}/{dev}: MTU {mtu} in the kernel, {model[dev].mtu} in the model")
+                raise LabError(f"{self.netns(name)}/{dev}: MTU {mtu} in the kernel, {model[dev].mtu} in the model")
 
-    def _iptables(self, name: str) -> None:
-        text = self.cluster.network.namespaces[name].netfilter.save()
-        if not text.strip():
+    def _iptables(self, name: str, text: str) -> None:
+        """iptables-restore, in the lab namespace, of the model's rules (checked by the plan)."""
+        if not text:
             return
-        self.commands.append(f"ip netns exec {self.netns(name)} iptables-restore <<'EOF'\n{text}EOF")
-        tool = _tool("iptables-restore")
-        done = in_netns(self.netns(name), lambda: subprocess.run([tool], input=text, capture_output=True, text=True))
+        tok.check_restore(text)
+        self.commands.append(f"ip netns exec {shlex.quote(self.netns(name))} iptables-restore <<'EOF'\n{text}EOF")
+        tool = _tool("iptables-restore") or "iptables-restore"
+        done = in_netns(self.netns(name), lambda: self._cmd([tool], text, check=False))
         if done.returncode != 0:
-            raise RuntimeError(f"iptables-restore in {self.netns(name)} failed: {done.stderr.strip()}\n{text}")
+            raise LabError(f"iptables-restore in {self.netns(name)} failed: {done.stderr.strip()}\n{text}")
 
-    def _offload_off(self, name: str) -> None:
-        devices = [d.name for d in self.cluster.network.namespaces[name].devices.values() if not isinstance(d, Loopback)]
-        self.commands.extend(f"ip netns exec {self.netns(name)} ethtool -K {d} tx off" for d in devices)
+    def _offload_off(self, name: str, devices: list[str]) -> None:
+        self.commands.extend(tok.shown(["ip", "netns", "exec", self.netns(name), "ethtool", "-K", d, "tx", "off"])
+                             for d in devices)
 
         def apply() -> None:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -424,9 +635,7 @@ class Lab:
 
         in_netns(self.netns(name), apply)
 
-    def _open_captures(self, name: str) -> None:
-        devices = list(self.cluster.network.namespaces[name].devices)
-
+    def _open_captures(self, name: str, devices: list[str]) -> None:
         def open_all() -> dict[str, socket.socket]:
             out = {}
             for dev in devices:
@@ -441,8 +650,7 @@ class Lab:
         for dev, s in in_netns(self.netns(name), open_all).items():
             self._sockets[(name, dev)] = s
 
-    def _open_servers(self, name: str) -> None:
-        listeners = sorted(self.cluster.network.namespaces[name].listeners)
+    def _open_servers(self, name: str, listeners: list[tuple[str, int]]) -> None:
         if not listeners:
             return
 
@@ -460,7 +668,7 @@ class Lab:
 
         for proto, s in in_netns(self.netns(name), open_all):
             (self._servers if proto == "tcp" else self._udp_servers).append(s)
-        self.commands.extend(f"ip netns exec {self.netns(name)} <listen {p}/{port}>" for p, port in listeners)
+        self.commands.extend(f"# in {self.netns(name)}: a {p} socket listening on port {port}" for p, port in listeners)
 
     def _serve_udp(self) -> None:
         """Every UDP listener answers each datagram with b"RSP", as netsim's do."""
@@ -481,52 +689,71 @@ class Lab:
 
     # cleaning up --------------------------------------------------------------------------
     def close(self) -> None:
-        """Delete every lab namespace (and so every interface and rule in it). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stop.set()
-        if self._server_thread is not None:
-            self._server_thread.join(timeout=2)
-        for s in [*self._sockets.values(), *self._servers, *self._udp_servers]:
-            try:
-                s.close()
-            except OSError:
-                pass
-        self._sockets.clear()
-        if self._created:
-            t0 = time.perf_counter()
-            existing = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
-            doomed = [n for n in self._created if n in existing]
-            if doomed:
-                subprocess.run([self._ip or "ip", "-force", "-batch", "-"], input="".join(f"netns del {n}\n" for n in doomed),
-                               capture_output=True, text=True)
-            self.timings["teardown"] = time.perf_counter() - t0
-        _LIVE.discard(self)
+        """Delete every lab namespace (and so every interface and rule in it). Idempotent, and
+        it finishes even if SIGINT, SIGTERM or SIGHUP arrives meanwhile: the signal is held
+        and raised again once the lab is gone. Any command still running for the lab is killed
+        and reaped first."""
+        with self._close_lock, _SignalsHeld():
+            if self._closed:
+                return
+            self._stop.set()
+            if self._server_thread is not None and self._server_thread is not threading.current_thread():
+                self._server_thread.join(timeout=2)
+            for s in [*self._sockets.values(), *self._servers, *self._udp_servers]:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+            self._sockets.clear()
+            for proc in list(self._children):
+                _reap(proc, drain=False)
+            if self._created:
+                t0 = time.perf_counter()
+                self._delete_namespaces()
+                self.timings["teardown"] = time.perf_counter() - t0
+            self._closed = True
+            _LIVE.discard(self)
+
+    def _delete_namespaces(self) -> None:
+        """`ip netns del` of every namespace this lab made that still exists; a second try,
+        one by one, for any the batch left."""
+        for attempt in range(2):
+            doomed = [n for n in self._created if os.path.lexists(netns_path(n))]
+            if not doomed:
+                return
+            if attempt == 0:
+                _run([self._ip, "-force", "-batch", "-"], tok.batch(("netns", "del", n) for n in doomed), check=False)
+            else:
+                for n in doomed:
+                    _run([self._ip, "netns", "del", n], check=False)
+        left = [n for n in self._created if os.path.lexists(netns_path(n))]
+        if left:
+            warnings.warn(LabWarning(f"netsim.lab: could not delete {' '.join(left)}; the next lab run removes "
+                                     f"them once this process has ended"), stacklevel=3)
 
     def leftovers(self) -> list[str]:
         """Lab namespaces that still exist (empty after `close()`)."""
-        if not os.path.isdir("/run/netns"):
+        if not os.path.isdir(NETNS_RUN_DIR):
             return []
-        return sorted(n for n in os.listdir("/run/netns") if n.startswith(self.prefix))
+        return sorted(n for n in os.listdir(NETNS_RUN_DIR) if n.startswith(self.prefix))
 
     # running traffic ----------------------------------------------------------------------
     def cold_start(self) -> None:
         """Flush dynamic neighbours, learned bridge FDB entries and conntrack everywhere."""
         model = self.cluster.network.namespaces
-        conntrack = _tool("conntrack")
+        conntrack = _tool("conntrack") or "conntrack"
 
         def flush(name: str) -> None:
             ns = model[name]
-            lines = []
+            lines: list[Line] = []
             for dev in ns.devices.values():
                 if not isinstance(dev, Loopback):
-                    lines.append(f"neigh flush dev {dev.name}")
+                    lines.append(("neigh", "flush", "dev", tok.ifname(dev.name)))
                 if isinstance(dev, Bridge):
-                    lines.append(f"link set dev {dev.name} type bridge fdb_flush")
-            _run([self._ip, "-n", self.netns(name), "-force", "-batch", "-"], "".join(l + "\n" for l in lines), check=False)
+                    lines.append(("link", "set", "dev", tok.ifname(dev.name), "type", "bridge", "fdb_flush"))
+            self._batch(name, lines, force=True, log=False)
             if ns.netfilter.conntrack_active:
-                in_netns(self.netns(name), lambda: subprocess.run([conntrack, "-F"], capture_output=True))
+                in_netns(self.netns(name), lambda: self._cmd([conntrack, "-F"], check=False))
 
         self._parallel(flush, list(model))
 
@@ -555,10 +782,10 @@ class Lab:
         and capture it. `payload` is the UDP datagram's data (default b"REQ", as in the model);
         `timeout` is how long the client waits for an answer (a silent drop costs all of it)."""
         if self._closed or not self._sockets:
-            raise RuntimeError("the lab is not built (use `with Lab(cluster) as lab:`)")
+            raise LabError("the lab is not built (use `with Lab(cluster) as lab:`)")
         src_ns, dst_ip, proto, dport = resolve(self.cluster, src, dst, proto, dport)
         if payload is not None and proto != "udp":
-            raise ValueError(f"the lab sends a payload only over UDP, not {proto}")
+            raise ConfigError(f"the lab sends a payload only over UDP, not {proto}")
         request = payload if payload is not None else b"REQ"
         t0 = time.perf_counter()
         self.cold_start()
@@ -598,9 +825,10 @@ class Lab:
                  timeout: float = EXCHANGE_TIMEOUT) -> str:
         lab_ns = self.netns(src_ns)
         if proto == "icmp":
-            ping = _tool("ping")
-            done = in_netns(lab_ns, lambda: subprocess.run([ping, "-c", "1", "-W", str(max(1, round(timeout))), "-n",
-                                                            dst_ip], capture_output=True, text=True))
+            ping = _tool("ping") or "ping"
+            wait = max(1, round(timeout))
+            argv = [ping, "-c", "1", "-W", str(wait), "-n", tok.ipv4(dst_ip)]
+            done = in_netns(lab_ns, lambda: self._cmd(argv, check=False, timeout=wait + COMMAND_TIMEOUT))
             return f"echo reply from {dst_ip}" if done.returncode == 0 else f"no echo reply ({done.stdout.strip()[-80:]})"
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
         sock = in_netns(lab_ns, lambda: socket.socket(socket.AF_INET, kind))
