@@ -37,6 +37,7 @@ NETNS_DIR = "/run/netns"
 # helpers ------------------------------------------------------------------------------------
 
 def _namespaces() -> set[str]:
+    """What `ip netns list` lists (it reads the same directory), without starting a process."""
     return set(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else set()
 
 
@@ -181,6 +182,22 @@ def test_a_hostile_device_name_is_refused_before_any_command(kind, evidence, mon
             pass
     assert repr(bad) in str(info.value) and "interface name" in str(info.value)
     _assert_nothing_happened(spy, before, evil, marker)
+
+
+def test_a_newline_in_a_pod_name_cannot_run_a_command_as_root(evidence, monkeypatch):
+    """The hole of issue #11: `ip -batch` reads a name with a newline as two commands, and
+    `netns exec` in the second runs any program as root. The marker file would appear."""
+    evil, marker = evidence
+    cluster = reference_cluster()
+    lab = Lab(cluster)
+    rename_namespace(cluster, "pod-b", f"pod-b\nnetns exec {lab.netns('underlay')} touch {marker}")
+    before = _namespaces()
+    spy = Spy(monkeypatch)
+    with pytest.raises(UnsafeArgument, match="namespace name"):
+        with lab:
+            pass
+    _assert_nothing_happened(spy, before, evil, marker)
+    assert lab.namespaces == [] and lab.leftovers() == []
 
 
 def test_a_hostile_node_name_is_refused(evidence, monkeypatch):
