@@ -21,7 +21,6 @@ import time
 
 import pytest
 
-import netsim
 from netsim import reference_cluster
 from netsim.errors import ConfigError, NetsimError
 from netsim.lab import Lab, LabError, LabWarning, UnsafeArgument, commands, kernel, stale_namespaces
