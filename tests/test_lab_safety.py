@@ -542,13 +542,14 @@ def _child(mode: str) -> subprocess.Popen:
 
 
 @needs_lab
-def test_sigterm_during_close_lets_close_finish_then_terminates():
-    proc = _child("SIGTERM")
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_during_close_lets_close_finish_then_terminates(name):
+    proc = _child(name)
     out, err = proc.communicate(timeout=60)
     prefix = out.split()[0]
     assert prefix.startswith("nsl-"), err
     assert "still closing" in out and "close returned" not in out, out + err
-    assert proc.returncode == -signal.SIGTERM, (proc.returncode, err)
+    assert proc.returncode == -getattr(signal, name), (proc.returncode, err)
     assert sorted(n for n in _namespaces() if n.startswith(prefix)) == []
 
 
