@@ -21,7 +21,6 @@ import time
 
 import pytest
 
-import netsim
 from netsim import reference_cluster
 from netsim.errors import ConfigError, NetsimError
 from netsim.lab import Lab, LabError, LabWarning, UnsafeArgument, commands, kernel, stale_namespaces
@@ -37,6 +36,7 @@ NETNS_DIR = "/run/netns"
 # helpers ------------------------------------------------------------------------------------
 
 def _namespaces() -> set[str]:
+    """What `ip netns list` lists (it reads the same directory), without starting a process."""
     return set(os.listdir(NETNS_DIR)) if os.path.isdir(NETNS_DIR) else set()
 
 
@@ -181,6 +181,22 @@ def test_a_hostile_device_name_is_refused_before_any_command(kind, evidence, mon
             pass
     assert repr(bad) in str(info.value) and "interface name" in str(info.value)
     _assert_nothing_happened(spy, before, evil, marker)
+
+
+def test_a_newline_in_a_pod_name_cannot_run_a_command_as_root(evidence, monkeypatch):
+    """The hole of issue #11: `ip -batch` reads a name with a newline as two commands, and
+    `netns exec` in the second runs any program as root. The marker file would appear."""
+    evil, marker = evidence
+    cluster = reference_cluster()
+    lab = Lab(cluster)
+    rename_namespace(cluster, "pod-b", f"pod-b\nnetns exec {lab.netns('underlay')} touch {marker}")
+    before = _namespaces()
+    spy = Spy(monkeypatch)
+    with pytest.raises(UnsafeArgument, match="namespace name"):
+        with lab:
+            pass
+    _assert_nothing_happened(spy, before, evil, marker)
+    assert lab.namespaces == [] and lab.leftovers() == []
 
 
 def test_a_hostile_node_name_is_refused(evidence, monkeypatch):
@@ -526,13 +542,14 @@ def _child(mode: str) -> subprocess.Popen:
 
 
 @needs_lab
-def test_sigterm_during_close_lets_close_finish_then_terminates():
-    proc = _child("SIGTERM")
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_sigterm_during_close_lets_close_finish_then_terminates(name):
+    proc = _child(name)
     out, err = proc.communicate(timeout=60)
     prefix = out.split()[0]
     assert prefix.startswith("nsl-"), err
     assert "still closing" in out and "close returned" not in out, out + err
-    assert proc.returncode == -signal.SIGTERM, (proc.returncode, err)
+    assert proc.returncode == -getattr(signal, name), (proc.returncode, err)
     assert sorted(n for n in _namespaces() if n.startswith(prefix)) == []
 
 

@@ -25,8 +25,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def netns_path(name: str) -> str:
     """/run/netns/NAME, the file `ip netns add NAME` mounts the namespace on. NAME is one path
-    component (iproute2's is_valid_netns_name(): no '/', not '.' or '..'), so the path never
-    leaves /run/netns."""
+    component, as iproute2's invalid_name() (ip/ipnetns.c) asks: not empty, no '/', not '.'
+    or '..'; so the path never leaves /run/netns."""
     if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\0" in name:
         raise UnsafeArgument(f"the lab refuses the namespace name {name!r}: it must be one path component "
                              f"(no '/', not '.' or '..'); nothing was run")

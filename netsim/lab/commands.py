@@ -194,8 +194,8 @@ def restore_tokens(text: str) -> list[tuple[str, bool]]:
     """The words of one rule line, as (word, was quoted) pairs, read as iptables-restore's
     add_param_to_argv() reads them (a double quote groups, a backslash inside quotes escapes
     the next character). Only the canonical shape iptables-save prints is accepted: words
-    separated by single blanks, a quote only around a whole word; anything else (an unclosed
-    quote, which iptables-restore would join with the words of the next line) is refused."""
+    separated by single blanks, a quote only around a whole word; anything else is refused
+    (an unclosed quote among them: the mark of a word that held a newline, cut in two)."""
     out: list[tuple[str, bool]] = []
     pos, end = 0, len(text)
     while pos < end:

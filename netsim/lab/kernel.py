@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import errno
 import fcntl
 import itertools
 import os
@@ -52,7 +51,6 @@ import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address
 from typing import Callable, Sequence
 
 from ..bridge import Bridge
