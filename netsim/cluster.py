@@ -11,6 +11,14 @@ Endpoints are named: a pod (`pod-a`), a container (`pod-a/sidecar`), a node (`no
 external host (`ext`), a service (`web`), or an address, optionally with a port
 (`192.168.50.11:30080`).
 
+Inputs are checked where they enter, as the real components check them: names by
+Kubernetes' rules (names.py: DNS-1123 labels for pods, nodes, containers and external hosts,
+DNS-1035 for services, unique across kinds, never an address); ClusterIPs and NodePorts as
+kube-apiserver allocates them (kubeproxy.py); ports and payloads as the socket calls do
+(params.py); CIDRs must be unicast space, not loopback, link-local, multicast or reserved
+(addresses.py), and must not overlap. Every refusal is a ConfigError naming the value and
+what would be valid.
+
 Scale: lazy clusters. A cluster of more than EAGER_MAX_NODES nodes (or any cluster built with
 `lazy=True`) keeps cheap records for every node and pod (name, addresses, lease, IPAM) and
 builds a node's namespace, with everything flanneld, kube-proxy and the CNI plugin program
