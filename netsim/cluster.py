@@ -499,6 +499,8 @@ class Cluster:
     @staticmethod
     def _check_listen(listen: object, owner: str) -> tuple[tuple[str, int], ...]:
         """Listening sockets as ((protocol, port), ...) with tcp/udp and ports 1..65535."""
+        if listen is POD_PORTS:
+            return POD_PORTS
         if isinstance(listen, (str, bytes)) or not isinstance(listen, (tuple, list)):
             raise ConfigError(f"{owner}: listen {listen!r} must be a tuple of (protocol, port) pairs, "
                               f"e.g. (('tcp', 8080), ('udp', 9090))")
