@@ -479,10 +479,6 @@ class Cluster:
         kubeproxy.finish_nodeports(nf)
         return nf
 
-    def _taken(self, name: str) -> bool:
-        return (name in self.pods or name in self.nodes or name in self.externals or name in self.services
-                or name in self.network.namespaces)
-
     def _check_new_name(self, kind: str, name: object) -> str:
         """A new object's name: Kubernetes' rule for its kind (netsim.names), and unique across
         pods, nodes, external hosts, services and the cluster's own hosts (gateway, underlay)."""
@@ -588,7 +584,7 @@ class Cluster:
             raise ConfigError(f"service {name}: pods {pods!r} must be a list of pod names, e.g. ['pod-c']")
         for pod in pods:
             if not isinstance(pod, str) or pod not in self.pods:
-                raise ConfigError(f"service {name}: no pod {pod!r}; pods are {', '.join(self.pods) or 'none'}")
+                raise ConfigError(f"service {name}: no pod {pod!r}; pods are {_listing(list(self.pods)) or 'none'}")
         if len(set(pods)) != len(pods):
             raise ConfigError(f"service {name}: pods {list(pods)!r} names a pod twice; an endpoint is listed once")
         taken = {s.cluster_ip: s.name for s in self.services.values()}
@@ -632,7 +628,7 @@ class Cluster:
         try:
             return self.nodes[name]
         except (KeyError, TypeError):
-            raise ConfigError(f"no node {name!r}; nodes are {', '.join(self.nodes)}") from None
+            raise ConfigError(f"no node {name!r}; nodes are {_listing(list(self.nodes))}") from None
 
     # endpoints and sending --------------------------------------------------------------
     def resolve(self, name: str, *, source: bool = False, from_ns: str | None = None) -> Endpoint:
