@@ -30,7 +30,7 @@ from netsim.views.stepper import Stepper, header_view
 @dataclass(frozen=True)
 class Bad:
     id: str
-    call: Callable[[netsim.Cluster], object]      # given a fresh reference cluster
+    call: Callable[[netsim.Cluster], object]      # given a fresh reference cluster (eager or lazy)
     error: type[NetsimError]
     says: tuple[str, ...]                        # texts the message must contain
 
@@ -290,10 +290,13 @@ API = [
 ]
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
 @pytest.mark.parametrize("case", API, ids=[case.id for case in API])
-def test_api_refuses_bad_input(case: Bad):
+def test_api_refuses_bad_input(case: Bad, lazy: bool):
+    """On a fully built and on a lazy reference cluster alike (a lazy one builds namespaces
+    when they are named, so its checks run on another path)."""
     with pytest.raises(NetsimError) as err:
-        case.call(netsim.reference_cluster())
+        case.call(netsim.reference_cluster(lazy=lazy))
     assert isinstance(err.value, case.error), f"{type(err.value).__name__}: {err.value}"
     message = str(err.value)
     for text in case.says:
