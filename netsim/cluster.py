@@ -11,6 +11,14 @@ Endpoints are named: a pod (`pod-a`), a container (`pod-a/sidecar`), a node (`no
 external host (`ext`), a service (`web`), or an address, optionally with a port
 (`192.168.50.11:30080`).
 
+Inputs are checked where they enter, as the real components check them: names by
+Kubernetes' rules (names.py: DNS-1123 labels for pods, nodes, containers and external hosts,
+DNS-1035 for services, unique across kinds, never an address); ClusterIPs and NodePorts as
+kube-apiserver allocates them (kubeproxy.py); ports and payloads as the socket calls do
+(params.py); CIDRs must be unicast space, not loopback, link-local, multicast or reserved
+(addresses.py), and must not overlap. Every refusal is a ConfigError naming the value and
+what would be valid.
+
 Scale: lazy clusters. A cluster of more than EAGER_MAX_NODES nodes (or any cluster built with
 `lazy=True`) keeps cheap records for every node and pod (name, addresses, lease, IPAM) and
 builds a node's namespace, with everything flanneld, kube-proxy and the CNI plugin program
@@ -471,10 +479,6 @@ class Cluster:
         kubeproxy.finish_nodeports(nf)
         return nf
 
-    def _taken(self, name: str) -> bool:
-        return (name in self.pods or name in self.nodes or name in self.externals or name in self.services
-                or name in self.network.namespaces)
-
     def _check_new_name(self, kind: str, name: object) -> str:
         """A new object's name: Kubernetes' rule for its kind (netsim.names), and unique across
         pods, nodes, external hosts, services and the cluster's own hosts (gateway, underlay)."""
@@ -491,6 +495,8 @@ class Cluster:
     @staticmethod
     def _check_listen(listen: object, owner: str) -> tuple[tuple[str, int], ...]:
         """Listening sockets as ((protocol, port), ...) with tcp/udp and ports 1..65535."""
+        if listen is POD_PORTS:
+            return POD_PORTS
         if isinstance(listen, (str, bytes)) or not isinstance(listen, (tuple, list)):
             raise ConfigError(f"{owner}: listen {listen!r} must be a tuple of (protocol, port) pairs, "
                               f"e.g. (('tcp', 8080), ('udp', 9090))")
@@ -578,7 +584,7 @@ class Cluster:
             raise ConfigError(f"service {name}: pods {pods!r} must be a list of pod names, e.g. ['pod-c']")
         for pod in pods:
             if not isinstance(pod, str) or pod not in self.pods:
-                raise ConfigError(f"service {name}: no pod {pod!r}; pods are {', '.join(self.pods) or 'none'}")
+                raise ConfigError(f"service {name}: no pod {pod!r}; pods are {_listing(list(self.pods)) or 'none'}")
         if len(set(pods)) != len(pods):
             raise ConfigError(f"service {name}: pods {list(pods)!r} names a pod twice; an endpoint is listed once")
         taken = {s.cluster_ip: s.name for s in self.services.values()}
@@ -622,7 +628,7 @@ class Cluster:
         try:
             return self.nodes[name]
         except (KeyError, TypeError):
-            raise ConfigError(f"no node {name!r}; nodes are {', '.join(self.nodes)}") from None
+            raise ConfigError(f"no node {name!r}; nodes are {_listing(list(self.nodes))}") from None
 
     # endpoints and sending --------------------------------------------------------------
     def resolve(self, name: str, *, source: bool = False, from_ns: str | None = None) -> Endpoint:

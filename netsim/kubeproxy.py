@@ -8,6 +8,10 @@ which marks for masquerade (policy Cluster) or keeps the client address and uses
 endpoints (policy Local, KUBE-SVL-*); KUBE-SVC-* picks an endpoint chain KUBE-SEP-* with
 `-m statistic`; KUBE-SEP-* DNATs. KUBE-MARK-MASQ ORs in 0x4000; KUBE-POSTROUTING clears it
 and MASQUERADEs. Chain names carry kube-proxy's hash: base32(sha256(name + protocol))[:16].
+
+Before kube-proxy sees a Service, kube-apiserver gives it a ClusterIP and a NodePort or
+refuses it; `check_cluster_ip`, `allocate_cluster_ip` and `check_node_port` do what its
+allocators do (see "Allocation" below).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import InvalidNameError
 
@@ -37,7 +38,12 @@ class NameRule:
     example: str
 
     def matches(self, name: str) -> bool:
-        return len(name) <= MAX_LABEL and re.fullmatch(self.pattern, name) is not None
+        return len(name) <= MAX_LABEL and _compiled(self.pattern).fullmatch(name) is not None
+
+
+@lru_cache(maxsize=None)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 DNS1123_LABEL = NameRule("DNS-1123 label", r"[a-z0-9]([-a-z0-9]*[a-z0-9])?",
@@ -58,7 +64,10 @@ RULES: dict[str, NameRule] = {
 
 
 def _reads_as_ipv4(name: str) -> str | None:
-    """The address `inet_aton()` reads `name` as (decimal, octal or hex forms), if any."""
+    """The address `inet_aton()` reads `name` as (decimal, octal or hex forms), if any. A
+    label has no dots, so only a lone number can be one: digits, or 0x and hex digits."""
+    if not (name[:1].isdigit() and (name.isdigit() or name.startswith("0x"))):
+        return None
     try:
         return socket.inet_ntoa(socket.inet_aton(name))
     except (OSError, ValueError):

@@ -30,7 +30,7 @@ from netsim.views.stepper import Stepper, header_view
 @dataclass(frozen=True)
 class Bad:
     id: str
-    call: Callable[[netsim.Cluster], object]      # given a fresh reference cluster
+    call: Callable[[netsim.Cluster], object]      # given a fresh reference cluster (eager or lazy)
     error: type[NetsimError]
     says: tuple[str, ...]                        # texts the message must contain
 
@@ -105,6 +105,8 @@ API = [
     Bad("container-upper", pod("pod-x", containers=("App",)), N, ("container name 'App'", D1123)),
     Bad("container-slash", pod("pod-x", containers=("a/b",)), N, ("'a/b'", D1123)),
     Bad("container-int", pod("pod-x", containers=(1,)), N, ("container name 1", "must be a string")),
+    Bad("container-space", pod("pod-x", containers=("a b",)), N, ("container name 'a b'", D1123)),
+    Bad("container-subshell", pod("pod-x", containers=("app", "$(id)")), N, ("container name '$(id)'", D1123)),
     Bad("containers-duplicate", pod("pod-x", containers=("app", "app")), C, ("('app', 'app')", "distinct")),
     Bad("pod-unknown-node", pod("pod-x", node="node9"), C, ("'node9'", "node1, node2")),
     Bad("pod-node-int", pod("pod-x", node=1), C, ("node 1", "node name")),
@@ -117,6 +119,11 @@ API = [
     Bad("svc-64-chars", svc("s" * 64), N, ("64 characters", D1035)),
     Bad("svc-int", svc(5), N, ("service name 5", "must be a string")),
     Bad("svc-newline", svc("web\n-A FORWARD"), N, ("'web\\n-A FORWARD'", D1035)),
+    Bad("svc-space", svc("a b"), N, ("'a b'", D1035)),
+    Bad("svc-semicolon", svc("a;b"), N, ("'a;b'", D1035)),
+    Bad("svc-subshell", svc("$(id)"), N, ("'$(id)'", D1035)),
+    Bad("svc-dotdot-slash", svc("../x"), N, ("'../x'", D1035)),
+    Bad("svc-quote", svc('a"b'), N, ("'a\"b'", D1035)),
     Bad("svc-taken-by-service", svc("web"), C, ("'web'", "taken already by a service")),
     Bad("svc-taken-by-pod", svc("pod-a"), C, ("'pod-a'", "taken already by a pod")),
     Bad("svc-taken-by-node", svc("node1"), C, ("'node1'", "taken already by a node")),
@@ -144,6 +151,8 @@ API = [
     Bad("svc-pods-twice", svc(pods=["pod-c", "pod-c"]), C, ("['pod-c', 'pod-c']", "twice")),
     # external hosts
     Bad("ext-upper", lambda c: c.add_external("Ext2"), N, ("'Ext2'", D1123)),
+    Bad("ext-newline", lambda c: c.add_external("e\nx"), N, ("'e\\nx'", D1123)),
+    Bad("ext-dotdot-slash", lambda c: c.add_external("../e"), N, ("'../e'", D1123)),
     Bad("ext-gateway-address", lambda c: c.add_external("ext2", ip="203.0.113.1"), C,
         ("203.0.113.1", "gateway's own")),
     Bad("ext-outside", lambda c: c.add_external("ext2", ip="10.0.0.1"), C, ("10.0.0.1", "203.0.113.0/24")),
@@ -281,10 +290,13 @@ API = [
 ]
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
 @pytest.mark.parametrize("case", API, ids=[case.id for case in API])
-def test_api_refuses_bad_input(case: Bad):
+def test_api_refuses_bad_input(case: Bad, lazy: bool):
+    """On a fully built and on a lazy reference cluster alike (a lazy one builds namespaces
+    when they are named, so its checks run on another path)."""
     with pytest.raises(NetsimError) as err:
-        case.call(netsim.reference_cluster())
+        case.call(netsim.reference_cluster(lazy=lazy))
     assert isinstance(err.value, case.error), f"{type(err.value).__name__}: {err.value}"
     message = str(err.value)
     for text in case.says:

@@ -88,3 +88,23 @@ def test_bad_choice_and_help_come_from_argparse(capsys):
 def test_python_dash_m_netsim():
     res = subprocess.run([sys.executable, "-m", "netsim", "scenarios"], capture_output=True, text=True)
     assert res.returncode == 0 and "pod_to_external" in res.stdout
+
+
+def test_only_netsim_errors_become_exit_code_2(monkeypatch, capsys):
+    """A refused input is exit code 2 with one line on stderr; any other exception is a bug in
+    netsim and is not disguised as a usage error."""
+    from netsim import cli
+    from netsim.errors import ConfigError
+
+    def refuse(**kw):
+        raise ConfigError("refused for the test")
+
+    def crash(**kw):
+        raise KeyError("a bug")
+
+    monkeypatch.setitem(cli.scenarios.SIX, 4, refuse)
+    assert main(["trace", "4"], io.StringIO()) == 2
+    assert capsys.readouterr().err == "netsim: error: refused for the test\n"
+    monkeypatch.setitem(cli.scenarios.SIX, 4, crash)
+    with pytest.raises(KeyError, match="a bug"):
+        main(["trace", "4"], io.StringIO())

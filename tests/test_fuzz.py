@@ -7,8 +7,8 @@ every frame copy: each hop's verdict is "", "delivered" or "dropped"; a hop with
 says why (at least one decision); a hop without one has a continuation (a transmitted frame
 arrives unchanged at the veth's other end, anything else is seen again in its namespace).
 
-derandomize=True: the same examples on every run. Bounded by max_examples to about half a
-minute on a slow shared machine.
+derandomize=True: the same examples on every run. Bounded by max_examples: about 13 s of CPU
+(40 s on the wall clock of a busy shared machine).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ ENDPOINTS = ["pod-a", "pod-b", "pod-a", "pod-b", "pod-a/app", "pod-a/sidecar", "
              "gateway", "p1", "db-0", "x", "api", "dns", "node3", "10.244.0.2", "10.244.1.2:8080",
              "192.168.50.11:30080", "192.168.50.12:30081", "10.96.0.100", "10.96.0.101:53", "8.8.8.8",
              "203.0.113.10", "172.16.1.2", "pod-b/nope", "bogus", "10.244.1.2:0"]
+SOURCES = ["pod-a", "pod-a", "pod-a", "pod-b", "pod-b", "pod-a/app", "node1", "node2", "ext", "ext", "gateway", "p1",
+           "db-0", "web", "bogus"]
 
 
 @dataclass
@@ -73,7 +75,7 @@ plans = st.builds(
                                                "break_masquerade", "set_mtu"]),
                               st.sampled_from(NODE_NAMES + ["pod-a"]), st.sampled_from(NODE_NAMES + ["pod-a"])),
                     max_size=3),
-    sends=st.lists(st.tuples(st.sampled_from(ENDPOINTS), st.sampled_from(ENDPOINTS),
+    sends=st.lists(st.tuples(st.sampled_from(SOURCES), st.sampled_from(ENDPOINTS),
                              st.sampled_from([None, "icmp", "tcp", "udp"] * 3 + ["sctp"]),
                              st.sampled_from([None] * 8 + [80, 8080, 9090, 53, 30080, 0, 70000]),
                              st.sampled_from([None] * 8 + [b"hi", b"x" * 2000, b"", "str"]),
@@ -118,7 +120,7 @@ def assert_every_copy_accounted_for(c: netsim.Cluster, trace: netsim.Trace) -> N
             assert any(h.netns == hop.netns for h in later), f"hop {hop.index} {hop.where}: the frame vanished"
 
 
-@settings(max_examples=2000, deadline=None, derandomize=True, database=None,
+@settings(max_examples=1200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(plans)
 def test_fuzz_only_netsim_errors_and_every_copy_ends(plan: Plan):
