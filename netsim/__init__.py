@@ -9,7 +9,7 @@
 
 from . import scenarios
 from .cluster import Cluster, Endpoint, External, Node, Pod, reference_cluster
-from .errors import ConfigError, NetsimError, TraceError
+from .errors import ConfigError, InvalidNameError, NetsimError, TraceError, UsageError
 from .packet import ARP, ICMP, TCP, UDP, VXLAN, Ethernet, IPv4
 from .stack import Network
 from .trace import Hop, Trace
@@ -17,6 +17,6 @@ from .trace import Hop, Trace
 __version__ = "0.1.0"
 
 __all__ = [
-    "ARP", "Cluster", "ConfigError", "Endpoint", "Ethernet", "External", "Hop", "ICMP", "IPv4", "Network",
-    "NetsimError", "Node", "Pod", "TCP", "Trace", "TraceError", "UDP", "VXLAN", "reference_cluster", "scenarios",
+    "ARP", "Cluster", "ConfigError", "Endpoint", "Ethernet", "External", "Hop", "ICMP", "IPv4", "InvalidNameError", "Network",
+    "NetsimError", "Node", "Pod", "TCP", "Trace", "TraceError", "UDP", "UsageError", "VXLAN", "reference_cluster", "scenarios",
 ]
