@@ -52,9 +52,12 @@ def file_marker(name: str) -> str | None:
 def _never_selected(markexpr: str, marker: str) -> bool:
     """Whether `-m markexpr` rejects every test that carries `marker`, whatever other markers
     it has: tried for every truth assignment of the expression's other names."""
-    if not markexpr or "(" in markexpr:
+    if not markexpr or "=" in markexpr:                  # marker(arg=value): not worth it
         return False
-    from _pytest.mark.expression import Expression     # what `-m` itself compiles
+    try:
+        from _pytest.mark.expression import Expression     # what `-m` itself compiles
+    except ImportError:                                     # moved in some pytest: collect everything
+        return False
 
     names = sorted(set(re.findall(r"[\w.:+-]+", markexpr)) - _KEYWORDS - {marker})
     if len(names) > 8:

@@ -141,6 +141,12 @@ def test_the_views_tables_are_the_cores_tables():
             (s.name, s.field.title, s.offset, s.size, s.bits, s.field.meaning) for s in table.slots]
 
 
+def test_every_way_a_table_shows_a_field_is_a_view_format():
+    from netsim.views.headers import FORMATS
+    assert {f.show for table in P.HEADERS.values() for f in table.fields} | {f.show for f in P.ICMP_ECHO_HEADER.fields} \
+        <= set(FORMATS)
+
+
 def test_the_syns_tcp_options_are_decoded_as_tcpdump_names_them(s4):
     hop = _hop(s4, "node1/eth0", "tx")
     options = {l.id: l for l in hop_layers(hop)}["tcp"].field("options")
