@@ -4,7 +4,8 @@
 in netsim's shape) and returns a `Comparison` whose `differences` read like
 `hop 13 node1/flannel.1 tx: inner ttl model 63 kernel 64`.
 
-The rules (also printed in the conformance report, `RULES`):
+The rules (also printed in the conformance report, `RULES`; `FIELD_RULES` gives the rule of
+every field of every header table in netsim.packet, and the exact comparisons walk those tables):
 - Path: for the request and for the reply (and any ICMP error), the same capture points
   (namespace, device, direction) in the same order. The kernel's frames are ordered by
   capture timestamp; frames of one skb seen on several devices share a timestamp and are
