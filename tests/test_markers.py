@@ -28,3 +28,13 @@ def test_families_are_given_by_file_name(name, marker):
 ])
 def test_a_file_is_left_out_only_when_no_test_in_it_could_be_selected(expr, marker, skipped):
     assert _never_selected(expr, marker) is skipped
+
+
+def test_every_test_marked_by_name_still_exists():
+    from pathlib import Path
+
+    from tests.conftest import TEST_MARKERS
+
+    here = Path(__file__).parent
+    for (file, function), _marker in TEST_MARKERS.items():
+        assert f"\ndef {function}(" in (here / file).read_text(), (file, function)
