@@ -1,12 +1,21 @@
 """Frames and headers as the kernel writes them on the wire.
 
-Each header is an immutable record with the fields a capture shows; `Ethernet.to_bytes()`
+Each header's layout is one declarative table (`Header`: fields in wire order with their
+struct format or bit slice, default, title and meaning), as dpkt's `__hdr__` does. The
+layouts follow the kernel's own structs: struct ethhdr (include/uapi/linux/if_ether.h),
+struct arphdr (include/uapi/linux/if_arp.h), struct iphdr (include/uapi/linux/ip.h), struct
+icmphdr (include/uapi/linux/icmp.h), struct tcphdr (include/uapi/linux/tcp.h), struct udphdr
+(include/uapi/linux/udp.h) and struct vxlanhdr (include/net/vxlan.h); TCP options as
+tcp_options_write() writes them (net/ipv4/tcp_output.c).
+
+Each header is also an immutable record with the fields a capture shows; `Ethernet.to_bytes()`
 serialises a whole frame with valid checksums (what `tcpdump` shows with checksum offload
 off, see shared/reference/kernel-observations.md "txcsumoff"). The emulator rewrites headers
 with `dataclasses.replace`, so a frame seen at one hop is never changed by a later hop.
 
-Serialisation is plain `struct` packing: scapy costs about 0.5 ms per packet, so it is used
-only on demand (`Hop.packet`) and in tests, as the independent reference dissector.
+Serialisation is `struct` packing compiled from the tables at import: scapy costs about
+0.5 ms per packet, so it is used only on demand (`Hop.packet`) and in tests, as the
+independent reference dissector.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import struct
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
 from ipaddress import IPv4Address
-from typing import Union
+from typing import Callable, ClassVar, Union
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
@@ -89,9 +98,392 @@ def tcp_flags_text(value: int) -> str:
     return "".join(letter for letter in TCP_FLAG_ORDER if value & TCP_FLAG_BITS[letter])
 
 
+# ---------------------------------------------------------------------------- header tables
+# Each header's layout is written once, as a table (dpkt's `__hdr__` idea): the fields in wire
+# order, each with its struct format or its bit slice of a shared word, its default, a title
+# and one sentence of meaning. Packing, parsing, the header view (views/headers.py), the hex
+# byte ranges (views/hexdump.py) and the lab's field-by-field comparison (lab/compare.py) all
+# read these tables; nothing else writes an offset down.
+
+FieldValue = Union[int, bytes]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One header field. `fmt` is its struct code (B, H, I, 6s, 4s); a field inside a `Word`
+    has `bits=(shift, width)` instead: its slice of the word read as a big-endian number.
+    `show` names how the header view writes the value; `attr` is the attribute of the header
+    class that holds it ("" when the class does not keep it: checksums, lengths, constants)."""
+
+    name: str
+    title: str
+    meaning: str
+    fmt: str = ""
+    default: FieldValue = 0
+    bits: tuple[int, int] | None = None
+    show: str = "int"
+    attr: str | None = None
+
+    @property
+    def attribute(self) -> str:
+        return self.name if self.attr is None else self.attr
+
+
+@dataclass(frozen=True)
+class Word:
+    """Bit fields that share one struct item (`fmt` B, H or I), most significant first."""
+
+    fmt: str
+    fields: tuple[Field, ...]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where a field sits in its header: `size` bytes at `offset` (-1: to the end of the
+    header), and for a bit field, `bits=(shift, width)` within exactly those bytes."""
+
+    field: Field
+    offset: int
+    size: int
+    bits: tuple[int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.field.name
+
+    def read(self, raw: bytes) -> int:
+        """The field's number in a header's bytes (bytes fields: their big-endian value)."""
+        number = int.from_bytes(raw[self.offset:self.offset + self.size], "big")
+        if self.bits is not None:
+            shift, width = self.bits
+            number = (number >> shift) & ((1 << width) - 1)
+        return number
+
+
+class Header:
+    """A header's table, compiled once at import: one `struct.Struct` for the fixed part, the
+    offset of every field, and a packer generated from the table (as `dataclasses` generates
+    `__init__`), so packing costs what hand-written `struct.pack` costs.
+
+    `tail` is a variable part up to the header length (IP and TCP options), which
+    `length_from=(field, unit)` gives: the header length is that field times `unit` bytes."""
+
+    def __init__(self, kind: str, title: str, entries: tuple[Field | Word, ...], tail: Field | None = None,
+                 length_from: tuple[str, int] | None = None) -> None:
+        self.kind, self.title, self.tail, self.length_from = kind, title, tail, length_from
+        self.words = tuple(e if isinstance(e, Word) else Word(e.fmt, (e,)) for e in entries)
+        self.struct = struct.Struct("!" + "".join(w.fmt for w in self.words))
+        self.size = self.struct.size
+        slots: list[Slot] = []
+        offset = 0
+        for word in self.words:
+            width = struct.calcsize("!" + word.fmt)
+            for f in word.fields:
+                if f.bits is None:
+                    slots.append(Slot(f, offset, width))
+                    continue
+                shift, nbits = f.bits
+                first = width - 1 - (shift + nbits - 1) // 8     # the bytes that hold the slice
+                last = width - 1 - shift // 8
+                slots.append(Slot(f, offset + first, last - first + 1, (shift - 8 * (width - 1 - last), nbits)))
+            offset += width
+        if tail is not None:
+            slots.append(Slot(tail, offset, -1))
+        self.slots: tuple[Slot, ...] = tuple(slots)
+        self._by_name = {s.name: s for s in slots}
+        self.pack_source = self._pack_source()
+        namespace: dict[str, object] = {"_pack": self.struct.pack}
+        exec(self.pack_source, namespace)          # noqa: S102 (generated from the table above)
+        self.pack: Callable[..., bytes] = namespace["pack"]    # type: ignore[assignment]
+
+    def _pack_source(self) -> str:
+        params, items = [], []
+        for word in self.words:
+            parts = []
+            for f in word.fields:
+                params.append(f"{f.name}={f.default!r}")
+                if f.bits is None:
+                    parts.append(f.name)
+                else:
+                    shift, width = f.bits
+                    masked = f"({f.name} & {(1 << width) - 1:#x})"
+                    parts.append(f"({masked} << {shift})" if shift else masked)
+            items.append(" | ".join(parts))
+        return f"def pack(*, {', '.join(params)}):\n    return _pack({', '.join(items)})\n"
+
+    def slot(self, name: str) -> Slot:
+        return self._by_name[name]
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        return tuple(s.field for s in self.slots)
+
+    def length(self, raw: bytes) -> int:
+        """The header's length in `raw`, options included."""
+        if self.length_from is None:
+            return self.size
+        name, unit = self.length_from
+        return self.slot(name).read(raw) * unit
+
+    def unpack(self, raw: bytes) -> dict[str, FieldValue]:
+        """Every field's value, by name; the tail (if any) as bytes up to the header length."""
+        out: dict[str, FieldValue] = {}
+        for word, value in zip(self.words, self.struct.unpack_from(raw)):
+            for f in word.fields:
+                if f.bits is None:
+                    out[f.name] = value
+                else:
+                    shift, width = f.bits
+                    out[f.name] = (value >> shift) & ((1 << width) - 1)
+        if self.tail is not None:
+            out[self.tail.name] = bytes(raw[self.size:self.length(raw)])
+        return out
+
+    def __repr__(self) -> str:
+        return f"Header({self.kind!r}, {self.size} bytes, {len(self.slots)} fields)"
+
+
+F = Field
+
+ETHERNET_HEADER = Header("ethernet", "Ethernet II", (
+    F("dst", "Destination MAC", "The next box on this link that should take the frame; rewritten at every "
+      "routed hop, kept by bridges.", "6s", bytes(6), show="mac"),
+    F("src", "Source MAC", "The interface that put the frame on this link.", "6s", bytes(6), show="mac"),
+    F("type", "EtherType", "What the payload is: 0x0800 IPv4, 0x0806 ARP.", "H", ETH_P_IP, show="ethertype"),
+))
+
+ARP_HEADER = Header("arp", "ARP", (
+    F("htype", "Hardware type", "1: Ethernet.", "H", 1, attr=""),
+    F("ptype", "Protocol type", "The address family asked about: IPv4.", "H", ETH_P_IP, show="ethertype", attr=""),
+    F("hlen", "Hardware size", "Length of a MAC address in bytes.", "B", 6, attr=""),
+    F("plen", "Protocol size", "Length of an IPv4 address in bytes.", "B", 4, attr=""),
+    F("op", "Opcode", "1 asks who has an address (broadcast); 2 answers (unicast).", "H", ARP_REQUEST,
+      show="arp_op"),
+    F("sha", "Sender MAC", "The asker's (or answerer's) MAC; receivers may cache it.", "6s", bytes(6),
+      show="mac", attr="hwsrc"),
+    F("spa", "Sender IP", "The sender's IPv4 address.", "4s", bytes(4), show="ipv4", attr="psrc"),
+    F("tha", "Target MAC", "Zero in a request: this is what is being asked.", "6s", bytes(6), show="mac",
+      attr="hwdst"),
+    F("tpa", "Target IP", "The address whose MAC is wanted (or the asker, in a reply).", "4s", bytes(4),
+      show="ipv4", attr="pdst"),
+))
+
+IPV4_HEADER = Header("ipv4", "IPv4", (
+    Word("B", (
+        F("version", "Version", "4 for IPv4.", default=4, bits=(4, 4), attr=""),
+        F("ihl", "Header length", "In 32-bit words; 5 means no options.", default=5, bits=(0, 4), show="words",
+          attr=""),
+    )),
+    F("tos", "DSCP/ECN", "Type of service; Flannel and kube-proxy leave it 0.", "B", show="hex"),
+    F("total_length", "Total length", "Header plus payload in bytes; grows by the encapsulation overhead when "
+      "a packet is tunnelled.", "H", attr=""),
+    F("id", "Identification", "Set by the sender, kept unchanged by forwarding, NAT and encapsulation (an "
+      "outer header gets its own).", "H", show="hex"),
+    Word("H", (       # bit 15 is reserved (zero)
+        F("df", "Don't fragment", "Set by TCP and UDP sockets for path MTU discovery; VXLAN's outer header "
+          "leaves it clear.", default=True, bits=(14, 1), show="flag"),
+        F("mf", "More fragments", "Set on every fragment but the last.", default=False, bits=(13, 1), show="flag"),
+        F("frag", "Fragment offset", "Where this fragment's data starts, in 8-byte units.", bits=(0, 13),
+          show="frag"),
+    )),
+    F("ttl", "Time to live", "Decremented by one by every router that forwards the packet; bridges, veths "
+      "and encapsulation leave it alone.", "B", 64),
+    F("proto", "Protocol", "What the payload is: 1 ICMP, 6 TCP, 17 UDP.", "B", show="proto"),
+    F("checksum", "Header checksum", "Covers the header only, so it changes with the TTL and with any NAT "
+      "rewrite.", "H", show="hex", attr=""),
+    F("src", "Source address", "The sender; rewritten by SNAT/MASQUERADE.", "4s", bytes(4), show="ipv4"),
+    F("dst", "Destination address", "Where routing sends it; rewritten by DNAT.", "4s", bytes(4), show="ipv4"),
+), tail=F("options", "Options", "IP options (none in this book's traffic).", default=b"", show="bytes", attr=""),
+   length_from=("ihl", 4))
+
+_ICMP_TOP = (
+    F("type", "Type", "3 destination unreachable, 11 time exceeded.", "B", show="icmp_type"),
+    F("code", "Code", "The reason, e.g. 4 for fragmentation needed, 13 administratively prohibited.", "B"),
+    F("checksum", "Checksum", "Covers the ICMP message.", "H", show="hex", attr=""),
+)
+ICMP_HEADER = Header("icmp", "ICMP", _ICMP_TOP + (
+    F("rest", "Rest of header", "Unused, or the next-hop MTU for fragmentation needed.", "I", show="hex"),
+))
+# Echo request and reply: the same 8 bytes, the last four read as identifier and sequence.
+ICMP_ECHO_HEADER = Header("icmp", "ICMP", (
+    F("type", "Type", "8 echo request, 0 echo reply.", "B", ICMP_ECHO_REQUEST, show="icmp_type"),
+    F("code", "Code", "0 for echo messages.", "B"),
+    _ICMP_TOP[2],
+    Word("I", (
+        F("ident", "Identifier", "Matches replies to the pinging socket; masquerade may rewrite it as it "
+          "rewrites a port.", bits=(16, 16), attr="id"),
+        F("seq", "Sequence number", "Counts the echo requests of one ping.", bits=(0, 16)),
+    )),
+))
+
+TCP_HEADER = Header("tcp", "TCP", (
+    F("sport", "Source port", "The client's ephemeral port; MASQUERADE --random-fully picks a new one.", "H"),
+    F("dport", "Destination port", "The service port; DNAT may rewrite it (30080 -> 8080).", "H"),
+    F("seq", "Sequence number", "Position of the first data byte; random in a SYN.", "I"),
+    F("ack", "Acknowledgment number", "Next byte expected from the peer (when ACK is set).", "I"),
+    Word("H", (       # bits 9-11 are reserved (zero)
+        F("data_offset", "Header length", "In 32-bit words.", default=5, bits=(12, 4), show="words", attr=""),
+        F("flags", "Flags", "S opens, SA answers, A acknowledges, F closes, R resets.", default=0x02,
+          bits=(0, 9), show="tcp_flags"),
+    )),
+    F("window", "Window", "How many bytes the sender can take.", "H", 64240),
+    F("checksum", "Checksum", "Covers a pseudo-header with both addresses, so NAT must update it.", "H",
+      show="hex", attr=""),
+    F("urgent", "Urgent pointer", "Unused (0).", "H", attr=""),
+), tail=F("options", "Options", "Each is kind, length, value: a SYN offers its MSS, SACK and window "
+          "scale; with timestamps on, every segment carries its clock.", default=b"", show="tcp_options"),
+   length_from=("data_offset", 4))
+
+UDP_HEADER = Header("udp", "UDP", (
+    F("sport", "Source port", "For VXLAN, a hash of the inner flow in 32768-60999, so routers can spread "
+      "tunnels over links.", "H"),
+    F("dport", "Destination port", "8472: Flannel's VXLAN port (the Linux default); 8285: its udp backend.", "H"),
+    F("length", "Length", "UDP header plus payload in bytes.", "H", attr=""),
+    F("checksum", "Checksum", "Covers a pseudo-header, header and payload; 0 means none.", "H", show="hex",
+      attr=""),
+))
+
+# RFC 7348 section 5; the kernel's struct vxlanhdr (include/net/vxlan.h).
+VXLAN_HEADER = Header("vxlan", "VXLAN", (
+    Word("I", (
+        F("flags", "Flags", "0x08: the I flag, the VNI is valid.", default=VXLAN_FLAG_I, bits=(24, 8), show="hex"),
+        F("reserved1", "Reserved", "Zero.", bits=(0, 24), show="hex", attr=""),
+    )),
+    Word("I", (
+        F("vni", "VNI", "VXLAN network identifier; Flannel uses 1.", bits=(8, 24)),
+        F("reserved2", "Reserved", "Zero.", bits=(0, 8), show="hex", attr=""),
+    )),
+))
+
+# Flannel's udp backend (backend/udp, proxy_amd64.c) puts the bare IP packet read from flannel0
+# straight into a UDP datagram to port 8285: it adds no header of its own, so it has no table.
+HEADERS: dict[str, Header] = {h.kind: h for h in (ETHERNET_HEADER, ARP_HEADER, IPV4_HEADER, ICMP_HEADER,
+                                                    TCP_HEADER, UDP_HEADER, VXLAN_HEADER)}
+
+
+# TCP options (RFC 9293 section 3.1, RFC 7323, RFC 2018): kind, length, value. The kernel
+# writes them in tcp_options_write() (net/ipv4/tcp_output.c) and reads them in
+# tcp_parse_options() (net/ipv4/tcp_input.c). `fmt` is the struct format of the value.
+
+@dataclass(frozen=True)
+class TCPOptionKind:
+    kind: int
+    name: str            # as tcpdump prints it
+    fmt: str             # the value after kind and length; "" for none (NOP and EOL have no length byte)
+    title: str
+    meaning: str
+
+    @property
+    def length(self) -> int:
+        """Bytes on the wire: 1 for NOP and EOL, else kind, length and the value."""
+        return 1 if self.kind in (TCPOPT_EOL, TCPOPT_NOP) else 2 + struct.calcsize("!" + self.fmt)
+
+
+TCPOPT_EOL, TCPOPT_NOP, TCPOPT_MSS, TCPOPT_WINDOW, TCPOPT_SACK_PERM, TCPOPT_SACK, TCPOPT_TIMESTAMP = 0, 1, 2, 3, 4, 5, 8
+
+TCP_OPTIONS: dict[int, TCPOptionKind] = {k.kind: k for k in (
+    TCPOptionKind(TCPOPT_EOL, "eol", "", "End of options", "Nothing follows but padding."),
+    TCPOptionKind(TCPOPT_NOP, "nop", "", "No operation", "Padding, so the next option starts on a 32-bit word."),
+    TCPOptionKind(TCPOPT_MSS, "mss", "H", "Maximum segment size",
+                  "The largest segment the sender takes: its MTU less 40 bytes of IP and TCP headers."),
+    TCPOptionKind(TCPOPT_WINDOW, "wscale", "B", "Window scale",
+                  "The peer shifts every window it receives left by this many bits (SYN only)."),
+    TCPOptionKind(TCPOPT_SACK_PERM, "sackOK", "", "SACK permitted",
+                  "The sender understands selective acknowledgements (SYN only)."),
+    TCPOptionKind(TCPOPT_SACK, "sack", "", "Selective acknowledgement",
+                  "Blocks of data received beyond the acknowledgement number."),
+    TCPOptionKind(TCPOPT_TIMESTAMP, "TS", "II", "Timestamps",
+                  "The sender's clock and the last one it heard (RTT measurement, PAWS)."),
+)}
+
+
+@dataclass(frozen=True)
+class TCPOption:
+    """One option as found in a segment: its `offset` within the options and its numbers."""
+
+    kind: int
+    offset: int
+    length: int
+    values: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        spec = TCP_OPTIONS.get(self.kind)
+        return spec.name if spec is not None else f"option-{self.kind}"
+
+    def __str__(self) -> str:
+        if self.kind == TCPOPT_TIMESTAMP and len(self.values) == 2:
+            return f"TS val {self.values[0]} ecr {self.values[1]}"
+        if self.kind == TCPOPT_SACK:
+            return " ".join(["sack", *(f"{a}:{b}" for a, b in zip(self.values[::2], self.values[1::2]))])
+        if self.kind not in TCP_OPTIONS:
+            return f"option {self.kind} ({self.length} bytes)"
+        return " ".join([self.name, *map(str, self.values)])
+
+
+def tcp_options(raw: bytes) -> tuple[TCPOption, ...]:
+    """Decode a TCP header's options. An option of a known kind with the wrong length, or one
+    that runs past the end, is kept with no values, as tcp_parse_options() skips it."""
+    out: list[TCPOption] = []
+    i = 0
+    while i < len(raw):
+        kind = raw[i]
+        if kind in (TCPOPT_EOL, TCPOPT_NOP):
+            out.append(TCPOption(kind, i, 1))
+            i += 1
+            if kind == TCPOPT_EOL:
+                break
+            continue
+        if i + 1 >= len(raw) or raw[i + 1] < 2 or i + raw[i + 1] > len(raw):
+            out.append(TCPOption(kind, i, len(raw) - i))
+            break
+        length = raw[i + 1]
+        body = raw[i + 2:i + length]
+        spec = TCP_OPTIONS.get(kind)
+        values: tuple[int, ...] = ()
+        if kind == TCPOPT_SACK and len(body) % 8 == 0:
+            values = struct.unpack(f"!{len(body) // 4}I", body)
+        elif spec is not None and spec.fmt and length == spec.length:
+            values = struct.unpack("!" + spec.fmt, body)
+        out.append(TCPOption(kind, i, length, values))
+        i += length
+    return tuple(out)
+
+
+def tcp_option_bytes(kind: int, *values: int) -> bytes:
+    """One option as the kernel writes it, from TCP_OPTIONS."""
+    spec = TCP_OPTIONS[kind]
+    if spec.length == 1:
+        return bytes([kind])
+    return struct.pack("!BB" + spec.fmt, kind, spec.length, *values)
+
+
+# ---------------------------------------------------------------------------- the headers
+# The records the model builds and rewrites. Each packs itself through its table's packer;
+# a checksum is computed over the packed bytes and written at the offset the table gives.
+
+_ETH_PACK = ETHERNET_HEADER.pack
+_ARP_PACK = ARP_HEADER.pack
+_IPV4_PACK = IPV4_HEADER.pack
+_IPV4_CSUM = IPV4_HEADER.slot("checksum").offset
+_ICMP_PACK = ICMP_HEADER.pack
+_ICMP_CSUM = ICMP_HEADER.slot("checksum").offset
+_TCP_PACK = TCP_HEADER.pack
+_TCP_CSUM = TCP_HEADER.slot("checksum").offset
+_UDP_PACK = UDP_HEADER.pack
+_UDP_CSUM = UDP_HEADER.slot("checksum").offset
+_VXLAN_PACK = VXLAN_HEADER.pack
+
+
+def _with_checksum(data: bytes, offset: int, csum: int) -> bytes:
+    return data[:offset] + csum.to_bytes(2, "big") + data[offset + 2:]
+
+
 @dataclass(frozen=True)
 class ARP:
     """An ARP packet for IPv4 over Ethernet (RFC 826)."""
+
+    header: ClassVar[Header] = ARP_HEADER
 
     op: int
     hwsrc: str
@@ -100,16 +492,11 @@ class ARP:
     pdst: str
 
     def to_bytes(self) -> bytes:
-        return (
-            struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, self.op)
-            + mac_bytes(self.hwsrc)
-            + ip_bytes(self.psrc)
-            + mac_bytes(self.hwdst)
-            + ip_bytes(self.pdst)
-        )
+        return _ARP_PACK(op=self.op, sha=mac_bytes(self.hwsrc), spa=ip_bytes(self.psrc),
+                         tha=mac_bytes(self.hwdst), tpa=ip_bytes(self.pdst))
 
     def length(self) -> int:
-        return 28
+        return ARP_HEADER.size
 
     def summary(self) -> str:
         if self.op == ARP_REQUEST:
@@ -121,6 +508,8 @@ class ARP:
 class ICMP:
     """An ICMP message; `rest` is the 32-bit field after the checksum (echo id and sequence,
     or the next-hop MTU of "fragmentation needed")."""
+
+    header: ClassVar[Header] = ICMP_HEADER
 
     type: int
     code: int = 0
@@ -143,12 +532,11 @@ class ICMP:
         return replace(self, rest=(ident << 16) | self.seq)
 
     def encode(self, src: str, dst: str) -> bytes:
-        body = struct.pack("!BBHI", self.type, self.code, 0, self.rest) + self.data
-        csum = internet_checksum(body)
-        return body[:2] + struct.pack("!H", csum) + body[4:]
+        body = _ICMP_PACK(type=self.type, code=self.code, rest=self.rest) + self.data
+        return _with_checksum(body, _ICMP_CSUM, internet_checksum(body))
 
     def length(self) -> int:
-        return 8 + len(self.data)
+        return ICMP_HEADER.size + len(self.data)
 
     def summary(self) -> str:
         names = {ICMP_ECHO_REQUEST: "echo request", ICMP_ECHO_REPLY: "echo reply",
@@ -161,7 +549,10 @@ class ICMP:
 
 @dataclass(frozen=True)
 class TCP:
-    """A TCP segment; `flags` are letters as tcpdump prints them (S, SA, A, PA, R, RA, FA)."""
+    """A TCP segment; `flags` are letters as tcpdump prints them (S, SA, A, PA, R, RA, FA);
+    `options` are the raw option bytes (`option_list` decodes them)."""
+
+    header: ClassVar[Header] = TCP_HEADER
 
     sport: int
     dport: int
@@ -172,18 +563,20 @@ class TCP:
     options: bytes = b""
     payload: bytes = b""
 
+    @property
+    def option_list(self) -> tuple[TCPOption, ...]:
+        return tcp_options(self.options)
+
     def encode(self, src: str, dst: str) -> bytes:
-        offset = (20 + len(self.options)) // 4
-        header = struct.pack(
-            "!HHIIBBHHH", self.sport, self.dport, self.seq, self.ack,
-            offset << 4, tcp_flags_value(self.flags), self.window, 0, 0,
-        ) + self.options
-        segment = header + self.payload
+        header = _TCP_PACK(sport=self.sport, dport=self.dport, seq=self.seq, ack=self.ack,
+                           data_offset=(TCP_HEADER.size + len(self.options)) // 4,
+                           flags=tcp_flags_value(self.flags), window=self.window)
+        segment = header + self.options + self.payload
         csum = internet_checksum(_pseudo_header(src, dst, IPPROTO_TCP, len(segment)) + segment)
-        return segment[:16] + struct.pack("!H", csum) + segment[18:]
+        return _with_checksum(segment, _TCP_CSUM, csum)
 
     def length(self) -> int:
-        return 20 + len(self.options) + len(self.payload)
+        return TCP_HEADER.size + len(self.options) + len(self.payload)
 
     def summary(self) -> str:
         extra = f" len {len(self.payload)}" if self.payload else ""
@@ -194,20 +587,24 @@ class TCP:
 class VXLAN:
     """The 8-byte VXLAN header (RFC 7348) and the Ethernet frame it carries."""
 
+    header: ClassVar[Header] = VXLAN_HEADER
+
     vni: int
     payload: "Ethernet"
     flags: int = VXLAN_FLAG_I
 
     def to_bytes(self) -> bytes:
-        return struct.pack("!I", self.flags << 24) + struct.pack("!I", self.vni << 8) + self.payload.to_bytes()
+        return _VXLAN_PACK(flags=self.flags, vni=self.vni) + self.payload.to_bytes()
 
     def length(self) -> int:
-        return 8 + self.payload.length()
+        return VXLAN_HEADER.size + self.payload.length()
 
 
 @dataclass(frozen=True)
 class UDP:
     """A UDP datagram. `checksum=False` sends a zero checksum, as `noudpcsum` does."""
+
+    header: ClassVar[Header] = UDP_HEADER
 
     sport: int
     dport: int
@@ -220,16 +617,16 @@ class UDP:
 
     def encode(self, src: str, dst: str) -> bytes:
         body = self.payload_bytes()
-        length = 8 + len(body)
-        datagram = struct.pack("!HHHH", self.sport, self.dport, length, 0) + body
-        csum = 0
-        if self.checksum:
-            csum = internet_checksum(_pseudo_header(src, dst, IPPROTO_UDP, length) + datagram) or 0xFFFF
-        return datagram[:6] + struct.pack("!H", csum) + datagram[8:]
+        length = UDP_HEADER.size + len(body)
+        datagram = _UDP_PACK(sport=self.sport, dport=self.dport, length=length) + body
+        if not self.checksum:
+            return datagram
+        csum = internet_checksum(_pseudo_header(src, dst, IPPROTO_UDP, length) + datagram) or 0xFFFF
+        return _with_checksum(datagram, _UDP_CSUM, csum)
 
     def length(self) -> int:
         payload = self.payload
-        return 8 + (len(payload) if isinstance(payload, bytes) else payload.length())
+        return UDP_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
 
     def summary(self) -> str:
         return f"UDP {self.sport} > {self.dport}"
@@ -242,6 +639,8 @@ Transport = Union[ICMP, TCP, UDP, bytes]
 class IPv4:
     """An IPv4 packet. `payload` is a transport header, or raw bytes for a non-first fragment.
     `frag` is the fragment offset in 8-byte units."""
+
+    header: ClassVar[Header] = IPV4_HEADER
 
     src: str
     dst: str
@@ -266,19 +665,17 @@ class IPv4:
 
     def length(self) -> int:
         payload = self.payload
-        return 20 + (len(payload) if isinstance(payload, bytes) else payload.length())
+        return IPV4_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
 
     def header_bytes(self, total_length: int) -> bytes:
-        flags = (0x4000 if self.df else 0) | (0x2000 if self.mf else 0) | self.frag
-        header = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, self.tos, total_length, self.id, flags,
-            self.ttl, self.proto, 0, ip_bytes(self.src), ip_bytes(self.dst),
-        )
-        return header[:10] + struct.pack("!H", internet_checksum(header)) + header[12:]
+        header = _IPV4_PACK(tos=self.tos, total_length=total_length, id=self.id, df=self.df, mf=self.mf,
+                            frag=self.frag, ttl=self.ttl, proto=self.proto, src=ip_bytes(self.src),
+                            dst=ip_bytes(self.dst))
+        return _with_checksum(header, _IPV4_CSUM, internet_checksum(header))
 
     def to_bytes(self) -> bytes:
         body = self.payload_bytes()
-        return self.header_bytes(20 + len(body)) + body
+        return self.header_bytes(IPV4_HEADER.size + len(body)) + body
 
     @property
     def proto_name(self) -> str:
@@ -294,6 +691,8 @@ class IPv4:
 class Ethernet:
     """An Ethernet II frame; what every capture point in the trace records."""
 
+    header: ClassVar[Header] = ETHERNET_HEADER
+
     dst: str
     src: str
     type: int
@@ -301,13 +700,13 @@ class Ethernet:
 
     def length(self) -> int:
         payload = self.payload
-        return 14 + (len(payload) if isinstance(payload, bytes) else payload.length())
+        return ETHERNET_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
 
     @cached_property
     def _bytes(self) -> bytes:
         payload = self.payload
         body = payload if isinstance(payload, bytes) else payload.to_bytes()
-        return mac_bytes(self.dst) + mac_bytes(self.src) + struct.pack("!H", self.type) + body
+        return _ETH_PACK(dst=mac_bytes(self.dst), src=mac_bytes(self.src), type=self.type) + body
 
     def to_bytes(self) -> bytes:
         return self._bytes
@@ -351,48 +750,72 @@ def innermost_ip(frame: Ethernet) -> IPv4 | None:
 
 
 # Parsing: the inverse of to_bytes, used for frames that come from outside the model
-# (the real-kernel lab, pcaps). Only the layers the model builds are understood.
+# (the real-kernel lab, pcaps). Only the layers the model builds are understood; each is
+# read with its table.
+
+def ip_str(raw: bytes) -> str:
+    return str(IPv4Address(raw))
+
+
+def _mac(value: FieldValue) -> str:
+    return mac_str(value) if isinstance(value, bytes) else ""
+
+
+def _ip(value: FieldValue) -> str:
+    return ip_str(value) if isinstance(value, bytes) else ""
+
+
+def _bytes(value: FieldValue) -> bytes:
+    return value if isinstance(value, bytes) else b""
+
+
+def _int(value: FieldValue) -> int:
+    return value if isinstance(value, int) else int.from_bytes(value, "big")
+
 
 def parse_ethernet(raw: bytes, vxlan_ports: tuple[int, ...] = (8472, 4789)) -> Ethernet:
-    if len(raw) < 14:
-        raise ValueError(f"an Ethernet frame is at least 14 bytes, got {len(raw)}")
-    dst, src, etype = mac_str(raw[0:6]), mac_str(raw[6:12]), struct.unpack("!H", raw[12:14])[0]
-    body = raw[14:]
+    if len(raw) < ETHERNET_HEADER.size:
+        raise ValueError(f"an Ethernet frame is at least {ETHERNET_HEADER.size} bytes, got {len(raw)}")
+    eth = ETHERNET_HEADER.unpack(raw)
+    etype = _int(eth["type"])
+    body = raw[ETHERNET_HEADER.size:]
     payload: Union[ARP, IPv4, bytes] = body
-    if etype == ETH_P_ARP and len(body) >= 28:
-        op = struct.unpack("!H", body[6:8])[0]
-        payload = ARP(op, mac_str(body[8:14]), str(IPv4Address(body[14:18])),
-                      mac_str(body[18:24]), str(IPv4Address(body[24:28])))
+    if etype == ETH_P_ARP and len(body) >= ARP_HEADER.size:
+        a = ARP_HEADER.unpack(body)
+        payload = ARP(_int(a["op"]), _mac(a["sha"]), _ip(a["spa"]), _mac(a["tha"]), _ip(a["tpa"]))
     elif etype == ETH_P_IP:
         payload = parse_ipv4(body, vxlan_ports)
-    return Ethernet(dst, src, etype, payload)
+    return Ethernet(_mac(eth["dst"]), _mac(eth["src"]), etype, payload)
 
 
 def parse_ipv4(raw: bytes, vxlan_ports: tuple[int, ...] = (8472, 4789)) -> IPv4:
-    ihl = (raw[0] & 0x0F) * 4
-    tos, total, ident, flags, ttl, proto = struct.unpack("!xBHHHBB", raw[:10])
-    src, dst = str(IPv4Address(raw[12:16])), str(IPv4Address(raw[16:20]))
-    body = raw[ihl:total]
-    df, mf, frag = bool(flags & 0x4000), bool(flags & 0x2000), flags & 0x1FFF
+    f = IPV4_HEADER.unpack(raw)
+    body = raw[IPV4_HEADER.length(raw):_int(f["total_length"])]
+    df, mf, frag = bool(f["df"]), bool(f["mf"]), _int(f["frag"])
+    proto = _int(f["proto"])
     payload: Transport = body
     if not mf and frag == 0:
         payload = _parse_transport(proto, body, vxlan_ports)
-    return IPv4(src, dst, proto, payload, ttl=ttl, id=ident, df=df, tos=tos, mf=mf, frag=frag)
+    return IPv4(_ip(f["src"]), _ip(f["dst"]), proto, payload, ttl=_int(f["ttl"]), id=_int(f["id"]), df=df,
+                tos=_int(f["tos"]), mf=mf, frag=frag)
 
 
 def _parse_transport(proto: int, body: bytes, vxlan_ports: tuple[int, ...]) -> Transport:
-    if proto == IPPROTO_ICMP and len(body) >= 8:
-        itype, code, _csum, rest = struct.unpack("!BBHI", body[:8])
-        return ICMP(itype, code, rest, body[8:])
-    if proto == IPPROTO_TCP and len(body) >= 20:
-        sport, dport, seq, ack, off, flags, window = struct.unpack("!HHIIBBH", body[:16])
-        hlen = (off >> 4) * 4
-        return TCP(sport, dport, seq, ack, tcp_flags_text(flags), window, body[20:hlen], body[hlen:])
-    if proto == IPPROTO_UDP and len(body) >= 8:
-        sport, dport, length, csum = struct.unpack("!HHHH", body[:8])
-        data = body[8:length]
+    if proto == IPPROTO_ICMP and len(body) >= ICMP_HEADER.size:
+        i = ICMP_HEADER.unpack(body)
+        return ICMP(_int(i["type"]), _int(i["code"]), _int(i["rest"]), body[ICMP_HEADER.size:])
+    if proto == IPPROTO_TCP and len(body) >= TCP_HEADER.size:
+        t = TCP_HEADER.unpack(body)
+        hlen = TCP_HEADER.length(body)
+        return TCP(_int(t["sport"]), _int(t["dport"]), _int(t["seq"]), _int(t["ack"]),
+                   tcp_flags_text(_int(t["flags"])), _int(t["window"]), _bytes(t["options"]), body[hlen:])
+    if proto == IPPROTO_UDP and len(body) >= UDP_HEADER.size:
+        u = UDP_HEADER.unpack(body)
+        data = body[UDP_HEADER.size:_int(u["length"])]
         inner: Union[VXLAN, IPv4, bytes] = data
-        if dport in vxlan_ports and len(data) >= 22 and data[0] & VXLAN_FLAG_I:
-            inner = VXLAN(struct.unpack("!I", data[4:8])[0] >> 8, parse_ethernet(data[8:], vxlan_ports), data[0])
-        return UDP(sport, dport, inner, checksum=csum != 0)
+        dport = _int(u["dport"])
+        if dport in vxlan_ports and len(data) >= VXLAN_HEADER.size + ETHERNET_HEADER.size and data[0] & VXLAN_FLAG_I:
+            v = VXLAN_HEADER.unpack(data)
+            inner = VXLAN(_int(v["vni"]), parse_ethernet(data[VXLAN_HEADER.size:], vxlan_ports), _int(v["flags"]))
+        return UDP(_int(u["sport"]), dport, inner, checksum=u["checksum"] != 0)
     return body

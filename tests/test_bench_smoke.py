@@ -27,4 +27,4 @@ def test_bench_quick_runs_and_prints_every_row(tmp_path):
     ]
     for name in names:
         assert name in done.stdout
-    assert "scenario 4 trace" in done.stdout and "<= 5.000 ms" in done.stdout
+    assert "scenario 4 trace" in done.stdout and "<= 1.000 ms" in done.stdout

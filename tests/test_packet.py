@@ -173,3 +173,129 @@ def test_rst_for_a_syn_is_rst_ack_acknowledging_it():
     rst = ep.tcp_rst(syn, 64)
     assert (rst.payload.flags, rst.payload.seq, rst.payload.ack) == ("RA", 0, (syn.payload.seq + 1) & 0xFFFFFFFF)
     assert (rst.payload.sport, rst.payload.dport, rst.payload.window) == (80, 40000, 0)
+
+
+# the header tables ---------------------------------------------------------------------------
+
+from dataclasses import fields as dataclass_fields  # noqa: E402
+
+from netsim import packet as P  # noqa: E402
+from netsim.lab.compare import FIELD_RULES, exact_fields  # noqa: E402
+
+RECORDS = {P.ETHERNET_HEADER: Ethernet, P.ARP_HEADER: ARP, P.IPV4_HEADER: IPv4, P.ICMP_HEADER: ICMP,
+           P.ICMP_ECHO_HEADER: ICMP, P.TCP_HEADER: TCP, P.UDP_HEADER: UDP, P.VXLAN_HEADER: VXLAN}
+TABLES = list(RECORDS)
+
+
+def test_each_table_compiles_to_the_kernels_struct_sizes():
+    # struct ethhdr 14, arphdr + IPv4 addresses 28, iphdr 20, icmphdr 8, tcphdr 20, udphdr 8, vxlanhdr 8
+    assert [(t.kind, t.size) for t in TABLES] == [
+        ("ethernet", 14), ("arp", 28), ("ipv4", 20), ("icmp", 8), ("icmp", 8), ("tcp", 20), ("udp", 8), ("vxlan", 8)]
+    assert P.IPV4_HEADER.struct.format == "!BBHHHBBH4s4s"
+    assert P.TCP_HEADER.struct.format == "!HHIIHHHH"
+    assert P.VXLAN_HEADER.struct.format == "!II"
+
+
+def test_bit_fields_sit_in_the_bytes_that_hold_their_bits():
+    slots = {s.name: (s.offset, s.size, s.bits) for s in P.IPV4_HEADER.slots}
+    assert slots["version"] == (0, 1, (4, 4)) and slots["ihl"] == (0, 1, (0, 4))
+    assert slots["df"] == (6, 1, (6, 1)) and slots["mf"] == (6, 1, (5, 1)) and slots["frag"] == (6, 2, (0, 13))
+    assert slots["options"] == (20, -1, None)
+    tcp = {s.name: (s.offset, s.size, s.bits) for s in P.TCP_HEADER.slots}
+    assert tcp["data_offset"] == (12, 1, (4, 4)) and tcp["flags"] == (12, 2, (0, 9))
+    vx = {s.name: (s.offset, s.size) for s in P.VXLAN_HEADER.slots}
+    assert vx == {"flags": (0, 1), "reserved1": (1, 3), "vni": (4, 3), "reserved2": (7, 1)}
+
+
+def test_the_generated_packer_puts_each_bit_slice_in_place():
+    raw = P.IPV4_HEADER.pack(tos=0x02, total_length=1500, id=0xBEEF, df=False, mf=True, frag=0x1ABC, ttl=7,
+                             proto=17, src=bytes([10, 0, 0, 1]), dst=bytes([10, 0, 0, 2]))
+    assert raw.hex() == "450205dcbeef" + "3abc" + "0711" + "0000" + "0a000001" + "0a000002"
+    assert P.TCP_HEADER.pack(sport=1, dport=2, data_offset=10, flags=0x1FF)[12:14] == bytes([0xA1, 0xFF])
+    assert P.VXLAN_HEADER.pack(vni=0x123456) == bytes([0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0])
+    # defaults come from the table: version 4, IHL 5, DF set, TTL 64
+    assert P.IPV4_HEADER.pack()[:9] == bytes([0x45, 0, 0, 0, 0, 0, 0x40, 0, 64])
+
+
+def test_unpack_reads_back_every_field_and_the_options_tail():
+    syn = frame(ep.tcp_syn("10.0.0.1", "10.0.0.2", 40000, 80, 1460, 64, 3)).to_bytes()
+    ip = P.IPV4_HEADER.unpack(syn[14:])
+    assert (ip["version"], ip["ihl"], ip["df"], ip["mf"], ip["frag"], ip["ttl"], ip["proto"]) == (4, 5, 1, 0, 0, 64, 6)
+    assert ip["total_length"] == len(syn) - 14 and ip["options"] == b""
+    tcp = P.TCP_HEADER.unpack(syn[34:])
+    assert (tcp["sport"], tcp["dport"], tcp["data_offset"], tcp["flags"]) == (40000, 80, 10, 0x02)
+    assert len(tcp["options"]) == 20 and P.TCP_HEADER.length(syn[34:]) == 40
+
+
+def test_every_field_has_a_title_a_meaning_and_a_record_attribute():
+    for table, record in RECORDS.items():
+        attributes = {f.name for f in dataclass_fields(record)} | {"id", "seq"}
+        for f in table.fields:
+            assert f.title.strip() and f.meaning.strip(), (table.kind, f.name)
+            assert f.attribute == "" or f.attribute in attributes, (table.kind, f.name, f.attribute)
+
+
+def test_every_field_of_every_table_has_a_comparison_rule_in_the_lab():
+    for table in TABLES:
+        assert set(FIELD_RULES[table]) == {f.name for f in table.fields}, table.kind
+        assert set(FIELD_RULES[table].values()) <= {"exact", "rule", "ignored", "checksum", "implied", "options"}
+    assert exact_fields(P.IPV4_HEADER) == ("tos", "total_length", "df", "mf", "frag", "ttl", "proto", "src", "dst")
+
+
+def test_tcp_options_of_a_linux_syn_decode_in_the_kernels_order():
+    syn = ep.tcp_syn("10.0.0.1", "10.0.0.2", 40000, 80, 1410, 64, 3).payload
+    opts = syn.option_list
+    assert [o.name for o in opts] == ["mss", "sackOK", "TS", "nop", "wscale"]
+    assert [(o.offset, o.length) for o in opts] == [(0, 4), (4, 2), (6, 10), (16, 1), (17, 3)]
+    assert opts[0].values == (1410,) and opts[4].values == (ep.WSCALE,)
+    tsval = ep.parse_tsval(syn.options)
+    assert opts[2].values == (tsval, 0) and str(opts[2]) == f"TS val {tsval} ecr 0"
+    assert [str(o) for o in opts[:2]] + [str(o) for o in opts[3:]] == ["mss 1410", "sackOK", "nop", "wscale 10"]
+    rebuilt = (P.tcp_option_bytes(P.TCPOPT_MSS, 1410) + P.tcp_option_bytes(P.TCPOPT_SACK_PERM)
+               + P.tcp_option_bytes(P.TCPOPT_TIMESTAMP, tsval, 0) + P.tcp_option_bytes(P.TCPOPT_NOP)
+               + P.tcp_option_bytes(P.TCPOPT_WINDOW, ep.WSCALE))
+    assert rebuilt == syn.options
+
+
+def test_tcp_options_that_do_not_parse_are_kept_without_values():
+    # an MSS with a wrong length, then an unknown kind 30 of 4 bytes, then EOL and padding
+    raw = bytes([2, 3, 5]) + bytes([30, 4, 0xAA, 0xBB]) + bytes([0, 0, 0])
+    opts = P.tcp_options(raw)
+    assert [(o.kind, o.offset, o.length, o.values) for o in opts] == [(2, 0, 3, ()), (30, 3, 4, ()), (0, 7, 1, ())]
+    assert str(opts[1]) == "option 30 (4 bytes)"
+    # a length that runs past the end stops the walk there
+    assert [(o.kind, o.length) for o in P.tcp_options(bytes([1, 8, 10, 0, 0]))] == [(1, 1), (8, 4)]
+    # SACK carries left and right edges of the blocks received (RFC 2018)
+    (sack,) = P.tcp_options(bytes([5, 18]) + struct.pack("!IIII", 1000, 2000, 3000, 4000))
+    assert sack.values == (1000, 2000, 3000, 4000) and str(sack) == "sack 1000:2000 3000:4000"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+def _values(table: P.Header) -> st.SearchStrategy[dict]:
+    """Any value each fixed field can hold: its bit width, or its struct item's size."""
+    out = {}
+    for s in table.slots:
+        f = s.field
+        if s.size < 0:
+            continue
+        if f.fmt.endswith("s"):
+            out[f.name] = st.binary(min_size=s.size, max_size=s.size)
+        else:
+            width = f.bits[1] if f.bits else 8 * s.size
+            out[f.name] = st.integers(0, (1 << width) - 1)
+    return st.fixed_dictionaries(out)
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(st.sampled_from(TABLES).flatmap(lambda t: st.tuples(st.just(t), _values(t))))
+def test_unpack_reads_back_whatever_the_generated_packer_wrote(case):
+    table, values = case
+    raw = table.pack(**values)
+    assert len(raw) == table.size
+    fixed = {k: v for k, v in table.unpack(raw + bytes(64)).items() if k in values}
+    assert fixed == values
+    for s in table.slots:                    # and every slot reads the same number from the bytes
+        if s.size > 0 and not s.field.fmt.endswith("s"):
+            assert s.read(raw) == values[s.name], (table.kind, s.name)

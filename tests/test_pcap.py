@@ -59,6 +59,7 @@ def test_pcap_is_byte_identical_between_runs(tmp_path):
     assert a.read_bytes() == b.read_bytes()
 
 
+@pytest.mark.tools
 @pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (make system-packages)")
 @pytest.mark.parametrize("backend", ["vxlan", "host-gw", "udp"])
 @pytest.mark.parametrize("number", sorted(netsim.scenarios.SIX))

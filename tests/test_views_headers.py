@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 import netsim
+from netsim import endpoints as ep
+from netsim import packet as P
 from netsim.views import decompose, hexdump, hop_diff, hop_layers, layer_ranges, trace_diffs
-from netsim.views.headers import SPECS, previous_hop
+from netsim.views.hexdump import byte_map
+from netsim.views.headers import ICMP_ECHO, ICMP_OTHER, SPECS, previous_hop
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +131,43 @@ def test_every_field_has_a_meaning_and_fits_its_header():
             assert f.meaning.strip() and f.title.strip()
             if isinstance(spec.length, int) and f.size > 0:
                 assert f.offset + f.size <= spec.length, (spec.kind, f.name)
+
+
+def test_the_views_tables_are_the_cores_tables():
+    for spec, table in [(SPECS["ethernet"], P.ETHERNET_HEADER), (SPECS["arp"], P.ARP_HEADER),
+                        (SPECS["ipv4"], P.IPV4_HEADER), (SPECS["tcp"], P.TCP_HEADER), (SPECS["udp"], P.UDP_HEADER),
+                        (SPECS["vxlan"], P.VXLAN_HEADER), (ICMP_ECHO, P.ICMP_ECHO_HEADER), (ICMP_OTHER, P.ICMP_HEADER)]:
+        assert [(f.name, f.title, f.offset, f.size, f.bits, f.meaning) for f in spec.fields] == [
+            (s.name, s.field.title, s.offset, s.size, s.bits, s.field.meaning) for s in table.slots]
+
+
+def test_every_way_a_table_shows_a_field_is_a_view_format():
+    from netsim.views.headers import FORMATS
+    assert {f.show for table in P.HEADERS.values() for f in table.fields} | {f.show for f in P.ICMP_ECHO_HEADER.fields} \
+        <= set(FORMATS)
+
+
+def test_the_syns_tcp_options_are_decoded_as_tcpdump_names_them(s4):
+    hop = _hop(s4, "node1/eth0", "tx")
+    options = {l.id: l for l in hop_layers(hop)}["tcp"].field("options")
+    tsval = ep.parse_tsval(hop.inner_ip.payload.options)
+    assert options.value == f"mss 1410, sackOK, TS val {tsval} ecr 0, nop, wscale 10"   # flannel.1 MTU 1450 - 40
+    assert (options.start, options.end) == (84 + 20, 84 + 40)
+    # the SYN-ACK echoes the SYN's clock
+    synack = next(h for h in s4.reply if h.encapsulated)
+    value = {l.id: l for l in hop_layers(synack)}["tcp"].value("options")
+    assert value.startswith("mss 1410, sackOK, TS val ") and value.endswith(f" ecr {tsval}, nop, wscale 10")
+
+
+def test_flag_bits_are_tied_to_the_byte_that_holds_them(s4):
+    hop = _hop(s4, "node1/eth0", "tx")
+    ip = {l.id: l for l in hop_layers(hop)}["ipv4"]
+    assert [(ip.field(n).start - 64, ip.field(n).end - 64, ip.field(n).bits) for n in ("df", "mf", "frag")] == [
+        (6, 7, (6, 1)), (6, 7, (5, 1)), (6, 8, (0, 13))]
+    layers = hop_layers(hop)
+    cells = byte_map(layers, len(hop.data))
+    flat = [f.name for layer in layers for f in layer.fields]
+    assert [flat[cells[64 + b][1]] for b in (0, 6, 7, 8)] == ["ihl", "frag", "frag", "ttl"]
 
 
 def test_hexdump_text_has_offsets_and_a_legend(s4):

@@ -42,6 +42,7 @@ PODS_PER_NODE = 110                    # Kubernetes' documented limit per node
 SIZES = (10, 100, 1000, 5000)          # 5,000 nodes: Kubernetes' documented limit
 QUICK_SIZES = (10, 100)
 MS, S, MIB = "ms", "s", "MiB"
+SCENARIO_4_MS = 1.0                    # request and reply, bytes at every hop (median)
 
 # The commands of `make html` and `make test-notebooks` (Makefile: JB_BUILD, test-notebooks).
 BOOK_CMD = [str(ROOT / ".venv/bin/jupyter-book"), "build", "-W", "-n", "--keep-going",
@@ -111,7 +112,8 @@ def bench_scenarios(table: Table, repeat: int) -> float:
     for n in scenarios.SIX:
         hops = len(trace(n))
         ms = median_ms(lambda: trace(n), repeat)
-        table.add(f"scenario {n} trace", ms, MS, 5.0 if n == 4 else None, f"{hops} hops, bytes at every hop")
+        # issue #12 tightened scenario 4's target from 5 ms to 1 ms (it read 0.8 ms on an idle machine)
+        table.add(f"scenario {n} trace", ms, MS, SCENARIO_4_MS if n == 4 else None, f"{hops} hops, bytes at every hop")
         if n == 4:
             result = ms
     return result

@@ -4,7 +4,8 @@
 in netsim's shape) and returns a `Comparison` whose `differences` read like
 `hop 13 node1/flannel.1 tx: inner ttl model 63 kernel 64`.
 
-The rules (also printed in the conformance report, `RULES`):
+The rules (also printed in the conformance report, `RULES`; `FIELD_RULES` gives the rule of
+every field of every header table in netsim.packet, and the exact comparisons walk those tables):
 - Path: for the request and for the reply (and any ICMP error), the same capture points
   (namespace, device, direction) in the same order. The kernel's frames are ordered by
   capture timestamp; frames of one skb seen on several devices share a timestamp and are
@@ -34,13 +35,21 @@ The rules (also printed in the conformance report, `RULES`):
 from __future__ import annotations
 
 import difflib
-import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ..packet import ARP, ICMP, TCP, UDP, VXLAN, Ethernet, IPv4, internet_checksum
-from ..trace import Hop, Trace
+from ..packet import (
+    ARP, ARP_HEADER, ETH_P_IP, ETHERNET_HEADER, ICMP, ICMP_ECHO_HEADER, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST,
+    ICMP_HEADER, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HEADER, TCP, TCP_HEADER, TCP_OPTIONS, TCPOPT_MSS,
+    TCPOPT_WINDOW, UDP, UDP_HEADER, VXLAN, VXLAN_HEADER, Ethernet, Header, IPv4, TCPOption, internet_checksum,
+    tcp_options,
+)
+from ..trace import Frame, Hop, Trace
+
+if TYPE_CHECKING:
+    from ..cluster import Cluster
 
 NAT_PORTS = (1024, 65535)
 PING_TIMESTAMP = 16           # bytes of struct timeval that ping puts before its pattern
@@ -122,24 +131,76 @@ class Comparison:
 
 
 # ------------------------------------------------------------------------------------------
+# How each field of each header table (netsim.packet) is compared. Every field of every table
+# has a rule here (tests/test_packet.py checks it), so a field added to a table is compared, or
+# says why not, from then on:
+#   exact     value for value at every matched hop
+#   rule      random in the kernel, compared by a rule of RULES (IP ID, ports, echo id)
+#   ignored   random per connection and not compared (TCP sequence numbers)
+#   checksum  verified on both sides (checksum_faults), not compared as a value
+#   options   TCP options: the kinds in order, and the values of TCP_OPTION_VALUES exactly
+#   implied   follows from fields compared exactly (lengths, header lengths, version), or is
+#             zero in every packet the model builds and not kept by its records (reserved bits,
+#             the urgent pointer, IP options)
+FIELD_RULES: dict[Header, dict[str, str]] = {
+    ETHERNET_HEADER: {"dst": "exact", "src": "exact", "type": "exact"},
+    ARP_HEADER: {"htype": "implied", "ptype": "implied", "hlen": "implied", "plen": "implied",
+                 "op": "exact", "sha": "exact", "spa": "exact", "tha": "exact", "tpa": "exact"},
+    IPV4_HEADER: {"version": "implied", "ihl": "implied", "tos": "exact", "total_length": "exact", "id": "rule",
+                  "df": "exact", "mf": "exact", "frag": "exact", "ttl": "exact", "proto": "exact",
+                  "checksum": "checksum", "src": "exact", "dst": "exact", "options": "implied"},
+    ICMP_HEADER: {"type": "exact", "code": "exact", "checksum": "checksum", "rest": "exact"},
+    ICMP_ECHO_HEADER: {"type": "exact", "code": "exact", "checksum": "checksum", "ident": "rule", "seq": "exact"},
+    TCP_HEADER: {"sport": "rule", "dport": "rule", "seq": "ignored", "ack": "ignored", "data_offset": "implied",
+                 "flags": "exact", "window": "exact", "checksum": "checksum", "urgent": "implied",
+                 "options": "options"},
+    UDP_HEADER: {"sport": "rule", "dport": "rule", "length": "implied", "checksum": "checksum"},
+    VXLAN_HEADER: {"flags": "exact", "reserved1": "implied", "vni": "exact", "reserved2": "implied"},
+}
+# TCP options compared by value; the others by kind and position only (timestamps are random).
+TCP_OPTION_VALUES = (TCPOPT_MSS, TCPOPT_WINDOW)
+# The words a difference uses for a field, where they are not the field's name.
+LABELS = {"total_length": "length"}
+
+
+def exact_fields(header: Header) -> tuple[str, ...]:
+    """The fields of `header` compared value for value, in wire order."""
+    rules = FIELD_RULES[header]
+    return tuple(s.name for s in header.slots if rules[s.name] == "exact")
+
+
+def _value(record: object, header: Header, name: str) -> object:
+    """A field's value in a header record: its attribute (IPv4's total length is computed)."""
+    if isinstance(record, IPv4) and name == "total_length":
+        return record.length()
+    return getattr(record, header.slot(name).field.attribute)
+
 
 def _key(h: Hop) -> str:
     return f"{h.netns}/{h.device} {h.direction}"
 
 
-def _layers(frame) -> list[tuple[str, IPv4]]:
+def _vxlan(ip: IPv4 | None) -> VXLAN | None:
+    if ip is not None and isinstance(ip.payload, UDP) and isinstance(ip.payload.payload, VXLAN):
+        return ip.payload.payload
+    return None
+
+
+def _layers(frame: Frame | None) -> list[tuple[str, IPv4]]:
     """The IP headers of a frame, outermost first: [("", ip)] or [("outer ", o), ("inner ", i)]."""
+    if frame is None:
+        return []
     ip = frame if isinstance(frame, IPv4) else frame.ip
     if ip is None:
         return []
-    vx = ip.payload.payload if isinstance(ip.payload, UDP) and isinstance(ip.payload.payload, VXLAN) else None
+    vx = _vxlan(ip)
     if vx is None:
         return [("", ip)]
     inner = vx.payload.ip
     return [("outer ", ip)] + ([("inner ", inner)] if inner is not None else [])
 
 
-def _piece(h: Hop) -> tuple:
+def _piece(h: Hop) -> tuple[tuple[str, str, int, int], ...]:
     """Which piece of its packet a hop carries: () for a whole packet, else, for each fragmented
     IP layer (outer and inner), its addresses, protocol and fragment offset. A packet's
     fragments travel independently, and the kernel interleaves them with each other
@@ -149,39 +210,18 @@ def _piece(h: Hop) -> tuple:
     return tuple((ip.src, ip.dst, ip.proto, ip.frag * 8) for _, ip in _layers(h.frame) if ip.is_fragment)
 
 
-def _piece_name(piece: tuple) -> str:
+def _piece_name(piece: tuple[tuple[str, str, int, int], ...]) -> str:
     return ", ".join(f"fragment {src} > {dst} offset {off}" for src, dst, _, off in piece)
 
 
-def _inner_eth(frame) -> Ethernet | None:
+def _inner_eth(frame: Frame | None) -> Ethernet | None:
     ip = frame.ip if isinstance(frame, Ethernet) else frame
-    if ip is not None and isinstance(ip.payload, UDP) and isinstance(ip.payload.payload, VXLAN):
-        return ip.payload.payload.payload
-    return None
+    vx = _vxlan(ip)
+    return vx.payload if vx is not None else None
 
 
-def _tcp_options(options: bytes) -> list[tuple]:
-    out, i = [], 0
-    while i < len(options):
-        kind = options[i]
-        if kind in (0, 1):
-            out.append((kind,))
-            i += 1
-            continue
-        if i + 1 >= len(options):
-            break
-        length = max(options[i + 1], 2)
-        body = options[i + 2:i + length]
-        if kind == 2 and len(body) == 2:
-            out.append(("mss", struct.unpack("!H", body)[0]))
-        elif kind == 3 and len(body) == 1:
-            out.append(("wscale", body[0]))
-        elif kind == 8:
-            out.append(("timestamps",))          # values are random per connection
-        else:
-            out.append((kind, len(body)))
-        i += length
-    return out
+def _tcp_options(options: bytes) -> list[TCPOption]:
+    return list(tcp_options(options))
 
 
 class _Collector:
@@ -189,7 +229,7 @@ class _Collector:
         self.c = comparison
         self.owners = owners
 
-    def exact(self, m: Hop, field_name: str, mv, kv) -> None:
+    def exact(self, m: Hop, field_name: str, mv: object, kv: object) -> None:
         self.c.compared[field_name.strip()] += 1
         if mv != kv:
             self.c.differences.append(Difference(m.index, _key(m), field_name, mv, kv))
@@ -201,12 +241,24 @@ class _Collector:
                 return f"{mac} ({self.owners[mac]})" if mac in self.owners else mac
             self.c.differences.append(Difference(m.index, _key(m), field_name, show(mv), show(kv)))
 
+    def header(self, m: Hop, label: str, header: Header, a: object, b: object) -> None:
+        """Every exact field of a header table, between the model's record and the kernel's."""
+        for name in exact_fields(header):
+            field_name = f"{label} {LABELS.get(name, name)}"
+            mv, kv = _value(a, header, name), _value(b, header, name)
+            if header.slot(name).field.show == "mac" and isinstance(mv, str) and isinstance(kv, str):
+                self.mac(m, field_name, mv, kv)
+            elif name == "type" and header is ETHERNET_HEADER:
+                self.exact(m, field_name, hex(int(str(mv))), hex(int(str(kv))))
+            else:
+                self.exact(m, field_name, mv, kv)
 
-def _pattern(values: list, groups: list | None = None) -> list[str]:
+
+def _pattern(values: Sequence[object], groups: list[str] | None = None) -> list[str]:
     """Each value as 0, "new" or "same as position j": what a rule compares when the value
     itself is random. Values are only "the same" within one group (one packet's journey):
     independent generators in different hosts may hand out equal values by chance."""
-    first: dict = {}
+    first: dict[tuple[str | None, object], int] = {}
     out = []
     for i, v in enumerate(values):
         key = (groups[i] if groups is not None else None, v)
@@ -220,12 +272,13 @@ def _pattern(values: list, groups: list | None = None) -> list[str]:
     return out
 
 
-def _compare_pattern(col: _Collector, name: str, hops: list[Hop], mvals: list, kvals: list) -> None:
+def _compare_pattern(col: _Collector, name: str, hops: list[Hop], mvals: Sequence[object],
+                     kvals: Sequence[object]) -> None:
     groups = [h.role for h in hops]
     mp, kp = _pattern(mvals, groups), _pattern(kvals, groups)
     col.c.compared[name.strip()] += len(mp)
 
-    def describe(p: str, v) -> str:
+    def describe(p: str, v: object) -> str:
         if p == "0":
             return "0"
         if p == "new":
@@ -239,23 +292,50 @@ def _compare_pattern(col: _Collector, name: str, hops: list[Hop], mvals: list, k
             return                                 # the first divergence says it; the rest follow
 
 
+def _compare_tcp(col: _Collector, m: Hop, prefix: str, pa: TCP, pb: TCP) -> None:
+    col.header(m, f"{prefix}tcp", TCP_HEADER, pa, pb)
+    oa, ob = _tcp_options(pa.options), _tcp_options(pb.options)
+    col.exact(m, f"{prefix}tcp option kinds", [o.name for o in oa], [o.name for o in ob])
+    for kind in TCP_OPTION_VALUES:
+        name = TCP_OPTIONS[kind].name
+        va = next((o.values[0] for o in oa if o.kind == kind and o.values), None)
+        vb = next((o.values[0] for o in ob if o.kind == kind and o.values), None)
+        col.exact(m, f"{prefix}tcp {name}", va, vb)
+    col.exact(m, f"{prefix}tcp payload", pa.payload, pb.payload)
+
+
+def _compare_icmp(col: _Collector, m: Hop, prefix: str, pa: ICMP, pb: ICMP) -> None:
+    echo = pa.type in (ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY)
+    header = ICMP_ECHO_HEADER if echo else ICMP_HEADER
+    for name in exact_fields(header):
+        if name == "rest" and not (pa.is_error and pb.is_error):
+            continue                               # unused outside errors
+        col.exact(m, f"{prefix}icmp {name}", _value(pa, header, name), _value(pb, header, name))
+    if pa.is_error and pb.is_error:
+        col.exact(m, f"{prefix}icmp quoted length", len(pa.data), len(pb.data))
+        qa, qb = _quoted(pa.data), _quoted(pb.data)
+        for name in exact_fields(IPV4_HEADER):
+            attr = LABELS.get(name, IPV4_HEADER.slot(name).field.attribute)
+            col.exact(m, f"{prefix}icmp quoted ip {attr}", qa.get(attr), qb.get(attr))
+        col.exact(m, f"{prefix}icmp quoted dport", qa.get("dport"), qb.get("dport"))
+    if echo:
+        col.exact(m, f"{prefix}icmp data length", len(pa.data), len(pb.data))
+        col.exact(m, f"{prefix}icmp data after the timestamp", pa.data[PING_TIMESTAMP:].hex(),
+                  pb.data[PING_TIMESTAMP:].hex())
+
+
 def _compare_hop(col: _Collector, m: Hop, k: Hop) -> None:
     col.c.compared["hop"] += 1
     mf, kf = m.frame, k.frame
     if isinstance(mf, Ethernet) and isinstance(kf, Ethernet):
-        col.mac(m, "eth src", mf.src, kf.src)
-        col.mac(m, "eth dst", mf.dst, kf.dst)
-        col.exact(m, "eth type", hex(mf.type), hex(kf.type))
+        col.header(m, "eth", ETHERNET_HEADER, mf, kf)
         mi, ki = _inner_eth(mf), _inner_eth(kf)
         if mi is not None and ki is not None:
-            col.mac(m, "inner eth src", mi.src, ki.src)
-            col.mac(m, "inner eth dst", mi.dst, ki.dst)
+            col.header(m, "inner eth", ETHERNET_HEADER, mi, ki)
     ml, kl = _layers(mf), _layers(kf)
     col.exact(m, "encapsulation", [n.strip() or "none" for n, _ in ml], [n.strip() or "none" for n, _ in kl])
     for (name, a), (_, b) in zip(ml, kl):
-        for attr in ("src", "dst", "ttl", "df", "mf", "frag", "tos", "proto"):
-            col.exact(m, f"{name}ip {attr}", getattr(a, attr), getattr(b, attr))
-        col.exact(m, f"{name}ip length", a.length(), b.length())
+        col.header(m, f"{name}ip", IPV4_HEADER, a, b)
     if not ml or not kl:
         return
     a, b = ml[-1][1], kl[-1][1]
@@ -264,60 +344,49 @@ def _compare_hop(col: _Collector, m: Hop, k: Hop) -> None:
     if type(pa) is not type(pb):
         col.exact(m, f"{prefix}transport", type(pa).__name__, type(pb).__name__)
         return
-    outer_frag = ml[0][1]
-    if outer_frag.frag and isinstance(outer_frag.payload, bytes) and isinstance(kl[0][1].payload, bytes):
+    outer_m, outer_k = ml[0][1], kl[0][1]
+    if outer_m.frag and isinstance(outer_m.payload, bytes) and isinstance(outer_k.payload, bytes):
         # a later fragment carries only data (the headers with random values are in the first)
-        col.exact(m, f"{ml[0][0]}fragment data", outer_frag.payload.hex(), kl[0][1].payload.hex())
-    if isinstance(pa, TCP):
-        col.exact(m, f"{prefix}tcp flags", pa.flags, pb.flags)
-        col.exact(m, f"{prefix}tcp window", pa.window, pb.window)
-        oa, ob = _tcp_options(pa.options), _tcp_options(pb.options)
-        col.exact(m, f"{prefix}tcp option kinds", [o[0] for o in oa], [o[0] for o in ob])
-        for opt in ("mss", "wscale"):
-            col.exact(m, f"{prefix}tcp {opt}", dict(o for o in oa if len(o) == 2).get(opt),
-                      dict(o for o in ob if len(o) == 2).get(opt))
-        col.exact(m, f"{prefix}tcp payload", pa.payload, pb.payload)
-    elif isinstance(pa, ICMP):
-        col.exact(m, f"{prefix}icmp type", pa.type, pb.type)
-        col.exact(m, f"{prefix}icmp code", pa.code, pb.code)
-        if pa.is_error and pb.is_error:
-            col.exact(m, f"{prefix}icmp rest", pa.rest, pb.rest)         # next-hop MTU of "frag needed"
-            col.exact(m, f"{prefix}icmp quoted length", len(pa.data), len(pb.data))
-            qa, qb = _quoted(pa.data), _quoted(pb.data)
-            for attr in ("src", "dst", "ttl", "df", "mf", "frag", "tos", "proto", "length"):
-                col.exact(m, f"{prefix}icmp quoted ip {attr}", qa.get(attr), qb.get(attr))
-            col.exact(m, f"{prefix}icmp quoted dport", qa.get("dport"), qb.get("dport"))
-        if pa.type in (0, 8):
-            col.exact(m, f"{prefix}icmp seq", pa.seq, pb.seq)
-            col.exact(m, f"{prefix}icmp data length", len(pa.data), len(pb.data))
-            col.exact(m, f"{prefix}icmp data after the timestamp", pa.data[PING_TIMESTAMP:].hex(),
-                      pb.data[PING_TIMESTAMP:].hex())
-    elif isinstance(pa, UDP):
+        col.exact(m, f"{ml[0][0]}fragment data", outer_m.payload.hex(), outer_k.payload.hex())
+    if isinstance(pa, TCP) and isinstance(pb, TCP):
+        _compare_tcp(col, m, prefix, pa, pb)
+    elif isinstance(pa, ICMP) and isinstance(pb, ICMP):
+        _compare_icmp(col, m, prefix, pa, pb)
+    elif isinstance(pa, UDP) and isinstance(pb, UDP):
         col.exact(m, f"{prefix}udp payload", pa.payload_bytes(), pb.payload_bytes())
-    if len(ml) > 1:
-        ua, ub = ml[0][1].payload, kl[0][1].payload
+    ua, ub = outer_m.payload, outer_k.payload
+    va, vb = _vxlan(outer_m), _vxlan(outer_k)
+    if len(ml) > 1 and isinstance(ua, UDP) and isinstance(ub, UDP) and va is not None and vb is not None:
         col.exact(m, "outer udp dport", ua.dport, ub.dport)
         col.exact(m, "outer udp checksum present", ua.checksum, ub.checksum)
-        col.exact(m, "vxlan flags", hex(ua.payload.flags), hex(ub.payload.flags))
-        col.exact(m, "vxlan vni", ua.payload.vni, ub.payload.vni)
+        for name in exact_fields(VXLAN_HEADER):
+            mv, kv = _value(va, VXLAN_HEADER, name), _value(vb, VXLAN_HEADER, name)
+            col.exact(m, f"vxlan {name}", hex(int(str(mv))) if name == "flags" else mv,
+                      hex(int(str(kv))) if name == "flags" else kv)
 
 
-def _quoted(data: bytes) -> dict:
-    """The header an ICMP error quotes (its IP ID and ports are compared by rule)."""
-    if len(data) < 20:
+def _quoted(data: bytes) -> dict[str, object]:
+    """The header an ICMP error quotes, by the IPv4 record's attribute names (its IP ID and
+    ports are compared by rule)."""
+    if len(data) < IPV4_HEADER.size:
         return {}
-    ihl = (data[0] & 0x0F) * 4
-    tos, total, ident, flags, ttl, proto = struct.unpack("!xBHHHBB", data[:10])
-    out = dict(src=str(IPv4Address(data[12:16])), dst=str(IPv4Address(data[16:20])), ttl=ttl, tos=tos,
-               df=bool(flags & 0x4000), mf=bool(flags & 0x2000), frag=flags & 0x1FFF, proto=proto, length=total,
-               id=ident)
-    if proto in (6, 17) and len(data) >= ihl + 4:
-        out["sport"], out["dport"] = struct.unpack("!HH", data[ihl:ihl + 4])
+    f = IPV4_HEADER.unpack(data)
+    out: dict[str, object] = {}
+    for s in IPV4_HEADER.slots:
+        value = f[s.name]
+        out[LABELS.get(s.name, s.field.attribute or s.name)] = (
+            str(IPv4Address(value)) if s.field.show == "ipv4" and isinstance(value, bytes)
+            else bool(value) if s.field.show == "flag" else value)
+    ihl = IPV4_HEADER.length(data)
+    transport = {IPPROTO_TCP: TCP_HEADER, IPPROTO_UDP: UDP_HEADER}.get(int(str(out["proto"])))
+    if transport is not None and len(data) >= ihl + 4:
+        out["sport"] = transport.slot("sport").read(data[ihl:])
+        out["dport"] = transport.slot("dport").read(data[ihl:])
     return out
 
 
-def _ports(ip: IPv4) -> tuple[int, int] | None:
-    p = ip.payload
+def _ports(ip: IPv4 | None) -> tuple[int, int] | None:
+    p = ip.payload if ip is not None else None
     return (p.sport, p.dport) if isinstance(p, (TCP, UDP)) else None
 
 
@@ -328,18 +397,20 @@ def _compare_rules(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]], por
     if not both:
         return
     hops = [m for m, _ in both]
-    inner_m = [_layers(m.frame)[-1][1] if _layers(m.frame) else None for m, _ in both]
-    inner_k = [_layers(k.frame)[-1][1] if _layers(k.frame) else None for _, k in both]
-    if all(x is not None for x in inner_m + inner_k):
+    inner_m = [ls[-1][1] for ls in (_layers(m.frame) for m, _ in both) if ls]
+    inner_k = [ls[-1][1] for ls in (_layers(k.frame) for _, k in both) if ls]
+    if len(inner_m) == len(inner_k) == len(both):
         # the packet's IP ID along request then reply
         _compare_pattern(col, "ip id", hops, [x.id for x in inner_m], [x.id for x in inner_k])
         # ports: the server's exactly, the client's by rule
-        if all(_ports(x) for x in inner_m + inner_k):
+        ports_m = [p for p in map(_ports, inner_m) if p is not None]
+        ports_k = [p for p in map(_ports, inner_k) if p is not None]
+        if len(ports_m) == len(ports_k) == len(both):
             n = len(req)
-            server_m = [_ports(x)[1] for x in inner_m[:n]] + [_ports(x)[0] for x in inner_m[n:]]
-            server_k = [_ports(x)[1] for x in inner_k[:n]] + [_ports(x)[0] for x in inner_k[n:]]
-            client_m = [_ports(x)[0] for x in inner_m[:n]] + [_ports(x)[1] for x in inner_m[n:]]
-            client_k = [_ports(x)[0] for x in inner_k[:n]] + [_ports(x)[1] for x in inner_k[n:]]
+            server_m = [p[1] for p in ports_m[:n]] + [p[0] for p in ports_m[n:]]
+            server_k = [p[1] for p in ports_k[:n]] + [p[0] for p in ports_k[n:]]
+            client_m = [p[0] for p in ports_m[:n]] + [p[1] for p in ports_m[n:]]
+            client_k = [p[0] for p in ports_k[:n]] + [p[1] for p in ports_k[n:]]
             for h, a, b in zip(hops, server_m, server_k):
                 col.exact(h, "server port", a, b)
             _compare_pattern(col, "client port", hops, client_m, client_k)
@@ -359,19 +430,23 @@ def _compare_rules(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]], por
                         if not NAT_PORTS[0] <= v <= NAT_PORTS[1]:
                             col.c.differences.append(Difference(h.index, _key(h), "translated port range",
                                                                 f"{NAT_PORTS[0]}-{NAT_PORTS[1]}", f"{label} {v}"))
-        if all(isinstance(x.payload, ICMP) and x.payload.type in (0, 8) for x in inner_m + inner_k):
-            _compare_pattern(col, "icmp id", hops, [x.payload.id for x in inner_m], [x.payload.id for x in inner_k])
+        echo_m = [x.payload for x in inner_m if isinstance(x.payload, ICMP) and x.payload.type in (0, 8)]
+        echo_k = [x.payload for x in inner_k if isinstance(x.payload, ICMP) and x.payload.type in (0, 8)]
+        if len(echo_m) == len(echo_k) == len(both):
+            _compare_pattern(col, "icmp id", hops, [x.id for x in echo_m], [x.id for x in echo_k])
     # the outer header of VXLAN hops
     outer = [(m, k) for m, k in both if len(_layers(m.frame)) > 1 and len(_layers(k.frame)) > 1]
-    if outer:
+    om = [_layers(m.frame)[0][1] for m, _ in outer]
+    ok = [_layers(k.frame)[0][1] for _, k in outer]
+    udp_m = [x.payload for x in om if isinstance(x.payload, UDP)]
+    udp_k = [x.payload for x in ok if isinstance(x.payload, UDP)]
+    if outer and len(udp_m) == len(udp_k) == len(outer):
         ohops = [m for m, _ in outer]
-        om = [_layers(m.frame)[0][1] for m, _ in outer]
-        ok = [_layers(k.frame)[0][1] for _, k in outer]
         _compare_pattern(col, "outer ip id", ohops, [x.id for x in om], [x.id for x in ok])
-        _compare_pattern(col, "vxlan sport", ohops, [x.payload.sport for x in om], [x.payload.sport for x in ok])
+        _compare_pattern(col, "vxlan sport", ohops, [u.sport for u in udp_m], [u.sport for u in udp_k])
         low, high = vxlan_range
-        for h, a, b in zip(ohops, om, ok):
-            for label, v in (("model", a.payload.sport), ("kernel", b.payload.sport)):
+        for h, ua, ub in zip(ohops, udp_m, udp_k):
+            for label, v in (("model", ua.sport), ("kernel", ub.sport)):
                 col.c.compared["vxlan sport range"] += 1
                 if not low <= v < high:
                     col.c.differences.append(Difference(h.index, _key(h), "vxlan sport range",
@@ -388,8 +463,12 @@ def _compare_quoted(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]]) ->
             if not isinstance(icmp, ICMP) or not icmp.is_error:
                 continue
             q = _quoted(icmp.data)
-            seen = {(ip.id, _ports(ip)[0] if _ports(ip) else None) for h in hops
-                    for _, ip in _layers(h.frame) if ip.src == q.get("src") and ip.dst == q.get("dst")}
+            seen = set()
+            for h in hops:
+                for _, ip in _layers(h.frame):
+                    if ip.src == q.get("src") and ip.dst == q.get("dst"):
+                        ports = _ports(ip)
+                        seen.add((ip.id, ports[0] if ports else None))
             col.c.compared["icmp quoted id and sport"] += 1
             if seen and (q.get("id"), q.get("sport")) not in seen:
                 col.c.differences.append(Difference(m.index, _key(m), "icmp quoted id and sport",
@@ -408,43 +487,45 @@ def checksum_faults(raw: bytes, complete: bool = True) -> list[str]:
 
 
 def _check_eth(raw: bytes, complete: bool, prefix: str, faults: list[str]) -> None:
-    if len(raw) < 34 or raw[12:14] != b"\x08\x00":
+    eth_len = ETHERNET_HEADER.size
+    if len(raw) < eth_len + IPV4_HEADER.size or ETHERNET_HEADER.slot("type").read(raw) != ETH_P_IP:
         return
-    ip = raw[14:]
-    ihl = (ip[0] & 0x0F) * 4
-    total = struct.unpack("!H", ip[2:4])[0]
+    ip = raw[eth_len:]
+    ihl = IPV4_HEADER.length(ip)
+    total = IPV4_HEADER.slot("total_length").read(ip)
     if internet_checksum(ip[:ihl]) != 0:
-        faults.append(f"{prefix}ip header checksum {struct.unpack('!H', ip[10:12])[0]:#06x} does not verify")
-    proto = ip[9]
-    frag = struct.unpack("!H", ip[6:8])[0] & 0x3FFF
-    body = ip[ihl:total]
-    if frag:
+        faults.append(f"{prefix}ip header checksum {IPV4_HEADER.slot('checksum').read(ip):#06x} does not verify")
+    proto = IPV4_HEADER.slot("proto").read(ip)
+    if IPV4_HEADER.slot("mf").read(ip) or IPV4_HEADER.slot("frag").read(ip):
         return
-    pseudo = ip[12:20] + struct.pack("!BBH", 0, proto, len(body))
-    if proto == 1:
+    body = ip[ihl:total]
+    src, dst = IPV4_HEADER.slot("src"), IPV4_HEADER.slot("dst")
+    pseudo = ip[src.offset:dst.offset + dst.size] + bytes([0, proto]) + len(body).to_bytes(2, "big")
+    if proto == IPPROTO_ICMP:
         if internet_checksum(body) != 0:
             faults.append(f"{prefix}icmp checksum does not verify")
-    elif proto == 6 and complete and len(body) >= 20:
+    elif proto == IPPROTO_TCP and complete and len(body) >= TCP_HEADER.size:
         if internet_checksum(pseudo + body) != 0:
-            faults.append(f"{prefix}tcp checksum {struct.unpack('!H', body[16:18])[0]:#06x} does not verify")
-    elif proto == 17 and len(body) >= 8:
-        csum = struct.unpack("!H", body[6:8])[0]
+            faults.append(f"{prefix}tcp checksum {TCP_HEADER.slot('checksum').read(body):#06x} does not verify")
+    elif proto == IPPROTO_UDP and len(body) >= UDP_HEADER.size:
+        csum = UDP_HEADER.slot("checksum").read(body)
         if complete and csum and internet_checksum(pseudo + body) != 0:
             faults.append(f"{prefix}udp checksum {csum:#06x} does not verify")
-        dport = struct.unpack("!H", body[2:4])[0]
-        if dport in (8472, 4789) and len(body) >= 8 + 8 + 14:
-            _check_eth(body[16:], complete, "inner ", faults)
+        vxlan_at = UDP_HEADER.size + VXLAN_HEADER.size
+        if UDP_HEADER.slot("dport").read(body) in (8472, 4789) and len(body) >= vxlan_at + eth_len:
+            _check_eth(body[vxlan_at:], complete, "inner ", faults)
 
 
 # ------------------------------------------------------------------------------------------
 
-def _arp_set(trace: Trace) -> Counter:
-    out: Counter = Counter()
+def _arp_set(trace: Trace) -> Counter[str]:
+    out: Counter[str] = Counter()
     for h in trace.hops:
-        if h.is_arp:
-            a: ARP = h.frame.payload
+        frame = h.frame
+        if isinstance(frame, Ethernet) and isinstance(frame.payload, ARP):
+            a = frame.payload
             op = "who-has" if a.op == 1 else "is-at"
-            out[f"{_key(h)} {op} {a.pdst} tell {a.psrc} ({h.frame.src} > {h.frame.dst})"] += 1
+            out[f"{_key(h)} {op} {a.pdst} tell {a.psrc} ({frame.src} > {frame.dst})"] += 1
     return out
 
 
@@ -452,7 +533,7 @@ def _base(field_name: str) -> str:
     return field_name.replace("inner ", "").replace("outer ", "").strip()
 
 
-def compare(model: Trace, observed, cluster=None, title: str | None = None,
+def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: str | None = None,
             known: dict[str, str] | None = None) -> Comparison:
     """Compare a model trace with the kernel's (a lab `Observation`, or a `Trace`).
 
@@ -474,7 +555,7 @@ def compare(model: Trace, observed, cluster=None, title: str | None = None,
                 if dev.mac != "00:00:00:00:00:00":
                     owners.setdefault(dev.mac, f"{ns.name}/{dev.name}")
                 if dev.kind == "vxlan":
-                    vxlan_range = dev.port_range or (ns.sysctl.ip_local_port_range[0],
+                    vxlan_range = getattr(dev, "port_range", None) or (ns.sysctl.ip_local_port_range[0],
                                                      ns.sysctl.ip_local_port_range[1] + 1)
         first = next((h for h in model.hops if h.role == "request"), None)
         if first is not None:

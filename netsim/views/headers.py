@@ -1,7 +1,8 @@
 """Header fields as tables, a frame's layers, and what changed between two hops.
 
-Each header is described once, declaratively (dpkt's way): a `HeaderSpec` lists its `Field`s
-with byte offset, width, an optional bit slice, a formatter name and one sentence of meaning.
+Each header is described once, in the core (`netsim.packet`: one `Header` table per header,
+dpkt's way); `spec_of` reads a table into the view's `HeaderSpec`, whose `Field`s carry byte
+offset, width, an optional bit slice, a formatter name and one sentence of meaning.
 `decompose` walks the bytes on the wire with those tables and a dispatch table (`NEXT`:
 EtherType -> ARP/IPv4, IP protocol -> ICMP/TCP/UDP, UDP port 8472/4789 -> VXLAN, 8285 ->
 flannel's udp backend), so every byte of a frame is attributed to one field of one layer.
@@ -15,14 +16,16 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable
 
-from ..packet import tcp_flags_text
+from .. import packet as P
+from ..packet import Header, tcp_flags_text, tcp_options
 from ..trace import Hop, Trace
 
 
 @dataclass(frozen=True)
 class Field:
-    """One header field: `size` bytes at `offset` (-1: to the end of the header);
-    `bits=(shift, width)` picks a bit slice of those bytes read as one big-endian number."""
+    """One header field as the view reads it: `size` bytes at `offset` (-1: to the end of the
+    header); `bits=(shift, width)` picks a bit slice of those bytes read as one big-endian
+    number. Derived from the core's tables (`netsim.packet.Header`), never written here."""
 
     name: str
     title: str
@@ -45,7 +48,14 @@ class HeaderSpec:
         return self.length if isinstance(self.length, int) else self.length(raw)
 
 
-F = Field
+def spec_of(header: Header, next_on: tuple[str, ...] = ()) -> HeaderSpec:
+    """The view's table for a core header table: the same fields, offsets and bit slices."""
+    fields = tuple(Field(s.name, s.field.title, s.offset, s.size, s.field.show, s.field.meaning, s.bits)
+                   for s in header.slots)
+    length: int | Callable[[bytes], int] = header.size if header.length_from is None else header.length
+    return HeaderSpec(header.kind, header.title, length, fields, next_on)
+
+
 _ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6"}
 _PROTOS = {1: "ICMP", 6: "TCP", 17: "UDP"}
 _ICMP_TYPES = {0: "echo reply", 3: "destination unreachable", 8: "echo request", 11: "time exceeded"}
@@ -54,6 +64,11 @@ _ARP_OPS = {1: "request", 2: "reply"}
 
 def _int(raw: bytes, v: int) -> str:
     return str(v)
+
+
+def _tcp_options(raw: bytes, v: int) -> str:
+    """tcpdump's words for each option: `mss 1410, sackOK, TS val 1 ecr 0, nop, wscale 10`."""
+    return ", ".join(str(o) for o in tcp_options(raw)) or "none"
 
 
 FORMATS: dict[str, Callable[[bytes, int], str]] = {
@@ -70,102 +85,20 @@ FORMATS: dict[str, Callable[[bytes, int], str]] = {
     "words": lambda raw, v: f"{v} ({v * 4} bytes)",
     "frag": lambda raw, v: f"{v} ({v * 8} bytes)",
     "tcp_flags": lambda raw, v: f"0x{v:03x} [{tcp_flags_text(v & 0xFF) or '.'}]",
+    "tcp_options": _tcp_options,
     "bytes": lambda raw, v: f"{len(raw)} bytes" + (f": {raw.hex()}" if 0 < len(raw) <= 16 else ""),
 }
 
-ETHERNET = HeaderSpec("ethernet", "Ethernet II", 14, (
-    F("dst", "Destination MAC", 0, 6, "mac", "The next box on this link that should take the frame; "
-      "rewritten at every routed hop, kept by bridges."),
-    F("src", "Source MAC", 6, 6, "mac", "The interface that put the frame on this link."),
-    F("type", "EtherType", 12, 2, "ethertype", "What the payload is: 0x0800 IPv4, 0x0806 ARP."),
-), next_on=("type",))
-
-ARP = HeaderSpec("arp", "ARP", 28, (
-    F("htype", "Hardware type", 0, 2, "int", "1: Ethernet."),
-    F("ptype", "Protocol type", 2, 2, "ethertype", "The address family asked about: IPv4."),
-    F("hlen", "Hardware size", 4, 1, "int", "Length of a MAC address in bytes."),
-    F("plen", "Protocol size", 5, 1, "int", "Length of an IPv4 address in bytes."),
-    F("op", "Opcode", 6, 2, "arp_op", "1 asks who has an address (broadcast); 2 answers (unicast)."),
-    F("sha", "Sender MAC", 8, 6, "mac", "The asker's (or answerer's) MAC; receivers may cache it."),
-    F("spa", "Sender IP", 14, 4, "ipv4", "The sender's IPv4 address."),
-    F("tha", "Target MAC", 18, 6, "mac", "Zero in a request: this is what is being asked."),
-    F("tpa", "Target IP", 24, 4, "ipv4", "The address whose MAC is wanted (or the asker, in a reply)."),
-))
-
-IPV4 = HeaderSpec("ipv4", "IPv4", lambda raw: (raw[0] & 0x0F) * 4, (
-    F("version", "Version", 0, 1, "int", "4 for IPv4.", bits=(4, 4)),
-    F("ihl", "Header length", 0, 1, "words", "In 32-bit words; 5 means no options.", bits=(0, 4)),
-    F("tos", "DSCP/ECN", 1, 1, "hex", "Type of service; Flannel and kube-proxy leave it 0."),
-    F("total_length", "Total length", 2, 2, "int", "Header plus payload in bytes; grows by the "
-      "encapsulation overhead when a packet is tunnelled."),
-    F("id", "Identification", 4, 2, "hex", "Set by the sender, kept unchanged by forwarding, NAT and "
-      "encapsulation (an outer header gets its own)."),
-    F("df", "Don't fragment", 6, 2, "flag", "Set by TCP and UDP sockets for path MTU discovery; "
-      "VXLAN's outer header leaves it clear.", bits=(14, 1)),
-    F("mf", "More fragments", 6, 2, "flag", "Set on every fragment but the last.", bits=(13, 1)),
-    F("frag", "Fragment offset", 6, 2, "frag", "Where this fragment's data starts, in 8-byte units.",
-      bits=(0, 13)),
-    F("ttl", "Time to live", 8, 1, "int", "Decremented by one by every router that forwards the packet; "
-      "bridges, veths and encapsulation leave it alone."),
-    F("proto", "Protocol", 9, 1, "proto", "What the payload is: 1 ICMP, 6 TCP, 17 UDP."),
-    F("checksum", "Header checksum", 10, 2, "hex", "Covers the header only, so it changes with the TTL "
-      "and with any NAT rewrite."),
-    F("src", "Source address", 12, 4, "ipv4", "The sender; rewritten by SNAT/MASQUERADE."),
-    F("dst", "Destination address", 16, 4, "ipv4", "Where routing sends it; rewritten by DNAT."),
-    F("options", "Options", 20, -1, "bytes", "IP options (none in this book's traffic)."),
-), next_on=("proto",))
-
-ICMP_ECHO = HeaderSpec("icmp", "ICMP", 8, (
-    F("type", "Type", 0, 1, "icmp_type", "8 echo request, 0 echo reply."),
-    F("code", "Code", 1, 1, "int", "0 for echo messages."),
-    F("checksum", "Checksum", 2, 2, "hex", "Covers the ICMP message."),
-    F("ident", "Identifier", 4, 2, "int", "Matches replies to the pinging socket; masquerade may "
-      "rewrite it as it rewrites a port."),
-    F("seq", "Sequence number", 6, 2, "int", "Counts the echo requests of one ping."),
-))
-
-ICMP_OTHER = HeaderSpec("icmp", "ICMP", 8, (
-    F("type", "Type", 0, 1, "icmp_type", "3 destination unreachable, 11 time exceeded."),
-    F("code", "Code", 1, 1, "int", "The reason, e.g. 4 for fragmentation needed, 13 administratively "
-      "prohibited."),
-    F("checksum", "Checksum", 2, 2, "hex", "Covers the ICMP message."),
-    F("rest", "Rest of header", 4, 4, "hex", "Unused, or the next-hop MTU for fragmentation needed."),
-))
-
-TCP = HeaderSpec("tcp", "TCP", lambda raw: (raw[12] >> 4) * 4, (
-    F("sport", "Source port", 0, 2, "int", "The client's ephemeral port; MASQUERADE --random-fully "
-      "picks a new one."),
-    F("dport", "Destination port", 2, 2, "int", "The service port; DNAT may rewrite it (30080 -> 8080)."),
-    F("seq", "Sequence number", 4, 4, "int", "Position of the first data byte; random in a SYN."),
-    F("ack", "Acknowledgment number", 8, 4, "int", "Next byte expected from the peer (when ACK is set)."),
-    F("data_offset", "Header length", 12, 1, "words", "In 32-bit words.", bits=(4, 4)),
-    F("flags", "Flags", 12, 2, "tcp_flags", "S opens, SA answers, A acknowledges, F closes, R resets.",
-      bits=(0, 9)),
-    F("window", "Window", 14, 2, "int", "How many bytes the sender can take."),
-    F("checksum", "Checksum", 16, 2, "hex", "Covers a pseudo-header with both addresses, so NAT "
-      "must update it."),
-    F("urgent", "Urgent pointer", 18, 2, "int", "Unused (0)."),
-    F("options", "Options", 20, -1, "bytes", "MSS, window scale, timestamps..."),
-))
-
-UDP = HeaderSpec("udp", "UDP", 8, (
-    F("sport", "Source port", 0, 2, "int", "For VXLAN, a hash of the inner flow in 32768-60999, so "
-      "routers can spread tunnels over links."),
-    F("dport", "Destination port", 2, 2, "int", "8472: Flannel's VXLAN port (the Linux default); "
-      "8285: its udp backend."),
-    F("length", "Length", 4, 2, "int", "UDP header plus payload in bytes."),
-    F("checksum", "Checksum", 6, 2, "hex", "Covers a pseudo-header, header and payload; 0 means none."),
-), next_on=("dport", "sport"))
-
-VXLAN = HeaderSpec("vxlan", "VXLAN", 8, (
-    F("flags", "Flags", 0, 1, "hex", "0x08: the I flag, the VNI is valid."),
-    F("reserved1", "Reserved", 1, 3, "hex", "Zero."),
-    F("vni", "VNI", 4, 3, "int", "VXLAN network identifier; Flannel uses 1."),
-    F("reserved2", "Reserved", 7, 1, "hex", "Zero."),
-))
-
+ETHERNET = spec_of(P.ETHERNET_HEADER, next_on=("type",))
+ARP = spec_of(P.ARP_HEADER)
+IPV4 = spec_of(P.IPV4_HEADER, next_on=("proto",))
+ICMP_ECHO = spec_of(P.ICMP_ECHO_HEADER)
+ICMP_OTHER = spec_of(P.ICMP_HEADER)
+TCP = spec_of(P.TCP_HEADER)
+UDP = spec_of(P.UDP_HEADER, next_on=("dport", "sport"))
+VXLAN = spec_of(P.VXLAN_HEADER)
 DATA = HeaderSpec("data", "Payload", lambda raw: len(raw), (
-    F("data", "Data", 0, -1, "bytes", "Application bytes (or ICMP echo data)."),
+    Field("data", "Data", 0, -1, "bytes", "Application bytes (or ICMP echo data)."),
 ))
 
 SPECS: dict[str, HeaderSpec] = {s.kind: s for s in (ETHERNET, ARP, IPV4, TCP, UDP, VXLAN, DATA)}

@@ -3,7 +3,9 @@
 `byte_map` says, for each byte of a frame, which layer and which field it belongs to;
 `hexdump` prints it as text (`tcpdump -xx` layout plus a legend of layer byte ranges) and
 `hexdump_html` as spans coloured by layer, each carrying its field number, so hovering a field
-in the header view lights up its bytes (see stepper.py's CSS).
+in the header view lights up its bytes (see stepper.py's CSS). The byte ranges are those of
+the core's header tables (`netsim.packet`), as `headers.decompose` finds them in the frame;
+a bit field covers only the bytes that hold its bits.
 """
 
 from __future__ import annotations

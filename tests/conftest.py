@@ -1,0 +1,93 @@
+"""Markers by test family, so the model's own tests can run alone (`make test-fast`).
+
+- `lab`: needs root and the real kernel (network namespaces, iptables, tcpdump).
+- `tools`: runs other programs or heavy toolchains: tshark, pip's resolver, jupyter-book,
+  nbval, nbformat's schema checks, the benchmark script, or a fresh Python interpreter per
+  hash seed.
+
+A whole file is marked by its name (so a new `test_lab_*.py` is covered by the pattern);
+single tests in otherwise model-only files are marked by node id below or with a
+`pytest.mark` in the file. `make test` runs every family; `make test-fast` runs
+`pytest -m "not lab and not tools" tests`. The markers are declared in pyproject.toml.
+
+A file whose every test the `-m` expression leaves out is not even imported: importing
+test_notebooks_meta.py alone (nbformat builds its schema parsers) costs seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+
+# file name pattern -> marker given to every test in a matching file
+FILE_MARKERS: tuple[tuple[str, str], ...] = (
+    ("test_lab.py", "lab"),
+    ("test_lab_*.py", "lab"),
+    ("test_iptables_real*.py", "lab"),
+    ("test_pipeline_guards*.py", "tools"),
+    ("test_environment*.py", "tools"),
+    ("test_notebooks_meta*.py", "tools"),
+    ("test_bench_smoke*.py", "tools"),
+)
+
+# (file name, test function name) -> marker: tests that start a fresh interpreter per hash seed
+TEST_MARKERS: dict[tuple[str, str], str] = {
+    ("test_views_diagram.py", "test_svg_is_byte_identical_across_processes_and_hash_seeds"): "tools",
+    ("test_views_stepper.py", "test_html_is_byte_identical_across_processes_and_hash_seeds"): "tools",
+    ("test_properties.py", "test_traces_do_not_depend_on_the_hash_seed"): "tools",
+}
+
+_KEYWORDS = {"and", "or", "not"}
+
+
+def file_marker(name: str) -> str | None:
+    """The marker every test of a file named `name` gets, if any."""
+    return next((marker for pattern, marker in FILE_MARKERS if fnmatch(name, pattern)), None)
+
+
+def _never_selected(markexpr: str, marker: str) -> bool:
+    """Whether `-m markexpr` rejects every test that carries `marker`, whatever other markers
+    it has: tried for every truth assignment of the expression's other names."""
+    if not markexpr or "=" in markexpr:                  # marker(arg=value): not worth it
+        return False
+    try:
+        from _pytest.mark.expression import Expression     # what `-m` itself compiles
+    except ImportError:                                     # moved in some pytest: collect everything
+        return False
+
+    names = sorted(set(re.findall(r"[\w.:+-]+", markexpr)) - _KEYWORDS - {marker})
+    if len(names) > 8:
+        return False
+    try:
+        expr = Expression.compile(markexpr)
+    except SyntaxError:
+        return False                                    # let pytest report it
+    for values in itertools.product((False, True), repeat=len(names)):
+        truth = dict(zip(names, values), **{marker: True})
+        if expr.evaluate(lambda name, **_kw: truth.get(name, False)):
+            return False
+    return True
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    marker = file_marker(collection_path.name)
+    if marker is not None and _never_selected(config.getoption("markexpr", ""), marker):
+        return True
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)         # before `-m` deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        marker = file_marker(name)
+        if marker is not None:
+            item.add_marker(marker)
+        function = getattr(item, "originalname", item.name)
+        extra = TEST_MARKERS.get((name, function))
+        if extra is not None:
+            item.add_marker(extra)
