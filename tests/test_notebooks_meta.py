@@ -127,3 +127,20 @@ def test_nbval_collects_only_the_stored_notebooks():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     collected = {line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line}
     assert collected == {f"notebooks/{p.name}" for p in NOTEBOOKS}
+
+
+def test_the_book_builds_from_the_ipynb_not_from_its_markdown_twin():
+    """Sphinx would find two sources per chapter ("multiple files found", a warning -W fails on) and
+    might render the .md, which has no outputs: book/_config.yml must exclude the .md files."""
+    import fnmatch
+
+    import yaml
+
+    config = yaml.safe_load((REPO / "book" / "_config.yml").read_text(encoding="utf-8"))
+    patterns = config["exclude_patterns"]
+    for source in SOURCES:
+        rel = source.relative_to(REPO).as_posix()
+        assert any(fnmatch.fnmatch(rel, pattern) for pattern in patterns), rel
+    for stored in NOTEBOOKS:
+        rel = stored.relative_to(REPO).as_posix()
+        assert not any(fnmatch.fnmatch(rel, pattern) for pattern in patterns), rel
