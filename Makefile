@@ -3,7 +3,7 @@
 #   make book       install into .venv and build the HTML book into _build/html
 #   make test       install what the checks need (pip and apt) and run them all
 #   make lab        run the notebooks live in JupyterLab
-#   make notebooks  re-execute every notebook in place (refreshes the stored outputs)
+#   make notebooks  sync each .ipynb from its .md and re-execute it (refreshes the stored outputs)
 #   make bench      measure netsim against its performance targets (BENCH_ARGS=--skip-book ...)
 #   make lock       regenerate requirements/constraints.txt and environment.yml
 #
@@ -115,8 +115,12 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks \
 	  $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
+# Each chapter is notebooks/NN-name.md (MyST Markdown, what authors edit) paired with
+# notebooks/NN-name.ipynb (the stored outputs): sync every .ipynb's cells from its .md,
+# keeping the outputs of unchanged cells, then re-run every notebook in place.
 notebooks: $(STAMP)
-	$(PY) tools/execute_notebooks.py notebooks/*.ipynb
+	$(PY) tools/make_notebooks.py
+	$(PY) tools/execute_notebooks.py notebooks/[0-9][0-9]-*.ipynb
 
 # Figures against the targets of issue #8; the table is printed and written to bench-results.json.
 bench: $(STAMP)

@@ -2,19 +2,27 @@
 
 nbval compares each cell's stored outputs with a fresh run, so a notebook stored without
 outputs would pass while checking nothing. `make notebooks` writes them in this form.
+Each chapter is a pair, notebooks/NN-name.md (MyST Markdown, what authors edit) and
+notebooks/NN-name.ipynb (the same cells with stored outputs): the two must never diverge.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import subprocess
+import sys
+
+import jupytext
 import nbformat
 import pytest
 
+from tools.make_notebooks import PAIRING, cell_inputs, divergence, sync
 from tools.toc import toc_files
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+SOURCES = sorted((REPO / "notebooks").glob("*.md"))
 
 
 def toc_entries() -> set[str]:
@@ -60,3 +68,79 @@ def test_notebook_starts_with_a_title(path):
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# ")
+
+
+def test_toc_order_is_file_number_order():
+    chapters = [entry for entry in toc_files() if entry.startswith("notebooks/")]
+    numbers = [int(entry.removeprefix("notebooks/")[:2]) for entry in chapters]
+    assert numbers == list(range(1, len(chapters) + 1))
+
+
+def test_every_notebook_has_its_markdown_source_and_back():
+    assert [p.stem for p in SOURCES] == [p.stem for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_markdown_source_is_a_paired_myst_notebook(path):
+    text = path.read_text(encoding="utf-8")
+    header = jupytext.read(path).metadata
+    assert header["jupytext"]["text_representation"]["format_name"] == "myst"
+    assert header["jupytext"]["formats"] == PAIRING
+    assert header["kernelspec"]["name"] == "python3"
+    assert text.startswith("---\n")
+    stored = nbformat.read(path.with_suffix(".ipynb"), as_version=4)
+    assert stored.metadata["jupytext"]["formats"] == PAIRING
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_markdown_source_and_stored_notebook_hold_the_same_cells(path):
+    assert divergence(path) is None
+    text = cell_inputs(jupytext.read(path, fmt="md:myst"))
+    stored = cell_inputs(nbformat.read(path.with_suffix(".ipynb"), as_version=4))
+    assert text == stored
+
+
+def test_a_diverging_pair_is_caught(tmp_path):
+    source = SOURCES[0]
+    for suffix in (".md", ".ipynb"):
+        (tmp_path / f"{source.stem}{suffix}").write_bytes(source.with_suffix(suffix).read_bytes())
+    md = tmp_path / source.name
+    assert divergence(md) is None
+    md.write_text(md.read_text(encoding="utf-8").replace("\n# ", "\n# Edited: ", 1), encoding="utf-8")
+    assert "cell 0 differs" in divergence(md)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
+def test_syncing_an_unchanged_pair_changes_nothing(path):
+    stored = nbformat.read(path.with_suffix(".ipynb"), as_version=4)
+    synced = sync(path)
+    assert [cell.id for cell in synced.cells] == [cell.id for cell in stored.cells]
+    assert [cell.get("outputs") for cell in synced.cells] == [cell.get("outputs") for cell in stored.cells]
+    assert cell_inputs(synced) == cell_inputs(stored)
+
+
+def test_nbval_collects_only_the_stored_notebooks():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+         "--collect-only", "-q", "notebooks/"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    collected = {line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line}
+    assert collected == {f"notebooks/{p.name}" for p in NOTEBOOKS}
+
+
+def test_the_book_builds_from_the_ipynb_not_from_its_markdown_twin():
+    """Sphinx would find two sources per chapter ("multiple files found", a warning -W fails on) and
+    might render the .md, which has no outputs: book/_config.yml must exclude the .md files."""
+    import fnmatch
+
+    import yaml
+
+    config = yaml.safe_load((REPO / "book" / "_config.yml").read_text(encoding="utf-8"))
+    patterns = config["exclude_patterns"]
+    for source in SOURCES:
+        rel = source.relative_to(REPO).as_posix()
+        assert any(fnmatch.fnmatch(rel, pattern) for pattern in patterns), rel
+    for stored in NOTEBOOKS:
+        rel = stored.relative_to(REPO).as_posix()
+        assert not any(fnmatch.fnmatch(rel, pattern) for pattern in patterns), rel

@@ -1,49 +1,398 @@
-"""Write the book's conformance appendix: every scenario on netsim and on the running kernel.
+"""Write the book's conformance appendix: every lab family, on netsim and on the running kernel.
 
     sudo .venv/bin/python tools/conformance_report.py [--out book/appendix/conformance.md] [--quick]
 
-Builds each cluster shape with each backend in network namespaces (netsim.lab), runs every
-scenario with TCP, UDP and ICMP, compares the kernel's frames with the model's and writes the
-Markdown report. Exits 1 if any exchange differs (the report is written anyway), 2 if the lab
-cannot run here (not root, not Linux, a tool missing).
+The lab (netsim.lab) builds each cluster in real network namespaces and compares the kernel
+with the model. The report covers every lab family:
+
+- scenarios: each cluster shape with each backend, every scenario with TCP, UDP and ICMP,
+  frame by frame (netsim.lab.conformance; tests/test_lab.py);
+- MTU and fragmentation: one lab per case, one UDP datagram of a chosen size, fragments piece
+  by piece, drops by where the kernel last saw the packet, ICMP errors by their next-hop MTU,
+  and the veth drop counters the kernel keeps (tests/test_lab_mtu.py);
+- state views: netsim's `ip route`, permanent `ip neigh`, `bridge fdb` and `iptables-save`
+  against the real tools' output for the same cluster (tests/test_lab_state.py);
+
+and lists every known deviation of the model with its evidence. Exits 1 if anything differs
+that is not a recorded deviation, or a recorded deviation no longer shows (the report is
+written anyway); 2 if the lab cannot run here (not root, not Linux, a tool missing).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
+import re
+import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from netsim.lab import BACKENDS, PROTOS, SHAPES, conformance, report, unavailable_reason  # noqa: E402
+from netsim import Cluster, reference_cluster  # noqa: E402
+from netsim.lab import (BACKENDS, KNOWN_DEVIATIONS, PROTOS, SHAPES, Comparison, Lab, compare,  # noqa: E402
+                        conformance, report, unavailable_reason)
+
+UDP_TIMEOUT = 1.0          # a silent drop waits this long for the answer that never comes
+STATE_HOSTS = ("node1", "node2", "pod-a", "pod-c", "gateway", "ext")
+STATE_VIEWS = ("ip route", "ip neigh", "bridge fdb", "iptables-save")
+LINK_LOCAL_MULTICAST = ("33:33:", "01:00:5e:", "01:80:c2:")
+
+
+# ---------------------------------------------------------------- MTU and fragmentation
+
+def _pod_mtu_1500(backend: str) -> Cluster:
+    """pod-a's eth0 at 1500, its host veth left at Flannel's 1450."""
+    c = reference_cluster(backend)
+    c.set_mtu("pod-a", "eth0", 1500)
+    return c
+
+
+def _pod_path_1500(backend: str) -> Cluster:
+    """pod-a's eth0, its host veth and cni0 at 1500: the packet reaches flannel.1 (1450)."""
+    c = _pod_mtu_1500(backend)
+    c.set_mtu("node1", c.pods["pod-a"].host_veth, 1500)
+    c.set_mtu("node1", "cni0", 1500)
+    return c
+
+
+def _underlay_1400(backend: str) -> Cluster:
+    """Flannel sized for a 1500 underlay (flannel.1 1450), the underlay then lowered to 1400."""
+    c = Cluster(backend=backend, underlay_mtu=1500)
+    c.add_pod("pod-a", node="node1", containers=("app", "sidecar"))
+    c.add_pod("pod-b", node="node1")
+    c.add_pod("pod-c", node="node2")
+    for node in ("node1", "node2"):
+        c.set_mtu(node, "eth0", 1400)
+    for dev in c.netns("underlay").devices.values():
+        if dev.kind != "loopback":
+            c.set_mtu("underlay", dev.name, 1400)
+    return c
+
+
+@dataclass(frozen=True)
+class MtuCase:
+    """One MTU case: a cluster, the UDP payload pod-a sends pod-c, and what the case shows."""
+
+    key: str
+    title: str
+    build: Callable[[str], Cluster]
+    payload: int | Callable[[Cluster], int]
+    backend: str = "vxlan"
+    sends: int = 1                  # > 1: earlier datagrams first, the last one is compared
+    counters: bool = False          # read the host veth's and the pod's drop counters
+    deviation: str | None = None    # the key of a recorded deviation this case shows
+    tcpdump: bool = False           # also capture node1/eth0's output with tcpdump, a second witness
+
+
+MTU_CASES = (
+    MtuCase("a", "pod eth0 1500, host veth 1450: a 1488-byte packet", _pod_mtu_1500, 1460, counters=True),
+    MtuCase("a-1454", "the veth's limit: a 1454-byte packet (MTU + 4) passes the veth", _pod_mtu_1500, 1426),
+    MtuCase("a-1455", "the veth's limit: a 1455-byte packet (MTU + 5) is dropped", _pod_mtu_1500, 1427,
+            counters=True),
+    MtuCase("b", "the path at 1500 up to flannel.1 (1450): DF datagram gets frag-needed", _pod_path_1500, 1460),
+    MtuCase("c", "underlay lowered to 1400 under flannel.1's 1450: outer packet fragmented", _underlay_1400, 1400),
+    MtuCase("c-again", "the same, a second datagram after the first", _underlay_1400, 1400, sends=2),
+    MtuCase("d", "a datagram bigger than pod-a's own MTU (fragmented by pod-a, vxlan)", reference_cluster,
+            lambda c: c.netns("pod-a").devices["eth0"].mtu + 550, deviation="second-fragment-ttl"),
+    MtuCase("d-host-gw", "a datagram bigger than pod-a's own MTU (host-gw)", reference_cluster,
+            lambda c: c.netns("pod-a").devices["eth0"].mtu + 550, backend="host-gw",
+            deviation="second-fragment-ttl", tcpdump=True),
+)
+
+
+@dataclass
+class MtuResult:
+    case: MtuCase
+    comparison: Comparison
+    counters: dict[str, int] = field(default_factory=dict)
+    tcpdump: list[str] = field(default_factory=list)
+
+
+TCPDUMP_LINE = re.compile(r"^\S+ (?P<src>[0-9a-f:]{17}) > (?P<dst>[0-9a-f:]{17}), .*?ttl (?P<ttl>\d+), "
+                          r"id \d+, offset (?P<offset>\d+)")
+
+
+def _tcpdump(netns: str, dev: str) -> subprocess.Popen:
+    """tcpdump on one device's output (it copies each frame when the kernel hands it over)."""
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, "tcpdump", "-i", dev, "-nn", "-e", "-v", "-l",
+                             "-Q", "out", "udp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)                 # tcpdump is listening once its filter is installed
+    return proc
+
+
+def _tcpdump_lines(proc: subprocess.Popen) -> list[str]:
+    time.sleep(0.3)
+    proc.terminate()
+    out, _ = proc.communicate(timeout=10)
+    return [f"offset {m['offset']} ttl {m['ttl']} {m['src']} > {m['dst']}"
+            for m in (TCPDUMP_LINE.match(line) for line in out.splitlines()) if m]
+
+
+def _stats(netns: str, dev: str) -> dict:
+    out = subprocess.run(["ip", "-j", "-s", "-n", netns, "link", "show", dev], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)[0]["stats64"]
+
+
+def run_mtu_case(case: MtuCase) -> MtuResult:
+    cluster = case.build(case.backend)
+    size = case.payload(cluster) if callable(case.payload) else case.payload
+    t0 = time.perf_counter()
+    counters: dict[str, int] = {}
+    seen_by_tcpdump: list[str] = []
+    with Lab(cluster) as lab:
+        for _ in range(case.sends - 1):
+            lab.exchange("pod-a", "pod-c", "udp", payload=bytes(size), timeout=UDP_TIMEOUT)
+        model = cluster.send("pod-a", "pod-c", proto="udp", payload=bytes(size))
+        witness = _tcpdump(lab.netns("node1"), "eth0") if case.tcpdump else None
+        observed = lab.exchange("pod-a", "pod-c", "udp", payload=bytes(size), timeout=UDP_TIMEOUT)
+        if witness is not None:
+            seen_by_tcpdump = _tcpdump_lines(witness)
+        if case.counters:
+            veth = cluster.pods["pod-a"].host_veth
+            counters = {f"node1 {veth} rx_dropped": _stats(lab.netns("node1"), veth)["rx"]["dropped"],
+                        "pod-a eth0 tx_dropped": _stats(lab.netns("pod-a"), "eth0")["tx"]["dropped"]}
+        result = compare(model, observed, cluster=cluster, title=f"{case.backend} mtu {case.key} ({size} bytes)")
+    result.seconds = time.perf_counter() - t0
+    return MtuResult(case, result, counters, seen_by_tcpdump)
+
+
+# ---------------------------------------------------------------- state views
+
+def _drop_empty_tables(lines: list[str]) -> list[str]:
+    out, table = [], []
+    for line in lines:
+        table.append(line)
+        if line == "COMMIT":
+            if any(entry.startswith("-A") for entry in table):
+                out.extend(table)
+            table = []
+    return out
+
+
+def _kernel_view(lab: Lab, host: str, view: str) -> list[str]:
+    ns = lab.netns(host)
+    command = {"ip route": ["ip", "-n", ns, "route"],
+               "ip neigh": ["ip", "-n", ns, "neigh", "show", "nud", "permanent"],
+               "bridge fdb": ["bridge", "-n", ns, "fdb", "show"],
+               "iptables-save": ["ip", "netns", "exec", ns, "iptables-save"]}[view]
+    lines = [line.rstrip() for line in
+             subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()]
+    if view == "bridge fdb":        # IPv6 and link-local multicast entries the model leaves out
+        lines = [line for line in lines if not line.startswith(LINK_LOCAL_MULTICAST)]
+    if view == "iptables-save":     # comments, counters, empty tables
+        lines = _drop_empty_tables([line.split(" [")[0] if line.startswith(":") else line for line in lines
+                                    if line and not line.startswith("#")])
+    return lines
+
+
+def _model_view(cluster: Cluster, host: str, view: str) -> list[str]:
+    lines = [line for line in cluster.show(host, view).splitlines() if line]
+    if view == "ip neigh":
+        lines = [line for line in lines if line.endswith("PERMANENT")]
+    if view == "iptables-save":
+        lines = _drop_empty_tables([line.split(" [")[0] if line.startswith(":") else line for line in lines])
+    return lines
+
+
+def run_state_views(backend: str) -> list[tuple[str, str, int, bool]]:
+    """(host, view, lines, equal) for every host and view of the reference cluster."""
+    cluster = reference_cluster(backend)
+    rows = []
+    with Lab(cluster) as lab:
+        for host in STATE_HOSTS:
+            for view in STATE_VIEWS:
+                kernel, model = _kernel_view(lab, host, view), _model_view(cluster, host, view)
+                if view in ("ip neigh", "bridge fdb"):     # the kernel's hash order, the model's creation order
+                    kernel, model = sorted(kernel), sorted(model)
+                rows.append((host, view, len(kernel), kernel == model))
+    return rows
+
+
+# ---------------------------------------------------------------- deviations and families
+
+@dataclass(frozen=True)
+class Deviation:
+    """A measured way the model differs from the kernel, kept visible until its cause is found."""
+
+    key: str
+    title: str
+    evidence: str
+    test: str
+    lead: str = ""                  # what the latest measurements suggest, not yet confirmed
+
+
+DEVIATIONS = {
+    "second-fragment-ttl": Deviation(
+        "second-fragment-ttl",
+        "the second fragment of a forwarded datagram that conntrack reassembled and the output cut back "
+        "into fragments",
+        "As the lab's capture records it on Linux 6.18, node1 sends the second fragment one TTL lower than the first (host-gw: node1/eth0 tx "
+        "1500 bytes TTL 63, 598 bytes TTL 62; vxlan: the inner fragments inside the outer packets likewise), "
+        "and node2 forwards both at 62; the model decrements once and sends both at 63. A plain router "
+        "namespace with a bridge, br_netfilter and conntrack keeps both at 63. Ruled out by hand so far: the "
+        "cluster's iptables rules (flushed on node1: still 62), route_localnet, rp_filter, hairpin, transmit "
+        "checksum offload, GRO/GSO/TSO, packet taps, a second bridge port, a fixed bridge MAC, a gateway "
+        "route. Everything else matches: pod-a fragments, conntrack reassembles at cni0, the output cuts the "
+        "packet back to the largest fragment, pod-c reassembles and answers. Not modelled until the cause "
+        "is known",
+        "tests/test_lab_mtu.py::test_d_datagram_bigger_than_the_pods_own_mtu (a strict xfail: it fails the "
+        "suite the day the model and the kernel agree)",
+        "The measurements below put the difference in the lab's capture, not in node1. Besides the TTL, the "
+        "second fragment as the lab captures it on node1/eth0 carries Ethernet addresses node1 cannot have "
+        "written (node2/cni0 to pod-c/eth0, the header node2 gives the packet when it delivers it), and under "
+        "vxlan its outer UDP checksum no longer verifies: a TTL of 62, those addresses and a stale checksum "
+        "are what node2's forwarding writes into the packet. tcpdump, run on node1/eth0 during the same "
+        "exchange (host-gw case), saw both fragments leave with TTL 63 and node1's own addresses, as the "
+        "model has them. So the lab's capture socket reads the second fragment's bytes after node2 has "
+        "rewritten them (its copy shares the packet's data), and the model's single decrement is right; the "
+        "lab's capture, not the model, needs the fix"),
+}
+
+NOT_IN_THE_LAB = (
+    "the udp backend: its flannel0 is a TUN device served by flanneld's userspace proxy, which has no "
+    "kernel counterpart without flanneld (netsim follows proxy_amd64.c instead)",
+    "IPv6 (off in every lab namespace; netsim models IPv4 only)",
+    "VXLAN DirectRouting, externalTrafficPolicy Local, kube-proxy's nftables and IPVS modes, Flannel's "
+    "nftables mode",
+    "flanneld, kubelet, the API server and the CNI binaries themselves: the lab writes the state they would "
+    "write, generated from netsim's model",
+)
+
+
+def families_section(runs, mtu: list[MtuResult], state: dict[str, list]) -> list[str]:
+    scen = [c for r in runs for c in r.comparisons]
+    mtu_ok = [m for m in mtu if m.comparison.ok]
+    state_rows = [row for rows in state.values() for row in rows]
+    return [
+        "## Lab families",
+        "",
+        "| Family | What is compared | Test in `make test` | This run |",
+        "|---|---|---|---|",
+        f"| Scenarios | the six paths and two extras (host to remote pod, pod to ClusterIP), TCP, UDP and ICMP, on "
+        f"{len(SHAPES)} cluster shapes x {len(BACKENDS)} backends, frame by frame | `tests/test_lab.py` | "
+        f"{len(scen) - sum(not c.ok for c in scen)} of {len(scen)} exchanges match |",
+        f"| MTU and fragmentation | {len(MTU_CASES)} cases: the veth's size limit and its drop counters, "
+        f"frag-needed from flannel.1, outer fragmentation under a smaller underlay, a datagram bigger than the "
+        f"pod's MTU | `tests/test_lab_mtu.py` | {len(mtu_ok)} of {len(mtu)} match"
+        + (f", {sum(1 for m in mtu if not m.comparison.ok and m.case.deviation)} show a known deviation"
+           if any(not m.comparison.ok and m.case.deviation for m in mtu) else "") + " |",
+        f"| State views | `ip route`, permanent `ip neigh`, `bridge fdb`, `iptables-save` of "
+        f"{len(STATE_HOSTS)} hosts, vxlan and host-gw, against the real tools | `tests/test_lab_state.py` | "
+        f"{sum(row[3] for row in state_rows)} of {len(state_rows)} views equal |",
+        "| iptables text | every rule set netsim prints, loaded with `iptables-restore` into a throwaway "
+        "namespace and read back with `iptables-save` | `tests/test_iptables_real.py` | not repeated here |",
+        "",
+    ]
+
+
+def mtu_section(mtu: list[MtuResult]) -> list[str]:
+    out = ["## MTU and fragmentation", "",
+           "Each case builds its own lab (an MTU change and the kernel's path-MTU cache would leak between cases "
+           "otherwise), sends one UDP datagram from pod-a to pod-c and compares the whole exchange as above, "
+           "fragment by fragment. Where a case reads the veth drop counters, they are the kernel's, after the "
+           "exchange.", "",
+           "| Case | Backend | Packet | Hops | Values | Result | Kernel counters | Outcome | Time |",
+           "|---|---|---:|---:|---:|---|---|---|---:|"]
+    for m in mtu:
+        c = m.comparison
+        size = c.title.rsplit("(", 1)[1].split()[0]
+        verdict = "match" if c.ok else (f"known deviation ({m.case.deviation})" if m.case.deviation
+                                         else f"**{len(c.differences)} differences**")
+        counters = ", ".join(f"{k} {v}" for k, v in m.counters.items()) or "-"
+        out.append(f"| {m.case.key}: {m.case.title} | {m.case.backend} | {int(size) + 28} bytes | "
+                   f"{c.hops_compared} | {sum(c.compared.values())} | {verdict} | {counters} | "
+                   f"{c.kernel.outcome} | {c.seconds:.2f} s |")
+    return out + [""]
+
+
+def state_section(state: dict[str, list]) -> list[str]:
+    out = ["## State views", "", "| Backend | Host | View | Lines | Result |", "|---|---|---|---:|---|"]
+    for backend, rows in state.items():
+        out += [f"| {backend} | {host} | `{view}` | {lines} | {'equal' if ok else '**differs**'} |"
+                for host, view, lines, ok in rows]
+    return out + [""]
+
+
+def _measured(comparison: Comparison) -> str:
+    """A comparison's differences, one entry per (field, model value, kernel value) with the hops."""
+    where: dict[tuple[str, str, str], list[str]] = {}
+    for d in comparison.differences:
+        where.setdefault((d.field, str(d.model), str(d.kernel)), []).append(d.where)
+    return "; ".join(f"`{name}` model {model}, kernel {kernel} at {', '.join(places)}"
+                     for (name, model, kernel), places in where.items())
+
+
+def deviations_section(mtu: list[MtuResult]) -> list[str]:
+    out = ["## Known deviations, with their evidence", ""]
+    for key, why in KNOWN_DEVIATIONS.items():
+        out.append(f"- **{key}** (a field the comparison reports but does not count as a failure): {why}.")
+    for dev in DEVIATIONS.values():
+        seen = [m for m in mtu if m.case.deviation == dev.key]
+        out += [f"- **{dev.key}**: {dev.title}. {dev.evidence}. Evidence in the suite: {dev.test}."
+                + (f" {dev.lead}." if dev.lead else ""),
+                *(f"  - Measured in this run, case {m.case.key} ({m.case.backend}): "
+                  + ("the deviation did not show." if m.comparison.ok else _measured(m.comparison) + ".")
+                  + (f" tcpdump on node1/eth0 saw: {'; '.join(m.tcpdump)}." if m.tcpdump else "")
+                  for m in seen)]
+        if not seen:
+            out.append("  - Not run in this report.")
+    out += ["", "Not in the lab, so neither confirmed nor contradicted by it:", "",
+            *(f"- {item}." for item in NOT_IN_THE_LAB), ""]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "book" / "appendix" / "conformance.md"))
-    parser.add_argument("--quick", action="store_true", help="the reference cluster only")
+    parser.add_argument("--quick", action="store_true", help="the reference cluster only, no MTU or state family")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     reason = unavailable_reason()
     if reason:
         print(f"conformance_report: the lab cannot run here: {reason}", file=sys.stderr)
         return 2
+    say = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     shapes = ("reference",) if args.quick else tuple(SHAPES)
     start = time.perf_counter()
-    runs = conformance(shapes=shapes, backends=BACKENDS, protos=PROTOS,
-                       progress=None if args.quiet else (lambda line: print(line, flush=True)))
+    runs = conformance(shapes=shapes, backends=BACKENDS, protos=PROTOS, progress=say)
+    mtu: list[MtuResult] = []
+    state: dict[str, list] = {}
+    if not args.quick:
+        for case in MTU_CASES:
+            mtu.append(run_mtu_case(case))
+            say(f"mtu {case.key}: {mtu[-1].comparison.summary()} {mtu[-1].counters or ''}")
+        for backend in BACKENDS:
+            state[backend] = run_state_views(backend)
+            say(f"state {backend}: {sum(r[3] for r in state[backend])} of {len(state[backend])} views equal")
     today = datetime.date.today().isoformat()
-    Path(args.out).write_text(report(runs, generated=today))
+    text = report(runs, generated=today)
+    head, sep, rest = text.partition("## What is compared, and how")
+    text = head + "\n".join(families_section(runs, mtu, state)) + "\n" + sep + rest
+    if mtu or state:
+        text = text.rstrip() + "\n\n" + "\n".join(mtu_section(mtu) + state_section(state) + deviations_section(mtu))
+    Path(args.out).write_text(text.rstrip() + "\n")
     differing = [c for r in runs for c in r.comparisons if not c.ok]
-    print(f"wrote {args.out}: {sum(len(r.comparisons) for r in runs)} exchanges, {len(differing)} differ, "
+    unexpected = [m for m in mtu if m.comparison.ok == bool(m.case.deviation)]
+    state_bad = [(b, row) for b, rows in state.items() for row in rows if not row[3]]
+    print(f"wrote {args.out}: {sum(len(r.comparisons) for r in runs)} scenario exchanges ({len(differing)} differ), "
+          f"{len(mtu)} MTU cases ({len(unexpected)} unexpected), "
+          f"{sum(len(rows) for rows in state.values())} state views ({len(state_bad)} differ), "
           f"{time.perf_counter() - start:.1f} s")
     for c in differing:
         print(c, file=sys.stderr)
-    return 1 if differing else 0
+    for m in unexpected:
+        print(("a recorded deviation no longer shows: " if m.case.deviation else "") + str(m.comparison),
+              file=sys.stderr)
+    for b, row in state_bad:
+        print(f"state view differs: {b} {row[0]} {row[1]}", file=sys.stderr)
+    return 1 if differing or unexpected or state_bad else 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from tools.toc import toc_files
 
 CHAPTERS = [name for name in toc_files() if name.startswith("notebooks/")]
 # Chapters that draw a matplotlib figure, and chapters with a hop stepper (netsim.views).
-WITH_FIGURES = {"notebooks/10-scale"}
+WITH_FIGURES = {"notebooks/11-scale"}
 WITH_STEPPERS = {"notebooks/02-containers-in-a-pod", "notebooks/03-pod-to-pod-same-node", "notebooks/04-host-to-pod",
                  "notebooks/05-vxlan-across-nodes", "notebooks/07-nodeport", "notebooks/08-pod-to-outside"}
 
