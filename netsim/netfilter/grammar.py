@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import shlex
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network
 from typing import Callable
 
 from ..packet import IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PROTO_NAMES, PROTO_NUMBERS
@@ -25,7 +25,7 @@ from .matches import MATCHES, UNSUPPORTED_MATCHES, CommentMatch, ConntrackMatch,
 from .nat import NatTarget
 from .reject import RejectTarget
 from .targets import STANDARD, MarkTarget, StandardTarget
-from .xtables import Match, PacketContext, Target, error, iface_matches, parse_network
+from .xtables import Match, PacketContext, Target, error, iface_matches, ip_int, parse_network
 
 TARGETS: dict[str, Callable[["Rule"], Target]] = {
     "REJECT": RejectTarget,
@@ -56,6 +56,16 @@ class Rule:
     target: Target | None = None
     position: int = 0           # 1-based place in its chain, kept up to date by the chain
     _spec: str | None = field(default=None, init=False, repr=False)
+    # -s and -d as (network, mask) integers, the form ip_packet_match compares
+    _src_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _dst_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
+
+    def prepare(self) -> None:
+        """Once parsed: keep the address tests as integers."""
+        if self.src is not None:
+            self._src_mask = (int(self.src.network_address), int(self.src.netmask))
+        if self.dst is not None:
+            self._dst_mask = (int(self.dst.network_address), int(self.dst.netmask))
 
     @property
     def spec(self) -> str:
@@ -93,10 +103,13 @@ class Rule:
         return f"-A {self.chain} {self.spec}".rstrip()
 
     def matches_packet(self, ctx: PacketContext) -> bool:
+        """ip_packet_match() (the header tests), then every match in load order."""
         packet = ctx.packet
-        if self.src is not None and (IPv4Address(packet.src) in self.src) == self.src_inv:
+        src = self._src_mask
+        if src is not None and ((ip_int(packet.src) & src[1]) == src[0]) == self.src_inv:
             return False
-        if self.dst is not None and (IPv4Address(packet.dst) in self.dst) == self.dst_inv:
+        dst = self._dst_mask
+        if dst is not None and ((ip_int(packet.dst) & dst[1]) == dst[0]) == self.dst_inv:
             return False
         if self.iface_in is not None and iface_matches(self.iface_in, ctx.indev) == self.iface_in_inv:
             return False
@@ -212,6 +225,7 @@ def parse_rule(table: str, chain: str, spec: str, chain_exists: Callable[[str], 
     if rule.target is not None:
         rule.target.finish()
     _check_interfaces(rule)
+    rule.prepare()
     return rule
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -92,6 +92,13 @@ def port_range_text(ports: tuple[int, int], sep: str = ":") -> str:
 @functools.lru_cache(maxsize=4096)
 def _network(text: str) -> IPv4Network:
     return IPv4Network(text, strict=False)
+
+
+@functools.lru_cache(maxsize=65536)
+def ip_int(text: str) -> int:
+    """A packet's dotted address as the integer the kernel compares (remembered: the same few
+    addresses meet every rule)."""
+    return int(IPv4Address(text))
 
 
 def parse_network(text: str, what: str) -> IPv4Network:
