@@ -342,3 +342,43 @@ def test_reject_with_icmp_host_unreachable_quotes_the_datagram():
     # quoted as the FORWARD hook saw it, TTL already decremented by ip_forward
     assert got.payload.data == replace(sent, ttl=sent.ttl - 1).to_bytes()
     assert trace.outcome == "error: ICMP destination unreachable code 1 from 10.244.0.1"
+
+
+@pytest.mark.parametrize("number", sorted(scenarios.SIX))
+def test_every_decision_of_every_scenario_is_a_record_the_hop_shows(monkeypatch, number):
+    """Across the six scenarios: each netfilter, conntrack and nat step is a Decision naming a
+    kernel function, with the RuleRef or ConntrackRef it consulted, and its sentence is the one
+    on the hop where the walk noted it."""
+    cluster = netsim.reference_cluster()
+    results: list[HookResult] = []
+    for name in ("node1", "node2", "pod-a", "pod-c", "ext"):
+        nf = cluster.netns(name).netfilter
+        nf.save()
+        nf = cluster.netns(name).netfilter
+        real = nf.hook
+
+        def keep(*args, real=real, **kwargs) -> HookResult:
+            results.append(real(*args, **kwargs))
+            return results[-1]
+
+        monkeypatch.setattr(nf, "hook", keep)
+    trace = scenarios.SIX[number](cluster=cluster)
+    decisions = [d for r in results for d in r.decisions]
+    # scenario 1 stays inside pod-a, whose namespace has no rules and no conntrack; every other
+    # scenario crosses a node
+    assert bool(decisions) == (number != 1)
+    noted = {sentence for hop in trace.hops for sentence in hop.decisions}
+    functions = {"ipt_do_table", "nf_conntrack_in", "nf_conntrack_tcp_packet", "nf_conntrack_icmpv4_error",
+                 "nf_conntrack_destroy", "nf_nat_inet_fn", "nf_nat_masquerade_ipv4", "nf_nat_packet",
+                 "nf_nat_setup_info", "nf_nat_alloc_null_binding", "nf_nat_icmp_reply_translation",
+                 "ipv4_conntrack_defrag"}
+    for d in decisions:
+        assert isinstance(d, Decision) and d.subsystem in ("netfilter", "conntrack", "nat"), d
+        assert d.function in functions and d.verdict, d
+        assert str(d) in noted, d
+        if d.subsystem == "netfilter":
+            assert [type(c) for c in d.consulted] == [RuleRef], d
+        if d.subsystem == "nat":
+            assert isinstance(d.consulted[-1], ConntrackRef), d
+        for change in d.changes:
+            assert change.old != change.new and change.layer in ("ipv4", "tcp", "udp", "icmp", "skb"), d
