@@ -18,7 +18,7 @@ and s6.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 from ..conntrack import DST, SRC, Conntrack, conn_text, conntrack_ref
 from ..decision import Decision, FieldChange
@@ -217,8 +217,9 @@ class Netfilter:
             return self._non_first_fragment(hook, packet, result)
         before = (packet.src, packet.dst)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
+        run = self._RUN
         for stage in stages(hook, self.conntrack_active):
-            self._run(stage, hook, ctx, result, nexthop)
+            run[stage.name](self, stage, hook, ctx, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
         result.packet = ctx.packet
@@ -235,24 +236,37 @@ class Netfilter:
             self._remember_fragment(hook, packet, before, result)
         return result
 
-    def _run(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
-             nexthop: str | None) -> None:
-        """One stage of a hook."""
-        name = stage.name
-        if name == "conntrack":
-            skb = ctx.skb
-            if skb.ct is None and not skb.ct_state:   # else already tracked (loopback, br_netfilter)
-                result.decisions.extend(self.conntrack.track(ctx.packet, skb))
-        elif name == "confirm":
-            entry = ctx.skb.ct
-            if entry is not None and not entry.confirmed and not entry.dying:
-                self.conntrack.confirm(entry)
-        elif name == "nat-dst":
-            nf_nat_inet_fn(self, hook, DST, ctx, result, nexthop)
-        elif name == "nat-src":
-            nf_nat_inet_fn(self, hook, SRC, ctx, result, nexthop)
-        else:
-            self._filter_like(stage.table, hook, ctx, result)
+    # ---- the stages, one method each; _RUN maps a Stage's name to its method ------------------
+    def _conntrack_in(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                      nexthop: str | None) -> None:
+        """nf_conntrack_in (ipv4_conntrack_in / ipv4_conntrack_local)."""
+        skb = ctx.skb
+        if skb.ct is None and not skb.ct_state:   # else already tracked (loopback, br_netfilter)
+            result.decisions.extend(self.conntrack.track(ctx.packet, skb))
+
+    def _confirm(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                 nexthop: str | None) -> None:
+        """nf_conntrack_confirm (ipv4_confirm): a new entry enters the table."""
+        entry = ctx.skb.ct
+        if entry is not None and not entry.confirmed and not entry.dying:
+            self.conntrack.confirm(entry)
+
+    def _nat_dst(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                 nexthop: str | None) -> None:
+        nf_nat_inet_fn(self, hook, DST, ctx, result, nexthop)
+
+    def _nat_src(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                 nexthop: str | None) -> None:
+        nf_nat_inet_fn(self, hook, SRC, ctx, result, nexthop)
+
+    def _table_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                     nexthop: str | None) -> None:
+        self._filter_like(stage.table, hook, ctx, result)
+
+    _RUN: ClassVar[dict[str, Callable[["Netfilter", Stage, str, PacketContext, HookResult, str | None], None]]] = {
+        "raw": _table_stage, "conntrack": _conntrack_in, "mangle": _table_stage, "nat-dst": _nat_dst,
+        "filter": _table_stage, "nat-src": _nat_src, "confirm": _confirm,
+    }
 
     def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
         """ipt_do_table() on this namespace's `table`, for `hook`."""

@@ -59,13 +59,18 @@ class Rule:
     # -s and -d as (network, mask) integers, the form ip_packet_match compares
     _src_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _dst_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
+    _tests: tuple[Match, ...] | None = field(default=None, init=False, repr=False)   # matches that test
 
-    def prepare(self) -> None:
-        """Once parsed: keep the address tests as integers."""
+    def _prepare(self) -> tuple[Match, ...]:
+        """At the first packet: keep the address tests as integers, and the matches that test
+        something (a comment matches every packet). Most rules of a big cluster never meet a
+        packet, so this is not done at parse time."""
         if self.src is not None:
             self._src_mask = (int(self.src.network_address), int(self.src.netmask))
         if self.dst is not None:
             self._dst_mask = (int(self.dst.network_address), int(self.dst.netmask))
+        self._tests = tuple(m for m in self.matches if not isinstance(m, CommentMatch))
+        return self._tests
 
     @property
     def spec(self) -> str:
@@ -104,6 +109,9 @@ class Rule:
 
     def matches_packet(self, ctx: PacketContext) -> bool:
         """ip_packet_match() (the header tests), then every match in load order."""
+        tests = self._tests
+        if tests is None:
+            tests = self._prepare()
         packet = ctx.packet
         src = self._src_mask
         if src is not None and ((ip_int(packet.src) & src[1]) == src[0]) == self.src_inv:
@@ -117,7 +125,10 @@ class Rule:
             return False
         if self.proto is not None and (packet.proto == self.proto) == self.proto_inv:
             return False
-        return all(match.matches(ctx) for match in self.matches)
+        for match in tests:
+            if not match.matches(ctx):
+                return False
+        return True
 
     def uses_conntrack(self) -> bool:
         return (isinstance(self.target, NatTarget)
@@ -208,7 +219,7 @@ def parse_rule(table: str, chain: str, spec: str, chain_exists: Callable[[str], 
         if owner is None:
             raise error(f"rule {spec!r}: unknown option {token!r}; {_SUPPORTED_TEXT}")
         nargs = owner.options[token]
-        args = list(tokens[i:i + nargs])
+        args = tokens[i:i + nargs]
         if len(args) < nargs:
             raise error(f"rule {spec!r}: {token} needs {nargs} argument(s)")
         i += nargs
@@ -225,7 +236,6 @@ def parse_rule(table: str, chain: str, spec: str, chain_exists: Callable[[str], 
     if rule.target is not None:
         rule.target.finish()
     _check_interfaces(rule)
-    rule.prepare()
     return rule
 
 

@@ -19,7 +19,7 @@ Non-first fragments match no port or ICMP test (the kernel's `par->fragoff != 0`
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from ..conntrack import tuple_of
 from ..packet import ICMP, TCP, UDP
@@ -59,7 +59,7 @@ class PortMatch(Match):
         self.sport_inv = self.dport_inv = self.flags_inv = False
         self.flags: tuple[int, int] | None = None
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         if option in ("--sport", "--source-port"):
             self.sport, self.sport_inv = parse_port_range(args[0], option), invert
         elif option in ("--dport", "--destination-port"):
@@ -121,7 +121,7 @@ class IcmpMatch(Match):
         self.type: tuple[int, int, int] | None = None
         self.invert = False
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         text = args[0]
         if text in ICMP_TYPE_NAMES:
             self.type = ICMP_TYPE_NAMES[text]
@@ -166,7 +166,7 @@ class MarkMatch(Match):
         self.mask = MASK32
         self.invert = False
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         value, mask = parse_value_mask(args[0], option)
         self.value, self.mask, self.invert = value, MASK32 if mask is None else mask, invert
 
@@ -193,7 +193,7 @@ class AddrtypeMatch(Match):
         self.src: bool | None = None      # None: not tested; else the inversion flag
         self.dst: bool | None = None
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         if option.startswith("--limit-iface"):
             raise error(f"-m addrtype {option} is not modelled by netsim; supported: "
                          f"[!] --src-type LOCAL, [!] --dst-type LOCAL")
@@ -237,7 +237,7 @@ class ConntrackMatch(Match):
         self.states: set[str] = set()
         self.invert = False
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         for state in args[0].split(","):
             if state not in CT_STATES or (self.name == "state" and state in ("SNAT", "DNAT")):
                 raise error(f"{option}: unknown state {state!r}; known: {','.join(CT_STATES)}")
@@ -272,7 +272,7 @@ class CommentMatch(Match):
         super().__init__(rule)
         self.comment: str | None = None
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         if invert:
             raise error("--comment cannot be negated")
         if len(args[0]) > 255:
@@ -305,7 +305,7 @@ class StatisticMatch(Match):
         self.probability: int | None = None
         self.invert = False
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         if option == "--mode":
             if args[0] != "random":
                 raise error(f"-m statistic --mode {args[0]}: netsim models only --mode random")

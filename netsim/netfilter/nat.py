@@ -20,7 +20,7 @@ Each step leaves a `Decision` (subsystem "nat") naming the rule (RuleRef), the c
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conn_text, conntrack_ref, endpoint, parse_quoted
 from ..decision import Decision, FieldChange
@@ -46,7 +46,7 @@ class NatTarget(Target):
         self.ports: tuple[int, int] | None = None
         self.random = self.random_fully = self.persistent = False
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         if option == "--random":
             self.random = True
         elif option == "--random-fully":

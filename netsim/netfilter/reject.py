@@ -12,7 +12,7 @@ netsim.endpoints.icmp_error, so there is one model of each.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from ..endpoints import icmp_error
 from ..packet import ICMP, IPPROTO_TCP, IPv4, TCP
@@ -50,7 +50,7 @@ class RejectTarget(Target):
         super().__init__(rule)
         self.reject_with = "icmp-port-unreachable"
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         name = REJECT_ALIASES.get(args[0], args[0])
         if name not in REJECT_TYPES:
             raise error(f"--reject-with {args[0]!r}: known types are {', '.join(REJECT_TYPES)}")

@@ -10,7 +10,7 @@ the next rule; libxt_MARK.c turns --set-mark, --or-mark, --and-mark and --xor-ma
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from .xtables import MASK32, Target, error, parse_value_mask
 
@@ -45,7 +45,7 @@ class MarkTarget(Target):
         self.value: int | None = None
         self.mask = MASK32
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         if self.value is not None:
             raise error("-j MARK takes one of --set-mark, --set-xmark, --or-mark, --and-mark, "
                          "--xor-mark")

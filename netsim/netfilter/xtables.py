@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ConfigError
 from ..packet import IPv4
@@ -144,7 +144,7 @@ class Match:
     def __init__(self, rule: "Rule"):
         self.rule = rule
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:  # pragma: no cover
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:  # pragma: no cover
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -168,7 +168,7 @@ class Target:
     def __init__(self, rule: "Rule"):
         self.rule = rule
 
-    def parse(self, option: str, args: list[str], invert: bool) -> None:
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         raise error(f"-j {self.name} takes no option {option}")
 
     def finish(self) -> None:
