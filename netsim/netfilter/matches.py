@@ -275,9 +275,12 @@ class CommentMatch(Match):
     def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         if invert:
             raise error("--comment cannot be negated")
-        if len(args[0]) > 255:
-            raise error("--comment: a comment is at most 255 characters")
-        self.comment = args[0]
+        # xt_comment keeps XT_MAX_COMMENT_LEN (256) bytes with the closing NUL; iptables
+        # (xtopt_parse_string) cuts a longer comment to 255 bytes without a word, as iptables
+        # 1.8.9 measured does (a multi-byte character cut in two is dropped here)
+        text = args[0]
+        raw = text.encode()
+        self.comment = raw[:255].decode(errors="ignore") if len(raw) > 255 else text
 
     def finish(self) -> None:
         if self.comment is None:

@@ -32,6 +32,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core import HookResult, Netfilter
     from .grammar import Rule
 
+# The hooks each NAT target may run at (the .hooks of its struct xt_target: xt_nat.c for DNAT
+# and SNAT, xt_MASQUERADE.c for MASQUERADE). The kernel refuses a rule set in which a target
+# can be reached from another hook, through a jump as well as in the built-in chain itself.
+NAT_HOOKS: dict[str, tuple[str, ...]] = {
+    "DNAT": ("PREROUTING", "OUTPUT"),
+    "SNAT": ("POSTROUTING", "INPUT"),
+    "MASQUERADE": ("POSTROUTING",),
+}
+_NAT_BUILTIN = ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
+_NAT_HOOKS_TEXT = ", ".join(f"{name} belongs to {'/'.join(hooks)}" for name, hooks in NAT_HOOKS.items())
+
 
 class NatTarget(Target):
     """DNAT --to-destination, SNAT --to-source, MASQUERADE [--to-ports]; --random, --random-fully."""
@@ -80,6 +91,10 @@ class NatTarget(Target):
             raise error(f"-j {self.name}: a port needs -p tcp or -p udp")
         if self.rule.table != "nat":
             raise error(f"-j {self.name} is valid only in the nat table")
+        chain = self.rule.chain
+        if chain in _NAT_BUILTIN and chain not in NAT_HOOKS[self.name]:
+            raise error(f"-j {self.name} is valid only in {'/'.join(NAT_HOOKS[self.name])}, not in {chain} "
+                        f"(the kernel refuses the rule)")
 
     def to_text(self) -> str:
         if self.name == "MASQUERADE":
@@ -201,10 +216,10 @@ def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, re
     target = walk.nat
     function = "nf_nat_inet_fn"
     if target is not None:
-        if (manip == DST) != (target.name == "DNAT"):
+        if hook not in NAT_HOOKS[target.name]:
+            # the kernel refuses such a rule set when it is loaded; netsim finds out here
             raise error(f"{walk.where}: -j {target.name} reached in {hook}; iptables "
-                        f"refuses this: DNAT belongs to PREROUTING/OUTPUT, SNAT and "
-                        f"MASQUERADE to POSTROUTING/INPUT")
+                        f"refuses this: {_NAT_HOOKS_TEXT}")
         addr = target.addr
         if target.name == "MASQUERADE":
             function = "nf_nat_masquerade_ipv4"
