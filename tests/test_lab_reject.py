@@ -61,3 +61,19 @@ def test_reject_with_tcp_reset_sends_the_kernels_rst():
 def test_reject_with_tcp_reset_leaves_through_the_bridge_port_as_in_the_kernel():
     _, result = _compared("-p tcp -d 10.244.1.2/32 -j REJECT --reject-with tcp-reset", "tcp")
     assert result.ok, str(result)
+
+
+@needs_lab
+@pytest.mark.parametrize("client, source", [("pod-a", "10.244.0.1"), ("node1", "192.168.50.11")])
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_a_service_without_endpoints_is_rejected_as_the_kernel_does(client, source, proto):
+    """kube-proxy's REJECT for a ClusterIP without endpoints, in filter FORWARD (from a pod)
+    and in filter OUTPUT (from the node itself)."""
+    cluster = netsim.reference_cluster()
+    cluster.add_service("empty", port=80, target_port=8080, pods=[], protocol=proto)
+    model = cluster.send(client, "empty", proto=proto)
+    with Lab(cluster) as lab:
+        observed = lab.exchange(client, "empty", proto, None)
+    result = compare(model, observed, cluster=cluster, title=f"{client} -> empty ({proto})")
+    assert result.ok, str(result)
+    assert model.outcome == f"error: ICMP destination unreachable code 3 from {source}"
