@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar
 
-from ..conntrack import DST, SRC, Conntrack, conn_text, conntrack_ref
+from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conn_text, conntrack_ref
 from ..decision import Decision, FieldChange
 from ..packet import IPv4
 from ..skb import Skb
@@ -230,7 +230,8 @@ class Netfilter:
                 "conntrack", "nf_conntrack_destroy",
                 f"conntrack: packet {fate}, unconfirmed {entry.original.proto_name} entry "
                 f"{conn_text(entry.original)} discarded",
-                verdict="discard", consulted=(conntrack_ref(entry, 1 if skb.ct_reply else 0, skb.ct_state),)))
+                verdict="discard",
+                consulted=(conntrack_ref(entry, REPLY if skb.ct_reply else ORIGINAL, skb.ct_state),)))
             skb.ct, skb.ct_state = None, ""
         if packet.mf:
             self._remember_fragment(hook, packet, before, result)

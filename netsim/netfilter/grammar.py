@@ -217,7 +217,11 @@ def parse_rule(table: str, chain: str, spec: str, chain_exists: Callable[[str], 
             raise error(f"rule {spec!r}: unexpected argument {token!r}")
         owner = _option_owner(rule, token)
         if owner is None:
-            raise error(f"rule {spec!r}: unknown option {token!r}; {_SUPPORTED_TEXT}")
+            loaded = [f"-m {m.name} takes {', '.join(m.options)}" for m in rule.matches if m.options]
+            if rule.target is not None and rule.target.options:
+                loaded.append(f"-j {rule.target.name} takes {', '.join(rule.target.options)}")
+            raise error(f"rule {spec!r}: unknown option {token!r}; "
+                        + "".join(part + "; " for part in loaded) + _SUPPORTED_TEXT)
         nargs = owner.options[token]
         args = tokens[i:i + nargs]
         if len(args) < nargs:
