@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
+from .decision import ConntrackRef, Decision
 from .packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, PROTO_NAMES, TCP, UDP
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -260,18 +261,19 @@ class Conntrack:
         return found is not None and found[0] is not ignore
 
     # ---- tracking (nf_conntrack_in) ---------------------------------------------------------
-    def track(self, packet: IPv4, skb: "Skb") -> list[str]:
+    def track(self, packet: IPv4, skb: "Skb") -> list[Decision]:
         """Find or create the packet's connection and set skb.ct, skb.ct_reply, skb.ct_state, as
-        nf_conntrack_in() does at PREROUTING and OUTPUT. Returns explanation lines. A new entry
-        stays unconfirmed (outside the table) until `confirm` at the packet's last hook."""
+        nf_conntrack_in() does at PREROUTING and OUTPUT. Returns what it decided (subsystem
+        "conntrack"; the verdict is the packet's ctstate, lower case). A new entry stays
+        unconfirmed (outside the table) until `confirm` at the packet's last hook."""
         payload = packet.payload
         if isinstance(payload, ICMP) and payload.type in ICMP_ERROR_TYPES:
             return self._track_icmp_error(packet, payload, skb)
         tup = tuple_of(packet)
         if tup is None:
             _set_untracked(skb)
-            return [f"conntrack: {packet.proto_name} is not modelled by netsim's conntrack: "
-                    f"packet not tracked (ctstate INVALID)"]
+            return [_decision(f"conntrack: {packet.proto_name} is not modelled by netsim's conntrack: "
+                              f"packet not tracked (ctstate INVALID)", "invalid")]
         found = self._by_tuple.get(tup)
         if found is None:
             return self._new(packet, tup, skb)
@@ -282,11 +284,13 @@ class Conntrack:
                 # tcp_packet(): a SYN reopening a closed connection kills the old entry and the
                 # packet is looked up again (-NF_REPEAT), creating a new one.
                 self.remove(entry)
-                lines = [f"conntrack: SYN reopens {entry} ({entry.state}), old entry removed"]
-                return lines + self._new(packet, tup, skb)
+                reopened = _decision(f"conntrack: SYN reopens {entry} ({entry.state}), old entry removed",
+                                     "remove", conntrack_ref(entry, ORIGINAL, entry.state),
+                                     function="nf_conntrack_tcp_packet")
+                return [reopened, *self._new(packet, tup, skb)]
         return self._existing(packet, entry, direction, skb)
 
-    def _new(self, packet: IPv4, tup: ConnTuple, skb: "Skb") -> list[str]:
+    def _new(self, packet: IPv4, tup: ConnTuple, skb: "Skb") -> list[Decision]:
         payload = packet.payload
         state = ""
         if isinstance(payload, TCP):
@@ -294,18 +298,19 @@ class Conntrack:
             state = _TCP_TABLE[ORIGINAL][kind][0]
             if state == sIV:
                 _set_untracked(skb)
-                return [f"conntrack: {tup} [{payload.flags}] belongs to no connection and cannot "
-                        f"start one: INVALID, not tracked"]
+                return [_decision(f"conntrack: {tup} [{payload.flags}] belongs to no connection and cannot "
+                                  f"start one: INVALID, not tracked", "invalid", _lone_ref(tup))]
         elif isinstance(payload, ICMP) and payload.type not in ICMP_NEW_TYPES:
             _set_untracked(skb)
-            return [f"conntrack: icmp type {payload.type} from {tup.src} to {tup.dst} answers no "
-                    f"tracked request: INVALID, not tracked"]
+            return [_decision(f"conntrack: icmp type {payload.type} from {tup.src} to {tup.dst} answers no "
+                              f"tracked request: INVALID, not tracked", "invalid", _lone_ref(tup))]
         entry = ConntrackEntry(tup, tup.invert(), state=state)
         skb.ct, skb.ct_reply, skb.ct_state = entry, False, "NEW"
         detail = f" ({state})" if state else ""
-        return [f"conntrack: new {tup.proto_name} entry {_conn_text(tup)}{detail}"]
+        return [_decision(f"conntrack: new {tup.proto_name} entry {_conn_text(tup)}{detail}", "new",
+                          conntrack_ref(entry, ORIGINAL, "NEW"))]
 
-    def _existing(self, packet: IPv4, entry: ConntrackEntry, direction: int, skb: "Skb") -> list[str]:
+    def _existing(self, packet: IPv4, entry: ConntrackEntry, direction: int, skb: "Skb") -> list[Decision]:
         # resolve_normal_ct(): the packet's ctinfo, from the state before this packet.
         if direction == REPLY:
             ct_state = "ESTABLISHED"
@@ -319,8 +324,9 @@ class Conntrack:
             new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_S.index(old)]
             if new == sIV:
                 _set_untracked(skb)
-                return [f"{head}: [{payload.flags}] is invalid in state {old}: INVALID, "
-                        f"the packet loses its conntrack entry"]
+                return [_decision(f"{head}: [{payload.flags}] is invalid in state {old}: INVALID, "
+                                  f"the packet loses its conntrack entry", "invalid",
+                                  conntrack_ref(entry, direction, "INVALID"))]
             if new == sIG:
                 detail = f" ({old}, [{payload.flags}] ignored by the state machine)"
             elif not entry.seen_reply and "R" in payload.flags:
@@ -337,26 +343,27 @@ class Conntrack:
         if direction == REPLY:
             entry.seen_reply = True
         skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, ct_state
-        return [head + detail]
+        return [_decision(head + detail, ct_state.lower(), conntrack_ref(entry, direction, ct_state))]
 
-    def _track_icmp_error(self, packet: IPv4, icmp: ICMP, skb: "Skb") -> list[str]:
+    def _track_icmp_error(self, packet: IPv4, icmp: ICMP, skb: "Skb") -> list[Decision]:
         """icmp_error(): an ICMP error is RELATED to the connection of the packet it quotes."""
         quoted = parse_quoted(icmp.data)
         if quoted is None:
             _set_untracked(skb)
-            return [f"conntrack: icmp error from {packet.src} quotes too little of a packet: "
-                    f"INVALID"]
+            return [_decision(f"conntrack: icmp error from {packet.src} quotes too little of a packet: "
+                              f"INVALID", "invalid", function=_ICMP_ERROR)]
         inner = quoted.tuple
         found = self._by_tuple.get(inner.invert())
         if found is None:
             _set_untracked(skb)
-            return [f"conntrack: icmp error from {packet.src} is about {inner}, which is not "
-                    f"tracked: INVALID"]
+            return [_decision(f"conntrack: icmp error from {packet.src} is about {inner}, which is not "
+                              f"tracked: INVALID", "invalid", _lone_ref(inner), function=_ICMP_ERROR)]
         entry, direction = found
         skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, "RELATED"
         where = "reply" if direction == REPLY else "original"
-        return [f"conntrack: icmp error from {packet.src} is RELATED to {entry.original.proto_name} "
-                f"{_conn_text(entry.original)} ({where} direction)"]
+        return [_decision(f"conntrack: icmp error from {packet.src} is RELATED to {entry.original.proto_name} "
+                          f"{_conn_text(entry.original)} ({where} direction)", "related",
+                          conntrack_ref(entry, direction, "RELATED"), function=_ICMP_ERROR)]
 
     # ---- NAT bindings (nf_nat_core.c) -------------------------------------------------------
     def nat_done(self, entry: ConntrackEntry, manip: str) -> bool:
@@ -518,10 +525,31 @@ class Conntrack:
         return outer, f"{prefix} {what}"
 
 
-def _conn_text(tup: ConnTuple) -> str:
+def conn_text(tup: ConnTuple) -> str:
+    """A tuple as the decisions write it: `src:sport -> dst:dport`, `src -> dst id N` for ICMP."""
     if tup.proto == IPPROTO_ICMP:
         return f"{tup.src} -> {tup.dst} id {tup.sport}"
     return f"{tup.src}:{tup.sport} -> {tup.dst}:{tup.dport}"
+
+
+_conn_text = conn_text
+_ICMP_ERROR = "nf_conntrack_icmpv4_error"
+
+
+def conntrack_ref(entry: ConntrackEntry, direction: int, state: str) -> ConntrackRef:
+    """The entry a decision consulted: both tuples, the packet's ctstate and its direction."""
+    return ConntrackRef(entry.original.proto_name, conn_text(entry.original), conn_text(entry.reply),
+                        state, "reply" if direction == REPLY else "original")
+
+
+def _lone_ref(tup: ConnTuple) -> ConntrackRef:
+    """A packet's tuple that belongs to no entry (the lookup consulted the table and found none)."""
+    return ConntrackRef(tup.proto_name, conn_text(tup), state="INVALID", direction="original")
+
+
+def _decision(text: str, verdict: str, ref: ConntrackRef | None = None,
+              function: str = "nf_conntrack_in") -> Decision:
+    return Decision("conntrack", function, text, verdict=verdict, consulted=(ref,) if ref is not None else ())
 
 
 def _set_untracked(skb: "Skb") -> None:
@@ -637,5 +665,6 @@ def parse_quoted(data: bytes) -> QuotedPacket | None:
 
 __all__ = [
     "ORIGINAL", "REPLY", "SRC", "DST", "ConnTuple", "ConntrackEntry", "Conntrack", "QuotedPacket",
-    "tuple_of", "parse_quoted", "rewrite", "endpoint", "tcp_packet_kind", "TCP_TIMEOUTS",
+    "tuple_of", "parse_quoted", "rewrite", "endpoint", "tcp_packet_kind", "TCP_TIMEOUTS", "conn_text",
+    "conntrack_ref",
 ]

@@ -436,18 +436,24 @@ class Walk:
             return result.packet
         if result.verdict == "REJECT":
             flow.end("dropped", f"{hook}: REJECT")
-            self._reject(ns, ip, result.reject_with, flow)
+            self._reject(ns, result.packet, result.reject_with, flow)
             return None
         flow.end("dropped", f"{hook}: DROP")
         return None
 
-    def _reject(self, ns: Namespace, ip: IPv4, how, flow: Flow) -> None:
-        if how == "tcp-reset" and isinstance(ip.payload, TCP):
-            rst = ep.tcp_rst(ip, ns.sysctl.ip_default_ttl)
-            self.local_out(ns, rst, Flow(self, "error"))
+    def _reject(self, ns: Namespace, ip: IPv4, how: tuple[int, int] | str | None, flow: Flow) -> None:
+        """What REJECT sends about the packet as the hook left it (netsim/netfilter/reject.py):
+        nf_send_reset's RST goes out through ip_local_out, nf_send_unreach's error through
+        icmp_send (send_icmp_error)."""
+        from .netfilter.reject import nf_send_reset, nf_send_unreach
+        if how == "tcp-reset":
+            rst = nf_send_reset(ip, ns.sysctl.ip_default_ttl)
+            if rst is not None:
+                self.local_out(ns, rst, Flow(self, "reply"))
             return
-        itype, code = how if isinstance(how, tuple) else (ICMP_DEST_UNREACH, 3)
-        self.send_icmp_error(ns, ip, itype, code, flow, "rejected")
+        unreach = nf_send_unreach(ip, how if isinstance(how, tuple) else (ICMP_DEST_UNREACH, 3))
+        if unreach is not None:
+            self.send_icmp_error(ns, ip, unreach[0], unreach[1], flow, "rejected")
 
     def ip_rcv(self, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
         if not flow.skb.bridged:

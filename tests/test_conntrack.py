@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from netsim.conntrack import DST, SRC, ConnTuple, Conntrack, tuple_of
+from netsim.decision import ConntrackRef
 from netsim.packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TCP, UDP
 from netsim.skb import Skb
 
@@ -85,8 +86,12 @@ def test_tcp_close_reaches_time_wait_and_a_new_syn_reopens():
     assert [e.state for e in ct.entries] == ["TIME_WAIT"]
     assert ct.entries[0].line().startswith("tcp      6 119 TIME_WAIT ")
     skb = Skb()
-    lines = ct.track(tcp(C, 1000, S, 80, "S"), skb)
-    assert lines == ["conntrack: SYN reopens tcp 10.244.0.2:1000 -> 10.244.0.3:80 (TIME_WAIT), old entry removed",
+    decisions = ct.track(tcp(C, 1000, S, 80, "S"), skb)
+    assert [(d.subsystem, d.function, d.verdict) for d in decisions] == [
+        ("conntrack", "nf_conntrack_tcp_packet", "remove"), ("conntrack", "nf_conntrack_in", "new")]
+    assert decisions[0].consulted == (ConntrackRef("tcp", "10.244.0.2:1000 -> 10.244.0.3:80",
+                                                   "10.244.0.3:80 -> 10.244.0.2:1000", "TIME_WAIT", "original"),)
+    assert [str(d) for d in decisions] == ["conntrack: SYN reopens tcp 10.244.0.2:1000 -> 10.244.0.3:80 (TIME_WAIT), old entry removed",
                      "conntrack: new tcp entry 10.244.0.2:1000 -> 10.244.0.3:80 (SYN_SENT)"]
     assert ct.entries == [] and skb.ct_state == "NEW"
 
@@ -107,8 +112,9 @@ def test_packets_that_cannot_start_a_connection_are_invalid():
     for packet in (tcp(S, 80, C, 1000, "SA"), tcp(S, 80, C, 1000, "R"), tcp(S, 80, C, 1000, "F"),
                    ping(S, C, 7, kind=0)):
         skb = Skb()
-        line = ct.track(packet, skb)[0]
-        results.append((skb.ct_state, skb.ct, line))
+        decision = ct.track(packet, skb)[0]
+        assert (decision.subsystem, decision.verdict) == ("conntrack", "invalid")
+        results.append((skb.ct_state, skb.ct, str(decision)))
     assert results == [
         ("INVALID", None, "conntrack: tcp 10.244.0.3:80 -> 10.244.0.2:1000 [SA] belongs to no connection and "
                           "cannot start one: INVALID, not tracked"),

@@ -126,3 +126,83 @@ def test_the_cluster_rule_builders_match_real_iptables_save():
     kubeproxy.finish_nodeports(nf)
     text = nf.save()
     assert real_iptables_save(text) == text
+
+
+def real_iptables_restore_refuses(text: str) -> str:
+    """iptables-restore's error for `text` in a throwaway namespace, "" if it loaded."""
+    name = f"nfcheck-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        done = subprocess.run(["ip", "netns", "exec", name, "iptables-restore"], input=text, text=True,
+                              capture_output=True)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    return done.stderr.strip() if done.returncode != 0 else ""
+
+
+# rules iptables or the kernel refuses: netsim refuses each of them as well
+REFUSED = [
+    ("filter", "INPUT", "-j REJECT --reject-with tcp-reset", "tcp-reset is valid only with -p tcp"),
+    ("nat", "PREROUTING", "-o eth0 -j ACCEPT", "-o cannot be used in the PREROUTING chain"),
+    ("nat", "POSTROUTING", "-i eth0 -j ACCEPT", "-i cannot be used in the POSTROUTING chain"),
+    ("filter", "INPUT", "-j MASQUERADE", "valid only in the nat table"),
+    ("nat", "POSTROUTING", "-j DNAT --to-destination 10.0.0.1", "valid only in PREROUTING/OUTPUT"),
+    ("nat", "PREROUTING", "-j MASQUERADE", "valid only in POSTROUTING, not in PREROUTING"),
+    ("nat", "INPUT", "-j MASQUERADE", "valid only in POSTROUTING, not in INPUT"),
+    ("nat", "OUTPUT", "-j SNAT --to-source 10.0.0.1", "valid only in POSTROUTING/INPUT"),
+    ("filter", "INPUT", "-m tcp --dport 80 -j ACCEPT", "-m tcp needs -p tcp"),
+    ("filter", "INPUT", "-m icmp --icmp-type 8 -j ACCEPT", "-m icmp needs -p icmp"),
+    ("filter", "INPUT", "-p tcp --tcp-flags FOO SYN -j ACCEPT", "unknown flag 'FOO'"),
+    ("mangle", "INPUT", "-j MARK", "-j MARK needs --set-mark"),
+    ("filter", "INPUT", "-p tcp --dport 70000 -j ACCEPT", "port '70000' is not a number from 0 to 65535"),
+    ("filter", "INPUT", "-p tcp --dport 90:80 -j ACCEPT", "port range '90:80' is inverted"),
+    ("filter", "INPUT", "-m conntrack --ctstate BOGUS -j ACCEPT", "unknown state 'BOGUS'"),
+    ("filter", "INPUT", "-m conntrack -j ACCEPT", "-m conntrack needs --ctstate"),
+    ("filter", "INPUT", "-j REJECT --reject-with icmp-bogus", "--reject-with 'icmp-bogus': known types are"),
+    ("nat", "PREROUTING", "-j DNAT", "-j DNAT needs --to-destination"),
+    ("nat", "PREROUTING", "-j DNAT --to-destination 10.0.0.1:80", "a port needs -p tcp or -p udp"),
+    ("filter", "INPUT", "-m statistic --mode random --probability 2 -j ACCEPT", "must be between 0 and 1"),
+    ("filter", "INPUT", "-s 10.0.0.1 -s 10.0.0.2 -j ACCEPT", "-s given twice"),
+    ("filter", "INPUT", "! ! -s 10.0.0.1 -j ACCEPT", "two '!' in a row"),
+    ("filter", "INPUT", "-m mark -j ACCEPT", "-m mark needs --mark"),
+    ("filter", "INPUT", "-m addrtype -j ACCEPT", "-m addrtype needs --src-type or --dst-type"),
+    ("filter", "INPUT", "-j NOSUCHCHAIN", "-j NOSUCHCHAIN: no such target or chain"),
+    ("filter", "INPUT", "-g NOSUCHCHAIN", "-g NOSUCHCHAIN: goto needs an existing user chain"),
+    ("filter", "INPUT", "-p tcp -j ACCEPT -j DROP", "more than one target"),
+]
+
+
+@pytest.mark.parametrize("table, chain, spec, message", REFUSED)
+def test_rules_iptables_refuses_netsim_refuses_too(table, chain, spec, message):
+    from netsim.netfilter import RuleError
+    assert real_iptables_restore_refuses(f"*{table}\n-A {chain} {spec}\nCOMMIT\n")
+    nf = FakeNetns().netfilter
+    with pytest.raises(RuleError, match=re.escape(message)):
+        nf.append(table, chain, spec)
+
+
+def test_a_long_comment_is_cut_to_255_bytes_as_iptables_does():
+    nf = FakeNetns().netfilter
+    nf.append("filter", "INPUT", "-m comment --comment " + "c" * 300 + " -j ACCEPT")
+    assert nf.rules("filter", "INPUT")[0].comment == "c" * 255
+    text = nf.save()
+    assert real_iptables_save(f"*filter\n-A INPUT -m comment --comment {'c' * 300} -j ACCEPT\nCOMMIT\n") == text
+
+
+def test_masquerade_reached_from_input_through_a_jump_is_refused_by_both():
+    """xt_MASQUERADE runs only at POSTROUTING; the kernel refuses a jump that would bring it to
+    INPUT when the rules are loaded, netsim when a packet gets there."""
+    from netsim.netfilter import RuleError
+    from netsim.skb import Skb
+    from tests.test_netfilter import tcp
+    text = "*nat\n:U - [0:0]\n-A U -j MASQUERADE\n-A INPUT -j U\nCOMMIT\n"
+    assert "line 4: RULE_APPEND failed (Invalid argument)" in real_iptables_restore_refuses(text)
+    nf = FakeNetns().netfilter
+    nf.restore(text)
+    skb = Skb()
+    syn = tcp("203.0.113.10", 40000, "192.168.50.11", 22)
+    nf.hook("PREROUTING", syn, skb, "eth0", None)
+    with pytest.raises(RuleError, match="U rule 1: -j MASQUERADE reached in INPUT; iptables refuses this: "
+                                        "DNAT belongs to PREROUTING/OUTPUT, SNAT belongs to POSTROUTING/INPUT, "
+                                        "MASQUERADE belongs to POSTROUTING"):
+        nf.hook("INPUT", syn, skb, "eth0", None)

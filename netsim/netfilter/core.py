@@ -1,0 +1,325 @@
+"""The netfilter state of one network namespace, and a hook run on a packet as nf_hook_slow
+(net/netfilter/core.c) runs it.
+
+`Netfilter` holds the namespace's iptables tables and answers the iptables commands (-N, -X,
+-A, -I, -D, -F, -P, iptables-save, iptables-restore). `Netfilter.hook()` runs one hook's
+stages in the order of `HOOK_ORDER` (hooks.py): the raw, mangle and filter tables through
+ipt_do_table (ip_tables.py), conntrack's nf_conntrack_in and nf_conntrack_confirm
+(netsim/conntrack.py), and the nat stages (nat.py); the first verdict other than ACCEPT ends
+the hook. As in the kernel, conntrack is hooked into a namespace only once something needs it:
+a nat table, or a rule with a conntrack/state match or a NAT target. What each stage decided is
+a list of `Decision` records on the `HookResult`.
+
+Facts: iptables-extensions(8); the kernel's ip_tables.c, xt_*.c and nf_nat_*.c; checked
+behaviour in shared/reference/flannel-kubernetes-facts.md F and I and kernel-observations.md s5
+and s6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, ClassVar
+
+from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conn_text, conntrack_ref
+from ..decision import Decision, FieldChange
+from ..packet import IPv4
+from ..skb import Skb
+from . import save_restore
+from .grammar import TARGETS, Rule, parse_rule
+from .hooks import HOOKS, Stage, stages
+from .ip_tables import BUILTIN_CHAINS, TABLE_ORDER, Chain, Table, WalkOutcome, ipt_do_table
+from .nat import nf_nat_inet_fn
+from .reject import RejectTarget
+from .targets import STANDARD, StandardTarget
+from .xtables import PacketContext, error
+
+
+@dataclass
+class HookResult:
+    """What one hook decided about a packet."""
+
+    verdict: str                     # ACCEPT, DROP or REJECT
+    packet: IPv4                     # the packet after any rewrite
+    decisions: list[Decision] = field(default_factory=list)
+    reject_with: tuple[int, int] | str | None = None   # REJECT: ICMP (type, code) or "tcp-reset"
+    reject_name: str | None = None   # the --reject-with name, e.g. "icmp-port-unreachable"
+    rule: str | None = None          # the rule that decided, e.g. 'filter INPUT: INPUT rule 1'
+
+    @property
+    def explanation(self) -> list[str]:
+        """The decisions' sentences, as the walk notes them on the hop."""
+        return [d.text for d in self.decisions]
+
+
+_FRAGMENT_MEMORY = 1024
+
+
+class Netfilter:
+    """iptables state of one network namespace and the hooks its packets pass."""
+
+    def __init__(self, netns: Any):
+        self.netns = netns
+        self.tables: dict[str, Table] = {}
+        self._conntrack_users = False
+        self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+
+    # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
+    @property
+    def conntrack(self) -> Conntrack:
+        conntrack: Conntrack = self.netns.conntrack
+        return conntrack
+
+    @property
+    def conntrack_active(self) -> bool:
+        """Is conntrack hooked into this namespace? The kernel registers it when a nat table
+        exists or a rule needs it (conntrack/state match, NAT target); until then packets are
+        not tracked and `conntrack -L` stays empty (as in a pod namespace)."""
+        return "nat" in self.tables or self._conntrack_users
+
+    def _table(self, name: str, create: bool = True) -> Table:
+        """A table; like iptables-nft, changing a table creates it, reading one does not."""
+        if name not in BUILTIN_CHAINS:
+            raise error(f"unknown table {name!r}; netsim models {', '.join(TABLE_ORDER)}")
+        if name not in self.tables:
+            if not create:
+                return Table.new(name)
+            self.tables[name] = Table.new(name)
+        return self.tables[name]
+
+    def _chain(self, table: str, chain: str, create: bool = True) -> Chain:
+        t = self._table(table, create)
+        found = t.chains.get(chain)
+        if found is None:
+            raise error(f"no chain {chain!r} in table {table!r}; its chains are "
+                        f"{', '.join(c.name for c in t.ordered_chains())}")
+        return found
+
+    def _parse(self, table: str, chain: str, spec: str) -> Rule:
+        chains = self._table(table).chains
+        self._chain(table, chain)
+        return parse_rule(table, chain, spec,
+                          lambda name: name in chains and not chains[name].builtin)
+
+    def note_rule(self, rule: Rule) -> None:
+        """A rule entered the tables: does it hook conntrack into the namespace?"""
+        if rule.uses_conntrack():
+            self._conntrack_users = True
+
+    def new_chain(self, table: str, chain: str) -> None:
+        """iptables -t TABLE -N CHAIN."""
+        chains = self._table(table).chains
+        if chain in chains:
+            raise error(f"chain {chain!r} already exists in table {table!r}")
+        if (not chain or len(chain) > 28 or chain.startswith("-") or chain in STANDARD or chain in TARGETS
+                or " " in chain):
+            raise error(f"invalid chain name {chain!r}: 1 to 28 characters, no blank, not starting "
+                        f"with '-', not a target name")
+        chains[chain] = Chain(chain, False)
+
+    def delete_chain(self, table: str, chain: str) -> None:
+        """iptables -t TABLE -X CHAIN: the chain must be empty and unreferenced."""
+        found = self._chain(table, chain)
+        if found.builtin:
+            raise error(f"cannot delete built-in chain {chain!r}")
+        if found.rules:
+            raise error(f"chain {chain!r} is not empty")
+        for other in self.tables[table].chains.values():
+            for rule in other.rules:
+                if isinstance(rule.target, StandardTarget) and rule.target.name == chain:
+                    raise error(f"chain {chain!r} is referenced by {rule}")
+        del self.tables[table].chains[chain]
+
+    def append(self, table: str, chain: str, spec: str) -> Rule:
+        """iptables -t TABLE -A CHAIN SPEC."""
+        rule = self._parse(table, chain, spec)
+        target = self._chain(table, chain)
+        target.rules.append(rule)
+        rule.position = len(target.rules)
+        self.note_rule(rule)
+        return rule
+
+    def insert(self, table: str, chain: str, spec: str, position: int = 1) -> Rule:
+        """iptables -t TABLE -I CHAIN [POSITION] SPEC (1 is the top)."""
+        rule = self._parse(table, chain, spec)
+        target = self._chain(table, chain)
+        if not 1 <= position <= len(target.rules) + 1:
+            raise error(f"index of insertion too big: {position}")
+        target.rules.insert(position - 1, rule)
+        target.renumber()
+        self.note_rule(rule)
+        return rule
+
+    def delete(self, table: str, chain: str, spec_or_index: str | int) -> None:
+        """iptables -t TABLE -D CHAIN (SPEC | NUMBER)."""
+        target = self._chain(table, chain)
+        if isinstance(spec_or_index, int):
+            if not 1 <= spec_or_index <= len(target.rules):
+                raise error(f"index of deletion too big: {spec_or_index}")
+            del target.rules[spec_or_index - 1]
+        else:
+            wanted = self._parse(table, chain, spec_or_index).spec
+            for index, rule in enumerate(target.rules):
+                if rule.spec == wanted:
+                    del target.rules[index]
+                    break
+            else:
+                raise error(f"bad rule (does a matching rule exist in that chain?): {spec_or_index}")
+        target.renumber()
+
+    def flush(self, table: str | None = None, chain: str | None = None) -> None:
+        """iptables -F: empty one chain, every chain of a table, or (table None) every table.
+        User chains stay (deleting them is `delete_chain`, iptables -X)."""
+        tables = [self._table(table)] if table is not None else list(self.tables.values())
+        for t in tables:
+            chains = [self._chain(t.name, chain)] if chain is not None else list(t.chains.values())
+            for c in chains:
+                c.rules.clear()
+
+    def set_policy(self, table: str, chain: str, policy: str) -> None:
+        """iptables -t TABLE -P CHAIN ACCEPT|DROP (built-in chains only)."""
+        found = self._chain(table, chain)
+        if not found.builtin:
+            raise error(f"only built-in chains have a policy, {chain!r} is a user chain")
+        if policy not in ("ACCEPT", "DROP"):
+            raise error(f"policy must be ACCEPT or DROP, not {policy!r}")
+        found.policy = policy
+
+    def rules(self, table: str, chain: str) -> list[Rule]:
+        return list(self._chain(table, chain, create=False).rules)
+
+    def chains(self, table: str) -> list[str]:
+        return [c.name for c in self._table(table, create=False).ordered_chains()]
+
+    def save(self, table: str | None = None) -> str:
+        """iptables-save output without its "# Generated/Completed" comment lines and with zero
+        counters. Only tables that exist are printed, in iptables-save's (nf_tables) order."""
+        if table is not None:
+            self._table(table, create=False)
+        return save_restore.save(self.tables, table)
+
+    def restore(self, text: str, noflush: bool = False) -> None:
+        """iptables-restore: each `*table` block replaces that table (with `noflush`, rules are
+        added and only chains declared with a `:CHAIN` line are emptied, as kube-proxy relies
+        on). The whole input is checked first; on an error nothing changes."""
+        save_restore.restore(self, text, noflush)
+
+    # ---- the data path --------------------------------------------------------------------
+    def hook(self, hook: str, packet: IPv4, skb: Skb, indev: str | None, outdev: str | None,
+             nexthop: str | None = None) -> HookResult:
+        """Run one netfilter hook on a packet: its stages in HOOK_ORDER (hooks.py), until one
+        decides other than ACCEPT. Updates skb.mark, skb.ct, skb.ct_reply and skb.ct_state.
+        `nexthop` is the gateway the route chose (MASQUERADE asks the namespace for the source
+        address toward it)."""
+        if hook not in HOOKS:
+            raise error(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
+        result = HookResult("ACCEPT", packet)
+        if packet.frag > 0:
+            return self._non_first_fragment(hook, packet, result)
+        before = (packet.src, packet.dst)
+        ctx = PacketContext(packet, skb, indev, outdev, self.netns)
+        run = self._RUN
+        for stage in stages(hook, self.conntrack_active):
+            run[stage.name](self, stage, hook, ctx, result, nexthop)
+            if result.verdict != "ACCEPT":
+                break
+        result.packet = ctx.packet
+        entry = skb.ct
+        if result.verdict != "ACCEPT" and entry is not None and not entry.confirmed and not entry.dying:
+            fate = "dropped" if result.verdict == "DROP" else "rejected"
+            result.decisions.append(Decision(
+                "conntrack", "nf_conntrack_destroy",
+                f"conntrack: packet {fate}, unconfirmed {entry.original.proto_name} entry "
+                f"{conn_text(entry.original)} discarded",
+                verdict="discard",
+                consulted=(conntrack_ref(entry, REPLY if skb.ct_reply else ORIGINAL, skb.ct_state),)))
+            skb.ct, skb.ct_state = None, ""
+        if packet.mf:
+            self._remember_fragment(hook, packet, before, result)
+        return result
+
+    # ---- the stages, one method each; _RUN maps a Stage's name to its method ------------------
+    def _conntrack_in(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                      nexthop: str | None) -> None:
+        """nf_conntrack_in (ipv4_conntrack_in / ipv4_conntrack_local)."""
+        skb = ctx.skb
+        if skb.ct is None and not skb.ct_state:   # else already tracked (loopback, br_netfilter)
+            result.decisions.extend(self.conntrack.track(ctx.packet, skb))
+
+    def _confirm(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                 nexthop: str | None) -> None:
+        """nf_conntrack_confirm (ipv4_confirm): a new entry enters the table."""
+        entry = ctx.skb.ct
+        if entry is not None and not entry.confirmed and not entry.dying:
+            self.conntrack.confirm(entry)
+
+    def _nat_dst(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                 nexthop: str | None) -> None:
+        nf_nat_inet_fn(self, hook, DST, ctx, result, nexthop)
+
+    def _nat_src(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                 nexthop: str | None) -> None:
+        nf_nat_inet_fn(self, hook, SRC, ctx, result, nexthop)
+
+    def _table_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                     nexthop: str | None) -> None:
+        self._filter_like(stage.table, hook, ctx, result)
+
+    _RUN: ClassVar[dict[str, Callable[["Netfilter", Stage, str, PacketContext, HookResult, str | None], None]]] = {
+        "raw": _table_stage, "conntrack": _conntrack_in, "mangle": _table_stage, "nat-dst": _nat_dst,
+        "filter": _table_stage, "nat-src": _nat_src, "confirm": _confirm,
+    }
+
+    def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
+        """ipt_do_table() on this namespace's `table`, for `hook`."""
+        return ipt_do_table(self.tables.get(table), hook, ctx, result)
+
+    def _filter_like(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> None:
+        """The raw, mangle and filter stages: walk the table; its verdict is the hook's."""
+        t = self.tables.get(table)
+        if t is None or hook not in t.chains:
+            return
+        walk = ipt_do_table(t, hook, ctx, result)
+        if walk.rule is not None:
+            result.rule = walk.where
+        if walk.verdict in ("DROP", "REJECT"):
+            result.verdict = walk.verdict
+            if walk.verdict == "REJECT" and walk.rule is not None:
+                assert isinstance(walk.rule.target, RejectTarget)
+                result.reject_name = walk.rule.target.reject_with
+                result.reject_with = walk.rule.target.reply
+
+    # conntrack defragments at PREROUTING/OUTPUT, so iptables sees whole packets. netsim keeps
+    # fragments apart: the first fragment (it carries the ports) is tracked and filtered; each
+    # later fragment of the same datagram (same src, dst, protocol and IP id) gets at every hook
+    # the verdict and address rewrite its first fragment got there. A later fragment seen before
+    # its first fragment passes untouched (the kernel would hold it until reassembly).
+    def _remember_fragment(self, hook: str, packet: IPv4, before: tuple[str, str],
+                           result: HookResult) -> None:
+        key = (hook, before[0], before[1], packet.proto, packet.id)
+        self._fragments[key] = (result.verdict, result.packet.src, result.packet.dst)
+        if len(self._fragments) > _FRAGMENT_MEMORY:
+            del self._fragments[next(iter(self._fragments))]
+
+    def _non_first_fragment(self, hook: str, packet: IPv4, result: HookResult) -> HookResult:
+        key = (hook, packet.src, packet.dst, packet.proto, packet.id)
+        found = self._fragments.get(key)
+        if found is None:
+            result.decisions.append(Decision(
+                "netfilter", "ipv4_conntrack_defrag",
+                f"netfilter {hook}: fragment at offset {packet.frag * 8} of "
+                f"an unseen datagram, passed untouched", verdict="accept"))
+            return result
+        verdict, src, dst = found
+        result.verdict = verdict
+        result.packet = replace(packet, src=src, dst=dst)
+        if packet.mf:
+            self._fragments[(hook, src, dst, packet.proto, packet.id)] = found
+        changes = tuple(FieldChange("ipv4", name, old, new)
+                        for name, old, new in (("src", packet.src, src), ("dst", packet.dst, dst)) if old != new)
+        result.decisions.append(Decision(
+            "netfilter", "ipv4_conntrack_defrag",
+            f"netfilter {hook}: fragment at offset {packet.frag * 8} follows "
+            f"its first fragment: {verdict}"
+            + (f", now {src} -> {dst}" if (src, dst) != (packet.src, packet.dst) else ""),
+            verdict=verdict.lower(), changes=changes))
+        return result
