@@ -15,6 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv4Network
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .decision import RouteRef
 
 SCOPES = ("universe", "link", "host")
 
@@ -180,3 +184,13 @@ class RouteResult:
 @lru_cache(maxsize=1 << 16)       # every lookup of a trace parses one of a few addresses
 def address_int(addr: str | IPv4Address) -> int:
     return int(IPv4Address(addr))
+
+
+def route_ref(rr: "RouteResult | Route", text: str | None = None) -> "RouteRef":
+    """The route a decision consulted, as a record (netsim.decision.RouteRef)."""
+    from .decision import RouteRef
+    route = rr.route if isinstance(rr, RouteResult) else rr
+    table = "local" if route.type in ("local", "broadcast") else "main"
+    src = (rr.src if isinstance(rr, RouteResult) else route.src) or ""
+    dev = rr.dev if isinstance(rr, RouteResult) else route.dev
+    return RouteRef(table, text if text is not None else str(route), dev, route.via or "", src)
