@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .cluster import Cluster
     from .device import Device
     from .stack import Network
 
@@ -45,3 +46,8 @@ def network_owners(network: Network, extra: dict[str, str] | None = None) -> dic
     if extra:
         owners.update(extra)
     return owners
+
+
+def cluster_owners(cluster: Cluster) -> dict[str, str]:
+    """What a cluster knows beyond its devices: each service's ClusterIP."""
+    return {svc.cluster_ip: f"service {svc.name}'s ClusterIP" for svc in cluster.services.values()}

@@ -115,14 +115,14 @@ class Walk:
         """dev_queue_xmit: a capture on `dev` sees the frame leave (lo records only its rx)."""
         if not dev.up:
             flow.end("dropped", Decision("dev", "dev_queue_xmit", f"{dev.name} is down: the frame is not sent",
-                                         verdict="drop"))
+                                         verdict="drop"), dev.netns.name if dev.netns else "", dev.name)
             return
         if dev.captured_tx:
             self.record(dev, "tx", frame, flow)
         xmit = NDO_START_XMIT.get(dev.kind)
         if xmit is None:
             flow.end("dropped", Decision("dev", "dev_queue_xmit", f"{dev.name} ({dev.kind}) has no cable",
-                                         verdict="drop"))
+                                         verdict="drop"), dev.netns.name if dev.netns else "", dev.name)
             return
         xmit(self, dev, frame, flow)
 
