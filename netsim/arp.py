@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .decision import Decision, FieldChange, NeighbourRef
+from .decision import Decision, FieldChange, NeighbourRef, field_change, neighbour_ref
 from .device import Device
 from .neighbour import FAILED, INCOMPLETE, MCAST_SOLICIT, REACHABLE, STALE, Neighbour
 from .packet import ARP, ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP_DEST_UNREACH, Ethernet, IPv4
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def neigh_ref(entry: Neighbour) -> NeighbourRef:
-    return NeighbourRef(entry.dev, entry.ip, entry.lladdr or "", entry.state)
+    return neighbour_ref(entry.dev, entry.ip, entry.lladdr or "", entry.state)
 
 
 def l2_changes(flow: Flow, src: str, dst: str) -> tuple[FieldChange, ...]:
@@ -47,9 +47,9 @@ def l2_changes(flow: Flow, src: str, dst: str) -> tuple[FieldChange, ...]:
     old_src, old_dst = arrived
     out = []
     if old_dst != dst:
-        out.append(FieldChange("ethernet", "dst", old_dst, dst))
+        out.append(field_change("ethernet", "dst", old_dst, dst))
     if old_src != src:
-        out.append(FieldChange("ethernet", "src", old_src, src))
+        out.append(field_change("ethernet", "src", old_src, src))
     return tuple(out)
 
 

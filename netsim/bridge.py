@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .decision import Decision, FdbRef, FieldChange, NeighbourRef
+from .decision import Decision, FdbRef, fdb_ref, field_change, neighbour_ref
 from .device import Device
 from .ip_fragment import ip_fragment
 from .packet import BROADCAST_MAC, ETH_P_IP, Ethernet, IPv4
@@ -125,7 +125,7 @@ def is_multicast(mac: str) -> bool:
 
 
 def _fdb_ref(br: Bridge, mac: str, entry: FdbEntry | None) -> FdbRef:
-    return FdbRef(br.name, mac, port=entry.port if entry is not None else "")
+    return fdb_ref(br.name, mac, port=entry.port if entry is not None else "")
 
 
 # br_input.c -------------------------------------------------------------------------------
@@ -138,7 +138,7 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
     ns = br.netns
     if port.learning and not is_multicast(frame.src) and br.learn(frame.src, port_dev.name):
         flow.note(Decision("bridge", "br_fdb_update", f"{br.name}: learned {frame.src} on port {port_dev.name}",
-                           verdict="learn", consulted=(FdbRef(br.name, frame.src, port=port_dev.name),)))
+                           verdict="learn", consulted=(fdb_ref(br.name, frame.src, port=port_dev.name),)))
     dnat_route = None
     if frame.type == ETH_P_IP and ns.sysctl.bridge_nf_call_iptables and isinstance(frame.payload, IPv4):
         ip = frame.payload
@@ -158,7 +158,7 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
                     f"br_netfilter: the new destination {result.dst} is not on {br.name}: "
                     f"the frame goes up to the IP stack to be routed", verdict="up",
                     consulted=(route_ref(rr),) if rr is not None else (),
-                    changes=(FieldChange("ethernet", "dst", old, br.mac),)))
+                    changes=(field_change("ethernet", "dst", old, br.mac),)))
         frame = replace(frame, payload=result)
     if dnat_route is not None:
         entry = ns.neighbours.get(br.name, dnat_route.nexthop)
@@ -175,8 +175,8 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
             "bridge", "br_nf_pre_routing_finish",
             f"br_netfilter: DNAT target {dnat_route.nexthop} is on {br.name} too: bridged to {entry.lladdr}, "
             f"not routed", verdict="bridge",
-            consulted=(route_ref(dnat_route), NeighbourRef(br.name, entry.ip, entry.lladdr or "", entry.state)),
-            changes=(FieldChange("ethernet", "dst", old, entry.lladdr or ""),)))
+            consulted=(route_ref(dnat_route), neighbour_ref(br.name, entry.ip, entry.lladdr or "", entry.state)),
+            changes=(field_change("ethernet", "dst", old, entry.lladdr or ""),)))
         br_forward(walk, br, port_dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
@@ -205,7 +205,7 @@ def br_forward(walk: Walk, br: Bridge, in_dev: Device, frame: Ethernet, flow: Fl
     entry = br.fdb.get(frame.dst)
     if entry is None:
         flow.note(Decision("bridge", "br_flood", f"{br.name}: {frame.dst} is not in the FDB: flooded as unknown unicast",
-                           verdict="flood", consulted=(FdbRef(br.name, frame.dst),)))
+                           verdict="flood", consulted=(fdb_ref(br.name, frame.dst),)))
         br_flood(walk, br, in_dev, frame, flow, include_up=False)
         return
     port = br.ports[entry.port]
@@ -293,7 +293,7 @@ def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
     entry = br.fdb.get(frame.dst)
     if entry is None:
         flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: {frame.dst} is not in the FDB: flooded",
-                           verdict="flood", consulted=(FdbRef(br.name, frame.dst),)))
+                           verdict="flood", consulted=(fdb_ref(br.name, frame.dst),)))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
         for port in [p for p in br.ports.values() if p.flood]:

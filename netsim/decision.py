@@ -19,6 +19,7 @@ read as before; the views build their own sentences from the fields. An exchange
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Union
 
 
@@ -164,6 +165,23 @@ class Outcome(str):
     @property
     def ok(self) -> bool:
         return self.kind in ("connected", "answered", "received")
+
+
+# Shared records: the walk makes the same few changes and consults the same few entries on
+# every trace, and a frozen record costs more to build than to look up.
+@lru_cache(maxsize=1 << 14, typed=True)
+def field_change(layer: str, name: str, old: str | int, new: str | int) -> FieldChange:
+    return FieldChange(layer, name, old, new)
+
+
+@lru_cache(maxsize=1 << 14)
+def fdb_ref(device: str, mac: str, port: str = "", dst: str = "") -> FdbRef:
+    return FdbRef(device, mac, port, dst)
+
+
+@lru_cache(maxsize=1 << 14)
+def neighbour_ref(dev: str, ip: str, lladdr: str = "", state: str = "") -> NeighbourRef:
+    return NeighbourRef(dev, ip, lladdr, state)
 
 
 # icmp_err_convert (net/ipv4/icmp.c): the errno a socket reports for each ICMP destination

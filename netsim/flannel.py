@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING
 
 from .addresses import derive_mac
-from .decision import Decision, FieldChange
+from .decision import Decision, field_change
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, IPv4, UDP
 from .route import address_int
@@ -159,9 +159,9 @@ class UdpProxy:
         flow.end("delivered", Decision("flannel", "tun_to_udp",
                                        f"flanneld reads the packet from {tun.name}, decrements TTL {ip.ttl} -> "
                                        f"{inner.ttl}, sends it in UDP to {peer}:{UDP_PORT}", verdict="encapsulate",
-                                       changes=(FieldChange("ipv4", "ttl", ip.ttl, inner.ttl),
-                                                FieldChange("outer-ipv4", "src", "", self.public_ip),
-                                                FieldChange("outer-ipv4", "dst", "", peer))))
+                                       changes=(field_change("ipv4", "ttl", ip.ttl, inner.ttl),
+                                                field_change("outer-ipv4", "src", "", self.public_ip),
+                                                field_change("outer-ipv4", "dst", "", peer))))
         outer = IPv4(self.public_ip, peer, IPPROTO_UDP, UDP(UDP_PORT, UDP_PORT, inner), ttl=ns.sysctl.ip_default_ttl,
                      id=0, df=True)
         out = flow.copy(Skb())
@@ -182,7 +182,7 @@ class UdpProxy:
         flow.end("delivered", Decision("flannel", "udp_to_tun",
                                        f"flanneld receives on port {UDP_PORT}, decrements TTL {inner.ttl + 1} -> "
                                        f"{inner.ttl}, writes the packet to flannel0", verdict="decapsulate",
-                                       changes=(FieldChange("ipv4", "ttl", inner.ttl + 1, inner.ttl),)))
+                                       changes=(field_change("ipv4", "ttl", inner.ttl + 1, inner.ttl),)))
         tun = ns.devices["flannel0"]
         walk.receive(tun, inner, flow.copy(Skb()))
 

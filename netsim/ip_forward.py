@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from . import ip_output
-from .decision import Decision, FieldChange
+from .decision import Decision, field_change
 from .device import Device
 from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4
 from .route import RouteResult, route_ref
@@ -45,7 +45,7 @@ def ip_forward(walk: Walk, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteRes
         return
     ip = replace(ip, ttl=ip.ttl - 1)
     flow.note(Decision("ip", "ip_forward", f"forwarded: TTL {ip.ttl + 1} -> {ip.ttl}", verdict="forward",
-                       changes=(FieldChange("ipv4", "ttl", ip.ttl + 1, ip.ttl),)))
+                       changes=(field_change("ipv4", "ttl", ip.ttl + 1, ip.ttl),)))
     hooked = walk.hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)
     if hooked is None:
         return

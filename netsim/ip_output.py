@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .arp import neigh_output
-from .decision import Decision, FieldChange
+from .decision import Decision, field_change
 from .ip_fragment import ip_fragment
 from .packet import ETH_P_IP, Ethernet, IPv4
 from .route import RouteResult, route_ref
@@ -103,7 +103,7 @@ def ip_output(walk: Walk, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) 
                if frag_max and frag_max <= out_dev.mtu else f"{ip.length()} bytes exceed {out_dev.name}'s MTU "
                                                             f"{out_dev.mtu} and DF is clear")
         flow.note(Decision("ip", "ip_do_fragment", f"{why}: {len(fragments)} fragments", verdict="fragment",
-                           changes=(FieldChange("ipv4", "len", ip.length(), fragments[0].length()),)))
+                           changes=(field_change("ipv4", "len", ip.length(), fragments[0].length()),)))
         for frag in fragments:
             neigh_output(walk, ns, out_dev, rr.nexthop, frag, flow.copy())
         return

@@ -188,9 +188,15 @@ def address_int(addr: str | IPv4Address) -> int:
 
 def route_ref(rr: "RouteResult | Route", text: str | None = None) -> "RouteRef":
     """The route a decision consulted, as a record (netsim.decision.RouteRef)."""
+    if isinstance(rr, RouteResult):
+        route, src, dev = rr.route, rr.src or "", rr.dev
+    else:
+        route, src, dev = rr, rr.src or "", rr.dev
+    return _route_ref(route, src, dev, text)
+
+
+@lru_cache(maxsize=1 << 14)
+def _route_ref(route: Route, src: str, dev: str, text: str | None) -> "RouteRef":
     from .decision import RouteRef
-    route = rr.route if isinstance(rr, RouteResult) else rr
     table = "local" if route.type in ("local", "broadcast") else "main"
-    src = (rr.src if isinstance(rr, RouteResult) else route.src) or ""
-    dev = rr.dev if isinstance(rr, RouteResult) else route.dev
     return RouteRef(table, text if text is not None else str(route), dev, route.via or "", src)

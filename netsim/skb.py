@@ -8,7 +8,7 @@ VXLAN encapsulation for the conntrack reference: the outer packet is tracked as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .decision import Decision
@@ -32,26 +32,41 @@ class Skb:
     eth: tuple[str, str] | None = None   # (source, destination) MAC the packet arrived with
     notes: list[str] = field(default_factory=list)
 
+    def clone(self) -> "Skb":
+        """skb_clone for a copy of the packet: the same metadata, its own notes (what
+        dataclasses.replace does, without walking the fields one by one)."""
+        other = object.__new__(Skb)
+        other.__dict__.update(self.__dict__)
+        other.notes = []
+        return other
+
     def scrub(self) -> "Skb":
         """What survives a namespace crossing: only the flow hash."""
         return Skb(hash=self.hash)
 
 
-@dataclass
 class _Draft:
-    index: int
-    netns: str
-    device: str
-    direction: str
-    frame: Ethernet | IPv4
-    packet_id: int
-    role: str
-    kind: str
-    notes: list[Decision] = field(default_factory=list)
-    verdict: str = ""
-    reason: Decision | None = None
-    continued: int = 0                       # copies that went on to a hop of their own
-    pending: list[tuple[str, Decision, str, str, int]] = field(default_factory=list)
+    """A hop being recorded: what `Hop` will be, and the copies that left it or ended on it."""
+
+    __slots__ = ("index", "netns", "device", "direction", "frame", "packet_id", "role", "kind", "notes", "verdict",
+                 "reason", "continued", "pending")
+
+    def __init__(self, index: int, netns: str, device: str, direction: str, frame: Ethernet | IPv4,
+                 packet_id: int, role: str, kind: str):
+        self.index = index
+        self.netns = netns
+        self.device = device
+        self.direction = direction
+        self.frame = frame
+        self.packet_id = packet_id
+        self.role = role
+        self.kind = kind
+        self.notes: list[Decision] = []
+        self.verdict = ""
+        self.reason: Decision | None = None
+        self.continued = 0                   # copies that went on to a hop of their own
+        # copies that ended here without a hop of their own: (verdict, reason, netns, device, packet id)
+        self.pending: list[tuple[str, Decision, str, str, int]] = []
 
 
 def _as_decision(item: Decision | str) -> Decision:
@@ -106,5 +121,5 @@ class Flow:
         other = Flow.__new__(Flow)
         other.walk, other.packet_id, other.role = self.walk, self.packet_id, self.role
         other.last, other.own, other.early = self.last, False, []
-        other.skb = skb if skb is not None else replace(self.skb, notes=[])
+        other.skb = skb if skb is not None else self.skb.clone()
         return other

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .addresses import stable_hash
-from .decision import Decision, FdbRef, FieldChange
+from .decision import Decision, fdb_ref, field_change
 from .device import Device
 from .packet import IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4
 from .skb import Flow, Skb
@@ -113,7 +113,7 @@ def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> Non
         flow.end("dropped", Decision("vxlan", "vxlan_xmit",
                                      f"{dev.name}: no FDB entry for {frame.dst} and no default destination: "
                                      f"the kernel drops the frame (learning is off)", verdict="drop",
-                                     consulted=(FdbRef(dev.name, frame.dst),)))
+                                     consulted=(fdb_ref(dev.name, frame.dst),)))
         return
     inner_ip = frame.ip
     low, high = dev.port_range or ns.sysctl.ip_local_port_range
@@ -126,10 +126,10 @@ def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> Non
     flow.note(Decision(
         "vxlan", "vxlan_xmit", f"{dev.name}: FDB {frame.dst} dst {entry.dst}: encapsulated in UDP {sport} -> "
                                f"{dev.dstport}, VNI {dev.vni}, outer TTL {outer.ttl}, DF clear",
-        verdict="encapsulate", consulted=(FdbRef(dev.name, frame.dst, dst=entry.dst),),
-        changes=(FieldChange("outer-ipv4", "src", "", dev.local), FieldChange("outer-ipv4", "dst", "", entry.dst),
-                 FieldChange("outer-ipv4", "ttl", "", outer.ttl), FieldChange("outer-udp", "sport", "", sport),
-                 FieldChange("outer-udp", "dport", "", dev.dstport), FieldChange("vxlan", "vni", "", dev.vni))))
+        verdict="encapsulate", consulted=(fdb_ref(dev.name, frame.dst, dst=entry.dst),),
+        changes=(field_change("outer-ipv4", "src", "", dev.local), field_change("outer-ipv4", "dst", "", entry.dst),
+                 field_change("outer-ipv4", "ttl", "", outer.ttl), field_change("outer-udp", "sport", "", sport),
+                 field_change("outer-udp", "dport", "", dev.dstport), field_change("vxlan", "vni", "", dev.vni))))
     outer_flow = flow.copy(Skb(hash=flow.skb.hash, mark=flow.skb.mark))
     walk.local_out(ns, outer, outer_flow)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable
 
 from . import arp, bridge, icmp, ip_input, ip_output, sockets, tun, veth, vxlan
 from . import endpoints as ep
@@ -91,12 +91,13 @@ class Walk:
         that ended there; every other copy that ended without a hop of its own becomes an
         `Ended` record (see `ended`)."""
         out = []
+        make = Hop.make
         for d in self.drafts:
             verdict, reason = d.verdict, d.reason
             if d.pending and not verdict and not d.continued:
                 verdict, reason = d.pending[0][0], d.pending[0][1]
-            out.append(Hop(d.index, d.netns, d.device, d.direction, d.frame, tuple(d.notes), d.packet_id,
-                           d.role, verdict, d.kind, reason))
+            out.append(make(d.index, d.netns, d.device, d.direction, d.frame, tuple(d.notes), d.packet_id,
+                            d.role, verdict, d.kind, reason))
         return tuple(out)
 
     def copies_ended(self) -> tuple[Ended, ...]:
@@ -174,8 +175,14 @@ class Walk:
                 return None
             ip = gathered
         result = ns.netfilter.hook(hook, ip, flow.skb, indev, outdev, nexthop)
-        for d in _hook_decisions(result, hook):
-            flow.note(d)
+        # the records netfilter gives, or its sentences as records
+        decisions = getattr(result, "decisions", None)
+        if decisions is not None:
+            for d in decisions:
+                flow.note(d)
+        else:
+            for line in result.explanation:
+                flow.note(Decision("netfilter", "nf_hook", line))
         if result.verdict == "ACCEPT":
             return result.packet
         where = outdev or indev or ""
@@ -215,14 +222,6 @@ class Walk:
     # kept for callers written against the single Walk class
     def vxlan_xmit(self, dev: vxlan.VxlanDevice, frame: Ethernet, flow: Flow) -> None:
         vxlan.vxlan_xmit(self, dev, frame, flow)
-
-
-def _hook_decisions(result, hook: str) -> Iterable[Decision]:
-    """A hook's decisions: the records netfilter gives, or its sentences as records."""
-    decisions = getattr(result, "decisions", None)
-    if decisions is not None:
-        return decisions
-    return [Decision("netfilter", "nf_hook", line) for line in result.explanation]
 
 
 # ndo_start_xmit by device kind: what each device does with a frame it is asked to send.
