@@ -219,10 +219,6 @@ class Walk:
                 and flow.role in ("request", "ack", "data")):
             self.client_errno = errno
 
-    # kept for callers written against the single Walk class
-    def vxlan_xmit(self, dev: vxlan.VxlanDevice, frame: Ethernet, flow: Flow) -> None:
-        vxlan.vxlan_xmit(self, dev, frame, flow)
-
 
 # ndo_start_xmit by device kind: what each device does with a frame it is asked to send.
 NDO_START_XMIT: dict[str, Callable[..., None]] = {

@@ -360,3 +360,36 @@ def test_a_copy_with_no_sibling_that_goes_on_marks_the_hop_it_died_at():
     assert [(e.verdict, e.after, e.netns, e.device, facts(e.reason)) for e in trace.ended] == [
         ("dropped", hop.index, "r1", "right1", ("neighbour", "neigh_invalidate", "drop")) for hop in routed[:2]]
     assert outcome(trace) == ("icmp-error", "EHOSTUNREACH", "10.0.0.2", (3, 1))
+
+
+def test_a_decision_reads_as_its_sentence_where_sentences_were_read():
+    trace = router_chain(1).send("h1", "10.1.0.2")
+    forward = trace.where("r1/left0", "rx", "request")[0].decided("ip_forward")[0]
+    assert forward == str(forward) == "forwarded: TTL 64 -> 63" and forward.startswith("forwarded:")
+    assert repr(forward) == repr("forwarded: TTL 64 -> 63")        # printed lists of decisions look as before
+    assert forward.change("ipv4", "ttl") == FieldChange("ipv4", "ttl", 64, 63)
+
+
+class _RecordingNetfilter:
+    """A netfilter stand-in that accepts everything and says so with records."""
+
+    conntrack_active = False
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def hook(self, hook, packet, skb, indev, outdev, nexthop=None):
+        from types import SimpleNamespace
+        self.seen.append(hook)
+        record = Decision("netfilter", "ipt_do_table", f"filter {hook}: policy ACCEPT", verdict="accept")
+        return SimpleNamespace(verdict="ACCEPT", packet=packet, decisions=[record], explanation=["unused"])
+
+
+def test_the_walk_takes_netfilters_records_when_the_hook_gives_them():
+    net = two_hosts()
+    stub = net.netns("h2").netfilter = _RecordingNetfilter()
+    trace = net.send("h1", "10.0.0.2")
+    arrived = trace.where("h2/eth0", "rx", "request")[0]
+    assert [(d.function, d.verdict) for d in arrived.decisions[:2]] == [("ipt_do_table", "accept")] * 2
+    assert [str(d) for d in arrived.decisions[:2]] == ["filter PREROUTING: policy ACCEPT", "filter INPUT: policy ACCEPT"]
+    assert stub.seen[:2] == ["PREROUTING", "INPUT"] and trace.outcome.kind == "answered"

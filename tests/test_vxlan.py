@@ -149,7 +149,9 @@ def test_vxlan_outer_tos_carries_inner_ecn_with_ce_as_ect0():
     bits, except that congestion-experienced goes out as ECT(0)."""
     from netsim.packet import IPPROTO_ICMP, ICMP, IPv4, Ethernet, ETH_P_IP
     from netsim.skb import Skb
-    from netsim.stack import Flow, Walk
+    from netsim.skb import Flow
+    from netsim.vxlan import vxlan_xmit
+    from netsim.walk import Walk
     import netsim
 
     c = netsim.reference_cluster()
@@ -160,7 +162,7 @@ def test_vxlan_outer_tos_carries_inner_ecn_with_ce_as_ect0():
     for ecn in (0, 1, 2, 3):
         walk = Walk(c.network)
         inner = IPv4("10.244.0.2", "10.244.1.2", IPPROTO_ICMP, ICMP(8, 0, 1, b""), ttl=63, tos=0x20 | ecn)
-        walk.vxlan_xmit(vx, Ethernet(peer_mac, vx.mac, ETH_P_IP, inner), Flow(walk, "request"))
+        vxlan_xmit(walk, vx, Ethernet(peer_mac, vx.mac, ETH_P_IP, inner), Flow(walk, "request"))
         walk.run()
         outer_tos[ecn] = next(h.ip.tos for h in walk.hops() if h.where == "node1/eth0" and h.encapsulated)
     assert outer_tos == {0: 0, 1: 1, 2: 2, 3: 2}
