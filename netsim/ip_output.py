@@ -63,6 +63,7 @@ def ip_local_out(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResul
         if rerouted is None:
             flow.end("dropped", Decision("route", "ip_route_me_harder", f"no route to {ip.dst} after NAT",
                                          verdict="drop"), ns.name)
+            walk.local_error(ns, flow, "ENETUNREACH")       # the output route lookup's error
             return
         rr = rerouted
         flow.note(Decision("route", "ip_route_me_harder", f"rerouted after DNAT: {rr}", verdict="output",

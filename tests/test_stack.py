@@ -393,3 +393,23 @@ def test_the_walk_takes_netfilters_records_when_the_hook_gives_them():
     assert [(d.function, d.verdict) for d in arrived.decisions[:2]] == [("ipt_do_table", "accept")] * 2
     assert [str(d) for d in arrived.decisions[:2]] == ["filter PREROUTING: policy ACCEPT", "filter INPUT: policy ACCEPT"]
     assert stub.seen[:2] == ["PREROUTING", "INPUT"] and trace.outcome.kind == "answered"
+
+
+class _DnatNowhere(_RecordingNetfilter):
+    """OUTPUT rewrites the destination to an address no route covers."""
+
+    def hook(self, hook, packet, skb, indev, outdev, nexthop=None):
+        from dataclasses import replace
+        result = super().hook(hook, packet, skb, indev, outdev, nexthop)
+        if hook == "OUTPUT":
+            result.packet = replace(packet, dst="10.99.0.1")
+        return result
+
+
+def test_a_send_that_fails_on_its_way_out_is_a_local_error():
+    net = two_hosts()
+    net.netns("h1").netfilter = _DnatNowhere()
+    trace = net.send("h1", "10.0.0.2")
+    assert (len(trace), trace.outcome.kind, trace.outcome.errno) == (0, "local-error", "ENETUNREACH")
+    [ended] = trace.ended
+    assert (ended.role, ended.netns, ended.reason.function) == ("request", "h1", "ip_route_me_harder")
