@@ -46,6 +46,7 @@ from .neighbour import PERMANENT, Neighbour
 from .packet import ARP_REQUEST, ETH_P_ARP
 from .params import check_port, check_protocol
 from .route import Route
+from .owners import cluster_owners
 from .stack import Network
 from .trace import Trace
 from .vxlan import VxlanFdbEntry
@@ -195,6 +196,7 @@ class Cluster:
         self.underlay_mtu = underlay_mtu
         self.lazy = nodes > EAGER_MAX_NODES if lazy is None else bool(lazy)
         self.network = _LazyNetwork(self) if self.lazy else Network()
+        self.network.owner_hook = lambda: cluster_owners(self)     # traces name services' ClusterIPs
         self.nodes: dict[str, Node] = {}
         self.pods: dict[str, Pod] = {}
         self.externals: dict[str, External] = {}

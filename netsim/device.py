@@ -1,16 +1,18 @@
-"""Network devices: loopback, veth pairs and physical NICs.
+"""Network devices (`struct net_device`): loopback, veth pairs and physical NICs.
 
 A device has a name unique in its namespace, a MAC, an MTU, an up/down state and IPv4
 addresses. A veth pair is a cable between two namespaces: what one end transmits, the other
 receives, and crossing it scrubs the packet's mark and conntrack reference. A physical NIC is
-modelled the same way, its cable ending on a port of the underlay switch.
+modelled the same way, its cable ending on a port of the underlay switch. What each kind of
+device does when it transmits is in the module named for it (veth.py, bridge.py, vxlan.py,
+tun.py), looked up by `kind` in walk.py's `NDO_START_XMIT`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .bridge import Bridge
@@ -20,7 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
 class Device:
     kind = "device"
     link_type = "ether"      # "ether" frames, or "none" for raw-IP devices (TUN)
-    flags = ("BROADCAST", "MULTICAST")
+    flags: tuple[str, ...] = ("BROADCAST", "MULTICAST")
+    captured_tx = True       # a capture on the device sees what it transmits (lo: only its rx)
 
     def __init__(self, name: str, mac: str, mtu: int = 1500):
         self.name = name
@@ -31,6 +34,9 @@ class Device:
         self.master: "Bridge | None" = None
         self.netns: "Namespace | None" = None
         self.ifindex = 0
+        # netdev_rx_handler_register: what takes a received frame before the protocols do
+        # (br_handle_frame for a bridge port), called as rx_handler(walk, dev, frame, flow)
+        self.rx_handler: Callable[..., Any] | None = None
 
     @property
     def where(self) -> str:
@@ -49,6 +55,7 @@ class Loopback(Device):
 
     kind = "loopback"
     flags = ("LOOPBACK",)
+    captured_tx = False
 
     def __init__(self) -> None:
         super().__init__("lo", "00:00:00:00:00:00", mtu=65536)

@@ -70,6 +70,7 @@ def echo_request(src: str, dst: str, ident: int, seq: int = 1, ttl: int = 64, ip
 
 def echo_reply(request: IPv4, ttl: int, ip_id: int) -> IPv4:
     icmp = request.payload
+    assert isinstance(icmp, ICMP)
     return IPv4(request.dst, request.src, IPPROTO_ICMP, ICMP(ICMP_ECHO_REPLY, 0, icmp.rest, icmp.data),
                 ttl=ttl, id=ip_id, df=False, tos=request.tos)
 
@@ -93,7 +94,8 @@ def tcp_syn(src: str, dst: str, sport: int, dport: int, mss: int, ttl: int, ip_i
 
 
 def tcp_synack(syn: IPv4, mss: int, ttl: int) -> IPv4:
-    seg: TCP = syn.payload
+    seg = syn.payload
+    assert isinstance(seg, TCP)
     isn = stable_hash("isn", syn.dst, syn.src, seg.dport, seg.sport)
     tsval = stable_hash("ts", syn.dst, syn.src, seg.dport, seg.sport)
     options = tcp_options(mss, tsval, parse_tsval(seg.options))
@@ -103,7 +105,8 @@ def tcp_synack(syn: IPv4, mss: int, ttl: int) -> IPv4:
 
 def tcp_rst(segment_ip: IPv4, ttl: int) -> IPv4:
     """`tcp_v4_send_reset` for a SYN to a closed port: RST,ACK acknowledging the SYN."""
-    seg: TCP = segment_ip.payload
+    seg = segment_ip.payload
+    assert isinstance(seg, TCP)
     ack = (seg.seq + 1 + len(seg.payload)) & 0xFFFFFFFF
     if "A" in seg.flags:
         rst = TCP(seg.dport, seg.sport, seg.ack, 0, "R", 0)
@@ -114,7 +117,8 @@ def tcp_rst(segment_ip: IPv4, ttl: int) -> IPv4:
 
 def tcp_next(received: IPv4, flags: str, payload: bytes, ttl: int, ip_id: int, window: int = 502) -> IPv4:
     """The next segment of an established connection, answering `received`."""
-    seg: TCP = received.payload
+    seg = received.payload
+    assert isinstance(seg, TCP)
     advance = len(seg.payload) + (1 if ("S" in seg.flags or "F" in seg.flags) else 0)
     tsval = (parse_tsval(seg.options) + 1) & 0xFFFFFFFF
     out = TCP(seg.dport, seg.sport, seg.ack, (seg.seq + advance) & 0xFFFFFFFF, flags, window,
@@ -127,7 +131,8 @@ def udp_datagram(src: str, dst: str, sport: int, dport: int, payload: bytes, ttl
 
 
 def udp_reply(request: IPv4, payload: bytes, ttl: int, ip_id: int) -> IPv4:
-    dgram: UDP = request.payload
+    dgram = request.payload
+    assert isinstance(dgram, UDP)
     return IPv4(request.dst, request.src, IPPROTO_UDP, UDP(dgram.dport, dgram.sport, payload), ttl=ttl, id=ip_id,
                 df=True)
 

@@ -18,14 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
+from typing import TYPE_CHECKING
 
 from .addresses import derive_mac
+from .decision import Decision, field_change
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, IPv4, UDP
 from .route import address_int
-from .skb import Skb
+from .skb import Flow, Skb
 from .tun import Tun
 from .vxlan import VXLAN_OVERHEAD, VxlanDevice
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .netns import Namespace
+    from .walk import Walk
 
 BACKENDS = ("vxlan", "host-gw", "udp")
 VXLAN_VNI = 1
@@ -137,41 +143,54 @@ class UdpProxy:
                 return peer
         return None
 
-    def from_tun(self, walk, tun: Tun, ip: IPv4, flow) -> None:
+    def from_tun(self, walk: Walk, tun: Tun, ip: IPv4, flow: Flow) -> None:
         ns = tun.netns
+        assert ns is not None
         peer = self.lookup(ip.dst)
         if peer is None:
-            flow.end("dropped", f"flanneld: no route for {ip.dst} in its table: ICMP net unreachable")
+            flow.end("dropped", Decision("flannel", "tun_to_udp",
+                                         f"flanneld: no route for {ip.dst} in its table: ICMP net unreachable",
+                                         verdict="drop"))
             walk.send_icmp_error(ns, ip, 3, 0, flow, "network unreachable")
             return
         inner = _decrement_ttl(ip, flow)
         if inner is None:
             return
-        flow.end("delivered", f"flanneld reads the packet from {tun.name}, decrements TTL {ip.ttl} -> {inner.ttl}, "
-                              f"sends it in UDP to {peer}:{UDP_PORT}")
+        flow.end("delivered", Decision("flannel", "tun_to_udp",
+                                       f"flanneld reads the packet from {tun.name}, decrements TTL {ip.ttl} -> "
+                                       f"{inner.ttl}, sends it in UDP to {peer}:{UDP_PORT}", verdict="encapsulate",
+                                       changes=(field_change("ipv4", "ttl", ip.ttl, inner.ttl),
+                                                field_change("outer-ipv4", "src", "", self.public_ip),
+                                                field_change("outer-ipv4", "dst", "", peer))))
         outer = IPv4(self.public_ip, peer, IPPROTO_UDP, UDP(UDP_PORT, UDP_PORT, inner), ttl=ns.sysctl.ip_default_ttl,
                      id=0, df=True)
         out = flow.copy(Skb())
-        out.note(f"flanneld's UDP socket {self.public_ip}:{UDP_PORT} sends to {peer}:{UDP_PORT}")
+        out.note(Decision("flannel", "sendto", f"flanneld's UDP socket {self.public_ip}:{UDP_PORT} sends to "
+                                               f"{peer}:{UDP_PORT}", verdict="send"))
         walk.local_out(ns, outer, out)
 
-    def from_udp(self, walk, ns, outer: IPv4, flow) -> None:
-        inner = outer.payload.payload
+    def from_udp(self, walk: Walk, ns: Namespace, outer: IPv4, flow: Flow) -> None:
+        udp = outer.payload
+        inner = udp.payload if isinstance(udp, UDP) else None
         if not isinstance(inner, IPv4):
-            flow.end("dropped", "flanneld: UDP payload is not an IPv4 packet")
+            flow.end("dropped", Decision("flannel", "udp_to_tun", "flanneld: UDP payload is not an IPv4 packet",
+                                         verdict="drop"))
             return
         inner = _decrement_ttl(inner, flow)
         if inner is None:
             return
-        flow.end("delivered", f"flanneld receives on port {UDP_PORT}, decrements TTL {inner.ttl + 1} -> {inner.ttl}, "
-                              f"writes the packet to flannel0")
+        flow.end("delivered", Decision("flannel", "udp_to_tun",
+                                       f"flanneld receives on port {UDP_PORT}, decrements TTL {inner.ttl + 1} -> "
+                                       f"{inner.ttl}, writes the packet to flannel0", verdict="decapsulate",
+                                       changes=(field_change("ipv4", "ttl", inner.ttl + 1, inner.ttl),)))
         tun = ns.devices["flannel0"]
         walk.receive(tun, inner, flow.copy(Skb()))
 
 
-def _decrement_ttl(ip: IPv4, flow) -> IPv4 | None:
+def _decrement_ttl(ip: IPv4, flow: Flow) -> IPv4 | None:
     """proxy_amd64.c decrement_ttl: flanneld lowers the TTL itself and discards at 0."""
     if ip.ttl <= 1:
-        flow.end("dropped", f"flanneld: TTL {ip.ttl} reaches 0: discarded")
+        flow.end("dropped", Decision("flannel", "decrement_ttl", f"flanneld: TTL {ip.ttl} reaches 0: discarded",
+                                     verdict="drop"))
         return None
     return replace(ip, ttl=ip.ttl - 1)

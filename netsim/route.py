@@ -15,6 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv4Network
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .decision import RouteRef
 
 SCOPES = ("universe", "link", "host")
 
@@ -180,3 +184,19 @@ class RouteResult:
 @lru_cache(maxsize=1 << 16)       # every lookup of a trace parses one of a few addresses
 def address_int(addr: str | IPv4Address) -> int:
     return int(IPv4Address(addr))
+
+
+def route_ref(rr: "RouteResult | Route", text: str | None = None) -> "RouteRef":
+    """The route a decision consulted, as a record (netsim.decision.RouteRef)."""
+    if isinstance(rr, RouteResult):
+        route, src, dev = rr.route, rr.src or "", rr.dev
+    else:
+        route, src, dev = rr, rr.src or "", rr.dev
+    return _route_ref(route, src, dev, text)
+
+
+@lru_cache(maxsize=1 << 14)
+def _route_ref(route: Route, src: str, dev: str, text: str | None) -> "RouteRef":
+    from .decision import RouteRef
+    table = "local" if route.type in ("local", "broadcast") else "main"
+    return RouteRef(table, text if text is not None else str(route), dev, route.via or "", src)

@@ -1,4 +1,5 @@
-"""Per-packet metadata that travels with a packet inside one namespace, like `struct sk_buff`.
+"""Per-packet metadata that travels with a packet inside one namespace, like `struct sk_buff`,
+and the `Flow` that carries one packet (or one copy of it) through a walk.
 
 The kernel keeps a packet's firewall mark and its conntrack reference in the skb, not in the
 headers. Crossing a veth into another namespace scrubs both (`skb_scrub_packet`), and so does
@@ -8,10 +9,15 @@ VXLAN encapsulation for the conntrack reference: the outer packet is tracked as 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .decision import Decision
+from .packet import Ethernet, IPv4
+from .trace import Ended
 
 if TYPE_CHECKING:  # pragma: no cover
     from .conntrack import ConntrackEntry
+    from .walk import Walk
 
 
 @dataclass
@@ -23,8 +29,97 @@ class Skb:
     bridged: bool = False           # br_netfilter already ran PREROUTING on this packet
     hash: int | None = None         # skb->hash: the sending socket's flow hash, if any
     frag_max: int = 0               # IPCB frag_max_size: the largest fragment nf_defrag reassembled
+    eth: tuple[str, str] | None = None   # (source, destination) MAC the packet arrived with
     notes: list[str] = field(default_factory=list)
+
+    def clone(self) -> "Skb":
+        """skb_clone for a copy of the packet: the same metadata, its own notes (what
+        dataclasses.replace does, without walking the fields one by one)."""
+        other = object.__new__(Skb)
+        other.__dict__.update(self.__dict__)
+        other.notes = []
+        return other
 
     def scrub(self) -> "Skb":
         """What survives a namespace crossing: only the flow hash."""
         return Skb(hash=self.hash)
+
+
+class _Draft:
+    """A hop being recorded: what `Hop` will be, and the copies that left it or ended on it."""
+
+    __slots__ = ("index", "netns", "device", "direction", "frame", "packet_id", "role", "kind", "notes", "verdict",
+                 "reason", "continued", "pending")
+
+    def __init__(self, index: int, netns: str, device: str, direction: str, frame: Ethernet | IPv4,
+                 packet_id: int, role: str, kind: str):
+        self.index = index
+        self.netns = netns
+        self.device = device
+        self.direction = direction
+        self.frame = frame
+        self.packet_id = packet_id
+        self.role = role
+        self.kind = kind
+        self.notes: list[Decision] = []
+        self.verdict = ""
+        self.reason: Decision | None = None
+        self.continued = 0                   # copies that went on to a hop of their own
+        # copies that ended here without a hop of their own: (verdict, reason, netns, device, packet id)
+        self.pending: list[tuple[str, Decision, str, str, int]] = []
+
+
+def _as_decision(item: Decision | str) -> Decision:
+    if isinstance(item, Decision):
+        return item
+    return Decision("", "", item)
+
+
+class Flow:
+    """One packet (or one copy of it) on its way: its skb metadata and its latest hop.
+
+    `own` says whether `last` is a hop this flow recorded itself; a copy starts on the hop
+    of the flow it was copied from, which it shares with its siblings."""
+
+    __slots__ = ("walk", "packet_id", "role", "last", "own", "early", "skb")
+
+    def __init__(self, walk: "Walk", role: str, skb: Skb | None = None):
+        self.walk = walk
+        walk.packets += 1
+        self.packet_id = walk.packets
+        self.role = role
+        self.last: _Draft | None = None
+        self.own = False
+        self.early: list[Decision] = []
+        self.skb = skb or Skb()
+
+    def note(self, decision: Decision | str) -> None:
+        """Record a decision on the hop where the kernel has the packet in hand."""
+        d = decision if isinstance(decision, Decision) else _as_decision(decision)
+        if self.last is not None:
+            self.last.notes.append(d)
+        else:
+            self.early.append(d)
+
+    def end(self, verdict: str, decision: Decision | str, netns: str = "", device: str = "") -> None:
+        """The packet is delivered or dropped here, for the reason `decision` gives.
+
+        `netns`/`device` name where it ended when that is not the device of its last hop (a
+        copy dropped on its way to a port, a packet refused before it reached any device)."""
+        d = decision if isinstance(decision, Decision) else _as_decision(decision)
+        self.note(d)
+        last = self.last
+        if last is not None and self.own:
+            last.verdict = verdict
+            last.reason = d
+        elif last is not None:
+            last.pending.append((verdict, d, netns or last.netns, device or last.device, self.packet_id))
+        else:
+            self.walk.ended.append(Ended(self.packet_id, self.role, netns, device, verdict, d, None))
+
+    def copy(self, skb: Skb | None = None) -> "Flow":
+        other = Flow.__new__(Flow)
+        other.walk, other.packet_id, other.role = self.walk, self.packet_id, self.role
+        other.last, other.own, other.early = self.last, False, []
+        other.skb = skb if skb is not None else self.skb.clone()
+        return other

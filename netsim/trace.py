@@ -3,16 +3,21 @@
 A `Hop` is a fact about the past: the frame seen on one device of one namespace in one
 direction (`rx`/`tx`, as `tcpdump -Q in|out` sees it), and the decisions the kernel took there
 (route, neighbour, FDB entry, NAT rule, conntrack entry). A `Trace` is the ordered hops of one
-exchange (request, reply, and every ARP exchange they needed). Every frame copy ends in a hop
-whose `verdict` is "delivered" or "dropped"; nothing vanishes.
+exchange (request, reply, and every ARP exchange they needed). Every frame copy ends either in
+a hop whose `verdict` is "delivered" or "dropped" (`Hop.reason` is the decision that ended it)
+or, when it ended before it reached a capture point of its own (a flooded copy dropped on its
+way to one port, a packet refused before any device), in an `Ended` record of `Trace.ended`
+naming the namespace and device where it ended; nothing vanishes. A trace can also name the
+owner of every MAC and IPv4 address it carries (`Trace.owner`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterator, Union
+from typing import Callable, Iterator, Mapping, Union
 
+from .decision import Decision, Outcome
 from .packet import ARP, Ethernet, IPv4, innermost_ip, vxlan_of
 
 Frame = Union[Ethernet, IPv4]
@@ -25,11 +30,24 @@ class Hop:
     device: str
     direction: str           # "rx" or "tx"
     frame: Frame             # IPv4 on raw-IP devices (TUN), Ethernet elsewhere
-    decisions: tuple[str, ...]
+    decisions: tuple[Decision, ...]
     packet_id: int           # the packet this hop belongs to (ARP probes and copies have their own)
     role: str                # "request", "reply", "arp", "icmp-error", "ack", ...
     verdict: str = ""        # "", "delivered" or "dropped"
     device_kind: str = ""    # veth, bridge, vxlan, nic, loopback, tun
+    reason: Decision | None = None   # the decision that gave the hop its verdict
+
+    @classmethod
+    def make(cls, index: int, netns: str, device: str, direction: str, frame: Frame,
+             decisions: tuple[Decision, ...], packet_id: int, role: str, verdict: str, device_kind: str,
+             reason: Decision | None) -> "Hop":
+        """Hop(...) for the walk, which makes fifty of them per trace: the same record, filled
+        in one step instead of one frozen-field assignment at a time."""
+        hop = object.__new__(cls)
+        hop.__dict__.update(index=index, netns=netns, device=device, direction=direction, frame=frame,
+                            decisions=decisions, packet_id=packet_id, role=role, verdict=verdict,
+                            device_kind=device_kind, reason=reason)
+        return hop
 
     @property
     def where(self) -> str:
@@ -39,6 +57,10 @@ class Hop:
     @property
     def explanation(self) -> str:
         return "; ".join(self.decisions)
+
+    def decided(self, function: str) -> list[Decision]:
+        """The decisions at this hop that model the kernel function `function`."""
+        return [d for d in self.decisions if getattr(d, "function", "") == function]
 
     @property
     def data(self) -> bytes:
@@ -81,12 +103,47 @@ class Hop:
 
 
 @dataclass(frozen=True)
+class Ended:
+    """A frame copy that ended before it reached a capture point of its own: where (the
+    namespace and device it was in or on its way to), how, and why. `after` is the index of
+    the hop it was copied from, None if it never reached any."""
+
+    packet_id: int
+    role: str
+    netns: str
+    device: str
+    verdict: str             # "delivered" or "dropped"
+    reason: Decision
+    after: int | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.netns}/{self.device}" if self.device else self.netns
+
+    def __str__(self) -> str:
+        return f"{self.verdict} at {self.where}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Trace:
     """The hops of one exchange, in the order the kernel produced them."""
 
     hops: tuple[Hop, ...]
     title: str = ""
-    outcome: str = ""        # one line: how the exchange ended
+    outcome: Outcome | str = ""       # how the exchange ended (an Outcome; str() is one line)
+    ended: tuple[Ended, ...] = ()     # copies that ended without a hop of their own
+    owners_from: Callable[[], Mapping[str, str]] | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def owners(self) -> Mapping[str, str]:
+        """Who owns each MAC and IPv4 address the network holds: "pod-c's eth0", "node2's
+        flannel.1 (VTEP)", "cni0 on node1", "service web's ClusterIP", ... (owners.py),
+        as the network stood when first asked."""
+        return self.owners_from() if self.owners_from is not None else {}
+
+    def owner(self, value: str) -> str | None:
+        """The owner of one MAC or IPv4 address, if the network knows it."""
+        return self.owners.get(value)
 
     def __iter__(self) -> Iterator[Hop]:
         return iter(self.hops)

@@ -1,20 +1,35 @@
 """The kernel VXLAN device (`flannel.1`): static FDB, encapsulation, decapsulation.
 
-Facts (flannel-kubernetes-facts.md sections A and B; drivers/net/vxlan/vxlan_core.c):
+Kernel behaviour modelled (drivers/net/vxlan/vxlan_core.c `vxlan_xmit`, `vxlan_xmit_one`,
+`vxlan_rcv`; net/ipv4/udp_tunnel_core.c; include/net/udp.h `udp_flow_src_port`;
+include/net/inet_ecn.h `INET_ECN_encapsulate`).
+Facts (flannel-kubernetes-facts.md sections A and B):
 flanneld creates the device with `id 1 local <node IP> dev eth0 nolearning`, no port (the
 kernel default 8472), ttl 0 ("auto"). Per remote node it installs a PERMANENT neighbour
 entry (remote `.0` -> remote VTEP MAC) and an FDB entry (`<VTEP MAC> dst <node IP> self
 permanent`). The kernel builds the outer packet: IPv4 from `local` to the FDB `dst`, TTL
 `ip_default_ttl` (64), DF clear, TOS 0 plus the inner ECN bits, UDP to port 8472 from a
 source port hashed from the inner flow into `ip_local_port_range`, checksum on (kernels
->= 4.6), VXLAN flags 0x08 and the 24-bit VNI. A kernel UDP socket on 8472 decapsulates.
+>= 4.6), VXLAN flags 0x08 and the 24-bit VNI. With no FDB entry for the inner destination
+(and learning off) the frame is dropped. A kernel UDP socket on 8472 decapsulates: the VXLAN
+header must have its I flag set and the device's VNI, and the inner frame is received on the
+device as a new packet (its conntrack state is not carried over).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from .addresses import stable_hash
+from .decision import Decision, fdb_ref, field_change
 from .device import Device
+from .packet import IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4
+from .skb import Flow, Skb
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .netns import Namespace
+    from .walk import Walk
 
 VXLAN_DEFAULT_PORT = 8472
 VXLAN_OVERHEAD = 50   # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
@@ -71,3 +86,76 @@ def flow_source_port(flow_hash: int, port_min: int, port_max: int) -> int:
     h = flow_hash & 0xFFFFFFFF
     h ^= (h << 16) & 0xFFFFFFFF
     return ((h * (port_max - port_min)) >> 32) + port_min
+
+
+def flow_hash(frame: Ethernet, skb: Skb) -> int:
+    """skb_get_hash: the socket's hash when one came with the packet, else the flow
+    dissector's direction-symmetric hash of the inner addresses (and ports)."""
+    if skb.hash is not None:
+        return skb.hash
+    ip = frame.ip
+    if ip is None:
+        return stable_hash("mac", *sorted((frame.src, frame.dst)))
+    payload = ip.payload
+    ports: tuple = ()
+    if isinstance(payload, (TCP, UDP)):
+        ports = tuple(sorted((payload.sport, payload.dport)))
+    return stable_hash("flow", *sorted((ip.src, ip.dst)), ip.proto, *ports)
+
+
+def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> None:
+    """vxlan_xmit: look the inner destination MAC up in the device's FDB and send the frame
+    inside UDP to the remote VTEP, through the underlay's routing."""
+    assert dev.netns is not None
+    ns = dev.netns
+    entry = dev.fdb.get(frame.dst)
+    if entry is None:
+        flow.end("dropped", Decision("vxlan", "vxlan_xmit",
+                                     f"{dev.name}: no FDB entry for {frame.dst} and no default destination: "
+                                     f"the kernel drops the frame (learning is off)", verdict="drop",
+                                     consulted=(fdb_ref(dev.name, frame.dst),)))
+        return
+    inner_ip = frame.ip
+    low, high = dev.port_range or ns.sysctl.ip_local_port_range
+    sport = flow_source_port(flow_hash(frame, flow.skb), low, high)
+    ecn = (inner_ip.tos & 0x03) if inner_ip is not None else 0
+    tos = 0x02 if ecn == 0x03 else ecn      # INET_ECN_encapsulate: CE goes out as ECT(0)
+    outer = IPv4(dev.local, entry.dst, IPPROTO_UDP,
+                 UDP(sport, dev.dstport, VXLAN(dev.vni, frame), checksum=dev.udp_csum),
+                 ttl=ns.sysctl.ip_default_ttl, id=ns.ip_id(dev.local, entry.dst, IPPROTO_UDP), df=False, tos=tos)
+    flow.note(Decision(
+        "vxlan", "vxlan_xmit", f"{dev.name}: FDB {frame.dst} dst {entry.dst}: encapsulated in UDP {sport} -> "
+                               f"{dev.dstport}, VNI {dev.vni}, outer TTL {outer.ttl}, DF clear",
+        verdict="encapsulate", consulted=(fdb_ref(dev.name, frame.dst, dst=entry.dst),),
+        changes=(field_change("outer-ipv4", "src", "", dev.local), field_change("outer-ipv4", "dst", "", entry.dst),
+                 field_change("outer-ipv4", "ttl", "", outer.ttl), field_change("outer-udp", "sport", "", sport),
+                 field_change("outer-udp", "dport", "", dev.dstport), field_change("vxlan", "vni", "", dev.vni))))
+    outer_flow = flow.copy(Skb(hash=flow.skb.hash, mark=flow.skb.mark))
+    walk.local_out(ns, outer, outer_flow)
+
+
+def vxlan_sock_lookup(ns: Namespace, port: int) -> VxlanDevice | None:
+    """The VXLAN device whose kernel UDP socket listens on `port`, if one is up."""
+    for dev in ns.devices.values():
+        if isinstance(dev, VxlanDevice) and dev.dstport == port and dev.up:
+            return dev
+    return None
+
+
+def vxlan_rcv(walk: Walk, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Flow) -> None:
+    """vxlan_rcv: check the VXLAN header and receive the inner frame on the device."""
+    udp = outer.payload
+    vx = udp.payload if isinstance(udp, UDP) else None
+    if not isinstance(vx, VXLAN) or not vx.flags & 0x08:
+        flow.end("dropped", Decision("vxlan", "vxlan_rcv",
+                                     f"UDP {dev.dstport}: not a valid VXLAN header (I flag clear)", verdict="drop"))
+        return
+    if vx.vni != dev.vni:
+        flow.end("dropped", Decision("vxlan", "vxlan_rcv", f"VXLAN VNI {vx.vni} does not match {dev.name} (VNI {dev.vni})",
+                                     verdict="drop"))
+        return
+    flow.end("delivered", Decision("vxlan", "vxlan_rcv",
+                                   f"UDP socket on port {dev.dstport}: VXLAN VNI {vx.vni}, decapsulated into {dev.name}",
+                                   verdict="decapsulate"))
+    inner = flow.copy(Skb(hash=flow.skb.hash))
+    walk.receive(dev, vx.payload, inner)

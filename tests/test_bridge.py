@@ -1,6 +1,7 @@
 """The Linux bridge: learning, FDB forwarding, flooding, hairpin, frames for the host."""
 
 from netsim.bridge import Bridge
+from netsim.decision import FdbRef
 from netsim.device import Veth
 from netsim.packet import BROADCAST_MAC
 from tests.topologies import bridged_pods
@@ -16,8 +17,9 @@ def test_bridge_does_not_touch_ttl():
     # pure L2: the pods' own MACs end to end
     pod0_mac, pod1_mac = (net.netns(p).device("eth0").mac for p in ("pod0", "pod1"))
     assert {(h.frame.src, h.frame.dst) for h in trace.request} == {(pod0_mac, pod1_mac)}
-    assert trace.where("node/vethpod0", "rx", "request")[0].decisions[-1] == \
-        f"cni0: FDB {pod1_mac} -> port vethpod1"
+    forward = trace.where("node/vethpod0", "rx", "request")[0].decisions[-1]
+    assert (forward.subsystem, forward.function, forward.verdict, forward.consulted) == (
+        "bridge", "br_forward", "forward", (FdbRef("cni0", pod1_mac, port="vethpod1"),))
 
 
 def test_hairpin_reflects_broadcast_to_sender():
@@ -27,10 +29,10 @@ def test_hairpin_reflects_broadcast_to_sender():
     assert [f"{h.where} {h.direction}" for h in request] == [
         "pod0/eth0 tx", "node/vethpod0 rx", "node/vethpod0 tx", "node/vethpod1 tx", "node/cni0 rx",
         "pod0/eth0 rx", "pod1/eth0 rx"]
-    assert trace.where("node/vethpod0", "rx")[0].decisions == (
-        f"cni0: learned {request[0].frame.src} on port vethpod0",
-        "cni0: broadcast, flooded to every port and passed up to cni0",
-        "cni0: hairpin on vethpod0: the flood goes back out of the ingress port")
+    learned, flooded, hairpin = trace.where("node/vethpod0", "rx")[0].decisions
+    assert (learned.function, learned.verdict, learned.consulted) == (
+        "br_fdb_update", "learn", (FdbRef("cni0", request[0].frame.src, port="vethpod0"),))
+    assert [(d.function, d.verdict) for d in (flooded, hairpin)] == [("br_flood", "flood"), ("br_flood", "hairpin")]
     assert trace.where("pod0/eth0", "rx")[0].verdict == "dropped"
 
 
@@ -59,16 +61,18 @@ def test_unknown_unicast_is_flooded_to_every_port_but_the_ingress_one():
     assert trace.path("request") == ["pod0/eth0 tx", "node/vethpod0 rx", "node/vethpod1 tx", "node/vethpod2 tx",
                                      "pod1/eth0 rx", "pod2/eth0 rx"]
     pod1_mac = net.netns("pod1").device("eth0").mac
-    assert trace.where("node/vethpod0", "rx")[0].decisions[-1] == \
-        f"cni0: {pod1_mac} is not in the FDB: flooded as unknown unicast"
-    assert trace.where("pod2/eth0", "rx")[0].verdict == "dropped"
-    assert trace.where("pod2/eth0", "rx")[0].decisions[-1].endswith("not for this host (PACKET_OTHERHOST)")
+    flood = trace.where("node/vethpod0", "rx")[0].decisions[-1]
+    assert (flood.function, flood.verdict, flood.consulted) == ("br_flood", "flood", (FdbRef("cni0", pod1_mac),))
+    other = trace.where("pod2/eth0", "rx")[0]
+    assert (other.verdict, other.reason.function, other.reason.verdict) == ("dropped", "eth_type_trans", "drop")
 
 
 def test_frame_for_the_bridge_mac_goes_up_to_the_host_and_is_routed():
     net = bridged_pods(1)
     trace = net.send("pod0", "10.244.0.1")
     assert trace.path("request") == ["pod0/eth0 tx", "node/vethpod0 rx", "node/cni0 rx"]
+    up = trace.where("node/vethpod0", "rx", "request")[0].decided("br_pass_frame_up")
+    assert [(d.verdict, d.consulted[0].mac) for d in up] == [("up", net.netns("node").device("cni0").mac)]
     assert trace.path("reply") == ["node/cni0 tx", "node/vethpod0 tx", "pod0/eth0 rx"]
 
 

@@ -24,7 +24,7 @@ from netsim.lab import (
 )
 from netsim.lab.conformance import Run
 from netsim.packet import TCP
-from netsim.stack import Walk
+from netsim import ip_forward
 
 REASON = unavailable_reason()
 if REASON:
@@ -194,14 +194,14 @@ def test_tcp_window_scale_matches_kernel(labs):
 @needs_lab
 def test_a_wrong_model_fails_with_a_clear_diff(labs, monkeypatch):
     """A model whose node2 forgets to decrement the TTL when forwarding."""
-    original = Walk.forward
+    original = ip_forward.ip_forward
 
-    def forward_without_ttl_on_node2(self, ns, in_dev, ip, rr, flow):
+    def forward_without_ttl_on_node2(walk, ns, in_dev, ip, rr, flow):
         if ns.name == "node2":
             ip = replace(ip, ttl=ip.ttl + 1)
-        return original(self, ns, in_dev, ip, rr, flow)
+        return original(walk, ns, in_dev, ip, rr, flow)
 
-    monkeypatch.setattr(Walk, "forward", forward_without_ttl_on_node2)
+    monkeypatch.setattr(ip_forward, "ip_forward", forward_without_ttl_on_node2)
     result = run_scenario(labs.get("reference", "vxlan"), 4, "tcp")
     assert not result.ok
     lines = [str(d) for d in result.differences]

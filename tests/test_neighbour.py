@@ -1,6 +1,7 @@
 """Neighbours (ARP): requests are broadcast, replies fill the table, permanent entries need no
 ARP, unanswered requests end in FAILED and ICMP host unreachable."""
 
+from netsim.decision import NeighbourRef
 from netsim.neighbour import Neighbour
 from netsim.packet import ARP_REPLY, ARP_REQUEST, BROADCAST_MAC
 from tests.topologies import flannel_pair, router_chain, two_hosts
@@ -23,9 +24,14 @@ def test_arp_request_is_broadcast_and_reply_fills_table():
     assert str(h1.neighbours.get("eth0", "10.0.0.2")) == f"10.0.0.2 dev eth0 lladdr {mac2} REACHABLE"
     # the request taught h2 the sender, so h2 answers without an ARP of its own
     assert str(h2.neighbours.get("eth0", "10.0.0.1")) == f"10.0.0.1 dev eth0 lladdr {mac1} STALE"
-    assert arp[1].explanation == (f"ARP: 10.0.0.2 is an address of this host: replying is-at {mac2}; "
-                                  f"neighbour 10.0.0.1 lladdr {mac1} STALE on eth0")
-    assert arp[3].explanation == f"ARP reply: neighbour 10.0.0.2 lladdr {mac2} REACHABLE on eth0"
+    [answered] = arp[1].decisions
+    assert (answered.subsystem, answered.function, answered.verdict, arp[1].verdict) == (
+        "arp", "arp_process", "reply", "delivered")
+    assert answered.consulted == (NeighbourRef("eth0", "10.0.0.1", mac1, "STALE"),)
+    [learned] = arp[3].decisions
+    assert (learned.function, learned.verdict, learned.consulted) == (
+        "neigh_update", "reachable", (NeighbourRef("eth0", "10.0.0.2", mac2, "REACHABLE"),))
+    assert [d.function for d in arp[0].decisions] == ["arp_solicit"]
     assert len(arp) == 4
 
 
@@ -33,7 +39,11 @@ def test_queued_packet_leaves_after_the_reply():
     trace = two_hosts().send("h1", "10.0.0.2")
     first_ip = next(h for h in trace if not h.is_arp)
     assert first_ip.index == 4
-    assert "neighbour: no entry for 10.0.0.2 on eth0: INCOMPLETE, packet queued" in first_ip.decisions
+    queued = first_ip.decided("__neigh_event_send")
+    assert [(d.verdict, d.consulted) for d in queued] == [("queue", (NeighbourRef("eth0", "10.0.0.2", "", "INCOMPLETE"),))]
+    # sent once the reply came: a packet this host made has no Ethernet header to rewrite
+    [sent] = first_ip.decided("neigh_update")
+    assert (sent.verdict, sent.consulted[0].state, sent.changes) == ("send", "REACHABLE", ())
 
 
 def test_cold_send_flushes_learned_entries_and_warm_send_reuses_them():
@@ -68,16 +78,19 @@ def test_unanswered_arp_is_retried_then_failed_with_host_unreachable():
     requests = [h for h in trace.arp if h.direction == "tx" and h.where == "r1/right1"]
     assert len(requests) == 3                      # mcast_solicit
     assert str(net.netns("r1").neighbours.get("right1", "10.1.0.99")) == "10.1.0.99 dev right1 FAILED"
-    assert trace.outcome == "error: ICMP destination unreachable code 1 from 10.0.0.2"
+    assert (trace.outcome.kind, trace.outcome.errno, trace.outcome.peer) == ("icmp-error", "EHOSTUNREACH", "10.0.0.2")
     dropped = [h for h in trace.drops if h.role == "request"]
     assert dropped[-1].where == "r1/left0"
-    assert dropped[-1].decisions[-1] == "neighbour 10.1.0.99 on right1 FAILED: no ARP reply after 3 requests"
+    reason = dropped[-1].reason
+    assert (reason.function, reason.verdict, reason.consulted) == (
+        "neigh_invalidate", "drop", (NeighbourRef("right1", "10.1.0.99", "", "FAILED"),))
 
 
 def test_local_packet_with_failed_arp_reports_host_unreachable_from_own_address():
     # ping prints "From 10.0.0.1 icmp_seq=1 Destination Host Unreachable"
     trace = two_hosts().send("h1", "10.0.0.9")
-    assert trace.outcome == "error: ICMP destination unreachable code 1 from 10.0.0.1"
+    assert (trace.outcome.kind, trace.outcome.errno, trace.outcome.peer, trace.outcome.icmp) == (
+        "icmp-error", "EHOSTUNREACH", "10.0.0.1", (3, 1))
     assert trace[-1].where == "h1/lo" and trace[-1].verdict == "delivered"
 
 

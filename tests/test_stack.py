@@ -4,6 +4,7 @@ import struct
 
 import pytest
 
+from netsim.decision import Decision, FieldChange, NeighbourRef, Outcome, RouteRef
 from netsim.errors import TraceError
 from netsim.packet import ICMP
 from netsim.stack import Network
@@ -15,18 +16,36 @@ def non_arp(trace, role=None):
     return [h for h in trace if not h.is_arp and (role is None or h.role == role)]
 
 
+def facts(decision):
+    """What a decision record says, without its sentence."""
+    return (decision.subsystem, decision.function, decision.verdict)
+
+
+def outcome(trace):
+    o = trace.outcome
+    return (o.kind, o.errno, o.peer, o.icmp)
+
+
 def test_forwarding_decrements_ttl_once():
     net = router_chain(3)
     trace = net.send("h1", "10.3.0.2")
-    assert trace.outcome == "echo reply from 10.3.0.2"
+    assert outcome(trace) == ("answered", "", "10.3.0.2", None)
     assert [(h.where, h.direction, h.ip.ttl) for h in trace.request] == [
         ("h1/eth0", "tx", 64), ("r1/left0", "rx", 64), ("r1/right1", "tx", 63), ("r2/left1", "rx", 63),
         ("r2/right2", "tx", 62), ("r3/left2", "rx", 62), ("r3/right3", "tx", 61), ("h2/eth0", "rx", 61)]
     assert [h.ip.ttl for h in trace.reply] == [64, 64, 63, 63, 62, 62, 61, 61]
-    assert trace.where("r1/left0", "rx", "request")[0].decisions == (
-        "route: default via 10.1.0.2 dev right1", "forwarded: TTL 64 -> 63",
-        "neighbour: no entry for 10.1.0.2 on right1: INCOMPLETE, packet queued",
-        f"neighbour 10.1.0.2 resolved to {net.netns('r2').device('left1').mac}: the queued packet is sent")
+    route, forward, queued, sent = trace.where("r1/left0", "rx", "request")[0].decisions
+    assert (facts(route), route.consulted) == (("route", "ip_route_input", "forward"),
+                                               (RouteRef("main", "default via 10.1.0.2 dev right1", "right1",
+                                                         "10.1.0.2", "10.1.0.1"),))
+    assert (facts(forward), forward.changes) == (("ip", "ip_forward", "forward"), (FieldChange("ipv4", "ttl", 64, 63),))
+    assert (facts(queued), queued.consulted) == (("neighbour", "__neigh_event_send", "queue"),
+                                                 (NeighbourRef("right1", "10.1.0.2", "", "INCOMPLETE"),))
+    r1, r2 = net.netns("r1"), net.netns("r2")
+    assert (facts(sent), sent.consulted[0].lladdr) == (("neighbour", "neigh_update", "send"), r2.device("left1").mac)
+    # at a routed hop both Ethernet addresses change: the next hop's, and the router's own
+    assert sent.changes == (FieldChange("ethernet", "dst", r1.device("left0").mac, r2.device("left1").mac),
+                            FieldChange("ethernet", "src", net.netns("h1").device("eth0").mac, r1.device("right1").mac))
 
 
 def test_forwarding_rewrites_macs_and_keeps_id_and_df():
@@ -51,7 +70,7 @@ def test_cross_node_packet_loses_two_ttl_and_reply_retraces_the_path():
     net = flannel_pair()
     net.netns("n2pod0").listen("tcp", 8080)
     trace = net.send("n1pod0", "10.244.1.2", "tcp", dport=8080)
-    assert trace.outcome == "connected to 10.244.1.2:8080 (SYN-ACK)"
+    assert outcome(trace) == ("connected", "", "10.244.1.2:8080", None) and trace.outcome.ok
     assert trace.request[-1].ip.ttl == 62 and trace.reply[-1].ip.ttl == 62
     flip = {"rx": "tx", "tx": "rx"}
     reverse = [f"{p.rsplit(' ', 1)[0]} {flip[p.rsplit(' ', 1)[1]]}" for p in reversed(trace.path("reply"))]
@@ -64,10 +83,10 @@ def test_icmp_time_exceeded_at_ttl_1():
     net = router_chain(2)
     net.netns("h1").set_sysctl("net.ipv4.ip_default_ttl", 2)
     trace = net.send("h1", "10.2.0.2")
-    assert trace.outcome == "error: ICMP time exceeded code 0 from 10.1.0.2"
+    assert outcome(trace) == ("icmp-error", "EHOSTUNREACH", "10.1.0.2", (11, 0))
     drop = trace.where("r2/left1", "rx", "request")[0]
     assert (drop.ip.ttl, drop.verdict) == (1, "dropped")
-    assert drop.decisions[-1] == "TTL 1 would reach 0 when forwarding: time exceeded"
+    assert facts(drop.reason) == ("ip", "ip_forward", "drop") and drop.reason.changes == ()
     error = trace.of_role("error")[0]
     assert (error.where, error.ip.src, error.ip.dst, error.ip.ttl, error.ip.df, error.ip.tos) == (
         "r2/left1", "10.1.0.2", "10.0.0.1", 64, False, 0xC0)
@@ -80,11 +99,10 @@ def test_icmp_time_exceeded_at_ttl_1():
 def test_df_packet_over_mtu_gets_frag_needed_with_next_hop_mtu():
     net = router_chain(1, mtus=[1500, 1000])
     trace = net.send("h1", "10.1.0.2", "udp", dport=9, payload=b"x" * 1200)
-    assert trace.outcome == "error: ICMP destination unreachable code 4 from 10.0.0.2"
+    assert outcome(trace) == ("icmp-error", "EMSGSIZE", "10.0.0.2", (3, 4))
     drop = trace.where("r1/left0", "rx", "request")[0]
     assert drop.ip.df and drop.ip.length() == 1228
-    assert drop.decisions[-1] == ("1228 bytes with DF set exceed right1's MTU 1000: ICMP fragmentation needed "
-                                  "(mtu 1000)")
+    assert (drop.verdict, facts(drop.reason)) == ("dropped", ("ip", "ip_forward", "drop"))
     error = trace.of_role("error")[0]
     assert struct.unpack("!BBHHH", error.ip.payload.encode(error.ip.src, error.ip.dst)[:8]) == (
         3, 4, struct.unpack("!H", error.data[14 + 22:14 + 24])[0], 0, 1000)
@@ -96,7 +114,7 @@ def test_df_clear_packet_is_fragmented_and_reassembled():
     net = router_chain(1, mtus=[1500, 1000])
     net.netns("h2").listen("udp", 9)
     trace = net.send("h1", "10.1.0.2", "udp", dport=9, payload=bytes(range(256)) * 12)
-    assert trace.outcome == "udp reply from 10.1.0.2:9"
+    assert outcome(trace) == ("answered", "", "10.1.0.2:9", None)
     sent = [h.ip for h in trace.where("h1/eth0", "tx", "request")]
     # 3072 bytes of payload + 8 of UDP do not fit 1500: the socket sends it DF-clear, in 1480-byte pieces
     assert [(ip.df, ip.mf, ip.frag * 8, ip.length()) for ip in sent] == [
@@ -108,10 +126,11 @@ def test_df_clear_packet_is_fragmented_and_reassembled():
         (True, 0, 996), (True, 976, 524), (True, 1480, 996), (True, 2456, 524), (False, 2960, 140)]
     assert all(ip.ttl == 63 for ip in forwarded)
     received = trace.where("h2/eth0", "rx", "request")
-    assert received[-1].decisions[-2:] == ("reassembly: 5 fragments make one packet of 3100 bytes",
-                                           "UDP socket on port 9 receives 3072 bytes and answers")
-    assert [h.decisions[-1] for h in received[:-1]] == [
-        f"fragment at offset {o} held for reassembly" for o in (0, 976, 1480, 2456)]
+    assert [facts(d) for d in received[-1].decisions[-2:]] == [("ip", "ip_defrag", "reassemble"),
+                                                                ("socket", "udp_rcv", "answer")]
+    assert [(h.verdict, facts(h.reason)) for h in received[:-1]] == [("delivered", ("ip", "ip_defrag", "hold"))] * 4
+    fragmented = trace.where("r1/left0", "rx", "request")[0].decided("ip_do_fragment")
+    assert [d.changes for d in fragmented] == [(FieldChange("ipv4", "len", 1500, 996),)]
     assert all(bad_checksums(h.data) == [] for h in trace)
 
 
@@ -132,15 +151,16 @@ def test_no_route_gives_net_unreachable():
     net = router_chain(1)
     net.netns("r1").route_del("default")
     trace = net.send("h1", "10.9.0.2")
-    assert trace.outcome == "error: ICMP destination unreachable code 0 from 10.0.0.2"
-    assert trace.where("r1/left0", "rx", "request")[0].decisions[-1] == "no route to 10.9.0.2: network unreachable"
+    assert outcome(trace) == ("icmp-error", "ENETUNREACH", "10.0.0.2", (3, 0))
+    drop = trace.where("r1/left0", "rx", "request")[0]
+    assert (drop.verdict, facts(drop.reason), drop.reason.consulted) == ("dropped", ("route", "ip_error", "drop"), ())
     error = trace.of_role("error")[0].ip
     assert (error.payload.type, error.payload.code) == (3, 0)
 
 
 def test_no_route_on_the_sender_is_connect_network_unreachable():
     trace = two_hosts().send("h1", "10.9.0.2")
-    assert (len(trace), trace.outcome) == (0, "connect: Network is unreachable (no route to 10.9.0.2 in h1)")
+    assert (len(trace), outcome(trace)) == (0, ("local-error", "ENETUNREACH", "", None))
 
 
 def test_unreachable_route_gives_host_unreachable_and_blackhole_is_silent():
@@ -149,10 +169,12 @@ def test_unreachable_route_gives_host_unreachable_and_blackhole_is_silent():
     r1.route_add("10.11.0.0/16", type="unreachable")
     r1.route_add("10.10.0.0/16", type="blackhole")
     trace = net.send("h1", "10.11.0.1")
-    assert trace.outcome == "error: ICMP destination unreachable code 1 from 10.0.0.2"
+    assert outcome(trace) == ("icmp-error", "EHOSTUNREACH", "10.0.0.2", (3, 1))
     trace = net.send("h1", "10.10.0.1")
-    assert trace.outcome == "no answer reached the sender"
-    assert trace.drops[-1].decisions[-1] == "route blackhole 10.10.0.0/16: discarded silently"
+    assert outcome(trace) == ("timed-out", "ETIMEDOUT", "", None) and not trace.outcome.ok
+    reason = trace.drops[-1].reason
+    assert (facts(reason), [r.route for r in reason.consulted]) == (("route", "ip_error", "drop"),
+                                                                    ["blackhole 10.10.0.0/16"])
     assert not trace.of_role("error")
 
 
@@ -161,8 +183,8 @@ def test_sender_with_blackhole_or_unreachable_route_fails_like_connect():
     h1 = net.netns("h1")
     h1.route_add("10.20.0.0/16", type="blackhole")
     h1.route_add("10.21.0.0/16", type="unreachable")
-    assert net.send("h1", "10.20.0.1").outcome == "connect: Invalid argument (route blackhole 10.20.0.0/16 in h1)"
-    assert net.send("h1", "10.21.0.1").outcome == "connect: No route to host (route unreachable 10.21.0.0/16 in h1)"
+    assert outcome(net.send("h1", "10.20.0.1")) == ("local-error", "EINVAL", "", None)
+    assert outcome(net.send("h1", "10.21.0.1")) == ("local-error", "EHOSTUNREACH", "", None)
 
 
 def test_ip_forward_off_drops_with_reason():
@@ -171,22 +193,21 @@ def test_ip_forward_off_drops_with_reason():
     trace = net.send("h1", "10.1.0.2")
     drop = trace.request[-1]
     assert (drop.where, drop.verdict) == ("r1/left0", "dropped")
-    assert drop.decisions[-1] == ("10.1.0.2 is not an address of r1 and net.ipv4.ip_forward is 0: "
-                                  "the packet is not forwarded")
+    assert facts(drop.reason) == ("route", "ip_route_input_slow", "drop") and drop.reason is drop.decisions[-1]
     assert not trace.of_role("error")          # ip_error sends nothing when forwarding is off
 
 
 def test_a_router_still_answers_for_its_own_addresses_with_forwarding_off():
     net = router_chain(1)
     net.netns("r1").set_sysctl("net.ipv4.ip_forward", 0)
-    assert net.send("h1", "10.1.0.1").outcome == "echo reply from 10.1.0.1"   # any local address, weak host
+    assert outcome(net.send("h1", "10.1.0.1")) == ("answered", "", "10.1.0.1", None)   # any local address, weak host
 
 
 def test_tcp_rst_when_nothing_listens():
     trace = two_hosts().send("h1", "10.0.0.2", "tcp", dport=80)
-    assert trace.outcome == "connection refused by 10.0.0.2:80 (RST)"
+    assert outcome(trace) == ("refused", "ECONNREFUSED", "10.0.0.2:80", None)
     syn, rst = trace.request[-1], trace.reply[0]
-    assert syn.decisions[-1] == "TCP port 80: nothing listens; the kernel answers RST"
+    assert (syn.verdict, facts(syn.reason)) == ("delivered", ("socket", "tcp_v4_send_reset", "reset"))
     assert (rst.ip.payload.flags, rst.ip.id, rst.ip.df, rst.ip.ttl) == ("RA", 0, True, 64)
     assert rst.ip.payload.ack == syn.ip.payload.seq + 1
     assert bad_checksums(rst.data) == []
@@ -194,9 +215,9 @@ def test_tcp_rst_when_nothing_listens():
 
 def test_udp_closed_port_gets_port_unreachable():
     trace = two_hosts().send("h1", "10.0.0.2", "udp", dport=53)
-    assert trace.outcome == "error: ICMP destination unreachable code 3 from 10.0.0.2"
+    assert outcome(trace) == ("refused", "ECONNREFUSED", "10.0.0.2", (3, 3))
     datagram, error = trace.request[-1], trace.of_role("error")[0]
-    assert datagram.decisions[-1] == "UDP port 53: no socket; the kernel answers ICMP port unreachable"
+    assert facts(datagram.reason) == ("socket", "udp_rcv", "unreachable")
     assert (error.ip.payload.type, error.ip.payload.code) == (3, 3)
     assert error.ip.payload.data == datagram.ip.to_bytes()
 
@@ -206,10 +227,10 @@ def test_udp_and_tcp_exchanges_with_listeners():
     net.netns("h2").listen("udp", 9090)
     net.netns("h2").listen("tcp", 8080)
     udp = net.send("h1", "10.0.0.2", "udp", dport=9090)
-    assert udp.outcome == "udp reply from 10.0.0.2:9090"
+    assert outcome(udp) == ("answered", "", "10.0.0.2:9090", None)
     assert udp.reply[0].ip.payload.payload == b"RSP" and udp.reply[0].ip.id != 0   # unconnected socket: hashed ID
     tcp = net.send("h1", "10.0.0.2", "tcp", dport=8080, payload=b"REQ")
-    assert tcp.outcome == "received 3 bytes from 10.0.0.2:8080"
+    assert outcome(tcp) == ("received", "", "10.0.0.2:8080", None)
     assert [h.ip.payload.flags for h in non_arp(tcp) if h.direction == "tx"] == ["S", "SA", "A", "PA", "PA"]
 
 
@@ -217,12 +238,12 @@ def test_loopback_traffic_never_leaves_lo():
     net = bridged_pods(1)
     net.netns("pod0").listen("tcp", 8080)
     trace = net.send("pod0", "127.0.0.1", "tcp", dport=8080)
-    assert trace.outcome == "connected to 127.0.0.1:8080 (SYN-ACK)"
+    assert outcome(trace) == ("connected", "", "127.0.0.1:8080", None)
     assert {h.where for h in trace} == {"pod0/lo"}
     assert [h.direction for h in trace] == ["rx", "rx"]            # each frame seen once on lo
     assert {(h.frame.src, h.frame.dst) for h in trace} == {("00:00:00:00:00:00", "00:00:00:00:00:00")}
     own = net.send("pod0", "10.244.0.2")
-    assert {h.where for h in own} == {"pod0/lo"} and own.outcome == "echo reply from 10.244.0.2"
+    assert {h.where for h in own} == {"pod0/lo"} and outcome(own) == ("answered", "", "10.244.0.2", None)
 
 
 def test_martian_source_is_dropped():
@@ -231,15 +252,18 @@ def test_martian_source_is_dropped():
     trace = net.send("h1", "10.0.0.2")
     drops = trace.drops
     assert drops and drops[0].where == "h2/eth0"
-    assert drops[0].decisions[-1] == "martian source 10.0.0.1 on eth0: the source is an address of h2 (accept_local=0)"
+    assert facts(drops[0].reason) == ("route", "fib_validate_source", "drop")
 
 
 def test_no_reply_route_is_reported_in_the_outcome():
     net = router_chain(1)
     net.netns("h2").route_del("default")
     trace = net.send("h1", "10.1.0.2")
-    assert trace.outcome == ("no answer reached the sender; dropped: no route to 10.0.0.1 in h2: "
-                             "Network is unreachable")
+    assert outcome(trace) == ("timed-out", "ETIMEDOUT", "", None)
+    # the reply never reached a capture point: its reason is kept, with where it ended
+    [ended] = trace.ended
+    assert (ended.role, ended.netns, ended.device, ended.verdict, ended.after) == ("reply", "h2", "", "dropped", None)
+    assert facts(ended.reason) == ("route", "ip_route_output_key", "drop")
 
 
 def test_loop_hits_ttl_expiry_first():
@@ -248,7 +272,7 @@ def test_loop_hits_ttl_expiry_first():
     r2.route_del("default")
     r2.route_add("default", via="10.1.0.1")          # r1 and r2 now point their defaults at each other
     trace = net.send("h1", "10.9.9.9")
-    assert trace.outcome == "error: ICMP time exceeded code 0 from 10.1.0.2"
+    assert outcome(trace) == ("icmp-error", "EHOSTUNREACH", "10.1.0.2", (11, 0))
     forwarded = [h for h in trace.request if h.direction == "tx" and h.netns != "h1"]
     assert len(forwarded) == 63                      # TTL 64 -> 1, one decrement per forward
     assert [h.ip.ttl for h in forwarded][:3] == [63, 62, 61] and forwarded[-1].ip.ttl == 1
@@ -288,3 +312,104 @@ def test_every_frame_ends_delivered_or_dropped_with_a_reason():
         assert hop.decisions, hop
     assert all(h.verdict in ("", "delivered", "dropped") for h in trace)
     assert isinstance(trace.request[0].ip.payload, ICMP)
+
+
+def test_the_outcome_is_a_record_whose_text_is_the_summary():
+    trace = two_hosts().send("h1", "10.0.0.2", "tcp", dport=80)
+    assert isinstance(trace.outcome, Outcome)
+    assert str(trace.outcome) == trace.outcome.text == "connection refused by 10.0.0.2:80 (RST)"
+
+
+def test_every_decision_is_a_record_and_the_reason_is_one_of_them():
+    trace = flannel_pair(2).send("n1pod0", "10.244.1.2")
+    decisions = [d for h in trace for d in h.decisions]
+    assert decisions and all(isinstance(d, Decision) and d.function for d in decisions)
+    for hop in trace:
+        if hop.verdict:
+            assert hop.reason is not None and hop.reason in hop.decisions
+        else:
+            assert hop.reason is None
+
+
+def test_a_flooded_copy_that_dies_on_its_way_does_not_mark_the_shared_hop():
+    """Flow.copy shares the ingress hop: the copy sent to a port that is down ends before a
+    capture point of its own, so its reason is kept as an Ended record naming that port, and
+    the ingress hop, which the other copies left alive, keeps no verdict."""
+    net = bridged_pods(3, hairpin=False)
+    net.netns("node").device("vethpod2").up = False
+    trace = net.send("pod0", "10.244.0.3")
+    assert trace.outcome.kind == "answered"
+    ingress = trace.where("node/vethpod0", "rx", "arp")[0]
+    assert (ingress.verdict, ingress.reason) == ("", None)
+    [ended] = trace.ended
+    assert (ended.packet_id, ended.netns, ended.device, ended.verdict, ended.after) == (
+        ingress.packet_id, "node", "vethpod2", "dropped", ingress.index)
+    assert facts(ended.reason) == ("dev", "dev_queue_xmit", "drop")
+    assert ended.reason in ingress.decisions          # still told where the kernel had the frame
+
+
+def test_a_copy_with_no_sibling_that_goes_on_marks_the_hop_it_died_at():
+    """The fragments r1 makes all wait for one neighbour that never answers: each ends at the
+    hop where r1 routed the packet; the first gives the hop its verdict, the others are kept."""
+    net = router_chain(1, mtus=[1500, 1000])
+    net.netns("h2").device("eth0").up = False
+    trace = net.send("h1", "10.1.0.2", "udp", dport=9, payload=b"x" * 3000)
+    routed = trace.where("r1/left0", "rx", "request")        # h1's three fragments; r1 cuts the first two again
+    assert [(h.ip.frag * 8, h.verdict, facts(h.reason)) for h in routed] == [
+        (offset, "dropped", ("neighbour", "neigh_invalidate", "drop")) for offset in (0, 1480, 2960)]
+    assert [(e.verdict, e.after, e.netns, e.device, facts(e.reason)) for e in trace.ended] == [
+        ("dropped", hop.index, "r1", "right1", ("neighbour", "neigh_invalidate", "drop")) for hop in routed[:2]]
+    assert outcome(trace) == ("icmp-error", "EHOSTUNREACH", "10.0.0.2", (3, 1))
+
+
+def test_a_decision_reads_as_its_sentence_where_sentences_were_read():
+    trace = router_chain(1).send("h1", "10.1.0.2")
+    forward = trace.where("r1/left0", "rx", "request")[0].decided("ip_forward")[0]
+    assert forward == str(forward) == "forwarded: TTL 64 -> 63" and forward.startswith("forwarded:")
+    assert repr(forward) == repr("forwarded: TTL 64 -> 63")        # printed lists of decisions look as before
+    assert forward.change("ipv4", "ttl") == FieldChange("ipv4", "ttl", 64, 63)
+
+
+class _RecordingNetfilter:
+    """A netfilter stand-in that accepts everything and says so with records."""
+
+    conntrack_active = False
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def hook(self, hook, packet, skb, indev, outdev, nexthop=None):
+        from types import SimpleNamespace
+        self.seen.append(hook)
+        record = Decision("netfilter", "ipt_do_table", f"filter {hook}: policy ACCEPT", verdict="accept")
+        return SimpleNamespace(verdict="ACCEPT", packet=packet, decisions=[record], explanation=["unused"])
+
+
+def test_the_walk_takes_netfilters_records_when_the_hook_gives_them():
+    net = two_hosts()
+    stub = net.netns("h2").netfilter = _RecordingNetfilter()
+    trace = net.send("h1", "10.0.0.2")
+    arrived = trace.where("h2/eth0", "rx", "request")[0]
+    assert [(d.function, d.verdict) for d in arrived.decisions[:2]] == [("ipt_do_table", "accept")] * 2
+    assert [str(d) for d in arrived.decisions[:2]] == ["filter PREROUTING: policy ACCEPT", "filter INPUT: policy ACCEPT"]
+    assert stub.seen[:2] == ["PREROUTING", "INPUT"] and trace.outcome.kind == "answered"
+
+
+class _DnatNowhere(_RecordingNetfilter):
+    """OUTPUT rewrites the destination to an address no route covers."""
+
+    def hook(self, hook, packet, skb, indev, outdev, nexthop=None):
+        from dataclasses import replace
+        result = super().hook(hook, packet, skb, indev, outdev, nexthop)
+        if hook == "OUTPUT":
+            result.packet = replace(packet, dst="10.99.0.1")
+        return result
+
+
+def test_a_send_that_fails_on_its_way_out_is_a_local_error():
+    net = two_hosts()
+    net.netns("h1").netfilter = _DnatNowhere()
+    trace = net.send("h1", "10.0.0.2")
+    assert (len(trace), trace.outcome.kind, trace.outcome.errno) == (0, "local-error", "ENETUNREACH")
+    [ended] = trace.ended
+    assert (ended.role, ended.netns, ended.reason.function) == ("request", "h1", "ip_route_me_harder")

@@ -2,6 +2,8 @@
 
 import pytest
 
+import netsim
+from netsim.decision import FdbRef, FieldChange
 from netsim.packet import UDP, VXLAN, vxlan_of
 from netsim.vxlan import flow_source_port
 from tests.checks import bad_checksums, scapy_rebuild_matches
@@ -34,9 +36,12 @@ def test_vxlan_outer_header_ttl64_df_clear_port_8472():
         assert bad_checksums(hop.data) == []
         assert scapy_rebuild_matches(hop.data)
     assert hops[0].data[14 + 20 + 6:14 + 20 + 8] != b"\0\0"       # outer UDP checksum present (udpcsum)
-    assert trace.where("node1/flannel.1", "tx", "request")[0].decisions[0] == (
-        f"flannel.1: FDB {VTEP_MAC[2]} dst 192.168.50.12: encapsulated in UDP {hops[0].ip.payload.sport} -> 8472, "
-        f"VNI 1, outer TTL 64, DF clear")
+    encap = trace.where("node1/flannel.1", "tx", "request")[0].decisions[0]
+    assert (encap.subsystem, encap.function, encap.verdict) == ("vxlan", "vxlan_xmit", "encapsulate")
+    assert encap.consulted == (FdbRef("flannel.1", VTEP_MAC[2], dst="192.168.50.12"),)
+    assert {f"{c.layer}.{c.field}": c.new for c in encap.changes} == {
+        "outer-ipv4.src": "192.168.50.11", "outer-ipv4.dst": "192.168.50.12", "outer-ipv4.ttl": 64,
+        "outer-udp.sport": hops[0].ip.payload.sport, "outer-udp.dport": 8472, "vxlan.vni": 1}
 
 
 def test_encapsulation_and_decapsulation_leave_the_inner_frame_unchanged():
@@ -97,8 +102,8 @@ def test_missing_fdb_entry_drops_the_frame_with_the_reason():
     trace = net.send("n1pod0", "10.244.1.2")
     last = trace.request[-1]
     assert (last.where, last.direction, last.verdict) == ("node1/flannel.1", "tx", "dropped")
-    assert last.decisions[-1] == (f"flannel.1: no FDB entry for {VTEP_MAC[2]} and no default destination: "
-                                  f"the kernel drops the frame (learning is off)")
+    assert (last.reason.function, last.reason.verdict, last.reason.consulted) == (
+        "vxlan_xmit", "drop", (FdbRef("flannel.1", VTEP_MAC[2]),))
 
 
 def test_vni_mismatch_is_dropped_at_decapsulation():
@@ -107,14 +112,15 @@ def test_vni_mismatch_is_dropped_at_decapsulation():
     trace = net.send("n1pod0", "10.244.1.2")
     last = trace.request[-1]
     assert (last.where, last.direction, last.verdict) == ("node2/eth0", "rx", "dropped")
-    assert last.decisions[-1] == "VXLAN VNI 1 does not match flannel.1 (VNI 2)"
+    assert (last.reason.function, last.reason.verdict) == ("vxlan_rcv", "drop")
 
 
 def test_decapsulation_is_delivery_to_the_udp_socket_on_8472():
     trace = flannel_pair().send("n1pod0", "10.244.1.2")
     hop = trace.where("node2/eth0", "rx", "request")[0]
     assert hop.verdict == "delivered"
-    assert hop.decisions[-1] == "UDP socket on port 8472: VXLAN VNI 1, decapsulated into flannel.1"
+    assert (hop.reason.subsystem, hop.reason.function, hop.reason.verdict) == ("vxlan", "vxlan_rcv", "decapsulate")
+    assert trace.where("node2/flannel.1", "rx", "request")[0].packet_id == hop.packet_id
 
 
 def test_ip_d_link_line_matches_flannels_device():
@@ -143,7 +149,9 @@ def test_vxlan_outer_tos_carries_inner_ecn_with_ce_as_ect0():
     bits, except that congestion-experienced goes out as ECT(0)."""
     from netsim.packet import IPPROTO_ICMP, ICMP, IPv4, Ethernet, ETH_P_IP
     from netsim.skb import Skb
-    from netsim.stack import Flow, Walk
+    from netsim.skb import Flow
+    from netsim.vxlan import vxlan_xmit
+    from netsim.walk import Walk
     import netsim
 
     c = netsim.reference_cluster()
@@ -154,7 +162,33 @@ def test_vxlan_outer_tos_carries_inner_ecn_with_ce_as_ect0():
     for ecn in (0, 1, 2, 3):
         walk = Walk(c.network)
         inner = IPv4("10.244.0.2", "10.244.1.2", IPPROTO_ICMP, ICMP(8, 0, 1, b""), ttl=63, tos=0x20 | ecn)
-        walk.vxlan_xmit(vx, Ethernet(peer_mac, vx.mac, ETH_P_IP, inner), Flow(walk, "request"))
+        vxlan_xmit(walk, vx, Ethernet(peer_mac, vx.mac, ETH_P_IP, inner), Flow(walk, "request"))
         walk.run()
         outer_tos[ecn] = next(h.ip.tos for h in walk.hops() if h.where == "node1/eth0" and h.encapsulated)
     assert outer_tos == {0: 0, 1: 1, 2: 2, 3: 2}
+
+
+def test_the_trace_names_the_owners_at_the_vxlan_hop_of_scenario_4():
+    """pod-a -> pod-c: on node1's eth0 the inner frame is addressed to node2's VTEP and the
+    outer packet to node2's underlay address; the trace says whose they are."""
+    cluster = netsim.reference_cluster("vxlan")
+    trace = netsim.scenarios.SIX[4](backend="vxlan", proto="tcp", cluster=cluster)
+    hop = next(h for h in trace.request if h.where == "node1/eth0" and h.direction == "tx" and h.encapsulated)
+    inner = vxlan_of(hop.frame).payload
+    assert trace.owner(inner.dst) == "node2's flannel.1 (VTEP)"
+    assert trace.owner(inner.src) == "node1's flannel.1 (VTEP)"
+    assert trace.owner(hop.ip.dst) == "node2's eth0"
+    assert trace.owner(hop.frame.dst) == "node2's eth0"
+    assert trace.owner(hop.inner_ip.dst) == "pod-c's eth0"
+    assert trace.owner(trace.where("node1/cni0", "rx", "request")[0].frame.dst) == "cni0 on node1"
+    assert trace.owner("203.0.113.99") is None
+
+
+def test_owners_name_a_service_and_the_vtep_address_used_as_snat_source():
+    cluster = netsim.reference_cluster("vxlan")
+    trace = cluster.send("pod-a", "web", proto="tcp")
+    assert trace.owner("10.96.0.100") == "service web's ClusterIP"
+    # node1 -> a pod on node2 leaves flannel.1 from its /32: the address flanneld gives the VTEP
+    from_node = cluster.send("node1", "pod-c", proto="icmp")
+    source = from_node.where("node1/flannel.1", "tx", "request")[0].ip.src
+    assert (source, from_node.owner(source)) == ("10.244.0.0", "node1's flannel.1 /32")

@@ -1,0 +1,52 @@
+"""IPv4 forwarding: a packet routed through this namespace to another host.
+
+Kernel behaviour modelled (net/ipv4/ip_forward.c `ip_forward`, `ip_forward_finish`;
+net/ipv4/ip_output.c `ip_output`):
+- the unicast route chosen by ip_route_input is the one the packet leaves by;
+- a TTL of 1 (or 0) cannot be decremented: the packet is dropped with ICMP time exceeded;
+- a packet with DF set that exceeds the output device's MTU is dropped with ICMP
+  fragmentation needed, carrying that MTU (`ip_exceeds_mtu`);
+- otherwise the TTL drops by one (`ip_decrease_ttl`), FORWARD runs, and the packet goes to
+  the output path (POSTROUTING, fragmentation, neighbour) in ip_output.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from . import ip_output
+from .decision import Decision, field_change
+from .device import Device
+from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4
+from .route import RouteResult, route_ref
+
+from .skb import Flow
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .netns import Namespace
+    from .walk import Walk
+
+
+def ip_forward(walk: Walk, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
+    text = str(rr.route)
+    flow.note(Decision("route", "ip_route_input", f"route: {text}", verdict="forward", consulted=(route_ref(rr, text),)))
+    if ip.ttl <= 1:
+        flow.end("dropped", Decision("ip", "ip_forward", f"TTL {ip.ttl} would reach 0 when forwarding: time exceeded",
+                                     verdict="drop"))
+        walk.send_icmp_error(ns, ip, ICMP_TIME_EXCEEDED, 0, flow, "time exceeded")
+        return
+    out_dev = ns.devices[rr.dev]
+    if ip.df and ip.length() > out_dev.mtu:
+        flow.end("dropped", Decision("ip", "ip_forward",
+                                     f"{ip.length()} bytes with DF set exceed {out_dev.name}'s MTU {out_dev.mtu}: "
+                                     f"ICMP fragmentation needed (mtu {out_dev.mtu})", verdict="drop"))
+        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 4, flow, "fragmentation needed", rest=out_dev.mtu)
+        return
+    ip = replace(ip, ttl=ip.ttl - 1)
+    flow.note(Decision("ip", "ip_forward", f"forwarded: TTL {ip.ttl + 1} -> {ip.ttl}", verdict="forward",
+                       changes=(field_change("ipv4", "ttl", ip.ttl + 1, ip.ttl),)))
+    hooked = walk.hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)
+    if hooked is None:
+        return
+    ip_output.ip_output(walk, ns, hooked, rr, flow)

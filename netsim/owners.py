@@ -1,0 +1,53 @@
+"""Who owns an address: the device (and namespace) each MAC and IPv4 address belongs to.
+
+The kernel knows an address only as a field of a device (`ip link`, `ip addr`); a reader
+following a trace wants to know whose it is: "pod-c's eth0", "node2's flannel.1 (VTEP)",
+"cni0 on node1". This module names them from the network's state: every device's MAC and
+addresses, in every namespace. A cluster adds what only it knows (services' ClusterIPs,
+NodePorts' nodes, external hosts), passed in as `extra`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .cluster import Cluster
+    from .device import Device
+    from .stack import Network
+
+# How a device is named: a pod's or host's own interface reads "pod-c's eth0", a bridge "cni0
+# on node1"; the MAC of a VTEP or TUN device says what the device is.
+_SUFFIX = {"vxlan": " (VTEP)", "tun": " (TUN)"}
+
+
+def device_owner(ns_name: str, dev: Device) -> str:
+    """The phrase naming `dev` of namespace `ns_name`."""
+    if dev.kind == "bridge":
+        return f"{dev.name} on {ns_name}"
+    return f"{ns_name}'s {dev.name}"
+
+
+def network_owners(network: Network, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Map every MAC and IPv4 address of the network to its owner. A /32 address reads as
+    such ("node1's flannel.1 /32"), the form flanneld gives its VTEP address. `extra` entries
+    (from a cluster) win, since they say more than a device name."""
+    owners: dict[str, str] = {}
+    for ns_name, ns in network.namespaces.items():
+        for dev in ns.devices.values():
+            if dev.kind == "loopback":
+                continue
+            name = device_owner(ns_name, dev)
+            if dev.mac != "00:00:00:00:00:00":
+                owners.setdefault(dev.mac, name + _SUFFIX.get(dev.kind, ""))
+            for iface in dev.addresses:
+                addr = str(iface.ip)
+                owners.setdefault(addr, f"{name} /32" if iface.network.prefixlen == 32 else name)
+    if extra:
+        owners.update(extra)
+    return owners
+
+
+def cluster_owners(cluster: Cluster) -> dict[str, str]:
+    """What a cluster knows beyond its devices: each service's ClusterIP."""
+    return {svc.cluster_ip: f"service {svc.name}'s ClusterIP" for svc in cluster.services.values()}

@@ -1,0 +1,57 @@
+"""Transmit on a veth pair and on the loopback device.
+
+Kernel behaviour modelled (drivers/net/veth.c `veth_xmit`, net/core/dev.c
+`is_skb_forwardable` and `__dev_forward_skb`, drivers/net/loopback.c `loopback_xmit`):
+- what one end of a veth transmits is received by its peer; with no peer, or a peer that is
+  down, the frame is dropped;
+- the peer accepts a frame only if it fits its MTU plus a VLAN tag (`is_skb_forwardable`);
+  a larger one is counted in its rx_dropped, without an ICMP error;
+- a frame crossing into another namespace is scrubbed (`skb_scrub_packet`): its mark and
+  conntrack reference are gone, only the flow hash survives;
+- the loopback device receives what it sends, in the same namespace.
+A physical NIC (`Nic`) is modelled as a veth whose peer is a port of the underlay switch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .decision import Decision
+from .device import Device, Veth
+from .packet import Ethernet, IPv4
+from .skb import Flow, Skb
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .walk import Walk
+
+VLAN_HLEN = 4      # is_skb_forwardable lets a frame exceed the MTU by a VLAN tag
+
+
+def l3_length(frame: Ethernet | IPv4) -> int:
+    """The size the MTU applies to: the frame without its Ethernet header."""
+    return frame.length() - 14 if isinstance(frame, Ethernet) else frame.length()
+
+
+def veth_xmit(walk: Walk, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None:
+    """veth_xmit: hand the frame to the peer, which receives it on the next turn of the queue."""
+    peer = dev.peer
+    if peer is None or not peer.up:
+        flow.end("dropped", Decision("veth", "veth_xmit", f"the peer of {dev.name} is missing or down",
+                                     verdict="drop"))
+        return
+    size = l3_length(frame)
+    if size > peer.mtu + VLAN_HLEN:
+        flow.end("dropped", Decision(
+            "veth", "is_skb_forwardable", f"the peer {peer.where} drops it: a {size}-byte packet exceeds its MTU "
+                                          f"{peer.mtu} (is_skb_forwardable; counted in its rx_dropped, no ICMP)",
+            verdict="drop"), peer.netns.name if peer.netns else "", peer.name)
+        return
+    crossing = peer.netns is not dev.netns
+    skb = Skb(hash=flow.skb.hash) if crossing else flow.skb
+    nxt = flow.copy(skb)
+    walk.queue.append(lambda: walk.receive(peer, frame, nxt))
+
+
+def loopback_xmit(walk: Walk, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+    """loopback_xmit: the frame comes straight back in on `lo`."""
+    walk.queue.append(lambda: walk.receive(dev, frame, flow))
