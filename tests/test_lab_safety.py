@@ -25,7 +25,8 @@ from netsim import reference_cluster
 from netsim.errors import ConfigError, NetsimError
 from netsim.lab import Lab, LabError, LabWarning, UnsafeArgument, commands, kernel, stale_namespaces
 from netsim.lab.kernel import FAMILY, _process_alive, _run
-from netsim.netfilter import CommentMatch, save_string
+from netsim.netfilter import save_string
+from netsim.netfilter.matches import CommentMatch
 
 from test_lab import needs_lab
 
