@@ -192,7 +192,7 @@ _LAYOUT = """
 #ROOT .ctl{display:flex;gap:6px;align-items:center;padding:6px 0;flex-wrap:wrap;position:sticky;top:var(--ns-sticky,0);z-index:3;background:var(--ns-bg);border-bottom:1px solid var(--ns-line)}
 #ROOT button{font:inherit;padding:2px 10px;border:1px solid var(--ns-muted);border-radius:4px;background:var(--ns-btn);color:var(--ns-fg);cursor:pointer}
 #ROOT button[aria-pressed="true"]{background:var(--ns-on)}
-#ROOT .pos,#ROOT .out{color:var(--ns-muted);margin-left:6px}
+#ROOT .pos{color:var(--ns-muted);margin-left:6px}#ROOT p.out{color:var(--ns-muted);margin:4px 0 0}
 #ROOT .sr{position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
 #ROOT .top{display:flex;flex-wrap:wrap;gap:8px;margin-top:6px}
 #ROOT .dia{flex:1 1 600px;min-width:0;overflow-x:auto}
@@ -233,6 +233,7 @@ _LAYOUT = """
 #ROOT .hex .b.on{background:var(--ns-hexon);color:var(--ns-white);cursor:pointer}
 @container (min-width:680px){#ROOT .reveal{display:grid;grid-template-columns:minmax(0,1fr) max-content;align-items:start;gap:8px 12px}
 #ROOT .reveal>ul.why{grid-column:1/-1}#ROOT .hex{position:sticky;top:calc(var(--ns-sticky,0px) + 48px)}}
+@container (max-width:620px){#ROOT .top::before{content:"The diagram scrolls sideways.";flex-basis:100%;color:var(--ns-muted);font-size:12px}}
 #ROOT .quiz{background:var(--ns-quiz);border:1px solid var(--ns-qline);border-radius:6px;padding:6px;margin:4px 0}
 #ROOT .quiz .qq{margin:0 0 4px;font-weight:600}#ROOT .quiz .qc{display:flex;gap:6px;flex-wrap:wrap}
 #ROOT .quiz button.right{background:var(--ns-right);border-color:var(--ns-rep)}#ROOT .quiz button.wrong{background:var(--ns-wrong);border-color:var(--ns-rm)}
@@ -431,8 +432,8 @@ class Stepper:
             f'<style>{css(uid, minw)}</style><style id="{uid}-hl">{marks}</style>'
             f'<div class="ctl"><b>{title}</b><button data-a="prev">Prev</button><button data-a="play">Play</button>'
             f'<button data-a="next">Next</button><span class="pos">hop {self.start} of {len(self.trace) - 1}</span>'
-            f'<button data-a="arp" aria-pressed="false">Hide ARP</button>'
-            f'<span class="out">{outcome}</span></div>'
+            f'<button data-a="arp" aria-pressed="false">Hide ARP</button></div>'
+            f'<p class="out">{outcome}</p>'
             f'<p class="sr" aria-live="polite">{escape(live)}</p>'
             f'<div class="top"><div class="dia">{svg}</div><ol class="hops" aria-label="hops">{items}</ol></div>'
             f'<div class="panel">{panel_html(view, quiz)}</div>'
