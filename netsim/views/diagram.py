@@ -4,8 +4,12 @@ The layout is fixed (computed from the cluster's structure, never a random force
 the same cluster gives the same picture every run. `diagram_model` returns the data behind
 the picture (elements with positions, the networkx graph of cables and bridge ports, the
 trace's path, what the current hop highlights), so tests check what is highlighted without
-looking at pixels. `render_svg` draws it with matplotlib into a deterministic SVG whose
-elements carry DOM ids, so the stepper can highlight them from CSS or JavaScript.
+looking at pixels. `render_svg` draws it into a deterministic SVG whose elements carry DOM
+ids, so the stepper can highlight them from CSS or JavaScript: matplotlib draws the cluster
+(legend, links, boxes, labels) once per layout; the trace's arrows and the packet marker are
+written as plain SVG, and arrows of hops not yet reached are hidden (`walked_css`). Every
+colour is a CSS variable with a light fallback, so a dark page (`dark_css`) recolours it, and
+labels are sized so that at the stepper's minimum width (`min_width_px`) they are 11 px.
 """
 
 from __future__ import annotations

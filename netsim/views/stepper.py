@@ -7,6 +7,13 @@ by a CSS rule the script rewrites), the trace as compact JSON (each distinct fra
 its layers and fields; per hop only what changed), and a small inline script that draws the
 header tree and hex dump. No CDN, no network, and DOM ids derived from the content, so the
 same trace renders byte-identical HTML every run.
+
+For reading: the controls stick to the top while the panel scrolls; in a stepper at least
+680 px wide the hex dump sits beside a bounded, collapsible header tree; "Hide ARP" drops ARP
+hops from the list and from stepping; arrow keys step, hop rows, layer titles and header rows
+take Enter/Space; a polite live region announces each hop; colours are CSS variables with
+light and dark values (PALETTE, every TEXT_PAIRS pair at least 4.5:1). Until a question is
+answered, nothing from its hop on shows the answer (`predict.gate`).
 """
 
 from __future__ import annotations
