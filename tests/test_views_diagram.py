@@ -96,3 +96,65 @@ def test_svg_is_byte_identical_across_processes_and_hash_seeds():
     outs = {subprocess.run([sys.executable, "-c", code], env={"PYTHONHASHSEED": seed, "PATH": "/usr/bin:/bin"},
                            capture_output=True, text=True, check=True).stdout for seed in ("0", "1", "12345")}
     assert len(outs) == 1
+
+
+def _lum(c: str) -> float:
+    def ch(v):
+        v /= 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+    return 0.2126 * ch(int(c[1:3], 16)) + 0.7152 * ch(int(c[3:5], 16)) + 0.0722 * ch(int(c[5:7], 16))
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_lum(a), _lum(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_labels_contrast_with_their_boxes_in_light_and_dark():
+    from netsim.views.diagram import COLOURS, DARK, DETAIL
+    for kind, (fill, _edge, ink) in COLOURS.items():
+        for f, i in ((fill, ink), (DARK[fill], DARK[ink])):
+            assert _contrast(f, i) >= 4.5, (kind, f, i)
+        if kind not in ("node", "pod", "gateway", "external", "underlay", "host"):
+            assert _contrast(fill, DETAIL) >= 4.5 and _contrast(DARK[fill], DARK[DETAIL]) >= 4.5, kind
+
+
+def test_labels_are_at_least_11_px_at_book_width_and_fit_their_boxes(c4):
+    import re
+    from netsim.views.diagram import _text_width, min_width_px
+    cluster, trace = c4
+    m = diagram_model(cluster, trace, 13)
+    svg = render_svg(m, "p")
+    vbw = float(re.search(r'viewBox="0 0 ([\d.]+) ', svg).group(1))
+    sizes = [float(x) for x in re.findall(r"font-size: ([\d.]+)px", svg)]
+    assert sizes and min(sizes) > 0
+    # the stepper never draws it narrower than min_width_px; the book's column is 700-800 px
+    for width in (min_width_px(m), 700, 800):
+        assert min(sizes) * max(width, min_width_px(m)) / vbw >= 11.0
+    assert min_width_px(m) <= 610          # at 1200 px the book column leaves about 606 px for it
+    for e in m.elements:
+        if "/" in e.id:
+            assert max(_text_width(e.label), _text_width(e.detail)) <= e.w - 0.05, e.id
+        else:
+            assert _text_width(e.label, bold=True) + 0.1 <= e.w, e.id
+
+
+def test_svg_has_title_desc_marker_and_reveals_the_path_as_walked(c4):
+    cluster, trace = c4
+    svg = diagram(cluster, trace, 13).svg()
+    assert 'role="img" aria-labelledby="netsim-diagram-title netsim-diagram-desc"' in svg
+    assert '<title id="netsim-diagram-title">Cluster diagram: node1, node2 and their pods</title>' in svg
+    assert "pod-a (pod, 10.244.0.2; devices lo, eth0)" in svg
+    m = diagram_model(cluster, trace, 13)
+    ids = dom_ids(m, "netsim-diagram")
+    later = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to > 13]
+    walked = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to <= 13]
+    assert later and walked
+    hidden = svg[svg.rindex("<style>"):]
+    assert all(f"#{d}," in hidden or f"#{d}{{visibility:hidden}}" in hidden for d in later)
+    assert not any(f"#{d}," in hidden or f"#{d}{{" in hidden for d in walked)
+    from netsim.views.diagram import marker_xy
+    x, y = marker_xy(m, "node1/flannel.1")
+    assert f'<g id="netsim-diagram-pkt" class="pkt" transform="translate({x} {y})">' in svg
+    for kind in ("cable or port", "tunnel on eth0", "request", "reply", "this hop", "packet"):
+        assert f">{kind}</text>" in svg

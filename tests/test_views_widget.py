@@ -8,7 +8,7 @@ from netsim.views import Stepper, challenge
 
 def parts(widget):
     controls, pick, diagram, quiz, panel = widget.children
-    prev, nxt, play, slider = controls.children
+    prev, nxt, play, slider, *_ = controls.children      # then the "Hide ARP" toggle
     return prev, nxt, slider, pick, diagram, quiz, panel
 
 

@@ -4,8 +4,12 @@ The layout is fixed (computed from the cluster's structure, never a random force
 the same cluster gives the same picture every run. `diagram_model` returns the data behind
 the picture (elements with positions, the networkx graph of cables and bridge ports, the
 trace's path, what the current hop highlights), so tests check what is highlighted without
-looking at pixels. `render_svg` draws it with matplotlib into a deterministic SVG whose
-elements carry DOM ids, so the stepper can highlight them from CSS or JavaScript.
+looking at pixels. `render_svg` draws it into a deterministic SVG whose elements carry DOM
+ids, so the stepper can highlight them from CSS or JavaScript: matplotlib draws the cluster
+(legend, links, boxes, labels) once per layout; the trace's arrows and the packet marker are
+written as plain SVG, and arrows of hops not yet reached are hidden (`walked_css`). Every
+colour is a CSS variable with a light fallback, so a dark page (`dark_css`) recolours it, and
+labels are sized so that at the stepper's minimum width (`min_width_px`) they are 11 px.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
+from html import escape
 
 import networkx as nx
 
@@ -22,9 +27,15 @@ from .args import check_cluster, check_hop
 from .headers import previous_hop
 
 NODE_H = (1.5, 7.3)         # y range of a node box
-POD_W, POD_H = 2.0, 1.75
-DEV_W, DEV_H = 1.0, 0.36
+POD_W, POD_H = 2.3, 1.75
+DEV_W, DEV_H = 1.85, 0.5    # wide enough for "192.168.50.11/24" at FONT
 GAP = 0.3
+# Text: every label is FONT points in a picture PT_PER_UNIT points per layout unit; the stepper
+# never draws the SVG narrower than min_width_px(), where FONT points are MIN_LABEL_PX pixels.
+FONT = 9.5
+PT_PER_UNIT = 45.0
+MIN_LABEL_PX = 11.0
+LEGEND_H = 0.6
 
 
 @dataclass(frozen=True)
@@ -120,18 +131,18 @@ def _build(cluster) -> _Layout:
             pod = cluster.pods[pod_name]
             px = x + 0.3 + i * (POD_W + 0.2)
             lay.host(pod_name, "pod", f"{pod_name}  {pod.ip}", px, 5.05, POD_W, POD_H, node.name)
-            lay.device(pod_name, "lo", px + 0.25 + 0.35, 6.05, 0.7)
-            lay.device(pod_name, "eth0", px + POD_W / 2, 5.35)
-            lay.rest(pod_name, px + 1.2, 6.05)
-            lay.device(node.name, pod.host_veth, px + POD_W / 2, 4.45, 1.3)
+            lay.device(pod_name, "lo", px + 0.25 + 0.35, 6.1, 0.7)
+            lay.device(pod_name, "eth0", px + POD_W / 2 + 0.1, 5.4, 1.6)
+            lay.rest(pod_name, px + 1.4, 6.1)
+            lay.device(node.name, pod.host_veth, px + POD_W / 2, 4.45, 1.65)
         devs = namespaces[node.name].devices
         cni_w = w - 0.6
         if "cni0" in devs:
             lay.device(node.name, "cni0", x + 0.3 + cni_w / 2, 3.6, cni_w)
         for dev in devs:
             if devs[dev].kind in ("vxlan", "tun"):
-                lay.device(node.name, dev, x + w - 0.9, 2.75)
-        lay.device(node.name, "eth0", x + w / 2, 1.95, 1.3)
+                lay.device(node.name, dev, x + w - 0.95, 2.75, 1.7)
+        lay.device(node.name, "eth0", x + w / 2, 1.95, 1.95)
         lay.device(node.name, "lo", x + 0.55, 2.75, 0.7)
         node_eth[node.name] = x + w / 2
         lay.rest(node.name, x + 1.0, 2.75)
@@ -139,29 +150,29 @@ def _build(cluster) -> _Layout:
     # the right-hand column: gateway below, external hosts above
     col = 2.4
     if "gateway" in namespaces:
-        lay.host("gateway", "gateway", "gateway  (router, no NAT)", x, 1.5, col, 1.9)
-        lay.device("gateway", "eth0", x + col / 2, 1.95, 1.3)
-        lay.device("gateway", "eth1", x + col / 2, 2.9, 1.3)
-        lay.device("gateway", "lo", x + 0.45, 2.45, 0.6)
+        lay.host("gateway", "gateway", "gateway (router)", x, 1.5, col, 2.1)
+        lay.device("gateway", "eth0", x + col / 2 + 0.2, 1.95)
+        lay.device("gateway", "eth1", x + col / 2 + 0.2, 3.0)
+        lay.device("gateway", "lo", x + 0.45, 2.47, 0.6)
         lay.rest("gateway", x + 1.2, 2.45)
         node_eth["gateway"] = x + col / 2
     y = 4.6
     for ext in cluster.externals.values():
         lay.host(ext.name, "external", f"{ext.name}  {ext.ip}", x, y, col, 1.6)
-        lay.device(ext.name, "eth0", x + col / 2, y + 0.4)
+        lay.device(ext.name, "eth0", x + col / 2 + 0.2, y + 0.4)
         lay.device(ext.name, "lo", x + 0.45, y + 1.0, 0.6)
         lay.rest(ext.name, x + 1.2, y + 1.0)
         y += 1.9
     total = x + col
     # the underlay switch along the bottom, one port under each host's eth0
     if "underlay" in namespaces:
-        lay.host("underlay", "underlay", "underlay (switch sw0)", 0.0, 0.0, total, 1.2)
+        lay.host("underlay", "underlay", "underlay (switch sw0)", 0.0, 0.0, total, 1.45)
         lay.device("underlay", "sw0", total / 2, 0.3, total - 0.4)
         for dev in namespaces["underlay"].devices:
             host = dev[2:] if dev.startswith("p-") else None
             host = "gateway" if host == "gw" else host
             if host in node_eth:
-                lay.device("underlay", dev, node_eth[host], 0.85)
+                lay.device("underlay", dev, node_eth[host], 0.85, 1.2)
         lay.device("underlay", "lo", total - 0.35, 0.85, 0.5)
         lay.rest("underlay", total - 1.4, 0.85)
     for ns_name in namespaces:      # hosts the rules above do not know, stacked on the right
@@ -224,15 +235,41 @@ def diagram_model(cluster, trace: Trace | None = None, hop_index: int | None = N
 
 
 # ------------------------------------------------------------------------------- drawing
+# Colours as data: a box kind's (fill, edge, label text). The SVG refers to every colour as
+# `var(--nsdN, light)`, so a page in dark mode swaps them by defining the variables (DARK).
 COLOURS = {
-    "node": ("#eef3fb", "#5b7db1"), "pod": ("#fdf6e3", "#b58900"), "gateway": ("#eef7ee", "#4f8a4f"),
-    "external": ("#f6eef7", "#8a4f8a"), "underlay": ("#f2f2f2", "#777777"), "host": ("#f2f2f2", "#777777"),
-    "veth": ("#ffffff", "#555555"), "nic": ("#ffffff", "#222222"), "bridge": ("#e3ecf7", "#3b5f99"),
-    "vxlan": ("#fde8e4", "#b0412e"), "tun": ("#fde8e4", "#b0412e"), "loopback": ("#f7f7f7", "#999999"),
+    "node": ("#eef3fb", "#5b7db1", "#2f4f80"), "pod": ("#fdf6e3", "#b58900", "#6b5000"),
+    "gateway": ("#eef7ee", "#4f8a4f", "#2f6b2f"), "external": ("#f6eef7", "#8a4f8a", "#6b3a6b"),
+    "underlay": ("#f2f2f2", "#777777", "#4a4a4a"), "host": ("#f2f2f2", "#777777", "#4a4a4a"),
+    "veth": ("#ffffff", "#555555", "#1f2328"), "nic": ("#ffffff", "#222222", "#1f2328"),
+    "bridge": ("#e3ecf7", "#3b5f99", "#1f2328"), "vxlan": ("#fde8e4", "#b0412e", "#1f2328"),
+    "tun": ("#fde8e4", "#b0412e", "#1f2328"), "loopback": ("#f7f7f7", "#999999", "#1f2328"),
 }
+DETAIL = "#4d4d4d"                       # an address under a device's name
+LINK = "#9aa5b1"                         # cables, veth pairs, bridge ports, a tunnel's lower device
+ARROW = {"request": "#1f77b4", "reply": "#2ca02c"}
+MARK = "#e65100"                         # the current hop's outline and the packet marker
+# The same picture on a dark page: every light colour above and its dark counterpart.
+DARK = {
+    "#eef3fb": "#1a2433", "#fdf6e3": "#2e2714", "#eef7ee": "#18291a", "#f6eef7": "#2a1c2c",
+    "#f2f2f2": "#22262b", "#ffffff": "#0d1117", "#e3ecf7": "#1b2a40", "#fde8e4": "#3a1d18",
+    "#f7f7f7": "#1c2026", "#5b7db1": "#7d9fd3", "#b58900": "#d4a72c", "#4f8a4f": "#6fb36f",
+    "#8a4f8a": "#c07fc0", "#777777": "#8b949e", "#555555": "#8b949e", "#222222": "#c9d1d9",
+    "#3b5f99": "#6f94d1", "#b0412e": "#e0705c", "#999999": "#6e7681", "#2f4f80": "#9ec1f5",
+    "#6b5000": "#e3c063", "#2f6b2f": "#8fd18f", "#6b3a6b": "#e0a8e0", "#4a4a4a": "#b1bac4",
+    "#1f2328": "#e6edf3", "#4d4d4d": "#a8b1bb", "#9aa5b1": "#5c6670", "#1f77b4": "#58a6ff",
+    "#2ca02c": "#3fb950", "#e65100": "#ff8a3d",
+}
+_VAR = {light: f"--nsd{i}" for i, light in enumerate(DARK)}
+
+HIGHLIGHT = (f"stroke:var({_VAR[MARK]},{MARK}) !important;stroke-width:2.5 !important;stroke-opacity:1 !important;"
+             "fill-opacity:1 !important")
 
 
-HIGHLIGHT = "stroke:#e65100 !important;stroke-width:2.5 !important;stroke-opacity:1 !important;fill-opacity:1 !important"
+def dark_css(scope: str) -> str:
+    """CSS giving the diagram its dark colours under `scope` on a dark page (pydata theme, JupyterLab)."""
+    decl = ";".join(f"{_VAR[light]}:{dark}" for light, dark in DARK.items())
+    return (f'html[data-theme="dark"] {scope},body[data-jp-theme-light="false"] {scope}{{{decl}}}')
 
 
 def dom_ids(model: DiagramModel, prefix: str) -> dict[str, str]:
@@ -241,27 +278,105 @@ def dom_ids(model: DiagramModel, prefix: str) -> dict[str, str]:
     return {ident: f"{prefix}-e{i}" for i, ident in enumerate(ids)}
 
 
-def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float = 7.0) -> str:
-    """The picture as an SVG string, byte-identical between runs (fixed hashsalt, no date)."""
+def svg_size(model: DiagramModel) -> tuple[float, float]:
+    """The picture's width and height in points (= SVG user units), legend included."""
+    return model.width * PT_PER_UNIT, (model.height + LEGEND_H) * PT_PER_UNIT
+
+
+def min_width_px(model: DiagramModel) -> int:
+    """The narrowest CSS width at which every label (FONT points) is at least MIN_LABEL_PX."""
+    return int(-(-svg_size(model)[0] * MIN_LABEL_PX // FONT))
+
+
+def marker_xy(model: DiagramModel, ident: str) -> tuple[float, float]:
+    """Where the packet marker sits for a device, in SVG user units: its box's right end."""
+    e = model.element(ident)
+    return round((e.x + e.w / 2) * PT_PER_UNIT, 1), round((model.height + LEGEND_H - e.y) * PT_PER_UNIT, 1)
+
+
+def _text_width(text: str, bold: bool = False) -> float:
+    """The width of `text` at FONT, in layout units."""
+    if not text:
+        return 0.0
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+    prop = FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal", size=FONT)
+    return TextPath((0, 0), text, prop=prop).get_extents().width / PT_PER_UNIT
+
+
+LEGEND = (("link", "cable or port"), ("lower", "tunnel on eth0"),
+          ("request", "request"), ("reply", "reply"), ("hop", "this hop"), ("packet", "packet"))
+
+
+def _legend(ax, model: DiagramModel) -> None:
+    """One row across the top: what each line style, colour and mark means."""
+    y = model.height + LEGEND_H / 2
+    x = 0.1
+    for kind, text in LEGEND:
+        if kind in ("link", "lower"):
+            ax.plot([x, x + 0.45], [y, y], "-" if kind == "link" else ":", color=LINK, lw=1.4, zorder=1)
+        elif kind in ("request", "reply"):
+            from matplotlib.patches import FancyArrowPatch
+            ax.add_artist(FancyArrowPatch((x, y), (x + 0.45, y), arrowstyle="-|>", mutation_scale=8, lw=1.4,
+                                          color=ARROW[kind], zorder=4))
+        elif kind == "hop":
+            from matplotlib.patches import FancyBboxPatch
+            ax.add_artist(FancyBboxPatch((x + 0.02, y - 0.13), 0.41, 0.26, boxstyle="round,pad=0,rounding_size=0.05",
+                                         fc="#ffffff", ec=MARK, lw=2.0, zorder=2))
+        else:
+            ax.plot([x + 0.22], [y], "o", ms=7, mfc=MARK, mec="#ffffff", mew=1.5, zorder=5)
+        ax.text(x + 0.55, y, text, ha="left", va="center", fontsize=FONT, color="#1f2328", zorder=3)
+        x += 0.55 + _text_width(text) + 0.3
+
+
+def _describe(model: DiagramModel) -> tuple[str, str]:
+    """The SVG's <title> and <desc>: the hosts drawn and how to read the marks."""
+    hosts = [e for e in model.elements if "/" not in e.id and e.kind != "underlay"]
+    title = "Cluster diagram: " + ", ".join(e.id for e in hosts if e.kind == "node") + " and their pods"
+    parts = []
+    for e in hosts:
+        devs = [d.label for d in model.elements if d.parent == e.id]
+        parts.append(f"{e.label.split('  ')[0]} ({e.kind}{', ' + e.label.split('  ')[1] if '  ' in e.label else ''}; "
+                     f"devices {', '.join(devs)})")
+    desc = "Boxes: " + "; ".join(parts) + ". The underlay switch joins the hosts' eth0s. "
+    if model.segments:
+        desc += ("Arrows show the path walked so far, requests in blue and replies in green; the current hop's "
+                 "device is outlined in orange and an orange dot marks the packet.")
+    return title, desc
+
+
+_CACHE: dict[tuple, str] = {}
+
+
+def _cluster_svg(model: DiagramModel) -> str:
+    """The cluster without the trace (legend, links, boxes, labels), DOM ids as `@@-eN`.
+
+    Drawn by matplotlib once per layout and kept: every stepper of a chapter shares it."""
     import matplotlib
     from matplotlib.figure import Figure
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.patches import FancyBboxPatch
 
-    ids = dom_ids(model, prefix)
-    scale = width_in / model.width
-    with matplotlib.rc_context({"svg.hashsalt": "netsim", "svg.fonttype": "none", "font.size": 7,
+    key = (model.elements, tuple(sorted((a, b, d["kind"]) for a, b, d in model.graph.edges(data=True))))
+    if key in _CACHE:
+        return _CACHE[key]
+    ids = dom_ids(model, "@@")
+    w_pt, h_pt = svg_size(model)
+    with matplotlib.rc_context({"svg.hashsalt": "netsim", "svg.fonttype": "none", "font.size": FONT,
                                 "font.family": "DejaVu Sans"}):
-        fig = Figure(figsize=(width_in, model.height * scale))
+        fig = Figure(figsize=(w_pt / 72, h_pt / 72))
+        fig.patch.set_alpha(0)
         ax = fig.add_axes((0, 0, 1, 1))
         ax.set_xlim(0, model.width)
-        ax.set_ylim(0, model.height)
+        ax.set_ylim(0, model.height + LEGEND_H)
         ax.set_axis_off()
+        ax.patch.set_alpha(0)
+        _legend(ax, model)
         for a, b, data in sorted(model.graph.edges(data=True)):
             (x1, y1), (x2, y2) = model.graph.nodes[a]["pos"], model.graph.nodes[b]["pos"]
             style = {"cable": "-", "port": "-", "lower": ":"}[data["kind"]]
-            ax.plot([x1, x2], [y1, y2], style, color="#9aa5b1", lw=1.2, zorder=1)
+            ax.plot([x1, x2], [y1, y2], style, color=LINK, lw=1.2, zorder=1)
         for e in model.elements:
-            fill, edge = COLOURS.get(e.kind, ("#ffffff", "#555555"))
+            fill, edge, ink = COLOURS.get(e.kind, ("#ffffff", "#555555", "#1f2328"))
             is_host = "/" not in e.id
             box = FancyBboxPatch((e.x - e.w / 2, e.y - e.h / 2), e.w, e.h,
                                  boxstyle="round,pad=0,rounding_size=0.08", fc=fill, ec=edge,
@@ -269,34 +384,82 @@ def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float = 7.
             box.set_gid(ids[e.id])
             ax.add_artist(box)
             if is_host:
-                ax.text(e.x - e.w / 2 + 0.1, e.y + e.h / 2 - 0.17, e.label, ha="left", va="center",
-                        fontsize=7.5, fontweight="bold", color=edge, zorder=3)
+                ax.text(e.x - e.w / 2 + 0.1, e.y + e.h / 2 - 0.19, e.label, ha="left", va="center",
+                        fontsize=FONT, fontweight="bold", color=ink, zorder=3)
             else:
-                ax.text(e.x, e.y + (0.06 if e.detail else 0), e.label, ha="center", va="center",
-                        fontsize=7.5, zorder=3)
+                ax.text(e.x, e.y + (0.1 if e.detail else 0), e.label, ha="center", va="center",
+                        fontsize=FONT, color=ink, zorder=3)
                 if e.detail:
-                    ax.text(e.x, e.y - 0.12, e.detail, ha="center", va="center", fontsize=5.5, color="#555555",
+                    ax.text(e.x, e.y - 0.12, e.detail, ha="center", va="center", fontsize=FONT, color=DETAIL,
                             zorder=3)
-        for s in model.segments:
-            a, b = model.element(s.a), model.element(s.b)
-            colour = "#1f77b4" if s.role == "request" else ("#2ca02c" if s.role == "reply" else "#888888")
-            # requests run slightly left of the line between two devices, replies slightly right
-            dx, dy = b.x - a.x, b.y - a.y
-            norm = max((dx * dx + dy * dy) ** 0.5, 1e-9)
-            off = {"request": 0.06, "reply": -0.06}.get(s.role, 0.0)
-            ox, oy = -dy / norm * off, dx / norm * off
-            arrow = FancyArrowPatch((a.x + ox, a.y + oy), (b.x + ox, b.y + oy), arrowstyle="-|>", mutation_scale=8, lw=1.4,
-                                    color=colour, shrinkA=4, shrinkB=4, zorder=4,
-                                    alpha=0.55 if s.role in ("request", "reply") else 0.0)
-            arrow.set_gid(ids[f"seg:{s.frm}->{s.to}"])
-            ax.add_artist(arrow)
         buf = io.StringIO()
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]                      # drop the XML prologue and doctype
     svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
     svg = re.sub(r"\n\s*", "\n", svg)
+    svg = re.sub(r"#[0-9a-f]{6}\b", lambda m: f"var({_VAR[m.group(0)]}, {m.group(0)})" if m.group(0) in _VAR
+                 else m.group(0), svg)
+    if len(_CACHE) > 32:
+        _CACHE.clear()
+    _CACHE[key] = svg
     return svg
+
+
+def _arrow(model: DiagramModel, s: Segment, dom: str) -> str:
+    """One move of the packet as an SVG arrow: requests left of the line, replies right of it."""
+    a, b = model.element(s.a), model.element(s.b)
+    top = model.height + LEGEND_H
+    x1, y1, x2, y2 = a.x * PT_PER_UNIT, (top - a.y) * PT_PER_UNIT, b.x * PT_PER_UNIT, (top - b.y) * PT_PER_UNIT
+    dx, dy = x2 - x1, y2 - y1
+    n = max((dx * dx + dy * dy) ** 0.5, 1e-9)
+    ux, uy = dx / n, dy / n
+    off = {"request": -2.7, "reply": 2.7}.get(s.role, 0.0)
+    ox, oy = -uy * off, ux * off
+    sx, sy, ex, ey = x1 + ux * 4 + ox, y1 + uy * 4 + oy, x2 - ux * 4 + ox, y2 - uy * 4 + oy
+    hx, hy = ex - ux * 6, ey - uy * 6                   # the arrowhead's base
+    colour = ARROW.get(s.role)
+    if colour is None:                                   # ARP floods: not drawn
+        return f'<g id="{dom}" class="seg"></g>\n'
+    c = f"var({_VAR[colour]}, {colour})"
+    return (f'<g id="{dom}" class="seg"><path d="M {sx:.1f} {sy:.1f} L {hx:.1f} {hy:.1f}" style="fill: none; '
+            f'stroke: {c}; stroke-width: 1.4; stroke-opacity: 0.8"/><path d="M {ex:.1f} {ey:.1f} L '
+            f'{hx - uy * 2.6:.1f} {hy + ux * 2.6:.1f} L {hx + uy * 2.6:.1f} {hy - ux * 2.6:.1f} z" '
+            f'style="fill: {c}; stroke: {c}; stroke-width: 0.8"/></g>\n')
+
+
+def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float | None = None) -> str:
+    """The picture as an SVG string, byte-identical between runs (fixed hashsalt, no date).
+
+    Every colour is `var(--nsdN, light)` (see DARK); trace arrows carry class `seg` and the
+    packet marker is `<g id="{prefix}-pkt">`, so a page can reveal the walked path and move
+    the marker from CSS or a script. `width_in` is accepted for compatibility and ignored:
+    the size follows the layout so that the labels fit their boxes.
+    """
+    ids = dom_ids(model, prefix)
+    svg = _cluster_svg(model).replace('id="@@-e', f'id="{prefix}-e')
+    arrows = "".join(_arrow(model, s, ids[f"seg:{s.frm}->{s.to}"]) for s in model.segments)
+    title, desc = _describe(model)
+    svg = svg.replace("<svg ", f'<svg role="img" aria-labelledby="{prefix}-title {prefix}-desc" class="nsd" ', 1)
+    head = svg.index(">") + 1
+    svg = (svg[:head] + f'\n<title id="{prefix}-title">{escape(title)}</title><desc id="{prefix}-desc">'
+           f'{escape(desc)}</desc>' + svg[head:])
+    pkt = ""
+    if model.current is not None or model.segments:
+        x, y = marker_xy(model, model.current) if model.current is not None else (-20.0, -20.0)
+        pkt = (f'<g id="{prefix}-pkt" class="pkt" transform="translate({x} {y})"><circle r="5.5" style="fill: '
+               f'var({_VAR[MARK]}, {MARK}); stroke: var({_VAR["#ffffff"]}, #ffffff); stroke-width: 2"/></g>\n')
+    end = svg.rindex("</svg>")
+    return svg[:end] + arrows + pkt + svg[end:]
+
+
+def walked_css(model: DiagramModel, prefix: str, hop_index: int | None) -> str:
+    """CSS that hides the arrows of hops not yet reached (none hidden without a current hop)."""
+    if hop_index is None:
+        return ""
+    ids = dom_ids(model, prefix)
+    later = [ids[f"seg:{s.frm}->{s.to}"] for s in model.segments if s.to > hop_index]
+    return ",".join(f"#{d}" for d in later) + "{visibility:hidden}" if later else ""
 
 
 @dataclass(frozen=True)
@@ -305,15 +468,17 @@ class Diagram:
 
     model: DiagramModel
     prefix: str = "netsim-diagram"
+    hop: int | None = None
 
     def svg(self) -> str:
         svg = render_svg(self.model, self.prefix)
+        style = dark_css(f"#{self.prefix}-svg")
+        svg = svg.replace("<svg ", f'<svg id="{self.prefix}-svg" ', 1)
         if self.model.highlighted:
             ids = dom_ids(self.model, self.prefix)
             css = ",".join(f"#{ids[h]} path" for h in sorted(self.model.highlighted) if h in ids)
-            style = f"<style>{css}{{{HIGHLIGHT}}}</style>"
-            svg = svg.replace("</svg>", style + "</svg>", 1)
-        return svg
+            style += f"{css}{{{HIGHLIGHT}}}" + walked_css(self.model, self.prefix, self.hop)
+        return svg.replace("</svg>", f"<style>{style}</style></svg>", 1)
 
     def text(self) -> str:
         lines = [f"{e.id:<24} {e.kind:<9} {e.detail}" for e in self.model.elements if "/" in e.id]
@@ -332,4 +497,4 @@ def diagram(cluster, trace: Trace | None = None, hop: int | Hop | None = None) -
         raise UsageError(f"diagram: hop {hop!r:.40} given without the trace it belongs to")
     hop = check_hop(trace, hop, "diagram") if trace is not None and hop is not None else hop
     index = hop.index if isinstance(hop, Hop) else hop
-    return Diagram(diagram_model(cluster, trace, index))
+    return Diagram(diagram_model(cluster, trace, index), hop=index)

@@ -150,3 +150,12 @@ def best_challenge(trace: Trace, index: int, cluster=None) -> Challenge:
     if trace.hops[index].inner_ip is not None:
         return challenge(trace, index, "ttl", cluster)
     return challenge(trace, index, "encap", cluster)
+
+
+def gate(challenges: list[Challenge], answered, start: int = 0) -> float:
+    """The first hop from `start` on whose question is still unanswered (infinity if none).
+
+    Nothing from that hop on may show its answer: the stepper hides the hop list's rows
+    after it, that row's summary, the diagram's path beyond it and the hop's headers."""
+    open_ = [c.hop for c in challenges if c.hop >= start and c.hop not in answered]
+    return float(min(open_)) if open_ else float("inf")

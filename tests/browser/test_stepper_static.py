@@ -74,7 +74,7 @@ def test_next_walks_every_hop_and_the_views_follow(page, scenario4):
         expected = [f.title for layer in views[i].layers for f in layer.fields
                     if views[i].diff.is_changed(layer, f.name)]
         assert changed == expected
-        assert pg.get_attribute(f"#{uid} ol.hops li[data-i='{i}']", "class").endswith(" on")
+        assert "on" in pg.get_attribute(f"#{uid} ol.hops li[data-i='{i}']", "class").split()
         if i in quiz:
             assert not pg.is_visible(f"#{uid} .panel .reveal")
             pg.click(f"#{uid} .quiz .ch >> nth=0")
@@ -103,12 +103,14 @@ def test_predict_mode_reveals_the_right_answer(page, scenario4):
 
 
 def test_hovering_a_field_lights_its_bytes(page, scenario4):
-    pg, uid, _ = page
+    pg, uid, stepper = page
     _, trace = scenario4
     (hop,) = trace.where("node1/eth0", "tx", "request")
+    for c in stepper.challenges:        # rows after an unanswered question are not shown
+        if c.hop <= hop.index:
+            pg.click(f"#{uid} ol.hops li[data-i='{c.hop}']")
+            pg.click(f"#{uid} .quiz .ch >> nth=0")
     pg.click(f"#{uid} ol.hops li[data-i='{hop.index}']")
-    if pg.is_visible(f"#{uid} .quiz"):
-        pg.click(f"#{uid} .quiz .ch >> nth=0")
     row = pg.locator(f"#{uid} .panel tr.fld:has(td.fn:text-is('VNI'))")
     row.hover()
     lit = pg.eval_on_selector_all(f"#{uid} .hex .b.on", "els => els.map(e => e.textContent)")
