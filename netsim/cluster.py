@@ -49,7 +49,7 @@ from .route import Route
 from .owners import cluster_owners
 from .stack import Network
 from .trace import Trace
-from .vxlan import VxlanFdbEntry
+from .vxlan import VxlanDevice, VxlanFdbEntry
 
 EXTERNAL_NET = IPv4Network("203.0.113.0/24")
 GATEWAY_EXTERNAL_IP = "203.0.113.1"
@@ -251,6 +251,7 @@ class Cluster:
             ports = self._switch.ports
             self._switch.ports = {p: ports[p] for p in sorted(ports, key=lambda p: 0 if p == "p-gw" else int(p[6:]))}
             underlay = switch_port.netns
+            assert underlay is not None     # the port was just added to the underlay namespace
             underlay.devices = dict(sorted(underlay.devices.items(), key=lambda kv: kv[1].ifindex))
             self._switch.mac = self._switch_mac
 
@@ -346,7 +347,9 @@ class Cluster:
             shared, by_mac = self._peer_vtep_maps()
             vtep, mac = neighbours[i]
             ns.neighbours.add_shared(shared, exclude=("flannel.1", vtep))
-            table = ns.devices["flannel.1"].fdb
+            vxlan_dev = ns.devices["flannel.1"]
+            assert isinstance(vxlan_dev, VxlanDevice)
+            table = vxlan_dev.fdb
             table.update(by_mac)
             table.pop(mac, None)
         elif self.backend == "udp":
@@ -437,6 +440,8 @@ class Cluster:
         if frame.type != ETH_P_ARP or frame.payload.op != ARP_REQUEST:
             return None
         name = self._owner_at(frame.payload.pdst)
+        if name is None:
+            return None
         owner = self.nodes.get(name) or self.pods.get(name)
         return name if owner is not None and owner.ip == frame.payload.pdst else None
 
@@ -466,7 +471,9 @@ class Cluster:
     def _sync_rules(self, node: str) -> None:
         """The node's iptables must be rewritten (a new node, a new service): the rewrite
         happens when anything next looks at them (see `_PendingSync`)."""
-        self.network.namespaces[node].netfilter = _PendingSync(self, node)
+        # A stand-in until the next lookup (the lazy builder's trick that issue #12 asks to
+        # replace with an explicit builder): typed as what it stands in for.
+        self.network.namespaces[node].netfilter = _PendingSync(self, node)  # type: ignore[assignment]
 
     def _write_rules(self, node: str):
         """Rewrite the node's iptables as flanneld and a kube-proxy full sync leave them."""

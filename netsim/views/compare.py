@@ -18,6 +18,8 @@ def _endpoints(hop: Hop) -> tuple[str, str, str, str]:
     """(src, sport, dst, dport) of the carried packet; ports are ICMP ids for echo."""
     ip = hop.inner_ip
     layers = {l.id: l for l in hop_layers(hop)}
+    if ip is None:
+        return ("", "", "", "")
     for kind, a, b in (("tcp", "sport", "dport"), ("udp", "sport", "dport"), ("icmp", "ident", None)):
         if kind in layers and any(f.name == a for f in layers[kind].fields):
             return ip.src, layers[kind].value(a), ip.dst, layers[kind].value(b) if b else ""
@@ -50,7 +52,8 @@ def path_facts(trace: Trace) -> PathFacts:
     ttl = None
     snat = dnat = "none"
     if req and req[0].inner_ip is not None:
-        ttl = (req[0].inner_ip.ttl, req[-1].inner_ip.ttl)
+        last = req[-1].inner_ip
+        ttl = (req[0].inner_ip.ttl, last.ttl if last is not None else req[0].inner_ip.ttl)
         s0, p0, d0, q0 = _endpoints(req[0])
         s1, p1, d1, q1 = _endpoints(req[-1])
         if (s0, p0) != (s1, p1):
@@ -73,7 +76,8 @@ _CSS = ("<style>.netsim-cmp{border-collapse:collapse;font:12px/1.35 system-ui,sa
         ".netsim-cmp .diff{background:#ffe082}</style>")
 
 
-def _table(head: list[str], rows: list[list[str]], mono: set[int] = frozenset(), diff_rows: set[int] = frozenset()) -> str:
+def _table(head: list[str], rows: list[list[str]], mono: frozenset[int] | set[int] = frozenset(),
+           diff_rows: frozenset[int] | set[int] = frozenset()) -> str:
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = []
     for r, row in enumerate(rows):
@@ -127,7 +131,7 @@ class Comparison:
 
 def compare(a: Trace, b: Trace, labels: tuple[str, str] = ("a", "b")) -> Comparison:
     """Two traces side by side, e.g. the vxlan and host-gw backends of one scenario."""
-    return Comparison(a, b, tuple(labels))
+    return Comparison(a, b, (labels[0], labels[1]))
 
 
 @dataclass(frozen=True)

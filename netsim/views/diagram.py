@@ -225,7 +225,8 @@ def diagram_model(cluster, trace: Trace | None = None, hop_index: int | None = N
     for hop in trace.hops:
         if hop.role != "arp" and hop.where not in path:
             path.append(hop.where)
-    current, highlighted = None, frozenset()
+    current: str | None = None
+    highlighted: frozenset[str] = frozenset()
     if hop_index is not None:
         hop = trace.hops[hop_index]
         current = hop.where

@@ -65,6 +65,7 @@ def challenge(trace: Trace, index: int, kind: str, cluster=None) -> Challenge:
     hop = trace.hops[index]
     prev = previous_hop(trace, index)
     where = f"hop {index} ({hop.where} {hop.direction})"
+    right: str | None
     if kind == "encap":
         yes = "yes: inside an outer Ethernet/IP/UDP header"
         no = "no: the frame carries the packet directly"

@@ -154,12 +154,12 @@ def panel_html(view: HopView, quiz: Challenge | None = None) -> str:
     out.append('</div><div class="hex" aria-label="the frame&#x27;s bytes">')
     cells = byte_map(list(view.layers), len(view.data))
     # bytes of a changed field get an outline; an added layer's are all new and not outlined
-    added = {li for li, layer in enumerate(view.layers) if layer.id in view.diff.added}
+    added_layers = {li for li, layer in enumerate(view.layers) if layer.id in view.diff.added}
     for off in range(0, len(view.data), 16):
         out.append(f'<div class="hrow"><span class="off">{off:04x}</span>')
         for b in range(off, min(off + 16, len(view.data))):
             li, fi = cells[b]
-            c = " c" if fi in changed and li not in added else ""
+            c = " c" if fi in changed and li not in added_layers else ""
             out.append(f'<span class="b L{li}{c}" data-f="{fi}">{view.data[b]:02x}</span>')
         out.append("</div>")
     out.append("</div></div>")
@@ -374,7 +374,8 @@ class Stepper:
         """The JSON the static face carries: distinct frames once, per hop only what differs."""
         fields: dict[tuple[str, str], int] = {}
         frames: dict[bytes, int] = {}
-        frame_list, hops = [], []
+        frame_list: list[dict[str, object]] = []
+        hops: list[object] = []
         base = diagram_model(self.cluster, self.trace) if self.cluster is not None else None
         ids = {k: int(v.rsplit("-e", 1)[1]) for k, v in dom_ids(base, "x").items()} if base else {}
         for view in self.views:
@@ -528,8 +529,12 @@ class Stepper:
         pick.observe(lambda change: None if state["busy"] or change["new"] is None else go(change["new"]), "value")
         prev.on_click(lambda _: go(slider.value - 1, -1))
         nxt.on_click(lambda _: go(slider.value + 1))
-        noarp.observe(lambda _: (refresh(slider.value), go(slider.value) if self.trace.hops[slider.value].role == "arp"
-                                 else None), "value")
+        def arp_toggled(_: object) -> None:
+            refresh(slider.value)
+            if self.trace.hops[slider.value].role == "arp":
+                go(slider.value)
+
+        noarp.observe(arp_toggled, "value")
         refresh(self.start)
         return W.VBox([W.HBox([prev, nxt, play, slider, noarp]), pick, dia, quiz, panel])
 
