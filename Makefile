@@ -88,7 +88,7 @@ test-unit: $(STAMP)
 	$(PYTEST) tests
 
 # The contributor's loop and the type check (listed by `make help` from these lines):
-#   make test-fast  only the model's own unit and property tests (no kernel lab, no tools)
+#   make test-fast  only the model's own unit and property tests (no kernel lab, no tools, no fuzz)
 #   make typecheck  mypy on netsim, configured in pyproject.toml (not yet part of make test)
 # test-fast leaves out the `lab` and `tools` families (tests/conftest.py), and nbval's
 # plugin, which tests/ does not use and which takes seconds to import. It lets Python cache
@@ -96,7 +96,7 @@ test-unit: $(STAMP)
 # afresh on each run costs some 6 s of CPU (a third of the run) on the 2-core machine.
 .PHONY: test-fast typecheck
 test-fast: $(STAMP)
-	env -u PYTHONDONTWRITEBYTECODE $(PYTEST) -p no:nbval -m "not lab and not tools" tests
+	env -u PYTHONDONTWRITEBYTECODE $(PYTEST) -p no:nbval -m "not lab and not tools and not fuzz" tests
 
 typecheck: $(STAMP)
 	$(PY) -m mypy

@@ -1,6 +1,7 @@
 """Markers by test family, so the model's own tests can run alone (`make test-fast`).
 
 - `lab`: needs root and the real kernel (network namespaces, iptables, tcpdump).
+- `fuzz`: the bounded fuzz of random clusters (tests/test_fuzz.py), too slow for the fast loop.
 - `tools`: runs other programs or heavy toolchains: tshark, pip's resolver, jupyter-book,
   nbval, nbformat's schema checks, the benchmark script, or a fresh Python interpreter per
   hash seed.
@@ -8,7 +9,7 @@
 A whole file is marked by its name (so a new `test_lab_*.py` is covered by the pattern);
 single tests in otherwise model-only files are marked by node id below or with a
 `pytest.mark` in the file. `make test` runs every family; `make test-fast` runs
-`pytest -m "not lab and not tools" tests`. The markers are declared in pyproject.toml.
+`pytest -m "not lab and not tools and not fuzz" tests`. The markers are declared in pyproject.toml.
 
 A file whose every test the `-m` expression leaves out is not even imported: importing
 test_notebooks_meta.py alone (nbformat builds its schema parsers) costs seconds.
@@ -32,6 +33,8 @@ FILE_MARKERS: tuple[tuple[str, str], ...] = (
     ("test_environment*.py", "tools"),
     ("test_notebooks_meta*.py", "tools"),
     ("test_bench_smoke*.py", "tools"),
+    ("test_book_claims*.py", "tools"),      # reads the built book, building it when stale
+    ("test_fuzz*.py", "fuzz"),
 )
 
 # (file name, test function name) -> marker: tests that start a fresh interpreter per hash seed
