@@ -139,7 +139,8 @@ def _build(cluster) -> _Layout:
     if "gateway" in namespaces:
         lay.host("gateway", "gateway", "gateway  (router, no NAT)", x, 1.5, col, 1.9)
         lay.device("gateway", "eth0", x + col / 2, 1.95, 1.3)
-        lay.device("gateway", "eth1", x + col / 2, 2.9, 1.3)
+        if "eth1" in namespaces["gateway"].devices:    # the outside port, made by add_external
+            lay.device("gateway", "eth1", x + col / 2, 2.9, 1.3)
         lay.device("gateway", "lo", x + 0.45, 2.45, 0.6)
         lay.rest("gateway", x + 1.2, 2.45)
         node_eth["gateway"] = x + col / 2
