@@ -109,8 +109,13 @@ test-browser: $(STAMP)
 	$(PYTEST) tests/browser
 
 # ---------------------------------------------------------------- notebooks
+# JupyterLab on the chapters. The book's notebooks are trusted first, so their stored outputs
+# (the steppers' HTML) render before any cell runs; jupyter_server_config.py adds the
+# pre-save hook that keeps widget views and widget state out of saved notebooks.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks \
+	notebooks="$$($(PY) tools/book_notebooks.py)"; \
+	$(VENV)/bin/jupyter trust $$notebooks
+	$(VENV)/bin/jupyter lab --config=jupyter_server_config.py --ServerApp.root_dir=notebooks \
 	  $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 notebooks: $(STAMP)
