@@ -31,3 +31,8 @@ def drop_stale_widget_views(model, **kwargs):
 if "get_config" in globals():   # run by Jupyter as a config file (a test imports it plainly)
     c = get_config()  # type: ignore[name-defined]  # noqa: F821
     c.ContentsManager.pre_save_hook = drop_stale_widget_views
+    # The server applies this setting to each contents manager it makes (jupytext derives a
+    # second one) and traitlets warns when the hook replaces itself; any other override still warns.
+    import warnings
+    warnings.filterwarnings("ignore", category=UserWarning, message=r"Overriding existing pre_save_hook "
+                            r"\(drop_stale_widget_views\) with a new one \(drop_stale_widget_views\)")

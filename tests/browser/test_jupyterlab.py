@@ -34,7 +34,6 @@ from pathlib import Path
 import pytest
 
 from tools.book_notebooks import book_notebooks
-from tools.pagecheck import CHROMIUM, CHROMIUM_ARGS
 from tools.toc import REPO
 
 CHAPTER = "05-vxlan-across-nodes.ipynb"
@@ -107,18 +106,6 @@ def lab(tmp_path_factory):
         except ProcessLookupError:
             pass
         log.close()
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 class Session:
@@ -202,8 +189,9 @@ class Session:
 
 
 @pytest.fixture
-def session(chromium, lab):
-    s = Session(chromium, lab[0])
+def session(browser, lab):
+    """A page on the lab in the Chromium the other browser checks share (conftest.py)."""
+    s = Session(browser, lab[0])
     try:
         yield s
     finally:
