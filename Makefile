@@ -1,6 +1,6 @@
 # Packets in a Kubernetes cluster: build the book, run every check.
 #
-#   make book       install into .venv and build the HTML book into _build/html
+#   make book       install into .venv and build the HTML book into _build/html (REPO_URL=... for buttons)
 #   make test       install what the checks need (pip and apt) and run them all
 #   make lab        run the notebooks live in JupyterLab
 #   make notebooks  sync each .ipynb from its .md and re-execute it (refreshes the stored outputs)
@@ -35,8 +35,17 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 APT_PACKAGES := chromium iproute2 iptables tcpdump tshark conntrack iputils-ping
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
+# The repository the book's Binder launch, repository and issue buttons point at, e.g.
+# `make book REPO_URL=https://github.com/you/packets-in-kubernetes` (REPO_BRANCH, default
+# main). Unset, the book has none of those buttons. tools/repo_url.py writes the build's
+# config (book/_config.yml plus the repository) into the build folder; it is never committed.
+REPO_URL    ?=
+REPO_BRANCH ?= main
+export REPO_URL REPO_BRANCH
+BOOK_CONFIG := $(BUILD_DIR)/config/_config.yml
+
 JB_BUILD := $(VENV)/bin/jupyter-book build -W -n --keep-going \
-            --config book/_config.yml --toc book/_toc.yml .
+            --config $(BOOK_CONFIG) --toc book/_toc.yml .
 
 .PHONY: help book html test test-unit test-notebooks test-browser system-packages \
         lab notebooks bench lock clean distclean
@@ -68,6 +77,7 @@ system-packages:
 # warnings of unchanged pages. -W turns every warning into a failure.
 html: $(STAMP)
 	rm -rf $(BUILD_DIR)
+	$(PY) tools/repo_url.py --out $(BOOK_CONFIG)
 	$(JB_BUILD)
 
 book: html
@@ -101,9 +111,11 @@ test-fast: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-# The stored outputs of every notebook must match a fresh run.
+# The stored outputs of every notebook in the book (the ones book/_toc.yml names) must match
+# a fresh run; the list comes from the TOC, so stray notebooks are never collected.
 test-notebooks: $(STAMP)
-	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+	notebooks="$$($(PY) tools/book_notebooks.py)"; \
+	$(PYTEST) --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg $$notebooks
 
 # Every built page loads in Chromium with no console error and no network request.
 # Needs a built book (make html); fails, never skips, without one.
@@ -111,8 +123,13 @@ test-browser: $(STAMP)
 	$(PYTEST) tests/browser
 
 # ---------------------------------------------------------------- notebooks
+# JupyterLab on the chapters. The book's notebooks are trusted first, so their stored outputs
+# (the steppers' HTML) render before any cell runs; jupyter_server_config.py adds the
+# pre-save hook that keeps widget views and widget state out of saved notebooks.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks \
+	notebooks="$$($(PY) tools/book_notebooks.py)"; \
+	$(VENV)/bin/jupyter trust $$notebooks
+	$(VENV)/bin/jupyter lab --config=jupyter_server_config.py --ServerApp.root_dir=notebooks \
 	  $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 # Each chapter is notebooks/NN-name.md (MyST Markdown, what authors edit) paired with

@@ -1,10 +1,11 @@
-"""Regenerate requirements/constraints.txt and environment.yml (`make lock`).
+"""Regenerate requirements/constraints.txt, environment.yml and binder/environment.yml (`make lock`).
 
 In a throw-away virtual environment, pip resolves the package with every extra from
 scratch (no constraints, nothing pre-installed counts), so it picks the newest versions
 that fit pyproject.toml. Those exact versions become the constraints; the same venv then
 installs them for real and `pip check` confirms they fit together. environment.yml's pip
-list is written from the same pins. Review the diff and commit both files.
+list is written from the same pins, and binder/environment.yml from the part of them Binder
+needs (tools/envcheck.py's BINDER_REQUIREMENTS). Review the diff and commit the three files.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import venv
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tools.envcheck import CONSTRAINTS, ENVIRONMENT, REPO, normalize, parse_pins, render_environment  # noqa: E402
+from tools.envcheck import (  # noqa: E402
+    BINDER_ENVIRONMENT, CONSTRAINTS, ENVIRONMENT, REPO, binder_pins, normalize, parse_pins, render_environment,
+)
 
 EXTRAS = "book,test,lab"
 DEFAULT_PIP = "26.3"
@@ -55,8 +58,11 @@ def main() -> None:
         CONSTRAINTS.write_text("\n".join(header + body) + "\n")
         pip("install", "--quiet", "-c", str(CONSTRAINTS), "-e", f".[{EXTRAS}]")
         pip("check")
+        lean = binder_pins(CONSTRAINTS, python)
     ENVIRONMENT.write_text(render_environment(pins, names))
-    print(f"wrote {CONSTRAINTS.relative_to(REPO)} ({len(pins)} pins) and {ENVIRONMENT.relative_to(REPO)}")
+    BINDER_ENVIRONMENT.write_text(render_environment(lean, names, binder=True))
+    print(f"wrote {CONSTRAINTS.relative_to(REPO)} ({len(pins)} pins), {ENVIRONMENT.relative_to(REPO)} "
+          f"and {BINDER_ENVIRONMENT.relative_to(REPO)} ({len(lean)} pins)")
 
 
 if __name__ == "__main__":

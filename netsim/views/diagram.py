@@ -152,7 +152,8 @@ def _build(cluster) -> _Layout:
     if "gateway" in namespaces:
         lay.host("gateway", "gateway", "gateway (router)", x, 1.5, col, 2.1)
         lay.device("gateway", "eth0", x + col / 2 + 0.2, 1.95)
-        lay.device("gateway", "eth1", x + col / 2 + 0.2, 3.0)
+        if "eth1" in namespaces["gateway"].devices:    # the outside port, made by add_external
+            lay.device("gateway", "eth1", x + col / 2 + 0.2, 3.0)
         lay.device("gateway", "lo", x + 0.45, 2.47, 0.6)
         lay.rest("gateway", x + 1.2, 2.45)
         node_eth["gateway"] = x + col / 2
