@@ -192,3 +192,18 @@ def test_cli_refuses_an_unknown_level(capsys):
         main(["trace", "4", "--detail", "all"], io.StringIO())
     assert exit_.value.code == 2
     assert "invalid choice: 'all'" in capsys.readouterr().err
+
+
+def test_hop_text_is_the_hop_of_each_level(nodeport):
+    from netsim.views.explain import hop_text, port_names
+    from netsim.views.headers import hop_layers
+    summary = render(nodeport, "summary").splitlines()
+    minimal = [line for hop in nodeport for line in hop_text(nodeport, hop, "minimal").splitlines()]
+    assert minimal == render(nodeport, "minimal").splitlines()
+    names = port_names(nodeport)
+    for hop in nodeport:
+        assert hop_text(nodeport, hop, "summary") == summary[1 + hop.index]
+        assert hop_text(nodeport, hop, "detailed").splitlines()[0].startswith(f"{hop.index:3d} {hop.where} ")
+        assert field_meanings(nodeport, hop, hop_layers(hop), names) == field_meanings(nodeport, hop)
+    with pytest.raises(ValueError):
+        hop_text(nodeport, nodeport[0], "full")

@@ -79,7 +79,7 @@ def change_text(c: FieldChange) -> str:
 _SIDES = {"request": ("client", "server"), "reply": ("server", "client")}   # (source side, destination side)
 
 
-def _port_names(trace: Trace) -> dict[tuple[str, int], str]:
+def port_names(trace: Trace) -> dict[tuple[str, int], str]:
     """What the NAT decisions of the trace say each port is: the port a DNAT rule rewrote is
     the NodePort (the rule was reached through KUBE-NODEPORTS) or the service port; its new
     value the endpoint's port; a source port SNAT or MASQUERADE rewrote, the port it picked."""
@@ -130,12 +130,14 @@ def _transport_of(hop: Hop) -> TCP | UDP | None:
     return payload if isinstance(payload, (TCP, UDP)) else None
 
 
-def field_meanings(trace: Trace, hop: Hop, layers: list[Layer] | None = None) -> list[FieldMeaning]:
+def field_meanings(trace: Trace, hop: Hop, layers: list[Layer] | None = None,
+                   names: dict[tuple[str, int], str] | None = None) -> list[FieldMeaning]:
     """Every field of the hop's frame, each with what its value is here: addresses named by
     their owner, the carried packet's ports by side (client or server, for this direction),
-    TCP options one by one, other fields by their table's meaning."""
+    TCP options one by one, other fields by their table's meaning. A caller explaining every
+    hop passes the hop's `layers` (views.headers.hop_layers) and `port_names(trace)` once."""
     layers = hop_layers(hop) if layers is None else layers
-    names = _port_names(trace)
+    names = port_names(trace) if names is None else names
     sides = _SIDES.get(hop.role)
     out: list[FieldMeaning] = []
     for layer in layers:
@@ -288,12 +290,7 @@ def _on_wire(c: FieldChange) -> bool:
 
 def minimal(trace: Trace) -> str:
     """Only the header changes, one line each: `  5 gateway/eth1 rx ipv4.ttl 64 -> 63`."""
-    lines = []
-    for hop in trace.hops:
-        for r in rewrites(hop):
-            lines += [f"{_head(hop)} {change_text(c)}" for c in r.changes if _on_wire(c)]
-        lines += [f"{_head(hop)} {note}" for note in _decapsulated(hop)]
-    return "\n".join(lines)
+    return "\n".join(line for hop in trace.hops for line in minimal_lines(hop))
 
 
 # The subsystems whose verdict says where a frame goes next (the others look things up on the
@@ -312,14 +309,17 @@ def _verdict(hop: Hop) -> str:
     return "-"
 
 
+def summary_line(trace: Trace, hop: Hop) -> str:
+    """One hop in one line: where, direction, role, verdict, what changed (else the frame)."""
+    changed = [change_text(c) for r in rewrites(hop) for c in r.changes]
+    changed += hop_notes(trace, hop)
+    what = "; ".join(changed) if changed else hop.frame.summary()
+    return f"{hop.index:3d} {hop.where:<24} {hop.direction} {hop.role:<8} {_verdict(hop):<11} {what}"
+
+
 def summary(trace: Trace) -> str:
     """One line per hop: where, direction, role, verdict, what changed."""
-    lines = [repr(trace)]
-    for hop in trace.hops:
-        changed = [change_text(c) for r in rewrites(hop) for c in r.changes]
-        changed += hop_notes(trace, hop)
-        what = "; ".join(changed) if changed else hop.frame.summary()
-        lines.append(f"{hop.index:3d} {hop.where:<24} {hop.direction} {hop.role:<8} {_verdict(hop):<11} {what}")
+    lines = [repr(trace)] + [summary_line(trace, hop) for hop in trace.hops]
     lines.append(f"outcome: {trace.outcome}")
     return "\n".join(lines)
 
@@ -342,16 +342,39 @@ def _consulted(hop: Hop, d: Decision) -> list[str]:
     return out
 
 
+def detailed_lines(trace: Trace, hop: Hop) -> list[str]:
+    """One hop in full: every decision, what it consulted (rules with match and action) and
+    changed, then the encapsulation it leaves with or the decapsulation made there."""
+    lines = [f"{_head(hop)} {hop.role} {hop.verdict}".rstrip() + f": {hop.frame.summary()}"]
+    for d in hop.decisions:
+        lines.append(f"    {d.subsystem} {d.function}: {d.verdict or '-'}")
+        lines += [f"        {line}" for line in _consulted(hop, d)]
+        lines += [f"        {change_text(c)}" for c in d.changes]
+    return lines + [f"    {note}" for note in hop_notes(trace, hop)]
+
+
+def minimal_lines(hop: Hop) -> list[str]:
+    """One hop's changes to the packet's IP and transport headers, and any decapsulation."""
+    lines = [f"{_head(hop)} {change_text(c)}" for r in rewrites(hop) for c in r.changes if _on_wire(c)]
+    return lines + [f"{_head(hop)} {note}" for note in _decapsulated(hop)]
+
+
+def hop_text(trace: Trace, hop: Hop, level: str = "summary") -> str:
+    """One hop at one level of detail (what a stepper shows beside the hop's headers)."""
+    if level == "minimal":
+        return "\n".join(minimal_lines(hop))
+    if level == "summary":
+        return summary_line(trace, hop)
+    if level == "detailed":
+        return "\n".join(detailed_lines(trace, hop))
+    raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+
+
 def detailed(trace: Trace) -> str:
     """Every decision of every hop, with what it consulted and changed."""
     lines = [repr(trace)]
     for hop in trace.hops:
-        lines.append(f"{_head(hop)} {hop.role} {hop.verdict}".rstrip() + f": {hop.frame.summary()}")
-        for d in hop.decisions:
-            lines.append(f"    {d.subsystem} {d.function}: {d.verdict or '-'}")
-            lines += [f"        {line}" for line in _consulted(hop, d)]
-            lines += [f"        {change_text(c)}" for c in d.changes]
-        lines += [f"    {note}" for note in hop_notes(trace, hop)]
+        lines += detailed_lines(trace, hop)
     for e in trace.ended:
         lines.append(f"    {e}")
     lines.append(f"outcome: {trace.outcome}")
