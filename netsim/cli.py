@@ -3,6 +3,7 @@
     netsim scenarios
     netsim trace 4 --backend host-gw --proto icmp --pcap out.pcapng
     netsim trace pod-a pod-c --proto udp
+    netsim trace 5 --detail summary
     netsim show node1 "ip route"
     netsim summary
 
@@ -91,7 +92,11 @@ def _cmd_trace(args, out) -> int:
         raise UsageError(f"got {len(args.target)} targets {' '.join(args.target)!r}: give a scenario (1-6 or a "
                          f"name) or a source and a destination")
     colour = args.colour == "always" or (args.colour == "auto" and out.isatty() and "NO_COLOR" not in os.environ)
-    print(trace_table(trace, colour, args.decisions), file=out)
+    if args.detail is None:
+        print(trace_table(trace, colour, args.decisions), file=out)
+    else:
+        from .views.explain import render
+        print(render(trace, args.detail), file=out)
     if args.pcap:
         try:
             trace.to_pcap(args.pcap)
@@ -133,6 +138,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--dport", type=int, help="destination port (SRC DST form only)")
     t.add_argument("--pcap", metavar="FILE", help="also write the trace as pcapng to FILE")
     t.add_argument("--decisions", action="store_true", help="print the kernel's decisions under each hop")
+    t.add_argument("--detail", choices=("minimal", "summary", "detailed"),
+                   help="print the trace explained at one level instead of the hop table: minimal (only the "
+                        "header changes), summary (one line per hop), detailed (every decision)")
     t.add_argument("--colour", "--color", choices=("auto", "always", "never"), default="auto",
                    help="colour by role (default: when stdout is a terminal)")
     t.set_defaults(run=_cmd_trace)
