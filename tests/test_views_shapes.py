@@ -126,7 +126,7 @@ def test_stepper_and_diagram_render_every_kind_of_trace(shape):
         ids = dom_ids(diagram_model(cluster, trace), uid)
         for where in set(crossed):
             assert f'id="{ids[where]}"' in page, (kind, where)
-        items = re.findall(r'<li data-i="(\d+)" class="r-[a-z]+">(.*?)</li>', page)
+        items = re.findall(r'<li data-i="(\d+)" class="r-[a-z]+(?: on)?" tabindex="0">(.*?)</li>', page)
         assert [int(i) for i, _ in items] == list(range(len(trace.hops)))
         for (_, text), hop in zip(items, trace.hops):
             assert html.unescape(text).split()[1] == hop.where
