@@ -101,10 +101,14 @@ def neigh_update_flush(walk: Walk, ns: Namespace, dev: Device, ip: str) -> None:
         return
     queued, entry.queue = entry.queue, []
     for packet, qflow in queued:
+        # a bridged DNAT packet keeps the Ethernet source it arrived with (br_netfilter saved
+        # it in nf_bridge->neigh_header; a capture on the bridge shows the pod's MAC)
+        pending = qflow.skb.bridged_dnat
+        src = pending[1] if pending is not None else dev.mac
         qflow.note(Decision("neighbour", "neigh_update",
                             f"neighbour {ip} resolved to {entry.lladdr}: the queued packet is sent", verdict="send",
-                            consulted=(neigh_ref(entry),), changes=l2_changes(qflow, dev.mac, entry.lladdr or "")))
-        walk.transmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, packet), qflow)
+                            consulted=(neigh_ref(entry),), changes=l2_changes(qflow, src, entry.lladdr or "")))
+        walk.transmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, packet), qflow)
 
 
 def arp_solicit(walk: Walk, ns: Namespace, dev: Device, target: str, src_hint: str | None) -> None:

@@ -17,7 +17,8 @@ br_device.c `br_dev_xmit`; br_fdb.c; br_netfilter_hooks.c `br_nf_pre_routing`,
 - with br_netfilter loaded (`net.bridge.bridge-nf-call-iptables=1`) a bridged IPv4 packet
   runs PREROUTING on arrival and FORWARD and POSTROUTING on its way out, as if routed; a
   DNAT in PREROUTING to an address behind another port keeps it bridged, one to an address
-  elsewhere sends it up to be routed; a packet conntrack reassembled leaves in fragments
+  elsewhere sends it up to be routed (with no neighbour entry for the bridged target the
+  bridge device ARPs for it first, br_nf_pre_routing_finish_bridge); a packet conntrack reassembled leaves in fragments
   no larger than the largest it arrived in;
 - a port sends only what fits its MTU (`is_skb_forwardable`, plus a VLAN tag).
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from .arp import neigh_output
 from .decision import Decision, FdbRef, fdb_ref, field_change, neighbour_ref
 from .device import Device
 from .ip_fragment import ip_fragment
@@ -163,11 +165,19 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
     if dnat_route is not None:
         entry = ns.neighbours.get(br.name, dnat_route.nexthop)
         if entry is None or not entry.usable:
-            flow.end("dropped", Decision(
-                "bridge", "br_nf_pre_routing_finish",
-                f"br_netfilter: DNAT to {dnat_route.nexthop} on {br.name} needs a neighbour "
-                f"entry, and none is resolved (the kernel would ARP and retry)", verdict="drop",
+            # br_nf_pre_routing_finish_bridge: no hardware header cached, so the packet goes to
+            # the neighbour's output on the bridge device (neigh_resolve_output: an ARP from
+            # the bridge, the packet queued) with nf_bridge->bridged_dnat set; br_dev_xmit then
+            # hands it back to the bridge as if received on its port
+            # (br_nf_pre_routing_finish_bridge_slow), with its own Ethernet source again.
+            assert isinstance(frame.payload, IPv4)
+            flow.skb.bridged_dnat = (port_dev.name, frame.src)
+            flow.note(Decision(
+                "bridge", "br_nf_pre_routing_finish_bridge",
+                f"br_netfilter: DNAT target {dnat_route.nexthop} is on {br.name} too and has no neighbour "
+                f"entry: {br.name} resolves it, then bridges the packet", verdict="resolve",
                 consulted=(route_ref(dnat_route),)))
+            neigh_output(walk, ns, br, dnat_route.nexthop, frame.payload, flow)
             return
         old = frame.dst
         frame = replace(frame, dst=entry.lladdr or "")
@@ -281,7 +291,17 @@ def br_flood(walk: Walk, br: Bridge, in_dev: Device | None, frame: Ethernet, flo
 # br_device.c ------------------------------------------------------------------------------
 def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
     """br_dev_xmit: the host sends through the bridge device: flooded, or out of the port
-    the FDB names."""
+    the FDB names. A bridged DNAT that waited on ARP goes back into the bridge as received on
+    its port, with its Ethernet source restored (br_nf_pre_routing_finish_bridge_slow)."""
+    pending = flow.skb.bridged_dnat
+    if pending is not None and pending[0] in br.ports:
+        flow.skb.bridged_dnat = None
+        port_name = pending[0]
+        flow.note(Decision("bridge", "br_nf_pre_routing_finish_bridge_slow",
+                           f"br_netfilter: the bridged DNAT packet's neighbour is resolved: it is bridged as "
+                           f"received on {port_name}, with its own source MAC {frame.src}", verdict="bridge"))
+        br_forward(walk, br, br.ports[port_name].dev, frame, flow)
+        return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
         flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: broadcast from the host, flooded to every port",
                            verdict="flood"))

@@ -3,7 +3,8 @@
 - ICMP echo: requests carry 56 bytes of `ping` data with DF set and a rising IP ID; the kernel
   answers with an echo reply with DF clear (`icmp_reply` uses IP_PMTUDISC_DONT).
 - TCP (Linux defaults): a SYN with MSS, SACK permitted, timestamps, NOP, window scale 10; a
-  SYN-ACK from the listener with IP ID 0 and DF; RST,ACK when nothing listens.
+  SYN-ACK from the listener with IP ID 0 and DF; when nothing listens, RST,ACK acknowledging
+  what a segment without ACK occupied, or a bare RST at the ACK number of one with ACK.
 - UDP: a connected client socket sends with DF and a rising IP ID; the server answers from an
   unconnected socket, whose DF packets take the hashed per-destination IP ID (`ip_select_ident`
   uses the socket's own counter only for a connected socket; seen non-zero on Linux 6.18 in the
@@ -104,14 +105,17 @@ def tcp_synack(syn: IPv4, mss: int, ttl: int) -> IPv4:
 
 
 def tcp_rst(segment_ip: IPv4, ttl: int) -> IPv4:
-    """`tcp_v4_send_reset` for a SYN to a closed port: RST,ACK acknowledging the SYN."""
+    """`tcp_v4_send_reset` (net/ipv4/tcp_ipv4.c) for a segment no socket takes: a segment
+    carrying ACK gets a bare RST whose sequence number is that ACK; any other gets RST,ACK
+    with sequence 0, acknowledging everything the segment occupied: its payload plus one
+    for SYN and one for FIN (`seq + syn + fin + skb->len - doff * 4`)."""
     seg = segment_ip.payload
     assert isinstance(seg, TCP)
-    ack = (seg.seq + 1 + len(seg.payload)) & 0xFFFFFFFF
     if "A" in seg.flags:
         rst = TCP(seg.dport, seg.sport, seg.ack, 0, "R", 0)
     else:
-        rst = TCP(seg.dport, seg.sport, 0, ack, "RA", 0)
+        occupied = len(seg.payload) + ("S" in seg.flags) + ("F" in seg.flags)
+        rst = TCP(seg.dport, seg.sport, 0, (seg.seq + occupied) & 0xFFFFFFFF, "RA", 0)
     return IPv4(segment_ip.dst, segment_ip.src, IPPROTO_TCP, rst, ttl=ttl, id=0, df=True)
 
 

@@ -2,6 +2,8 @@
 
 Kernel behaviour modelled (net/ipv4/icmp.c `icmp_send`, `__icmp_send`):
 - never about an ICMP error (no error answers an error);
+- only about the first fragment of a packet: a fragment with a non-zero offset gets no error
+  (`if (iph->frag_off & htons(IP_OFFSET)) goto out;`, "Only reply to fragment 0");
 - addressed to the offending packet's source, from the source address the route back to it
   selects (else the address the offender was sent to);
 - the offender's header and as much of its payload as fits in 576 bytes are quoted, with
@@ -27,6 +29,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def icmp_send(walk: Walk, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow, what: str,
               rest: int = 0) -> None:
+    if offender.frag:
+        return   # __icmp_send replies to fragment 0 only
     if isinstance(offender.payload, ICMP) and offender.payload.is_error:
         return   # never answer an ICMP error with an ICMP error
     rr = ns.route_get(offender.src)

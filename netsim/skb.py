@@ -30,6 +30,9 @@ class Skb:
     hash: int | None = None         # skb->hash: the sending socket's flow hash, if any
     frag_max: int = 0               # IPCB frag_max_size: the largest fragment nf_defrag reassembled
     eth: tuple[str, str] | None = None   # (source, destination) MAC the packet arrived with
+    # br_netfilter's bridged DNAT waiting on ARP (nf_bridge->bridged_dnat): the port it came in
+    # on (physindev) and the Ethernet source it had, restored once the bridge sends it
+    bridged_dnat: tuple[str, str] | None = None
     notes: list[str] = field(default_factory=list)
 
     def clone(self) -> "Skb":

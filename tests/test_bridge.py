@@ -88,3 +88,35 @@ def test_bridge_without_explicit_mac_takes_the_lowest_port_mac():
     fixed = Bridge("cni0", "02:42:0a:f4:00:01")
     fixed.attach(Veth("c", "00:00:00:00:00:01"))
     assert fixed.mac == "02:42:0a:f4:00:01"
+
+
+def test_service_endpoint_on_the_clients_own_bridge_is_resolved_by_cni0_and_connects():
+    """br_netfilter's DNAT to a pod behind another port of cni0 with no neighbour entry: cni0
+    ARPs for it (from its own MAC and 10.244.0.1, flooded to every port), the SYN waits in the
+    queue, then leaves cni0 with pod-a's own source MAC and is bridged to pod-b's port. The
+    kernel does the same (tests/test_lab_services.py)."""
+    import netsim
+    cluster = netsim.reference_cluster()
+    cluster.add_service("svc", port=80, target_port=8080, pods=["pod-b"])
+    trace = cluster.send("pod-a", "svc", proto="tcp")
+    assert trace.outcome == "connected to 10.96.0.101:80 (SYN-ACK)"
+    cni0_mac, pod_a_mac, pod_b_mac = "da:0d:8a:c2:5c:31", "82:e5:dd:73:ad:88", "ee:b7:a0:3c:d2:42"
+    arrived = trace.where("node1/veth9bb860b4", "rx", "request")[0]
+    assert [(d.subsystem, d.function, d.verdict) for d in arrived.decisions][-3:] == [
+        ("bridge", "br_nf_pre_routing_finish_bridge", "resolve"), ("neighbour", "__neigh_event_send", "queue"),
+        ("neighbour", "neigh_update", "send")]
+    (who_has,) = [h for h in trace.where("node1/cni0", "tx", "arp") if h.frame.dst == BROADCAST_MAC]
+    assert (who_has.frame.src, who_has.frame.dst) == (cni0_mac, BROADCAST_MAC)
+    arp = who_has.frame.payload
+    assert (arp.op, arp.hwsrc, arp.psrc, arp.pdst) == (1, cni0_mac, "10.244.0.1", "10.244.0.3")
+    assert {h.device for h in trace.of_role("arp") if h.frame.payload.pdst == "10.244.0.3"
+            and h.direction == "tx" and h.netns == "node1"} == {"cni0", "veth9bb860b4", "veth274a81a3"}
+    syn = [(h.netns, h.device, h.direction, h.frame.src, h.frame.dst, h.ip.dst, h.ip.ttl)
+           for h in trace.request if h.ip.payload.flags == "S"]
+    assert syn == [
+        ("pod-a", "eth0", "tx", pod_a_mac, cni0_mac, "10.96.0.101", 64),
+        ("node1", "veth9bb860b4", "rx", pod_a_mac, cni0_mac, "10.96.0.101", 64),
+        ("node1", "cni0", "tx", pod_a_mac, pod_b_mac, "10.244.0.3", 64),       # bridged: TTL kept
+        ("node1", "veth274a81a3", "tx", pod_a_mac, pod_b_mac, "10.244.0.3", 64),
+        ("pod-b", "eth0", "rx", pod_a_mac, pod_b_mac, "10.244.0.3", 64)]
+    assert "br_nf_pre_routing_finish_bridge_slow" in [d.function for d in trace.request[2].decisions]

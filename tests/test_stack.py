@@ -413,3 +413,43 @@ def test_a_send_that_fails_on_its_way_out_is_a_local_error():
     assert (len(trace), trace.outcome.kind, trace.outcome.errno) == (0, "local-error", "ENETUNREACH")
     [ended] = trace.ended
     assert (ended.role, ended.netns, ended.reason.function) == ("request", "h1", "ip_route_me_harder")
+
+
+def test_icmp_error_answers_only_the_first_fragment():
+    # __icmp_send (net/ipv4/icmp.c): "Only reply to fragment 0". Three DF-clear fragments are
+    # queued on r1 for an address nobody has; when ARP gives up each queued fragment is dropped,
+    # and only the one at offset 0 gets a host unreachable back.
+    net = router_chain(1)
+    trace = net.send("h1", "10.1.0.99", "udp", dport=9, payload=bytes(3072))
+    assert outcome(trace) == ("icmp-error", "EHOSTUNREACH", "10.0.0.2", (3, 1))
+    sent = [h.ip for h in trace.where("h1/eth0", "tx", "request")]
+    assert [ip.frag * 8 for ip in sent] == [0, 1480, 2960]
+    errors = trace.of_role("error")
+    assert [(h.netns, h.device, h.direction) for h in errors] == [("r1", "left0", "tx"), ("h1", "eth0", "rx")]
+    quoted = errors[0].ip.payload.data
+    assert struct.unpack("!H", quoted[6:8])[0] == 0x2000          # MF set, offset 0: fragment 0
+    assert quoted[8] == 63 and quoted[12:20] == sent[0].to_bytes()[12:20]   # forwarded: TTL 63
+
+
+def test_tcp_rst_acknowledges_what_the_segment_occupied():
+    # tcp_v4_send_reset (net/ipv4/tcp_ipv4.c): with ACK set, a bare RST at the segment's ACK
+    # number; without, RST,ACK at seq + syn + fin + payload length.
+    from netsim import endpoints as ep
+    from netsim.packet import IPPROTO_TCP, IPv4, TCP
+
+    def rst_for(flags: str, payload: bytes) -> TCP:
+        seg = IPv4("10.0.0.1", "10.0.0.2", IPPROTO_TCP, TCP(40000, 81, 1000, 5000, flags, 502, b"", payload))
+        out = ep.tcp_rst(seg, 64)
+        assert (out.src, out.dst, out.ttl, out.id, out.df) == ("10.0.0.2", "10.0.0.1", 64, 0, True)
+        assert isinstance(out.payload, TCP)
+        return out.payload
+
+    def fields(t: TCP) -> tuple:
+        return (t.sport, t.dport, t.seq, t.ack, t.flags, t.window)
+
+    assert fields(rst_for("S", b"")) == (81, 40000, 0, 1001, "RA", 0)
+    assert fields(rst_for("P", b"x" * 10)) == (81, 40000, 0, 1010, "RA", 0)      # data alone: no extra 1
+    assert fields(rst_for("F", b"x" * 10)) == (81, 40000, 0, 1011, "RA", 0)
+    assert fields(rst_for("SF", b"")) == (81, 40000, 0, 1002, "RA", 0)
+    assert fields(rst_for("PA", b"x" * 10)) == (81, 40000, 5000, 0, "R", 0)
+    assert fields(rst_for("FA", b"")) == (81, 40000, 5000, 0, "R", 0)
