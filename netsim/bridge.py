@@ -26,7 +26,7 @@ br_device.c `br_dev_xmit`; br_fdb.c; br_netfilter_hooks.c `br_nf_pre_routing`,
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .arp import neigh_output
 from .decision import Decision, FdbRef, fdb_ref, field_change, neighbour_ref
@@ -69,7 +69,7 @@ class Bridge(Device):
     kind = "bridge"
     # Called as flood_hook(frame, flow) before the bridge floods a frame; a lazily built
     # cluster uses it to build the node an ARP request on the underlay asks for.
-    flood_hook = None
+    flood_hook: Callable[[Ethernet, Flow], None] | None = None
 
     def __init__(self, name: str, mac: str | None = None, mtu: int = 1500):
         super().__init__(name, mac or "00:00:00:00:00:00", mtu)
