@@ -64,6 +64,8 @@ def add_pod(network, node: str, pod: str, ip: str, subnet: IPv4Network, cluster_
     br = ensure_bridge(network, node, subnet, mtu)
     host_name = host_veth_name(pod)
     pod_end, host_end = network.veth(pod, "eth0", node, host_name, mtu=mtu)
+    # ip.SetupVeth builds netlink.Veth{LinkAttrs{Name, MTU}}: TxQLen 0 is sent for both ends
+    pod_end.qlen = host_end.qlen = 0
     br.attach(host_end, hairpin=True)
     pod_ns = network.netns(pod)
     gateway = str(subnet.network_address + 1)

@@ -34,6 +34,12 @@ class Device:
         self.master: "Bridge | None" = None
         self.netns: "Namespace | None" = None
         self.ifindex = 0
+        # dev->tx_queue_len: ether_setup() gives every Ethernet device DEFAULT_TX_QUEUE_LEN
+        # (1000, include/linux/netdevice.h) unless the creator sends IFLA_TXQLEN. Go programs
+        # using vishvananda/netlink send the LinkAttrs' TxQLen, 0 unless set to -1: flanneld's
+        # flannel.1 and the CNI plugins' veth pairs get 0 (the bridge plugin asks -1 for cni0).
+        # iproute2 prints `qlen N` only when N is not 0.
+        self.qlen = 1000
         # netdev_rx_handler_register: what takes a received frame before the protocols do
         # (br_handle_frame for a bridge port), called as rx_handler(walk, dev, frame, flow)
         self.rx_handler: Callable[..., Any] | None = None

@@ -75,6 +75,7 @@ def setup_device(network, lease: Lease, backend: str, underlay_mtu: int) -> None
     if backend == "vxlan":
         dev = VxlanDevice("flannel.1", vtep_mac(lease.node), VXLAN_VNI, lease.public_ip, "eth0",
                           mtu=underlay_mtu - VXLAN_OVERHEAD)
+        dev.qlen = 0      # pkg/backend/vxlan/device.go: netlink.Vxlan{LinkAttrs{Name, HardwareAddr, MTU}}, no TxQLen
         ns.add_device(dev)
         ns.addr_add("flannel.1", f"{lease.vtep_ip}/32")
     elif backend == "udp":

@@ -14,6 +14,9 @@ unreachable routes). Deliberate differences, all to keep the output short and de
 - `ip addr` prints `brd` for every address with a prefix shorter than /31. The kernel stores a
   broadcast address only when the tool asks for it: netlink-based tools (the CNI plugins,
   flanneld, systemd-networkd) do, plain `ip addr add` without `brd +` does not.
+- `qlen N` is printed as iproute2 prints it (ip/ipaddress.c print_txqlen): only when the
+  device's transmit queue length is not 0, so flannel.1 and the CNI plugins' veth ends, which
+  are created through netlink with a queue length of 0, show none, while cni0 shows `qlen 1000`.
 - Nothing is printed for the device flags a trace cannot observe (`promiscuity` counts,
   queue and GSO limits, bridge-port timers in `ip -d link`).
 - The kernel lists neighbour and FDB entries in hash-table order; the views use the order the
@@ -86,11 +89,13 @@ def _link_name(dev: Device) -> str:
 
 
 def _qdisc(dev: Device) -> tuple[str, int]:
+    """The root qdisc and the transmit queue length: a TUN device's 500 (TUN_READQ_SIZE,
+    drivers/net/tun.c), otherwise the device's own `qlen` (0 for netlink-made devices)."""
     if isinstance(dev, Tun):
         return "pfifo_fast", 500
     if isinstance(dev, Nic):
-        return "mq", 1000
-    return "noqueue", 1000
+        return "mq", dev.qlen
+    return "noqueue", dev.qlen
 
 
 def _link_header(dev: Device, details: bool) -> list[str]:
@@ -98,7 +103,7 @@ def _link_header(dev: Device, details: bool) -> list[str]:
     master = f" master {dev.master.name}" if dev.master is not None else ""
     mode = " mode DEFAULT" if details else ""
     first = (f"{dev.ifindex}: {_link_name(dev)}: {_flags(dev)} mtu {dev.mtu} qdisc {qdisc}{master} "
-             f"state {_state(dev)}{mode} group default qlen {qlen}")
+             f"state {_state(dev)}{mode} group default" + (f" qlen {qlen}" if qlen else ""))
     if isinstance(dev, Loopback):
         second = "    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00"
     elif isinstance(dev, Tun):

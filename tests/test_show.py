@@ -149,3 +149,19 @@ def test_iptables_and_conntrack_views_delegate(net):
     assert show.iptables_save(n1) == n1.netfilter.save(None)
     assert show.iptables_save(n1, "nat") == n1.netfilter.save("nat")
     assert show.conntrack_list(n1) == n1.conntrack.listing()
+
+
+def test_netlink_made_devices_print_no_qlen():
+    """flanneld's flannel.1 and the CNI plugins' veth ends are created with txqueuelen 0, so
+    iproute2 prints no `qlen`; cni0 (the bridge plugin asks for the default) and eth0 keep 1000."""
+    import netsim
+    cluster = netsim.reference_cluster("vxlan")
+    heads = {line.split(": ")[1].split("@")[0]: line for line in cluster.show("node1", "ip addr").splitlines()
+             if line[0].isdigit()}
+    assert heads["flannel.1"].endswith("state UNKNOWN group default")
+    assert heads["cni0"].endswith("state UP group default qlen 1000")
+    assert heads["eth0"].endswith("state UP group default qlen 1000")
+    assert [h for name, h in heads.items() if name.startswith("veth")] and \
+        all(h.endswith("master cni0 state UP group default") for name, h in heads.items() if name.startswith("veth"))
+    pod = cluster.show("pod-a", "ip addr").splitlines()
+    assert pod[4] == "2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP group default"

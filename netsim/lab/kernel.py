@@ -80,6 +80,7 @@ VXLAN_OVERHEAD = 50      # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
 COMMAND_TIMEOUT = 30.0   # the longest one ip/bridge/iptables-restore run may take; then it is killed
 MTU_MAX = 65535          # IP_MAX_MTU (include/net/ip.h)
 VNI_MAX = (1 << 24) - 1
+QLEN_MAX = 0xFFFFFFFF    # dev->tx_queue_len is an unsigned int
 HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -517,9 +518,12 @@ class Lab:
                 if (ns.name, dev.name) > (peer.netns.name, peer.name):
                     continue              # made from the other side
                 lines.append(("link", "add", "dev", tok.ifname(dev.name), "address", tok.mac(dev.mac),
-                              "mtu", tok.number(dev.mtu, 68, MTU_MAX, "MTU"), "type", "veth",
+                              "mtu", tok.number(dev.mtu, 68, MTU_MAX, "MTU"),
+                              "txqueuelen", tok.number(dev.qlen, 0, QLEN_MAX, "txqueuelen"), "type", "veth",
                               "peer", "name", tok.ifname(peer.name), "address", tok.mac(peer.mac),
-                              "mtu", tok.number(peer.mtu, 68, MTU_MAX, "MTU"), "netns", self.netns(peer.netns.name)))
+                              "mtu", tok.number(peer.mtu, 68, MTU_MAX, "MTU"),
+                              "txqueuelen", tok.number(peer.qlen, 0, QLEN_MAX, "txqueuelen"),
+                              "netns", self.netns(peer.netns.name)))
             elif isinstance(dev, Bridge):
                 mac = ("address", tok.mac(dev.mac)) if dev.fixed_mac else ()
                 lines.append(("link", "add", "dev", tok.ifname(dev.name), *mac,
@@ -543,7 +547,8 @@ class Lab:
                     lowered.append(("link", "set", "dev", tok.ifname(under.name),
                                     "mtu", tok.number(under.mtu, 68, MTU_MAX, "MTU")))
                 lines.append(("link", "add", "dev", tok.ifname(dev.name), "address", tok.mac(dev.mac),
-                              "mtu", tok.number(dev.mtu, 68, MTU_MAX, "MTU"), "type", "vxlan",
+                              "mtu", tok.number(dev.mtu, 68, MTU_MAX, "MTU"),
+                              "txqueuelen", tok.number(dev.qlen, 0, QLEN_MAX, "txqueuelen"), "type", "vxlan",
                               "id", tok.number(dev.vni, 0, VNI_MAX, "VNI"), "local", tok.ipv4(dev.local),
                               "dev", tok.ifname(dev.underlay), "dstport", tok.number(dev.dstport, 1, 65535, "port"),
                               *rng, "learning" if dev.learning else "nolearning",
