@@ -86,6 +86,7 @@ book: html
 
 # ---------------------------------------------------------------- checks
 test: system-packages $(STAMP)
+	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory test-unit
 	$(MAKE) --no-print-directory test-notebooks
 	$(MAKE) --no-print-directory html
@@ -99,7 +100,7 @@ test-unit: $(STAMP)
 
 # The contributor's loop and the type check (listed by `make help` from these lines):
 #   make test-fast  only the model's own unit and property tests (no kernel lab, no tools, no fuzz)
-#   make typecheck  mypy on netsim, configured in pyproject.toml (not yet part of make test)
+#   make typecheck  mypy on netsim, configured in pyproject.toml (the first step of make test)
 # test-fast leaves out the `lab` and `tools` families (tests/conftest.py), and nbval's
 # plugin, which tests/ does not use and which takes seconds to import. It lets Python cache
 # bytecode even where PYTHONDONTWRITEBYTECODE is set: compiling every module it imports

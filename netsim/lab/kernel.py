@@ -58,7 +58,8 @@ from ..cluster import Cluster
 from ..device import Loopback, Veth
 from ..errors import ConfigError
 from ..neighbour import NOARP, PERMANENT
-from ..packet import ARP, ICMP, TCP, UDP, Ethernet, IPv4, _parse_transport, innermost_ip, parse_ethernet
+from ..decision import Decision
+from ..packet import ARP, ICMP, TCP, UDP, VXLAN, Ethernet, IPv4, _parse_transport, innermost_ip, parse_ethernet
 from ..trace import Hop, Trace
 from ..tun import Tun
 from ..vxlan import VxlanDevice
@@ -809,7 +810,7 @@ class Lab:
         seconds = time.perf_counter() - t0
         kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
         peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in self.cluster.network.namespaces.items()
-                 for d in ns.devices.values() if isinstance(d, Veth) and d.peer is not None}
+                 for d in ns.devices.values() if isinstance(d, Veth) and d.peer is not None and d.peer.netns is not None}
         captures = order(captures, kinds, peers)
         title = f"kernel: {src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})"
         trace = to_trace(captures, title=title, outcome=outcome, kinds=kinds, refused="refused" in outcome,
@@ -819,8 +820,9 @@ class Lab:
         errors = [h for h in trace.hops if h.role == "error" and h.netns == src_ns and h.direction == "rx"]
         if errors and not outcome.startswith(("connected", "udp reply", "echo reply")):
             ip = errors[-1].ip
-            outcome = f"error: {ip.payload.summary()} from {ip.src}"
-            trace = Trace(trace.hops, title, outcome)
+            if ip is not None and not isinstance(ip.payload, bytes):
+                outcome = f"error: {ip.payload.summary()} from {ip.src}"
+                trace = Trace(trace.hops, title, outcome)
         return Observation(trace, captures, src, dst, proto, dport, outcome, self.kernel,
                            not self.checksum_offload, seconds, self._client_port)
 
@@ -880,6 +882,7 @@ def resolve(cluster: Cluster, src: str, dst: str, proto: str | None, dport: int 
         proto = "tcp" if (dport or target.port) else "icmp"
     if dport is None and proto != "icmp":
         dport = target.port if target.port is not None else (8080 if proto == "tcp" else 9090)
+    assert source.netns is not None and target.ip is not None   # a source always has a namespace
     return source.netns, target.ip, proto, dport
 
 
@@ -896,7 +899,7 @@ def _tie_rank(capture: Capture, kinds: dict[tuple[str, str], str]) -> tuple:
     return (1, 0 if upper else 1)
 
 
-def classify(frame: Ethernet, refused: bool = False, request: bytes = b"REQ") -> str:
+def classify(frame: Ethernet | IPv4, refused: bool = False, request: bytes = b"REQ") -> str:
     """The role of a captured frame in the exchange, judged from its innermost packet: the
     SYN, echo request or `request` datagram (b"REQ" unless the exchange sent another payload)
     is the request; the SYN-ACK (or, when the connection was refused, the RST-ACK), echo reply
@@ -942,8 +945,7 @@ def _fragment_roles(frames: list[Ethernet], refused: bool, request: bytes) -> di
             if ip.is_fragment:
                 pieces.setdefault(_fragment_key(ip), {}).setdefault(ip.frag * 8, ip)
                 return
-            inner = ip.payload.payload if isinstance(ip.payload, UDP) else None
-            ip = inner.payload.ip if inner is not None and hasattr(inner, "vni") else None
+            ip = _vxlan_inner(ip)
 
     for frame in frames:
         if isinstance(frame.payload, IPv4):
@@ -954,7 +956,8 @@ def _fragment_roles(frames: list[Ethernet], refused: bool, request: bytes) -> di
         for off in sorted(parts):
             if off != offset:
                 break
-            chunk = parts[off].payload if isinstance(parts[off].payload, bytes) else parts[off].payload_bytes()
+            part = parts[off]
+            chunk = part.payload if isinstance(part.payload, bytes) else part.payload_bytes()
             data += chunk
             offset += len(chunk)
             last = parts[off]
@@ -996,13 +999,20 @@ def order(captures: list[Capture], kinds: dict | None = None, peers: dict | None
     return out
 
 
+def _vxlan_inner(ip: IPv4) -> IPv4 | None:
+    """The packet a VXLAN datagram carries, if `ip` is one."""
+    udp = ip.payload
+    if isinstance(udp, UDP) and isinstance(udp.payload, VXLAN):
+        return udp.payload.payload.ip
+    return None
+
+
 def _outermost_fragment(frame: Ethernet) -> IPv4 | None:
     ip = frame.ip if isinstance(frame, Ethernet) else None
     while ip is not None:
         if ip.is_fragment:
             return ip
-        inner = ip.payload.payload if isinstance(ip.payload, UDP) else None
-        ip = inner.payload.ip if inner is not None and hasattr(inner, "vni") else None
+        ip = _vxlan_inner(ip)
     return None
 
 
@@ -1022,6 +1032,6 @@ def to_trace(captures: list[Capture], title: str = "", outcome: str = "", kinds:
         ip = innermost_ip(frame)
         key = (role, ip.src if ip else None, ip.dst if ip else None) if role != "arp" else ("arp", i)
         pid = packet_ids.setdefault(key, len(packet_ids) + 1)
-        hops.append(Hop(i, c.netns, c.device, c.direction, frame, (f"captured at {c.time:.9f}",), pid, role, "",
+        hops.append(Hop(i, c.netns, c.device, c.direction, frame, (Decision("lab", "packet_rcv", f"captured at {c.time:.9f}"),), pid, role, "",
                         kinds.get((c.netns, c.device), "")))
     return Trace(tuple(hops), title, outcome)
