@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Callable
 from .arp import neigh_output
 from .decision import Decision, FdbRef, fdb_ref, field_change, neighbour_ref
 from .device import Device
+from .errors import ConfigError
 from .ip_fragment import ip_fragment
 from .packet import BROADCAST_MAC, ETH_P_IP, Ethernet, IPv4
 from .route import route_ref
@@ -80,9 +81,9 @@ class Bridge(Device):
     def attach(self, dev: Device, hairpin: bool = False, learning: bool = True) -> BridgePort:
         """`ip link set DEV master BRIDGE`."""
         if dev.master is not None:
-            raise ValueError(f"{dev.name} is already a port of {dev.master.name}")
+            raise ConfigError(f"{dev.name} is already a port of {dev.master.name}")
         if dev is self:
-            raise ValueError(f"a bridge cannot be its own port ({self.name})")
+            raise ConfigError(f"a bridge cannot be its own port ({self.name})")
         port = BridgePort(dev, hairpin=hairpin, learning=learning)
         self.ports[dev.name] = port
         dev.master = self

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import ConfigError
+
 PERMANENT = "PERMANENT"
 REACHABLE = "REACHABLE"
 STALE = "STALE"
@@ -52,7 +54,7 @@ class NeighbourTable:
 
     def set(self, dev: str, ip: str, lladdr: str | None, state: str) -> Neighbour:
         if state not in STATES:
-            raise ValueError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
+            raise ConfigError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
         entry = self._entries.get((dev, ip))
         if entry is None:
             entry = self._entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state)
@@ -76,7 +78,7 @@ class NeighbourTable:
     def set_many(self, dev: str, pairs, state: str) -> None:
         """set(dev, ip, lladdr, state) for each (ip, lladdr) pair, in order."""
         if state not in STATES:
-            raise ValueError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
+            raise ConfigError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
         entries = self._entries
         if not entries:
             self._entries = {(dev, ip): Neighbour(ip, dev, lladdr, state) for ip, lladdr in pairs}
@@ -93,7 +95,7 @@ class NeighbourTable:
 
     def delete(self, dev: str, ip: str) -> None:
         if (dev, ip) not in self._entries:
-            raise KeyError(f"no neighbour entry for {ip} on {dev}")
+            raise ConfigError(f"no neighbour entry for {ip} on {dev}")
         del self._entries[(dev, ip)]
 
     def flush_dynamic(self) -> None:

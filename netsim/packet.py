@@ -26,6 +26,8 @@ from functools import cached_property, lru_cache
 from ipaddress import IPv4Address
 from typing import Callable, ClassVar, Union
 
+from .errors import ConfigError
+
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 BROADCAST_MAC = "ff:ff:ff:ff:ff:ff"
@@ -90,7 +92,7 @@ def tcp_flags_value(flags: str) -> int:
         try:
             value |= TCP_FLAG_BITS[letter]
         except KeyError:
-            raise ValueError(f"unknown TCP flag {letter!r}; valid flags are {TCP_FLAG_ORDER}") from None
+            raise ConfigError(f"unknown TCP flag {letter!r}; valid flags are {TCP_FLAG_ORDER}") from None
     return value
 
 
@@ -775,7 +777,7 @@ def _int(value: FieldValue) -> int:
 
 def parse_ethernet(raw: bytes, vxlan_ports: tuple[int, ...] = (8472, 4789)) -> Ethernet:
     if len(raw) < ETHERNET_HEADER.size:
-        raise ValueError(f"an Ethernet frame is at least {ETHERNET_HEADER.size} bytes, got {len(raw)}")
+        raise ConfigError(f"an Ethernet frame is at least {ETHERNET_HEADER.size} bytes, got {len(raw)}")
     eth = ETHERNET_HEADER.unpack(raw)
     etype = _int(eth["type"])
     body = raw[ETHERNET_HEADER.size:]

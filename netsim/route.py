@@ -17,6 +17,8 @@ from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING
 
+from .errors import ConfigError
+
 if TYPE_CHECKING:  # pragma: no cover
     from .decision import RouteRef
 
@@ -84,7 +86,7 @@ class RoutingTable:
         for existing in routes:
             if existing.metric == route.metric and existing.type == route.type and existing.dev == route.dev \
                     and existing.via == route.via:
-                raise ValueError(f"route {route} exists already in table {self.name} (RTNETLINK: File exists)")
+                raise ConfigError(f"route {route} exists already in table {self.name} (RTNETLINK: File exists)")
         # a new list, never an append: route lists may be shared between tables (add_bucket)
         bucket[key] = sorted([*routes, route], key=lambda r: r.metric)
 
@@ -123,7 +125,7 @@ class RoutingTable:
         bucket = self._by_len.get(route.dst.prefixlen, {})
         routes = bucket.get(int(route.dst.network_address), [])
         if route not in routes:
-            raise ValueError(f"no route {route} in table {self.name} (RTNETLINK: No such process)")
+            raise ConfigError(f"no route {route} in table {self.name} (RTNETLINK: No such process)")
         remaining = list(routes)
         remaining.remove(route)
         if remaining:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from .addresses import stable_hash
 from .decision import Decision, fdb_ref, field_change
 from .device import Device
+from .errors import ConfigError
 from .packet import IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4
 from .skb import Flow, Skb
 
@@ -53,7 +54,7 @@ class VxlanDevice(Device):
                  udp_csum: bool = True, port_range: tuple[int, int] | None = None):
         super().__init__(name, mac, mtu)
         if not 0 <= vni < 1 << 24:
-            raise ValueError(f"VNI {vni} is out of range: a VXLAN VNI is 24 bits (0..16777215)")
+            raise ConfigError(f"VNI {vni} is out of range: a VXLAN VNI is 24 bits (0..16777215)")
         self.vni = vni
         self.local = local
         self.underlay = underlay
@@ -71,7 +72,7 @@ class VxlanDevice(Device):
 
     def fdb_delete(self, mac: str) -> None:
         if mac not in self.fdb:
-            raise KeyError(f"no FDB entry for {mac} on {self.name}")
+            raise ConfigError(f"no FDB entry for {mac} on {self.name}")
         del self.fdb[mac]
 
     def details(self) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from netsim import scenarios
 from netsim.cli import main
+from netsim.errors import UsageError
 from netsim.packet import vxlan_of
 from netsim.trace import Hop, Trace
 from netsim.views.explain import FieldMeaning, encapsulation, field_meanings, hop_notes, render, rewrites
@@ -205,5 +206,5 @@ def test_hop_text_is_the_hop_of_each_level(nodeport):
         assert hop_text(nodeport, hop, "summary") == summary[1 + hop.index]
         assert hop_text(nodeport, hop, "detailed").splitlines()[0].startswith(f"{hop.index:3d} {hop.where} ")
         assert field_meanings(nodeport, hop, hop_layers(hop), names) == field_meanings(nodeport, hop)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="unknown level 'full'"):
         hop_text(nodeport, nodeport[0], "full")

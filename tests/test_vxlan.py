@@ -4,6 +4,7 @@ import pytest
 
 import netsim
 from netsim.decision import FdbRef, FieldChange
+from netsim.errors import ConfigError
 from netsim.packet import UDP, VXLAN, vxlan_of
 from netsim.vxlan import flow_source_port
 from tests.checks import bad_checksums, scapy_rebuild_matches
@@ -132,7 +133,7 @@ def test_ip_d_link_line_matches_flannels_device():
 def test_fdb_entries_print_like_bridge_fdb():
     vx = flannel_pair().netns("node1").device("flannel.1")
     assert [str(e) for e in vx.fdb.values()] == [f"{VTEP_MAC[2]} dev flannel.1 dst 192.168.50.12 self permanent"]
-    with pytest.raises(KeyError):
+    with pytest.raises(ConfigError, match="no FDB entry for 02:00:00:00:00:99 on flannel.1"):
         vx.fdb_delete("02:00:00:00:00:99")
 
 

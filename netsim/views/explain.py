@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..decision import ConntrackRef, Decision, FdbRef, FieldChange, NeighbourRef, RouteRef, RuleRef
+from ..errors import UsageError
 from ..packet import TCP, TCP_OPTIONS, UDP, Ethernet, tcp_options, vxlan_of
 from ..trace import Hop, Trace
 from .headers import Layer, hop_layers
@@ -367,7 +368,7 @@ def hop_text(trace: Trace, hop: Hop, level: str = "summary") -> str:
         return summary_line(trace, hop)
     if level == "detailed":
         return "\n".join(detailed_lines(trace, hop))
-    raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+    raise UsageError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
 
 
 def detailed(trace: Trace) -> str:
@@ -389,4 +390,4 @@ def render(trace: Trace, level: str = "summary") -> str:
         return summary(trace)
     if level == "detailed":
         return detailed(trace)
-    raise ValueError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
+    raise UsageError(f"unknown level {level!r}; use one of {', '.join(LEVELS)}")
