@@ -104,37 +104,31 @@ def chain(value: object) -> str:
     return _match("chain name", CHAIN, value)
 
 
+def _canonical(kind: str, parse: type[IPv4Address] | type[IPv4Interface] | type[IPv4Network], value: object,
+               form: str) -> str:
+    """`value` if `parse` reads it and prints it back unchanged, else refused."""
+    try:
+        text = str(parse(str(value)))
+    except ValueError:
+        raise _refuse(kind, value, form) from None
+    if text != str(value):
+        raise _refuse(kind, value, f"written as {text}")
+    return text
+
+
 def ipv4(value: object) -> str:
     """An IPv4 address in dotted quad, exactly as `ipaddress` prints it."""
-    try:
-        text = str(IPv4Address(str(value)))
-    except ValueError:
-        raise _refuse("IPv4 address", value, "an IPv4 address in dotted-quad form") from None
-    if text != str(value):
-        raise _refuse("IPv4 address", value, f"written as {text}")
-    return text
+    return _canonical("IPv4 address", IPv4Address, value, "an IPv4 address in dotted-quad form")
 
 
 def ipv4_interface(value: object) -> str:
     """ADDRESS/PREFIXLEN, as `ip addr add` takes it."""
-    try:
-        text = str(IPv4Interface(str(value)))
-    except ValueError:
-        raise _refuse("IPv4 interface address", value, "ADDRESS/PREFIXLEN") from None
-    if text != str(value):
-        raise _refuse("IPv4 interface address", value, f"written as {text}")
-    return text
+    return _canonical("IPv4 interface address", IPv4Interface, value, "ADDRESS/PREFIXLEN")
 
 
 def ipv4_network(value: object) -> str:
     """NETWORK/PREFIXLEN with no host bits, as `ip route add` takes it."""
-    try:
-        text = str(IPv4Network(str(value)))
-    except ValueError:
-        raise _refuse("IPv4 network", value, "NETWORK/PREFIXLEN with no host bits set") from None
-    if text != str(value):
-        raise _refuse("IPv4 network", value, f"written as {text}")
-    return text
+    return _canonical("IPv4 network", IPv4Network, value, "NETWORK/PREFIXLEN with no host bits set")
 
 
 def number(value: object, low: int, high: int, what: str = "number") -> str:
