@@ -10,6 +10,7 @@ import pytest
 
 import netsim
 from netsim.lab import Lab, unavailable_reason
+from tools.conformance_report import _drop_empty_tables   # iptables-save with its empty tables left out
 
 REASON = unavailable_reason()
 if REASON is not None:
@@ -63,17 +64,6 @@ def _qlens(lines: list[str]) -> list[str]:
             name = line.split(": ")[1].split("@")[0]
             out.append(name + (" qlen " + line.split(" qlen ")[1] if " qlen " in line else ""))
     return sorted(out)
-
-
-def _drop_empty_tables(lines: list[str]) -> list[str]:
-    out, table = [], []
-    for line in lines:
-        table.append(line)
-        if line == "COMMIT":
-            if any(entry.startswith("-A") for entry in table):
-                out.extend(table)
-            table = []
-    return out
 
 
 @pytest.mark.parametrize("backend", ["vxlan", "host-gw"])
