@@ -129,6 +129,8 @@
     input.insertAdjacentElement("afterend", editor);
     showProgress(status);
     area.focus();
+    area.setSelectionRange(0, 0);     // the caret at the start, the text's left edge in view
+    area.scrollLeft = 0;
   }
 
   function button(label, cls, fn) {
