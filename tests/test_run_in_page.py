@@ -143,3 +143,9 @@ def test_serve_gives_wasm_its_type_lists_no_directory_and_listens_on_loopback_on
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(url + "_static/")
         assert e.value.code == 404
+
+
+def test_a_package_the_page_lacks_says_where_the_notebook_can_use_it(runner):
+    (err,) = runner.run_cell("import nsr_no_such_package.sub")
+    assert err["ename"] == "ModuleNotFoundError"
+    assert err["traceback"].rstrip().splitlines()[-1] == runner.MISSING.format(name="nsr_no_such_package")

@@ -82,8 +82,14 @@ def display(*objs) -> None:
 NAMESPACE["display"] = display
 
 
+MISSING = ("The page's Python has the standard library, netsim and scapy; for {name!r}, run the "
+           "notebook in JupyterLab (make lab) or on Binder.")
+
+
 def _error(exc: BaseException, filename: str) -> dict:
     """The exception as a record; the traceback starts at the cell's own code."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        exc.add_note(MISSING.format(name=exc.name.split(".")[0]))
     tb = exc.__traceback__
     while tb is not None and tb.tb_frame.f_code.co_filename != filename:
         tb = tb.tb_next
