@@ -151,6 +151,8 @@ class _WheelOnImport(importlib.abc.MetaPathFinder):
 
 def install_on_import(package: str, url: str, fetch, site: str | None = None) -> None:
     """Load `package`'s wheel from `url` when something first imports it (unless it is there)."""
+    if any(isinstance(f, _WheelOnImport) and f.package == package for f in sys.meta_path):
+        return
     if importlib.util.find_spec(package) is not None:
         return
     sys.meta_path.insert(0, _WheelOnImport(package, url, fetch, site or sysconfig.get_paths()["purelib"]))
