@@ -15,6 +15,7 @@ import json
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 import netsim
 from netsim.views import diagram
@@ -126,7 +127,7 @@ def test_a_host_gw_stepper_runs_in_the_page_and_its_path_has_no_flannel_1_hop(vi
     assert cell.locator(".cell_output").count() == 0                      # the stored output is replaced
     # its script runs: Next steps to hop 1
     stepper.locator("button[data-a=next]").click()
-    assert stepper.get_attribute("data-hop") == "1"
+    expect(stepper).to_have_attribute("data-hop", "1")
     # the earlier cells ran first, once; the stepper cell's status says so
     assert "with 2 cells above" in cell.locator(".nsr-status").inner_text()
 

@@ -54,6 +54,16 @@
         statusAll("Python could not start: " + m.text);
       }
     };
+    worker.onerror = function (event) {   // worker.js itself missing or broken: say so in the cells
+      event.preventDefault();
+      progress(null);
+      statusAll("Python could not start: " + (event.message || "the worker did not load"));
+      Object.keys(pending).forEach(function (id) {
+        var done = pending[id];
+        delete pending[id];
+        done({type: "failed", text: event.message || "the worker did not load"});
+      });
+    };
     worker.postMessage({type: "start"});
   }
 
@@ -152,6 +162,7 @@
     order.push(index);
     var status = cell.querySelector(".nsr-editor .nsr-status");
     var go = cell.querySelector(".nsr-editor .nsr-run");
+    if (go.disabled) return;          // this cell is running already
     go.disabled = true;
     if (ready) status.textContent = order.length > 1 ? "Running the cells above first\u2026" : "Running\u2026";
     var id = ++nextId;
