@@ -191,3 +191,21 @@ def test_from_a_file_url_the_button_says_how_to_serve_the_book(browser):
         assert cell.locator(".nsr-editor").count() == 0
     finally:
         context.close()
+
+
+def test_a_runtime_the_book_lacks_is_reported_in_the_cell(browser, served):
+    """A book built without its runtime (or a server that lost it): the cell says Python could not start."""
+    context = browser.new_context()
+    try:
+        context.route("**/*", lambda r: r.abort() if "pyodide/" in r.request.url or not r.request.url.startswith(served)
+                      else r.continue_())
+        page = context.new_page()
+        page.goto(served + CHAPTER)
+        cell = page.locator("div.cell").nth(0)
+        cell.locator("button.nsr-edit").click()
+        cell.locator("button.nsr-run").click()
+        expect(cell.locator(".nsr-status")).to_contain_text("Python could not start", timeout=30_000)
+        expect(cell.locator("button.nsr-run")).to_be_enabled()
+        assert cell.locator(".nsr-out").count() == 0 and cell.locator(".cell_output").count() == 1
+    finally:
+        context.close()
