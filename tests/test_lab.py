@@ -22,6 +22,7 @@ from netsim.lab import (
     BACKENDS, PROTOS, SCENARIOS, SHAPES, Lab, LabError, LabUnavailable, checksum_faults, compare, report,
     run_scenario, unavailable_reason,
 )
+from netsim.lab import plan
 from netsim.lab.conformance import Run
 from netsim.packet import TCP
 from netsim import ip_forward
@@ -247,13 +248,13 @@ def test_nothing_is_left_behind_when_an_ip_command_fails(monkeypatch):
     """A route the kernel refuses (its device does not exist) fails the node's `ip -batch`
     midway through the build; the namespaces made so far are deleted."""
     cluster = reference_cluster()
-    original = Lab._config_commands
+    original = plan.config_commands
 
-    def with_a_bad_route(self, ns):
-        lines = original(self, ns)
+    def with_a_bad_route(ns):
+        lines = original(ns)
         return lines + [("route", "add", "10.99.0.0/16", "dev", "nosuchdev")] if ns.name == "node2" else lines
 
-    monkeypatch.setattr(Lab, "_config_commands", with_a_bad_route)
+    monkeypatch.setattr(plan, "config_commands", with_a_bad_route)
     lab = Lab(cluster)
     with pytest.raises(LabError, match="-batch -` failed"):
         with lab:
