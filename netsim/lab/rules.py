@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..decision import FieldChange, RuleRef
-from ..packet import TCP, UDP, IPv4
+from ..packet import TCP, UDP, VXLAN, IPv4
 from ..trace import Hop, Trace
 from .nftrace import TraceEvent, TraceWalk
 
@@ -95,7 +95,7 @@ def _layers(frame: Any) -> list[tuple[bool, IPv4]]:
     while ip is not None:
         udp = ip.payload
         inner = None
-        if isinstance(udp, UDP) and hasattr(udp.payload, "vni"):
+        if isinstance(udp, UDP) and isinstance(udp.payload, VXLAN):
             inner = udp.payload.payload.ip
         out.append((inner is not None, ip))
         ip = inner
