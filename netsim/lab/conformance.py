@@ -113,7 +113,7 @@ def conformance(shapes=tuple(SHAPES), backends=BACKENDS, protos=PROTOS, scenario
         for backend in backends:
             cluster = SHAPES[shape][1](backend)
             run = Run(shape, backend)
-            with Lab(cluster) as lab:
+            with Lab(cluster, trace_rules=True) as lab:
                 run.build = lab.timings["build"]
                 for key in scenario_keys:
                     for proto in protos:
