@@ -207,7 +207,7 @@ def run_state_views(backend: str) -> list[tuple[str, str, int, bool]]:
     """(host, view, lines, equal) for every host and view of the reference cluster."""
     cluster = reference_cluster(backend)
     rows = []
-    with Lab(cluster, trace_rules=True) as lab:
+    with Lab(cluster) as lab:
         for host in STATE_HOSTS:
             for view in STATE_VIEWS:
                 kernel, model = _kernel_view(lab, host, view), _model_view(cluster, host, view)
