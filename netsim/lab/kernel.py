@@ -56,8 +56,10 @@ from .capture import Capture, drain, open_captures
 from .cleanup import LIVE, LabWarning, SignalsHeld, install_handlers, reclaim_stale
 from .commands import LabError, Line
 from .frames import order, to_trace
+from .nftrace import TraceWalk
 from .plan import Plan
 from .process import COMMAND_TIMEOUT, LabUnavailable, reap, run, tool, unavailable_reason
+from .tracer import RuleTracer
 from .traffic import EXCHANGE_TIMEOUT, Servers, client, resolve
 
 SETTLE = 0.05            # seconds of quiet on every device that end an exchange's capture
@@ -81,6 +83,7 @@ class Observation:
     seconds: float
     client_port: int | None = None       # the client socket's own port (getsockname), TCP and UDP
     notes: list[str] = field(default_factory=list)
+    rule_walks: dict[str, list[TraceWalk]] | None = None   # model netns -> the netfilter trace (trace_rules)
 
     @property
     def hops(self) -> tuple[Hop, ...]:
@@ -94,7 +97,8 @@ class Lab:
             observed = lab.exchange("pod-a", "pod-c", "tcp")
     """
 
-    def __init__(self, cluster: Cluster, prefix: str | None = None, checksum_offload: bool = False):
+    def __init__(self, cluster: Cluster, prefix: str | None = None, checksum_offload: bool = False,
+                 trace_rules: bool = False):
         if cluster.backend == "udp":
             raise LabUnavailable("the udp backend has no kernel counterpart without flanneld: flannel0 is a TUN "
                                  "device whose packets only flanneld's userspace proxy forwards, so the lab "
@@ -102,6 +106,9 @@ class Lab:
         self.cluster = cluster
         self.prefix = tok.prefix(prefix) if prefix is not None else f"nsl-{os.getpid()}-{next(_COUNTER)}-"
         self.checksum_offload = checksum_offload
+        # netfilter tracing of every namespace with rules (tracer.py); each exchange's
+        # Observation then carries the kernel's rule-by-rule trace
+        self.tracer = RuleTracer(self._cmd) if trace_rules else None
         self.commands: list[str] = []          # every command, shell-quoted as a reader would paste it
         self.timings: dict[str, float] = {}
         self.kernel = platform.release()
@@ -172,6 +179,10 @@ class Lab:
         self._parallel(lambda n: self._batch(n, plan.bridge[n], self._bridge), names)
         self._parallel(self._check_mtus, names)
         self._parallel(lambda n: self._iptables(n, plan.iptables[n]), names)
+        if self.tracer is not None:
+            tracer = self.tracer
+            self._parallel(lambda n: self.commands.extend(tracer.start(self.netns(n), n)),
+                           [n for n in names if plan.iptables[n]])
         if not self.checksum_offload:
             self._parallel(lambda n: self._offload_off(n, plan.offload[n]), names)
         self._parallel(lambda n: self._open_captures(n, plan.devices[n]), names)
@@ -250,6 +261,8 @@ class Lab:
             if self._closed:
                 return
             self._servers.close()
+            if self.tracer is not None:
+                self.tracer.close()
             for s in self._sockets.values():
                 try:
                     s.close()
@@ -323,6 +336,7 @@ class Lab:
         self.cold_start()
         time.sleep(0.01)
         drain(self._sockets)
+        since = self.tracer.position() if self.tracer is not None else {}
         outcome, client_port = client(self.netns(src_ns), dst_ip, proto, dport, self._cmd, request, timeout)
         # drain until the wire has been quiet for SETTLE: on a loaded machine late copies (a
         # flood's last port, a reply's last hop) can trail the socket's answer
@@ -334,6 +348,10 @@ class Lab:
             captures += batch
             if not batch or time.perf_counter() > deadline:
                 break
+        walks = None
+        if self.tracer is not None:
+            self.tracer.sync()
+            walks = self.tracer.walks(since)
         seconds = time.perf_counter() - t0
         kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
         peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in self.cluster.network.namespaces.items()
@@ -351,4 +369,4 @@ class Lab:
                 outcome = f"error: {ip.payload.summary()} from {ip.src}"
                 trace = Trace(trace.hops, title, outcome)
         return Observation(trace, captures, src, dst, proto, dport, outcome, self.kernel,
-                           not self.checksum_offload, seconds, client_port)
+                           not self.checksum_offload, seconds, client_port, rule_walks=walks)
