@@ -268,7 +268,7 @@ class NftHooks:
         stages = [NftStage("chain", c.priority or 0, c.registered, t, c) for t, c in chains if c.type != "nat"]
         nat_chains = [c.registered for t in self.ruleset.tables.values() if t.family == "ip"
                       for c in t.chains.values() if c.type == "nat"]
-        if nat_chains:
+        if nat_chains and hook in NAT_CORE:
             stages.append(NftStage("nat", NAT_CORE[hook][1], min(nat_chains)))
         if self.conntrack_active:
             if hook in ("PREROUTING", "OUTPUT"):
