@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable, Union
 
@@ -743,6 +744,8 @@ def unquote(token: str) -> str:
     return token[1:-1].replace('\\"', '"')
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_rule(text: str) -> RuleBody:
-    """One rule in nft syntax (`add rule` arguments after the chain, or a `nft list` line)."""
+    """One rule in nft syntax (`add rule` arguments after the chain, or a `nft list` line);
+    remembered, as every node's kube-proxy writes the same rules."""
     return _Parser(text).parse()
