@@ -147,6 +147,7 @@ class Monitor:
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
         self.probes = 0
+        self.mode = ""
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -196,13 +197,15 @@ def client(role: str, sport: int, dst: str, dport: int, wait: bool, timeout: flo
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(request):
+    """The node with kube-proxy's ruleset for `--nodeport-addresses` request.param (primary or
+    all), flannel's, the tracing table, two listening endpoints and a running trace monitor."""
     reclaim_stale()
     servers: list[subprocess.Popen] = []
     monitor = None
     try:
         build()
-        load("node", batches())
+        load("node", batches(request.param))
         in_ns("node", "nft", "-f", "-", input=TRACE_TABLE)
         for role in ("pod-a", "remote"):
             proc = subprocess.Popen(["ip", "netns", "exec", PREFIX + role, sys.executable, "-c", SERVER, HOSTS[role],
@@ -210,6 +213,7 @@ def lab():
             servers.append(proc)
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         monitor = Monitor()
+        monitor.mode = request.param
         monitor.sync()
         yield monitor
     finally:
@@ -288,6 +292,7 @@ class Scenario:
     seen: str                 # what the kernel's client sees: connected, refused, dropped
     endpoint: str | None = None   # where the SYN goes after NAT
     masquerade: str | None = None  # the source address the node masquerades to
+    modes: tuple[str, ...] = ("primary", "all")   # the --nodeport-addresses the scenario runs with
 
 
 SCENARIOS = [
@@ -300,16 +305,22 @@ SCENARIOS = [
     Scenario("nodeport-no-endpoints", "ext", "192.168.50.11", 30083, "REJECT", "refused"),
     Scenario("clusterip-unknown-port", "pod-b", "10.96.0.100", 81, "REJECT", "refused"),
     Scenario("unallocated-clusterip", "pod-b", "10.96.0.200", 80, "DROP", "dropped"),
+    # a NodePort on another local address: only `--nodeport-addresses 0.0.0.0/0` (fib daddr type
+    # local) serves it; with the default, primary, the SYN reaches the node's own stack (RST)
+    Scenario("nodeport-other-address", "ext", "203.0.113.1", 30080, "ACCEPT", "refused", modes=("primary",)),
+    Scenario("nodeport-other-address", "ext", "203.0.113.1", 30080, "ACCEPT", "connected", "10.244.1.2",
+             "192.168.50.11", modes=("all",)),
 ]
+CASES = [(mode, s) for mode in ("primary", "all") for s in SCENARIOS if mode in s.modes]
 INDEV = {"pod-a": "cni0", "pod-b": "cni0", "ext": "eth1", "remote": "eth0"}
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+@pytest.mark.parametrize("lab, scenario", CASES, ids=[f"{m}-{s.name}" for m, s in CASES], indirect=["lab"])
 def test_service_path_matches_the_kernel_rule_by_rule(lab, scenario):
     sport = 40000 + SCENARIOS.index(scenario)
     client_ip = HOSTS[scenario.client]
     # the model
-    hooks = NftHooks(ModelNode(), model_ruleset())
+    hooks = NftHooks(ModelNode(), model_ruleset(lab.mode))
     syn = tcp_syn(client_ip, scenario.dst, sport, scenario.dport, 1460, 64, 1)
     verdict, after, syn_decisions = model_pass(hooks, syn, INDEV[scenario.client])
     assert verdict == scenario.verdict

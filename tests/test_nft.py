@@ -303,3 +303,13 @@ def test_local_policy_keeps_the_client_address_and_short_circuits_pods():
     assert (from_pod.src, from_pod.dst) == ("10.244.0.3", "10.244.0.2")
     assert [e[3] for e in model_events(decisions) if e[1].startswith("external-")] == \
         ["goto service-O7JKBUXF-default/local/tcp/"]
+
+
+@pytest.mark.parametrize("mode, dst_after", [("primary", "203.0.113.1"), ("all", "10.244.1.2")])
+def test_nodeports_on_every_local_address_only_with_fib_daddr_type_local(mode, dst_after):
+    hooks = NftHooks(ModelNode(), model_ruleset(mode))
+    verdict, after, decisions = model_pass(hooks, tcp_syn("203.0.113.10", "203.0.113.1", 40500, 30080, 1460, 64, 1),
+                                           "eth1")
+    assert (verdict, after.dst) == ("ACCEPT", dst_after)
+    services = [e for e in model_events(decisions) if e[1] == "services"]
+    assert services == ([] if mode == "primary" else [("kube-proxy", "services", 54, f"goto {WEB_EXT}")])
