@@ -313,3 +313,41 @@ def test_nodeports_on_every_local_address_only_with_fib_daddr_type_local(mode, d
     assert (verdict, after.dst) == ("ACCEPT", dst_after)
     services = [e for e in model_events(decisions) if e[1] == "services"]
     assert services == ([] if mode == "primary" else [("kube-proxy", "services", 54, f"goto {WEB_EXT}")])
+
+
+def test_counter_counts_packets_and_bytes_as_nft_lists_them():
+    ruleset = NftRuleset()
+    ruleset.run("add table ip t\nadd chain ip t in { type filter hook input priority 0 ; }\n"
+                "add rule ip t in tcp dport 8080 counter accept\n")
+    hooks = NftHooks(ModelNode(), ruleset)
+    syn = tcp_syn("10.244.0.3", "10.244.0.1", 40600, 8080, 1460, 64, 1)
+    for _ in range(2):
+        result = hooks.hook("INPUT", syn, Skb(), "cni0", None)
+    assert model_events(result.decisions) == [("t", "in", 2, "accept")]
+    assert ruleset.table("ip", "t").chains["in"].rules[0].text == \
+        f"tcp dport 8080 counter packets 2 bytes {2 * syn.length()} accept"
+    assert hooks.hook("INPUT", tcp_syn("10.244.0.3", "10.244.0.1", 40600, 80, 1460, 64, 1), Skb(), "cni0",
+                      None).decisions[-1].verdict == "accept"        # no match: the policy
+    assert not hooks.conntrack_active                                 # no ct expression, no nat chain
+
+
+def test_a_source_port_clash_is_remapped_by_the_null_binding():
+    ruleset = NftRuleset()
+    ruleset.run("add table ip t\nadd chain ip t post { type nat hook postrouting priority 100 ; }\n"
+                "add rule ip t post ip saddr 10.244.0.0/16 masquerade\n")
+    hooks = NftHooks(ModelNode(), ruleset)
+    # a first connection is masqueraded to 192.168.50.11:40700; a second one from the node's own
+    # address and port to the same destination needs another source port
+    first = tcp_syn("10.244.0.3", "10.96.0.1", 40700, 443, 1460, 64, 1)
+    skb = Skb()
+    hooks.hook("PREROUTING", first, skb, "cni0", None)
+    hooks.hook("POSTROUTING", first, skb, None, "eth0", "192.168.50.12")
+    taken = hooks.netns.conntrack.entries[0].reply
+    assert (taken.dst, taken.dport) == ("192.168.50.11", 40700)
+    second = tcp_syn("192.168.50.11", "10.96.0.1", 40700, 443, 1460, 64, 1)
+    skb = Skb()
+    hooks.hook("OUTPUT", second, skb, None, "eth0")
+    result = hooks.hook("POSTROUTING", second, skb, None, "eth0", "192.168.50.12")
+    (remap,) = [d for d in result.decisions if d.function == "nf_nat_alloc_null_binding"]
+    assert remap.change("ipv4", "src") is None
+    assert remap.change("tcp", "sport").old == 40700 and remap.change("tcp", "sport").new != 40700

@@ -137,7 +137,7 @@ def _do_rule(rule: Rule, table: Table, pkt: Pkt, changes: list[FieldChange],
             changes.append(FieldChange("skb", "mark", old, pkt.skb.mark))
         elif kind is Counter:
             rule.counts[0] += 1
-            rule.counts[1] += pkt.packet.length
+            rule.counts[1] += pkt.packet.length()
         else:
             return stmt, True            # a verdict, reject, masquerade or dnat ends the rule
     return None, True
@@ -419,7 +419,15 @@ class NftHooks:
                 changes=field_changes(before, packet)))
             result.rule = str(ref)
             return True
-        ct.setup_nat(entry, manip, None)
+        ct.setup_nat(entry, manip, None)          # nf_nat_alloc_null_binding
+        packet, _ = ct.nat_packet(entry, direction, manip, before)
+        if packet != before:
+            result.decisions.append(Decision(
+                "nat", "nf_nat_alloc_null_binding",
+                f"nat {hook}: {conn_text(entry.original)} would clash with another connection, source port "
+                f"remapped: {endpoint(entry.proto, *_side(before, SRC))} -> {endpoint(entry.proto, *_side(packet, SRC))}",
+                verdict="snat", consulted=(conntrack_ref(entry, direction, "NEW"),),
+                changes=field_changes(before, packet)))
         return True
 
     _RUN: dict[str, Callable[["NftHooks", NftStage, str, Pkt, HookResult, str | None], None]] = {
