@@ -24,7 +24,7 @@ rewritten from the conntrack entry (netsim/conntrack.py), as in iptables mode.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, cast
+from typing import Any, Callable
 
 from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conn_text, conntrack_ref, endpoint
 from ..decision import Consulted, Decision, FieldChange
@@ -69,7 +69,7 @@ class NftRuleRef:
 
 def _consulted(*refs: Any) -> tuple[Consulted, ...]:
     # decision.Consulted does not list NftRuleRef yet (the decisions engineer adds it at merge)
-    return cast("tuple[Consulted, ...]", refs)
+    return refs
 
 
 @dataclass
@@ -230,6 +230,7 @@ class NftStage:
     order: int                   # registration order (higher runs first at equal priority)
     table: Table | None = None
     chain: Chain | None = None
+    nat_chains: tuple[tuple[Table, Chain], ...] = ()   # the nat core's chains on this hook, in order
 
 
 class NftHooks:
@@ -269,7 +270,8 @@ class NftHooks:
         nat_chains = [c.registered for t in self.ruleset.tables.values() if t.family == "ip"
                       for c in t.chains.values() if c.type == "nat"]
         if nat_chains and hook in NAT_CORE:
-            stages.append(NftStage("nat", NAT_CORE[hook][1], min(nat_chains)))
+            stages.append(NftStage("nat", NAT_CORE[hook][1], min(nat_chains),
+                                   nat_chains=tuple((t, c) for t, c in chains if c.type == "nat")))
         if self.conntrack_active:
             if hook in ("PREROUTING", "OUTPUT"):
                 stages.append(NftStage("conntrack", NF_IP_PRI_CONNTRACK, 0))
@@ -341,7 +343,7 @@ class NftHooks:
             packet, what = ct.nat_icmp_error(entry, direction, manip, before)
             function = "nf_nat_icmp_reply_translation"
         elif skb.ct_state == "NEW" and not ct.nat_done(entry, manip):
-            if not self._bind(hook, manip, pkt, result, nexthop, entry, direction):
+            if not self._bind(stage, hook, manip, pkt, result, nexthop, entry, direction):
                 return
             packet, what = ct.nat_packet(entry, direction, manip, before)
             function = "nf_nat_packet"
@@ -361,14 +363,12 @@ class NftHooks:
                 verdict="rewrite", consulted=(conntrack_ref(entry, direction, skb.ct_state),),
                 changes=field_changes(before, packet)))
 
-    def _bind(self, hook: str, manip: str, pkt: Pkt, result: HookResult, nexthop: str | None,
+    def _bind(self, stage: NftStage, hook: str, manip: str, pkt: Pkt, result: HookResult, nexthop: str | None,
               entry: ConntrackEntry, direction: int) -> bool:
         """A connection's first packet: the nat chains decide its binding (or a null binding)."""
         ct = self.netns.conntrack
         before = pkt.packet
-        for table, chain in self.ruleset.base_chains(hook.lower()):
-            if chain.type != "nat":
-                continue
+        for table, chain in stage.nat_chains:
             outcome = nft_do_chain(table, chain, pkt, hook, result.decisions)
             if outcome.verdict == "drop":
                 result.verdict = "DROP"

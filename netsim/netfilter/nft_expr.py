@@ -39,6 +39,7 @@ from typing import Any, Callable, Union
 
 from ..errors import ConfigError
 from ..packet import ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP, UDP
+from .xtables import ip_int
 
 
 class NftError(ConfigError):
@@ -167,8 +168,8 @@ class Pkt:
     def reload(self) -> None:
         """Read the header fields again (after a NAT rewrote the packet)."""
         packet = self.packet
-        self.saddr = int(IPv4Address(packet.src))
-        self.daddr = int(IPv4Address(packet.dst))
+        self.saddr = ip_int(packet.src)
+        self.daddr = ip_int(packet.dst)
         self.l4proto = packet.proto
         seg = packet.payload
         if packet.frag == 0 and isinstance(seg, (TCP, UDP)):
