@@ -10,6 +10,7 @@ where it enters and hands the building to the rooms of this package:
 | services.py | Services: kube-apiserver's checks and allocations, kube-proxy's rules on every node |
 | endpoints.py | what a name in `send()` stands for |
 | breakages.py | the `break_*` methods and `set_mtu`, for the troubleshooting chapter |
+| owners.py | who owns an address only the cluster knows (a service's ClusterIP) |
 
 Endpoints are named: a pod (`pod-a`), a container (`pod-a/sidecar`), a node (`node1`), an
 external host (`ext`), a service (`web`), or an address, optionally with a port
@@ -23,12 +24,12 @@ from .. import cni, flannel, kubeproxy
 from ..addresses import parse_address
 from ..errors import ConfigError
 from ..names import check_name
-from ..owners import cluster_owners
 from ..params import check_port, check_protocol
 from ..trace import Trace
 from . import breakages
 from .builder import EAGER_MAX_NODES, Builder
 from .endpoints import Endpoint, resolve
+from .owners import cluster_owners
 from .spec import (EXTERNAL_NET, FIRST_SERVICE_IP, GATEWAY_EXTERNAL_IP, MIN_MTU, POD_PORTS, SERVICE_CIDR,
                    ClusterSpec, External, Node, Pod)
 
@@ -52,7 +53,7 @@ class Cluster:
         self.lazy = nodes > EAGER_MAX_NODES if lazy is None else bool(lazy)
         self._builder = Builder(spec, self.lazy)
         self.network = self._builder.network
-        self.network.owner_hook = lambda: cluster_owners(self)     # traces name services' ClusterIPs
+        self.network.owner_hook = lambda: cluster_owners(spec)     # traces name services' ClusterIPs
 
     @property
     def built(self) -> int:
