@@ -20,7 +20,7 @@ ConfigError naming the value and what would be valid.
 
 from __future__ import annotations
 
-from .. import cni, flannel, kubeproxy
+from .. import flannel, kubeproxy
 from ..addresses import parse_address
 from ..errors import ConfigError
 from ..names import check_name
@@ -30,7 +30,7 @@ from . import breakages
 from .builder import EAGER_MAX_NODES, Builder
 from .endpoints import Endpoint, resolve
 from .owners import cluster_owners
-from .spec import (EXTERNAL_NET, FIRST_SERVICE_IP, GATEWAY_EXTERNAL_IP, MIN_MTU, POD_PORTS, SERVICE_CIDR,
+from .spec import (DEFAULT_CONTAINERS, EXTERNAL_NET, FIRST_SERVICE_IP, GATEWAY_EXTERNAL_IP, MIN_MTU, POD_PORTS, SERVICE_CIDR,
                    ClusterSpec, External, Node, Pod)
 
 __all__ = ["Cluster", "Endpoint", "External", "Node", "Pod", "reference_cluster", "EAGER_MAX_NODES",
@@ -61,34 +61,17 @@ class Cluster:
         return self._builder.built
 
     def materialize_all(self) -> None:
-        """Build every namespace, in the order a fully built cluster has them (for views that
-        draw the whole cluster and for the real-kernel lab). Costs O(nodes^2) with vxlan."""
+        """Build every namespace a lazy cluster has not built yet (for views that draw the
+        whole cluster and for the real-kernel lab). Costs O(nodes^2) with vxlan."""
         self._builder.materialize_all()
 
     # populating -----------------------------------------------------------------------------
-    def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = ("app",),
+    def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = DEFAULT_CONTAINERS,
                 listen: tuple[tuple[str, int], ...] = POD_PORTS) -> Pod:
         """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes).
         Pod and container names are DNS-1123 labels (netsim.names)."""
-        spec = self.spec
-        spec.check_new_name("pod", name)
-        n = spec.check_node_name(node)
-        if isinstance(containers, str) or not isinstance(containers, (tuple, list)) or not containers:
-            raise ConfigError(f"pod {name}: containers {containers!r} must be a non-empty tuple of names, "
-                              f"e.g. ('app',) or ('app', 'sidecar')")
-        for container in containers:
-            check_name("container", container)
-        if len(set(containers)) != len(containers):
-            raise ConfigError(f"pod {name} needs distinct container names, got {tuple(containers)!r}")
-        listen = spec.check_listen(listen, f"pod {name}")
-        ip = n.ipam.allocate(name)
-        pod = Pod(name, node, ip, cni.host_veth_name(name), tuple(containers), tuple(listen))
-        if not self.lazy:
-            self._builder.build_pod(pod)
-        elif node in self.network.namespaces:
-            self._builder.ensure_bridge(n)       # CNI ADD creates cni0 on a node's first pod
-        spec.pods[name] = pod
-        n.pods.append(name)
+        pod = self.spec.add_pod(name, node, containers, listen)
+        self._builder.pod_added(pod)
         return pod
 
     def add_external(self, name: str, ip: str = "203.0.113.10",

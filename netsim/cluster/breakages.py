@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .. import flannel
 from ..errors import ConfigError
+from ..vxlan import VxlanDevice
 from .builder import Builder
 from .spec import MIN_MTU, ClusterSpec, Node
 
@@ -31,6 +32,7 @@ def break_fdb(spec: ClusterSpec, builder: Builder, node: str, peer: str) -> None
     _need_backend(spec, "vxlan", "break_fdb")
     n, p = _node_and_peer(spec, node, peer)
     dev = builder.host(n.name).devices["flannel.1"]
+    assert isinstance(dev, VxlanDevice)
     mac = flannel.vtep_mac(p.name)
     if mac not in dev.fdb:
         raise ConfigError(f"break_fdb({node!r}, {peer!r}): already broken: {node}'s flannel.1 has no FDB entry "

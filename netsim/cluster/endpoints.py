@@ -63,10 +63,9 @@ def resolve(spec: ClusterSpec, builder: Builder, name: str, *, source: bool = Fa
         valid = listing([*spec.pods, *spec.nodes, *spec.externals, *spec.services])
         raise ConfigError(f"unknown endpoint {name!r}: use a pod, pod/container, node, external host, "
                           f"service or IPv4 address[:port] (known names: {valid})") from None
-    if builder.lazy:
-        owner = spec.owner_at(addr)
-        if owner is not None:
-            builder.materialize(owner)
+    owner = spec.owner_at(addr)
+    if owner is not None:
+        builder.materialize(owner)          # a lazy cluster builds the node that would hold it
     owner = next((n for n, ns in builder.network.namespaces.items() if ns.is_local_address(addr)
                   and not addr.startswith("127.")), None)
     return Endpoint(owner, addr, port)

@@ -16,37 +16,6 @@ from ..stack import Network
 from .spec import FIRST_SERVICE_IP, SERVICE_CIDR, ClusterSpec, listing
 
 
-class _PendingSync:
-    """Stands in for a node's `Netfilter` between a change that needs kube-proxy's full sync
-    (a node's first rules, a new service) and the first look at the rules: the sync runs then,
-    replaces this stand-in and answers. Like kube-proxy's min-sync-period, a burst of changes
-    costs one sync, and what anyone sees is what syncing at every change would show."""
-
-    __slots__ = ("_proxy", "_node")
-
-    def __init__(self, proxy: "KubeProxy", node: str):
-        object.__setattr__(self, "_proxy", proxy)
-        object.__setattr__(self, "_node", node)
-
-    def _target(self):
-        """The node's rules now: synced if this stand-in is still in place (a reference kept
-        from before follows the namespace's current `Netfilter`)."""
-        current = self._proxy.network.namespaces[self._node].netfilter
-        return self._proxy.write_rules(self._node) if current is self else current
-
-    def __getattr__(self, name: str):
-        return getattr(self._target(), name)
-
-    def __setattr__(self, name: str, value) -> None:
-        setattr(self._target(), name, value)
-
-    def __delattr__(self, name: str) -> None:
-        delattr(self._target(), name)
-
-    def __repr__(self) -> str:
-        return repr(self._target())
-
-
 class KubeProxy:
     """kube-proxy on every built node, and the Service API it watches."""
 
@@ -55,14 +24,8 @@ class KubeProxy:
         self.network = network
 
     def sync_rules(self, node: str) -> None:
-        """The node's iptables must be rewritten (a new node, a new service): the rewrite
-        happens when anything next looks at them (see `_PendingSync`)."""
-        # A stand-in until the next lookup (the lazy builder's trick that issue #12 asks to
-        # replace with an explicit builder): typed as what it stands in for.
-        self.network.namespaces[node].netfilter = _PendingSync(self, node)  # type: ignore[assignment]
-
-    def write_rules(self, node: str):
-        """Rewrite the node's iptables as flanneld and a kube-proxy full sync leave them."""
+        """A full sync on `node`: its iptables rewritten as flanneld and kube-proxy leave them
+        (a new node, a new service)."""
         from ..netfilter import Netfilter
         spec = self.spec
         ns = self.network.namespaces[node]
@@ -73,7 +36,6 @@ class KubeProxy:
             local = [ip for pod, ip in svc.endpoints if spec.pods[pod].node == node]
             kubeproxy.service_rules(nf, svc, str(spec.pod_cidr), local)
         kubeproxy.finish_nodeports(nf)
-        return nf
 
     def add_service(self, name: str, port: int, target_port: int, pods: list[str] | tuple[str, ...] = (),
                     node_port: int | None = None, external_traffic_policy: str = "Cluster",

@@ -22,12 +22,14 @@ from ..addresses import check_unicast_network, parse_network
 from ..errors import ConfigError
 from ..names import check_name
 from ..params import check_port
+from ..route import address_int
 
 EXTERNAL_NET = IPv4Network("203.0.113.0/24")
 GATEWAY_EXTERNAL_IP = "203.0.113.1"
 SERVICE_CIDR = IPv4Network("10.96.0.0/12")
 FIRST_SERVICE_IP = IPv4Address("10.96.0.100")
 POD_PORTS = (("tcp", 8080), ("udp", 9090))
+DEFAULT_CONTAINERS = ("app",)
 MIN_MTU = 68
 OWN_HOSTS = ("underlay", "gateway")      # the namespaces every cluster has besides its nodes and pods
 
@@ -39,7 +41,8 @@ class Node:
     subnet: IPv4Network
     lease: flannel.Lease
     ipam: cni.HostLocalIpam
-    pods: list[str] = field(default_factory=list)
+    pods: list[str] = field(default_factory=list)      # in the order they were added (IPAM order)
+    index: int = 0                                     # its place among the nodes (its lease's)
 
     @property
     def netns(self) -> str:
@@ -51,13 +54,17 @@ class Pod:
     name: str
     node: str
     ip: str
-    host_veth: str
-    containers: tuple[str, ...] = ("app",)
+    containers: tuple[str, ...] = DEFAULT_CONTAINERS
     listen: tuple[tuple[str, int], ...] = field(default=POD_PORTS, repr=False, compare=False)
 
     @property
     def netns(self) -> str:
         return self.name
+
+    @property
+    def host_veth(self) -> str:
+        """The host end of its veth pair, on its node (cni.host_veth_name)."""
+        return cni.host_veth_name(self.name)
 
 
 @dataclass
@@ -116,6 +123,7 @@ class ClusterSpec:
         self.subnet_len = subnet_len
         self.underlay_mtu = underlay_mtu
         self.nodes: dict[str, Node] = {}
+        self.node_list: list[Node] = []       # by index: node N is node_list[N - 1]
         self.pods: dict[str, Pod] = {}
         self.externals: dict[str, External] = {}
         self.services: dict[str, kubeproxy.Service] = {}
@@ -129,8 +137,29 @@ class ClusterSpec:
         check_name("node", name)
         subnet = next(self._subnets)
         lease = flannel.Lease(name, subnet, ip, self.backend)
-        node = self.nodes[name] = Node(name, ip, subnet, lease, cni.HostLocalIpam(subnet))
+        node = self.nodes[name] = Node(name, ip, subnet, lease, cni.HostLocalIpam(subnet), index=len(self.node_list))
+        self.node_list.append(node)
         return node
+
+    def add_pod(self, name: str, node: str, containers: tuple[str, ...], listen: tuple[tuple[str, int], ...]) -> Pod:
+        """The pod's record: checked names, its address from the node's IPAM (the rest of CNI
+        ADD happens when its node's namespace is built)."""
+        self.check_new_name("pod", name)
+        n = self.check_node_name(node)
+        if containers is not DEFAULT_CONTAINERS:
+            if isinstance(containers, str) or not isinstance(containers, (tuple, list)) or not containers:
+                raise ConfigError(f"pod {name}: containers {containers!r} must be a non-empty tuple of names, "
+                                  f"e.g. ('app',) or ('app', 'sidecar')")
+            for container in containers:
+                check_name("container", container)
+            if len(set(containers)) != len(containers):
+                raise ConfigError(f"pod {name} needs distinct container names, got {tuple(containers)!r}")
+            containers = tuple(containers)
+        if listen is not POD_PORTS:
+            listen = self.check_listen(listen, f"pod {name}")
+        pod = self.pods[name] = Pod(name, node, n.ipam.allocate(name), containers, listen)
+        n.pods.append(name)
+        return pod
 
     def check_new_name(self, kind: str, name: object) -> str:
         """A new object's name: Kubernetes' rule for its kind (netsim.names), and unique across
@@ -174,15 +203,20 @@ class ClusterSpec:
     def owner_at(self, addr: str) -> str | None:
         """The node or pod that would hold `addr` (its underlay address, or an address of its
         pod subnet: .0 and .1 the node's, .2 upward its pods' in IPAM order), if any."""
-        value = int(IPv4Address(addr))
+        value = address_int(addr)
         under, pods = self.underlay, self.pod_cidr
+        node: Node | None = None
         if int(under.network_address) <= value <= int(under.broadcast_address):
-            return f"node{value - int(under.network_address) - 10}"
+            node = self._node_at(value - int(under.network_address) - 11)
+            return node.name if node is not None else None
         if int(pods.network_address) <= value <= int(pods.broadcast_address):
             offset = value - int(pods.network_address)
-            node = self.nodes.get(f"node{(offset >> (32 - self.subnet_len)) + 1}")
+            node = self._node_at(offset >> (32 - self.subnet_len))
             index = (offset & ((1 << (32 - self.subnet_len)) - 1)) - 2
             if node is not None and 0 <= index < len(node.pods):
                 return node.pods[index]
             return node.name if node is not None else None
         return None
+
+    def _node_at(self, index: int) -> Node | None:
+        return self.node_list[index] if 0 <= index < len(self.node_list) else None
