@@ -211,19 +211,23 @@ def test_filter_decisions_name_the_rule_or_the_policy():
     dropped = nf.hook("INPUT", tcp("203.0.113.10", 5000, "192.168.50.11", 22), skb, "eth0", None)
     (policy,) = dropped.decisions                       # not tracked: no conntrack stage at INPUT
     assert (policy.subsystem, policy.function, policy.verdict) == ("netfilter", "ipt_do_table", "drop")
-    assert policy.consulted == (RuleRef("filter", "INPUT", "INPUT", 0, "-P INPUT DROP", ("INPUT",), "", "DROP"),)
+    assert policy.consulted == (RuleRef("filter", "INPUT", "INPUT", 0, (), "DROP", (), ("INPUT",)),)
+    assert policy.consulted[0].text == "-P INPUT DROP"
     assert str(policy) == "filter INPUT: no rule decided, policy DROP"
     invalid = nf.hook("FORWARD", tcp("10.244.0.2", 5000, "10.244.1.2", 8080), Skb(), "cni0", "flannel.1")
     assert invalid.decisions[-1].consulted == (RuleRef("filter", "FORWARD", "KUBE-FORWARD", 1,   # never tracked
-                                                       "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
-                                                       ("FORWARD", "KUBE-FORWARD"), "", "DROP"),)
+                                                       ("-m conntrack --ctstate INVALID",), "DROP", (),
+                                                       ("FORWARD", "KUBE-FORWARD")),)
+    assert invalid.decisions[-1].consulted[0].text == "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP"
     only_flannel = FakeNetns().netfilter
     flannel(only_flannel)
     forwarded = only_flannel.hook("FORWARD", tcp("10.244.0.2", 5000, "10.244.1.2", 8080), Skb(), "cni0", "flannel.1")
     accept = forwarded.decisions[-1]
     assert accept.consulted == (RuleRef("filter", "FORWARD", "FLANNEL-FWD", 1,
-                                        '-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
-                                        ("FORWARD", "FLANNEL-FWD"), "flanneld forward", "ACCEPT"),)
+                                        ("-s 10.244.0.0/16", '-m comment --comment "flanneld forward"'), "ACCEPT", (),
+                                        ("FORWARD", "FLANNEL-FWD"), "flanneld forward"),)
+    assert accept.consulted[0].text == ('-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment "flanneld forward" '
+                                        '-j ACCEPT')
     assert forwarded.explanation == [str(d) for d in forwarded.decisions]
     assert all(isinstance(d, Decision) for d in forwarded.decisions)
 
@@ -234,10 +238,11 @@ def test_mark_decision_changes_skb_mark():
     pre = nf.hook("PREROUTING", tcp("203.0.113.10", 56756, "192.168.50.11", 30080), skb, "eth0", None)
     mark = next(d for d in pre.decisions if d.verdict == "continue")
     assert mark.changes == (FieldChange("skb", "mark", 0, 0x4000),)
-    assert mark.consulted[0] == RuleRef("nat", "PREROUTING", "KUBE-MARK-MASQ", 1,
-                                        "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+    assert mark.consulted[0] == RuleRef("nat", "PREROUTING", "KUBE-MARK-MASQ", 1, (), "MARK",
+                                        ("--set-xmark", "0x4000/0x4000"),
                                         ("PREROUTING", "KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXT-WEB",
-                                         "KUBE-MARK-MASQ"), "", "MARK")
+                                         "KUBE-MARK-MASQ"))
+    assert mark.consulted[0].text == "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000"
 
 
 # ---- REJECT: what the kernel sends ----------------------------------------------------------

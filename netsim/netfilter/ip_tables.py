@@ -92,9 +92,9 @@ class WalkOutcome:
 
 
 def _ref(table: str, hook: str, chain: str, path: list[str], rule: Rule) -> RuleRef:
-    target = rule.target
-    return RuleRef(table, hook, chain, rule.position, str(rule), (hook, *path), rule.comment or "",
-                   target.name if target is not None else "")
+    matches, target = rule.saved()
+    return RuleRef(table, hook, chain, rule.position, matches, target[1] if target else "", target[2:],
+                   (hook, *path), rule.comment or "", target[:1] == ("-g",))
 
 
 def _where(prefix: str, chain: str, path: list[str], rule: Rule) -> str:
@@ -124,7 +124,7 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
                 if table_name == "nat":
                     return WalkOutcome()
                 policy = chain.policy or "ACCEPT"
-                ref = RuleRef(table_name, hook, hook, 0, f"-P {hook} {policy}", (hook,), "", policy)
+                ref = RuleRef(table_name, hook, hook, 0, (), policy, (), (hook,))
                 decisions.append(Decision("netfilter", "ipt_do_table",
                                           f"{prefix}: no rule decided, policy {policy}",
                                           verdict=policy.lower(), consulted=(ref,)))
