@@ -40,6 +40,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from . import cni, flannel, kubeproxy
 from .addresses import check_unicast_network, derive_mac, parse_address, parse_network
+from .decision import BridgeReason, Decision, Subsystem, Verdict
 from .errors import ConfigError
 from .names import check_name
 from .neighbour import PERMANENT, Neighbour
@@ -453,8 +454,8 @@ class Cluster:
             self._materialize(target)
         missing = len(self.nodes) - self._built_nodes
         if missing:
-            flow.note(f"{self._switch.name}: {missing} of {len(self.nodes)} nodes are not built (lazy cluster) and "
-                      f"are left out of the flood; their NICs would ignore it")
+            flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.LAZY_NODES, Verdict.FLOOD,
+                               bridge=self._switch.name, missing=missing, nodes=len(self.nodes)))
 
     def _bridge_flood(self, node: Node, frame, flow) -> None:
         """cni0 of `node` is about to flood `frame`: build the pod an ARP request asks for, and
@@ -465,8 +466,8 @@ class Cluster:
         built = self.network.namespaces
         missing = sum(1 for pod in node.pods if pod not in built)
         if missing:
-            flow.note(f"cni0: {missing} of the {len(node.pods)} pods on {node.name} are not built (lazy cluster) and "
-                      f"are left out of the flood; each would ignore it")
+            flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.LAZY_PODS, Verdict.FLOOD,
+                               bridge="cni0", missing=missing, pods=len(node.pods), node=node.name))
 
     def _sync_rules(self, node: str) -> None:
         """The node's iptables must be rewritten (a new node, a new service): the rewrite

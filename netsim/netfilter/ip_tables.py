@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..decision import Decision, FieldChange, RuleRef
+from ..decision import Decision, FieldChange, NetfilterReason, RuleRef, Subsystem, Verdict
 from .grammar import Rule
 from .hooks import HOOKS
 from .nat import NatTarget
@@ -125,9 +125,8 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
                     return WalkOutcome()
                 policy = chain.policy or "ACCEPT"
                 ref = RuleRef(table_name, hook, hook, 0, (), policy, (), (hook,))
-                decisions.append(Decision("netfilter", "ipt_do_table",
-                                          f"{prefix}: no rule decided, policy {policy}",
-                                          verdict=policy.lower(), consulted=(ref,)))
+                decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.POLICY,
+                                          Verdict(policy.lower()), consulted=(ref,)))
                 return WalkOutcome(policy, where=f"{prefix} policy", ref=ref)
             chain, index, path = stack.pop()
             continue
@@ -139,12 +138,9 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
         if target is None:
             continue
         if isinstance(target, MarkTarget):
-            where = _where(prefix, chain.name, path, rule)
             old = ctx.skb.mark
             ctx.skb.mark = target.apply(old)
-            decisions.append(Decision("netfilter", "ipt_do_table",
-                                      f"{where}: {target.describe()}, mark {old:#x} -> {ctx.skb.mark:#x}",
-                                      verdict="continue",
+            decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.MARK, Verdict.CONTINUE,
                                       consulted=(_ref(table_name, hook, chain.name, path, rule),),
                                       changes=(FieldChange("skb", "mark", old, ctx.skb.mark),)))
             continue
@@ -154,22 +150,20 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
         if isinstance(target, RejectTarget):
             where = _where(prefix, chain.name, path, rule)
             ref = _ref(table_name, hook, chain.name, path, rule)
-            decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: {target.describe()}",
-                                      verdict="reject", consulted=(ref,)))
+            decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.REJECT, Verdict.REJECT,
+                                      consulted=(ref,)))
             return WalkOutcome("REJECT", rule=rule, where=where, ref=ref)
         assert isinstance(target, StandardTarget)
         name = target.name
         if name in ("ACCEPT", "DROP"):
             where = _where(prefix, chain.name, path, rule)
             ref = _ref(table_name, hook, chain.name, path, rule)
-            decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: {name}",
-                                      verdict=name.lower(), consulted=(ref,)))
+            decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.RULE, Verdict(name.lower()),
+                                      consulted=(ref,)))
             return WalkOutcome(name, rule=rule, where=where, ref=ref)
         if name == "RETURN":
             if stack:
-                where = _where(prefix, chain.name, path, rule)
-                decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: RETURN",
-                                          verdict="return",
+                decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.RULE, Verdict.RETURN,
                                           consulted=(_ref(table_name, hook, chain.name, path, rule),)))
                 chain, index, path = stack.pop()
                 continue

@@ -149,7 +149,7 @@ def _ct_head(d: Any) -> str:
 def _nat_rewrite(d: Any, f: Facts) -> str:
     ref = _ct(d)
     reply = ref.direction == "reply"
-    if f.manip == "src":
+    if f.manip == "SRC":
         what = ("un-DNAT source to " if reply else "SNAT source to ") + f.to
     else:
         what = ("un-SNAT destination to " if reply else "DNAT destination to ") + f.to
@@ -159,7 +159,7 @@ def _nat_rewrite(d: Any, f: Facts) -> str:
 def _nat_icmp(d: Any, f: Facts) -> str:
     ref = _ct(d)
     reply = ref.direction == "reply"
-    if f.manip == "src":
+    if f.manip == "SRC":
         prefix = "un-DNAT" if reply else "SNAT"
         what = f"source to {f.to}, and the quoted packet's destination to {f.quoted}"
     else:
@@ -170,7 +170,7 @@ def _nat_icmp(d: Any, f: Facts) -> str:
 
 def _nat_binding(d: Any, f: Facts) -> str:
     ref = _one(d, RuleRef)
-    side = "source" if f.manip == "src" else "destination"
+    side = "source" if f.manip == "SRC" else "destination"
     change = f"{f.old} -> {f.new}" if f.old != f.new else f"{f.old} unchanged"
     return f"{rule_where(ref)}: {target_text(ref)}, {side} {change}"
 
@@ -457,8 +457,7 @@ def outcome_text(o: Outcome | str | None) -> str:
     reason = getattr(o, "reason", None)
     if reason is None:
         return "" if o is None else str(o)
-    assert isinstance(o, Outcome)
-    return OUTCOMES[reason](o, Facts(o.facts))
+    return OUTCOMES[reason](o, Facts(getattr(o, "facts")))
 
 
 # ------------------------------------------------------------------------- hops and traces
