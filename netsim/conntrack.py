@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
-from .decision import ConntrackReason, ConntrackRef, Decision, Subsystem, Verdict
+from .decision import VERDICT_OF, ConntrackReason, ConntrackRef, Decision, Subsystem, Verdict
 from .packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, PROTO_NAMES, TCP, UDP
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -336,7 +336,7 @@ class Conntrack:
         if direction == REPLY:
             entry.seen_reply = True
         skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, ct_state
-        return [_decision(reason, Verdict(ct_state.lower()), conntrack_ref(entry, direction, ct_state), **facts)]
+        return [_decision(reason, VERDICT_OF[ct_state], conntrack_ref(entry, direction, ct_state), **facts)]
 
     def _track_icmp_error(self, packet: IPv4, icmp: ICMP, skb: "Skb") -> list[Decision]:
         """icmp_error(): an ICMP error is RELATED to the connection of the packet it quotes."""
@@ -506,7 +506,7 @@ class Conntrack:
 
 
 def conn_text(tup: ConnTuple) -> str:
-    """A tuple as the decisions write it: `src:sport -> dst:dport`, `src -> dst id N` for ICMP."""
+    """A tuple as a ConntrackRef names it: `src:sport -> dst:dport`, `src -> dst id N` for ICMP."""
     if tup.proto == IPPROTO_ICMP:
         return f"{tup.src} -> {tup.dst} id {tup.sport}"
     return f"{tup.src}:{tup.sport} -> {tup.dst}:{tup.dport}"

@@ -98,6 +98,10 @@ class Verdict(StrEnum):
     CAPTURE = "capture"
 
 
+# A verdict by the upper-case name iptables and conntrack use for it (ACCEPT, DNAT, ESTABLISHED, ...).
+VERDICT_OF: dict[str, Verdict] = {v.value.upper(): v for v in Verdict}
+
+
 class OutcomeKind(StrEnum):
     """How an exchange ended for the socket that started it."""
 
@@ -391,72 +395,36 @@ Consulted = Union[RouteRef, NeighbourRef, FdbRef, RuleRef, ConntrackRef]
 Facts = tuple[tuple[str, Any], ...]
 
 
-def _legacy_text(record: Any) -> str:
-    # Until every module is a record with a reason, a decision is also the string of its
-    # sentence; the sentence of a record comes from the views' writer.
-    from .views.sentences import sentence, outcome_text
-    return outcome_text(record) if isinstance(record, _OutcomeFields) else sentence(record)  # type: ignore
+@dataclass(frozen=True, slots=True, init=False)
+class Decision:
+    """One thing the kernel decided at a hop: the subsystem and kernel function, the reason
+    code and its named facts, what it consulted, its verdict and the fields it changed.
+    `netsim.views.sentences.sentence(decision)` tells it in words.
 
+        Decision(Subsystem.BRIDGE, "br_forward", BridgeReason.FDB, Verdict.FORWARD,
+                 consulted=(fdb_ref("cni0", mac, port="veth1"),), bridge="cni0", dst=mac, port="veth1")
+    """
 
-class _Fields:
-    """The fields of a record before it exists (the sentence is its str value)."""
-
-    facts: Facts
-    consulted: tuple[Consulted, ...]
-    changes: tuple[FieldChange, ...]
-
-    def __init__(self, **fields: Any):
-        self.__dict__.update(fields)
-
-    def fact(self, name: str, default: Any = None) -> Any:
-        return dict(self.facts).get(name, default)
-
-    def consulted_of(self, kind: type) -> list:
-        return [c for c in self.consulted if isinstance(c, kind)]
-
-    def change(self, layer: str, name: str) -> FieldChange | None:
-        return next((c for c in self.changes if c.layer == layer and c.field == name), None)
-
-
-class _OutcomeFields(_Fields):
-    pass
-
-
-@dataclass(frozen=True, eq=False, repr=False, init=False)
-class Decision(str):
-    """One thing the kernel decided at a hop: a record (the sentence is written by
-    `netsim.views.sentences.sentence`)."""
-
-    subsystem: str
+    subsystem: Subsystem
     function: str            # the kernel function or hook modelled: br_forward, ip_forward, vxlan_xmit, ...
-    reason: Reason | None
-    verdict: str
-    facts: Facts
+    reason: Reason
+    verdict: Verdict
+    facts: Facts             # (name, value) pairs, in the order given: addresses, devices, numbers
     consulted: tuple[Consulted, ...]
     changes: tuple[FieldChange, ...]
-    text: str
 
-    def __new__(cls, subsystem: str, function: str = "", reason: Reason | str = "", verdict: str = "",
-                consulted: tuple[Consulted, ...] = (), changes: tuple[FieldChange, ...] = (),
-                **facts: Any) -> "Decision":
-        fields: dict[str, Any] = dict(subsystem=subsystem, function=function, verdict=verdict,
-                                      consulted=consulted, changes=changes, facts=tuple(facts.items()))
-        if isinstance(reason, Reason):
-            text = _legacy_text(_Fields(reason=reason, **fields))
-            fields["reason"] = reason
-        else:
-            text = reason
-            fields["reason"] = None
-        self = str.__new__(cls, text)
-        self.__dict__.update(fields, text=text)
-        return self
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __getnewargs_ex__(self) -> tuple:  # type: ignore[override]
-        return ((self.subsystem, self.function, self.reason or self.text, self.verdict, self.consulted,
-                 self.changes), dict(self.facts))
+    def __init__(self, subsystem: Subsystem, function: str, reason: Reason, verdict: Verdict,
+                 consulted: tuple[Consulted, ...] = (), changes: tuple[FieldChange, ...] = (),
+                 facts: Facts = (), **named: Any) -> None:
+        # straight into the slots, no validation: the walk makes a hundred of these per trace.
+        # The facts come as keywords (dev="cni0"), or as pairs (what dataclasses.replace passes).
+        _D_SUBSYSTEM(self, subsystem)
+        _D_FUNCTION(self, function)
+        _D_REASON(self, reason)
+        _D_VERDICT(self, verdict)
+        _D_FACTS(self, (*facts, *named.items()) if facts else tuple(named.items()))
+        _D_CONSULTED(self, consulted)
+        _D_CHANGES(self, changes)
 
     def fact(self, name: str, default: Any = None) -> Any:
         """One of the named facts the decision carries (an address, a device, a number)."""
@@ -474,44 +442,35 @@ class Decision(str):
         return [c for c in self.consulted if isinstance(c, kind)]
 
 
-@dataclass(frozen=True, eq=False, repr=False, init=False)
-class Outcome(str):
+@dataclass(frozen=True, slots=True, init=False)
+class Outcome:
     """How an exchange ended for the socket that started it.
 
     `kind` is an `OutcomeKind`: connected, answered (a UDP or ICMP reply arrived), received
     (TCP data came back), refused, icmp-error, timed-out, local-error (the send itself
     failed). `errno` is what a real client sees (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
-    EMSGSIZE, ETIMEDOUT, EINVAL, ...), "" on success; `reason` and the facts say what the
-    summary (`netsim.views.sentences.outcome_text`) tells."""
+    EMSGSIZE, ETIMEDOUT, EINVAL, ...), "" on success. `reason` and the facts say what
+    `netsim.views.sentences.outcome_text` tells in one line."""
 
-    kind: str
-    reason: Reason | None
+    kind: OutcomeKind
+    reason: Reason
     errno: str
     peer: str                # the address (and port) that answered or reported the error
     icmp: tuple[int, int] | None   # (type, code) of an ICMP error
     facts: Facts
-    text: str
 
-    def __new__(cls, kind: str, reason: Reason | str = "", errno: str = "", peer: str = "",
-                icmp: tuple[int, int] | None = None, **facts: Any) -> "Outcome":
-        fields: dict[str, Any] = dict(kind=kind, errno=errno, peer=peer, icmp=icmp, facts=tuple(facts.items()))
-        if isinstance(reason, Reason):
-            text = _legacy_text(_OutcomeFields(reason=reason, **fields))
-            fields["reason"] = reason
-        else:
-            text = reason
-            fields["reason"] = None
-        self = str.__new__(cls, text)
-        self.__dict__.update(fields, text=text)
-        return self
-
-    def __str__(self) -> str:
-        return self.text
-
-    def __getnewargs_ex__(self) -> tuple:  # type: ignore[override]
-        return ((self.kind, self.reason or self.text, self.errno, self.peer, self.icmp), dict(self.facts))
+    def __init__(self, kind: OutcomeKind, reason: Reason, errno: str = "", peer: str = "",
+                 icmp: tuple[int, int] | None = None, facts: Facts = (), **named: Any) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "kind", kind)
+        setattr_(self, "reason", reason)
+        setattr_(self, "errno", errno)
+        setattr_(self, "peer", peer)
+        setattr_(self, "icmp", icmp)
+        setattr_(self, "facts", (*facts, *named.items()) if facts else tuple(named.items()))
 
     def fact(self, name: str, default: Any = None) -> Any:
+        """One of the named facts the outcome carries."""
         for key, value in self.facts:
             if key == name:
                 return value
@@ -519,7 +478,14 @@ class Outcome(str):
 
     @property
     def ok(self) -> bool:
-        return self.kind in ("connected", "answered", "received")
+        return self.kind in (OutcomeKind.CONNECTED, OutcomeKind.ANSWERED, OutcomeKind.RECEIVED)
+
+
+# The slots' own setters (member descriptors): a frozen dataclass refuses setattr, and these
+# write each field in one C call.
+(_D_SUBSYSTEM, _D_FUNCTION, _D_REASON, _D_VERDICT, _D_FACTS, _D_CONSULTED, _D_CHANGES) = (
+    getattr(Decision, name).__set__
+    for name in ("subsystem", "function", "reason", "verdict", "facts", "consulted", "changes"))
 
 
 # Shared records: the walk makes the same few changes and consults the same few entries on

@@ -92,8 +92,6 @@ class Flow:
 
     def note(self, decision: Decision) -> None:
         """Record a decision on the hop where the kernel has the packet in hand."""
-        if not isinstance(decision, Decision):
-            raise TypeError(f"Flow.note takes a Decision record, not {type(decision).__name__}")
         if self.last is not None:
             self.last.notes.append(decision)
         else:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar
 
 from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conntrack_ref
-from ..decision import ConntrackReason, FieldChange, Decision, NetfilterReason, Subsystem, Verdict
+from ..decision import VERDICT_OF, ConntrackReason, Decision, FieldChange, NetfilterReason, Subsystem, Verdict
 from ..packet import IPv4
 from ..skb import Skb
 from . import save_restore
@@ -44,11 +44,6 @@ class HookResult:
     reject_with: tuple[int, int] | str | None = None   # REJECT: ICMP (type, code) or "tcp-reset"
     reject_name: str | None = None   # the --reject-with name, e.g. "icmp-port-unreachable"
     rule: str | None = None          # the rule that decided, e.g. 'filter INPUT: INPUT rule 1'
-
-    @property
-    def explanation(self) -> list[str]:
-        """The decisions' sentences, as the walk notes them on the hop."""
-        return [d.text for d in self.decisions]
 
 
 _FRAGMENT_MEMORY = 1024
@@ -312,6 +307,6 @@ class Netfilter:
         changes = tuple(FieldChange("ipv4", name, old, new)
                         for name, old, new in (("src", packet.src, src), ("dst", packet.dst, dst)) if old != new)
         result.decisions.append(Decision(Subsystem.NETFILTER, "ipv4_conntrack_defrag", NetfilterReason.FOLLOWS_FIRST,
-                                         Verdict(verdict.lower()), changes=changes, hook=hook, offset=packet.frag * 8,
+                                         VERDICT_OF[verdict], changes=changes, hook=hook, offset=packet.frag * 8,
                                          src=src, dst=dst, rewritten=(src, dst) != (packet.src, packet.dst)))
         return result

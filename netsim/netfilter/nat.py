@@ -23,7 +23,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Sequence
 
 from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conntrack_ref, endpoint, parse_quoted
-from ..decision import Decision, FieldChange, NatReason, Subsystem, Verdict
+from ..decision import VERDICT_OF, Decision, FieldChange, NatReason, Subsystem, Verdict
 from ..errors import NetsimError
 from ..packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PROTO_NAMES, IPv4, TCP, UDP
 from .xtables import PacketContext, Target, error, parse_port_range, port_range_text
@@ -232,7 +232,7 @@ def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, re
         new = endpoint(entry.proto, after_tuple.src if manip == SRC else after_tuple.dst,
                        after_tuple.sport if manip == SRC or entry.proto == IPPROTO_ICMP else after_tuple.dport)
         result.decisions.append(Decision(
-            Subsystem.NAT, function, NatReason.BINDING, Verdict(target.name.lower()),
+            Subsystem.NAT, function, NatReason.BINDING, VERDICT_OF[target.name],
             consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW")),
             changes=field_changes(before, packet), manip=manip, old=old, new=new))
         result.rule = walk.where

@@ -427,8 +427,6 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
 
 def sentence(d: Decision) -> str:
     """The sentence that tells one decision."""
-    if d.reason is None:
-        return str(d.text)
     return SENTENCES[d.function, d.reason](d, Facts(d.facts))
 
 
@@ -454,10 +452,9 @@ OUTCOMES: dict[Reason, Writer] = {
 def outcome_text(o: Outcome | str | None) -> str:
     """How the exchange ended, in one line (a trace that carries text instead of an Outcome,
     as the lab's kernel traces do, keeps its text)."""
-    reason = getattr(o, "reason", None)
-    if reason is None:
-        return "" if o is None else str(o)
-    return OUTCOMES[reason](o, Facts(getattr(o, "facts")))
+    if not isinstance(o, Outcome):
+        return o or ""
+    return OUTCOMES[o.reason](o, Facts(o.facts))
 
 
 # ------------------------------------------------------------------------- hops and traces
