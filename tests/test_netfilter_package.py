@@ -124,7 +124,7 @@ def test_every_refusal_of_tables_chains_and_restore_is_a_rule_error():
     assert messages[12] == "unknown hook 'INGRESS'; hooks are PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING"
 
 
-# ---- decisions: records whose str() is the sentence -------------------------------------------
+# ---- decisions: records naming the rule, the connection and the rewrite ------------------------
 
 def _nodeport_decisions(monkeypatch: pytest.MonkeyPatch) -> tuple[netsim.Cluster, netsim.Trace, list[HookResult]]:
     """Scenario 5 through the walk, keeping what node1's netfilter returned at each hook."""

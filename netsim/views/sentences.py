@@ -28,14 +28,14 @@ from ..packet import ICMP, IPv4
 from ..trace import Ended, Hop, Trace
 
 
-class Facts(dict):
+class Facts:
     """A decision's facts by name: `f.dev` is `decision.fact("dev")`."""
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    def __init__(self, facts: tuple[tuple[str, Any], ...]):
+        self.__dict__.update(facts)
+
+    def __getattr__(self, name: str) -> Any:     # only for the type checker: every fact is set in __init__
+        raise AttributeError(name)
 
 
 Writer = Callable[[Any, Facts], str]
