@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import escape
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import pytest
 
 import netsim
 from netsim.trace import Trace
-from netsim.views import Stepper, auto_challenges, challenge, header_view
+from netsim.views import Stepper, auto_challenges, challenge, header_view, sentence
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +204,7 @@ def test_rows_after_an_unanswered_question_give_nothing_away(s4):
     panel = Stepper(trace, cluster, predict=True, start=first).to_html()
     hidden = panel[panel.index('<div class="reveal hidden">'):]
     assert '<ul class="why">' not in panel[:panel.index('<div class="reveal hidden">')].split('<div class="panel">')[1]
-    assert trace[first].decisions[0] in hidden
+    assert escape(sentence(trace[first].decisions[0])) in hidden
 
 
 def test_the_static_face_has_its_controls_live_region_and_focusable_rows(s4):

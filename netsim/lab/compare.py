@@ -47,6 +47,7 @@ from ..packet import (
     tcp_options,
 )
 from ..trace import Frame, Hop, Trace
+from ..views.sentences import outcome_text
 from .rules import compare_rules
 
 if TYPE_CHECKING:
@@ -565,9 +566,9 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
 
     # the outcome
     comparison.compared["outcome"] += 1
-    if model.outcome != kernel.outcome:
-        comparison.differences.append(Difference(None, "exchange", "outcome", repr(model.outcome),
-                                                 repr(kernel.outcome)))
+    if outcome_text(model.outcome) != outcome_text(kernel.outcome):
+        comparison.differences.append(Difference(None, "exchange", "outcome", repr(outcome_text(model.outcome)),
+                                                 repr(outcome_text(kernel.outcome))))
 
     roles = [r for r in dict.fromkeys([h.role for h in model.hops] + [h.role for h in kernel.hops])
              if r not in IGNORED_ROLES]

@@ -31,6 +31,7 @@ from .args import check_hop, check_trace
 from .diagram import HIGHLIGHT, dark_css, diagram_model, dom_ids, marker_xy, min_width_px, render_svg, walked_css
 from .hexdump import byte_map
 from .predict import Challenge, auto_challenges, best_challenge, gate
+from .sentences import heading, outcome_text, sentence
 
 _SEEN: dict[str, int] = {}
 
@@ -109,7 +110,8 @@ def hop_views(trace: Trace) -> list[HopView]:
         title = f"Hop {hop.index} of {last}: {hop.where} {hop.direction} · {hop.role}"
         if hop.verdict:
             title += f" · {hop.verdict}"
-        out.append(HopView(hop.index, title, hop.decisions, tuple(H.hop_layers(hop)), hop.data, diffs[hop.index]))
+        out.append(HopView(hop.index, title, tuple(map(sentence, hop.decisions)), tuple(H.hop_layers(hop)), hop.data,
+                           diffs[hop.index]))
     return out
 
 
@@ -431,7 +433,7 @@ class Stepper:
             marks = ",".join(f"#{ids[h]} path" for h in sorted(m.highlighted, key=lambda x: ids.get(x, "")) if h in ids)
             marks = f"{marks}{{{HIGHLIGHT}}}{walked_css(m, uid, self.start)}"
         title = escape(self.trace.title or "trace")
-        outcome = escape(self.trace.outcome)
+        outcome = escape(outcome_text(self.trace.outcome))
         quiz = self._quiz.get(self.start)
         live = view.title + (f". Predict: {quiz.question}" if quiz is not None else f". {_short(hop)}")
         self._html = (
@@ -451,7 +453,7 @@ class Stepper:
 
     def text(self) -> str:
         view = self.views[self.start]
-        lines = [repr(self.trace), view.title, *[f"  {d}" for d in view.decisions],
+        lines = [heading(self.trace), view.title, *[f"  {d}" for d in view.decisions],
                  H.layer_tree(list(view.layers), view.diff)]
         return "\n".join(lines)
 
@@ -606,4 +608,5 @@ def header_view(trace: Trace, index: int) -> HeaderView:
     hop = trace.hops[index]
     last = len(trace.hops) - 1
     title = f"Hop {index} of {last}: {hop.where} {hop.direction} · {hop.role}" + (f" · {hop.verdict}" if hop.verdict else "")
-    return HeaderView(HopView(index, title, hop.decisions, tuple(H.hop_layers(hop)), hop.data, diff))
+    return HeaderView(HopView(index, title, tuple(map(sentence, hop.decisions)), tuple(H.hop_layers(hop)), hop.data,
+                              diff))
