@@ -108,7 +108,7 @@ class Upstream:
             cname = [rr for rr in chosen if rr.type == TYPE_CNAME and qtype != TYPE_CNAME]
             if cname and isinstance(cname[0].data, CNAME):
                 rcode, rest = self.answer(cname[0].data.target, qtype)
-                return (rcode if rest else NOERROR), cname[:1] + rest
+                return (rcode if rest else NOERROR), tuple(cname[:1]) + rest
             return NOERROR, chosen
         return (NOERROR, ()) if found else (self.rcode, ())
 
@@ -269,6 +269,7 @@ class ClusterDns:
 
     def reverse_soa(self, name: str) -> ResourceRecord:
         soa = self.soa()
+        assert isinstance(soa.data, SOA)
         return replace(soa, name="in-addr.arpa.", data=replace(soa.data, mname="ns.dns.in-addr.arpa.",
                                                               rname="hostmaster.in-addr.arpa."))
 

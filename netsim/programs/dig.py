@@ -229,7 +229,7 @@ class Dig(Program):
             return self.send_try(event.at)
         if getattr(event, "sock", getattr(event, "name", None)) != self.sock:
             return []
-        if isinstance(event, Connected):
+        if isinstance(event, Connected) and self.proto == "tcp":
             assert self.current is not None
             self.sent_at = event.at
             return [Send(self.sock, tcp_frame(self.current.to_bytes()))]

@@ -463,7 +463,8 @@ class Reader:
         if rtype == TYPE_AAAA and length == 16:
             return AAAA(str(IPv6Address(body)))
         if rtype in NAME_RDATA:
-            return NAME_RDATA[rtype](self.name(offset)[0])
+            target = self.name(offset)[0]
+            return CNAME(target) if rtype == TYPE_CNAME else PTR(target) if rtype == TYPE_PTR else NS(target)
         if rtype == TYPE_SOA:
             mname, at = self.name(offset)
             rname, at = self.name(at)

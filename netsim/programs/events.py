@@ -22,7 +22,8 @@ Events are the kernel's reports, as a process sees them through the socket API:
 
 Every event carries `at`, the walk's clock in microseconds when the process saw it.
 
-Actions are the system calls: `Open` (socket() with its options), `Bind`, `Listen`,
+Actions are the system calls: `Open` (socket() with its options), `SetOptions`
+(setsockopt() later), `Bind`, `Listen`,
 `Connect`, `Send` (write() on a stream, send() on a connected datagram socket), `SendTo`,
 `SendEcho` (ping's raw ICMP socket), `SendSegment` (a raw TCP segment, as traceroute -T
 builds it), `Shutdown` (shutdown(SHUT_WR): FIN), `Close`, `SetTimer`, `CancelTimer`, and
@@ -192,6 +193,15 @@ class Open:
 
 
 @dataclass(frozen=True)
+class SetOptions:
+    """setsockopt() after socket(): the new options replace the socket's (traceroute sets
+    IP_TTL on its one raw socket before each probe)."""
+
+    sock: str
+    options: SocketOptions
+
+
+@dataclass(frozen=True)
 class Bind:
     sock: str
     port: int
@@ -283,7 +293,7 @@ class Done:
     status: int = 0
 
 
-Action = Union[Open, Bind, Listen, Connect, Send, SendTo, SendEcho, SendSegment, Shutdown, Close, SetTimer,
+Action = Union[Open, SetOptions, Bind, Listen, Connect, Send, SendTo, SendEcho, SendSegment, Shutdown, Close, SetTimer,
                CancelTimer, Done]
 
 

@@ -263,7 +263,7 @@ class GetAddrInfo:
         if sock != self.sock:
             return []
         if isinstance(event, Connected):
-            return [CancelTimer(self.sock)] + self.send_pair()
+            return [CancelTimer(self.sock)] + self.send_pair() if self.proto == "tcp" else []
         if isinstance(event, DatagramReceived):
             return self.take(event.data)
         if isinstance(event, DataReceived):
@@ -275,7 +275,7 @@ class GetAddrInfo:
         if isinstance(event, SocketError) and event.errno == "ECONNREFUSED":
             if self.attempt < self.conf.attempts:
                 self.attempt += 1
-                return [CancelTimer(self.sock), Close(self.sock)] + self.open_udp()
+                return self.reopen()
             return self.finish(error="EAI_AGAIN")
         if isinstance(event, (PeerClosed, ConnectionReset)):
             return self.failed_try("timeout")
@@ -348,7 +348,12 @@ class GetAddrInfo:
                 return self.finish(error="EAI_AGAIN")
             return self.finish(error="EAI_NONAME")
         self.attempt = 1
-        return [CancelTimer(self.sock), Close(self.sock)] + self.open_udp()
+        return self.reopen()
+
+    def reopen(self) -> list[Action]:
+        """Close this name's socket and send from a new one."""
+        out: list[Action] = [CancelTimer(self.sock), Close(self.sock)]
+        return out + self.open_udp()
 
     def finish(self, addresses: tuple[str, ...] = (), canonical: str = "", error: str = "") -> list[Action]:
         self.result = LookupResult(self.name, addresses, canonical, error, tuple(self.queries))

@@ -25,7 +25,8 @@ from .. import endpoints as ep
 from ..packet import IPPROTO_TCP, TCP, IPv4
 from .events import (
     Accepted, Action, Bind, CancelTimer, Close, Connect, Connected, ConnectionReset, DataReceived,
-    DatagramReceived, Done, EchoReplyReceived, Event, Listen, Open, PeerClosed, Program, Send, SendEcho,
+    DatagramReceived, Done, EchoReplyReceived, Event, Listen, Open, PeerClosed, Program, SegmentReceived, Send,
+    SendEcho,
     SendSegment, SendTo, SetTimer, Shutdown, SocketError, SocketOptions, TimerFired,
 )
 from .tcp import TcpConfig, TcpConnection, TcpOutput
@@ -145,17 +146,16 @@ class DirectWire:
             elif isinstance(action, SendEcho):
                 self.echo(self.sockets[key], action)
             elif isinstance(action, SendSegment):
-                self.log.append(Delivery(self.now, host, action.dst, "tcp", action.segment.sport,
-                                         action.segment.dport, action.segment))
+                self.raw_segment(self.sockets[key], action.dst, action.segment)
             elif isinstance(action, Shutdown):
                 sock = self.sockets[key]
                 if sock.conn is not None:
                     self.tcp_out(sock, sock.conn.shutdown(self.now // 1000))
             elif isinstance(action, Close):
-                sock = self.sockets.pop(key, None)
-                if sock is not None and sock.conn is not None and sock.conn.state in ("ESTABLISHED", "CLOSE_WAIT"):
-                    self.tcp_out(sock, sock.conn.shutdown(self.now // 1000))
-                    self.sockets[(id(program), "~" + action.sock)] = sock      # the kernel keeps it till closed
+                closed = self.sockets.pop(key, None)
+                if closed is not None and closed.conn is not None and closed.conn.state in ("ESTABLISHED", "CLOSE_WAIT"):
+                    self.tcp_out(closed, closed.conn.shutdown(self.now // 1000))
+                    self.sockets[(id(program), "~" + action.sock)] = closed      # the kernel keeps it till closed
             elif isinstance(action, SetTimer):
                 self.order += 1
                 self.cancelled.discard((id(program), action.name))
@@ -211,6 +211,23 @@ class DirectWire:
 
     extra_hosts: tuple[str, ...] = ()
 
+    def raw_segment(self, sock: Socket, dst: str, seg: TCP) -> None:
+        """A segment from a raw TCP socket: the destination's kernel answers a SYN with
+        SYN-ACK (a listener) or RST,ACK; the answer reaches the raw socket."""
+        self.log.append(Delivery(self.now, sock.host, dst, "tcp", seg.sport, seg.dport, seg))
+
+        def arrive() -> None:
+            self.now += 2 * self.hop_us
+            if not any(h == dst for h, _p in self.programs):
+                return
+            if self.find(dst, "tcp", seg.dport) is not None and seg.flags == "S":
+                answer = TCP(seg.dport, seg.sport, 1, (seg.seq + 1) & 0xFFFFFFFF, "SA", 64240)
+            else:
+                answer = rst_for(seg, sock.host, dst)
+            self.log.append(Delivery(self.now, dst, sock.host, "tcp", answer.sport, answer.dport, answer))
+            self.event(sock.owner, SegmentReceived(sock.name, dst, answer, 64, self.now))
+        self.later(arrive)
+
     # ------------------------------------------------------------------ TCP
 
     def connect(self, sock: Socket, dst: str, dport: int) -> None:
@@ -218,6 +235,7 @@ class DirectWire:
         if sock.kind == "udp":
             if not sock.port:
                 sock.port = self.ephemeral(sock, dst, dport)
+            self.later(lambda: self.event(sock.owner, Connected(sock.name, self.now)))
             return
         sock.port = sock.port or self.ephemeral(sock, dst, dport)
         sock.conn, out = TcpConnection.connect(sock.host, sock.port, dst, dport, TcpConfig.for_mtu(self.mtu),
