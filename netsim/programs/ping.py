@@ -307,8 +307,7 @@ class Ping(Program):
             seq = event.probe.seq
             self.events.append(PingError(seq, event.origin, event.offender, event.icmp_type, event.icmp_code,
                                          event.info, event.errno))
-            if event.origin == "icmp":
-                self.acked.add(seq)
+            self.acked.add(seq)          # answered by an error, or refused at once: not outstanding
             self.last_us = event.at
             return self.maybe_done(event.at)
         return []
