@@ -497,7 +497,7 @@ def test_fetch_a_chosen_size_over_the_tcp_stream():
     wire.run()
     assert (fetch.result.status_line, len(fetch.result.body), fetch.status) == ("HTTP/1.1 200 OK", 100000, 0)
     assert server.requests == [("POST", "/", 6000)]
-    path = wire.add  # noqa: F841 - the path "/<n>" asks for n bytes:
+    # the path "/<n>" asks for n bytes
     wire2 = DirectWire()
     wire2.add("10.244.1.2", HttpEchoServer(8080))
     small = wire2.add("10.244.0.2", Fetch("http://10.244.1.2:8080/42"))

@@ -27,6 +27,8 @@ saw it on this machine (tests/test_programs_dns.py names each measured sequence)
 - getaddrinfo's error: EAI_NONAME "Name or service not known" when every name was NXDOMAIN,
   EAI_NODATA "No address associated with hostname" when one had no data, EAI_AGAIN "Temporary
   failure in name resolution" after SERVFAIL, timeouts, REFUSED or ECONNREFUSED.
+Not modelled: with many addresses (40 did it, 12 did not) glibc's getaddrinfo runs the whole
+lookup a second time with a larger buffer (ERANGE from the NSS module, gaih_inet retries).
 `families=("A",)` is getaddrinfo with AI_ADDRCONFIG in a namespace without any IPv6 address
 (the lab's, which disables IPv6): only A queries. A pod whose kernel has IPv6 has ::1 and a
 link-local address, and glibc then asks for AAAA too (measured).
