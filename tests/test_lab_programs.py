@@ -32,7 +32,7 @@ from netsim.programs.events import (
     SendTo, SocketError, TimerFired, Connected,
 )
 from netsim.programs.ping import Ping, format_ping, parse_ping_args
-from netsim.programs.resolver import Resolve, ResolvConf, kubelet_resolv_conf
+from netsim.programs.resolver import Resolve, kubelet_resolv_conf
 from netsim.programs.traceroute import Traceroute, format_traceroute, parse_traceroute_args
 from netsim.programs.wire import DirectWire
 from test_lab import needs_lab

@@ -42,7 +42,7 @@ from ..addresses import parse_address, stable_hash
 from ..errors import ConfigError, InvalidNameError
 from ..names import DNS1123_LABEL
 from .dns import (
-    NOERROR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_NUMBERS, A, AAAA, DnsFormatError,
+    NOERROR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL, TYPE_NUMBERS, A, AAAA, DnsFormatError,
     Message, check_name, opt_record, query, tcp_frame, tcp_unframe,
 )
 from .events import (

@@ -230,7 +230,56 @@ class SendQueue:
         return out
 
 
-class TcpConnection:
+class SequenceSpace:
+    """A connection's numbers: sequence and acknowledgement numbers kept relative to the two
+    ISNs (the SYN is 0) and written absolute, timestamps, the MSS and window it sends with."""
+
+    iss: int
+    irs: int
+    rcv_nxt: int
+    ts_base: int
+    ts_recent: int
+    config: TcpConfig
+    peer_mss: int
+    max_window: int
+    rcv_wnd: int
+
+    def tsval(self, now_ms: int) -> int:
+        return (self.ts_base + now_ms) % SEQ_MOD
+
+    def abs_seq(self, rel: int) -> int:
+        return (self.iss + rel) % SEQ_MOD
+
+    def abs_ack(self) -> int:
+        return (self.irs + self.rcv_nxt) % SEQ_MOD
+
+    def rel_ack(self, ack: int) -> int:
+        return (ack - self.iss) % SEQ_MOD
+
+    def rel_seq(self, seq: int) -> int:
+        return (seq - self.irs) % SEQ_MOD
+
+    def take_timestamp(self, seg: TCP) -> None:
+        values = option_values(seg, TCPOPT_TIMESTAMP)
+        if values:
+            self.ts_recent = values[0]
+
+    @property
+    def mss_now(self) -> int:
+        """tcp_sync_mss and tcp_current_mss: the payload a segment may carry."""
+        mss = min(self.config.path_mtu - 40, self.peer_mss)
+        mss = max(mss, TCP_MIN_SND_MSS) - TCPOLEN_TSTAMP_ALIGNED
+        if self.max_window > TCP_MSS_DEFAULT:
+            mss = min(mss, max(self.max_window >> 1, 68 - 20 - TCPOLEN_TSTAMP_ALIGNED))
+        return mss
+
+    @property
+    def window_field(self) -> int:
+        return scaled_window(self.rcv_wnd, self.config.wscale)
+
+
+
+class TcpConnection(SequenceSpace):
     """One TCP socket's connection: see the module docstring for the rules it keeps."""
 
     def __init__(self, local: str, lport: int, remote: str, rport: int, config: TcpConfig | None = None) -> None:
@@ -300,41 +349,6 @@ class TcpConnection:
         scale = option_values(seg, TCPOPT_WINDOW)
         self.peer_wscale = min(scale[0], 14) if scale else 0
         self.take_timestamp(seg)
-
-    # -------------------------------------------------------------- numbers
-
-    def tsval(self, now_ms: int) -> int:
-        return (self.ts_base + now_ms) % SEQ_MOD
-
-    def abs_seq(self, rel: int) -> int:
-        return (self.iss + rel) % SEQ_MOD
-
-    def abs_ack(self) -> int:
-        return (self.irs + self.rcv_nxt) % SEQ_MOD
-
-    def rel_ack(self, ack: int) -> int:
-        return (ack - self.iss) % SEQ_MOD
-
-    def rel_seq(self, seq: int) -> int:
-        return (seq - self.irs) % SEQ_MOD
-
-    def take_timestamp(self, seg: TCP) -> None:
-        values = option_values(seg, TCPOPT_TIMESTAMP)
-        if values:
-            self.ts_recent = values[0]
-
-    @property
-    def mss_now(self) -> int:
-        """tcp_sync_mss and tcp_current_mss: the payload a segment may carry."""
-        mss = min(self.config.path_mtu - 40, self.peer_mss)
-        mss = max(mss, TCP_MIN_SND_MSS) - TCPOLEN_TSTAMP_ALIGNED
-        if self.max_window > TCP_MSS_DEFAULT:
-            mss = min(mss, max(self.max_window >> 1, 68 - 20 - TCPOLEN_TSTAMP_ALIGNED))
-        return mss
-
-    @property
-    def window_field(self) -> int:
-        return scaled_window(self.rcv_wnd, self.config.wscale)
 
     @property
     def packets_out(self) -> int:

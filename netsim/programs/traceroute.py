@@ -31,7 +31,7 @@ nearby hop's time, are not modelled); names come from `names` (netsim has no rev
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..addresses import parse_address, stable_hash
 from ..errors import UsageError
