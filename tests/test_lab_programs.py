@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -243,3 +244,99 @@ def test_real_traceroute_across_nodes_prints_what_format_traceroute_prints(lab):
                               at=at))
     assert [addr for _t, addr, _ms in hops] == ["10.244.0.1", "10.244.1.0", "10.244.1.2"]   # cni0, flannel.1, pod-c
     assert format_traceroute(tr.result) == real.stdout
+
+
+# ------------------------------------------------------------------------------ TCP as a stream
+
+PORT = 8090          # the lab's own listeners hold 8080 and 9090
+SERVER_CODE = ("import socket, sys\n"
+               "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+               f"s.bind(('0.0.0.0', {PORT})); s.listen(1); print('ready', flush=True)\n"
+               "c, _ = s.accept()\n"
+               "while c.recv(65536): pass\n"
+               "c.close()\n")
+CLIENT_CODE = ("import socket, sys\n"
+               f"c = socket.create_connection((sys.argv[1], {PORT})); c.sendall(b'q' * int(sys.argv[2]))\n"
+               "c.shutdown(socket.SHUT_WR)\n"
+               "while c.recv(65536): pass\n"
+               "c.close()\n")
+
+
+def segments(pcap) -> list:
+    from scapy.all import TCP as ScapyTCP, rdpcap
+    try:
+        return [p[ScapyTCP] for p in rdpcap(str(pcap)) if ScapyTCP in p]
+    except Exception:            # a packet being written as we read
+        return []
+
+
+def teardown_seen(segs: list) -> bool:
+    """The client's ACK of the server's FIN is in the capture: the exchange is over."""
+    fins = [s for s in segs if s.sport == PORT and "F" in str(s.flags)]
+    return bool(fins) and any(s.dport == PORT and s.ack == (fins[0].seq + 1) % (1 << 32) for s in segs)
+
+
+def kernel_transfer(netns_client: str, netns_server: str, size: int, tmp_path) -> list:
+    """The client's segments as pod-a's eth0 sent them: (flags, seq, ack, window, length, options)."""
+    pcap = tmp_path / f"tcp{size}.pcap"
+    server = subprocess.Popen(["ip", "netns", "exec", netns_server, sys.executable, "-c", SERVER_CODE],
+                              stdout=subprocess.PIPE, text=True)
+    dump = subprocess.Popen(["ip", "netns", "exec", netns_client, "tcpdump", "-i", "eth0", "-U", "--immediate-mode", "-B", "16384",
+                             "-n", "-w", str(pcap), "tcp", "port", str(PORT)], stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        assert dump.stderr is not None and "listening on" in dump.stderr.readline()
+        client_run = run(netns_client, sys.executable, "-c", CLIENT_CODE, "10.244.1.2", str(size))
+        assert client_run.returncode == 0, client_run.stderr
+        server.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while not teardown_seen(segments(pcap)):
+            assert time.monotonic() < deadline, "the capture never showed the teardown"
+    finally:
+        dump.terminate()
+        _out, summary = dump.communicate(timeout=30)
+        server.kill()
+    dropped = re.search(r"(\d+) packets? dropped by kernel", summary or "")
+    assert dropped is not None and dropped.group(1) == "0", f"tcpdump lost packets: {summary}"
+    packets = segments(pcap)
+    client = [seg for seg in packets if seg.dport == PORT]
+    server_isn = next(seg.seq for seg in packets if seg.sport == PORT and "S" in str(seg.flags))
+    isn = client[0].seq
+    out = []
+    for seg in client:
+        flags = "".join(f for f in "FSRPA" if f in str(seg.flags))
+        ack = (seg.ack - server_isn) % (1 << 32) if "A" in flags else None
+        out.append((flags, (seg.seq - isn) % (1 << 32), ack, seg.window, len(bytes(seg.payload)),
+                    [o[0] for o in seg.options]))
+    return out
+
+
+def model_transfer(size: int) -> list:
+    from test_programs_tcp import Wire
+    wire = Wire(size).run()
+    out = []
+    for side, seg in wire.log:
+        if side == "c":
+            flags, seq, ack, window, length = wire.rel("c", seg)
+            names = {2: "MSS", 4: "SAckOK", 8: "Timestamp", 1: "NOP", 3: "WScale"}
+            out.append((flags, seq, ack, window, length, [names[o.kind] for o in seg.option_list]))
+    return out
+
+
+@pytest.mark.parametrize("size", [6000, 100000])
+def test_kernel_sends_the_segments_tcp_connection_sends(lab, size, tmp_path):
+    """Compared exactly (see netsim.programs.tcp): the SYN (window, option kinds), the window of
+    every client segment (the client never receives data), each data segment's sequence number
+    and length, ACK on all, PSH on the write's last, the acknowledgement numbers, and FIN after
+    the data (on the last data segment or alone, as the send queue happens to be)."""
+    lab_, _server, netns = lab
+    kernel = kernel_transfer(netns, lab_.netns("pod-c"), size, tmp_path)
+    model = model_transfer(size)
+    assert kernel[0] == model[0] == ("S", 0, None, 64860, 0, ["MSS", "SAckOK", "Timestamp", "NOP", "WScale"])
+    data = lambda segs: [(seq, length, "A" in flags) for flags, seq, _a, _w, length, _o in segs if length]
+    assert data(kernel) == data(model)
+    assert "P" in [f for f, *_ in kernel if _[3]][-1] and "P" in [f for f, *_ in model if _[3]][-1]
+    assert {w for _f, _s, _a, w, _l, _o in kernel[1:]} == {w for _f, _s, _a, w, _l, _o in model[1:]} == {64}
+    fin = lambda segs: [(seq, length) for flags, seq, _a, _w, length, _o in segs if "F" in flags]
+    assert fin(kernel)[0][0] + fin(kernel)[0][1] == fin(model)[0][0] + fin(model)[0][1] == size + 1
+    assert kernel[-1][2] == model[-1][2] == 2         # the last ACK takes the server's FIN
