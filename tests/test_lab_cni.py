@@ -67,6 +67,17 @@ def test_three_pods_made_by_the_real_plugins_are_the_models(monkeypatch):
         assert pod.routes[0].split() == ["default", "via", "10.244.0.1", "dev", "eth0"]
     assert real.bridge["addr_assign_type"] == 3          # cni0's MAC is set, as netsim's fixed one
     assert len(real.ports) == 3 and all(p["linkinfo"]["info_slave_data"]["hairpin"] for p in real.ports)
+    # promiscuous mode: each port joined cni0 (br_add_if), cni0 and the pods' eth0 did not
+    assert [(p["promiscuity"], p["allmulti"]) for p in real.ports] == [(1, 1)] * 3
+    assert (real.bridge["promiscuity"], real.bridge["allmulti"]) == (0, 0)
+    assert [pod.counts for pod in real.pods] == [(0, 0)] * 3
+    # ... and the comparison finds a model port that is not promiscuous
+    port = cluster.netns("pod-b").devices["eth0"].peer
+    real_name = real.pods[1].result["interfaces"][1]["name"]
+    port.promiscuity -= 1
+    assert compare_cni(cluster, "node1", real) == [
+        f"{real_name} promiscuity/allmulti: model (0, 1) ({port.name}), plugins (1, 1)"]
+    port.promiscuity += 1
     assert real.version.startswith("1.")
     # nothing is left: the namespaces and host-local's allocation directory are gone
     assert made and not os.path.exists(made[0])
