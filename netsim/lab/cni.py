@@ -157,6 +157,37 @@ def real_cni_node(cluster: "Cluster", node: str, prefix: str) -> RealNode:
     return real
 
 
+def chapter_record(real: RealNode, node: str) -> dict[str, Any]:
+    """What the toolbox chapter shows (notebooks/data/cni-result.json): the plugins' version, the
+    configuration handed to `bridge` (without host-local's `dataDir`, a temporary directory of
+    the run) and each pod's result JSON as the plugin printed it."""
+    config = dict(real.config)
+    config["ipam"] = {k: v for k, v in config["ipam"].items() if k != "dataDir"}
+    return {"plugins": f"containernetworking-plugins {real.version}", "node": node, "config": config,
+            "pods": [{"name": pod.name, "result": pod.result} for pod in real.pods]}
+
+
+LAB_NETNS = re.compile(r"/nsl-[0-9]+-[a-z0-9]+-")
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """`value` (a chapter record) with what changes from run to run replaced by its kind: the
+    MACs and host veth names the plugins and the kernel pick at random, and the prefix of the
+    lab's namespace names in `sandbox` paths; two runs of the same plugins then compare equal."""
+    if isinstance(value, dict):
+        return {k: masked(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, key) for v in value]
+    if isinstance(value, str):
+        if MAC.fullmatch(value):
+            return "<random MAC>"
+        if VETH_NAME.fullmatch(value):
+            return "veth<8 random hex digits>"
+        if key == "sandbox":
+            return LAB_NETNS.sub("/<lab prefix>", value)
+    return value
+
+
 def _plugin(name: str, env: dict[str, str], config: dict[str, Any], node_ns: str) -> dict[str, Any]:
     """One CNI call: the plugin runs in the node's namespace (as a runtime on the node does),
     its configuration on stdin; its result JSON back."""
