@@ -88,6 +88,8 @@ class Bridge(Device):
         self.ports[dev.name] = port
         dev.master = self
         dev.rx_handler = br_handle_frame
+        dev.allmulti += 1           # br_add_if: dev_set_allmulti(dev, 1)
+        dev.promiscuity += 1        # br_manage_promisc: no VLAN filtering, every port promiscuous
         self.fdb[dev.mac] = FdbEntry(dev.mac, dev.name, self.name, local=True)
         if not self.fixed_mac and (len(self.ports) == 1 or _mac_key(dev.mac) < _mac_key(self.mac)):
             self.mac = dev.mac          # the lowest port MAC, kept as ports are added
@@ -97,6 +99,8 @@ class Bridge(Device):
         port = self.ports.pop(name)
         port.dev.master = None
         port.dev.rx_handler = None
+        port.dev.allmulti -= 1      # nbp_delete_promisc
+        port.dev.promiscuity -= 1
         for mac in [m for m, e in self.fdb.items() if e.port == name]:
             del self.fdb[mac]
         if not self.fixed_mac and self.ports:

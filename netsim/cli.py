@@ -24,7 +24,7 @@ from .errors import NetsimError, UsageError
 
 BACKENDS = ("vxlan", "host-gw", "udp")
 PROTOS = ("tcp", "udp", "icmp")
-VIEWS = ("ip addr", "ip route", "ip neigh", "bridge fdb", "iptables-save", "conntrack -L", "subnet.env")
+VIEWS = ("ip addr", "ip -d link show", "ip route", "ip neigh", "bridge fdb", "iptables-save", "conntrack -L", "subnet.env")
 _ROLE_COLOUR = {"request": "34", "reply": "32", "arp": "90", "error": "31"}
 
 
