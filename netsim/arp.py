@@ -15,7 +15,8 @@ Kernel behaviour modelled (net/ipv4/arp.c `arp_rcv`, `arp_process`, `arp_solicit
 - an ARP reply makes a waiting entry REACHABLE and sends its queue; a reply nobody asked for
   is ignored (arp_accept=0); PERMANENT and NOARP entries never change.
 A raw-IP device (TUN) has no link-layer header; a NOARP device (lo) uses its own address.
-The table itself is in neighbour.py.
+The table itself is in neighbour.py; the resolutions waiting on the timer are this module's
+per-walk state (`PendingResolutions`).
 """
 
 from __future__ import annotations
@@ -31,8 +32,16 @@ from .packet import ARP, ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
+
+
+class PendingResolutions:
+    """The INCOMPLETE entries whose timer is running (neigh_add_timer), in the order they were
+    created: (namespace, device, address) by (namespace name, device name, address)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[str, str, str], tuple[Namespace, Device, str]] = {}
 
 
 def neigh_ref(entry: Neighbour) -> NeighbourRef:
@@ -54,7 +63,7 @@ def l2_changes(flow: Flow, src: str, dst: str) -> tuple[FieldChange, ...]:
     return tuple(out)
 
 
-def arp_rcv(walk: Walk, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None:
+def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None:
     """arp_process: answer requests for our addresses, learn from replies we asked for."""
     if arp.op == ARP_REQUEST:
         if not ns.is_local_address(arp.pdst) or arp.pdst.startswith("127."):
@@ -67,14 +76,14 @@ def arp_rcv(walk: Walk, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> Non
         existing = ns.neighbours.get(dev.name, arp.psrc)
         if existing is None or existing.state not in ("PERMANENT", "NOARP"):
             ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, STALE)
-            neigh_update_flush(walk, ns, dev, arp.psrc)
+            neigh_update_flush(k, ns, dev, arp.psrc)
         learned = ns.neighbours.get(dev.name, arp.psrc)
         flow.end("delivered", Decision(
             Subsystem.ARP, "arp_process", ArpReason.REPLY, Verdict.REPLY,
             consulted=(neigh_ref(learned),) if learned is not None else (),
             target=arp.pdst, mac=dev.mac, sender=arp.psrc, sender_mac=arp.hwsrc, dev=dev.name))
         reply = Ethernet(arp.hwsrc, dev.mac, ETH_P_ARP, ARP(ARP_REPLY, dev.mac, arp.pdst, arp.hwsrc, arp.psrc))
-        walk.transmit(dev, reply, Flow(walk, "arp"))
+        k.dev_queue_xmit(dev, reply, k.new_flow("arp"))
         return
     entry = ns.neighbours.get(dev.name, arp.psrc)
     if entry is None:
@@ -86,13 +95,13 @@ def arp_rcv(walk: Walk, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> Non
                                        consulted=(neigh_ref(entry),)))
         return
     updated = ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, REACHABLE)
-    walk.pending_arp.pop((ns.name, dev.name, arp.psrc), None)
+    k.state(PendingResolutions).entries.pop((ns.name, dev.name, arp.psrc), None)
     flow.end("delivered", Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.REACHABLE, Verdict.REACHABLE,
                                    consulted=(neigh_ref(updated),)))
-    neigh_update_flush(walk, ns, dev, arp.psrc)
+    neigh_update_flush(k, ns, dev, arp.psrc)
 
 
-def neigh_update_flush(walk: Walk, ns: Namespace, dev: Device, ip: str) -> None:
+def neigh_update_flush(k: Kernel, ns: Namespace, dev: Device, ip: str) -> None:
     """neigh_update: an entry that became usable sends the packets queued on it."""
     entry = ns.neighbours.get(dev.name, ip)
     if entry is None or not entry.queue:
@@ -105,10 +114,10 @@ def neigh_update_flush(walk: Walk, ns: Namespace, dev: Device, ip: str) -> None:
         src = pending[1] if pending is not None else dev.mac
         qflow.note(Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.QUEUED_SENT, Verdict.SEND,
                             consulted=(neigh_ref(entry),), changes=l2_changes(qflow, src, entry.lladdr or "")))
-        walk.transmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, packet), qflow)
+        k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, packet), qflow)
 
 
-def arp_solicit(walk: Walk, ns: Namespace, dev: Device, target: str, src_hint: str | None) -> None:
+def arp_solicit(k: Kernel, ns: Namespace, dev: Device, target: str, src_hint: str | None) -> None:
     """arp_solicit: broadcast who-has, from the queued packet's source if it is ours."""
     if src_hint is not None and ns.is_local_address(src_hint):
         sip: str | None = src_hint
@@ -117,53 +126,54 @@ def arp_solicit(walk: Walk, ns: Namespace, dev: Device, target: str, src_hint: s
     if sip is None:
         sip = next((str(i.ip) for n, i in ns.addresses() if n != "lo"), "0.0.0.0")
     request = Ethernet(BROADCAST_MAC, dev.mac, ETH_P_ARP, ARP(ARP_REQUEST, dev.mac, sip, "00:00:00:00:00:00", target))
-    arp_flow = Flow(walk, "arp")
+    arp_flow = k.new_flow("arp")
     arp_flow.note(Decision(Subsystem.ARP, "arp_solicit", ArpReason.SOLICIT, Verdict.SOLICIT,
                            target=target, sender=sip, dev=dev.name))
-    walk.transmit(dev, request, arp_flow)
+    k.dev_queue_xmit(dev, request, arp_flow)
 
 
-def neigh_timer(walk: Walk) -> bool:
+def neigh_timer(k: Kernel) -> bool:
     """neigh_timer_handler, once the wire went quiet: probe again, or give up (FAILED, ICMP
     host unreachable for every queued packet). Returns whether anything was sent."""
     progressed = False
-    for key, (ns, dev, ip) in list(walk.pending_arp.items()):
+    pending = k.state(PendingResolutions).entries
+    for key, (ns, dev, ip) in list(pending.items()):
         entry = ns.neighbours.get(dev.name, ip)
         if entry is None or entry.state != INCOMPLETE:
-            del walk.pending_arp[key]
+            del pending[key]
             continue
         if entry.probes < MCAST_SOLICIT:
             entry.probes += 1
-            arp_solicit(walk, ns, dev, ip, None)
+            arp_solicit(k, ns, dev, ip, None)
             progressed = True
             continue
         entry.state = FAILED
-        del walk.pending_arp[key]
+        del pending[key]
         queued, entry.queue = entry.queue, []
         for packet, qflow in queued:
             qflow.end("dropped", Decision(Subsystem.NEIGHBOUR, "neigh_invalidate", NeighReason.FAILED, Verdict.DROP,
                                           consulted=(neigh_ref(entry),), probes=MCAST_SOLICIT), ns.name, dev.name)
             # arp_error_report -> ipv4_link_failure -> icmp_send, for forwarded and local
             # packets alike: ping shows "From <own address> ... Destination Host Unreachable".
-            walk.send_icmp_error(ns, packet, ICMP_DEST_UNREACH, 1, qflow)
+            k.icmp_send(ns, packet, ICMP_DEST_UNREACH, 1, qflow)
             progressed = True
     return progressed
 
 
-def neigh_output(walk: Walk, ns: Namespace, dev: Device, nexthop: str, ip: IPv4, flow: Flow) -> None:
+def neigh_output(k: Kernel, ns: Namespace, dev: Device, nexthop: str, ip: IPv4, flow: Flow) -> None:
     """ip_finish_output2 -> neigh_output: put the link-layer header on, resolving the next
     hop's MAC first if needed."""
     if dev.link_type == "none":                 # no hard header (TUN)
-        walk.transmit(dev, ip, flow)
+        k.dev_queue_xmit(dev, ip, flow)
         return
     if "NOARP" in dev.flags or "LOOPBACK" in dev.flags:      # arp_constructor: the device's own address
-        walk.transmit(dev, Ethernet(dev.mac, dev.mac, ETH_P_IP, ip), flow)
+        k.dev_queue_xmit(dev, Ethernet(dev.mac, dev.mac, ETH_P_IP, ip), flow)
         return
     entry = ns.neighbours.get(dev.name, nexthop)
     if entry is not None and entry.usable:
         flow.note(Decision(Subsystem.NEIGHBOUR, "neigh_resolve_output", NeighReason.RESOLVED, Verdict.RESOLVED,
                            consulted=(neigh_ref(entry),), changes=l2_changes(flow, dev.mac, entry.lladdr or "")))
-        walk.transmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, ip), flow)
+        k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, ip), flow)
         return
     if entry is None or entry.state == FAILED:
         entry = ns.neighbours.set(dev.name, nexthop, None, INCOMPLETE)
@@ -171,8 +181,8 @@ def neigh_output(walk: Walk, ns: Namespace, dev: Device, nexthop: str, ip: IPv4,
         entry.queue.append((ip, flow))
         flow.note(Decision(Subsystem.NEIGHBOUR, "__neigh_event_send", NeighReason.NEW_INCOMPLETE, Verdict.QUEUE,
                            consulted=(neigh_ref(entry),)))
-        walk.pending_arp[(ns.name, dev.name, nexthop)] = (ns, dev, nexthop)
-        arp_solicit(walk, ns, dev, nexthop, ip.src)
+        k.state(PendingResolutions).entries[(ns.name, dev.name, nexthop)] = (ns, dev, nexthop)
+        arp_solicit(k, ns, dev, nexthop, ip.src)
         return
     entry.queue.append((ip, flow))
     flow.note(Decision(Subsystem.NEIGHBOUR, "__neigh_event_send", NeighReason.INCOMPLETE, Verdict.QUEUE,

@@ -28,24 +28,24 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
-from .arp import neigh_output
 from .decision import BridgeReason, Decision, FdbRef, Subsystem, Verdict, fdb_ref, field_change, neighbour_ref
-from .device import Device
+from .device import VLAN_HLEN, Device, l3_length
 from .errors import ConfigError
-from .ip_fragment import ip_fragment
 from .packet import BROADCAST_MAC, ETH_P_IP, Ethernet, IPv4
 from .route import route_ref
-from .veth import VLAN_HLEN, l3_length
-
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .walk import Walk
+    from .kernel import Kernel
+    from .netns import Namespace
 
 
 @dataclass
 class BridgePort:
+    """A device enslaved to a bridge (struct net_bridge_port): its rx_handler_data."""
+
     dev: Device
+    br: Bridge
     hairpin: bool = False
     learning: bool = True
     flood: bool = True
@@ -84,10 +84,11 @@ class Bridge(Device):
             raise ConfigError(f"{dev.name} is already a port of {dev.master.name}")
         if dev is self:
             raise ConfigError(f"a bridge cannot be its own port ({self.name})")
-        port = BridgePort(dev, hairpin=hairpin, learning=learning)
+        port = BridgePort(dev, self, hairpin=hairpin, learning=learning)
         self.ports[dev.name] = port
         dev.master = self
         dev.rx_handler = br_handle_frame
+        dev.rx_handler_data = port
         dev.allmulti += 1           # br_add_if: dev_set_allmulti(dev, 1)
         dev.promiscuity += 1        # br_manage_promisc: no VLAN filtering, every port promiscuous
         self.fdb[dev.mac] = FdbEntry(dev.mac, dev.name, self.name, local=True)
@@ -99,6 +100,7 @@ class Bridge(Device):
         port = self.ports.pop(name)
         port.dev.master = None
         port.dev.rx_handler = None
+        port.dev.rx_handler_data = None
         port.dev.allmulti -= 1      # nbp_delete_promisc
         port.dev.promiscuity -= 1
         for mac in [m for m, e in self.fdb.items() if e.port == name]:
@@ -148,20 +150,19 @@ def _fdb_ref(br: Bridge, mac: str, entry: FdbEntry | None) -> FdbRef:
 
 
 # br_input.c -------------------------------------------------------------------------------
-def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -> None:
+def br_handle_frame(k: Kernel, port_dev: Device, frame: Ethernet, flow: Flow) -> None:
     """The rx handler of a bridge port: learn, run br_netfilter's PREROUTING, then pass the
     frame up, flood it or forward it."""
-    br = port_dev.master
-    assert br is not None and br.netns is not None
-    port = br.ports[port_dev.name]
-    ns = br.netns
+    port: BridgePort = port_dev.rx_handler_data
+    br = port.br
+    ns: Namespace = br.netns
     if port.learning and not is_multicast(frame.src) and br.learn(frame.src, port_dev.name):
         flow.note(Decision(Subsystem.BRIDGE, "br_fdb_update", BridgeReason.LEARNED, Verdict.LEARN,
                            consulted=(fdb_ref(br.name, frame.src, port=port_dev.name),)))
     dnat_route = None
     if frame.type == ETH_P_IP and ns.sysctl.bridge_nf_call_iptables and isinstance(frame.payload, IPv4):
         ip = frame.payload
-        result = walk.hook(ns, "PREROUTING", ip, flow, indev=br.name)
+        result = k.nf_hook(ns, "PREROUTING", ip, flow, indev=br.name)
         if result is None:
             return
         flow.skb.bridged = True
@@ -190,7 +191,7 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
             flow.note(Decision(
                 Subsystem.BRIDGE, "br_nf_pre_routing_finish_bridge", BridgeReason.RESOLVE_DNAT_TARGET, Verdict.RESOLVE,
                 consulted=(route_ref(dnat_route),), target=dnat_route.nexthop, bridge=br.name))
-            neigh_output(walk, ns, br, dnat_route.nexthop, frame.payload, flow)
+            k.neigh_output(ns, br, dnat_route.nexthop, frame.payload, flow)
             return
         old = frame.dst
         frame = replace(frame, dst=entry.lladdr or "")
@@ -199,34 +200,34 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
             consulted=(route_ref(dnat_route), neighbour_ref(br.name, entry.ip, entry.lladdr or "", entry.state)),
             changes=(field_change("ethernet", "dst", old, entry.lladdr or ""),),
             target=dnat_route.nexthop, bridge=br.name, lladdr=entry.lladdr))
-        br_forward(walk, br, port_dev, frame, flow)
+        br_forward(k, br, port_dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
         flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.BROADCAST, Verdict.FLOOD, bridge=br.name))
-        br_flood(walk, br, port_dev, frame, flow, include_up=True)
+        br_flood(k, br, port_dev, frame, flow, include_up=True)
         return
     if br.is_local_mac(frame.dst):
         flow.note(Decision(Subsystem.BRIDGE, "br_pass_frame_up", BridgeReason.OWN_MAC, Verdict.UP,
                            consulted=(_fdb_ref(br, frame.dst, br.fdb.get(frame.dst)),), bridge=br.name, dst=frame.dst))
-        br_pass_frame_up(walk, br, frame, flow.copy())
+        br_pass_frame_up(k, br, frame, flow.copy())
         return
-    br_forward(walk, br, port_dev, frame, flow)
+    br_forward(k, br, port_dev, frame, flow)
 
 
-def br_pass_frame_up(walk: Walk, br: Bridge, frame: Ethernet, up: Flow) -> None:
+def br_pass_frame_up(k: Kernel, br: Bridge, frame: Ethernet, up: Flow) -> None:
     """The frame is received again, on the bridge device itself, and goes to its protocols."""
-    walk.record(br, "rx", frame, up)
-    walk.deliver(br, frame, up, otherhost=False)
+    k.record_hop(br, "rx", frame, up)
+    k.netif_deliver(br, frame, up, otherhost=False)
 
 
 # br_forward.c -----------------------------------------------------------------------------
-def br_forward(walk: Walk, br: Bridge, in_dev: Device, frame: Ethernet, flow: Flow) -> None:
+def br_forward(k: Kernel, br: Bridge, in_dev: Device, frame: Ethernet, flow: Flow) -> None:
     """FDB lookup: out of the port the destination sits behind, or flooded if unknown."""
     entry = br.fdb.get(frame.dst)
     if entry is None:
         flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.UNKNOWN_UNICAST, Verdict.FLOOD,
                            consulted=(fdb_ref(br.name, frame.dst),), bridge=br.name, dst=frame.dst))
-        br_flood(walk, br, in_dev, frame, flow, include_up=False)
+        br_flood(k, br, in_dev, frame, flow, include_up=False)
         return
     port = br.ports[entry.port]
     if entry.port == in_dev.name and not port.hairpin:
@@ -236,35 +237,35 @@ def br_forward(walk: Walk, br: Bridge, in_dev: Device, frame: Ethernet, flow: Fl
         return
     flow.note(Decision(Subsystem.BRIDGE, "br_forward", BridgeReason.FDB, Verdict.FORWARD,
                        consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst, port=entry.port))
-    br_nf_forward(walk, br, port.dev, frame, flow)
+    br_nf_forward(k, br, port.dev, frame, flow)
 
 
-def br_nf_forward(walk: Walk, br: Bridge, out_dev: Device, frame: Ethernet, flow: Flow) -> None:
+def br_nf_forward(k: Kernel, br: Bridge, out_dev: Device, frame: Ethernet, flow: Flow) -> None:
     """__br_forward with br_netfilter: FORWARD and POSTROUTING for a bridged IPv4 packet, and
     br_nf_dev_queue_xmit's refragmentation of a packet conntrack reassembled."""
     ns = br.netns
     assert ns is not None
     if (frame.type == ETH_P_IP and ns.sysctl.bridge_nf_call_iptables and isinstance(frame.payload, IPv4)
             and flow.skb.bridged):
-        ip = walk.hook(ns, "FORWARD", frame.payload, flow, indev=br.name, outdev=br.name)
+        ip = k.nf_hook(ns, "FORWARD", frame.payload, flow, indev=br.name, outdev=br.name)
         if ip is None:
             return
-        ip = walk.hook(ns, "POSTROUTING", ip, flow, outdev=br.name)
+        ip = k.nf_hook(ns, "POSTROUTING", ip, flow, outdev=br.name)
         if ip is None:
             return
         frame = replace(frame, payload=ip)
         frag_max = flow.skb.frag_max
         if frag_max and ip.length() > frag_max:
-            fragments = ip_fragment(ip, frag_max)
+            fragments = k.ip_do_fragment(ip, frag_max)
             flow.note(Decision(Subsystem.BRIDGE, "br_nf_dev_queue_xmit", BridgeReason.REFRAGMENT, Verdict.FRAGMENT,
                                frag_max=frag_max, count=len(fragments)))
             for frag in fragments:
-                br_dev_queue_push_xmit(walk, out_dev, replace(frame, payload=frag), flow.copy())
+                br_dev_queue_push_xmit(k, out_dev, replace(frame, payload=frag), flow.copy())
             return
-    br_dev_queue_push_xmit(walk, out_dev, frame, flow)
+    br_dev_queue_push_xmit(k, out_dev, frame, flow)
 
 
-def br_dev_queue_push_xmit(walk: Walk, port_dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+def br_dev_queue_push_xmit(k: Kernel, port_dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
     """Out of one port, if the frame fits its MTU (is_skb_forwardable)."""
     size = l3_length(frame)
     br = port_dev.master
@@ -273,10 +274,10 @@ def br_dev_queue_push_xmit(walk: Walk, port_dev: Device, frame: Ethernet | IPv4,
                                      bridge=br.name, size=size, port=port_dev.name, mtu=port_dev.mtu),
                  port_dev.netns.name if port_dev.netns else "", port_dev.name)
         return
-    walk.transmit(port_dev, frame, flow)
+    k.dev_queue_xmit(port_dev, frame, flow)
 
 
-def br_flood(walk: Walk, br: Bridge, in_dev: Device | None, frame: Ethernet, flow: Flow, include_up: bool) -> None:
+def br_flood(k: Kernel, br: Bridge, in_dev: Device | None, frame: Ethernet, flow: Flow, include_up: bool) -> None:
     """A copy to every port that floods (never back out of the ingress port unless it is in
     hairpin mode), and with `include_up` one up the bridge device too."""
     if br.flood_hook is not None:
@@ -288,15 +289,15 @@ def br_flood(walk: Walk, br: Bridge, in_dev: Device | None, frame: Ethernet, flo
         if in_dev is not None and port.dev is in_dev:
             copy.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.HAIRPIN, Verdict.HAIRPIN,
                                bridge=br.name, port=port.dev.name))
-        br_nf_forward(walk, br, port.dev, frame, copy)
+        br_nf_forward(k, br, port.dev, frame, copy)
     if include_up:
-        br_pass_frame_up(walk, br, frame, flow.copy())
+        br_pass_frame_up(k, br, frame, flow.copy())
     elif not targets:
         flow.end("dropped", Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.NO_PORT, Verdict.DROP, bridge=br.name))
 
 
 # br_device.c ------------------------------------------------------------------------------
-def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
+def br_dev_xmit(k: Kernel, br: Bridge, frame: Ethernet, flow: Flow) -> None:
     """br_dev_xmit: the host sends through the bridge device: flooded, or out of the port
     the FDB names. A bridged DNAT that waited on ARP goes back into the bridge as received on
     its port, with its Ethernet source restored (br_nf_pre_routing_finish_bridge_slow)."""
@@ -306,14 +307,14 @@ def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
         port_name = pending[0]
         flow.note(Decision(Subsystem.BRIDGE, "br_nf_pre_routing_finish_bridge_slow", BridgeReason.DNAT_RESOLVED,
                            Verdict.BRIDGE, port=port_name, src=frame.src))
-        br_forward(walk, br, br.ports[port_name].dev, frame, flow)
+        br_forward(k, br, br.ports[port_name].dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
         flow.note(Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.HOST_BROADCAST, Verdict.FLOOD, bridge=br.name))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
         for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
-            br_dev_queue_push_xmit(walk, port.dev, frame, flow.copy())
+            br_dev_queue_push_xmit(k, port.dev, frame, flow.copy())
         return
     entry = br.fdb.get(frame.dst)
     if entry is None:
@@ -322,8 +323,8 @@ def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
         for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
-            br_dev_queue_push_xmit(walk, port.dev, frame, flow.copy())
+            br_dev_queue_push_xmit(k, port.dev, frame, flow.copy())
         return
     flow.note(Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.FDB, Verdict.FORWARD,
                        consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst, port=entry.port))
-    br_dev_queue_push_xmit(walk, br.ports[entry.port].dev, frame, flow)
+    br_dev_queue_push_xmit(k, br.ports[entry.port].dev, frame, flow)

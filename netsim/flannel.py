@@ -31,8 +31,8 @@ from .tun import Tun
 from .vxlan import VXLAN_OVERHEAD, VxlanDevice, VxlanFdbEntry
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 BACKENDS = ("vxlan", "host-gw", "udp")
 VXLAN_VNI = 1
@@ -179,14 +179,14 @@ class UdpProxy:
                 return peer
         return None
 
-    def from_tun(self, walk: Walk, tun: Tun, ip: IPv4, flow: Flow) -> None:
-        ns = tun.netns
-        assert ns is not None
+    def from_tun(self, k: Kernel, tun: Tun, ip: IPv4, flow: Flow) -> None:
+        """tun_to_udp: read a packet from flannel0 and send it in UDP to the peer's flanneld."""
+        ns: Namespace = tun.netns
         peer = self.lookup(ip.dst)
         if peer is None:
             flow.end("dropped", Decision(Subsystem.FLANNEL, "tun_to_udp", FlannelReason.NO_ROUTE, Verdict.DROP,
                                          dst=ip.dst))
-            walk.send_icmp_error(ns, ip, 3, 0, flow)
+            k.icmp_send(ns, ip, 3, 0, flow)
             return
         inner = _decrement_ttl(ip, flow)
         if inner is None:
@@ -201,9 +201,10 @@ class UdpProxy:
         out = flow.copy(Skb())
         out.note(Decision(Subsystem.FLANNEL, "sendto", FlannelReason.SEND, Verdict.SEND, src=self.public_ip, peer=peer,
                           port=UDP_PORT))
-        walk.local_out(ns, outer, out)
+        k.ip_local_out(ns, outer, out)
 
-    def from_udp(self, walk: Walk, ns: Namespace, outer: IPv4, flow: Flow) -> None:
+    def udp_rcv(self, k: Kernel, ns: Namespace, outer: IPv4, flow: Flow) -> None:
+        """udp_to_tun: a datagram on flanneld's socket (8285) is written to flannel0."""
         udp = outer.payload
         inner = udp.payload if isinstance(udp, UDP) else None
         if not isinstance(inner, IPv4):
@@ -216,7 +217,7 @@ class UdpProxy:
         flow.end("delivered", Decision(Subsystem.FLANNEL, "udp_to_tun", FlannelReason.DECAPSULATED, Verdict.DECAPSULATE,
                                        changes=(field_change("ipv4", "ttl", inner.ttl + 1, inner.ttl),),
                                        port=UDP_PORT, tun=tun.name))
-        walk.receive(tun, inner, flow.copy(Skb()))
+        k.netif_receive_skb(tun, inner, flow.copy(Skb()))
 
 
 def _decrement_ttl(ip: IPv4, flow: Flow) -> IPv4 | None:

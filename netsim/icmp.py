@@ -8,7 +8,7 @@ Kernel behaviour modelled (net/ipv4/icmp.c `icmp_send`, `__icmp_send`):
   selects (else the address the offender was sent to);
 - the offender's header and as much of its payload as fits in 576 bytes are quoted, with
   TOS 0xc0 and DF clear (endpoints.icmp_error builds it);
-- it leaves through the normal output path (ip_output.py), as a packet of its own.
+- it leaves through the normal output path (ip_local_out), as a packet of its own.
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ from typing import TYPE_CHECKING
 
 from . import endpoints as ep
 from .decision import Decision, IcmpReason, Subsystem, Verdict
-from .ip_output import ip_local_out
 from .packet import ICMP, IPPROTO_ICMP, IPv4
-
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 
-def icmp_send(walk: Walk, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow,
+def icmp_send(k: Kernel, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow,
               why: IcmpReason = IcmpReason.ERROR, rest: int = 0) -> None:
     if offender.frag:
         return   # __icmp_send replies to fragment 0 only
@@ -39,7 +37,7 @@ def icmp_send(walk: Walk, ns: Namespace, offender: IPv4, itype: int, code: int, 
     src = rr.src or offender.dst
     error = ep.icmp_error(offender, src, itype, code, ns.sysctl.ip_default_ttl,
                           ns.ip_id(src, offender.src, IPPROTO_ICMP), rest)
-    err_flow = Flow(walk, "error")
+    err_flow = k.new_flow("error")
     err_flow.note(Decision(Subsystem.ICMP, "icmp_send", why, Verdict.SEND, type=itype, code=code, src=src,
                            dst=offender.src))
-    ip_local_out(walk, ns, error, err_flow, rr)
+    k.ip_local_out(ns, error, err_flow, rr)

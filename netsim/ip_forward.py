@@ -7,7 +7,7 @@ net/ipv4/ip_output.c `ip_output`):
 - a packet with DF set that exceeds the output device's MTU is dropped with ICMP
   fragmentation needed, carrying that MTU (`ip_exceeds_mtu`);
 - otherwise the TTL drops by one (`ip_decrease_ttl`), FORWARD runs, and the packet goes to
-  the output path (POSTROUTING, fragmentation, neighbour) in ip_output.py.
+  the output path (dst_output: POSTROUTING, fragmentation, neighbour).
 """
 
 from __future__ import annotations
@@ -15,37 +15,35 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from . import ip_output
 from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
 from .device import Device
 from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4
 from .route import RouteResult, route_ref
-
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 
-def ip_forward(walk: Walk, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
+def ip_forward(k: Kernel, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
     text = str(rr.route)
     flow.note(Decision(Subsystem.ROUTE, "ip_route_input", RouteReason.FORWARD, Verdict.FORWARD,
                        consulted=(route_ref(rr, text),)))
     if ip.ttl <= 1:
         flow.end("dropped", Decision(Subsystem.IP, "ip_forward", IpReason.TTL_EXCEEDED, Verdict.DROP, ttl=ip.ttl))
-        walk.send_icmp_error(ns, ip, ICMP_TIME_EXCEEDED, 0, flow)
+        k.icmp_send(ns, ip, ICMP_TIME_EXCEEDED, 0, flow)
         return
     out_dev = ns.devices[rr.dev]
     if ip.df and ip.length() > out_dev.mtu:
         flow.end("dropped", Decision(Subsystem.IP, "ip_forward", IpReason.FRAG_NEEDED, Verdict.DROP,
                                      size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu))
-        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 4, flow, rest=out_dev.mtu)
+        k.icmp_send(ns, ip, ICMP_DEST_UNREACH, 4, flow, rest=out_dev.mtu)
         return
     ip = replace(ip, ttl=ip.ttl - 1)
     flow.note(Decision(Subsystem.IP, "ip_forward", IpReason.FORWARDED, Verdict.FORWARD,
                        changes=(field_change("ipv4", "ttl", ip.ttl + 1, ip.ttl),)))
-    hooked = walk.hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)
+    hooked = k.nf_hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)
     if hooked is None:
         return
-    ip_output.ip_output(walk, ns, hooked, rr, flow)
+    k.ip_output(ns, hooked, rr, flow)

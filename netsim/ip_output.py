@@ -9,48 +9,45 @@ Kernel behaviour modelled (net/ipv4/ip_output.c `ip_local_out`, `__ip_local_out`
 - a packet for one of our own addresses runs POSTROUTING and goes out of `lo`;
 - a locally generated packet with DF set larger than the device's MTU fails with EMSGSIZE;
 - POSTROUTING runs; a packet over the MTU (or over the largest fragment conntrack reassembled
-  it from, IPCB frag_max_size) is fragmented if DF is clear (ip_fragment.py), else dropped;
-- the neighbour layer puts the Ethernet header on (arp.py).
+  it from, IPCB frag_max_size) is fragmented if DF is clear (ip_do_fragment), else dropped;
+- the neighbour layer puts the Ethernet header on (neigh_output).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .arp import neigh_output
 from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
-from .ip_fragment import ip_fragment
 from .packet import ETH_P_IP, Ethernet, IPv4
 from .route import RouteResult, route_ref
-
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 # What a socket's connect()/sendmsg() gets for a route that cannot carry locally generated packets.
 LOCAL_OUT_ERRNO = {"blackhole": "EINVAL", "unreachable": "EHOSTUNREACH"}
 
 
-def ip_local_out(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult | None = None) -> None:
+def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult | None = None) -> None:
     """ip_local_out for a packet this namespace generates."""
     if rr is None:
         rr = ns.route_get(ip.dst, ip.src)
         if rr is None:
             flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_output_key", RouteReason.NO_ROUTE, Verdict.DROP,
                                          dst=ip.dst, netns=ns.name), ns.name)
-            walk.local_error(ns, flow, "ENETUNREACH")
+            k.sock_send_error(ns, flow, "ENETUNREACH")
             return
     if rr.route.type in LOCAL_OUT_ERRNO:
         flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_output_key", RouteReason.LOCAL_ERROR, Verdict.DROP,
                                      consulted=(route_ref(rr),), errno=LOCAL_OUT_ERRNO[rr.route.type]), ns.name)
-        walk.local_error(ns, flow, LOCAL_OUT_ERRNO[rr.route.type])
+        k.sock_send_error(ns, flow, LOCAL_OUT_ERRNO[rr.route.type])
         return
     flow.note(Decision(Subsystem.ROUTE, "ip_route_output_key", RouteReason.OUTPUT, Verdict.OUTPUT,
                        consulted=(route_ref(rr, str(rr.route)),), dst=rr.dst))
     original_dst = ip.dst
-    hooked = walk.hook(ns, "OUTPUT", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
+    hooked = k.nf_hook(ns, "OUTPUT", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
     if hooked is None:
         return
     ip = hooked
@@ -59,30 +56,30 @@ def ip_local_out(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResul
         if rerouted is None:
             flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_me_harder", RouteReason.NO_ROUTE, Verdict.DROP,
                                          dst=ip.dst), ns.name)
-            walk.local_error(ns, flow, "ENETUNREACH")       # the output route lookup's error
+            k.sock_send_error(ns, flow, "ENETUNREACH")       # the output route lookup's error
             return
         rr = rerouted
         flow.note(Decision(Subsystem.ROUTE, "ip_route_me_harder", RouteReason.REROUTED, Verdict.OUTPUT,
                            consulted=(route_ref(rr),), dst=rr.dst))
     if rr.is_local:
-        hooked = walk.hook(ns, "POSTROUTING", ip, flow, outdev="lo")
+        hooked = k.nf_hook(ns, "POSTROUTING", ip, flow, outdev="lo")
         if hooked is None:
             return
         lo = ns.devices["lo"]
-        walk.transmit(lo, Ethernet("00:00:00:00:00:00", "00:00:00:00:00:00", ETH_P_IP, hooked), flow)
+        k.dev_queue_xmit(lo, Ethernet("00:00:00:00:00:00", "00:00:00:00:00:00", ETH_P_IP, hooked), flow)
         return
     out_dev = ns.devices[rr.dev]
     if ip.df and ip.length() > out_dev.mtu:
         flow.end("dropped", Decision(Subsystem.IP, "ip_fragment", IpReason.EMSGSIZE, Verdict.DROP,
                                      size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu), ns.name, out_dev.name)
-        walk.local_error(ns, flow, "EMSGSIZE")
+        k.sock_send_error(ns, flow, "EMSGSIZE")
         return
-    ip_output(walk, ns, ip, rr, flow)
+    k.ip_output(ns, ip, rr, flow)
 
 
-def ip_output(walk: Walk, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
+def ip_output(k: Kernel, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
     """ip_output and ip_finish_output: POSTROUTING, then fragment what does not fit."""
-    hooked = walk.hook(ns, "POSTROUTING", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
+    hooked = k.nf_hook(ns, "POSTROUTING", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
     if hooked is None:
         return
     ip = hooked
@@ -94,7 +91,7 @@ def ip_output(walk: Walk, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) 
                                          size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu), ns.name, out_dev.name)
             return
         size = min(out_dev.mtu, frag_max) if frag_max else out_dev.mtu
-        fragments = ip_fragment(ip, size)
+        fragments = k.ip_do_fragment(ip, size)
         changes = (field_change("ipv4", "len", ip.length(), fragments[0].length()),)
         if frag_max and frag_max <= out_dev.mtu:
             flow.note(Decision(Subsystem.IP, "ip_do_fragment", IpReason.REFRAGMENTED, Verdict.FRAGMENT,
@@ -104,6 +101,6 @@ def ip_output(walk: Walk, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) 
                                changes=changes, size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu,
                                count=len(fragments)))
         for frag in fragments:
-            neigh_output(walk, ns, out_dev, rr.nexthop, frag, flow.copy())
+            k.neigh_output(ns, out_dev, rr.nexthop, frag, flow.copy())
         return
-    neigh_output(walk, ns, out_dev, rr.nexthop, ip, flow)
+    k.neigh_output(ns, out_dev, rr.nexthop, ip, flow)

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from .addresses import parse_address, parse_interface, parse_network, stable_hash
 from .device import Device, Loopback
 from .errors import ConfigError
 from .neighbour import NeighbourTable, PERMANENT
 from .route import Route, RouteResult, RoutingTable, address_int
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .stack import Network
 
 
 @dataclass
@@ -53,12 +50,11 @@ class Sysctls:
 
 
 class Namespace:
-    def __init__(self, name: str, network: "Network | None" = None):
+    def __init__(self, name: str):
         from .conntrack import Conntrack
         from .netfilter import Netfilter
 
         self.name = name
-        self.network = network
         self.devices: dict[str, Device] = {}
         self.sysctl = Sysctls()
         self.local_table = RoutingTable("local")

@@ -17,7 +17,6 @@ from .trace import Ended
 
 if TYPE_CHECKING:  # pragma: no cover
     from .conntrack import ConntrackEntry
-    from .walk import Walk
 
 
 @dataclass
@@ -72,18 +71,27 @@ class _Draft:
         self.pending: list[tuple[str, Decision, str, str, int]] = []
 
 
+class FlowLog:
+    """What the packets of one walk share: their numbering, and the copies that ended before
+    they reached any capture point (`Trace.ended`)."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.ended: list[Ended] = []
+
+
 class Flow:
     """One packet (or one copy of it) on its way: its skb metadata and its latest hop.
 
     `own` says whether `last` is a hop this flow recorded itself; a copy starts on the hop
     of the flow it was copied from, which it shares with its siblings."""
 
-    __slots__ = ("walk", "packet_id", "role", "last", "own", "early", "skb")
+    __slots__ = ("log", "packet_id", "role", "last", "own", "early", "skb")
 
-    def __init__(self, walk: "Walk", role: str, skb: Skb | None = None):
-        self.walk = walk
-        walk.packets += 1
-        self.packet_id = walk.packets
+    def __init__(self, log: FlowLog, role: str, skb: Skb | None = None):
+        self.log = log
+        log.packets += 1
+        self.packet_id = log.packets
         self.role = role
         self.last: _Draft | None = None
         self.own = False
@@ -111,11 +119,11 @@ class Flow:
         elif last is not None:
             last.pending.append((verdict, d, netns or last.netns, device or last.device, self.packet_id))
         else:
-            self.walk.ended.append(Ended(self.packet_id, self.role, netns, device, verdict, d, None))
+            self.log.ended.append(Ended(self.packet_id, self.role, netns, device, verdict, d, None))
 
     def copy(self, skb: Skb | None = None) -> "Flow":
         other = Flow.__new__(Flow)
-        other.walk, other.packet_id, other.role = self.walk, self.packet_id, self.role
+        other.log, other.packet_id, other.role = self.log, self.packet_id, self.role
         other.last, other.own, other.early = self.last, False, []
         other.skb = skb if skb is not None else self.skb.clone()
         return other

@@ -7,7 +7,8 @@ the module named for the kernel code it follows:
 
 | module | kernel |
 | --- | --- |
-| walk.py | net/core/dev.c: the receive queue, dev_queue_xmit, netif_receive_skb, NF_HOOK |
+| kernel.py | the services the modules below call on each other: the kernel interface |
+| walk.py | net/core/dev.c: the receive queue, dev_queue_xmit, netif_receive_skb, NF_HOOK; implements kernel.py |
 | veth.py | drivers/net/veth.c: veth_xmit, is_skb_forwardable; loopback_xmit |
 | bridge.py | net/bridge: br_handle_frame, br_forward, br_flood, br_dev_xmit, br_netfilter |
 | arp.py | net/ipv4/arp.c, net/core/neighbour.c: neighbour resolution and ARP |
@@ -19,6 +20,7 @@ the module named for the kernel code it follows:
 | vxlan.py | drivers/net/vxlan/vxlan_core.c: vxlan_xmit, vxlan_rcv |
 | tun.py | drivers/net/tun.c: tun_net_xmit |
 | sockets.py | the transport layer: sockets and the kernel's own responders |
+| netfilter/nf_reject_ipv4.py | what REJECT sends: nf_send_reset, nf_send_unreach |
 
 Each step records its decision (netsim.decision.Decision) on the hop where the kernel had the
 frame in hand; they become `Hop.decisions`, and the exchange's end becomes `Trace.outcome`
@@ -28,7 +30,7 @@ instead of hanging.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import sockets
 from .addresses import derive_mac, parse_address
@@ -45,6 +47,9 @@ from .sockets import Client
 from .trace import Trace
 from .walk import MAX_HOPS, Flow, Walk
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import UdpSocketOwner
+
 __all__ = ["Network", "Walk", "Flow", "Client", "MAX_HOPS", "fragment", "LOCAL_OUT_ERRNO"]
 
 
@@ -53,7 +58,8 @@ class Network:
 
     def __init__(self) -> None:
         self.namespaces: dict[str, Namespace] = {}
-        self.udp_programs: dict[tuple[str, int], sockets.UdpProgram] = {}
+        # userspace programs holding a UDP port (flanneld's udp proxy), by (namespace, port)
+        self.udp_programs: dict[tuple[str, int], UdpSocketOwner] = {}
         self.max_hops = MAX_HOPS
         # a Cluster sets this to name what only it knows (services, external hosts)
         self.owner_hook: Callable[[], dict[str, str]] | None = None
@@ -62,7 +68,7 @@ class Network:
     def add_netns(self, name: str) -> Namespace:
         if name in self.namespaces:
             raise ConfigError(f"a namespace named {name!r} exists already")
-        ns = self.namespaces[name] = Namespace(name, self)
+        ns = self.namespaces[name] = Namespace(name)
         return ns
 
     def netns(self, name: str) -> Namespace:
@@ -127,7 +133,7 @@ class Network:
                 raise ConfigError(f"source {src} is not an address of {src_ns} (bind: Cannot assign requested address)")
         if cold:
             self.flush_caches()
-        walk = Walk(self, self.max_hops)
+        walk = Walk(self.udp_programs, self.max_hops)
         rr = ns.route_get(dst, src)
         if rr is None:
             return Trace((), title, Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ROUTE, "ENETUNREACH",
@@ -163,5 +169,5 @@ class Network:
         """Who owns each MAC and IPv4 address in the network (see owners.py); a Cluster adds
         its services, nodes and pods."""
         extra = self.owner_hook() if self.owner_hook is not None else None
-        return network_owners(self, extra)
+        return network_owners(self.namespaces, extra)
 

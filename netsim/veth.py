@@ -17,22 +17,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .decision import Decision, Subsystem, Verdict, VethReason
-from .device import Device, Veth
+from .device import VLAN_HLEN, Device, Veth, l3_length
 from .packet import Ethernet, IPv4
 from .skb import Flow, Skb
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .walk import Walk
-
-VLAN_HLEN = 4      # is_skb_forwardable lets a frame exceed the MTU by a VLAN tag
+    from .kernel import Kernel
 
 
-def l3_length(frame: Ethernet | IPv4) -> int:
-    """The size the MTU applies to: the frame without its Ethernet header."""
-    return frame.length() - 14 if isinstance(frame, Ethernet) else frame.length()
-
-
-def veth_xmit(walk: Walk, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None:
+def veth_xmit(k: Kernel, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None:
     """veth_xmit: hand the frame to the peer, which receives it on the next turn of the queue."""
     peer = dev.peer
     if peer is None or not peer.up:
@@ -46,10 +39,9 @@ def veth_xmit(walk: Walk, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None
         return
     crossing = peer.netns is not dev.netns
     skb = Skb(hash=flow.skb.hash) if crossing else flow.skb
-    nxt = flow.copy(skb)
-    walk.queue.append(lambda: walk.receive(peer, frame, nxt))
+    k.netif_rx(peer, frame, flow.copy(skb))
 
 
-def loopback_xmit(walk: Walk, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+def loopback_xmit(k: Kernel, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
     """loopback_xmit: the frame comes straight back in on `lo`."""
-    walk.queue.append(lambda: walk.receive(dev, frame, flow))
+    k.netif_rx(dev, frame, flow)

@@ -29,8 +29,8 @@ from .packet import IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4
 from .skb import Flow, Skb
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 VXLAN_DEFAULT_PORT = 8472
 VXLAN_OVERHEAD = 50   # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
@@ -80,6 +80,10 @@ class VxlanDevice(Device):
             raise ConfigError(f"no FDB entry for {mac} on {self.name}")
         del self.fdb[mac]
 
+    def udp_rcv(self, k: Kernel, ns: Namespace, outer: IPv4, flow: Flow) -> None:
+        """The device's kernel UDP socket received a datagram (encap_rcv)."""
+        vxlan_rcv(k, ns, self, outer, flow)
+
     def details(self) -> str:
         """The `ip -d link show` line for this device."""
         return (f"vxlan id {self.vni} local {self.local} dev {self.underlay} srcport 0 0 "
@@ -109,11 +113,10 @@ def flow_hash(frame: Ethernet, skb: Skb) -> int:
     return stable_hash("flow", *sorted((ip.src, ip.dst)), ip.proto, *ports)
 
 
-def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> None:
+def vxlan_xmit(k: Kernel, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> None:
     """vxlan_xmit: look the inner destination MAC up in the device's FDB and send the frame
     inside UDP to the remote VTEP, through the underlay's routing."""
-    assert dev.netns is not None
-    ns = dev.netns
+    ns: Namespace = dev.netns
     entry = dev.fdb.get(frame.dst)
     if entry is None:
         flow.end("dropped", Decision(Subsystem.VXLAN, "vxlan_xmit", VxlanReason.NO_FDB, Verdict.DROP,
@@ -135,7 +138,7 @@ def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> Non
                  field_change("outer-ipv4", "ttl", "", outer.ttl), field_change("outer-udp", "sport", "", sport),
                  field_change("outer-udp", "dport", "", dev.dstport), field_change("vxlan", "vni", "", dev.vni))))
     outer_flow = flow.copy(Skb(hash=flow.skb.hash, mark=flow.skb.mark))
-    walk.local_out(ns, outer, outer_flow)
+    k.ip_local_out(ns, outer, outer_flow)
 
 
 def vxlan_sock_lookup(ns: Namespace, port: int) -> VxlanDevice | None:
@@ -146,7 +149,7 @@ def vxlan_sock_lookup(ns: Namespace, port: int) -> VxlanDevice | None:
     return None
 
 
-def vxlan_rcv(walk: Walk, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Flow) -> None:
+def vxlan_rcv(k: Kernel, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Flow) -> None:
     """vxlan_rcv: check the VXLAN header and receive the inner frame on the device."""
     udp = outer.payload
     vx = udp.payload if isinstance(udp, UDP) else None
@@ -161,4 +164,4 @@ def vxlan_rcv(walk: Walk, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Fl
     flow.end("delivered", Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.DECAPSULATED, Verdict.DECAPSULATE,
                                    port=dev.dstport, vni=vx.vni, dev=dev.name))
     inner = flow.copy(Skb(hash=flow.skb.hash))
-    walk.receive(dev, vx.payload, inner)
+    k.netif_receive_skb(dev, vx.payload, inner)

@@ -1,5 +1,6 @@
 """The walk of one exchange: the receive queue, hop recording and the netfilter hook calls,
-the job net/core/dev.c does for the kernel.
+the job net/core/dev.c does for the kernel, and the kernel interface (netsim/kernel.py) every
+protocol module is written against, implemented by dispatching through tables.
 
 Kernel behaviour modelled (net/core/dev.c, include/linux/netdevice.h, net/netfilter/core.c):
 - `dev_queue_xmit`: a frame handed to a device is seen by a capture on it (`tx`), then the
@@ -11,7 +12,11 @@ Kernel behaviour modelled (net/core/dev.c, include/linux/netdevice.h, net/netfil
   `eth_type_trans` drops what is addressed to another host (PACKET_OTHERHOST) and the
   EtherType picks the protocol handler (`PTYPE_HANDLERS`: ARP or IPv4).
 - `NF_HOOK`: each netfilter hook runs the namespace's tables on the packet; DROP and REJECT
-  end the packet there.
+  end the packet there (REJECT's answer: netfilter/nf_reject_ipv4.py).
+- the services the protocols export to each other (`neigh_output`, `ip_forward`, `ip_output`,
+  `ip_local_out`, `icmp_send`, `ip_protocol_deliver`, ...) are the protocol modules' own
+  functions, bound as `Walk` methods: a protocol calls another through the interface, and
+  the call costs what a direct call costs.
 
 Receive events wait in a FIFO (the backlog), so hops come out in time order. A `Flow` is one
 packet (or one copy of it) on its way; every decision it meets is noted on the hop where the
@@ -23,49 +28,68 @@ another copy left alive.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
-from . import arp, bridge, icmp, ip_input, ip_output, sockets, tun, veth, vxlan
-from . import endpoints as ep
-from .decision import Decision, DevReason, FieldChange, IcmpReason, NetfilterReason, Subsystem, Verdict
+from . import arp, bridge, icmp, ip_input, sockets, tun, veth, vxlan
+from . import ip_forward as _forward
+from . import ip_fragment as _fragment
+from . import ip_output as _output
+from .decision import Decision, DevReason, NetfilterReason, Subsystem, Verdict
 from .device import Device
 from .errors import TraceError
-from .ip_fragment import ip_defrag
-from .packet import BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP_DEST_UNREACH, IPv4, TCP, Ethernet
-from .skb import Flow, Skb, _Draft
+from .netfilter.nf_reject_ipv4 import nf_reject
+from .packet import BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, IPv4, Ethernet
+from .skb import Flow, FlowLog, _Draft
 from .trace import Ended, Hop
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel, UdpSocketOwner
     from .netns import Namespace
-    from .route import RouteResult
-    from .stack import Network
 
 MAX_HOPS = 5000
+S = TypeVar("S")
 
 
-class Walk:
-    """The state of one trace: the hop drafts, the receive queue and the client socket."""
+class Walk(FlowLog):
+    """The state of one trace: the hop drafts, the receive queue and each protocol module's
+    per-walk state; it is the `Kernel` (netsim/kernel.py) the protocol modules call."""
 
-    def __init__(self, network: "Network", max_hops: int = MAX_HOPS):
-        self.network = network
+    def __init__(self, udp_programs: Mapping[tuple[str, int], UdpSocketOwner], max_hops: int = MAX_HOPS):
+        super().__init__()
+        self.udp_programs = udp_programs        # userspace programs' UDP ports, by (namespace, port)
         self.max_hops = max_hops
         self.drafts: list[_Draft] = []
         self.queue: deque[Callable[[], None]] = deque()
-        self.packets = 0
-        self.ended: list[Ended] = []
-        self.client: sockets.Client | None = None
-        self.pending_arp: dict[tuple[str, str, str], tuple[Namespace, Device, str]] = {}
-        self.reassembly: dict[tuple, list[IPv4]] = {}
-        self.client_errno = ""     # the error the client's own send failed with, if it did
+        self.states: dict[type, Any] = {}
+
+    def state(self, kind: type[S]) -> S:
+        found = self.states.get(kind)
+        if found is None:
+            found = self.states[kind] = kind()
+        return found  # type: ignore[no-any-return]
+
+    @property
+    def client(self) -> sockets.Client | None:
+        """The socket that started the exchange (the socket layer's)."""
+        return self.state(sockets.SocketLayer).client
+
+    @property
+    def client_errno(self) -> str:
+        """The error the client's own send failed with, if it did."""
+        return self.state(sockets.SocketLayer).send_errno
+
+    def new_flow(self, role: str) -> Flow:
+        return Flow(self, role)
+
+    def schedule(self, work: Callable[[], None]) -> None:
+        self.queue.append(work)
 
     # recording ------------------------------------------------------------------------
-    def record(self, dev: Device, direction: str, frame: Ethernet | IPv4, flow: Flow) -> _Draft:
+    def record_hop(self, dev: Device, direction: str, frame: Ethernet | IPv4, flow: Flow) -> None:
         if len(self.drafts) >= self.max_hops:
             last = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in self.drafts[-6:])
             raise TraceError(f"trace exceeded {self.max_hops} hops: a forwarding or bridging loop? "
                              f"last hops: {last}")
-        assert dev.netns is not None
         draft = _Draft(len(self.drafts), dev.netns.name, dev.name, direction, frame, flow.packet_id,
                        flow.role, dev.kind)
         if flow.early:
@@ -76,14 +100,15 @@ class Walk:
             flow.last.continued += 1
         flow.last = draft
         flow.own = True
-        return draft
 
     def run(self) -> None:
+        """Drain the backlog; when the wire goes quiet, run the timers (IDLE_TIMERS) until none
+        sends anything more."""
         queue = self.queue
         while True:
             while queue:
                 queue.popleft()()
-            if not arp.neigh_timer(self):
+            if not any([timer(self) for timer in IDLE_TIMERS]):
                 break
 
     def hops(self) -> tuple[Hop, ...]:
@@ -112,14 +137,14 @@ class Walk:
         return tuple(out) + tuple(self.ended)
 
     # link layer: net/core/dev.c ---------------------------------------------------------
-    def transmit(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+    def dev_queue_xmit(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
         """dev_queue_xmit: a capture on `dev` sees the frame leave (lo records only its rx)."""
         if not dev.up:
             flow.end("dropped", Decision(Subsystem.DEV, "dev_queue_xmit", DevReason.DOWN_TX, Verdict.DROP, dev=dev.name),
                      dev.netns.name if dev.netns else "", dev.name)
             return
         if dev.captured_tx:
-            self.record(dev, "tx", frame, flow)
+            self.record_hop(dev, "tx", frame, flow)
         xmit = NDO_START_XMIT.get(dev.kind)
         if xmit is None:
             flow.end("dropped", Decision(Subsystem.DEV, "dev_queue_xmit", DevReason.NO_CABLE, Verdict.DROP,
@@ -127,9 +152,13 @@ class Walk:
             return
         xmit(self, dev, frame, flow)
 
-    def receive(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+    def netif_rx(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+        """netif_rx: the frame waits in the backlog, received on a later turn."""
+        self.queue.append(lambda: self.netif_receive_skb(dev, frame, flow))
+
+    def netif_receive_skb(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
         """netif_receive_skb: a capture on `dev` sees the frame arrive."""
-        self.record(dev, "rx", frame, flow)
+        self.record_hop(dev, "rx", frame, flow)
         if not dev.up:
             flow.end("dropped", Decision(Subsystem.DEV, "netif_receive_skb", DevReason.DOWN_RX, Verdict.DROP, dev=dev.name))
             return
@@ -137,14 +166,13 @@ class Walk:
         if handler is not None:
             handler(self, dev, frame, flow)
             return
-        self.deliver(dev, frame, flow)
+        self.netif_deliver(dev, frame, flow)
 
-    def deliver(self, dev: Device, frame: Ethernet | IPv4, flow: Flow, otherhost: bool = True) -> None:
+    def netif_deliver(self, dev: Device, frame: Ethernet | IPv4, flow: Flow, otherhost: bool = True) -> None:
         """__netif_receive_skb_core after the rx handler: hand the payload to the protocol
         its EtherType names. `otherhost` drops frames for another MAC first (eth_type_trans
         marks them PACKET_OTHERHOST); a bridge passing a frame up has checked that already."""
         ns = dev.netns
-        assert ns is not None
         if isinstance(frame, IPv4):          # raw-IP device (TUN): no link-layer header
             ip_input.ip_rcv(self, ns, dev, frame, flow)
             return
@@ -162,12 +190,12 @@ class Walk:
         handler(self, ns, dev, frame.payload, flow)
 
     # netfilter hooks: NF_HOOK --------------------------------------------------------------
-    def hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
-             outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
+    def nf_hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
+                outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
         if hook == "PREROUTING" and ip.is_fragment and ns.netfilter.conntrack_active:
             # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
             # gathered first; the output path cuts the packet back to the largest fragment size
-            gathered = ip_defrag(self, ("defrag", ns.name), ip, flow, "nf_defrag_ipv4")
+            gathered = self.ip_defrag(("defrag", ns.name), ip, flow, "nf_defrag_ipv4")
             if gathered is None:
                 return None
             ip = gathered
@@ -180,42 +208,30 @@ class Walk:
         if result.verdict == "REJECT":
             flow.end("dropped", Decision(Subsystem.NETFILTER, "nf_hook_slow", NetfilterReason.HOOK_VERDICT, Verdict.REJECT,
                                          hook=hook), ns.name, where)
-            self._reject(ns, result.packet, result.reject_with, flow)
+            nf_reject(self, ns, result.packet, result.reject_with, flow)
             return None
         flow.end("dropped", Decision(Subsystem.NETFILTER, "nf_hook_slow", NetfilterReason.HOOK_VERDICT, Verdict.DROP,
                                      hook=hook), ns.name, where)
         return None
 
-    def _reject(self, ns: Namespace, ip: IPv4, how: tuple[int, int] | str | None, flow: Flow) -> None:
-        """What REJECT sends about the packet as the hook left it (netsim/netfilter/reject.py):
-        nf_send_reset's RST goes out through ip_local_out, nf_send_unreach's error through
-        icmp_send (send_icmp_error)."""
-        from .netfilter.reject import nf_send_reset, nf_send_unreach
-        if how == "tcp-reset":
-            rst = nf_send_reset(ip, ns.sysctl.ip_default_ttl)
-            if rst is not None:
-                self.local_out(ns, rst, Flow(self, "reply"))
-            return
-        unreach = nf_send_unreach(ip, how if isinstance(how, tuple) else (ICMP_DEST_UNREACH, 3))
-        if unreach is not None:
-            self.send_icmp_error(ns, ip, unreach[0], unreach[1], flow, IcmpReason.REJECTED)
+    # sockets -------------------------------------------------------------------------------
+    def udp_sock_lookup(self, ns: Namespace, port: int) -> UdpSocketOwner | None:
+        """A VXLAN device's encapsulation socket, else a userspace program's."""
+        vx = vxlan.vxlan_sock_lookup(ns, port)
+        if vx is not None:
+            return vx
+        return self.udp_programs.get((ns.name, port))
 
-    # the two entry points the rest of the model (REJECT, flanneld) sends through
-    def local_out(self, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult | None = None) -> None:
-        """ip_local_out for a packet this namespace generates (ip_output.py)."""
-        ip_output.ip_local_out(self, ns, ip, flow, rr)
-
-    def send_icmp_error(self, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow,
-                        why: IcmpReason = IcmpReason.ERROR, rest: int = 0) -> None:
-        """icmp_send (icmp.py); `why` says whether REJECT asked for the error."""
-        icmp.icmp_send(self, ns, offender, itype, code, flow, why, rest)
-
-    def local_error(self, ns: Namespace, flow: Flow, errno: str) -> None:
-        """The client's own packet was refused on its way out: its send fails with `errno`."""
-        client = self.client
-        if (client is not None and client.netns is ns and flow.last is None and not self.client_errno
-                and flow.role in ("request", "ack", "data")):
-            self.client_errno = errno
+    # what the protocols export to each other, bound as methods: the kernel interface
+    neigh_output = arp.neigh_output                  # neigh->output
+    ip_forward = _forward.ip_forward                 # dst_input of a forwarding route
+    ip_output = _output.ip_output                    # dst_output
+    ip_local_out = _output.ip_local_out
+    ip_do_fragment = staticmethod(_fragment.ip_fragment)
+    ip_defrag = _fragment.ip_defrag
+    icmp_send = icmp.icmp_send
+    ip_protocol_deliver = sockets.ip_protocol_deliver   # ip_local_deliver_finish -> inet_protos
+    sock_send_error = sockets.sock_send_error
 
 
 # ndo_start_xmit by device kind: what each device does with a frame it is asked to send.
@@ -234,4 +250,12 @@ PTYPE_HANDLERS: dict[int, Callable] = {
     ETH_P_IP: ip_input.ip_rcv,
 }
 
-__all__ = ["Flow", "Walk", "MAX_HOPS", "NDO_START_XMIT", "PTYPE_HANDLERS", "FieldChange", "sockets"]
+# timers that run when the backlog is empty; each returns whether it sent anything.
+IDLE_TIMERS: tuple[Callable[[Walk], bool], ...] = (arp.neigh_timer,)
+
+if TYPE_CHECKING:  # pragma: no cover
+    def _walk_is_a_kernel(walk: Walk) -> Kernel:
+        return walk         # mypy checks that Walk implements every service of the interface
+
+
+__all__ = ["Flow", "Walk", "MAX_HOPS", "NDO_START_XMIT", "PTYPE_HANDLERS", "IDLE_TIMERS"]

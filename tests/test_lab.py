@@ -26,6 +26,7 @@ from netsim.lab import plan
 from netsim.lab.conformance import Run
 from netsim.packet import TCP
 from netsim import ip_forward
+from netsim.walk import Walk
 from netsim.netfilter import ip_tables
 from netsim.netfilter.targets import MarkTarget
 
@@ -201,12 +202,12 @@ def test_a_wrong_model_fails_with_a_clear_diff(labs, monkeypatch):
     """A model whose node2 forgets to decrement the TTL when forwarding."""
     original = ip_forward.ip_forward
 
-    def forward_without_ttl_on_node2(walk, ns, in_dev, ip, rr, flow):
+    def forward_without_ttl_on_node2(kernel, ns, in_dev, ip, rr, flow):
         if ns.name == "node2":
             ip = replace(ip, ttl=ip.ttl + 1)
-        return original(walk, ns, in_dev, ip, rr, flow)
+        return original(kernel, ns, in_dev, ip, rr, flow)
 
-    monkeypatch.setattr(ip_forward, "ip_forward", forward_without_ttl_on_node2)
+    monkeypatch.setattr(Walk, "ip_forward", forward_without_ttl_on_node2)     # the kernel's dst_input
     result = run_scenario(labs.get("reference", "vxlan"), 4, "tcp")
     assert not result.ok
     lines = [str(d) for d in result.differences]

@@ -4,10 +4,10 @@
 The target drops the packet and answers it. `--reject-with tcp-reset` runs nf_send_reset(): a
 new RST built from the rejected segment (nf_reject_iphdr_put, nf_reject_ip_tcphdr_put) and sent
 with ip_local_out(); every other type runs nf_send_unreach(), which hands the packet to
-icmp_send() (net/ipv4/icmp.c) with ICMP type 3 and the type's code. The walk (netsim/stack.py,
-Walk._reject) asks this module what to send; icmp_send's own work (choosing the source address,
-the IP ID, quoting the packet) stays with the stack's send_icmp_error, built by
-netsim.endpoints.icmp_error, so there is one model of each.
+icmp_send() (net/ipv4/icmp.c) with ICMP type 3 and the type's code. nf_reject_ipv4.py asks this
+module what to send and sends it; icmp_send's own work (choosing the source address, the IP ID,
+quoting the packet) stays with icmp.py, built by netsim.endpoints.icmp_error, so there is one
+model of each.
 """
 
 from __future__ import annotations
