@@ -16,7 +16,7 @@ from .packet import Ethernet, IPv4
 from .trace import Ended
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .conntrack import ConntrackEntry
+    from .conntrack_entry import ConntrackEntry
 
 
 @dataclass
