@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -48,6 +47,7 @@ from ..packet import (
 )
 from ..trace import Frame, Hop, Trace
 from ..views.sentences import outcome_text
+from .comparison import Comparison, Difference, base_field as _base
 from .rules import compare_rules
 
 if TYPE_CHECKING:
@@ -86,53 +86,6 @@ RULES = {
     "icmp errors": "rest (next-hop MTU) and the quoted header exact; its quoted IP ID and source port those of a "
                    "request packet on the same side",
 }
-
-
-@dataclass(frozen=True)
-class Difference:
-    hop: int | None          # the model hop's index (None: not tied to one hop)
-    where: str               # "node1/flannel.1 tx"
-    field: str
-    model: object
-    kernel: object
-
-    def __str__(self) -> str:
-        at = f"hop {self.hop} {self.where}" if self.hop is not None else self.where
-        return f"{at}: {self.field} model {self.model} kernel {self.kernel}"
-
-
-@dataclass
-class Comparison:
-    title: str
-    model: Trace
-    kernel: Trace
-    differences: list[Difference] = field(default_factory=list)
-    known: list[Difference] = field(default_factory=list)   # in KNOWN_DEVIATIONS: reported, not failures
-    compared: Counter = field(default_factory=Counter)      # field -> how many values were compared
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    # every (model hop, kernel hop) lined up and compared field by field, each role's in path
-    # order: which capture points were compared, as records (ARP frames are compared as a set)
-    pairs: list[tuple[Hop, Hop]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.differences
-
-    @property
-    def hops_compared(self) -> int:
-        return self.compared["hop"]
-
-    def summary(self) -> str:
-        verdict = "match" if self.ok else f"{len(self.differences)} difference(s)"
-        if self.known:
-            verdict += f" ({len(self.known)} known deviation(s): {', '.join(sorted({_base(d.field) for d in self.known}))})"
-        return f"{self.title}: {self.hops_compared} hops, {sum(self.compared.values())} values compared, {verdict}"
-
-    def __str__(self) -> str:
-        lines = [self.summary(), *(f"  {d}" for d in self.differences),
-                 *(f"  known deviation: {d}" for d in self.known), *(f"  note: {n}" for n in self.notes)]
-        return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------
@@ -532,10 +485,6 @@ def _arp_set(trace: Trace) -> Counter[str]:
             op = "who-has" if a.op == 1 else "is-at"
             out[f"{_key(h)} {op} {a.pdst} tell {a.psrc} ({frame.src} > {frame.dst})"] += 1
     return out
-
-
-def _base(field_name: str) -> str:
-    return field_name.replace("inner ", "").replace("outer ", "").strip()
 
 
 def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: str | None = None,

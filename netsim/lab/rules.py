@@ -43,11 +43,11 @@ from typing import TYPE_CHECKING, Any
 from ..decision import FieldChange, RuleRef
 from ..packet import TCP, UDP, VXLAN, IPv4
 from ..trace import Hop, Trace
+from .comparison import Comparison, Difference
 from .nftrace import TraceEvent, TraceWalk
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
-    from .compare import Comparison
 
 KERNEL_VERDICT = {"ACCEPT": "ACCEPT", "DROP": "DROP", "REJECT": "DROP", "DNAT": "ACCEPT", "SNAT": "ACCEPT",
                   "MASQUERADE": "ACCEPT", "REDIRECT": "ACCEPT", "MARK": "CONTINUE", "RETURN": "RETURN"}
@@ -158,10 +158,8 @@ def _kernel_step(walk: TraceWalk, e: TraceEvent) -> Step:
     return Step(e.table, walk.hook, e.chain, e.rule, e.verdict, e.text if e.kind == "rule" else "")
 
 
-def compare_rules(model: Trace, observed: Any, cluster: "Cluster", comparison: "Comparison") -> None:
+def compare_rules(model: Trace, observed: Any, cluster: "Cluster", comparison: Comparison) -> None:
     """Add the rule-by-rule differences between netsim's decisions and the kernel's trace."""
-    from .compare import Difference
-
     walks_by_ns: dict[str, list[TraceWalk]] | None = getattr(observed, "rule_walks", None)
     if walks_by_ns is None:
         return

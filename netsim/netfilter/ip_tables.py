@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..decision import VERDICT_OF, Decision, FieldChange, NetfilterReason, RuleRef, Subsystem, Verdict
 from .grammar import Rule
@@ -27,8 +27,11 @@ from .reject import RejectTarget
 from .targets import MarkTarget, StandardTarget
 from .xtables import PacketContext
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .core import HookResult
+
+class HookDecisions(Protocol):
+    """Where a table's walk leaves its decisions: the hook's result (core.HookResult)."""
+
+    decisions: list[Decision]
 
 TABLE_ORDER = ("mangle", "raw", "filter", "nat")      # the order iptables-save (nf_tables) prints
 BUILTIN_CHAINS = {
@@ -85,11 +88,23 @@ class WalkOutcome:
     verdict: str | None = None       # ACCEPT, DROP, REJECT, or None for "continue" (nat: no rule)
     nat: NatTarget | None = None
     rule: Rule | None = None
-    where: str = ""                  # 'nat PREROUTING: KUBE-SERVICES -> ... rule 2 "comment"'
-    ref: RuleRef | None = None
+    ref: RuleRef | None = None       # the rule (or the policy) that decided
 
     def consulted(self) -> tuple[RuleRef, ...]:
         return (self.ref,) if self.ref is not None else ()
+
+    @property
+    def where(self) -> str:
+        """The rule that decided as an error message names it, from `ref`:
+        'nat PREROUTING: KUBE-SERVICES -> KUBE-SVC-... rule 2 "comment"', 'filter INPUT policy'."""
+        ref = self.ref
+        if ref is None:
+            return ""
+        if ref.rule == 0:
+            return f"{ref.table} {ref.hook} policy"
+        path = ref.path[1:]
+        where = f"{ref.table} {ref.hook}: {' -> '.join(path) if path else ref.chain} rule {ref.rule}"
+        return where + (f' "{ref.comment}"' if ref.comment else "")
 
 
 def _ref(table: str, hook: str, chain: str, path: list[str], rule: Rule) -> RuleRef:
@@ -122,14 +137,7 @@ def _ref_of(decision: Decision) -> RuleRef:
     return ref
 
 
-def _where(prefix: str, chain: str, path: list[str], rule: Rule) -> str:
-    where = f"{prefix}: {' -> '.join(path) if path else chain} rule {rule.position}"
-    if rule.comment:
-        where += f' "{rule.comment}"'
-    return where
-
-
-def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "HookResult") -> WalkOutcome:
+def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: HookDecisions) -> WalkOutcome:
     """Walk `table`'s built-in chain for `hook` with jumps, gotos and RETURN; leave a Decision
     on `result` for every rule that acted and for a policy that decided."""
     if table is None or hook not in table.chains:
@@ -138,7 +146,6 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
     if not chain.rules and chain.policy == "ACCEPT":
         return WalkOutcome()
     table_name = table.name
-    prefix = f"{table_name} {hook}"
     stack: list[tuple[Chain, int, list[str]]] = []
     path: list[str] = []
     index = 0
@@ -152,7 +159,7 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
                 decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy, (),
                                           None, 0)
                 decisions.append(decision)
-                return WalkOutcome(policy, where=f"{prefix} policy", ref=_ref_of(decision))
+                return WalkOutcome(policy, ref=_ref_of(decision))
             chain, index, path = stack.pop()
             continue
         rule = chain.rules[index]
@@ -170,22 +177,19 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
                                       changes=(FieldChange("skb", "mark", old, ctx.skb.mark),)))
             continue
         if isinstance(target, NatTarget):
-            return WalkOutcome(nat=target, rule=rule, where=_where(prefix, chain.name, path, rule),
-                               ref=_ref(table_name, hook, chain.name, path, rule))
+            return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, path, rule))
         if isinstance(target, RejectTarget):
             decision = _rule_decision(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, tuple(path),
                                       rule, rule.position)
             decisions.append(decision)
-            return WalkOutcome("REJECT", rule=rule, where=_where(prefix, chain.name, path, rule),
-                               ref=_ref_of(decision))
+            return WalkOutcome("REJECT", rule=rule, ref=_ref_of(decision))
         assert isinstance(target, StandardTarget)
         name = target.name
         if name in ("ACCEPT", "DROP"):
             decision = _rule_decision(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, tuple(path),
                                       rule, rule.position)
             decisions.append(decision)
-            return WalkOutcome(name, rule=rule, where=_where(prefix, chain.name, path, rule),
-                               ref=_ref_of(decision))
+            return WalkOutcome(name, rule=rule, ref=_ref_of(decision))
         if name == "RETURN":
             if stack:
                 decisions.append(_rule_decision(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name,

@@ -19,15 +19,12 @@ Non-first fragments match no port or ICMP test (the kernel's `par->fragoff != 0`
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 from ..conntrack import tuple_of
 from ..packet import ICMP, TCP, UDP
-from .xtables import (MASK32, Match, PacketContext, error, parse_int, parse_port_range, parse_value_mask,
-                      port_range_text, save_string)
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .grammar import Rule
+from .xtables import (MASK32, Match, PacketContext, RuleHeader, error, parse_int, parse_port_range,
+                      parse_value_mask, port_range_text, save_string)
 
 # --icmp-type names iptables knows -> (type, lowest code, highest code)
 ICMP_TYPE_NAMES = {
@@ -48,7 +45,7 @@ _TCP_LETTER_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 
 class PortMatch(Match):
     """-m tcp / -m udp: ports (and TCP flags)."""
 
-    def __init__(self, rule: "Rule", name: str):
+    def __init__(self, rule: RuleHeader, name: str):
         super().__init__(rule)
         self.name = name
         self.options = {"--sport": 1, "--source-port": 1, "--dport": 1, "--destination-port": 1}
@@ -116,7 +113,7 @@ class IcmpMatch(Match):
     name = "icmp"
     options = {"--icmp-type": 1}
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         super().__init__(rule)
         self.type: tuple[int, int, int] | None = None
         self.invert = False
@@ -160,7 +157,7 @@ class MarkMatch(Match):
     name = "mark"
     options = {"--mark": 1}
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         super().__init__(rule)
         self.value: int | None = None
         self.mask = MASK32
@@ -188,7 +185,7 @@ class AddrtypeMatch(Match):
     name = "addrtype"
     options = {"--src-type": 1, "--dst-type": 1, "--limit-iface-in": 0, "--limit-iface-out": 0}
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         super().__init__(rule)
         self.src: bool | None = None      # None: not tested; else the inversion flag
         self.dst: bool | None = None
@@ -229,7 +226,7 @@ class AddrtypeMatch(Match):
 class ConntrackMatch(Match):
     """-m conntrack --ctstate (and the older -m state --state)."""
 
-    def __init__(self, rule: "Rule", name: str):
+    def __init__(self, rule: RuleHeader, name: str):
         super().__init__(rule)
         self.name = name
         self.option = "--ctstate" if name == "conntrack" else "--state"
@@ -268,7 +265,7 @@ class CommentMatch(Match):
     name = "comment"
     options = {"--comment": 1}
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         super().__init__(rule)
         self.comment: str | None = None
 
@@ -302,7 +299,7 @@ class StatisticMatch(Match):
     name = "statistic"
     options = {"--mode": 1, "--probability": 1, "--every": 1, "--packet": 1}
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         super().__init__(rule)
         self.mode: str | None = None
         self.probability: int | None = None
@@ -346,7 +343,7 @@ class StatisticMatch(Match):
         return (self.draw(ctx) < self.probability) != self.invert
 
 
-MATCHES: dict[str, Callable[["Rule"], Match]] = {
+MATCHES: dict[str, Callable[[RuleHeader], Match]] = {
     "tcp": lambda rule: PortMatch(rule, "tcp"),
     "udp": lambda rule: PortMatch(rule, "udp"),
     "icmp": IcmpMatch,

@@ -20,17 +20,13 @@ Each step leaves a `Decision` (subsystem "nat") naming the rule (RuleRef), the c
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Protocol, Sequence
 
-from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conntrack_ref, endpoint, parse_quoted
-from ..decision import VERDICT_OF, Decision, FieldChange, NatReason, Subsystem, Verdict
+from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, ConntrackEntry, conntrack_ref, endpoint, parse_quoted
+from ..decision import VERDICT_OF, Decision, FieldChange, NatReason, RuleRef, Subsystem, Verdict
 from ..errors import NetsimError
 from ..packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PROTO_NAMES, IPv4, TCP, UDP
-from .xtables import PacketContext, Target, error, parse_port_range, port_range_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .core import HookResult, Netfilter
-    from .grammar import Rule
+from .xtables import PacketContext, RuleHeader, Target, error, parse_port_range, port_range_text
 
 # The hooks each NAT target may run at (the .hooks of its struct xt_target: xt_nat.c for DNAT
 # and SNAT, xt_MASQUERADE.c for MASQUERADE). The kernel refuses a rule set in which a target
@@ -47,7 +43,7 @@ _NAT_HOOKS_TEXT = ", ".join(f"{name} belongs to {'/'.join(hooks)}" for name, hoo
 class NatTarget(Target):
     """DNAT --to-destination, SNAT --to-source, MASQUERADE [--to-ports]; --random, --random-fully."""
 
-    def __init__(self, rule: "Rule", name: str):
+    def __init__(self, rule: RuleHeader, name: str):
         super().__init__(rule)
         self.name = name
         self.manip = DST if name == "DNAT" else SRC
@@ -158,7 +154,37 @@ def _side(packet: IPv4, manip: str) -> tuple[str, int]:
     return (packet.src if manip == SRC else packet.dst), 0
 
 
-def nf_nat_inet_fn(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, result: "HookResult",
+class NatHookResult(Protocol):
+    """What a nat stage sets on its hook's result (core.HookResult)."""
+
+    verdict: str
+    decisions: list[Decision]
+    rule: str | None
+
+
+class NatTableWalk(Protocol):
+    """What a nat stage reads of the nat chain's walk (ip_tables.WalkOutcome)."""
+
+    nat: NatTarget | None
+
+    @property
+    def where(self) -> str: ...
+
+    def consulted(self) -> tuple[RuleRef, ...]: ...
+
+
+class NatNetfilter(Protocol):
+    """What a nat stage asks of its namespace's netfilter (core.Netfilter)."""
+
+    netns: Any
+
+    @property
+    def conntrack(self) -> Conntrack: ...
+
+    def do_table(self, table: str, hook: str, ctx: PacketContext, result: Any) -> NatTableWalk: ...
+
+
+def nf_nat_inet_fn(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, result: NatHookResult,
                    nexthop: str | None) -> None:
     """One nat stage of a hook (NF_IP_PRI_NAT_DST or NF_IP_PRI_NAT_SRC): for a connection's
     first packet walk the nat chain (or make a null binding), then rewrite the packet from the
@@ -192,7 +218,7 @@ def nf_nat_inet_fn(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, r
             manip=manip, to=to))
 
 
-def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, result: "HookResult",
+def _first_packet(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, result: NatHookResult,
                   nexthop: str | None, entry: ConntrackEntry, direction: int) -> None:
     """nf_nat_inet_fn() for a connection's first packet: the nat chain's rule (or none) binds
     the connection, and the packet is rewritten from the binding."""
@@ -244,7 +270,7 @@ def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, re
             changes=field_changes(before, packet)))
 
 
-def masquerade_source(nf: "Netfilter", outdev: str | None, nexthop: str | None) -> tuple[str | None, str]:
+def masquerade_source(nf: NatNetfilter, outdev: str | None, nexthop: str | None) -> tuple[str | None, str]:
     """nf_nat_masquerade_ipv4(): the source address MASQUERADE maps to, the one the output
     device would pick toward the next hop (inet_select_addr), or None and why there is none
     (the kernel then returns NF_DROP)."""

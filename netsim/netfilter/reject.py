@@ -12,14 +12,11 @@ model of each.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from ..endpoints import icmp_error
 from ..packet import ICMP, IPPROTO_TCP, IPv4, TCP
-from .xtables import MASK32, Target, error
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .grammar import Rule
+from .xtables import MASK32, RuleHeader, Target, error
 
 ICMP_DEST_UNREACH = 3
 # icmp_is_err(): the ICMP types that are errors; icmp_send never answers one of them
@@ -46,7 +43,7 @@ class RejectTarget(Target):
     name = "REJECT"
     options = {"--reject-with": 1}
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         super().__init__(rule)
         self.reject_with = "icmp-port-unreachable"
 
