@@ -11,6 +11,7 @@ that holds the entries is conntrack.py's, the NAT bindings nf_nat.py's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .decision import ConntrackRef
 from .packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, PROTO_NAMES, TCP, UDP
@@ -32,10 +33,10 @@ UDP_TIMEOUT = 30         # UDP_CT_UNREPLIED; the 120 s "stream" timeout needs tr
 ICMP_TIMEOUT = 30
 
 
-@dataclass(frozen=True)
-class ConnTuple:
+class ConnTuple(NamedTuple):
     """struct nf_conntrack_tuple for IPv4. For ICMP, `sport` holds the echo id (the kernel keeps it
-    in the source part, and NAT changes it like a source port) and `dport` is 0."""
+    in the source part, and NAT changes it like a source port) and `dport` is 0. A named tuple: the
+    table hashes and compares thousands of them."""
 
     proto: int
     src: str
@@ -47,10 +48,10 @@ class ConnTuple:
 
     def invert(self) -> "ConnTuple":
         """nf_ct_invert_tuple(): the tuple of the answer."""
-        if self.proto == IPPROTO_ICMP:
-            return ConnTuple(self.proto, self.dst, self.src, self.sport, 0,
-                             ICMP_QUERY_REPLY.get(self.type, self.type), self.code)
-        return ConnTuple(self.proto, self.dst, self.src, self.dport, self.sport)
+        proto, src, dst, sport, dport, itype, code = self
+        if proto == IPPROTO_ICMP:
+            return _new_tuple(ConnTuple, (proto, dst, src, sport, 0, ICMP_QUERY_REPLY.get(itype, itype), code))
+        return _new_tuple(ConnTuple, (proto, dst, src, dport, sport, 0, 0))
 
     @property
     def proto_name(self) -> str:
@@ -76,6 +77,9 @@ class ConnTuple:
         return f"{self.proto_name} {self.src}:{self.sport} -> {self.dst}:{self.dport}"
 
 
+_new_tuple = tuple.__new__      # a ConnTuple from all seven fields, without the keyword handling
+
+
 def endpoint(proto: int, addr: str, port: int) -> str:
     """`ip:port` for TCP/UDP, `ip id N` for ICMP (the id is the ICMP "port")."""
     if proto == IPPROTO_ICMP:
@@ -87,7 +91,7 @@ def tuple_of(packet: IPv4) -> ConnTuple | None:
     """The tuple the kernel extracts from a packet (nf_ct_get_tuple); None if not trackable."""
     payload = packet.payload
     if isinstance(payload, (TCP, UDP)):
-        return ConnTuple(packet.proto, packet.src, packet.dst, payload.sport, payload.dport)
+        return _new_tuple(ConnTuple, (packet.proto, packet.src, packet.dst, payload.sport, payload.dport, 0, 0))
     if isinstance(payload, ICMP):
         return ConnTuple(IPPROTO_ICMP, packet.src, packet.dst, payload.id, 0, payload.type, payload.code)
     return None

@@ -10,6 +10,7 @@ ADDR` in `main`. Every namespace starts with `lo` up and 127.0.0.1/8, like one m
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Iterable
 
@@ -47,6 +48,14 @@ class Sysctls:
                 text = str(int(value))
             out.append(f"{key} = {text}")
         return out
+
+
+@lru_cache(maxsize=1 << 14)
+def _interface_ints(iface: IPv4Interface) -> tuple[int, int, str]:
+    """An address's network and mask as integers, and the address as text (source selection
+    asks for them on every route lookup)."""
+    network = iface.network
+    return int(network.network_address), int(network.netmask), str(iface.ip)
 
 
 class Namespace:
@@ -226,11 +235,12 @@ class Namespace:
             return route.src
         dev = self.devices.get(route.dev)
         if dev is not None and dev.addresses:
-            target = IPv4Address(nexthop)
+            target = address_int(nexthop)
             for iface in dev.addresses:
-                if target in iface.network:
-                    return str(iface.ip)
-            return str(dev.addresses[0].ip)
+                network, mask, ip = _interface_ints(iface)
+                if target & mask == network:
+                    return ip
+            return _interface_ints(dev.addresses[0])[2]
         for name, iface in self.addresses():
             if name != "lo":
                 return str(iface.ip)

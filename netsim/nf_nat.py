@@ -106,12 +106,12 @@ class NatBindings:
             else:
                 earlier = self.by_source.get((current.proto, current.src, current.sport))
                 if earlier is not None:
-                    mapped = replace(current, src=earlier.reply.dst, sport=earlier.reply.dport
+                    mapped = current._replace(src=earlier.reply.dst, sport=earlier.reply.dport
                                      if current.proto != IPPROTO_ICMP else earlier.reply.sport)
                     if in_range(mapped) and not self.table.tuple_taken(mapped, entry):
                         return mapped
         # 2) the address (netsim models single-address ranges only).
-        tup = replace(current, src=addr) if manip == SRC else replace(current, dst=addr)
+        tup = current._replace(src=addr) if manip == SRC else current._replace(dst=addr)
         # 3) keep the port when it is in range and unique.
         if not random_all:
             port = tup.sport if (manip == SRC or tup.proto == IPPROTO_ICMP) else tup.dport
@@ -149,9 +149,9 @@ class NatBindings:
         for i in range(size):
             value = low + (offset + i) % size
             if icmp or manip == SRC:
-                candidate = replace(tup, sport=value)
+                candidate = tup._replace(sport=value)
             else:
-                candidate = replace(tup, dport=value)
+                candidate = tup._replace(dport=value)
             if not self.table.tuple_taken(candidate, entry):
                 return candidate
         return None

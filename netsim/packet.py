@@ -59,6 +59,7 @@ TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x2
 TCP_FLAG_ORDER = "FSRPAUEC"
 
 
+@lru_cache(maxsize=1 << 16)       # a trace packs the same few MACs into every frame
 def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
@@ -675,9 +676,14 @@ class IPv4:
                             dst=ip_bytes(self.dst))
         return _with_checksum(header, _IPV4_CSUM, internet_checksum(header))
 
-    def to_bytes(self) -> bytes:
+    @cached_property
+    def _bytes(self) -> bytes:
         body = self.payload_bytes()
         return self.header_bytes(IPV4_HEADER.size + len(body)) + body
+
+    def to_bytes(self) -> bytes:
+        """The packet on the wire (worked out once: the same packet rides in several frames)."""
+        return self._bytes
 
     @property
     def proto_name(self) -> str:

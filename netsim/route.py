@@ -44,6 +44,11 @@ class Route:
         return self.dst.prefixlen, int(self.dst.network_address)
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The route as `ip route` prints it (worked out once: a route does not change)."""
         if self.dst.prefixlen == 0:
             dst = "default"
         elif self.dst.prefixlen == 32:
