@@ -25,13 +25,13 @@ br_device.c `br_dev_xmit`; br_fdb.c; br_netfilter_hooks.c `br_nf_pre_routing`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from .decision import BridgeReason, Decision, FdbRef, Subsystem, Verdict, fdb_ref, field_change, neighbour_ref
 from .device import VLAN_HLEN, Device, l3_length
 from .errors import ConfigError
-from .packet import BROADCAST_MAC, ETH_P_IP, Ethernet, IPv4
+from .packet import BROADCAST_MAC, ETH_P_IP, Ethernet, IPv4, evolve
 from .route import route_ref
 from .skb import Flow
 
@@ -172,12 +172,13 @@ def br_handle_frame(k: Kernel, port_dev: Device, frame: Ethernet, flow: Flow) ->
                 dnat_route = rr
             elif not br.is_local_mac(frame.dst):
                 old = frame.dst
-                frame = replace(frame, dst=br.mac)
+                frame = evolve(frame, dst=br.mac)
                 flow.note(Decision(
                     Subsystem.BRIDGE, "br_nf_pre_routing_finish", BridgeReason.TO_IP_STACK, Verdict.UP,
                     consulted=(route_ref(rr),) if rr is not None else (),
                     changes=(field_change("ethernet", "dst", old, br.mac),), dst=result.dst, bridge=br.name))
-        frame = replace(frame, payload=result)
+        if result is not ip:
+            frame = evolve(frame, payload=result)
     if dnat_route is not None:
         entry = ns.neighbours.get(br.name, dnat_route.nexthop)
         if entry is None or not entry.usable:
@@ -194,7 +195,7 @@ def br_handle_frame(k: Kernel, port_dev: Device, frame: Ethernet, flow: Flow) ->
             k.neigh_output(ns, br, dnat_route.nexthop, frame.payload, flow)
             return
         old = frame.dst
-        frame = replace(frame, dst=entry.lladdr or "")
+        frame = evolve(frame, dst=entry.lladdr or "")
         flow.note(Decision(
             Subsystem.BRIDGE, "br_nf_pre_routing_finish", BridgeReason.BRIDGE_DNAT, Verdict.BRIDGE,
             consulted=(route_ref(dnat_route), neighbour_ref(br.name, entry.ip, entry.lladdr or "", entry.state)),
@@ -253,14 +254,14 @@ def br_nf_forward(k: Kernel, br: Bridge, out_dev: Device, frame: Ethernet, flow:
         ip = k.nf_hook(ns, "POSTROUTING", ip, flow, outdev=br.name)
         if ip is None:
             return
-        frame = replace(frame, payload=ip)
+        frame = evolve(frame, payload=ip)
         frag_max = flow.skb.frag_max
         if frag_max and ip.length() > frag_max:
             fragments = k.ip_do_fragment(ip, frag_max)
             flow.note(Decision(Subsystem.BRIDGE, "br_nf_dev_queue_xmit", BridgeReason.REFRAGMENT, Verdict.FRAGMENT,
                                frag_max=frag_max, count=len(fragments)))
             for frag in fragments:
-                br_dev_queue_push_xmit(k, out_dev, replace(frame, payload=frag), flow.copy())
+                br_dev_queue_push_xmit(k, out_dev, evolve(frame, payload=frag), flow.copy())
             return
     br_dev_queue_push_xmit(k, out_dev, frame, flow)
 

@@ -11,6 +11,7 @@ that holds the entries is conntrack.py's, the NAT bindings nf_nat.py's.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 from .decision import ConntrackRef
@@ -146,6 +147,7 @@ class ConntrackEntry:
         return str(self.original)
 
 
+@lru_cache(maxsize=1 << 14)       # a trace names the same few connections at every hook
 def conn_text(tup: ConnTuple) -> str:
     """A tuple as a ConntrackRef names it: `src:sport -> dst:dport`, `src -> dst id N` for ICMP."""
     if tup.proto == IPPROTO_ICMP:
@@ -155,8 +157,13 @@ def conn_text(tup: ConnTuple) -> str:
 
 def conntrack_ref(entry: ConntrackEntry, direction: int, state: str) -> ConntrackRef:
     """The entry a decision consulted: both tuples, the packet's ctstate and its direction."""
-    return ConntrackRef(entry.original.proto_name, conn_text(entry.original), conn_text(entry.reply),
-                        state, "reply" if direction == REPLY else "original")
+    return _conntrack_ref(entry.original, entry.reply, state, direction == REPLY)
+
+
+@lru_cache(maxsize=1 << 14)       # the same entry is met the same way at every hook of a trace
+def _conntrack_ref(original: ConnTuple, reply: ConnTuple, state: str, is_reply: bool) -> ConntrackRef:
+    return ConntrackRef(original.proto_name, conn_text(original), conn_text(reply), state,
+                        "reply" if is_reply else "original")
 
 
 def lone_ref(tup: ConnTuple) -> ConntrackRef:

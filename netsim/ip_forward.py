@@ -12,12 +12,11 @@ net/ipv4/ip_output.c `ip_output`):
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
 from .device import Device
-from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4
+from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4, evolve
 from .route import RouteResult, route_ref
 from .skb import Flow
 
@@ -40,7 +39,7 @@ def ip_forward(k: Kernel, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResu
                                      size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu))
         k.icmp_send(ns, ip, ICMP_DEST_UNREACH, 4, flow, rest=out_dev.mtu)
         return
-    ip = replace(ip, ttl=ip.ttl - 1)
+    ip = evolve(ip, ttl=ip.ttl - 1)
     flow.note(Decision(Subsystem.IP, "ip_forward", IpReason.FORWARDED, Verdict.FORWARD,
                        changes=(field_change("ipv4", "ttl", ip.ttl + 1, ip.ttl),)))
     hooked = k.nf_hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)

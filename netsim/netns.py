@@ -250,12 +250,13 @@ class Namespace:
         """MASQUERADE's source: the address the kernel would pick on the outgoing device."""
         dev = self.device(outdev)
         if nexthop is not None:
-            target = IPv4Address(nexthop)
+            target = address_int(nexthop)
             for iface in dev.addresses:
-                if target in iface.network:
-                    return str(iface.ip)
+                network, mask, ip = _interface_ints(iface)
+                if target & mask == network:
+                    return ip
         if dev.addresses:
-            return str(dev.addresses[0].ip)
+            return _interface_ints(dev.addresses[0])[2]
         raise ConfigError(f"MASQUERADE on {self.name}/{outdev}: the device has no IPv4 address")
 
     # neighbours -------------------------------------------------------------------------

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
 from .conntrack_entry import DST, ICMP_QUERY_REPLY, ORIGINAL, REPLY, SRC, ConnTuple, ConntrackEntry
-from .packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TCP, UDP
+from .packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TCP, UDP, evolve
 
 
 class NatTable(Protocol):
@@ -55,8 +55,7 @@ class NatBindings:
         return entry.src_nat_done if manip == SRC else entry.dst_nat_done
 
     def setup(self, entry: ConntrackEntry, manip: str, addr: str | None,
-                  ports: tuple[int, int] | None = None, random: bool = False,
-                  random_fully: bool = False) -> bool:
+              ports: tuple[int, int] | None = None, random: bool = False, random_fully: bool = False) -> bool:
         """nf_nat_setup_info(): bind the connection's SRC or DST manipulation to `addr` (None:
         a null binding that keeps the address) and `ports` (an inclusive range, or None to keep
         the port when the result is unique). Picks the port or ICMP id like get_unique_tuple().
@@ -107,11 +106,14 @@ class NatBindings:
                 earlier = self.by_source.get((current.proto, current.src, current.sport))
                 if earlier is not None:
                     mapped = current._replace(src=earlier.reply.dst, sport=earlier.reply.dport
-                                     if current.proto != IPPROTO_ICMP else earlier.reply.sport)
+                                              if current.proto != IPPROTO_ICMP else earlier.reply.sport)
                     if in_range(mapped) and not self.table.tuple_taken(mapped, entry):
                         return mapped
         # 2) the address (netsim models single-address ranges only).
-        tup = current._replace(src=addr) if manip == SRC else current._replace(dst=addr)
+        if manip == SRC:
+            tup = current if current.src == addr else current._replace(src=addr)
+        else:
+            tup = current if current.dst == addr else current._replace(dst=addr)
         # 3) keep the port when it is in range and unique.
         if not random_all:
             port = tup.sport if (manip == SRC or tup.proto == IPPROTO_ICMP) else tup.dport
@@ -191,11 +193,11 @@ def nat_icmp_error(entry: ConntrackEntry, direction: int, manip: str,
     inner_manip = DST if manip == SRC else SRC
     data = quoted.rewrite(other, inner_manip)
     outer_target = other.invert()
-    outer = replace(packet, payload=replace(icmp, data=data))
+    outer = evolve(packet, payload=evolve(icmp, data=data))
     if manip == SRC:
-        outer = replace(outer, src=outer_target.src)
+        outer = evolve(outer, src=outer_target.src)
         return outer, (outer_target.src, other.destination_text())
-    outer = replace(outer, dst=outer_target.dst)
+    outer = evolve(outer, dst=outer_target.dst)
     return outer, (outer_target.dst, other.source_text())
 
 
@@ -213,16 +215,16 @@ def rewrite(packet: IPv4, target: ConnTuple, manip: str) -> IPv4:
     to the target tuple's (nf_nat_ipv4_manip_pkt + the l4 manip)."""
     payload = packet.payload
     if manip == SRC:
-        packet = replace(packet, src=target.src)
+        address = {"src": target.src}
         if isinstance(payload, (TCP, UDP)):
-            payload = replace(payload, sport=target.sport)
+            payload = evolve(payload, sport=target.sport)
     else:
-        packet = replace(packet, dst=target.dst)
+        address = {"dst": target.dst}
         if isinstance(payload, (TCP, UDP)):
-            payload = replace(payload, dport=target.dport)
+            payload = evolve(payload, dport=target.dport)
     if isinstance(payload, ICMP) and payload.type in ICMP_QUERY_REPLY:
         payload = payload.with_id(target.sport)
-    return replace(packet, payload=payload)
+    return evolve(packet, payload=payload, **address)
 
 
 # ---- the packet quoted inside an ICMP error --------------------------------------------------

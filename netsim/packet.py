@@ -21,10 +21,11 @@ independent reference dissector.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, replace
-from functools import cached_property, lru_cache
+import sys
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from ipaddress import IPv4Address
-from typing import Callable, ClassVar, Union
+from typing import Callable, ClassVar, TypeVar, Union
 
 from .errors import ConfigError
 
@@ -59,6 +60,9 @@ TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x2
 TCP_FLAG_ORDER = "FSRPAUEC"
 
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
 @lru_cache(maxsize=1 << 16)       # a trace packs the same few MACs into every frame
 def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
@@ -74,13 +78,16 @@ def ip_bytes(addr: str) -> bytes:
 
 
 def internet_checksum(data: bytes) -> int:
-    """RFC 1071 ones'-complement sum, as every IPv4, ICMP, TCP and UDP header uses."""
+    """RFC 1071 ones'-complement sum, as every IPv4, ICMP, TCP and UDP header uses. The words
+    are summed in the machine's byte order and the result swapped back (RFC 1071 2(B): the sum
+    does not depend on byte order), which lets memoryview add them in C."""
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = sum(memoryview(data).cast("H"))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    total = ~total & 0xFFFF
+    return ((total & 0xFF) << 8) | (total >> 8) if _LITTLE_ENDIAN else total
 
 
 def _pseudo_header(src: str, dst: str, proto: int, length: int) -> bytes:
@@ -532,7 +539,7 @@ class ICMP:
         return self.type in (ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED)
 
     def with_id(self, ident: int) -> "ICMP":
-        return replace(self, rest=(ident << 16) | self.seq)
+        return evolve(self, rest=(ident << 16) | self.seq)
 
     def encode(self, src: str, dst: str) -> bytes:
         body = _ICMP_PACK(type=self.type, code=self.code, rest=self.rest) + self.data
@@ -667,8 +674,13 @@ class IPv4:
         return payload.encode(self.src, self.dst)
 
     def length(self) -> int:
-        payload = self.payload
-        return IPV4_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+        """The total length (worked out once: every MTU check asks for it)."""
+        length: int | None = self.__dict__.get("_length")
+        if length is None:
+            payload = self.payload
+            length = IPV4_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+            self.__dict__["_length"] = length
+        return length
 
     def header_bytes(self, total_length: int) -> bytes:
         header = _IPV4_PACK(tos=self.tos, total_length=total_length, id=self.id, df=self.df, mf=self.mf,
@@ -676,14 +688,13 @@ class IPv4:
                             dst=ip_bytes(self.dst))
         return _with_checksum(header, _IPV4_CSUM, internet_checksum(header))
 
-    @cached_property
-    def _bytes(self) -> bytes:
-        body = self.payload_bytes()
-        return self.header_bytes(IPV4_HEADER.size + len(body)) + body
-
     def to_bytes(self) -> bytes:
         """The packet on the wire (worked out once: the same packet rides in several frames)."""
-        return self._bytes
+        wire: bytes | None = self.__dict__.get("_wire")
+        if wire is None:
+            body = self.payload_bytes()
+            wire = self.__dict__["_wire"] = self.header_bytes(IPV4_HEADER.size + len(body)) + body
+        return wire
 
     @property
     def proto_name(self) -> str:
@@ -710,14 +721,15 @@ class Ethernet:
         payload = self.payload
         return ETHERNET_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
 
-    @cached_property
-    def _bytes(self) -> bytes:
-        payload = self.payload
-        body = payload if isinstance(payload, bytes) else payload.to_bytes()
-        return _ETH_PACK(dst=mac_bytes(self.dst), src=mac_bytes(self.src), type=self.type) + body
-
     def to_bytes(self) -> bytes:
-        return self._bytes
+        """The frame on the wire (worked out once; the frozen record keeps it beside its fields)."""
+        wire: bytes | None = self.__dict__.get("_wire")
+        if wire is None:
+            payload = self.payload
+            body = payload if isinstance(payload, bytes) else payload.to_bytes()
+            wire = _ETH_PACK(dst=mac_bytes(self.dst), src=mac_bytes(self.src), type=self.type) + body
+            self.__dict__["_wire"] = wire
+        return wire
 
     @property
     def ip(self) -> IPv4 | None:
@@ -733,6 +745,27 @@ class Ethernet:
         payload = self.payload
         inner = payload.summary() if not isinstance(payload, bytes) else f"{len(payload)} bytes"
         return f"{self.src} > {self.dst} {inner}"
+
+
+_FIELDS: dict[type, frozenset[str]] = {}
+_set_attr = object.__setattr__
+R = TypeVar("R", bound=Union[ARP, ICMP, TCP, UDP, VXLAN, IPv4, Ethernet])
+
+
+def evolve(record: R, **changes: object) -> R:
+    """`dataclasses.replace` for the packet records, in one dict copy: the walk rewrites a
+    TTL, a MAC or a payload at almost every hop. What a record worked out about itself (its
+    bytes, its length) stays behind."""
+    cls = type(record)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))
+    if not changes.keys() <= names:
+        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - names)[0]!r}")
+    old = record.__dict__
+    new = object.__new__(cls)
+    _set_attr(new, "__dict__", {name: old[name] for name in names} | changes)
+    return new
 
 
 def vxlan_of(frame: Ethernet) -> VXLAN | None:

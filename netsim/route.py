@@ -43,12 +43,23 @@ class Route:
         """(prefix length, network address as an int): where the route sits in a table."""
         return self.dst.prefixlen, int(self.dst.network_address)
 
-    def __str__(self) -> str:
-        return self.text
+    def __hash__(self) -> int:
+        """Worked out once: a route is a key of route_ref's cache at every forwarded packet."""
+        value: int | None = self.__dict__.get("_hash")
+        if value is None:
+            value = self.__dict__["_hash"] = hash((self.dst, self.dev, self.via, self.src, self.scope, self.proto,
+                                                   self.metric, self.onlink, self.type))
+        return value
 
-    @cached_property
-    def text(self) -> str:
-        """The route as `ip route` prints it (worked out once: a route does not change)."""
+    def __str__(self) -> str:
+        """The route as `ip route` prints it (worked out once: a route does not change, and
+        every forwarded packet's decision names its route)."""
+        text: str | None = self.__dict__.get("_text")
+        if text is None:
+            text = self.__dict__["_text"] = self._text()
+        return text
+
+    def _text(self) -> str:
         if self.dst.prefixlen == 0:
             dst = "default"
         elif self.dst.prefixlen == 32:
@@ -105,8 +116,12 @@ class RoutingTable:
         self.name = name
         self._by_len: dict[int, dict[int, tuple[Route, ...]]] = {}
         self._lengths: list[int] = []   # present prefix lengths, longest first
+        # address -> every route covering it, longest prefix first: what a lookup of it walks
+        # (a trace looks the same few addresses up again and again); emptied on every change
+        self._covering: dict[int, tuple[Route, ...]] = {}
 
     def add(self, route: Route) -> None:
+        self._covering.clear()
         plen = route.dst.prefixlen
         bucket = self._by_len.get(plen)
         if bucket is None:
@@ -124,6 +139,7 @@ class RoutingTable:
         """add() every route of `frozen` but `without`: one dict copy per prefix length when
         none of its destinations is in the table yet (flanneld's thousands of peer routes on
         a node of a big cluster), else one add() per route."""
+        self._covering.clear()
         for plen, entries in frozen.by_len.items():
             skip = without.slot[1] if without is not None and without.slot[0] == plen else None
             bucket = self._by_len.get(plen)
@@ -146,6 +162,7 @@ class RoutingTable:
         self._lengths = sorted(self._by_len, reverse=True)
 
     def remove(self, route: Route) -> None:
+        self._covering.clear()
         bucket = self._by_len.get(route.dst.prefixlen, {})
         routes = bucket.get(int(route.dst.network_address), ())
         if route not in routes:
@@ -164,14 +181,23 @@ class RoutingTable:
 
     def lookup(self, addr: int, usable=None) -> Route | None:
         """Longest prefix match; `usable(route)` filters out routes whose device is down."""
+        routes = self._covering.get(addr)
+        if routes is None:
+            routes = self._covers(addr)
+        for route in routes:
+            if usable is None or usable(route):
+                return route
+        return None
+
+    def _covers(self, addr: int) -> tuple[Route, ...]:
+        found: list[Route] = []
         for plen in self._lengths:
             mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
-            routes = self._by_len[plen].get(addr & mask)
-            if routes:
-                for route in routes:
-                    if usable is None or usable(route):
-                        return route
-        return None
+            found.extend(self._by_len[plen].get(addr & mask, ()))
+        if len(self._covering) >= 4096:
+            self._covering.clear()
+        routes = self._covering[addr] = tuple(found)
+        return routes
 
     def routes(self) -> list[Route]:
         """All routes in the order `ip route show` prints them: the FIB trie's order, by network

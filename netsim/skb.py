@@ -8,7 +8,7 @@ VXLAN encapsulation for the conntrack reference: the outer packet is tracked as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .decision import Decision
@@ -32,14 +32,12 @@ class Skb:
     # br_netfilter's bridged DNAT waiting on ARP (nf_bridge->bridged_dnat): the port it came in
     # on (physindev) and the Ethernet source it had, restored once the bridge sends it
     bridged_dnat: tuple[str, str] | None = None
-    notes: list[str] = field(default_factory=list)
 
     def clone(self) -> "Skb":
-        """skb_clone for a copy of the packet: the same metadata, its own notes (what
-        dataclasses.replace does, without walking the fields one by one)."""
+        """skb_clone for a copy of the packet: the same metadata (what dataclasses.replace
+        does, without walking the fields one by one)."""
         other = object.__new__(Skb)
         other.__dict__.update(self.__dict__)
-        other.notes = []
         return other
 
     def scrub(self) -> "Skb":

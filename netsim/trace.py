@@ -21,6 +21,7 @@ from .decision import Decision, Outcome
 from .packet import ARP, Ethernet, IPv4, innermost_ip, vxlan_of
 
 Frame = Union[Ethernet, IPv4]
+_new_object, _set_dict = object.__new__, object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,10 @@ class Hop:
              reason: Decision | None) -> "Hop":
         """Hop(...) for the walk, which makes fifty of them per trace: the same record, filled
         in one step instead of one frozen-field assignment at a time."""
-        hop = object.__new__(cls)
-        hop.__dict__.update(index=index, netns=netns, device=device, direction=direction, frame=frame,
-                            decisions=decisions, packet_id=packet_id, role=role, verdict=verdict,
-                            device_kind=device_kind, reason=reason)
+        hop = _new_object(cls)
+        _set_dict(hop, "__dict__", {"index": index, "netns": netns, "device": device, "direction": direction,
+                                    "frame": frame, "decisions": decisions, "packet_id": packet_id, "role": role,
+                                    "verdict": verdict, "device_kind": device_kind, "reason": reason})
         return hop
 
     @property

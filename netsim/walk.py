@@ -59,7 +59,8 @@ class Walk(FlowLog):
         self.udp_programs = udp_programs        # userspace programs' UDP ports, by (namespace, port)
         self.max_hops = max_hops
         self.drafts: list[_Draft] = []
-        self.queue: deque[Callable[[], None]] = deque()
+        # the backlog: (device, frame, flow) to receive, or (work, None, None) to run
+        self.queue: deque[tuple[Any, Any, Any]] = deque()
         self.states: dict[type, Any] = {}
 
     def state(self, kind: type[S]) -> S:
@@ -82,7 +83,7 @@ class Walk(FlowLog):
         return Flow(self, role)
 
     def schedule(self, work: Callable[[], None]) -> None:
-        self.queue.append(work)
+        self.queue.append((work, None, None))
 
     # recording ------------------------------------------------------------------------
     def record_hop(self, dev: Device, direction: str, frame: Ethernet | IPv4, flow: Flow) -> None:
@@ -104,10 +105,14 @@ class Walk(FlowLog):
     def run(self) -> None:
         """Drain the backlog; when the wire goes quiet, run the timers (IDLE_TIMERS) until none
         sends anything more."""
-        queue = self.queue
+        queue, receive = self.queue, self.netif_receive_skb
         while True:
             while queue:
-                queue.popleft()()
+                dev, frame, flow = queue.popleft()
+                if frame is None:
+                    dev()
+                else:
+                    receive(dev, frame, flow)
             if not any([timer(self) for timer in IDLE_TIMERS]):
                 break
 
@@ -154,7 +159,7 @@ class Walk(FlowLog):
 
     def netif_rx(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
         """netif_rx: the frame waits in the backlog, received on a later turn."""
-        self.queue.append(lambda: self.netif_receive_skb(dev, frame, flow))
+        self.queue.append((dev, frame, flow))
 
     def netif_receive_skb(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
         """netif_receive_skb: a capture on `dev` sees the frame arrive."""

@@ -262,7 +262,7 @@ def _first_packet(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, r
             consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW")),
             changes=field_changes(before, packet), manip=manip, old=old, new=new))
         result.rule = walk.where
-    elif packet != before:
+    elif packet is not before and packet != before:
         result.decisions.append(Decision(
             Subsystem.NAT, "nf_nat_alloc_null_binding", NatReason.NULL_BINDING_CLASH, Verdict.SNAT,
             consulted=(conntrack_ref(entry, direction, "NEW"),), hook=hook,
