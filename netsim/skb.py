@@ -41,8 +41,16 @@ class Skb:
         return other
 
     def scrub(self) -> "Skb":
-        """What survives a namespace crossing: only the flow hash."""
-        return Skb(hash=self.hash)
+        """What survives a namespace crossing (skb_scrub_packet): only the flow hash."""
+        other = object.__new__(Skb)
+        fresh = _FRESH.copy()
+        fresh["hash"] = self.hash
+        _set_attr(other, "__dict__", fresh)
+        return other
+
+
+_FRESH = Skb().__dict__.copy()          # a new skb's metadata, copied rather than built field by field
+_set_attr = object.__setattr__
 
 
 class _Draft:

@@ -153,8 +153,9 @@ class Network:
                 outcome = Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ANSWER, walk.client_errno, ended=ended)
             else:
                 outcome = Outcome(OutcomeKind.TIMED_OUT, OutcomeReason.NO_ANSWER, "ETIMEDOUT", ended=ended)
-        return Trace(walk.hops(), title or f"{src_ns} -> {dst} {proto}{'/' + str(dport) if dport else ''}",
-                     outcome, ended=walk.copies_ended(), owners_from=self.owners)
+        hops, ended_copies = walk.finish()
+        return Trace(hops, title or f"{src_ns} -> {dst} {proto}{'/' + str(dport) if dport else ''}",
+                     outcome, ended=ended_copies, owners_from=self.owners)
 
     def flush_caches(self) -> None:
         """`ip neigh flush`, forget learned FDB entries, `conntrack -F` in every namespace."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .decision import Decision, Subsystem, Verdict, VethReason
 from .device import VLAN_HLEN, Device, Veth, l3_length
 from .packet import Ethernet, IPv4
-from .skb import Flow, Skb
+from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -38,7 +38,7 @@ def veth_xmit(k: Kernel, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None:
                  peer.netns.name if peer.netns else "", peer.name)
         return
     crossing = peer.netns is not dev.netns
-    skb = Skb(hash=flow.skb.hash) if crossing else flow.skb
+    skb = flow.skb.scrub() if crossing else flow.skb
     k.netif_rx(peer, frame, flow.copy(skb))
 
 

@@ -119,27 +119,31 @@ class Walk(FlowLog):
     def hops(self) -> tuple[Hop, ...]:
         """The finished hops. A hop no copy went on from takes the verdict of the first copy
         that ended there; every other copy that ended without a hop of its own becomes an
-        `Ended` record (see `ended`)."""
-        out = []
-        make = Hop.make
-        for d in self.drafts:
-            verdict, reason = d.verdict, d.reason
-            if d.pending and not verdict and not d.continued:
-                verdict, reason = d.pending[0][0], d.pending[0][1]
-            out.append(make(d.index, d.netns, d.device, d.direction, d.frame, tuple(d.notes), d.packet_id,
-                            d.role, verdict, d.kind, reason))
-        return tuple(out)
+        `Ended` record (see `copies_ended`)."""
+        return self.finish()[0]
 
     def copies_ended(self) -> tuple[Ended, ...]:
         """Every copy that ended before a capture point of its own, in the order they ended
         at their hops (then those that never reached any)."""
-        out: list[Ended] = []
+        return self.finish()[1]
+
+    def finish(self) -> tuple[tuple[Hop, ...], tuple[Ended, ...]]:
+        """The hops and the copies that ended, in one pass over the drafts."""
+        hops: list[Hop] = []
+        ended: list[Ended] = []
+        make = Hop.make
         for d in self.drafts:
-            for i, (verdict, reason, netns, device, packet_id) in enumerate(d.pending):
-                if i == 0 and not d.verdict and not d.continued:
-                    continue        # it gave the hop its verdict
-                out.append(Ended(packet_id, d.role, netns, device, verdict, reason, d.index))
-        return tuple(out) + tuple(self.ended)
+            verdict, reason, pending = d.verdict, d.reason, d.pending
+            if pending:
+                first_gives_verdict = not verdict and not d.continued
+                if first_gives_verdict:
+                    verdict, reason = pending[0][0], pending[0][1]
+                for i, (how, why, netns, device, packet_id) in enumerate(pending):
+                    if i or not first_gives_verdict:
+                        ended.append(Ended(packet_id, d.role, netns, device, how, why, d.index))
+            hops.append(make(d.index, d.netns, d.device, d.direction, d.frame, tuple(d.notes), d.packet_id,
+                             d.role, verdict, d.kind, reason))
+        return tuple(hops), (*ended, *self.ended)
 
     # link layer: net/core/dev.c ---------------------------------------------------------
     def dev_queue_xmit(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
@@ -205,8 +209,10 @@ class Walk(FlowLog):
                 return None
             ip = gathered
         result = ns.netfilter.hook(hook, ip, flow.skb, indev, outdev, nexthop)
-        for d in result.decisions:
-            flow.note(d)
+        decisions = result.decisions
+        if decisions:           # noted where the kernel has the packet in hand (Flow.note)
+            last = flow.last
+            (last.notes if last is not None else flow.early).extend(decisions)
         if result.verdict == "ACCEPT":
             return result.packet
         where = outdev or indev or ""

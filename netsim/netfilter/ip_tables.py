@@ -137,69 +137,101 @@ def _ref_of(decision: Decision) -> RuleRef:
     return ref
 
 
+# What ipt_do_table does with a rule that matched, by its target's class (StandardTarget by name).
+_MARK, _NAT, _REJECT = 1, 2, 3
+_TARGET_KIND = {MarkTarget: _MARK, NatTarget: _NAT, RejectTarget: _REJECT}
+_NOTHING = WalkOutcome()            # no rule decided (shared: a WalkOutcome is only read)
+_DECIDED: dict[tuple, Decision] = {}
+
+
+def _decided(reason: NetfilterReason, verdict: Verdict, table: str, hook: str, chain: str,
+             path: tuple[str, ...], rule: Rule) -> Decision:
+    """_rule_decision for a rule, found by the rule itself (hashed by identity) and how it was
+    met, without hashing the enums: the walk meets the same few rules in every trace."""
+    key = (rule, hook, path, rule.position, verdict is Verdict.RETURN)
+    found = _DECIDED.get(key)
+    if found is None:
+        if len(_DECIDED) >= 1 << 12:
+            _DECIDED.clear()
+        found = _DECIDED[key] = _rule_decision(reason, verdict, table, hook, chain, path, rule, rule.position)
+    return found
+
+
 def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: HookDecisions) -> WalkOutcome:
     """Walk `table`'s built-in chain for `hook` with jumps, gotos and RETURN; leave a Decision
-    on `result` for every rule that acted and for a policy that decided."""
-    if table is None or hook not in table.chains:
-        return WalkOutcome()
-    chain = table.chains[hook]
-    if not chain.rules and chain.policy == "ACCEPT":
-        return WalkOutcome()
+    on `result` for every rule that acted and for a policy that decided. A jump (-j) into an
+    empty chain comes straight back, so it is not taken."""
+    if table is None:
+        return _NOTHING
+    chains = table.chains
+    chain = chains.get(hook)
+    if chain is None:
+        return _NOTHING
+    rules = chain.rules
+    if not rules and chain.policy == "ACCEPT":
+        return _NOTHING
     table_name = table.name
-    stack: list[tuple[Chain, int, list[str]]] = []
-    path: list[str] = []
+    stack: list[tuple[Chain, int, tuple[str, ...]]] = []
+    path: tuple[str, ...] = ()
     index = 0
     decisions = result.decisions
     while True:
-        if index >= len(chain.rules):
+        if index >= len(rules):
             if not stack:
                 if table_name == "nat":
-                    return WalkOutcome()
+                    return _NOTHING
                 policy = chain.policy or "ACCEPT"
                 decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy, (),
                                           None, 0)
                 decisions.append(decision)
                 return WalkOutcome(policy, ref=_ref_of(decision))
             chain, index, path = stack.pop()
+            rules = chain.rules
             continue
-        rule = chain.rules[index]
+        rule = rules[index]
         index += 1
         if not rule.matches_packet(ctx):
             continue
         target = rule.target
         if target is None:
             continue
-        if isinstance(target, MarkTarget):
-            old = ctx.skb.mark
-            ctx.skb.mark = target.apply(old)
+        kind = _TARGET_KIND.get(type(target))
+        if kind is _MARK:
+            assert isinstance(target, MarkTarget)
+            skb = ctx.skb
+            old = skb.mark
+            skb.mark = target.apply(old)
             decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.MARK, Verdict.CONTINUE,
-                                      consulted=(_ref(table_name, hook, chain.name, path, rule),),
-                                      changes=(FieldChange("skb", "mark", old, ctx.skb.mark),)))
+                                      consulted=(_ref(table_name, hook, chain.name, list(path), rule),),
+                                      changes=(FieldChange("skb", "mark", old, skb.mark),)))
             continue
-        if isinstance(target, NatTarget):
-            return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, path, rule))
-        if isinstance(target, RejectTarget):
-            decision = _rule_decision(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, tuple(path),
-                                      rule, rule.position)
+        if kind is _NAT:
+            assert isinstance(target, NatTarget)
+            return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, list(path), rule))
+        if kind is _REJECT:
+            decision = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, path, rule)
             decisions.append(decision)
             return WalkOutcome("REJECT", rule=rule, ref=_ref_of(decision))
         assert isinstance(target, StandardTarget)
         name = target.name
-        if name in ("ACCEPT", "DROP"):
-            decision = _rule_decision(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, tuple(path),
-                                      rule, rule.position)
+        if name == "ACCEPT" or name == "DROP":
+            decision = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, path, rule)
             decisions.append(decision)
             return WalkOutcome(name, rule=rule, ref=_ref_of(decision))
         if name == "RETURN":
             if stack:
-                decisions.append(_rule_decision(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name,
-                                                tuple(path), rule, rule.position))
+                decisions.append(_decided(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name, path,
+                                          rule))
                 chain, index, path = stack.pop()
+                rules = chain.rules
                 continue
-            index = len(chain.rules)          # RETURN in a built-in chain: its policy
+            index = len(rules)          # RETURN in a built-in chain: its policy
             continue
-        called = table.chains[name]
-        if not target.goto:
+        called = chains[name]
+        if target.goto:
+            path = path + (name,)
+            chain, index, rules = called, 0, called.rules
+        elif called.rules:
             stack.append((chain, index, path))
-        path = path + [called.name]
-        chain, index = called, 0
+            path = path + (name,)
+            chain, index, rules = called, 0, called.rules

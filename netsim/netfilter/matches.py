@@ -251,14 +251,15 @@ class ConntrackMatch(Match):
         return f"-m {self.name}{' !' if self.invert else ''} {self.option} {states}"
 
     def matches(self, ctx: PacketContext) -> bool:
+        """The packet's ctstate (INVALID before conntrack) or, for an entry with NAT, SNAT or
+        DNAT, is among the states asked for."""
         skb = ctx.skb
-        have = {skb.ct_state or "INVALID"}
-        if skb.ct is not None:
-            if skb.ct.snat:
-                have.add("SNAT")
-            if skb.ct.dnat:
-                have.add("DNAT")
-        return bool(have & self.states) != self.invert
+        states = self.states
+        hit = (skb.ct_state or "INVALID") in states
+        ct = skb.ct
+        if not hit and ct is not None:
+            hit = (ct.snat and "SNAT" in states) or (ct.dnat and "DNAT" in states)
+        return hit != self.invert
 
 
 class CommentMatch(Match):
