@@ -111,6 +111,12 @@ def _devices(trace: Trace, cluster, netns: str) -> list[str]:
     return list(dict.fromkeys(ordered))
 
 
+def _owned_by(trace: Trace, netns: str) -> list[str]:
+    """The IPv4 addresses of a namespace's devices, as the trace's owners name them."""
+    return sorted(a for a, o in (trace.owners or {}).items()
+                  if a.count(".") == 3 and (o.startswith(f"{netns}'s ") or o.endswith(f" on {netns}")))
+
+
 def _steering(hop: Hop) -> list[Decision]:
     """The decisions at a hop that chose where the frame goes next: a route lookup, a bridge's
     FDB lookup, a tunnel's encapsulation."""
@@ -199,7 +205,7 @@ def _ask_src_ip(trace: Trace, hop: Hop, cluster) -> Challenge:
     right = _value(about, "ipv4", "src") or now
     dst = _value(hop, "ipv4", "dst") or ""
     ips = [a for a in (trace.owners or {}) if a.count(".") == 3 and a not in (right, dst)]
-    mine = sorted(a for a in ips if (trace.owner(a) or "").startswith(hop.netns))
+    mine = [a for a in _owned_by(trace, hop.netns) if a in ips]
     nodes = sorted(a for a in ips if (trace.owner(a) or "").endswith("'s eth0"))
     if origin:
         d = [d for d in hop.decisions if d.consulted_of(RouteRef)][:1]
@@ -378,8 +384,12 @@ def find_hop(trace: Trace, kind: str, cluster=None) -> int | None:
     if kind == "next_device":
         def moves(h: Hop) -> bool:
             a = _after(trace, h)
-            return (bool(_steering(h)) and a is not None and a.netns == h.netns and a.where != h.where
-                    and len(_devices(trace, cluster, h.netns)) > 2)
+            if not (_steering(h) and a is not None and a.netns == h.netns and a.where != h.where):
+                return False
+            try:
+                return len(_ask_next_device(trace, h, cluster).choices) > 1
+            except UsageError:
+                return False
         routed = first(lambda h: moves(h) and any(d.consulted_of(RouteRef) and d.verdict == "forward"
                                                   for d in h.decisions))
         return routed if routed is not None else first(moves)
@@ -393,7 +403,11 @@ def find_hop(trace: Trace, kind: str, cluster=None) -> int | None:
     if kind == "src_ip":
         nat = first(lambda h: any(d.change("ipv4", "src") is not None for d in h.decisions)
                     and _after(trace, h) is not None)
-        return nat if nat is not None else first(lambda h: _origin(h) and h.role == "request")
+        if nat is not None:
+            return nat
+
+        # a sender with one address has no choice to make
+        return first(lambda h: _origin(h) and h.role == "request" and len(_owned_by(trace, h.netns)) > 1)
     if kind in ("drop", "errno"):
         drop = main_drop(trace)
         if kind == "drop" and drop is None:

@@ -33,7 +33,7 @@ TEXT_PAIRS = (
     ("fg", "bg"), ("muted", "bg"), ("fg", "btn"), ("fg", "on"), ("fg", "chg"), ("muted", "chg"),
     ("fg", "pick"), ("muted", "pick"), ("white", "badge"), ("white", "added"), ("white", "hexon"),
     ("rm", "bg"), ("fg", "quiz"), ("fg", "right"), ("fg", "wrong"), ("fg", "dropbg"), ("rm", "dropbg"),
-    ("link", "bg"), ("muted", "on"),
+    ("link", "bg"),
     *((("fg", f"b{i}")) for i in range(8)), *((("muted", f"b{i}")) for i in range(8)),
 )
 DARK_SCOPES = ('html[data-theme="dark"] #ROOT', 'body[data-jp-theme-light="false"] #ROOT')
@@ -63,7 +63,7 @@ _LAYOUT = """
 @media (prefers-reduced-motion:reduce){#ROOT .dia .pkt,#ROOT .dia .seg{transition:none}}
 #ROOT ol.hops{flex:1 1 300px;contain:size;min-height:190px;overflow:auto;margin:0;padding:2px 0;list-style:none;font:11px/1.35 ui-monospace,monospace;border:1px solid var(--ns-line);border-radius:4px}
 #ROOT ol.hops li{padding:1px 4px;margin:0;cursor:pointer;white-space:nowrap;border-left:3px solid transparent}
-#ROOT ol.hops li .in{display:block;padding-left:3ch}#ROOT ol.hops li .q{color:var(--ns-muted)}
+#ROOT ol.hops li .in{display:block;padding-left:3ch}#ROOT ol.hops li .q{color:var(--ns-muted)}#ROOT ol.hops li.on .q{color:var(--ns-fg)}
 #ROOT ol.hops li b.x{color:var(--ns-rm);font-weight:700}
 #ROOT ol.hops li.r-request{border-left-color:var(--ns-req)}#ROOT ol.hops li.r-reply{border-left-color:var(--ns-rep)}
 #ROOT ol.hops li.r-arp{color:var(--ns-muted)}#ROOT ol.hops li.on{background:var(--ns-on);color:var(--ns-fg)}
