@@ -20,7 +20,7 @@ from netsim.pcap import pcapng_bytes
 from netsim.trace import Trace
 from netsim.views import Stepper, auto_challenges, challenge, header_view
 from netsim.views.hopinfo import main_drop, sentence
-from netsim.views.pcapfiles import MIMETYPE, notebook_pcaps, page_links
+from netsim.views.pcapfiles import METADATA_KEY, notebook_pcaps, page_links
 from netsim.views.predict import KINDS, find_hop
 from netsim.views.stepper import decode_payload
 from netsim.views.symptom import symptom
@@ -62,9 +62,9 @@ def test_every_scenario_renders_all_faces(number):
     trace = netsim.scenarios.SIX[number](cluster=cluster)
     st = Stepper(trace, cluster, predict=True)
     bundle, meta = st._repr_mimebundle_()
-    assert set(bundle) >= {"text/plain", "text/html", "application/vnd.jupyter.widget-view+json", MIMETYPE}
-    assert base64.b64decode(bundle[MIMETYPE]) == pcapng_bytes(trace)
-    assert page_links(bundle["text/html"]) == [meta[MIMETYPE]["filename"]]
+    assert set(bundle) == {"text/plain", "text/html", "application/vnd.jupyter.widget-view+json"}
+    assert base64.b64decode(meta[METADATA_KEY]["data"]) == pcapng_bytes(trace)
+    assert page_links(bundle["text/html"]) == [meta[METADATA_KEY]["filename"]]
     data = decode_payload(bundle["text/html"])
     assert len(data["hops"]) == len(trace)
     assert [h["w"] for h in data["hops"]] == [h.where for h in trace.hops]
@@ -379,8 +379,12 @@ def test_the_pcap_is_named_for_the_trace_and_carried_in_the_output(s4):
         {"output_type": "display_data", "data": {k: v for k, v in bundle.items() if k != "text/plain"},
          "metadata": meta}]}]}
     assert notebook_pcaps(notebook) == [(name, data)]
-    notebook["cells"][0]["outputs"][0]["metadata"][MIMETYPE]["filename"] = "../evil.pcapng"
+    entry = notebook["cells"][0]["outputs"][0]["metadata"][METADATA_KEY]
+    entry["filename"] = "../evil.pcapng"
     with pytest.raises(ValueError, match="evil"):
+        notebook_pcaps(notebook)
+    entry["filename"] = name[:-13] + "000000.pcapng"
+    with pytest.raises(ValueError, match="bytes its name was made for"):
         notebook_pcaps(notebook)
 
 

@@ -7,6 +7,7 @@
     views.header_view(trace, 13)                    # layers, fields, what changed, hex dump
     views.compare(vxlan_trace, hostgw_trace, ("vxlan", "host-gw"))
     views.summary_table()                           # the six scenarios on one screen
+    print(views.symptom(trace))                     # the trace's end as the sender's user sees it
 
 Nothing in the core imports this package; it only reads `Trace`, `Hop` and `Cluster`.
 """
@@ -17,10 +18,11 @@ from .headers import HopDiff, Layer, decompose, hop_diff, hop_layers, layer_tree
 from .hexdump import byte_map, hexdump, layer_ranges
 from .predict import Challenge, auto_challenges, challenge, challenges
 from .stepper import HeaderView, Stepper, header_view, stepper
+from .symptom import symptom
 
 __all__ = [
     "Challenge", "Comparison", "Diagram", "DiagramModel", "HeaderView", "HopDiff", "Layer", "Stepper",
     "SummaryTable", "auto_challenges", "byte_map", "challenge", "challenges", "compare", "decompose", "diagram",
     "diagram_model", "header_view", "hexdump", "hop_diff", "hop_layers", "layer_ranges", "layer_tree",
-    "path_facts", "previous_hop", "render_svg", "stepper", "summary_table", "trace_diffs",
+    "path_facts", "previous_hop", "render_svg", "stepper", "summary_table", "symptom", "trace_diffs",
 ]

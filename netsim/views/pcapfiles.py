@@ -1,9 +1,10 @@
 """The pcapng file beside each stepper in the published book, written when the book is built.
 
-A stepper's notebook output carries its trace's pcapng (`trace.to_pcap`'s bytes) as one more
-entry of its display bundle, `application/vnd.netsim.pcapng` (base64, as a notebook stores any
-binary output), with the file name in the output's metadata; its HTML links to `pcap/NAME`
-beside the page. The book is built from the notebooks' stored outputs (no code runs), so
+A stepper's notebook output carries its trace's pcapng (`trace.to_pcap`'s bytes, base64) and
+the file's name in the output's metadata (`METADATA_KEY`), not as a display format: a notebook
+front end and myst-nb ignore metadata, and nbval does not compare it (the name, which holds a
+digest of the bytes, is in the compared HTML); the stepper's HTML links to `pcap/NAME` beside
+the page. The book is built from the notebooks' stored outputs (no code runs), so
 this module is also a small Sphinx extension: when the HTML build finishes it reads those
 outputs from every notebook page and writes each file into `pcap/` next to the page's HTML,
 then checks that every link a stepper makes has its file (a missing one is a build warning,
@@ -31,7 +32,7 @@ from pathlib import Path
 from ..pcap import pcapng_bytes
 from ..trace import Trace
 
-MIMETYPE = "application/vnd.netsim.pcapng"
+METADATA_KEY = "netsim-pcapng"
 FOLDER = "pcap"
 DECODE_HINT = "Wireshark: Analyze > Decode As, UDP port 8472 as VXLAN (tshark -d udp.port==8472,vxlan)"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,120}\.pcapng$")
@@ -51,9 +52,9 @@ def pcap_name(trace: Trace, data: bytes, name: str | None = None) -> str:
     return f"{stem}-{hashlib.sha1(data).hexdigest()[:6]}.pcapng"
 
 
-def bundle_entry(data: bytes, name: str) -> tuple[dict, dict]:
-    """The display-bundle entry and its metadata for one pcapng."""
-    return {MIMETYPE: base64.b64encode(data).decode()}, {MIMETYPE: {"filename": name}}
+def output_metadata(data: bytes, name: str) -> dict:
+    """The display output's metadata that carries one pcapng."""
+    return {METADATA_KEY: {"filename": name, "data": base64.b64encode(data).decode()}}
 
 
 def notebook_pcaps(notebook: dict) -> list[tuple[str, bytes]]:
@@ -61,14 +62,16 @@ def notebook_pcaps(notebook: dict) -> list[tuple[str, bytes]]:
     out = []
     for cell in notebook.get("cells", []):
         for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
-            data = output.get("data", {}).get(MIMETYPE)
-            if data is None:
+            entry = output.get("metadata", {}).get(METADATA_KEY)
+            if entry is None:
                 continue
-            name = output.get("metadata", {}).get(MIMETYPE, {}).get("filename", "")
+            name = entry.get("filename", "")
             if not _NAME.match(name):
                 raise ValueError(f"pcapng output name {name!r} is not a plain file name ending in .pcapng")
-            raw = "".join(data) if isinstance(data, list) else data
-            out.append((name, base64.b64decode(raw)))
+            data = base64.b64decode(entry.get("data", ""))
+            if not name.endswith(f"-{hashlib.sha1(data).hexdigest()[:6]}.pcapng"):
+                raise ValueError(f"pcapng output {name!r} does not hold the bytes its name was made for")
+            out.append((name, data))
     return out
 
 

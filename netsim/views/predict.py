@@ -167,7 +167,12 @@ def _ask_ttl(trace: Trace, hop: Hop, cluster) -> Challenge:
     right = _value(after, "ipv4", "ttl") or now
     n = int(now)
     choices, answer = _choices(right, [str(n), str(n - 1), str(n - 2), "64"])
-    quote = _quote(hop, [d]) if d is not None else _quote(hop, _steering(hop))
+    if d is not None:
+        quote = _quote(hop, [d])
+    else:       # nothing here touched the TTL: quote what moved the packet (a bridge's FDB lookup)
+        moved = next((h for h in reversed(trace.hops[:hop.index + 1]) if h.packet_id == hop.packet_id
+                      and h.role == hop.role and _steering(h)), hop)
+        quote = _quote(moved, _steering(moved))
     return Challenge(hop.index, "ttl", f"The packet has TTL {now} at hop {hop.index} ({hop.where} {hop.direction}). "
                      f"What is its TTL at the next capture point?", choices, answer,
                      "Only IP forwarding decrements the TTL; bridges, veths and VXLAN leave it alone.", quote,
@@ -184,6 +189,7 @@ def _ask_dst_mac(trace: Trace, hop: Hop, cluster) -> Challenge:
     choices, answer = _choices(right, [now_dst, now_src, "ff:ff:ff:ff:ff:ff"])
     labelled = tuple(f"{c} ({names[c]})" if c in names else c for c in choices)
     d = [d for d in hop.decisions if d.change("ethernet", "dst") is not None or d.function.startswith("br_")]
+    d = d or [d for d in hop.decisions if d.subsystem == "neighbour" and d.verdict in ("send", "resolved")]
     return Challenge(hop.index, "dst_mac", f"What is the (inner) destination MAC after hop {hop.index} "
                      f"({hop.where} {hop.direction})?", labelled, answer,
                      "A routed hop rewrites both MACs: the new destination is the next hop's MAC from the "
@@ -215,7 +221,7 @@ def _ask_src_ip(trace: Trace, hop: Hop, cluster) -> Challenge:
                     f"the packet carry?")
         why = ("An unbound socket takes the source the route lookup gives it: the preferred source (src) of "
                "the route to the destination, the address of the device the packet leaves through.")
-        choices, answer = _choices(right, [*mine, *nodes[:2]])
+        choices, answer = _choices(right, [*mine, *(nodes[:1] if len(mine) < 2 else [])])
     else:
         d = [d for d in hop.decisions if d.change("ipv4", "src") is not None] or _steering(hop)
         question = f"What source address will the packet carry after hop {hop.index} ({hop.where} {hop.direction})?"
@@ -251,6 +257,13 @@ def _ask_rule(trace: Trace, hop: Hop, cluster) -> Challenge:
     seen = [c for dd in hop.decisions for r in dd.consulted_of(RuleRef)
             if r.table == rule.table and r.hook == rule.hook for c in (r.chain, *r.path)]
     others = [c for c in dict.fromkeys([*rule.path, *seen]) if c != rule.chain]
+    if len(others) < 3 and cluster is not None:     # the table's other chains, as iptables -S lists them
+        try:
+            chains = cluster.netns(hop.netns).netfilter.chains(rule.table)
+        except (KeyError, ValueError, AttributeError):
+            chains = []
+        others += [c for c in chains if c not in others and c != rule.chain and c.upper() == c
+                   and c not in ("INPUT", "FORWARD", "OUTPUT", "PREROUTING", "POSTROUTING")]
     choices, answer = _choices(rule.chain, others, most=5)
     verb = {"DNAT": "DNATs", "SNAT": "SNATs", "MASQUERADE": "masquerades", "DROP": "drops", "REJECT": "rejects"}
     return Challenge(hop.index, "rule", f"At hop {hop.index} ({hop.where} {hop.direction}) the packet goes through "
@@ -308,11 +321,16 @@ def _ask_drop(trace: Trace, hop: Hop, cluster) -> Challenge:
     if owner and owner.endswith(suffix):
         others.insert(0, f"{owner[:-len(suffix)]}/eth0 (rx)")
     pick = others[:1] + others[-2:] + others[1:-2]
+    if len(set(pick) - {right}) < 3:      # a packet that died early: the devices it never reached
+        pick += [f"{h.where} ({h.direction})" for h in trace.hops if h.direction == "rx" and h.netns != hop.netns]
     choices, answer = _choices(right, pick, most=4)
     assert drop.reason is not None
-    return Challenge(hop.index, "drop", f"The packet leaves {hop.where} at hop {hop.index}. Where does it die?",
+    rules = [d for d in drop.decisions if d is not drop.reason and _nat_rule(drop, ("DROP", "REJECT")) is not None
+             and any(r.target in ("DROP", "REJECT") for r in d.consulted_of(RuleRef))]
+    what = "answer" if hop.role == "reply" else "packet"
+    return Challenge(hop.index, "drop", f"The {what} leaves {hop.where} at hop {hop.index}. Where does it die?",
                      choices, answer, "A drop is the decision of one kernel function at one capture point.",
-                     _quote(drop, [drop.reason]), drop.index)
+                     _quote(drop, [*rules, drop.reason]), drop.index)
 
 
 _STRERROR = {name: os.strerror(getattr(_errno, name)) for name in
@@ -337,8 +355,9 @@ def _ask_errno(trace: Trace, hop: Hop, cluster) -> Challenge:
     else:
         quote = ""
     quote = f"Outcome: «{outcome_text(outcome)}». {quote}".strip()
-    return Challenge(hop.index, "errno", f"{hop.netns} sends its packet at hop {hop.index}. What does the "
-                     f"application there get back?", choices, answer,
+    first = _first_request(trace)
+    sender = f"{first.netns} sends to {first.inner_ip.dst}" if first is not None and first.inner_ip else "The client sends"
+    return Challenge(hop.index, "errno", f"{sender}. What does the application there get back?", choices, answer,
                      "A silent drop leaves the sender waiting until it gives up (ETIMEDOUT); an ICMP error "
                      "turns into an errno (host unreachable: EHOSTUNREACH); a reset into ECONNREFUSED.",
                      quote, drop.index if drop is not None else None)

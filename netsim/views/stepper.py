@@ -38,7 +38,7 @@ from . import headers as H
 from .args import check_hop, check_trace
 from .diagram import HIGHLIGHT, diagram_model, dom_ids, marker_xy, min_width_px, render_svg, walked_css
 from .hopinfo import main_drop, outcome_text
-from .pcapfiles import DECODE_HINT, FOLDER, bundle_entry, pcap_bytes, pcap_name
+from .pcapfiles import DECODE_HINT, FOLDER, output_metadata, pcap_bytes, pcap_name
 from .predict import KINDS, Challenge, auto_challenges, best_challenge, challenge, find_hop, gate
 from .stepper_assets import CSS, DARK_SCOPES, JS, LEVELS, PALETTE, PICK, TEXT_PAIRS, css
 from .stepper_panel import HopView, hop_views, panel_html, summaries as _summaries
@@ -106,7 +106,11 @@ def _xmark(uid: str, xy: tuple[float, float], shown: bool) -> str:
 
 def _check_predict(trace: Trace, predict) -> None:
     for p in (predict if isinstance(predict, list) else []):
-        if isinstance(p, str):
+        if isinstance(p, tuple):
+            if len(p) != 2 or p[0] not in KINDS:
+                raise UsageError(f"Stepper(predict=...): {p!r:.60} is not a (kind, hop) pair; kinds are {', '.join(KINDS)}")
+            check_hop(trace, p[1], "Stepper(predict=...)")
+        elif isinstance(p, str):
             if p not in KINDS:
                 raise UsageError(f"Stepper(predict=...): unknown question kind {p!r}; kinds are {', '.join(KINDS)}")
         elif not isinstance(p, Challenge):
@@ -118,7 +122,8 @@ class Stepper:
 
     `predict=True` asks a few questions at the trace's most telling decisions
     (`auto_challenges`); a list may name question kinds (`"rule"`, `"outer_dst"`, ... see
-    `predict.KINDS`), hop indices (the best question there) or `Challenge`s. `level` is the
+    `predict.KINDS`, each asked at its natural hop), `(kind, hop)` pairs (a hop or its index),
+    hop indices (the best question there) or `Challenge`s. `level` is the
     panel's starting level of detail; `name` names the pcapng file (default: the trace's title).
     """
 
@@ -155,6 +160,8 @@ class Stepper:
         for p in predict or []:
             if isinstance(p, Challenge):
                 ch = p
+            elif isinstance(p, tuple):
+                ch = challenge(self.trace, check_hop(self.trace, p[1], "Stepper(predict=...)"), p[0], self.cluster)
             elif isinstance(p, str):
                 index = find_hop(self.trace, p, self.cluster)
                 if index is None:
@@ -218,7 +225,7 @@ class Stepper:
             if view.ba is not None:
                 rec["b"] = self._ba_data(view)
             hops.append(rec)
-        quiz = {str(c.hop): {"q": c.question, "c": list(c.choices), "a": c.answer, "x": c.why}
+        quiz = {str(c.hop): {"q": c.question, "c": list(c.choices), "a": c.answer, "x": c.why, "k": c.kind}
                 for c in self.challenges}
         segs = [[ids[f"seg:{s.frm}->{s.to}"], s.to] for s in base.segments] if base is not None else []
         return {"start": self.start, "fields": [list(k) for k in fields], "frames": frame_list, "hops": hops,
@@ -321,8 +328,7 @@ class Stepper:
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = {"text/plain": self.text(), "text/html": self.to_html()}
         name, data = self.pcap()
-        entry, meta = bundle_entry(data, name)
-        bundle.update(entry)
+        meta = output_metadata(data, name)
         try:
             view = self.widget()._repr_mimebundle_()
         except ImportError:     # ipywidgets missing: the self-contained HTML face is enough
