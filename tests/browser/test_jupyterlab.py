@@ -246,6 +246,8 @@ def test_a_chapter_opens_trusted_with_its_stored_outputs_and_myst_rendered(sessi
     assert page.locator(".jp-Notebook .jp-Cell").count() == page.evaluate(
         "() => window.jupyterapp.shell.currentWidget.content.widgets.length")
     static = stepper.first
+    page.wait_for_selector(".jp-OutputArea .netsim-stepper[data-state=ready]", timeout=60_000)
+    assert static.locator("a.pcap").count() == 0, "the book's pcapng link has no file in JupyterLab"
     first = static.locator(".pos").first.inner_text()
     static.locator("button[data-a=next]").click()
     assert static.locator(".pos").first.inner_text() != first, "the stored stepper's Next did nothing"
