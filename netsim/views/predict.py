@@ -384,11 +384,11 @@ def _forwarding_hops(trace: Trace) -> list[Hop]:
         d.consulted_of(RouteRef) and d.verdict == "forward" for d in h.decisions)]
 
 
-def find_hop(trace: Trace, kind: str, cluster=None) -> int | None:
-    """The natural hop to ask a question of `kind` at, if the trace has one."""
+def find_hop(trace: Trace, kind: str, cluster=None, start: int = 0) -> int | None:
+    """The natural hop, from hop `start` on, to ask a question of `kind` at, if the trace has one."""
     if kind not in ASK:
         raise UsageError(f"unknown challenge kind {kind!r}; kinds are {', '.join(KINDS)}")
-    hops = [h for h in trace.hops if h.role != "arp"]
+    hops = [h for h in trace.hops if h.role != "arp" and h.index >= start]
 
     def first(test) -> int | None:
         return next((h.index for h in hops if test(h)), None)
@@ -413,7 +413,7 @@ def find_hop(trace: Trace, kind: str, cluster=None) -> int | None:
                                                   for d in h.decisions))
         return routed if routed is not None else first(moves)
     if kind == "encap":
-        fw = [h for h in _forwarding_hops(trace) if h.role == "request"]
+        fw = [h for h in _forwarding_hops(trace) if h.index >= start]
         tunnel = [h for h in fw if (a := _after(trace, h)) is not None and a.device_kind in ("vxlan", "tun")]
         nodes = set(getattr(cluster, "nodes", {}) or {h.netns for h in trace.hops if h.device == "cni0"})
         on_node = [h for h in fw if h.netns in nodes]
@@ -431,10 +431,11 @@ def find_hop(trace: Trace, kind: str, cluster=None) -> int | None:
         drop = main_drop(trace)
         if kind == "drop" and drop is None:
             return None
-        start = _first_request(trace, drop.role if drop is not None and kind == "drop" else "request")
         if kind == "errno":
-            return 0 if trace.hops else None
-        return start.index if start is not None else None
+            return start if start < len(trace.hops) else None
+        assert drop is not None
+        sent = next((h.index for h in hops if h.role == drop.role), None)
+        return sent if sent is not None and sent <= drop.index else None
     field = {"ttl": ("ipv4", "ttl"), "dst_mac": ("ethernet", "dst")}[kind]
     changed = first(lambda h: any(d.change(*field) is not None for d in h.decisions) and _after(trace, h) is not None)
     if changed is None and kind == "ttl":       # a bridged path: does the bridge touch the TTL?
@@ -443,14 +444,18 @@ def find_hop(trace: Trace, kind: str, cluster=None) -> int | None:
     return changed
 
 
-def challenges(trace: Trace, kinds: list[str], cluster=None) -> list[Challenge]:
-    """One question per kind, each at its natural hop (kinds the trace gives no hop for, or
-    whose hop already has a question, are left out), in hop order."""
+def challenges(trace: Trace, kinds: list[str], cluster=None, in_order: bool = False) -> list[Challenge]:
+    """One question per kind at its natural hop, in hop order; kinds the trace gives no hop
+    for, or whose hop already has a question, are left out. `in_order`: each kind is looked
+    for after the hop of the question before it (ask "ttl" after "outer_dst": the TTL on the
+    far side of the tunnel)."""
     out: dict[int, Challenge] = {}
+    start = 0
     for kind in kinds:
-        index = find_hop(trace, kind, cluster)
+        index = find_hop(trace, kind, cluster, start)
         if index is not None and index not in out:
             out[index] = challenge(trace, index, kind, cluster)
+            start = index + 1 if in_order else 0
     return [out[i] for i in sorted(out)]
 
 

@@ -122,7 +122,8 @@ class Stepper:
 
     `predict=True` asks a few questions at the trace's most telling decisions
     (`auto_challenges`); a list may name question kinds (`"rule"`, `"outer_dst"`, ... see
-    `predict.KINDS`, each asked at its natural hop), `(kind, hop)` pairs (a hop or its index),
+    `predict.KINDS`, each at its natural hop after the question before it; left out where the
+    trace has none), `(kind, hop)` pairs (a hop or its index),
     hop indices (the best question there) or `Challenge`s. `level` is the
     panel's starting level of detail; `name` names the pcapng file (default: the trace's title).
     """
@@ -154,22 +155,27 @@ class Stepper:
         self._pcap: tuple[str, bytes] | None = None
 
     def _questions(self, predict) -> list[Challenge]:
+        """The questions, in the order given: a kind is asked at its natural hop after the hop
+        of the question before it (left out if the trace has none, as a host-gw trace has no
+        outer destination to ask about)."""
         if predict is True:
             return auto_challenges(self.trace, self.cluster)
         out: dict[int, Challenge] = {}
+        after = 0
         for p in predict or []:
+            ch: Challenge | None
             if isinstance(p, Challenge):
                 ch = p
             elif isinstance(p, tuple):
                 ch = challenge(self.trace, check_hop(self.trace, p[1], "Stepper(predict=...)"), p[0], self.cluster)
             elif isinstance(p, str):
-                index = find_hop(self.trace, p, self.cluster)
-                if index is None:
-                    raise UsageError(f"Stepper(predict=...): the trace has no hop to ask a {p!r} question at")
-                ch = challenge(self.trace, index, p, self.cluster)
+                index = find_hop(self.trace, p, self.cluster, after)
+                ch = challenge(self.trace, index, p, self.cluster) if index is not None else None
             else:
                 ch = best_challenge(self.trace, p, self.cluster)
-            out.setdefault(ch.hop, ch)
+            if ch is not None and ch.hop not in out:
+                out[ch.hop] = ch
+                after = ch.hop + 1
         return [out[i] for i in sorted(out)]
 
     # data ---------------------------------------------------------------------------------
