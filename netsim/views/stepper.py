@@ -194,6 +194,11 @@ class Stepper:
         hops: list[object] = []
         base = diagram_model(self.cluster, self.trace) if self.cluster is not None else None
         ids = {k: int(v.rsplit("-e", 1)[1]) for k, v in dom_ids(base, "x").items()} if base else {}
+        # what diagram_model(cluster, trace, i).highlighted holds, without laying the cluster out
+        # again for every hop: the hop's device, its host, the arrows into it
+        into: dict[int, list[str]] = {}
+        for seg in base.segments if base is not None else ():
+            into.setdefault(seg.to, []).append(f"seg:{seg.frm}->{seg.to}")
         for view in self.views:
             hop = self.trace.hops[view.index]
             flat_of: dict[tuple[str, str], int] = {}
@@ -215,8 +220,8 @@ class Stepper:
                 frame_list.append({"x": view.data.hex(), "L": layers})
             marks, pos = [], None
             if base is not None:
-                m = diagram_model(self.cluster, self.trace, view.index)
-                marks = sorted(ids[h] for h in m.highlighted if h in ids)
+                lit = {hop.where, hop.netns, *into.get(view.index, [])}
+                marks = sorted(ids[h] for h in lit if h in ids)
                 pos = list(marker_xy(base, hop.where))
             s, si = _summaries(hop)
             rec: dict[str, object] = {
