@@ -78,7 +78,11 @@ _LAYOUT = """
 #ROOT .ba th,#ROOT .ba td{padding:1px 8px 1px 4px;text-align:left;border:0;border-bottom:1px solid var(--ns-line);background:none;color:inherit;white-space:nowrap;font-weight:400;vertical-align:top}
 #ROOT .ba th{color:var(--ns-muted);font-weight:600}
 #ROOT .ba td:nth-child(2),#ROOT .ba td:nth-child(3){font-family:ui-monospace,monospace}
-#ROOT .ba tr.grp td{font-weight:600;color:var(--ns-muted);padding-top:4px}
+#ROOT .ba tr.grp td{font-weight:600;color:var(--ns-muted);padding-top:4px}#ROOT .ba td:last-child{white-space:normal;min-width:7em}
+@container (max-width:560px){#ROOT .ba thead{display:none}#ROOT .ba table,#ROOT .ba tbody{display:block}
+#ROOT .ba tr{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);column-gap:8px;border-bottom:1px solid var(--ns-line)}
+#ROOT .ba td{border:0;white-space:normal;overflow-wrap:anywhere}#ROOT .ba td:first-child,#ROOT .ba td:last-child{grid-column:1/-1}
+#ROOT .ba td:nth-child(3)::before{content:"\\2192  ";color:var(--ns-muted)}#ROOT .ba tr.chg{background:var(--ns-chg)}}
 #ROOT .ba tr.chg td{background:var(--ns-chg);font-weight:600}
 #ROOT .ba .ow{display:block;font:400 11px/1.3 system-ui,sans-serif;color:var(--ns-muted)}#ROOT[data-level="minimal"] .ba .ow{display:none}
 #ROOT .n{display:inline-block;min-width:1.4em;text-align:center;color:var(--ns-white);background:var(--ns-badge);border-radius:3px;font:600 10px/1.5 system-ui,sans-serif}
