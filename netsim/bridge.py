@@ -89,8 +89,8 @@ class Bridge(Device):
         dev.master = self
         dev.rx_handler = br_handle_frame
         self.fdb[dev.mac] = FdbEntry(dev.mac, dev.name, self.name, local=True)
-        if not self.fixed_mac:
-            self.mac = min((p.dev.mac for p in self.ports.values()), key=lambda m: bytes.fromhex(m.replace(":", "")))
+        if not self.fixed_mac and (len(self.ports) == 1 or _mac_key(dev.mac) < _mac_key(self.mac)):
+            self.mac = dev.mac          # the lowest port MAC, kept as ports are added
         return port
 
     def detach(self, name: str) -> None:
@@ -121,6 +121,18 @@ class Bridge(Device):
     def flush_learned(self) -> None:
         for mac in [m for m, e in self.fdb.items() if not (e.local or e.static)]:
             del self.fdb[mac]
+
+
+def _mac_key(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+def forwarding(port: BridgePort) -> bool:
+    """Whether the port is in the forwarding state as far as a flood is concerned: a port
+    whose device has no link partner (a switch port with no cable plugged in) has no carrier,
+    and br_port_carrier_check (net/bridge/br_if.c) disables it; should_deliver
+    (br_forward.c) sends only to forwarding ports."""
+    return port.dev.has_link
 
 
 def is_multicast(mac: str) -> bool:
@@ -275,7 +287,7 @@ def br_flood(walk: Walk, br: Bridge, in_dev: Device | None, frame: Ethernet, flo
     if br.flood_hook is not None:
         br.flood_hook(frame, flow)
     targets = [p for name, p in br.ports.items()
-               if p.flood and (in_dev is None or name != in_dev.name or p.hairpin)]
+               if p.flood and (in_dev is None or name != in_dev.name or p.hairpin) and forwarding(p)]
     for port in targets:
         copy = flow.copy()
         if in_dev is not None and port.dev is in_dev:
@@ -308,7 +320,7 @@ def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
                            verdict="flood"))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
-        for port in [p for p in br.ports.values() if p.flood]:
+        for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
             br_dev_queue_push_xmit(walk, port.dev, frame, flow.copy())
         return
     entry = br.fdb.get(frame.dst)
@@ -317,7 +329,7 @@ def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
                            verdict="flood", consulted=(fdb_ref(br.name, frame.dst),)))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
-        for port in [p for p in br.ports.values() if p.flood]:
+        for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
             br_dev_queue_push_xmit(walk, port.dev, frame, flow.copy())
         return
     flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: FDB {frame.dst} -> port {entry.port}", verdict="forward",

@@ -11,6 +11,7 @@ addresses from .2 upward in creation order; each pod gets one veth pair, `eth0` 
 from __future__ import annotations
 
 import hashlib
+from socket import inet_ntoa
 from ipaddress import IPv4Network
 
 from .addresses import derive_mac
@@ -31,6 +32,7 @@ class HostLocalIpam:
     def __init__(self, subnet: IPv4Network):
         self.subnet = subnet
         self.gateway = subnet.network_address + 1
+        self._base = int(subnet.network_address)
         self._next = 2
         self.last = subnet.num_addresses - 2     # the broadcast address is never handed out
 
@@ -42,9 +44,9 @@ class HostLocalIpam:
         if self._next > self.last:
             raise ConfigError(f"subnet {self.subnet} is full: host-local has {self.capacity} pod addresses "
                               f"(.2 to .{self.last}); cannot place {owner}")
-        addr = self.subnet.network_address + self._next
+        addr = inet_ntoa((self._base + self._next).to_bytes(4, "big"))
         self._next += 1
-        return str(addr)
+        return addr
 
 
 def ensure_bridge(network, node: str, subnet: IPv4Network, mtu: int) -> Bridge:

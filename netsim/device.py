@@ -45,6 +45,12 @@ class Device:
         self.rx_handler: Callable[..., Any] | None = None
 
     @property
+    def has_link(self) -> bool:
+        """Whether anything is at the other end (a veth without its peer, a NIC whose cable is
+        not plugged in yet, has nothing)."""
+        return True
+
+    @property
     def where(self) -> str:
         return f"{self.netns.name if self.netns else '?'}/{self.name}"
 
@@ -75,6 +81,10 @@ class Veth(Device):
     def __init__(self, name: str, mac: str, mtu: int = 1500):
         super().__init__(name, mac, mtu)
         self.peer: Veth | None = None
+
+    @property
+    def has_link(self) -> bool:
+        return self.peer is not None
 
 
 class Nic(Veth):

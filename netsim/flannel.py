@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from .addresses import derive_mac
 from .decision import Decision, field_change
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, IPv4, UDP
-from .route import address_int
+from .neighbour import PERMANENT
+from .route import FrozenRoutes, Route, address_int
 from .skb import Flow, Skb
 from .tun import Tun
-from .vxlan import VXLAN_OVERHEAD, VxlanDevice
+from .vxlan import VXLAN_OVERHEAD, VxlanDevice, VxlanFdbEntry
 
 if TYPE_CHECKING:  # pragma: no cover
     from .netns import Namespace
@@ -84,15 +85,49 @@ def setup_device(network, lease: Lease, backend: str, underlay_mtu: int) -> None
         ns.addr_add("flannel0", f"{lease.vtep_ip}/32")
 
 
-def add_peer(network, lease: Lease, peer: Lease, backend: str) -> None:
-    """What flanneld programs on `lease.node` when it learns of `peer`'s lease."""
+@dataclass(frozen=True)
+class PeerTables:
+    """What flanneld on any node programs for the cluster's leases, built once as immutable
+    values: per lease, in lease order, its route (vxlan, host-gw), its VTEP's PERMANENT
+    neighbour (address, MAC) and its FDB entry (vxlan). `add_peers` gives a node all of them
+    but its own lease's; a node's tables copy what they load, and the records in them (routes,
+    FDB entries) never change, so nothing a node does reaches another."""
+
+    backend: str
+    leases: tuple[Lease, ...]
+    routes: tuple[Route, ...] = ()                 # one per lease (vxlan, host-gw)
+    frozen_routes: FrozenRoutes | None = None      # the same, as a table loads them
+    vteps: tuple[tuple[str, str], ...] = ()        # (VTEP address, VTEP MAC) per lease (vxlan)
+    fdb: tuple[VxlanFdbEntry, ...] = ()            # per lease (vxlan)
+
+    @classmethod
+    def of(cls, leases: Sequence[Lease], backend: str) -> "PeerTables":
+        leases = tuple(leases)
+        if backend == "vxlan":
+            vteps = tuple((lease.vtep_ip, vtep_mac(lease.node)) for lease in leases)
+            routes = tuple(Route(lease.subnet, "flannel.1", via=lease.vtep_ip, onlink=True) for lease in leases)
+            fdb = tuple(VxlanFdbEntry(mac, lease.public_ip, "flannel.1") for lease, (_, mac) in zip(leases, vteps))
+            return cls(backend, leases, routes, FrozenRoutes(routes), vteps, fdb)
+        if backend == "host-gw":
+            routes = tuple(Route(lease.subnet, "eth0", via=lease.public_ip) for lease in leases)
+            return cls(backend, leases, routes, FrozenRoutes(routes))
+        return cls(backend, leases)
+
+
+def add_peers(network, tables: PeerTables, index: int, cluster_cidr: IPv4Network) -> None:
+    """What flanneld programs on the node of lease `index` for every other lease, in lease
+    order: per peer a PERMANENT neighbour for its VTEP, an FDB entry `<VTEP MAC> dst <node IP>`
+    and the route `<subnet> via <subnet>.0 dev flannel.1 onlink` (vxlan), the route `<subnet>
+    via <node IP> dev eth0` (host-gw), or the udp proxy's table (udp)."""
+    lease = tables.leases[index]
     ns = network.netns(lease.node)
-    if backend == "vxlan":
-        ns.neigh_add(peer.vtep_ip, "flannel.1", vtep_mac(peer.node))
-        ns.devices["flannel.1"].fdb_append(vtep_mac(peer.node), peer.public_ip)
-        ns.route_add(str(peer.subnet), via=peer.vtep_ip, dev="flannel.1", onlink=True)
-    elif backend == "host-gw":
-        ns.route_add(str(peer.subnet), via=peer.public_ip, dev="eth0")
+    if tables.frozen_routes is not None:
+        ns.main_table.load(tables.frozen_routes, without=tables.routes[index])
+    if tables.backend == "vxlan":
+        ns.neighbours.set_many("flannel.1", tables.vteps[:index] + tables.vteps[index + 1:], PERMANENT)
+        ns.devices["flannel.1"].fdb_load(tables.fdb[:index] + tables.fdb[index + 1:])
+    elif tables.backend == "udp":
+        setup_udp_backend(network, lease, cluster_cidr, [*tables.leases[:index], *tables.leases[index + 1:]])
 
 
 def setup_udp_backend(network, lease: Lease, cluster_cidr: IPv4Network, peers: list[Lease]) -> "UdpProxy":

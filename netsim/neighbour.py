@@ -12,7 +12,7 @@ dropped with ICMP host unreachable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import ConfigError
 
@@ -59,24 +59,14 @@ class NeighbourTable:
         if entry is None:
             entry = self._entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state)
         else:
-            # a new record that takes over the queue: entries may be shared between tables
+            # a new record that takes over the queue and probes (who kept the old one keeps
+            # what it saw)
             entry = self._entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state, entry.probes, entry.queue)
         return entry
 
-    def add_shared(self, entries: dict[tuple[str, str], Neighbour], exclude: tuple[str, str] | None = None) -> None:
-        """Start an empty table from a mapping of PERMANENT entries shared with other tables
-        (flanneld's VTEP entries, the same on every node but for its own)."""
-        if self._entries:
-            for (dev, ip), entry in entries.items():
-                if (dev, ip) != exclude:
-                    self.set(dev, ip, entry.lladdr, entry.state)
-            return
-        self._entries = dict(entries)
-        if exclude is not None:
-            self._entries.pop(exclude, None)
-
-    def set_many(self, dev: str, pairs, state: str) -> None:
-        """set(dev, ip, lladdr, state) for each (ip, lladdr) pair, in order."""
+    def set_many(self, dev: str, pairs: Iterable[tuple[str, str]], state: str) -> None:
+        """set(dev, ip, lladdr, state) for each (ip, lladdr) pair, in order (flanneld's
+        PERMANENT entry for every other lease): a record of this table's own for each."""
         if state not in STATES:
             raise ConfigError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
         entries = self._entries

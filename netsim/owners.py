@@ -3,8 +3,8 @@
 The kernel knows an address only as a field of a device (`ip link`, `ip addr`); a reader
 following a trace wants to know whose it is: "pod-c's eth0", "node2's flannel.1 (VTEP)",
 "cni0 on node1". This module names them from the network's state: every device's MAC and
-addresses, in every namespace. A cluster adds what only it knows (services' ClusterIPs,
-NodePorts' nodes, external hosts), passed in as `extra`.
+addresses, in every namespace. A cluster adds what only it knows (services' ClusterIPs), passed
+in as `extra` (netsim.cluster.owners): this module knows nothing of Kubernetes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .cluster import Cluster
     from .device import Device
     from .stack import Network
 
@@ -47,7 +46,3 @@ def network_owners(network: Network, extra: dict[str, str] | None = None) -> dic
         owners.update(extra)
     return owners
 
-
-def cluster_owners(cluster: Cluster) -> dict[str, str]:
-    """What a cluster knows beyond its devices: each service's ClusterIP."""
-    return {svc.cluster_ip: f"service {svc.name}'s ClusterIP" for svc in cluster.services.values()}

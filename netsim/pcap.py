@@ -6,14 +6,17 @@ is an Enhanced Packet Block on its interface, with the direction (`epb_flags` in
 as `tcpdump -Q` sees it) and the kernel's decisions as the packet comment. Timestamps are
 deterministic: a fixed epoch plus the hop index in microseconds, so files are byte-identical
 between runs. Block layout from the pcapng specification (IETF draft-ietf-opsawg-pcapng).
+
+The writer takes a trace (`write(trace, path)`, `pcapng_bytes(trace)`) and reads only the
+fields a capture holds (`Captured` below), so it imports nothing of the model: the model
+never writes files, and `Trace.to_pcap` is a convenience that calls `write` at call time.
 """
 
 from __future__ import annotations
 
 import struct
 from os import PathLike
-
-from .trace import Trace
+from typing import Iterable, Protocol, Sequence
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
@@ -26,6 +29,40 @@ _IF_NAME, _IF_DESCRIPTION, _IF_TSRESOL = 2, 3, 9
 _SHB_USERAPPL = 4
 _EPB_FLAGS = 2
 _DIRECTION = {"rx": 1, "tx": 2}          # epb_flags bits 0-1: 01 inbound, 10 outbound
+
+
+class CapturedHop(Protocol):
+    """What the writer reads of a hop (netsim.trace.Hop has it all)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def netns(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def device_kind(self) -> str: ...
+    @property
+    def decisions(self) -> Sequence[object]: ...
+    @property
+    def where(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def link_type(self) -> str: ...
+
+
+class Captured(Protocol):
+    """What the writer reads of a trace: its hops, in order."""
+
+    @property
+    def hops(self) -> Iterable[CapturedHop]: ...
 
 
 def _pad(data: bytes) -> bytes:
@@ -45,7 +82,7 @@ def _block(block_type: int, body: bytes) -> bytes:
     return struct.pack("<II", block_type, length) + body + struct.pack("<I", length)
 
 
-def pcapng_bytes(trace: Trace, comments: bool = True) -> bytes:
+def pcapng_bytes(trace: Captured, comments: bool = True) -> bytes:
     """The pcapng file for a trace, as bytes."""
     out = [_block(_SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
                   + _options(_option(_SHB_USERAPPL, b"netsim")))]
@@ -72,7 +109,7 @@ def pcapng_bytes(trace: Trace, comments: bool = True) -> bytes:
     return b"".join(out)
 
 
-def write_pcapng(trace: Trace, path: str | PathLike, comments: bool = True) -> None:
+def write(trace: Captured, path: str | PathLike, comments: bool = True) -> None:
     """Write `trace` to `path` as pcapng (see the module docstring)."""
     with open(path, "wb") as f:
         f.write(pcapng_bytes(trace, comments))

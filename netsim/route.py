@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from .errors import ConfigError
 
@@ -67,12 +68,37 @@ class Route:
         return " ".join(parts)
 
 
+class FrozenRoutes:
+    """A set of routes as a table keys them, frozen: built once (flanneld's route to every
+    lease) and loaded into any number of tables (`RoutingTable.load`). What it holds never
+    changes, so tables may hold the same routes; each table copies the mapping it loads."""
+
+    __slots__ = ("by_len",)
+
+    def __init__(self, routes: Iterable[Route]):
+        by_len: dict[int, dict[int, tuple[Route, ...]]] = {}
+        for route in routes:
+            plen, key = route.slot
+            bucket = by_len.setdefault(plen, {})
+            bucket[key] = _by_metric((*bucket.get(key, ()), route))
+        self.by_len: Mapping[int, Mapping[int, tuple[Route, ...]]] = MappingProxyType(
+            {plen: MappingProxyType(bucket) for plen, bucket in by_len.items()})
+
+    def __len__(self) -> int:
+        return sum(len(rs) for bucket in self.by_len.values() for rs in bucket.values())
+
+
+def _by_metric(routes: tuple[Route, ...]) -> tuple[Route, ...]:
+    return tuple(sorted(routes, key=lambda r: r.metric))
+
+
 class RoutingTable:
-    """One table (`local` or `main`): routes grouped by prefix length for O(33) lookups."""
+    """One table (`local` or `main`): routes grouped by prefix length for O(33) lookups. The
+    routes under one destination are an immutable tuple, replaced on every change."""
 
     def __init__(self, name: str):
         self.name = name
-        self._by_len: dict[int, dict[int, list[Route]]] = {}
+        self._by_len: dict[int, dict[int, tuple[Route, ...]]] = {}
         self._lengths: list[int] = []   # present prefix lengths, longest first
 
     def add(self, route: Route) -> None:
@@ -87,47 +113,39 @@ class RoutingTable:
             if existing.metric == route.metric and existing.type == route.type and existing.dev == route.dev \
                     and existing.via == route.via:
                 raise ConfigError(f"route {route} exists already in table {self.name} (RTNETLINK: File exists)")
-        # a new list, never an append: route lists may be shared between tables (add_bucket)
-        bucket[key] = sorted([*routes, route], key=lambda r: r.metric)
+        bucket[key] = _by_metric((*routes, route))
 
-    def add_bucket(self, prefixlen: int, entries: dict[int, list[Route]], exclude: int | None = None) -> None:
-        """Add a whole set of /prefixlen routes at once, sharing their route lists with the
-        `entries` mapping (flanneld's thousands of peer routes, the same on every node):
-        a dict copy instead of one insertion per route. `exclude` leaves one network out."""
-        bucket = self._by_len.get(prefixlen)
-        if bucket and not bucket.keys().isdisjoint(entries.keys() - {exclude}):
-            for key, routes in entries.items():
-                if key != exclude:
+    def load(self, frozen: FrozenRoutes, without: Route | None = None) -> None:
+        """add() every route of `frozen` but `without`: one dict copy per prefix length when
+        none of its destinations is in the table yet (flanneld's thousands of peer routes on
+        a node of a big cluster), else one add() per route."""
+        for plen, entries in frozen.by_len.items():
+            skip = without.slot[1] if without is not None and without.slot[0] == plen else None
+            bucket = self._by_len.get(plen)
+            if bucket and any(key in entries and key != skip for key in bucket):
+                for routes in entries.values():
                     for route in routes:
-                        self.add(route)
-            return
-        merged = dict(entries)
-        if exclude is not None:
-            merged.pop(exclude, None)
-        if bucket:
-            merged.update(bucket)
-        self._by_len[prefixlen] = merged
+                        if route != without:
+                            self.add(route)
+                continue
+            merged = dict(entries)
+            if skip is not None and skip in merged:
+                rest = tuple(r for r in merged[skip] if r != without)
+                if rest:
+                    merged[skip] = rest
+                else:
+                    del merged[skip]
+            if bucket:
+                merged.update(bucket)
+            self._by_len[plen] = merged
         self._lengths = sorted(self._by_len, reverse=True)
-
-    def add_many(self, routes) -> None:
-        """add() each route in turn; one whose destination is new to the table goes straight in
-        (flanneld programs thousands of such routes on a node of a big cluster)."""
-        by_len = self._by_len
-        for route in routes:
-            plen, key = route.slot
-            bucket = by_len.get(plen)
-            if bucket is not None and key not in bucket:
-                bucket[key] = [route]
-            else:
-                self.add(route)
 
     def remove(self, route: Route) -> None:
         bucket = self._by_len.get(route.dst.prefixlen, {})
-        routes = bucket.get(int(route.dst.network_address), [])
+        routes = bucket.get(int(route.dst.network_address), ())
         if route not in routes:
             raise ConfigError(f"no route {route} in table {self.name} (RTNETLINK: No such process)")
-        remaining = list(routes)
-        remaining.remove(route)
+        remaining = tuple(r for r in routes if r != route)
         if remaining:
             bucket[int(route.dst.network_address)] = remaining
         else:

@@ -86,6 +86,23 @@ class Network:
         b_ns.add_device(b)
         return a, b
 
+    def switch_port(self, ns: str, name: str, mtu: int = 1500) -> Veth:
+        """A port of a physical switch with no cable plugged in yet: one end of a veth with no
+        peer, so it has no link (a bridge neither floods nor forwards to it) until `plug`."""
+        port = Veth(name, derive_mac(ns, name), mtu)
+        self.netns(ns).add_device(port)
+        return port
+
+    def plug(self, ns: str, name: str, port: Veth, mtu: int = 1500) -> Nic:
+        """A physical NIC `name` in `ns`, cabled to `port` (a `switch_port`): the two ends of
+        one veth, as `veth(ns, name, ..., nic="a")` makes them at once."""
+        if port.peer is not None:
+            raise ConfigError(f"{port.where} is already cabled to {port.peer.where}")
+        nic = Nic(name, derive_mac(ns, name), mtu)
+        self.netns(ns).add_device(nic)
+        nic.peer, port.peer = port, nic
+        return nic
+
     def bridge(self, ns: str, name: str, mac: str | None = None, mtu: int = 1500) -> Bridge:
         br = Bridge(name, mac, mtu)
         self.netns(ns).add_device(br)

@@ -192,6 +192,7 @@ class Trace:
         return f"<Trace {self.title!r}: {len(self.hops)} hops; {self.outcome}>"
 
     def to_pcap(self, path) -> None:
-        """Write the trace as pcapng, one interface block per capture point."""
-        from .pcap import write_pcapng
-        write_pcapng(self, path)
+        """Write the trace as pcapng, one interface block per capture point: `netsim.pcap.write`,
+        imported only when called: the model itself writes no files."""
+        from .pcap import write
+        write(self, path)

@@ -19,7 +19,7 @@ device as a new packet (its conntrack state is not carried over).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from .addresses import stable_hash
 from .decision import Decision, fdb_ref, field_change
@@ -69,6 +69,11 @@ class VxlanDevice(Device):
         entry = VxlanFdbEntry(mac, dst, self.name)
         self.fdb[mac] = entry
         return entry
+
+    def fdb_load(self, entries: Iterable[VxlanFdbEntry]) -> None:
+        """fdb_append for each entry, in order (flanneld's entry for every other lease). The
+        entries are immutable records, so many devices may hold the same ones."""
+        self.fdb.update((entry.mac, entry) for entry in entries)
 
     def fdb_delete(self, mac: str) -> None:
         if mac not in self.fdb:

@@ -24,6 +24,8 @@ def test_bench_quick_runs_and_prints_every_row(tmp_path):
         *(row for n in (10, 100) for row in (f"build {n} x 110 pods", f"peak RSS {n} nodes",
                                              f"first trace {n} nodes", f"trace {n} nodes")),
         "clean book build", "nbval, all notebooks", "kernel build + scenario 4",
+        "page: loader before Edit and run", "page: cold start to first result", "page: second run",
+        "page: scenario 4 trace (Pyodide)",
     ]
     for name in names:
         assert name in done.stdout

@@ -32,7 +32,7 @@ def _populate(c: Cluster) -> Cluster:
 
 def _run(cluster: Cluster, size: int, check=None):
     """The model's trace and the kernel's for a `size`-byte UDP payload pod-a -> pod-c, compared."""
-    with Lab(cluster) as lab:
+    with Lab(cluster, trace_rules=True) as lab:
         model = cluster.send("pod-a", "pod-c", proto="udp", payload=bytes(size))
         observed = lab.exchange("pod-a", "pod-c", "udp", payload=bytes(size), timeout=UDP_TIMEOUT)
         extra = check(lab) if check else None
@@ -147,7 +147,7 @@ def test_c_a_second_datagram_is_fragmented_the_same_way():
     """Whatever path MTU the first datagram taught node1 (the lab's cold start flushes neighbours,
     FDB and conntrack, not route exceptions), the second 1428-byte DF packet goes the same way."""
     c = _underlay_1400()
-    with Lab(c) as lab:
+    with Lab(c, trace_rules=True) as lab:
         lab.exchange("pod-a", "pod-c", "udp", payload=bytes(1400), timeout=UDP_TIMEOUT)
         observed = lab.exchange("pod-a", "pod-c", "udp", payload=bytes(1400), timeout=UDP_TIMEOUT)
         model = c.send("pod-a", "pod-c", proto="udp", payload=bytes(1400))   # the lab's cold start keeps PMTU

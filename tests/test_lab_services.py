@@ -25,7 +25,7 @@ def test_a_service_whose_endpoint_shares_the_clients_bridge_connects_as_in_the_k
     cluster = netsim.reference_cluster()
     cluster.add_service("svc", port=80, target_port=8080, pods=["pod-b"])
     model = cluster.send("pod-a", "svc", proto="tcp")
-    with Lab(cluster) as lab:
+    with Lab(cluster, trace_rules=True) as lab:
         observed = lab.exchange("pod-a", "svc", "tcp", None)
     result = compare(model, observed, cluster=cluster, title="pod-a -> svc (endpoint pod-b, same node)")
     assert result.ok, str(result)

@@ -2,7 +2,11 @@
 
 from ipaddress import IPv4Network
 
-from netsim.route import Route, RoutingTable, address_int
+import pytest
+
+from netsim.errors import ConfigError
+
+from netsim.route import FrozenRoutes, Route, RoutingTable, address_int
 from netsim.stack import Network
 from tests.topologies import flannel_pair, two_hosts
 
@@ -130,3 +134,33 @@ def test_table_lookup_walks_prefix_lengths_not_routes():
     assert table.lookup(address_int("10.77.3.4")).via == "10.77.0.0"
     assert table.lookup(address_int("11.0.0.1")).via == "192.168.50.1"
     assert len(table) == 257
+
+
+def _peer_routes(n: int) -> list[Route]:
+    return [Route(IPv4Network(f"10.244.{i}.0/24"), "flannel.1", via=f"10.244.{i}.0", onlink=True) for i in range(n)]
+
+
+def test_a_table_loads_frozen_routes_but_one_and_changes_only_its_own_copy():
+    routes = _peer_routes(4)
+    frozen = FrozenRoutes(routes)
+    a, b = RoutingTable("main"), RoutingTable("main")
+    a.add(Route(IPv4Network("192.168.50.0/24"), "eth0", src="192.168.50.11", scope="link", proto="kernel"))
+    a.load(frozen, without=routes[0])
+    b.load(frozen, without=routes[2])
+    assert [str(r.dst) for r in a.routes()] == ["10.244.1.0/24", "10.244.2.0/24", "10.244.3.0/24", "192.168.50.0/24"]
+    assert a.lookup(address_int("10.244.0.9")) is None and b.lookup(address_int("10.244.0.9")) is routes[0]
+    a.remove(routes[1])
+    a.add(Route(IPv4Network("10.244.3.0/24"), "eth0", via="192.168.50.14", metric=5))
+    assert a.lookup(address_int("10.244.1.9")) is None and b.lookup(address_int("10.244.1.9")) is routes[1]
+    assert [str(r) for r in b.routes() if str(r.dst) == "10.244.3.0/24"] == \
+        ["10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink"]
+    assert len(frozen) == 4 and len(a) == 4 and len(b) == 3
+
+
+def test_loading_a_route_the_table_holds_already_fails_as_adding_it_would():
+    routes = _peer_routes(3)
+    table = RoutingTable("main")
+    table.add(routes[1])
+    with pytest.raises(ConfigError, match="exists already in table main"):
+        table.load(FrozenRoutes(routes))
+    assert [r for r in table.routes()] == [routes[0], routes[1]]      # added in order until the duplicate

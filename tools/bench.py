@@ -18,9 +18,13 @@ slower: the load average is printed with the table.
                       runs them (the book goes to a temporary directory; _build is left alone)
   kernel              netsim.lab: the reference cluster built in real network namespaces and
                       scenario 4 run there, against netsim building and tracing the same
+  page                'Edit and run' in the built, served book (tools/bench_page.py): the bytes
+                      a chapter loads for it before it is pressed, Pyodide's cold start to the
+                      first result, a second run, scenario 4's trace inside the page's Python
 
-Usage: python tools/bench.py [--quick] [--skip-book] [--skip-kernel] [--json PATH]
---quick: tiny sizes and few repeats, no book and no kernel (the smoke test runs it).
+Usage: python tools/bench.py [--quick] [--skip-book] [--skip-kernel] [--skip-page] [--json PATH]
+--quick: tiny sizes and few repeats, no book, no kernel, no page (the smoke test runs it).
+The page figures need a built book (make html); they read FAIL without one.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ PY = sys.executable
 PODS_PER_NODE = 110                    # Kubernetes' documented limit per node
 SIZES = (10, 100, 1000, 5000)          # 5,000 nodes: Kubernetes' documented limit
 QUICK_SIZES = (10, 100)
-MS, S, MIB = "ms", "s", "MiB"
+MS, S, MIB, KB = "ms", "s", "MiB", "kB"
 SCENARIO_4_MS = 1.0                    # request and reply, bytes at every hop (median)
 
 # The commands of `make html` and `make test-notebooks` (Makefile: JB_BUILD, test-notebooks).
@@ -239,6 +243,30 @@ def bench_book(table: Table) -> None:
               status=None if done.returncode == 0 else "FAIL")
 
 
+# ------------------------------------------------------------------------------- page
+PAGE_ROWS = (("bytes", "page: loader before Edit and run", KB), ("cold", "page: cold start to first result", S),
+             ("second", "page: second run", S), ("s4", "page: scenario 4 trace (Pyodide)", MS))
+
+
+def bench_page(table: Table, skip: str | None = None) -> None:
+    from tools.bench_page import TARGETS, measure
+
+    if skip is None:
+        try:
+            figures = measure(ROOT / "_build" / "html")
+        except Exception as exc:          # no book, no browser: each row says why, and counts as missed
+            for key, name, unit in PAGE_ROWS:
+                table.add(name, None, unit, TARGETS[key], f"{type(exc).__name__}: {exc}"[:90], status="FAIL")
+            return
+        notes = {"bytes": "the chapter's bytes with the loader minus without it", "cold": "Pyodide, netsim, cell 1",
+                 "second": "the same cell again (median of 5)", "s4": "request and reply, bytes at every hop"}
+        for key, name, unit in PAGE_ROWS:
+            table.add(name, figures[key], unit, TARGETS[key], notes[key])
+        return
+    for key, name, unit in PAGE_ROWS:
+        table.add(name, None, unit, TARGETS[key], skip, status="skip")
+
+
 # ------------------------------------------------------------------------------- kernel
 def bench_kernel(table: Table, netsim_ms: float, repeat: int) -> None:
     try:
@@ -291,6 +319,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes, few repeats, no book, no kernel")
     ap.add_argument("--skip-book", action="store_true", help="skip the book build and nbval (slow)")
     ap.add_argument("--skip-kernel", action="store_true", help="skip the real-namespace comparison")
+    ap.add_argument("--skip-page", action="store_true", help="skip 'Edit and run' in the served book")
     ap.add_argument("--json", default=str(ROOT / "bench-results.json"), help="where to write the rows")
     ap.add_argument("--repeat", type=int, default=None, help="repeats per median")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
@@ -317,6 +346,7 @@ def main(argv=None) -> int:
         table.add("kernel build + scenario 4", None, S, None, "skipped (--skip-kernel)", status="skip")
     else:
         bench_kernel(table, netsim_build_and_trace_ms(repeat), 3)
+    bench_page(table, "skipped (--skip-page)" if args.quick or args.skip_page else None)
     missed = [r["name"] for r in table.rows if r["status"] in ("MISS", "FAIL")]
     print(f"{len(missed)} of {sum(1 for r in table.rows if r['status'] in ('ok', 'MISS', 'FAIL'))} targets missed"
           + (f": {', '.join(missed)}" if missed else ""))

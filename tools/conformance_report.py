@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import re
 import subprocess
 import sys
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from netsim import Cluster, reference_cluster  # noqa: E402
+from netsim.lab.cni import compare_cni, plugins_reason, real_cni_node  # noqa: E402
 from netsim.lab import (BACKENDS, KNOWN_DEVIATIONS, PROTOS, SHAPES, Comparison, Lab, compare,  # noqa: E402
                         conformance, report, unavailable_reason)
 
@@ -146,7 +148,7 @@ def run_mtu_case(case: MtuCase) -> MtuResult:
     t0 = time.perf_counter()
     counters: dict[str, int] = {}
     seen_by_tcpdump: list[str] = []
-    with Lab(cluster) as lab:
+    with Lab(cluster, trace_rules=True) as lab:
         for _ in range(case.sends - 1):
             lab.exchange("pod-a", "pod-c", "udp", payload=bytes(size), timeout=UDP_TIMEOUT)
         model = cluster.send("pod-a", "pod-c", proto="udp", payload=bytes(size))
@@ -348,6 +350,21 @@ def deviations_section(mtu: list[MtuResult]) -> list[str]:
     return out
 
 
+def cni_family() -> tuple[str, list[str]]:
+    """Three pods on node1 made by Debian's CNI plugins against netsim's (tests/test_lab_cni.py)."""
+    reason = plugins_reason()
+    if reason:
+        return f"Real CNI plugins: not run ({reason}).", []
+    cluster = reference_cluster()
+    cluster.add_pod("pod-d", node="node1")
+    real = real_cni_node(cluster, "node1", f"nsl-{os.getpid()}-cni-")
+    diff = compare_cni(cluster, "node1", real)
+    return (f"Real CNI plugins: containernetworking-plugins {real.version} (`bridge` with `host-local`, `loopback`, "
+            f"flannel's delegate configuration) made node1 with {len(real.pods)} pods; addresses, routes, cni0, "
+            f"host veths, hairpin and sysctls compared with netsim's: "
+            + ("the same (cni0's MAC and the veth names by pattern)." if not diff else f"{len(diff)} differ.")), diff
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "book" / "appendix" / "conformance.md"))
@@ -371,8 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         for backend in BACKENDS:
             state[backend] = run_state_views(backend)
             say(f"state {backend}: {sum(r[3] for r in state[backend])} of {len(state[backend])} views equal")
+    cni_line, cni_diff = cni_family()
+    say(cni_line)
     today = datetime.date.today().isoformat()
-    text = report(runs, generated=today)
+    text = report(runs, generated=today, cni=cni_line)
     head, sep, rest = text.partition("## What is compared, and how")
     text = head + "\n".join(families_section(runs, mtu, state)) + "\n" + sep + rest
     if mtu or state:
@@ -392,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     for b, row in state_bad:
         print(f"state view differs: {b} {row[0]} {row[1]}", file=sys.stderr)
-    return 1 if differing or unexpected or state_bad else 0
+    for line in cni_diff:
+        print(f"CNI pod differs: {line}", file=sys.stderr)
+    return 1 if differing or unexpected or state_bad or cni_diff else 0
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from ..packet import (
     tcp_options,
 )
 from ..trace import Frame, Hop, Trace
+from .rules import compare_rules
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
@@ -626,6 +627,8 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
         comparison.differences.append(Difference(None, "arp", "frame", f"{line} x{n}", "absent"))
     for line, n in sorted((ka - ma).items()):
         comparison.differences.append(Difference(None, "arp", "frame", "absent", f"{line} x{n}"))
+    if cluster is not None:
+        compare_rules(model, observed, cluster, comparison)     # the kernel's netfilter trace, if taken
     comparison.known = [d for d in comparison.differences if _base(d.field) in known]
     comparison.differences = [d for d in comparison.differences if _base(d.field) not in known]
     return comparison

@@ -113,7 +113,7 @@ def conformance(shapes=tuple(SHAPES), backends=BACKENDS, protos=PROTOS, scenario
         for backend in backends:
             cluster = SHAPES[shape][1](backend)
             run = Run(shape, backend)
-            with Lab(cluster) as lab:
+            with Lab(cluster, trace_rules=True) as lab:
                 run.build = lab.timings["build"]
                 for key in scenario_keys:
                     for proto in protos:
@@ -126,8 +126,8 @@ def conformance(shapes=tuple(SHAPES), backends=BACKENDS, protos=PROTOS, scenario
     return runs
 
 
-def report(runs: list[Run], generated: str = "") -> str:
-    """The conformance appendix, in Markdown."""
+def report(runs: list[Run], generated: str = "", cni: str = "") -> str:
+    """The conformance appendix, in Markdown. `cni`: a line on the real CNI plugins' pods."""
     kernels = sorted({r.kernel for r in runs})
     total = sum(r.seconds for r in runs)
     comparisons = [c for r in runs for c in r.comparisons]
@@ -146,6 +146,11 @@ def report(runs: list[Run], generated: str = "") -> str:
         f"- {len(comparisons)} exchanges in {len(runs)} labs, {sum(c.hops_compared for c in comparisons)} hops, "
         f"{sum(sum(c.compared.values()) for c in comparisons)} values compared; "
         f"{len(comparisons) - len(failed)} match, {len(failed)} differ.",
+        f"- {sum(c.compared['rule evaluations'] for c in comparisons)} netfilter rule evaluations checked against "
+        f"the kernel's own trace (`xtables-monitor --trace`; {sum(c.compared['netfilter mark'] for c in comparisons)} "
+        f"marks, {sum(c.compared['netfilter nat'] for c in comparisons)} NAT results); "
+        f"{sum(1 for c in comparisons for d in c.differences if d.field.startswith('netfilter'))} differ.",
+        *([f"- {cni}"] if cni else []),
         f"- Time: {total:.1f} s in all (lab builds {sum(r.build for r in runs):.2f} s, "
         f"teardowns {sum(r.teardown for r in runs):.2f} s).",
         "- Regenerate with `python tools/conformance_report.py` (root, Linux); `tests/test_lab.py` runs the same "

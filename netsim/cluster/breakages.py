@@ -1,0 +1,87 @@
+"""Breaking things, for the troubleshooting chapter.
+
+Each function deletes one thing flanneld or the kernel set up, as the command in its
+docstring would. Deleting what is gone already is an error, as it is for `ip` and `iptables`
+(the message says so); break_forwarding, a sysctl write, may be repeated.
+"""
+
+from __future__ import annotations
+
+from .. import flannel
+from ..errors import ConfigError
+from ..vxlan import VxlanDevice
+from .builder import Builder
+from .spec import MIN_MTU, ClusterSpec, Node
+
+
+def _node_and_peer(spec: ClusterSpec, node: str, peer: str) -> tuple[Node, Node]:
+    n, p = spec.check_node_name(node), spec.check_node_name(peer, "peer")
+    if n is p:
+        raise ConfigError(f"peer {peer!r} is {node!r} itself: name another node (flanneld programs {node} "
+                          f"with a route, neighbour and FDB entry for each other node only)")
+    return n, p
+
+
+def _need_backend(spec: ClusterSpec, backend: str, what: str) -> None:
+    if spec.backend != backend:
+        raise ConfigError(f"{what} applies to the {backend} backend; this cluster uses {spec.backend}")
+
+
+def break_fdb(spec: ClusterSpec, builder: Builder, node: str, peer: str) -> None:
+    """`bridge fdb del MAC dev flannel.1` on `node`."""
+    _need_backend(spec, "vxlan", "break_fdb")
+    n, p = _node_and_peer(spec, node, peer)
+    dev = builder.host(n.name).devices["flannel.1"]
+    assert isinstance(dev, VxlanDevice)
+    mac = flannel.vtep_mac(p.name)
+    if mac not in dev.fdb:
+        raise ConfigError(f"break_fdb({node!r}, {peer!r}): already broken: {node}'s flannel.1 has no FDB entry "
+                          f"for {peer}'s VTEP MAC {mac} (bridge fdb del: No such file or directory)")
+    dev.fdb_delete(mac)
+
+
+def break_neighbour(spec: ClusterSpec, builder: Builder, node: str, peer: str) -> None:
+    """`ip neigh del VTEP dev flannel.1` on `node`."""
+    _need_backend(spec, "vxlan", "break_neighbour")
+    n, p = _node_and_peer(spec, node, peer)
+    neighbours = builder.host(n.name).neighbours
+    vtep = p.lease.vtep_ip
+    if neighbours.get("flannel.1", vtep) is None:
+        raise ConfigError(f"break_neighbour({node!r}, {peer!r}): already broken: {node} has no neighbour entry "
+                          f"for {peer}'s VTEP {vtep} on flannel.1 (ip neigh del: No such file or directory)")
+    neighbours.delete("flannel.1", vtep)
+
+
+def break_forwarding(spec: ClusterSpec, builder: Builder, node: str) -> None:
+    """`sysctl -w net.ipv4.ip_forward=0` on `node`."""
+    builder.host(spec.check_node_name(node).name).set_sysctl("net.ipv4.ip_forward", 0)
+
+
+def break_masquerade(spec: ClusterSpec, builder: Builder, node: str) -> None:
+    """`iptables -t nat -D FLANNEL-POSTRTG ...` (the pod-to-outside MASQUERADE rule) on `node`."""
+    ns = builder.host(spec.check_node_name(node).name)
+    spec_text = f'-s {spec.pod_cidr} ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully'
+    try:
+        ns.netfilter.delete("nat", "FLANNEL-POSTRTG", spec_text)
+    except ValueError:
+        raise ConfigError(f"break_masquerade({node!r}): already broken: FLANNEL-POSTRTG on {node} has no "
+                          f"MASQUERADE rule for {spec.pod_cidr} (iptables: Bad rule (does a matching rule "
+                          f"exist in that chain?))") from None
+
+
+def break_route(spec: ClusterSpec, builder: Builder, node: str, peer: str) -> None:
+    """`ip route del SUBNET` on `node` (vxlan and host-gw)."""
+    if spec.backend == "udp":
+        raise ConfigError("break_route applies to the vxlan and host-gw backends; the udp backend routes the "
+                          f"whole pod network {spec.pod_cidr} to flannel0, with no route per node")
+    n, p = _node_and_peer(spec, node, peer)
+    builder.host(n.name).route_del(str(p.subnet))
+
+
+def set_mtu(builder: Builder, host: str, dev: str, mtu: int) -> None:
+    """`ip link set DEV mtu MTU` on any host."""
+    if isinstance(mtu, bool) or not isinstance(mtu, int) or not MIN_MTU <= mtu <= 65535:
+        raise ConfigError(f"MTU {mtu!r} is out of range {MIN_MTU}..65535")
+    if not isinstance(dev, str):
+        raise ConfigError(f"device {dev!r} must be a device name such as 'eth0', not {type(dev).__name__}")
+    builder.host(host).device(dev).mtu = mtu
