@@ -15,8 +15,6 @@ every later hop and the exchange's outcome until the question is answered (`gate
 
 from __future__ import annotations
 
-import errno as _errno
-import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +25,7 @@ from . import explain
 from .args import check_hop, check_trace
 from .headers import hop_layers
 from .hopinfo import main_drop, outcome_text, sentence
+from .symptom import STRERROR
 
 KINDS = ("encap", "ttl", "dst_mac", "src_ip", "next_device", "rule", "outer_dst", "drop", "errno", "masq_sport")
 
@@ -333,8 +332,7 @@ def _ask_drop(trace: Trace, hop: Hop, cluster) -> Challenge:
                      _quote(drop, [*rules, drop.reason]), drop.index)
 
 
-_STRERROR = {name: os.strerror(getattr(_errno, name)) for name in
-             ("ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EMSGSIZE")}
+_STRERROR = {name: STRERROR[name] for name in ("ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EMSGSIZE")}
 
 
 def _ask_errno(trace: Trace, hop: Hop, cluster) -> Challenge:

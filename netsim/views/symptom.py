@@ -15,9 +15,6 @@ the socket ends it with the errno `netsim.decision.icmp_errno` gives.
 
 from __future__ import annotations
 
-import errno as _errno
-import os
-
 from ..packet import ICMP, TCP, UDP
 from ..trace import Trace
 
@@ -30,9 +27,18 @@ PING_TEXT = {
 }
 
 
+# What glibc's strerror() says for the errnos an exchange can end with (Linux's words, written
+# out so that any Python, Pyodide's included, prints the same).
+STRERROR = {
+    "ECONNREFUSED": "Connection refused", "EHOSTUNREACH": "No route to host", "ENETUNREACH": "Network is unreachable",
+    "ETIMEDOUT": "Connection timed out", "EMSGSIZE": "Message too long", "EPROTO": "Protocol error",
+    "EINVAL": "Invalid argument", "ENOPROTOOPT": "Protocol not available", "EOPNOTSUPP": "Operation not supported",
+    "EHOSTDOWN": "Host is down", "ENONET": "Machine is not on the network",
+}
+
+
 def _strerror(name: str) -> str:
-    code = getattr(_errno, name, None)
-    return os.strerror(code) if isinstance(code, int) else name
+    return STRERROR.get(name, name)
 
 
 def _sockaddr(ip: str, port: int) -> str:
