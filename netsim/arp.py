@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .decision import Decision, FieldChange, NeighbourRef, field_change, neighbour_ref
+from .decision import (ArpReason, Decision, FieldChange, NeighbourRef, NeighReason, Subsystem, Verdict, field_change,
+                       neighbour_ref)
 from .device import Device
 from .neighbour import FAILED, INCOMPLETE, MCAST_SOLICIT, REACHABLE, STALE, Neighbour
 from .packet import ARP, ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP_DEST_UNREACH, Ethernet, IPv4
@@ -60,8 +61,8 @@ def arp_rcv(walk: Walk, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> Non
             entry = ns.neighbours.get(dev.name, arp.psrc)
             if entry is not None and entry.state not in ("PERMANENT", "NOARP") and entry.lladdr != arp.hwsrc:
                 ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, STALE)
-            flow.end("dropped", Decision("arp", "arp_process", f"ARP request for {arp.pdst} is not for this host: ignored",
-                                         verdict="ignore"))
+            flow.end("dropped", Decision(Subsystem.ARP, "arp_process", ArpReason.NOT_FOR_US, Verdict.IGNORE,
+                                         target=arp.pdst))
             return
         existing = ns.neighbours.get(dev.name, arp.psrc)
         if existing is None or existing.state not in ("PERMANENT", "NOARP"):
@@ -69,28 +70,25 @@ def arp_rcv(walk: Walk, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> Non
             neigh_update_flush(walk, ns, dev, arp.psrc)
         learned = ns.neighbours.get(dev.name, arp.psrc)
         flow.end("delivered", Decision(
-            "arp", "arp_process", f"ARP: {arp.pdst} is an address of this host: replying is-at {dev.mac}; "
-                                  f"neighbour {arp.psrc} lladdr {arp.hwsrc} STALE on {dev.name}",
-            verdict="reply", consulted=(neigh_ref(learned),) if learned is not None else ()))
+            Subsystem.ARP, "arp_process", ArpReason.REPLY, Verdict.REPLY,
+            consulted=(neigh_ref(learned),) if learned is not None else (),
+            target=arp.pdst, mac=dev.mac, sender=arp.psrc, sender_mac=arp.hwsrc, dev=dev.name))
         reply = Ethernet(arp.hwsrc, dev.mac, ETH_P_ARP, ARP(ARP_REPLY, dev.mac, arp.pdst, arp.hwsrc, arp.psrc))
         walk.transmit(dev, reply, Flow(walk, "arp"))
         return
     entry = ns.neighbours.get(dev.name, arp.psrc)
     if entry is None:
-        flow.end("dropped", Decision("arp", "arp_process",
-                                     f"unsolicited ARP reply from {arp.psrc}: no entry to update (arp_accept=0)",
-                                     verdict="ignore"))
+        flow.end("dropped", Decision(Subsystem.ARP, "arp_process", ArpReason.UNSOLICITED, Verdict.IGNORE,
+                                     sender=arp.psrc))
         return
     if entry.state in ("PERMANENT", "NOARP"):
-        flow.end("delivered", Decision("arp", "arp_process",
-                                       f"ARP reply from {arp.psrc}: the entry is {entry.state} and stays",
-                                       verdict="keep", consulted=(neigh_ref(entry),)))
+        flow.end("delivered", Decision(Subsystem.ARP, "arp_process", ArpReason.KEEP, Verdict.KEEP,
+                                       consulted=(neigh_ref(entry),)))
         return
     updated = ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, REACHABLE)
     walk.pending_arp.pop((ns.name, dev.name, arp.psrc), None)
-    flow.end("delivered", Decision("neighbour", "neigh_update",
-                                   f"ARP reply: neighbour {arp.psrc} lladdr {arp.hwsrc} REACHABLE on {dev.name}",
-                                   verdict="reachable", consulted=(neigh_ref(updated),)))
+    flow.end("delivered", Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.REACHABLE, Verdict.REACHABLE,
+                                   consulted=(neigh_ref(updated),)))
     neigh_update_flush(walk, ns, dev, arp.psrc)
 
 
@@ -105,8 +103,7 @@ def neigh_update_flush(walk: Walk, ns: Namespace, dev: Device, ip: str) -> None:
         # it in nf_bridge->neigh_header; a capture on the bridge shows the pod's MAC)
         pending = qflow.skb.bridged_dnat
         src = pending[1] if pending is not None else dev.mac
-        qflow.note(Decision("neighbour", "neigh_update",
-                            f"neighbour {ip} resolved to {entry.lladdr}: the queued packet is sent", verdict="send",
+        qflow.note(Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.QUEUED_SENT, Verdict.SEND,
                             consulted=(neigh_ref(entry),), changes=l2_changes(qflow, src, entry.lladdr or "")))
         walk.transmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, packet), qflow)
 
@@ -121,8 +118,8 @@ def arp_solicit(walk: Walk, ns: Namespace, dev: Device, target: str, src_hint: s
         sip = next((str(i.ip) for n, i in ns.addresses() if n != "lo"), "0.0.0.0")
     request = Ethernet(BROADCAST_MAC, dev.mac, ETH_P_ARP, ARP(ARP_REQUEST, dev.mac, sip, "00:00:00:00:00:00", target))
     arp_flow = Flow(walk, "arp")
-    arp_flow.note(Decision("arp", "arp_solicit", f"ARP: who-has {target} tell {sip} (no neighbour entry on {dev.name})",
-                           verdict="solicit"))
+    arp_flow.note(Decision(Subsystem.ARP, "arp_solicit", ArpReason.SOLICIT, Verdict.SOLICIT,
+                           target=target, sender=sip, dev=dev.name))
     walk.transmit(dev, request, arp_flow)
 
 
@@ -144,13 +141,11 @@ def neigh_timer(walk: Walk) -> bool:
         del walk.pending_arp[key]
         queued, entry.queue = entry.queue, []
         for packet, qflow in queued:
-            qflow.end("dropped", Decision(
-                "neighbour", "neigh_invalidate", f"neighbour {ip} on {dev.name} FAILED: no ARP reply after "
-                                                 f"{MCAST_SOLICIT} requests",
-                verdict="drop", consulted=(neigh_ref(entry),)), ns.name, dev.name)
+            qflow.end("dropped", Decision(Subsystem.NEIGHBOUR, "neigh_invalidate", NeighReason.FAILED, Verdict.DROP,
+                                          consulted=(neigh_ref(entry),), probes=MCAST_SOLICIT), ns.name, dev.name)
             # arp_error_report -> ipv4_link_failure -> icmp_send, for forwarded and local
             # packets alike: ping shows "From <own address> ... Destination Host Unreachable".
-            walk.send_icmp_error(ns, packet, ICMP_DEST_UNREACH, 1, qflow, "host unreachable")
+            walk.send_icmp_error(ns, packet, ICMP_DEST_UNREACH, 1, qflow)
             progressed = True
     return progressed
 
@@ -166,7 +161,7 @@ def neigh_output(walk: Walk, ns: Namespace, dev: Device, nexthop: str, ip: IPv4,
         return
     entry = ns.neighbours.get(dev.name, nexthop)
     if entry is not None and entry.usable:
-        flow.note(Decision("neighbour", "neigh_resolve_output", f"neighbour: {entry}", verdict="resolved",
+        flow.note(Decision(Subsystem.NEIGHBOUR, "neigh_resolve_output", NeighReason.RESOLVED, Verdict.RESOLVED,
                            consulted=(neigh_ref(entry),), changes=l2_changes(flow, dev.mac, entry.lladdr or "")))
         walk.transmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, ip), flow)
         return
@@ -174,12 +169,11 @@ def neigh_output(walk: Walk, ns: Namespace, dev: Device, nexthop: str, ip: IPv4,
         entry = ns.neighbours.set(dev.name, nexthop, None, INCOMPLETE)
         entry.probes = 1
         entry.queue.append((ip, flow))
-        flow.note(Decision("neighbour", "__neigh_event_send",
-                           f"neighbour: no entry for {nexthop} on {dev.name}: INCOMPLETE, packet queued",
-                           verdict="queue", consulted=(neigh_ref(entry),)))
+        flow.note(Decision(Subsystem.NEIGHBOUR, "__neigh_event_send", NeighReason.NEW_INCOMPLETE, Verdict.QUEUE,
+                           consulted=(neigh_ref(entry),)))
         walk.pending_arp[(ns.name, dev.name, nexthop)] = (ns, dev, nexthop)
         arp_solicit(walk, ns, dev, nexthop, ip.src)
         return
     entry.queue.append((ip, flow))
-    flow.note(Decision("neighbour", "__neigh_event_send", f"neighbour: {nexthop} on {dev.name} is INCOMPLETE: packet queued",
-                       verdict="queue", consulted=(neigh_ref(entry),)))
+    flow.note(Decision(Subsystem.NEIGHBOUR, "__neigh_event_send", NeighReason.INCOMPLETE, Verdict.QUEUE,
+                       consulted=(neigh_ref(entry),)))

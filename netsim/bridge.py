@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from .arp import neigh_output
-from .decision import Decision, FdbRef, fdb_ref, field_change, neighbour_ref
+from .decision import BridgeReason, Decision, FdbRef, Subsystem, Verdict, fdb_ref, field_change, neighbour_ref
 from .device import Device
 from .errors import ConfigError
 from .ip_fragment import ip_fragment
@@ -88,6 +88,8 @@ class Bridge(Device):
         self.ports[dev.name] = port
         dev.master = self
         dev.rx_handler = br_handle_frame
+        dev.allmulti += 1           # br_add_if: dev_set_allmulti(dev, 1)
+        dev.promiscuity += 1        # br_manage_promisc: no VLAN filtering, every port promiscuous
         self.fdb[dev.mac] = FdbEntry(dev.mac, dev.name, self.name, local=True)
         if not self.fixed_mac and (len(self.ports) == 1 or _mac_key(dev.mac) < _mac_key(self.mac)):
             self.mac = dev.mac          # the lowest port MAC, kept as ports are added
@@ -97,6 +99,8 @@ class Bridge(Device):
         port = self.ports.pop(name)
         port.dev.master = None
         port.dev.rx_handler = None
+        port.dev.allmulti -= 1      # nbp_delete_promisc
+        port.dev.promiscuity -= 1
         for mac in [m for m, e in self.fdb.items() if e.port == name]:
             del self.fdb[mac]
         if not self.fixed_mac and self.ports:
@@ -152,8 +156,8 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
     port = br.ports[port_dev.name]
     ns = br.netns
     if port.learning and not is_multicast(frame.src) and br.learn(frame.src, port_dev.name):
-        flow.note(Decision("bridge", "br_fdb_update", f"{br.name}: learned {frame.src} on port {port_dev.name}",
-                           verdict="learn", consulted=(fdb_ref(br.name, frame.src, port=port_dev.name),)))
+        flow.note(Decision(Subsystem.BRIDGE, "br_fdb_update", BridgeReason.LEARNED, Verdict.LEARN,
+                           consulted=(fdb_ref(br.name, frame.src, port=port_dev.name),)))
     dnat_route = None
     if frame.type == ETH_P_IP and ns.sysctl.bridge_nf_call_iptables and isinstance(frame.payload, IPv4):
         ip = frame.payload
@@ -169,11 +173,9 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
                 old = frame.dst
                 frame = replace(frame, dst=br.mac)
                 flow.note(Decision(
-                    "bridge", "br_nf_pre_routing_finish",
-                    f"br_netfilter: the new destination {result.dst} is not on {br.name}: "
-                    f"the frame goes up to the IP stack to be routed", verdict="up",
+                    Subsystem.BRIDGE, "br_nf_pre_routing_finish", BridgeReason.TO_IP_STACK, Verdict.UP,
                     consulted=(route_ref(rr),) if rr is not None else (),
-                    changes=(field_change("ethernet", "dst", old, br.mac),)))
+                    changes=(field_change("ethernet", "dst", old, br.mac),), dst=result.dst, bridge=br.name))
         frame = replace(frame, payload=result)
     if dnat_route is not None:
         entry = ns.neighbours.get(br.name, dnat_route.nexthop)
@@ -186,31 +188,26 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
             assert isinstance(frame.payload, IPv4)
             flow.skb.bridged_dnat = (port_dev.name, frame.src)
             flow.note(Decision(
-                "bridge", "br_nf_pre_routing_finish_bridge",
-                f"br_netfilter: DNAT target {dnat_route.nexthop} is on {br.name} too and has no neighbour "
-                f"entry: {br.name} resolves it, then bridges the packet", verdict="resolve",
-                consulted=(route_ref(dnat_route),)))
+                Subsystem.BRIDGE, "br_nf_pre_routing_finish_bridge", BridgeReason.RESOLVE_DNAT_TARGET, Verdict.RESOLVE,
+                consulted=(route_ref(dnat_route),), target=dnat_route.nexthop, bridge=br.name))
             neigh_output(walk, ns, br, dnat_route.nexthop, frame.payload, flow)
             return
         old = frame.dst
         frame = replace(frame, dst=entry.lladdr or "")
         flow.note(Decision(
-            "bridge", "br_nf_pre_routing_finish",
-            f"br_netfilter: DNAT target {dnat_route.nexthop} is on {br.name} too: bridged to {entry.lladdr}, "
-            f"not routed", verdict="bridge",
+            Subsystem.BRIDGE, "br_nf_pre_routing_finish", BridgeReason.BRIDGE_DNAT, Verdict.BRIDGE,
             consulted=(route_ref(dnat_route), neighbour_ref(br.name, entry.ip, entry.lladdr or "", entry.state)),
-            changes=(field_change("ethernet", "dst", old, entry.lladdr or ""),)))
+            changes=(field_change("ethernet", "dst", old, entry.lladdr or ""),),
+            target=dnat_route.nexthop, bridge=br.name, lladdr=entry.lladdr))
         br_forward(walk, br, port_dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
-        flow.note(Decision("bridge", "br_flood",
-                           f"{br.name}: broadcast, flooded to every port and passed up to {br.name}", verdict="flood"))
+        flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.BROADCAST, Verdict.FLOOD, bridge=br.name))
         br_flood(walk, br, port_dev, frame, flow, include_up=True)
         return
     if br.is_local_mac(frame.dst):
-        flow.note(Decision("bridge", "br_pass_frame_up",
-                           f"{br.name}: destination {frame.dst} is the bridge's own MAC: up to its IP stack",
-                           verdict="up", consulted=(_fdb_ref(br, frame.dst, br.fdb.get(frame.dst)),)))
+        flow.note(Decision(Subsystem.BRIDGE, "br_pass_frame_up", BridgeReason.OWN_MAC, Verdict.UP,
+                           consulted=(_fdb_ref(br, frame.dst, br.fdb.get(frame.dst)),), bridge=br.name, dst=frame.dst))
         br_pass_frame_up(walk, br, frame, flow.copy())
         return
     br_forward(walk, br, port_dev, frame, flow)
@@ -227,18 +224,18 @@ def br_forward(walk: Walk, br: Bridge, in_dev: Device, frame: Ethernet, flow: Fl
     """FDB lookup: out of the port the destination sits behind, or flooded if unknown."""
     entry = br.fdb.get(frame.dst)
     if entry is None:
-        flow.note(Decision("bridge", "br_flood", f"{br.name}: {frame.dst} is not in the FDB: flooded as unknown unicast",
-                           verdict="flood", consulted=(fdb_ref(br.name, frame.dst),)))
+        flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.UNKNOWN_UNICAST, Verdict.FLOOD,
+                           consulted=(fdb_ref(br.name, frame.dst),), bridge=br.name, dst=frame.dst))
         br_flood(walk, br, in_dev, frame, flow, include_up=False)
         return
     port = br.ports[entry.port]
     if entry.port == in_dev.name and not port.hairpin:
-        flow.end("dropped", Decision(
-            "bridge", "br_forward", f"{br.name}: {frame.dst} is on the ingress port {in_dev.name} and hairpin is off",
-            verdict="drop", consulted=(_fdb_ref(br, frame.dst, entry),)))
+        flow.end("dropped", Decision(Subsystem.BRIDGE, "br_forward", BridgeReason.HAIRPIN_OFF, Verdict.DROP,
+                                     consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst,
+                                     port=in_dev.name))
         return
-    flow.note(Decision("bridge", "br_forward", f"{br.name}: FDB {frame.dst} -> port {entry.port}", verdict="forward",
-                       consulted=(_fdb_ref(br, frame.dst, entry),)))
+    flow.note(Decision(Subsystem.BRIDGE, "br_forward", BridgeReason.FDB, Verdict.FORWARD,
+                       consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst, port=entry.port))
     br_nf_forward(walk, br, port.dev, frame, flow)
 
 
@@ -259,9 +256,8 @@ def br_nf_forward(walk: Walk, br: Bridge, out_dev: Device, frame: Ethernet, flow
         frag_max = flow.skb.frag_max
         if frag_max and ip.length() > frag_max:
             fragments = ip_fragment(ip, frag_max)
-            flow.note(Decision("bridge", "br_nf_dev_queue_xmit",
-                               f"br_netfilter: reassembled by conntrack, cut back to its largest fragment "
-                               f"({frag_max} bytes): {len(fragments)} fragments", verdict="fragment"))
+            flow.note(Decision(Subsystem.BRIDGE, "br_nf_dev_queue_xmit", BridgeReason.REFRAGMENT, Verdict.FRAGMENT,
+                               frag_max=frag_max, count=len(fragments)))
             for frag in fragments:
                 br_dev_queue_push_xmit(walk, out_dev, replace(frame, payload=frag), flow.copy())
             return
@@ -273,10 +269,9 @@ def br_dev_queue_push_xmit(walk: Walk, port_dev: Device, frame: Ethernet | IPv4,
     size = l3_length(frame)
     br = port_dev.master
     if port_dev.up and br is not None and size > port_dev.mtu + VLAN_HLEN:
-        flow.end("dropped", Decision(
-            "bridge", "is_skb_forwardable", f"{br.name}: a {size}-byte packet does not fit port {port_dev.name}'s MTU "
-                                            f"{port_dev.mtu}: dropped (is_skb_forwardable)", verdict="drop"),
-            port_dev.netns.name if port_dev.netns else "", port_dev.name)
+        flow.end("dropped", Decision(Subsystem.BRIDGE, "is_skb_forwardable", BridgeReason.TOO_BIG, Verdict.DROP,
+                                     bridge=br.name, size=size, port=port_dev.name, mtu=port_dev.mtu),
+                 port_dev.netns.name if port_dev.netns else "", port_dev.name)
         return
     walk.transmit(port_dev, frame, flow)
 
@@ -291,14 +286,13 @@ def br_flood(walk: Walk, br: Bridge, in_dev: Device | None, frame: Ethernet, flo
     for port in targets:
         copy = flow.copy()
         if in_dev is not None and port.dev is in_dev:
-            copy.note(Decision("bridge", "br_flood",
-                               f"{br.name}: hairpin on {port.dev.name}: the flood goes back out of the ingress port",
-                               verdict="hairpin"))
+            copy.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.HAIRPIN, Verdict.HAIRPIN,
+                               bridge=br.name, port=port.dev.name))
         br_nf_forward(walk, br, port.dev, frame, copy)
     if include_up:
         br_pass_frame_up(walk, br, frame, flow.copy())
     elif not targets:
-        flow.end("dropped", Decision("bridge", "br_flood", f"{br.name}: no port to flood to", verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.NO_PORT, Verdict.DROP, bridge=br.name))
 
 
 # br_device.c ------------------------------------------------------------------------------
@@ -310,14 +304,12 @@ def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
     if pending is not None and pending[0] in br.ports:
         flow.skb.bridged_dnat = None
         port_name = pending[0]
-        flow.note(Decision("bridge", "br_nf_pre_routing_finish_bridge_slow",
-                           f"br_netfilter: the bridged DNAT packet's neighbour is resolved: it is bridged as "
-                           f"received on {port_name}, with its own source MAC {frame.src}", verdict="bridge"))
+        flow.note(Decision(Subsystem.BRIDGE, "br_nf_pre_routing_finish_bridge_slow", BridgeReason.DNAT_RESOLVED,
+                           Verdict.BRIDGE, port=port_name, src=frame.src))
         br_forward(walk, br, br.ports[port_name].dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
-        flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: broadcast from the host, flooded to every port",
-                           verdict="flood"))
+        flow.note(Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.HOST_BROADCAST, Verdict.FLOOD, bridge=br.name))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
         for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
@@ -325,13 +317,13 @@ def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
         return
     entry = br.fdb.get(frame.dst)
     if entry is None:
-        flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: {frame.dst} is not in the FDB: flooded",
-                           verdict="flood", consulted=(fdb_ref(br.name, frame.dst),)))
+        flow.note(Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.HOST_UNKNOWN, Verdict.FLOOD,
+                           consulted=(fdb_ref(br.name, frame.dst),), bridge=br.name, dst=frame.dst))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
         for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
             br_dev_queue_push_xmit(walk, port.dev, frame, flow.copy())
         return
-    flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: FDB {frame.dst} -> port {entry.port}", verdict="forward",
-                       consulted=(_fdb_ref(br, frame.dst, entry),)))
+    flow.note(Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.FDB, Verdict.FORWARD,
+                       consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst, port=entry.port))
     br_dev_queue_push_xmit(walk, br.ports[entry.port].dev, frame, flow)

@@ -24,7 +24,7 @@ from .errors import NetsimError, UsageError
 
 BACKENDS = ("vxlan", "host-gw", "udp")
 PROTOS = ("tcp", "udp", "icmp")
-VIEWS = ("ip addr", "ip route", "ip neigh", "bridge fdb", "iptables-save", "conntrack -L", "subnet.env")
+VIEWS = ("ip addr", "ip -d link show", "ip route", "ip neigh", "bridge fdb", "iptables-save", "conntrack -L", "subnet.env")
 _ROLE_COLOUR = {"request": "34", "reply": "32", "arp": "90", "error": "31"}
 
 
@@ -44,14 +44,15 @@ def _scenario(name: str):
 
 def trace_table(trace, colour: bool = False, decisions: bool = False) -> str:
     """A trace as a terminal table: one line per hop, coloured by role when `colour`."""
-    lines = [_colour(repr(trace), "1", colour),
+    from .views.sentences import heading, sentence
+    lines = [_colour(heading(trace), "1", colour),
              f"{'#':>3} {'capture point':<22} {'dir':<3} {'role':<8} {'verdict':<9} frame"]
     for h in trace.hops:
         code = "31" if h.verdict == "dropped" else _ROLE_COLOUR.get(h.role, "")
         line = f"{h.index:3d} {h.where:<22} {h.direction:<3} {h.role:<8} {h.verdict:<9} {h.frame.summary()}"
         lines.append(_colour(line, code, colour))
         if decisions:
-            lines += [f"{'':>8}- {d}" for d in h.decisions]
+            lines += [f"{'':>8}- {sentence(d)}" for d in h.decisions]
     return "\n".join(lines)
 
 
@@ -99,7 +100,8 @@ def _cmd_trace(args, out) -> int:
         print(render(trace, args.detail), file=out)
     if args.pcap:
         try:
-            trace.to_pcap(args.pcap)
+            from .views.sentences import sentence
+            trace.to_pcap(args.pcap, sentence)
         except OSError as e:
             raise UsageError(f"--pcap {args.pcap!r}: cannot write it: {e.strerror or e}") from None
         print(f"wrote {len(trace)} packets to {args.pcap} (open with: tshark -r {args.pcap} -d udp.port==8472,vxlan)",

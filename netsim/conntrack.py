@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
-from .decision import ConntrackRef, Decision
+from .decision import VERDICT_OF, ConntrackReason, ConntrackRef, Decision, Subsystem, Verdict
 from .packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, PROTO_NAMES, TCP, UDP
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -272,8 +272,7 @@ class Conntrack:
         tup = tuple_of(packet)
         if tup is None:
             _set_untracked(skb)
-            return [_decision(f"conntrack: {packet.proto_name} is not modelled by netsim's conntrack: "
-                              f"packet not tracked (ctstate INVALID)", "invalid")]
+            return [_decision(ConntrackReason.NOT_MODELLED, Verdict.INVALID, proto=packet.proto_name)]
         found = self._by_tuple.get(tup)
         if found is None:
             return self._new(packet, tup, skb)
@@ -284,8 +283,7 @@ class Conntrack:
                 # tcp_packet(): a SYN reopening a closed connection kills the old entry and the
                 # packet is looked up again (-NF_REPEAT), creating a new one.
                 self.remove(entry)
-                reopened = _decision(f"conntrack: SYN reopens {entry} ({entry.state}), old entry removed",
-                                     "remove", conntrack_ref(entry, ORIGINAL, entry.state),
+                reopened = _decision(ConntrackReason.REOPEN, Verdict.REMOVE, conntrack_ref(entry, ORIGINAL, entry.state),
                                      function="nf_conntrack_tcp_packet")
                 return [reopened, *self._new(packet, tup, skb)]
         return self._existing(packet, entry, direction, skb)
@@ -298,17 +296,14 @@ class Conntrack:
             state = _TCP_TABLE[ORIGINAL][kind][0]
             if state == sIV:
                 _set_untracked(skb)
-                return [_decision(f"conntrack: {tup} [{payload.flags}] belongs to no connection and cannot "
-                                  f"start one: INVALID, not tracked", "invalid", _lone_ref(tup))]
+                return [_decision(ConntrackReason.INVALID_TCP, Verdict.INVALID, _lone_ref(tup), flags=payload.flags)]
         elif isinstance(payload, ICMP) and payload.type not in ICMP_NEW_TYPES:
             _set_untracked(skb)
-            return [_decision(f"conntrack: icmp type {payload.type} from {tup.src} to {tup.dst} answers no "
-                              f"tracked request: INVALID, not tracked", "invalid", _lone_ref(tup))]
+            return [_decision(ConntrackReason.INVALID_ICMP, Verdict.INVALID, _lone_ref(tup), type=payload.type,
+                              src=tup.src, dst=tup.dst)]
         entry = ConntrackEntry(tup, tup.invert(), state=state)
         skb.ct, skb.ct_reply, skb.ct_state = entry, False, "NEW"
-        detail = f" ({state})" if state else ""
-        return [_decision(f"conntrack: new {tup.proto_name} entry {_conn_text(tup)}{detail}", "new",
-                          conntrack_ref(entry, ORIGINAL, "NEW"))]
+        return [_decision(ConntrackReason.NEW, Verdict.NEW, conntrack_ref(entry, ORIGINAL, "NEW"), tcp_state=state)]
 
     def _existing(self, packet: IPv4, entry: ConntrackEntry, direction: int, skb: "Skb") -> list[Decision]:
         # resolve_normal_ct(): the packet's ctinfo, from the state before this packet.
@@ -316,54 +311,49 @@ class Conntrack:
             ct_state = "ESTABLISHED"
         else:
             ct_state = "ESTABLISHED" if entry.seen_reply else "NEW"
-        head = f"conntrack: {'reply of ' if direction == REPLY else ''}{entry.original.proto_name} {_conn_text(entry.original)}"
-        detail = ""
+        reason = ConntrackReason.TRACKED
+        facts: dict[str, Any] = {}
         payload = packet.payload
         if isinstance(payload, TCP):
             old = entry.state
             new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_S.index(old)]
             if new == sIV:
                 _set_untracked(skb)
-                return [_decision(f"{head}: [{payload.flags}] is invalid in state {old}: INVALID, "
-                                  f"the packet loses its conntrack entry", "invalid",
-                                  conntrack_ref(entry, direction, "INVALID"))]
+                return [_decision(ConntrackReason.TCP_INVALID, Verdict.INVALID, conntrack_ref(entry, direction, "INVALID"),
+                                  flags=payload.flags, old=old)]
             if new == sIG:
-                detail = f" ({old}, [{payload.flags}] ignored by the state machine)"
+                reason, facts = ConntrackReason.TCP_IGNORED, {"old": old, "flags": payload.flags}
             elif not entry.seen_reply and "R" in payload.flags:
                 # tcp_packet(): a RST before any reply kills the entry at once.
                 self.remove(entry)
-                detail = f" ([{payload.flags}] before any reply: entry removed)"
+                reason, facts = ConntrackReason.TCP_RST_REMOVED, {"flags": payload.flags}
             else:
-                notes = [old if new == old else f"{old} -> {new}"]
-                if (entry.seen_reply and not entry.assured and old in (sSR, sES) and new == sES):
+                assured = entry.seen_reply and not entry.assured and old in (sSR, sES) and new == sES
+                if assured:
                     entry.assured = True
-                    notes.append("now ASSURED")
                 entry.state = new
-                detail = f" ({', '.join(notes)})"
+                reason, facts = ConntrackReason.TCP_STATE, {"old": old, "new": new, "assured": assured}
         if direction == REPLY:
             entry.seen_reply = True
         skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, ct_state
-        return [_decision(head + detail, ct_state.lower(), conntrack_ref(entry, direction, ct_state))]
+        return [_decision(reason, VERDICT_OF[ct_state], conntrack_ref(entry, direction, ct_state), **facts)]
 
     def _track_icmp_error(self, packet: IPv4, icmp: ICMP, skb: "Skb") -> list[Decision]:
         """icmp_error(): an ICMP error is RELATED to the connection of the packet it quotes."""
         quoted = parse_quoted(icmp.data)
         if quoted is None:
             _set_untracked(skb)
-            return [_decision(f"conntrack: icmp error from {packet.src} quotes too little of a packet: "
-                              f"INVALID", "invalid", function=_ICMP_ERROR)]
+            return [_decision(ConntrackReason.SHORT_QUOTE, Verdict.INVALID, function=_ICMP_ERROR, src=packet.src)]
         inner = quoted.tuple
         found = self._by_tuple.get(inner.invert())
         if found is None:
             _set_untracked(skb)
-            return [_decision(f"conntrack: icmp error from {packet.src} is about {inner}, which is not "
-                              f"tracked: INVALID", "invalid", _lone_ref(inner), function=_ICMP_ERROR)]
+            return [_decision(ConntrackReason.NOT_TRACKED, Verdict.INVALID, _lone_ref(inner), function=_ICMP_ERROR,
+                              src=packet.src)]
         entry, direction = found
         skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, "RELATED"
-        where = "reply" if direction == REPLY else "original"
-        return [_decision(f"conntrack: icmp error from {packet.src} is RELATED to {entry.original.proto_name} "
-                          f"{_conn_text(entry.original)} ({where} direction)", "related",
-                          conntrack_ref(entry, direction, "RELATED"), function=_ICMP_ERROR)]
+        return [_decision(ConntrackReason.RELATED, Verdict.RELATED, conntrack_ref(entry, direction, "RELATED"),
+                          function=_ICMP_ERROR, src=packet.src)]
 
     # ---- NAT bindings (nf_nat_core.c) -------------------------------------------------------
     def nat_done(self, entry: ConntrackEntry, manip: str) -> bool:
@@ -480,24 +470,22 @@ class Conntrack:
     def nat_packet(self, entry: ConntrackEntry, direction: int, manip: str,
                    packet: IPv4) -> tuple[IPv4, str | None]:
         """nf_nat_packet(): apply the connection's binding for this hook's manipulation to a packet
-        travelling in `direction`. Returns the packet and a phrase saying what changed, or None."""
+        travelling in `direction`. Returns the packet and the address (and port) it was rewritten
+        to, or None if nothing changed."""
         if not _manip_applies(entry, direction, manip):
             return packet, None
         target = (entry.reply if direction == ORIGINAL else entry.original).invert()
         new = rewrite(packet, target, manip)
         if new == packet:
             return packet, None
-        if manip == SRC:
-            what = ("un-DNAT source to " if direction == REPLY else "SNAT source to ") + target.source_text()
-        else:
-            what = ("un-SNAT destination to " if direction == REPLY else "DNAT destination to ") + target.destination_text()
-        return new, what
+        return new, target.source_text() if manip == SRC else target.destination_text()
 
     def nat_icmp_error(self, entry: ConntrackEntry, direction: int, manip: str,
-                       packet: IPv4) -> tuple[IPv4, str | None]:
+                       packet: IPv4) -> tuple[IPv4, tuple[str, str] | None]:
         """nf_nat_icmp_reply_translation(): NAT an ICMP error RELATED to a connection. The quoted
         packet belongs to the other direction and gets the opposite manipulation; then the outer
-        header is rewritten like any packet of the error's direction."""
+        header is rewritten like any packet of the error's direction. Returns the packet and the
+        outer address it was rewritten to with the quoted packet's new other end, or None."""
         if not _manip_applies(entry, direction, manip):
             return packet, None
         icmp = packet.payload
@@ -512,21 +500,13 @@ class Conntrack:
         outer = replace(packet, payload=replace(icmp, data=data))
         if manip == SRC:
             outer = replace(outer, src=outer_target.src)
-            what = (f"source to {outer_target.src}, and the quoted packet's destination to "
-                    f"{other.destination_text()}")
-        else:
-            outer = replace(outer, dst=outer_target.dst)
-            what = (f"destination to {outer_target.dst}, and the quoted packet's source to "
-                    f"{other.source_text()}")
-        if direction == REPLY:
-            prefix = "un-DNAT" if manip == SRC else "un-SNAT"
-        else:
-            prefix = "SNAT" if manip == SRC else "DNAT"
-        return outer, f"{prefix} {what}"
+            return outer, (outer_target.src, other.destination_text())
+        outer = replace(outer, dst=outer_target.dst)
+        return outer, (outer_target.dst, other.source_text())
 
 
 def conn_text(tup: ConnTuple) -> str:
-    """A tuple as the decisions write it: `src:sport -> dst:dport`, `src -> dst id N` for ICMP."""
+    """A tuple as a ConntrackRef names it: `src:sport -> dst:dport`, `src -> dst id N` for ICMP."""
     if tup.proto == IPPROTO_ICMP:
         return f"{tup.src} -> {tup.dst} id {tup.sport}"
     return f"{tup.src}:{tup.sport} -> {tup.dst}:{tup.dport}"
@@ -547,9 +527,10 @@ def _lone_ref(tup: ConnTuple) -> ConntrackRef:
     return ConntrackRef(tup.proto_name, conn_text(tup), state="INVALID", direction="original")
 
 
-def _decision(text: str, verdict: str, ref: ConntrackRef | None = None,
-              function: str = "nf_conntrack_in") -> Decision:
-    return Decision("conntrack", function, text, verdict=verdict, consulted=(ref,) if ref is not None else ())
+def _decision(reason: ConntrackReason, verdict: Verdict, ref: ConntrackRef | None = None,
+              function: str = "nf_conntrack_in", **facts: Any) -> Decision:
+    return Decision(Subsystem.CONNTRACK, function, reason, verdict, consulted=(ref,) if ref is not None else (),
+                    **facts)
 
 
 def _set_untracked(skb: "Skb") -> None:

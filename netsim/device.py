@@ -40,6 +40,15 @@ class Device:
         # flannel.1 and the CNI plugins' veth pairs get 0 (the bridge plugin asks -1 for cni0).
         # iproute2 prints `qlen N` only when N is not 0.
         self.qlen = 1000
+        # dev->promiscuity and dev->allmulti: counts of who asked the device to receive every
+        # frame / every multicast frame. Joining a bridge raises both (net/bridge/br_if.c:
+        # br_add_if calls dev_set_allmulti(dev, 1), then nbp_update_port_count ->
+        # br_manage_promisc -> br_port_set_promisc -> dev_set_promiscuity(dev, 1) for every port
+        # while the bridge has no VLAN filtering); leaving it lowers both (nbp_delete_promisc).
+        # Only `ip -d link` shows them; the IFF_PROMISC flag a count sets is not reported in
+        # `<...>` (dev_get_flags shows only what a user asked for, dev->gflags).
+        self.promiscuity = 0
+        self.allmulti = 0
         # netdev_rx_handler_register: what takes a received frame before the protocols do
         # (br_handle_frame for a bridge port), called as rx_handler(walk, dev, frame, flow)
         self.rx_handler: Callable[..., Any] | None = None

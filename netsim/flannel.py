@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Sequence
 
 from .addresses import derive_mac
-from .decision import Decision, field_change
+from .decision import Decision, FlannelReason, Subsystem, Verdict, field_change
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, IPv4, UDP
 from .neighbour import PERMANENT
@@ -184,49 +184,45 @@ class UdpProxy:
         assert ns is not None
         peer = self.lookup(ip.dst)
         if peer is None:
-            flow.end("dropped", Decision("flannel", "tun_to_udp",
-                                         f"flanneld: no route for {ip.dst} in its table: ICMP net unreachable",
-                                         verdict="drop"))
-            walk.send_icmp_error(ns, ip, 3, 0, flow, "network unreachable")
+            flow.end("dropped", Decision(Subsystem.FLANNEL, "tun_to_udp", FlannelReason.NO_ROUTE, Verdict.DROP,
+                                         dst=ip.dst))
+            walk.send_icmp_error(ns, ip, 3, 0, flow)
             return
         inner = _decrement_ttl(ip, flow)
         if inner is None:
             return
-        flow.end("delivered", Decision("flannel", "tun_to_udp",
-                                       f"flanneld reads the packet from {tun.name}, decrements TTL {ip.ttl} -> "
-                                       f"{inner.ttl}, sends it in UDP to {peer}:{UDP_PORT}", verdict="encapsulate",
+        flow.end("delivered", Decision(Subsystem.FLANNEL, "tun_to_udp", FlannelReason.ENCAPSULATED, Verdict.ENCAPSULATE,
                                        changes=(field_change("ipv4", "ttl", ip.ttl, inner.ttl),
                                                 field_change("outer-ipv4", "src", "", self.public_ip),
-                                                field_change("outer-ipv4", "dst", "", peer))))
+                                                field_change("outer-ipv4", "dst", "", peer)),
+                                       tun=tun.name, peer=peer, port=UDP_PORT))
         outer = IPv4(self.public_ip, peer, IPPROTO_UDP, UDP(UDP_PORT, UDP_PORT, inner), ttl=ns.sysctl.ip_default_ttl,
                      id=0, df=True)
         out = flow.copy(Skb())
-        out.note(Decision("flannel", "sendto", f"flanneld's UDP socket {self.public_ip}:{UDP_PORT} sends to "
-                                               f"{peer}:{UDP_PORT}", verdict="send"))
+        out.note(Decision(Subsystem.FLANNEL, "sendto", FlannelReason.SEND, Verdict.SEND, src=self.public_ip, peer=peer,
+                          port=UDP_PORT))
         walk.local_out(ns, outer, out)
 
     def from_udp(self, walk: Walk, ns: Namespace, outer: IPv4, flow: Flow) -> None:
         udp = outer.payload
         inner = udp.payload if isinstance(udp, UDP) else None
         if not isinstance(inner, IPv4):
-            flow.end("dropped", Decision("flannel", "udp_to_tun", "flanneld: UDP payload is not an IPv4 packet",
-                                         verdict="drop"))
+            flow.end("dropped", Decision(Subsystem.FLANNEL, "udp_to_tun", FlannelReason.NOT_IPV4, Verdict.DROP))
             return
         inner = _decrement_ttl(inner, flow)
         if inner is None:
             return
-        flow.end("delivered", Decision("flannel", "udp_to_tun",
-                                       f"flanneld receives on port {UDP_PORT}, decrements TTL {inner.ttl + 1} -> "
-                                       f"{inner.ttl}, writes the packet to flannel0", verdict="decapsulate",
-                                       changes=(field_change("ipv4", "ttl", inner.ttl + 1, inner.ttl),)))
         tun = ns.devices["flannel0"]
+        flow.end("delivered", Decision(Subsystem.FLANNEL, "udp_to_tun", FlannelReason.DECAPSULATED, Verdict.DECAPSULATE,
+                                       changes=(field_change("ipv4", "ttl", inner.ttl + 1, inner.ttl),),
+                                       port=UDP_PORT, tun=tun.name))
         walk.receive(tun, inner, flow.copy(Skb()))
 
 
 def _decrement_ttl(ip: IPv4, flow: Flow) -> IPv4 | None:
     """proxy_amd64.c decrement_ttl: flanneld lowers the TTL itself and discards at 0."""
     if ip.ttl <= 1:
-        flow.end("dropped", Decision("flannel", "decrement_ttl", f"flanneld: TTL {ip.ttl} reaches 0: discarded",
-                                     verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.FLANNEL, "decrement_ttl", FlannelReason.TTL_ZERO, Verdict.DROP,
+                                     ttl=ip.ttl))
         return None
     return replace(ip, ttl=ip.ttl - 1)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import endpoints as ep
-from .decision import Decision
+from .decision import Decision, IcmpReason, Subsystem, Verdict
 from .ip_output import ip_local_out
 from .packet import ICMP, IPPROTO_ICMP, IPv4
 
@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .walk import Walk
 
 
-def icmp_send(walk: Walk, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow, what: str,
-              rest: int = 0) -> None:
+def icmp_send(walk: Walk, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow,
+              why: IcmpReason = IcmpReason.ERROR, rest: int = 0) -> None:
     if offender.frag:
         return   # __icmp_send replies to fragment 0 only
     if isinstance(offender.payload, ICMP) and offender.payload.is_error:
@@ -40,5 +40,6 @@ def icmp_send(walk: Walk, ns: Namespace, offender: IPv4, itype: int, code: int, 
     error = ep.icmp_error(offender, src, itype, code, ns.sysctl.ip_default_ttl,
                           ns.ip_id(src, offender.src, IPPROTO_ICMP), rest)
     err_flow = Flow(walk, "error")
-    err_flow.note(Decision("icmp", "icmp_send", f"ICMP {what} from {src} to {offender.src}", verdict="send"))
+    err_flow.note(Decision(Subsystem.ICMP, "icmp_send", why, Verdict.SEND, type=itype, code=code, src=src,
+                           dst=offender.src))
     ip_local_out(walk, ns, error, err_flow, rr)

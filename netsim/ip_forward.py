@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from . import ip_output
-from .decision import Decision, field_change
+from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
 from .device import Device
 from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4
 from .route import RouteResult, route_ref
@@ -30,21 +30,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def ip_forward(walk: Walk, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
     text = str(rr.route)
-    flow.note(Decision("route", "ip_route_input", f"route: {text}", verdict="forward", consulted=(route_ref(rr, text),)))
+    flow.note(Decision(Subsystem.ROUTE, "ip_route_input", RouteReason.FORWARD, Verdict.FORWARD,
+                       consulted=(route_ref(rr, text),)))
     if ip.ttl <= 1:
-        flow.end("dropped", Decision("ip", "ip_forward", f"TTL {ip.ttl} would reach 0 when forwarding: time exceeded",
-                                     verdict="drop"))
-        walk.send_icmp_error(ns, ip, ICMP_TIME_EXCEEDED, 0, flow, "time exceeded")
+        flow.end("dropped", Decision(Subsystem.IP, "ip_forward", IpReason.TTL_EXCEEDED, Verdict.DROP, ttl=ip.ttl))
+        walk.send_icmp_error(ns, ip, ICMP_TIME_EXCEEDED, 0, flow)
         return
     out_dev = ns.devices[rr.dev]
     if ip.df and ip.length() > out_dev.mtu:
-        flow.end("dropped", Decision("ip", "ip_forward",
-                                     f"{ip.length()} bytes with DF set exceed {out_dev.name}'s MTU {out_dev.mtu}: "
-                                     f"ICMP fragmentation needed (mtu {out_dev.mtu})", verdict="drop"))
-        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 4, flow, "fragmentation needed", rest=out_dev.mtu)
+        flow.end("dropped", Decision(Subsystem.IP, "ip_forward", IpReason.FRAG_NEEDED, Verdict.DROP,
+                                     size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu))
+        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 4, flow, rest=out_dev.mtu)
         return
     ip = replace(ip, ttl=ip.ttl - 1)
-    flow.note(Decision("ip", "ip_forward", f"forwarded: TTL {ip.ttl + 1} -> {ip.ttl}", verdict="forward",
+    flow.note(Decision(Subsystem.IP, "ip_forward", IpReason.FORWARDED, Verdict.FORWARD,
                        changes=(field_change("ipv4", "ttl", ip.ttl + 1, ip.ttl),)))
     hooked = walk.hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)
     if hooked is None:

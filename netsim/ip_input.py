@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import ip_forward as _forward
-from .decision import Decision
+from .decision import Decision, RouteReason, Subsystem, Verdict
 from .device import Device
 from .ip_fragment import ip_defrag
 from .packet import ICMP_DEST_UNREACH, IPv4
@@ -44,37 +44,34 @@ def ip_rcv(walk: Walk, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None
     if ns.is_local_address(ip.src) and "LOOPBACK" not in dev.flags:
         # fib_validate_source: a packet arriving from outside with one of our own addresses
         # as source is a martian (accept_local=0), whether it is for us or to be forwarded.
-        flow.end("dropped", Decision("route", "fib_validate_source",
-                                     f"martian source {ip.src} on {dev.name}: the source is an address of "
-                                     f"{ns.name} (accept_local=0)", verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.ROUTE, "fib_validate_source", RouteReason.MARTIAN, Verdict.DROP,
+                                     src=ip.src, dev=dev.name, netns=ns.name))
         return
     if ns.is_local_address(ip.dst) or ip.dst == "255.255.255.255":
         ip_local_deliver(walk, ns, dev, ip, flow)
         return
     rr = ns.route_get(ip.dst)
     if rr is not None and rr.route.type == "broadcast":
-        flow.end("dropped", Decision("route", "ip_route_input_slow",
-                                     f"{ip.dst} is a broadcast address here: not forwarded", verdict="drop",
-                                     consulted=(route_ref(rr),)))
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.BROADCAST, Verdict.DROP,
+                                     consulted=(route_ref(rr),), dst=ip.dst))
         return
     if not ns.sysctl.ip_forward:
-        flow.end("dropped", Decision("route", "ip_route_input_slow",
-                                     f"{ip.dst} is not an address of {ns.name} and net.ipv4.ip_forward is 0: "
-                                     f"the packet is not forwarded", verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.NOT_FORWARDING, Verdict.DROP,
+                                     dst=ip.dst, netns=ns.name))
         return
     # ip_error: no route is ENETUNREACH (ICMP net unreachable), an `unreachable` route
     # EHOSTUNREACH (ICMP host unreachable); a `blackhole` route discards silently.
     if rr is None:
-        flow.end("dropped", Decision("route", "ip_error", f"no route to {ip.dst}: network unreachable", verdict="drop"))
-        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 0, flow, "network unreachable")
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_error", RouteReason.NO_ROUTE, Verdict.DROP, dst=ip.dst))
+        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 0, flow)
         return
     if rr.route.type == "unreachable":
-        flow.end("dropped", Decision("route", "ip_error", f"route {rr.route}: host unreachable", verdict="drop",
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_error", RouteReason.UNREACHABLE, Verdict.DROP,
                                      consulted=(route_ref(rr),)))
-        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 1, flow, "host unreachable")
+        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 1, flow)
         return
     if rr.route.type == "blackhole":
-        flow.end("dropped", Decision("route", "ip_error", f"route {rr.route}: discarded silently", verdict="drop",
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_error", RouteReason.BLACKHOLE, Verdict.DROP,
                                      consulted=(route_ref(rr),)))
         return
     _forward.ip_forward(walk, ns, dev, ip, rr, flow)
@@ -88,7 +85,7 @@ def ip_local_deliver(walk: Walk, ns: Namespace, dev: Device, ip: IPv4, flow: Flo
         return
     ip = hooked
     if ip.is_fragment:
-        whole = ip_defrag(walk, ("local", ns.name), ip, flow, "reassembly", "ip_defrag")
+        whole = ip_defrag(walk, ("local", ns.name), ip, flow, "ip_defrag")
         if whole is None:
             return
         ip = whole

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .arp import neigh_output
-from .decision import Decision, field_change
+from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
 from .ip_fragment import ip_fragment
 from .packet import ETH_P_IP, Ethernet, IPv4
 from .route import RouteResult, route_ref
@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .walk import Walk
 
 # What a socket's connect()/sendmsg() gets for a route that cannot carry locally generated packets.
-LOCAL_OUT_ERRORS = {"blackhole": "Invalid argument", "unreachable": "No route to host"}
 LOCAL_OUT_ERRNO = {"blackhole": "EINVAL", "unreachable": "EHOSTUNREACH"}
 
 
@@ -39,20 +38,17 @@ def ip_local_out(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResul
     if rr is None:
         rr = ns.route_get(ip.dst, ip.src)
         if rr is None:
-            flow.end("dropped", Decision("route", "ip_route_output_key",
-                                         f"no route to {ip.dst} in {ns.name}: Network is unreachable", verdict="drop"),
-                     ns.name)
+            flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_output_key", RouteReason.NO_ROUTE, Verdict.DROP,
+                                         dst=ip.dst, netns=ns.name), ns.name)
             walk.local_error(ns, flow, "ENETUNREACH")
             return
-    if rr.route.type in LOCAL_OUT_ERRORS:
-        flow.end("dropped", Decision("route", "ip_route_output_key",
-                                     f"route {rr.route}: {LOCAL_OUT_ERRORS[rr.route.type]}", verdict="drop",
-                                     consulted=(route_ref(rr),)), ns.name)
+    if rr.route.type in LOCAL_OUT_ERRNO:
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_output_key", RouteReason.LOCAL_ERROR, Verdict.DROP,
+                                     consulted=(route_ref(rr),), errno=LOCAL_OUT_ERRNO[rr.route.type]), ns.name)
         walk.local_error(ns, flow, LOCAL_OUT_ERRNO[rr.route.type])
         return
-    text = str(rr)
-    flow.note(Decision("route", "ip_route_output_key", f"route: {text}", verdict="output",
-                       consulted=(route_ref(rr, str(rr.route)),)))
+    flow.note(Decision(Subsystem.ROUTE, "ip_route_output_key", RouteReason.OUTPUT, Verdict.OUTPUT,
+                       consulted=(route_ref(rr, str(rr.route)),), dst=rr.dst))
     original_dst = ip.dst
     hooked = walk.hook(ns, "OUTPUT", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
     if hooked is None:
@@ -61,13 +57,13 @@ def ip_local_out(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResul
     if ip.dst != original_dst:
         rerouted = ns.route_get(ip.dst, ip.src)
         if rerouted is None:
-            flow.end("dropped", Decision("route", "ip_route_me_harder", f"no route to {ip.dst} after NAT",
-                                         verdict="drop"), ns.name)
+            flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_me_harder", RouteReason.NO_ROUTE, Verdict.DROP,
+                                         dst=ip.dst), ns.name)
             walk.local_error(ns, flow, "ENETUNREACH")       # the output route lookup's error
             return
         rr = rerouted
-        flow.note(Decision("route", "ip_route_me_harder", f"rerouted after DNAT: {rr}", verdict="output",
-                           consulted=(route_ref(rr),)))
+        flow.note(Decision(Subsystem.ROUTE, "ip_route_me_harder", RouteReason.REROUTED, Verdict.OUTPUT,
+                           consulted=(route_ref(rr),), dst=rr.dst))
     if rr.is_local:
         hooked = walk.hook(ns, "POSTROUTING", ip, flow, outdev="lo")
         if hooked is None:
@@ -77,9 +73,8 @@ def ip_local_out(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResul
         return
     out_dev = ns.devices[rr.dev]
     if ip.df and ip.length() > out_dev.mtu:
-        flow.end("dropped", Decision("ip", "ip_fragment",
-                                     f"{ip.length()} bytes with DF set exceed {out_dev.name}'s MTU {out_dev.mtu}: "
-                                     f"the socket gets EMSGSIZE", verdict="drop"), ns.name, out_dev.name)
+        flow.end("dropped", Decision(Subsystem.IP, "ip_fragment", IpReason.EMSGSIZE, Verdict.DROP,
+                                     size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu), ns.name, out_dev.name)
         walk.local_error(ns, flow, "EMSGSIZE")
         return
     ip_output(walk, ns, ip, rr, flow)
@@ -95,16 +90,19 @@ def ip_output(walk: Walk, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) 
     frag_max = flow.skb.frag_max
     if ip.length() > out_dev.mtu or (frag_max and ip.length() > frag_max):
         if ip.df:
-            flow.end("dropped", Decision("ip", "ip_fragment", f"{ip.length()} bytes exceed {out_dev.name}'s MTU "
-                                                               f"{out_dev.mtu}", verdict="drop"), ns.name, out_dev.name)
+            flow.end("dropped", Decision(Subsystem.IP, "ip_fragment", IpReason.DF_TOO_BIG, Verdict.DROP,
+                                         size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu), ns.name, out_dev.name)
             return
         size = min(out_dev.mtu, frag_max) if frag_max else out_dev.mtu
         fragments = ip_fragment(ip, size)
-        why = (f"reassembled by conntrack, cut back to its largest fragment ({frag_max} bytes)"
-               if frag_max and frag_max <= out_dev.mtu else f"{ip.length()} bytes exceed {out_dev.name}'s MTU "
-                                                            f"{out_dev.mtu} and DF is clear")
-        flow.note(Decision("ip", "ip_do_fragment", f"{why}: {len(fragments)} fragments", verdict="fragment",
-                           changes=(field_change("ipv4", "len", ip.length(), fragments[0].length()),)))
+        changes = (field_change("ipv4", "len", ip.length(), fragments[0].length()),)
+        if frag_max and frag_max <= out_dev.mtu:
+            flow.note(Decision(Subsystem.IP, "ip_do_fragment", IpReason.REFRAGMENTED, Verdict.FRAGMENT,
+                               changes=changes, frag_max=frag_max, count=len(fragments)))
+        else:
+            flow.note(Decision(Subsystem.IP, "ip_do_fragment", IpReason.FRAGMENTED, Verdict.FRAGMENT,
+                               changes=changes, size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu,
+                               count=len(fragments)))
         for frag in fragments:
             neigh_output(walk, ns, out_dev, rr.nexthop, frag, flow.copy())
         return

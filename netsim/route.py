@@ -219,4 +219,4 @@ def route_ref(rr: "RouteResult | Route", text: str | None = None) -> "RouteRef":
 def _route_ref(route: Route, src: str, dev: str, text: str | None) -> "RouteRef":
     from .decision import RouteRef
     table = "local" if route.type in ("local", "broadcast") else "main"
-    return RouteRef(table, text if text is not None else str(route), dev, route.via or "", src)
+    return RouteRef(table, text if text is not None else str(route), dev, route.via or "", src, route.type)

@@ -17,8 +17,10 @@ unreachable routes). Deliberate differences, all to keep the output short and de
 - `qlen N` is printed as iproute2 prints it (ip/ipaddress.c print_txqlen): only when the
   device's transmit queue length is not 0, so flannel.1 and the CNI plugins' veth ends, which
   are created through netlink with a queue length of 0, show none, while cni0 shows `qlen 1000`.
-- Nothing is printed for the device flags a trace cannot observe (`promiscuity` counts,
-  queue and GSO limits, bridge-port timers in `ip -d link`).
+- `ip -d link` prints the fields the model has and stops: the `promiscuity` and `allmulti`
+  counts (a bridge port's are 1, as br_add_if leaves them), the VXLAN line, a bridge port's
+  hairpin/learning/flood; not `minmtu`/`maxmtu`, `addrgenmode`, queue counts, GSO limits, the
+  bridge's STP and multicast settings or the port timers. Each line is the start of the real one.
 - The kernel lists neighbour and FDB entries in hash-table order; the views use the order the
   entries were created, grouped by device in ifindex order as the kernel groups them.
 - `ip route get` prints `uid 0` (the reader is root) and the `cache` line as the kernel does;
@@ -113,6 +115,8 @@ def _link_header(dev: Device, details: bool) -> list[str]:
         if isinstance(dev, Veth) and not isinstance(dev, Nic) and dev.peer is not None \
                 and dev.peer.netns is not dev.netns and dev.peer.netns is not None:
             second += f" link-netns {dev.peer.netns.name}"
+    if details:     # ip/ipaddress.c print_linkinfo: " promiscuity %u " then " allmulti %u "
+        second += f" promiscuity {dev.promiscuity}  allmulti {dev.allmulti}"
     return [first, second]
 
 
@@ -145,11 +149,15 @@ def ip_addr(ns: "Namespace", dev: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def ip_link_details(ns: "Namespace", dev: str) -> str:
-    """`ip -d link show DEV`: the link lines plus the driver's own line (for VXLAN the
-    `vxlan id ... udpcsum` line flannel's configuration produces) and, for a bridge port, the
-    port's hairpin, learning and flood settings."""
-    d = ns.device(dev)
+def ip_link_details(ns: "Namespace", dev: str | None = None) -> str:
+    """`ip -d link show [DEV]`: the link lines with the promiscuity and allmulti counts, the
+    driver's own line (for VXLAN the `vxlan id ... udpcsum` line flannel's configuration
+    produces) and, for a bridge port, the port's hairpin, learning and flood settings."""
+    devices = [ns.device(dev)] if dev is not None else _devices(ns)
+    return "\n".join(line for d in devices for line in _link_details(d))
+
+
+def _link_details(d: Device) -> list[str]:
     lines = _link_header(d, details=True)
     if isinstance(d, VxlanDevice):
         lines.append("    " + d.details())
@@ -165,7 +173,7 @@ def ip_link_details(ns: "Namespace", dev: str) -> str:
         lines.append(f"    bridge_slave state forwarding priority 32 cost 2 hairpin {onoff[port.hairpin]} "
                      f"guard off root_block off fastleave off learning {onoff[port.learning]} "
                      f"flood {onoff[port.flood]}")
-    return "\n".join(lines)
+    return lines
 
 
 def _devices(ns: "Namespace") -> list[Device]:

@@ -72,12 +72,6 @@ class _Draft:
         self.pending: list[tuple[str, Decision, str, str, int]] = []
 
 
-def _as_decision(item: Decision | str) -> Decision:
-    if isinstance(item, Decision):
-        return item
-    return Decision("", "", item)
-
-
 class Flow:
     """One packet (or one copy of it) on its way: its skb metadata and its latest hop.
 
@@ -96,20 +90,19 @@ class Flow:
         self.early: list[Decision] = []
         self.skb = skb or Skb()
 
-    def note(self, decision: Decision | str) -> None:
+    def note(self, decision: Decision) -> None:
         """Record a decision on the hop where the kernel has the packet in hand."""
-        d = decision if isinstance(decision, Decision) else _as_decision(decision)
         if self.last is not None:
-            self.last.notes.append(d)
+            self.last.notes.append(decision)
         else:
-            self.early.append(d)
+            self.early.append(decision)
 
-    def end(self, verdict: str, decision: Decision | str, netns: str = "", device: str = "") -> None:
+    def end(self, verdict: str, decision: Decision, netns: str = "", device: str = "") -> None:
         """The packet is delivered or dropped here, for the reason `decision` gives.
 
         `netns`/`device` name where it ended when that is not the device of its last hop (a
         copy dropped on its way to a port, a packet refused before it reached any device)."""
-        d = decision if isinstance(decision, Decision) else _as_decision(decision)
+        d = decision
         self.note(d)
         last = self.last
         if last is not None and self.own:

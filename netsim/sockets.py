@@ -18,11 +18,11 @@ What the packets look like (options, IDs, sequence numbers) is in endpoints.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import endpoints as ep
 from .addresses import stable_hash
-from .decision import Decision, Outcome, icmp_errno
+from .decision import Decision, Outcome, OutcomeKind, OutcomeReason, SocketReason, Subsystem, Verdict, icmp_errno
 from .packet import ICMP, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TCP, UDP
 from .vxlan import vxlan_rcv, vxlan_sock_lookup
 
@@ -60,12 +60,8 @@ def socket_hash(ip: IPv4) -> int | None:
     return None
 
 
-def describe(ip: IPv4) -> str:
-    return f"{ip.src} > {ip.dst} {ip.payload.summary() if not isinstance(ip.payload, bytes) else ''}".rstrip()
-
-
-def _socket(function: str, text: str, verdict: str = "deliver") -> Decision:
-    return Decision("socket", function, text, verdict=verdict)
+def _socket(function: str, reason: SocketReason, verdict: Verdict = Verdict.DELIVER, **facts: Any) -> Decision:
+    return Decision(Subsystem.SOCKET, function, reason, verdict, **facts)
 
 
 def connect(walk: Walk, ns: Namespace, rr: RouteResult, dst: str, proto: str, dport: int | None,
@@ -94,8 +90,8 @@ def connect(walk: Walk, ns: Namespace, rr: RouteResult, dst: str, proto: str, dp
                 ip = replace(ip, df=False)
     flow.skb.hash = socket_hash(ip)
     walk.client = Client(ns, ep.flow_key(ip), proto, payload)
-    flow.note(_socket("connect", f"{proto} socket in {ns.name}: {describe(ip)} (source {source} from "
-                                 f"`ip route get {dst}`)", "send"))
+    flow.note(_socket("connect", SocketReason.CONNECT, Verdict.SEND, proto=proto, netns=ns.name, packet=ip,
+                      source=source, dst=dst))
     walk.local_out(ns, ip, flow, rr)
 
 
@@ -128,49 +124,45 @@ def transport_rcv(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow) -> None:
     if isinstance(payload, ICMP):
         if payload.type == ICMP_ECHO_REQUEST:
             reply = ep.echo_reply(ip, ttl, ns.ip_id(ip.dst, ip.src, IPPROTO_ICMP))
-            flow.end("delivered", _socket("icmp_echo", f"ICMP echo request for {ip.dst}: the kernel answers with an "
-                                                       f"echo reply", "answer"))
+            flow.end("delivered", _socket("icmp_echo", SocketReason.ECHO_ANSWER, Verdict.ANSWER, dst=ip.dst))
             respond(walk, ns, reply, "reply")
             return
         if payload.is_error and client is not None and client.netns is ns:
             errno = icmp_errno(payload.type, payload.code)
-            kind = "refused" if errno == "ECONNREFUSED" else "icmp-error"
-            client.result = Outcome(kind, f"error: {payload.summary()} from {ip.src}", errno, ip.src,
-                                    (payload.type, payload.code))
-            flow.end("delivered", _socket("icmp_unreach", f"{payload.summary()} from {ip.src}: reported to the "
-                                                          f"sending socket", "report"))
+            kind = OutcomeKind.REFUSED if errno == "ECONNREFUSED" else OutcomeKind.ICMP_ERROR
+            client.result = Outcome(kind, OutcomeReason.ICMP_ERROR, errno, ip.src, (payload.type, payload.code))
+            flow.end("delivered", _socket("icmp_unreach", SocketReason.ICMP_REPORTED, Verdict.REPORT,
+                                          type=payload.type, code=payload.code, src=ip.src))
             return
-        flow.end("dropped", _socket("icmp_rcv", f"{payload.summary()}: no socket waits for it", "drop"))
+        flow.end("dropped", _socket("icmp_rcv", SocketReason.ICMP_NO_SOCKET, Verdict.DROP, icmp=payload))
         return
     if isinstance(payload, TCP):
         if ("tcp", payload.dport) in ns.listeners:
             tcp_server(walk, ns, ip, flow)
             return
         if "R" in payload.flags:
-            flow.end("dropped", _socket("tcp_v4_rcv", "RST for no connection: ignored", "drop"))
+            flow.end("dropped", _socket("tcp_v4_rcv", SocketReason.RST_IGNORED, Verdict.DROP))
             return
-        flow.end("delivered", _socket("tcp_v4_send_reset", f"TCP port {payload.dport}: nothing listens; the kernel "
-                                                           f"answers RST", "reset"))
+        flow.end("delivered", _socket("tcp_v4_send_reset", SocketReason.NO_LISTENER, Verdict.RESET, port=payload.dport))
         respond(walk, ns, ep.tcp_rst(ip, ttl), "reply")
         return
     if isinstance(payload, UDP):
         if ("udp", payload.dport) in ns.listeners:
-            flow.end("delivered", _socket("udp_rcv", f"UDP socket on port {payload.dport} receives "
-                                                     f"{len(payload.payload_bytes())} bytes and answers", "answer"))
+            flow.end("delivered", _socket("udp_rcv", SocketReason.UDP_ANSWER, Verdict.ANSWER, port=payload.dport,
+                                          size=len(payload.payload_bytes())))
             respond(walk, ns, ep.udp_reply(ip, b"RSP", ttl, ns.ip_id(ip.dst, ip.src, IPPROTO_UDP)), "reply")
             return
-        flow.end("delivered", _socket("udp_rcv", f"UDP port {payload.dport}: no socket; the kernel answers ICMP port "
-                                                 f"unreachable", "unreachable"))
-        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 3, flow, "port unreachable")
+        flow.end("delivered", _socket("udp_rcv", SocketReason.UDP_NO_SOCKET, Verdict.UNREACHABLE, port=payload.dport))
+        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 3, flow)
         return
-    flow.end("dropped", _socket("ip_protocol_deliver_rcu", f"protocol {ip.proto}: no handler", "drop"))
+    flow.end("dropped", _socket("ip_protocol_deliver_rcu", SocketReason.NO_PROTOCOL, Verdict.DROP, proto=ip.proto))
 
 
 def respond(walk: Walk, ns: Namespace, ip: IPv4, role: str) -> None:
     """A socket (or the kernel for it) sends an answer, as a packet of its own."""
     flow = Flow(walk, role)
     flow.skb.hash = socket_hash(ip) if ip.proto != IPPROTO_ICMP else None
-    flow.note(_socket("sendmsg", f"{ns.name} answers: {describe(ip)}", "send"))
+    flow.note(_socket("sendmsg", SocketReason.ANSWER_SENT, Verdict.SEND, netns=ns.name, packet=ip))
     walk.local_out(ns, ip, flow)
 
 
@@ -182,17 +174,16 @@ def tcp_server(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow) -> None:
     if seg.flags == "S":
         rr = ns.route_get(ip.src, ip.dst)
         mtu = ns.devices[rr.dev].mtu if rr is not None and rr.dev in ns.devices else 1500
-        flow.end("delivered", _socket("tcp_conn_request", f"TCP listener on port {seg.dport}: SYN accepted, "
-                                                          f"answering SYN-ACK", "accept"))
+        flow.end("delivered", _socket("tcp_conn_request", SocketReason.SYN_ACCEPTED, Verdict.ACCEPT, port=seg.dport))
         respond(walk, ns, ep.tcp_synack(ip, min(mtu, 65535) - 40, ttl), "reply")
     elif seg.payload:
-        flow.end("delivered", _socket("tcp_rcv_established", f"TCP connection on port {seg.dport} receives "
-                                                              f"{len(seg.payload)} bytes and answers", "answer"))
+        flow.end("delivered", _socket("tcp_rcv_established", SocketReason.DATA_ANSWERED, Verdict.ANSWER,
+                                      port=seg.dport, size=len(seg.payload)))
         response = ep.tcp_next(ip, "PA", b"RSP", ttl, ns.ip_id(ip.dst, ip.src, IPPROTO_TCP) or 1)
         respond(walk, ns, response, "response")
     else:
-        flow.end("delivered", _socket("tcp_rcv_state_process", f"TCP connection on port {seg.dport}: ACK completes "
-                                                                f"the handshake", "established"))
+        flow.end("delivered", _socket("tcp_rcv_state_process", SocketReason.HANDSHAKE_DONE, Verdict.ESTABLISHED,
+                                      port=seg.dport))
 
 
 def client_rcv(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow) -> None:
@@ -201,30 +192,28 @@ def client_rcv(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow) -> None:
     assert client is not None
     payload = ip.payload
     if isinstance(payload, ICMP):
-        client.result = Outcome("answered", f"echo reply from {ip.src}", peer=ip.src)
-        flow.end("delivered", _socket("ping_rcv", "echo reply delivered to the ping socket"))
+        client.result = Outcome(OutcomeKind.ANSWERED, OutcomeReason.ECHO_REPLY, peer=ip.src)
+        flow.end("delivered", _socket("ping_rcv", SocketReason.ECHO_REPLY))
         return
     if isinstance(payload, UDP):
-        client.result = Outcome("answered", f"udp reply from {ip.src}:{payload.sport}", peer=f"{ip.src}:{payload.sport}")
-        flow.end("delivered", _socket("udp_rcv", "UDP reply delivered to the client socket"))
+        peer = f"{ip.src}:{payload.sport}"
+        client.result = Outcome(OutcomeKind.ANSWERED, OutcomeReason.UDP_REPLY, peer=peer)
+        flow.end("delivered", _socket("udp_rcv", SocketReason.UDP_REPLY))
         return
     seg = payload
     assert isinstance(seg, TCP)
     peer = f"{ip.src}:{seg.sport}"
     if "R" in seg.flags:
-        client.result = Outcome("refused", f"connection refused by {peer} (RST)", "ECONNREFUSED", peer)
-        flow.end("delivered", _socket("tcp_reset", "RST: connect() fails with Connection refused", "refused"))
+        client.result = Outcome(OutcomeKind.REFUSED, OutcomeReason.RST, "ECONNREFUSED", peer)
+        flow.end("delivered", _socket("tcp_reset", SocketReason.REFUSED, Verdict.REFUSED))
         return
     if seg.flags == "SA":
-        client.result = Outcome("connected", f"connected to {peer} (SYN-ACK)", peer=peer)
+        client.result = Outcome(OutcomeKind.CONNECTED, OutcomeReason.CONNECTED, peer=peer)
         if client.payload is None:
-            flow.end("delivered", _socket("tcp_rcv_synsent_state_process",
-                                          "SYN-ACK delivered to the connecting socket; the trace stops at the reply",
-                                          "connected"))
+            flow.end("delivered", _socket("tcp_rcv_synsent_state_process", SocketReason.SYNACK, Verdict.CONNECTED))
             return
-        flow.end("delivered", _socket("tcp_rcv_synsent_state_process",
-                                      "SYN-ACK: the connection is established; the client sends ACK and its data",
-                                      "connected"))
+        flow.end("delivered", _socket("tcp_rcv_synsent_state_process", SocketReason.SYNACK_SENDS_DATA,
+                                      Verdict.CONNECTED))
         ttl = ns.sysctl.ip_default_ttl
         ack = ep.tcp_next(ip, "A", b"", ttl, ns.ip_id(ip.dst, ip.src, IPPROTO_TCP))
         data = ep.tcp_next(ip, "PA", client.payload, ttl, ns.ip_id(ip.dst, ip.src, IPPROTO_TCP))
@@ -232,8 +221,7 @@ def client_rcv(walk: Walk, ns: Namespace, ip: IPv4, flow: Flow) -> None:
         respond(walk, ns, data, "data")
         return
     if seg.payload:
-        client.result = Outcome("received", f"received {len(seg.payload)} bytes from {peer}", peer=peer)
-        flow.end("delivered", _socket("tcp_rcv_established",
-                                      f"the client socket reads {len(seg.payload)} bytes: {seg.payload!r}", "read"))
+        client.result = Outcome(OutcomeKind.RECEIVED, OutcomeReason.RECEIVED, peer=peer, size=len(seg.payload))
+        flow.end("delivered", _socket("tcp_rcv_established", SocketReason.READ, Verdict.READ, data=seg.payload))
         return
-    flow.end("delivered", _socket("tcp_rcv_established", "delivered to the client socket"))
+    flow.end("delivered", _socket("tcp_rcv_established", SocketReason.DELIVERED))

@@ -33,11 +33,11 @@ from typing import Callable
 from . import sockets
 from .addresses import derive_mac, parse_address
 from .bridge import Bridge
-from .decision import Outcome
+from .decision import Outcome, OutcomeKind, OutcomeReason
 from .device import Nic, Veth
 from .errors import ConfigError
 from .ip_fragment import fragment
-from .ip_output import LOCAL_OUT_ERRNO, LOCAL_OUT_ERRORS
+from .ip_output import LOCAL_OUT_ERRNO
 from .netns import Namespace
 from .owners import network_owners
 from .params import check_send
@@ -45,7 +45,7 @@ from .sockets import Client
 from .trace import Trace
 from .walk import MAX_HOPS, Flow, Walk
 
-__all__ = ["Network", "Walk", "Flow", "Client", "MAX_HOPS", "fragment", "LOCAL_OUT_ERRORS"]
+__all__ = ["Network", "Walk", "Flow", "Client", "MAX_HOPS", "fragment", "LOCAL_OUT_ERRNO"]
 
 
 class Network:
@@ -130,11 +130,11 @@ class Network:
         walk = Walk(self, self.max_hops)
         rr = ns.route_get(dst, src)
         if rr is None:
-            return Trace((), title, Outcome("local-error", f"connect: Network is unreachable (no route to {dst} in "
-                                                           f"{src_ns})", "ENETUNREACH"), owners_from=self.owners)
-        if rr.route.type in LOCAL_OUT_ERRORS:
-            return Trace((), title, Outcome("local-error", f"connect: {LOCAL_OUT_ERRORS[rr.route.type]} (route "
-                                                           f"{rr.route} in {src_ns})", LOCAL_OUT_ERRNO[rr.route.type]),
+            return Trace((), title, Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ROUTE, "ENETUNREACH",
+                                            dst=dst, netns=src_ns), owners_from=self.owners)
+        if rr.route.type in LOCAL_OUT_ERRNO:
+            return Trace((), title, Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.ROUTE_ERROR,
+                                            LOCAL_OUT_ERRNO[rr.route.type], route=str(rr.route), netns=src_ns),
                          owners_from=self.owners)
         sockets.connect(walk, ns, rr, dst, proto, dport, sport, payload, src)
         walk.run()
@@ -142,12 +142,11 @@ class Network:
         assert client is not None
         outcome = client.result
         if outcome is None:
-            unrecorded = [f"{e.verdict}: {e.reason}" for e in walk.ended]
-            text = "; ".join(["no answer reached the sender"] + unrecorded)
+            ended = tuple((e.verdict, e.reason) for e in walk.ended)
             if walk.client_errno:
-                outcome = Outcome("local-error", text, walk.client_errno)
+                outcome = Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ANSWER, walk.client_errno, ended=ended)
             else:
-                outcome = Outcome("timed-out", text, "ETIMEDOUT")
+                outcome = Outcome(OutcomeKind.TIMED_OUT, OutcomeReason.NO_ANSWER, "ETIMEDOUT", ended=ended)
         return Trace(walk.hops(), title or f"{src_ns} -> {dst} {proto}{'/' + str(dport) if dport else ''}",
                      outcome, ended=walk.copies_ended(), owners_from=self.owners)
 

@@ -54,13 +54,9 @@ class Hop:
         """The capture point, e.g. `node1/flannel.1`."""
         return f"{self.netns}/{self.device}"
 
-    @property
-    def explanation(self) -> str:
-        return "; ".join(self.decisions)
-
     def decided(self, function: str) -> list[Decision]:
         """The decisions at this hop that model the kernel function `function`."""
-        return [d for d in self.decisions if getattr(d, "function", "") == function]
+        return [d for d in self.decisions if d.function == function]
 
     @property
     def data(self) -> bytes:
@@ -120,9 +116,6 @@ class Ended:
     def where(self) -> str:
         return f"{self.netns}/{self.device}" if self.device else self.netns
 
-    def __str__(self) -> str:
-        return f"{self.verdict} at {self.where}: {self.reason}"
-
 
 @dataclass(frozen=True)
 class Trace:
@@ -130,7 +123,7 @@ class Trace:
 
     hops: tuple[Hop, ...]
     title: str = ""
-    outcome: Outcome | str = ""       # how the exchange ended (an Outcome; str() is one line)
+    outcome: Outcome | str = ""       # how the exchange ended (an Outcome; the lab's kernel traces carry text)
     ended: tuple[Ended, ...] = ()     # copies that ended without a hop of their own
     owners_from: Callable[[], Mapping[str, str]] | None = field(default=None, compare=False, repr=False)
 
@@ -189,10 +182,13 @@ class Trace:
         return "\n".join(h.summary() for h in self.hops)
 
     def __repr__(self) -> str:
-        return f"<Trace {self.title!r}: {len(self.hops)} hops; {self.outcome}>"
+        outcome = self.outcome
+        ended = (f"{outcome.kind} {outcome.errno}".rstrip() if isinstance(outcome, Outcome) else outcome) or "-"
+        return f"<Trace {self.title!r}: {len(self.hops)} hops; {ended}>"
 
-    def to_pcap(self, path) -> None:
-        """Write the trace as pcapng, one interface block per capture point: `netsim.pcap.write`,
-        imported only when called: the model itself writes no files."""
+    def to_pcap(self, path, explain: Callable[[Decision], str] | None = None) -> None:
+        """Write the trace as pcapng, one interface block per capture point; each packet's
+        comment lists the decisions at its hop, told by `explain` (pass
+        `netsim.views.sentence` for sentences), else by their fields."""
         from .pcap import write
-        write(self, path)
+        write(self, path, explain=explain)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .decision import Decision
+from .decision import Decision, Subsystem, TunReason, Verdict
 from .device import Device
 from .packet import Ethernet, IPv4
 
@@ -35,7 +35,6 @@ def tun_net_xmit(walk: Walk, dev: Tun, frame: IPv4, flow: Flow) -> None:
     """tun_net_xmit: the packet waits for the program holding the device to read it; with
     none, it is discarded."""
     if dev.program is None:
-        flow.end("dropped", Decision("tun", "tun_net_xmit", f"nothing holds {dev.name} open: the packet is discarded",
-                                     verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.TUN, "tun_net_xmit", TunReason.NOT_OPEN, Verdict.DROP, dev=dev.name))
     else:
         dev.program.from_tun(walk, dev, frame, flow)

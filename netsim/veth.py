@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .decision import Decision
+from .decision import Decision, Subsystem, Verdict, VethReason
 from .device import Device, Veth
 from .packet import Ethernet, IPv4
 from .skb import Flow, Skb
@@ -36,15 +36,13 @@ def veth_xmit(walk: Walk, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None
     """veth_xmit: hand the frame to the peer, which receives it on the next turn of the queue."""
     peer = dev.peer
     if peer is None or not peer.up:
-        flow.end("dropped", Decision("veth", "veth_xmit", f"the peer of {dev.name} is missing or down",
-                                     verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.VETH, "veth_xmit", VethReason.NO_PEER, Verdict.DROP, dev=dev.name))
         return
     size = l3_length(frame)
     if size > peer.mtu + VLAN_HLEN:
-        flow.end("dropped", Decision(
-            "veth", "is_skb_forwardable", f"the peer {peer.where} drops it: a {size}-byte packet exceeds its MTU "
-                                          f"{peer.mtu} (is_skb_forwardable; counted in its rx_dropped, no ICMP)",
-            verdict="drop"), peer.netns.name if peer.netns else "", peer.name)
+        flow.end("dropped", Decision(Subsystem.VETH, "is_skb_forwardable", VethReason.TOO_BIG, Verdict.DROP,
+                                     peer=peer.where, size=size, mtu=peer.mtu),
+                 peer.netns.name if peer.netns else "", peer.name)
         return
     crossing = peer.netns is not dev.netns
     skb = Skb(hash=flow.skb.hash) if crossing else flow.skb

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from .addresses import stable_hash
-from .decision import Decision, fdb_ref, field_change
+from .decision import Decision, Subsystem, Verdict, VxlanReason, fdb_ref, field_change
 from .device import Device
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4
@@ -116,9 +116,7 @@ def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> Non
     ns = dev.netns
     entry = dev.fdb.get(frame.dst)
     if entry is None:
-        flow.end("dropped", Decision("vxlan", "vxlan_xmit",
-                                     f"{dev.name}: no FDB entry for {frame.dst} and no default destination: "
-                                     f"the kernel drops the frame (learning is off)", verdict="drop",
+        flow.end("dropped", Decision(Subsystem.VXLAN, "vxlan_xmit", VxlanReason.NO_FDB, Verdict.DROP,
                                      consulted=(fdb_ref(dev.name, frame.dst),)))
         return
     inner_ip = frame.ip
@@ -130,9 +128,9 @@ def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> Non
                  UDP(sport, dev.dstport, VXLAN(dev.vni, frame), checksum=dev.udp_csum),
                  ttl=ns.sysctl.ip_default_ttl, id=ns.ip_id(dev.local, entry.dst, IPPROTO_UDP), df=False, tos=tos)
     flow.note(Decision(
-        "vxlan", "vxlan_xmit", f"{dev.name}: FDB {frame.dst} dst {entry.dst}: encapsulated in UDP {sport} -> "
-                               f"{dev.dstport}, VNI {dev.vni}, outer TTL {outer.ttl}, DF clear",
-        verdict="encapsulate", consulted=(fdb_ref(dev.name, frame.dst, dst=entry.dst),),
+        Subsystem.VXLAN, "vxlan_xmit", VxlanReason.ENCAPSULATED, Verdict.ENCAPSULATE,
+        consulted=(fdb_ref(dev.name, frame.dst, dst=entry.dst),), sport=sport, dport=dev.dstport, vni=dev.vni,
+        ttl=outer.ttl,
         changes=(field_change("outer-ipv4", "src", "", dev.local), field_change("outer-ipv4", "dst", "", entry.dst),
                  field_change("outer-ipv4", "ttl", "", outer.ttl), field_change("outer-udp", "sport", "", sport),
                  field_change("outer-udp", "dport", "", dev.dstport), field_change("vxlan", "vni", "", dev.vni))))
@@ -153,15 +151,14 @@ def vxlan_rcv(walk: Walk, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Fl
     udp = outer.payload
     vx = udp.payload if isinstance(udp, UDP) else None
     if not isinstance(vx, VXLAN) or not vx.flags & 0x08:
-        flow.end("dropped", Decision("vxlan", "vxlan_rcv",
-                                     f"UDP {dev.dstport}: not a valid VXLAN header (I flag clear)", verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.NOT_VXLAN, Verdict.DROP,
+                                     port=dev.dstport))
         return
     if vx.vni != dev.vni:
-        flow.end("dropped", Decision("vxlan", "vxlan_rcv", f"VXLAN VNI {vx.vni} does not match {dev.name} (VNI {dev.vni})",
-                                     verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.WRONG_VNI, Verdict.DROP,
+                                     vni=vx.vni, dev=dev.name, dev_vni=dev.vni))
         return
-    flow.end("delivered", Decision("vxlan", "vxlan_rcv",
-                                   f"UDP socket on port {dev.dstport}: VXLAN VNI {vx.vni}, decapsulated into {dev.name}",
-                                   verdict="decapsulate"))
+    flow.end("delivered", Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.DECAPSULATED, Verdict.DECAPSULATE,
+                                   port=dev.dstport, vni=vx.vni, dev=dev.name))
     inner = flow.copy(Skb(hash=flow.skb.hash))
     walk.receive(dev, vx.payload, inner)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable
 
 from . import arp, bridge, icmp, ip_input, ip_output, sockets, tun, veth, vxlan
 from . import endpoints as ep
-from .decision import Decision, FieldChange
+from .decision import Decision, DevReason, FieldChange, IcmpReason, NetfilterReason, Subsystem, Verdict
 from .device import Device
 from .errors import TraceError
 from .ip_fragment import ip_defrag
@@ -115,15 +115,15 @@ class Walk:
     def transmit(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
         """dev_queue_xmit: a capture on `dev` sees the frame leave (lo records only its rx)."""
         if not dev.up:
-            flow.end("dropped", Decision("dev", "dev_queue_xmit", f"{dev.name} is down: the frame is not sent",
-                                         verdict="drop"), dev.netns.name if dev.netns else "", dev.name)
+            flow.end("dropped", Decision(Subsystem.DEV, "dev_queue_xmit", DevReason.DOWN_TX, Verdict.DROP, dev=dev.name),
+                     dev.netns.name if dev.netns else "", dev.name)
             return
         if dev.captured_tx:
             self.record(dev, "tx", frame, flow)
         xmit = NDO_START_XMIT.get(dev.kind)
         if xmit is None:
-            flow.end("dropped", Decision("dev", "dev_queue_xmit", f"{dev.name} ({dev.kind}) has no cable",
-                                         verdict="drop"), dev.netns.name if dev.netns else "", dev.name)
+            flow.end("dropped", Decision(Subsystem.DEV, "dev_queue_xmit", DevReason.NO_CABLE, Verdict.DROP,
+                                         dev=dev.name, kind=dev.kind), dev.netns.name if dev.netns else "", dev.name)
             return
         xmit(self, dev, frame, flow)
 
@@ -131,7 +131,7 @@ class Walk:
         """netif_receive_skb: a capture on `dev` sees the frame arrive."""
         self.record(dev, "rx", frame, flow)
         if not dev.up:
-            flow.end("dropped", Decision("dev", "netif_receive_skb", f"{dev.name} is down", verdict="drop"))
+            flow.end("dropped", Decision(Subsystem.DEV, "netif_receive_skb", DevReason.DOWN_RX, Verdict.DROP, dev=dev.name))
             return
         handler = dev.rx_handler
         if handler is not None:
@@ -149,17 +149,15 @@ class Walk:
             ip_input.ip_rcv(self, ns, dev, frame, flow)
             return
         if otherhost and frame.dst != dev.mac and frame.dst != BROADCAST_MAC:
-            flow.end("dropped", Decision(
-                "dev", "eth_type_trans", f"destination MAC {frame.dst} is not {dev.name}'s ({dev.mac}): "
-                                         f"not for this host (PACKET_OTHERHOST)", verdict="drop"))
+            flow.end("dropped", Decision(Subsystem.DEV, "eth_type_trans", DevReason.OTHERHOST, Verdict.DROP,
+                                         dst=frame.dst, dev=dev.name, mac=dev.mac))
             return
         if frame.type == ETH_P_IP:
             flow.skb.eth = (frame.src, frame.dst)
         handler = PTYPE_HANDLERS.get(frame.type)
         if handler is None:
-            text = (f"EtherType {frame.type:#06x} has no handler here" if otherhost
-                    else f"EtherType {frame.type:#06x} has no handler")
-            flow.end("dropped", Decision("dev", "__netif_receive_skb_core", text, verdict="drop"))
+            flow.end("dropped", Decision(Subsystem.DEV, "__netif_receive_skb_core", DevReason.NO_HANDLER, Verdict.DROP,
+                                         ethertype=frame.type, here=otherhost))
             return
         handler(self, ns, dev, frame.payload, flow)
 
@@ -169,29 +167,23 @@ class Walk:
         if hook == "PREROUTING" and ip.is_fragment and ns.netfilter.conntrack_active:
             # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
             # gathered first; the output path cuts the packet back to the largest fragment size
-            gathered = ip_defrag(self, ("defrag", ns.name), ip, flow, "conntrack's defragmentation (nf_defrag_ipv4)",
-                                 "nf_defrag_ipv4")
+            gathered = ip_defrag(self, ("defrag", ns.name), ip, flow, "nf_defrag_ipv4")
             if gathered is None:
                 return None
             ip = gathered
         result = ns.netfilter.hook(hook, ip, flow.skb, indev, outdev, nexthop)
-        # the records netfilter gives, or its sentences as records
-        decisions = getattr(result, "decisions", None)
-        if decisions is not None:
-            for d in decisions:
-                flow.note(d)
-        else:
-            for line in result.explanation:
-                flow.note(Decision("netfilter", "nf_hook", line))
+        for d in result.decisions:
+            flow.note(d)
         if result.verdict == "ACCEPT":
             return result.packet
         where = outdev or indev or ""
         if result.verdict == "REJECT":
-            flow.end("dropped", Decision("netfilter", "nf_hook_slow", f"{hook}: REJECT", verdict="reject"),
-                     ns.name, where)
+            flow.end("dropped", Decision(Subsystem.NETFILTER, "nf_hook_slow", NetfilterReason.HOOK_VERDICT, Verdict.REJECT,
+                                         hook=hook), ns.name, where)
             self._reject(ns, result.packet, result.reject_with, flow)
             return None
-        flow.end("dropped", Decision("netfilter", "nf_hook_slow", f"{hook}: DROP", verdict="drop"), ns.name, where)
+        flow.end("dropped", Decision(Subsystem.NETFILTER, "nf_hook_slow", NetfilterReason.HOOK_VERDICT, Verdict.DROP,
+                                     hook=hook), ns.name, where)
         return None
 
     def _reject(self, ns: Namespace, ip: IPv4, how: tuple[int, int] | str | None, flow: Flow) -> None:
@@ -206,17 +198,17 @@ class Walk:
             return
         unreach = nf_send_unreach(ip, how if isinstance(how, tuple) else (ICMP_DEST_UNREACH, 3))
         if unreach is not None:
-            self.send_icmp_error(ns, ip, unreach[0], unreach[1], flow, "rejected")
+            self.send_icmp_error(ns, ip, unreach[0], unreach[1], flow, IcmpReason.REJECTED)
 
     # the two entry points the rest of the model (REJECT, flanneld) sends through
     def local_out(self, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult | None = None) -> None:
         """ip_local_out for a packet this namespace generates (ip_output.py)."""
         ip_output.ip_local_out(self, ns, ip, flow, rr)
 
-    def send_icmp_error(self, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow, what: str,
-                        rest: int = 0) -> None:
-        """icmp_send (icmp.py)."""
-        icmp.icmp_send(self, ns, offender, itype, code, flow, what, rest)
+    def send_icmp_error(self, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow,
+                        why: IcmpReason = IcmpReason.ERROR, rest: int = 0) -> None:
+        """icmp_send (icmp.py); `why` says whether REJECT asked for the error."""
+        icmp.icmp_send(self, ns, offender, itype, code, flow, why, rest)
 
     def local_error(self, ns: Namespace, flow: Flow, errno: str) -> None:
         """The client's own packet was refused on its way out: its send fails with `errno`."""

@@ -10,6 +10,7 @@ import pytest
 
 import netsim
 from netsim.cli import main
+from netsim.views.sentences import heading
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -29,7 +30,7 @@ def test_trace_prints_one_line_per_hop_without_colour_when_not_a_tty():
     trace = netsim.scenarios.pod_to_pod_cross_node(backend="host-gw", proto="icmp")
     lines = out.splitlines()
     assert code == 0 and "\033[" not in out
-    assert lines[0] == repr(trace)
+    assert lines[0] == heading(trace)
     assert len(lines) == 2 + len(trace)
     assert lines[2 + trace.request[0].index].split()[:4] == ["%d" % trace.request[0].index, "pod-a/eth0", "tx",
                                                               "request"]

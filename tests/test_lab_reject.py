@@ -11,6 +11,7 @@ import warnings
 import pytest
 
 import netsim
+from netsim.decision import Outcome, OutcomeReason
 from netsim.lab import Lab, compare, unavailable_reason
 
 REASON = unavailable_reason()
@@ -37,7 +38,8 @@ def _compared(spec: str, proto: str, dport: int = 8080):
 def test_reject_with_icmp_matches_the_kernel(spec, proto, code):
     model, result = _compared(spec, proto)
     assert result.ok, str(result)
-    assert model.outcome == f"error: ICMP destination unreachable code {code} from 10.244.0.1"
+    assert (model.outcome.reason, model.outcome.peer, model.outcome.icmp) == (OutcomeReason.ICMP_ERROR, "10.244.0.1",
+                                                                            (3, code))
     assert result.compared["icmp type"] >= 3 and result.compared["hop"] == 6
     assert result.compared["rule evaluations"] >= 4     # the REJECT among them, by number and text
 
@@ -48,7 +50,7 @@ def test_reject_with_tcp_reset_sends_the_kernels_rst():
     DF, ports, flags RA, window, MACs); the differences are where it is first seen and, for the
     same reason, the filter OUTPUT walk the model's RST makes and the kernel's does not (next test)."""
     model, result = _compared("-p tcp -d 10.244.1.2/32 -j REJECT --reject-with tcp-reset", "tcp")
-    assert model.outcome == "connection refused by 10.244.1.2:8080 (RST)"
+    assert model.outcome == Outcome("refused", OutcomeReason.RST, "ECONNREFUSED", "10.244.1.2:8080")
     path, rules = result.differences
     assert str(path).startswith("reply path: hops model 3 hops kernel 2 hops")
     assert rules.field == "netfilter rules" and "-filter OUTPUT OUTPUT policy ACCEPT" in str(rules)
@@ -79,5 +81,5 @@ def test_a_service_without_endpoints_is_rejected_as_the_kernel_does(client, sour
         observed = lab.exchange(client, "empty", proto, None)
     result = compare(model, observed, cluster=cluster, title=f"{client} -> empty ({proto})")
     assert result.ok, str(result)
-    assert model.outcome == f"error: ICMP destination unreachable code 3 from {source}"
+    assert model.outcome == Outcome("refused", OutcomeReason.ICMP_ERROR, "ECONNREFUSED", source, (3, 3))
     assert result.compared["rule evaluations"] > 0

@@ -11,6 +11,7 @@ import base64
 import re
 import subprocess
 import sys
+from html import escape
 
 import pytest
 
@@ -18,8 +19,8 @@ import netsim
 from netsim.decision import RuleRef
 from netsim.pcap import pcapng_bytes
 from netsim.trace import Trace
-from netsim.views import Stepper, auto_challenges, challenge, header_view
-from netsim.views.hopinfo import main_drop, sentence
+from netsim.views import Stepper, auto_challenges, challenge, header_view, outcome_text, sentence
+from netsim.views.hopinfo import main_drop
 from netsim.views.pcapfiles import METADATA_KEY, notebook_pcaps, page_links
 from netsim.views.predict import KINDS, find_hop
 from netsim.views.stepper import decode_payload
@@ -63,7 +64,7 @@ def test_every_scenario_renders_all_faces(number):
     st = Stepper(trace, cluster, predict=True)
     bundle, meta = st._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html", "application/vnd.jupyter.widget-view+json"}
-    assert base64.b64decode(meta[METADATA_KEY]["data"]) == pcapng_bytes(trace)
+    assert base64.b64decode(meta[METADATA_KEY]["data"]) == pcapng_bytes(trace, explain=sentence)
     assert page_links(bundle["text/html"]) == [meta[METADATA_KEY]["filename"]]
     data = decode_payload(bundle["text/html"])
     assert len(data["hops"]) == len(trace)
@@ -346,7 +347,7 @@ def test_nothing_from_an_unanswered_question_on_is_in_the_page(s5):
     assert rows == list(range(first.hop + 1))
     ask = re.search(rf'<li data-i="{first.hop}"[^>]*>(.*?)</li>', html).group(1)
     assert '<span class="q">? predict first</span>' in ask and 'class="s"' not in ask
-    assert '<p class="out"></p>' in html and str(trace.outcome) not in html
+    assert '<p class="out"></p>' in html and escape(outcome_text(trace.outcome)) not in html
     # the answers are inside the compressed data
     data = decode_payload(html)
     assert data["q"][str(first.hop)]["c"][data["q"][str(first.hop)]["a"]] == first.correct
@@ -362,7 +363,7 @@ def test_a_stepper_without_questions_lists_every_hop_and_the_outcome(s4):
     html = Stepper(trace, cluster).to_html()
     hops = html[html.index('<ol class="hops"'):html.index("</ol>")]
     assert hops.count('<li data-i="') == len(trace) == len(re.findall(r'<li data-i="\d+" class="[^"]+" tabindex="0"', hops))
-    assert f'<p class="out">{trace.outcome}</p>' in html
+    assert f'<p class="out">{escape(outcome_text(trace.outcome))}</p>' in html
 
 
 def test_header_view_text_marks_changes(s4):
@@ -386,7 +387,13 @@ def test_stepper_rejects_bad_arguments(s4):
 def test_the_pcap_is_named_for_the_trace_and_carried_in_the_output(s4):
     cluster, trace = s4
     name, data = Stepper(trace, cluster).pcap()
-    assert re.fullmatch(r"pod-a-to-pod-c-tcp-8080-[0-9a-f]{6}\.pcapng", name) and data == pcapng_bytes(trace)
+    assert re.fullmatch(r"pod-a-to-pod-c-tcp-8080-[0-9a-f]{6}\.pcapng", name)
+    assert data == pcapng_bytes(trace, explain=sentence)
+    # the packet comments a reader sees in Wireshark tell the decisions in the book's sentences
+    (encap,) = trace.where("node1/flannel.1", "tx", "request")
+    told = [sentence(d) for d in encap.decisions]
+    assert told and all(t.encode() in data for t in told)
+    assert f"{encap.decisions[0].function} {encap.decisions[0].reason.value}:".encode() not in data
     bundle, meta = Stepper(trace, cluster)._repr_mimebundle_()
     notebook = {"cells": [{"cell_type": "code", "outputs": [
         {"output_type": "display_data", "data": {k: v for k, v in bundle.items() if k != "text/plain"},

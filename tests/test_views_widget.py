@@ -1,10 +1,12 @@
 """The live face of the stepper: the ipywidgets view, driven from Python as a kernel would
 drive it when a reader clicks (Button.click fires the on_click handlers)."""
 
+from html import escape
+
 import netsim
 from netsim import scenarios
-from netsim.views import Stepper, challenge
-from netsim.views.hopinfo import main_drop, sentence
+from netsim.views import Stepper, challenge, outcome_text, sentence
+from netsim.views.hopinfo import main_drop
 
 
 def parts(widget):
@@ -52,7 +54,7 @@ def test_predict_hides_the_hop_until_answered_and_quotes_the_decision():
     assert buttons.children[ch.answer].button_style == "success"
     assert buttons.children[wrong].button_style == "danger"
     assert all(b.disabled for b in buttons.children)
-    assert str(trace.outcome) in w.children[5].value
+    assert escape(outcome_text(trace.outcome)) in w.children[5].value
 
 
 def test_the_level_switch_and_the_way_to_the_drop():

@@ -187,7 +187,7 @@ def scale_child(nodes: int, repeat: int) -> dict:
     warm_ms = median_ms(lambda: cluster.send(src, dst, proto="tcp"), repeat, warmup=1)
     return {"nodes": nodes, "pods": len(cluster.pods), "build_s": build, "lazy": cluster.lazy,
             "built_namespaces": cluster.built, "first_trace_ms": first_ms, "trace_ms": warm_ms,
-            "hops": len(first), "outcome": first.outcome,
+            "hops": len(first), "outcome": f"{first.outcome.kind} {first.outcome.peer}",
             "peak_rss_mib": peak_rss_mib()}
 
 

@@ -10,8 +10,9 @@ with the model. The report covers every lab family:
 - MTU and fragmentation: one lab per case, one UDP datagram of a chosen size, fragments piece
   by piece, drops by where the kernel last saw the packet, ICMP errors by their next-hop MTU,
   and the veth drop counters the kernel keeps (tests/test_lab_mtu.py);
-- state views: netsim's `ip route`, permanent `ip neigh`, `bridge fdb` and `iptables-save`
-  against the real tools' output for the same cluster (tests/test_lab_state.py);
+- state views: netsim's `ip link`, `ip -d link` (promiscuity counts included), `ip route`,
+  permanent `ip neigh`, `bridge fdb` and `iptables-save` against the real tools' output for
+  the same cluster (netsim.lab.state; tests/test_lab_state.py);
 
 and lists every known deviation of the model with its evidence. Exits 1 if anything differs
 that is not a recorded deviation, or a recorded deviation no longer shows (the report is
@@ -36,14 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from netsim import Cluster, reference_cluster  # noqa: E402
+from netsim.lab import state as lab_state  # noqa: E402
 from netsim.lab.cni import compare_cni, plugins_reason, real_cni_node  # noqa: E402
 from netsim.lab import (BACKENDS, KNOWN_DEVIATIONS, PROTOS, SHAPES, Comparison, Lab, compare,  # noqa: E402
                         conformance, report, unavailable_reason)
 
 UDP_TIMEOUT = 1.0          # a silent drop waits this long for the answer that never comes
-STATE_HOSTS = ("node1", "node2", "pod-a", "pod-c", "gateway", "ext")
-STATE_VIEWS = ("ip route", "ip neigh", "bridge fdb", "iptables-save")
-LINK_LOCAL_MULTICAST = ("33:33:", "01:00:5e:", "01:80:c2:")
+STATE_HOSTS = lab_state.HOSTS
+STATE_VIEWS = lab_state.VIEWS
 
 
 # ---------------------------------------------------------------- MTU and fragmentation
@@ -167,53 +168,16 @@ def run_mtu_case(case: MtuCase) -> MtuResult:
 
 # ---------------------------------------------------------------- state views
 
-def _drop_empty_tables(lines: list[str]) -> list[str]:
-    out, table = [], []
-    for line in lines:
-        table.append(line)
-        if line == "COMMIT":
-            if any(entry.startswith("-A") for entry in table):
-                out.extend(table)
-            table = []
-    return out
-
-
-def _kernel_view(lab: Lab, host: str, view: str) -> list[str]:
-    ns = lab.netns(host)
-    command = {"ip route": ["ip", "-n", ns, "route"],
-               "ip neigh": ["ip", "-n", ns, "neigh", "show", "nud", "permanent"],
-               "bridge fdb": ["bridge", "-n", ns, "fdb", "show"],
-               "iptables-save": ["ip", "netns", "exec", ns, "iptables-save"]}[view]
-    lines = [line.rstrip() for line in
-             subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()]
-    if view == "bridge fdb":        # IPv6 and link-local multicast entries the model leaves out
-        lines = [line for line in lines if not line.startswith(LINK_LOCAL_MULTICAST)]
-    if view == "iptables-save":     # comments, counters, empty tables
-        lines = _drop_empty_tables([line.split(" [")[0] if line.startswith(":") else line for line in lines
-                                    if line and not line.startswith("#")])
-    return lines
-
-
-def _model_view(cluster: Cluster, host: str, view: str) -> list[str]:
-    lines = [line for line in cluster.show(host, view).splitlines() if line]
-    if view == "ip neigh":
-        lines = [line for line in lines if line.endswith("PERMANENT")]
-    if view == "iptables-save":
-        lines = _drop_empty_tables([line.split(" [")[0] if line.startswith(":") else line for line in lines])
-    return lines
-
-
 def run_state_views(backend: str) -> list[tuple[str, str, int, bool]]:
-    """(host, view, lines, equal) for every host and view of the reference cluster."""
+    """(host, view, lines, equal) for every host and view of the reference cluster
+    (netsim.lab.state)."""
     cluster = reference_cluster(backend)
     rows = []
     with Lab(cluster) as lab:
         for host in STATE_HOSTS:
             for view in STATE_VIEWS:
-                kernel, model = _kernel_view(lab, host, view), _model_view(cluster, host, view)
-                if view in ("ip neigh", "bridge fdb"):     # the kernel's hash order, the model's creation order
-                    kernel, model = sorted(kernel), sorted(model)
-                rows.append((host, view, len(kernel), kernel == model))
+                lines = len(lab_state.kernel_view(lab, host, view))
+                rows.append((host, view, lines, not lab_state.differences(lab, cluster, host, view)))
     return rows
 
 
@@ -263,8 +227,8 @@ NOT_IN_THE_LAB = (
     "IPv6 (off in every lab namespace; netsim models IPv4 only)",
     "VXLAN DirectRouting, externalTrafficPolicy Local, kube-proxy's nftables and IPVS modes, Flannel's "
     "nftables mode",
-    "flanneld, kubelet, the API server and the CNI binaries themselves: the lab writes the state they would "
-    "write, generated from netsim's model",
+    "flanneld, kubelet and the API server themselves: the lab writes the state they would write, generated "
+    "from netsim's model (the CNI plugins do run, on a node of their own: the Real CNI plugins line above)",
 )
 
 
@@ -285,7 +249,8 @@ def families_section(runs, mtu: list[MtuResult], state: dict[str, list]) -> list
         f"pod's MTU | `tests/test_lab_mtu.py` | {len(mtu_ok)} of {len(mtu)} match"
         + (f", {sum(1 for m in mtu if not m.comparison.ok and m.case.deviation)} show a known deviation"
            if any(not m.comparison.ok and m.case.deviation for m in mtu) else "") + " |",
-        f"| State views | `ip route`, permanent `ip neigh`, `bridge fdb`, `iptables-save` of "
+        f"| State views | `ip link`, `ip -d link` (promiscuity and allmulti counts included), `ip route`, "
+        f"permanent `ip neigh`, `bridge fdb`, `iptables-save` of "
         f"{len(STATE_HOSTS)} hosts, vxlan and host-gw, against the real tools | `tests/test_lab_state.py` | "
         f"{sum(row[3] for row in state_rows)} of {len(state_rows)} views equal |",
         "| iptables text | every rule set netsim prints, loaded with `iptables-restore` into a throwaway "
@@ -361,7 +326,7 @@ def cni_family() -> tuple[str, list[str]]:
     diff = compare_cni(cluster, "node1", real)
     return (f"Real CNI plugins: containernetworking-plugins {real.version} (`bridge` with `host-local`, `loopback`, "
             f"flannel's delegate configuration) made node1 with {len(real.pods)} pods; addresses, routes, cni0, "
-            f"host veths, hairpin and sysctls compared with netsim's: "
+            f"host veths, hairpin, promiscuity and sysctls compared with netsim's: "
             + ("the same (cni0's MAC and the veth names by pattern)." if not diff else f"{len(diff)} differ.")), diff
 
 

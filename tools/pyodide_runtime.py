@@ -9,6 +9,9 @@ browser with Pyodide. Everything it loads is served from the book itself:
   netsim-*.whl          netsim's own wheel, built here from the working tree
   scapy-*.whl           scapy's wheel at the pinned version (the Makefile fetches it), loaded
                         only when a cell imports scapy (a packet's `.packet`)
+  data/NAME             the files the chapters read (notebooks/data/NAME); the worker writes
+                        each into Python's working directory as data/NAME, where a chapter's
+                        cell opens it, as it does beside the notebooks
   runtime.json          the file names and versions above, read by the worker
 
 Usage: python tools/pyodide_runtime.py --pyodide DIR --scapy WHEEL --out _build/html/_static/pyodide
@@ -26,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "LICENSE-BOOK")     # besides netsim/
+DATA = ROOT / "notebooks" / "data"
 CORE = ("pyodide.js", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip", "pyodide-lock.json")
 
 
@@ -55,8 +59,12 @@ def assemble(pyodide: Path, scapy: Path, out: Path) -> dict:
     lock = json.loads((pyodide / "pyodide-lock.json").read_text())
     netsim = build_netsim_wheel(out)
     shutil.copy2(scapy, out / scapy.name)
+    (out / "data").mkdir()
+    data = sorted(path.name for path in DATA.glob("*") if path.is_file()) if DATA.is_dir() else []
+    for name in data:
+        shutil.copy2(DATA / name, out / "data" / name)
     manifest = {"pyodide": package["version"], "python": lock["info"]["python"],
-                "netsim": netsim.name, "scapy": scapy.name}
+                "netsim": netsim.name, "scapy": scapy.name, "data": data}
     (out / "runtime.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
@@ -68,7 +76,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="where the page finds it (_static/pyodide)")
     args = ap.parse_args(argv)
     manifest = assemble(args.pyodide, args.scapy, args.out)
-    size = sum(p.stat().st_size for p in args.out.iterdir()) / 2**20
+    size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 2**20
     print(f"in-page runtime: Pyodide {manifest['pyodide']} (Python {manifest['python']}), {manifest['netsim']}, "
           f"{manifest['scapy']}: {size:.1f} MiB in {args.out}")
     return 0

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from .. import cni, flannel
 from ..device import Veth
+from ..decision import BridgeReason, Decision, Subsystem, Verdict
 from ..errors import ConfigError
 from ..netns import Namespace
 from ..packet import ARP_REQUEST, ETH_P_ARP
@@ -190,5 +191,5 @@ class Builder:
             self.materialize(target)
         missing = len(self.spec.nodes) - self._built_nodes
         if missing:
-            flow.note(f"{self._switch.name}: {missing} of {len(self.spec.nodes)} nodes are not built (lazy cluster) and "
-                      f"are left out of the flood; their NICs would ignore it")
+            flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.LAZY_NODES, Verdict.FLOOD,
+                               bridge=self._switch.name, missing=missing, nodes=len(self.spec.nodes)))

@@ -11,7 +11,9 @@ flanneld's --ip-masq, `mtu` from subnet.env, `ipam` host-local with the node's s
 one range and the cluster CIDR as a route; kube-flannel.yml's cni-conf.json adds
 `hairpinMode` and `isDefaultGateway`). `compare_cni(cluster, node, real)` lists what differs
 from the model: addresses, routes and their order, cni0's address, MTU and MAC assignment,
-each host veth's name pattern, MTU, master and hairpin flag, and the sysctls the plugin sets.
+each host veth's name pattern, MTU, master, hairpin flag and promiscuity and allmulti counts
+(1 each: joining cni0 sets them, net/bridge/br_if.c), the pods' eth0 counts (0), and the
+sysctls the plugin sets.
 What the plugins randomise (cni0's MAC, the veth names) is compared by pattern.
 
 Safe as the rest of the lab: every namespace, container id and interface name passes the
@@ -91,6 +93,7 @@ class RealPod:
     routes: list[str]                 # `ip route` of the pod, in the kernel's order
     mtu: int
     arp_notify: str
+    counts: tuple[int, int] = (0, 0)  # eth0's promiscuity and allmulti (`ip -d link`)
 
 
 @dataclass
@@ -137,7 +140,8 @@ def real_cni_node(cluster: "Cluster", node: str, prefix: str) -> RealNode:
                      for a in i.get("addr_info", []) if a.get("family") == "inet"]
             routes = run([ip, "-n", pod_ns, "route"]).stdout.splitlines()
             notify = run([ip, "netns", "exec", pod_ns, "cat", "/proc/sys/net/ipv4/conf/eth0/arp_notify"]).stdout
-            real.pods.append(RealPod(pod, result, addrs, routes, link["mtu"], notify.strip()))
+            real.pods.append(RealPod(pod, result, addrs, routes, link["mtu"], notify.strip(),
+                                     (link.get("promiscuity", -1), link.get("allmulti", -1))))
         real.bridge = _ip(node_ns, "-d", "link", "show", "cni0")[0]
         # iproute2 does not print it: sysfs does (ip netns exec mounts the namespace's own /sys)
         real.bridge["addr_assign_type"] = int(run([ip, "netns", "exec", node_ns, "cat",
@@ -151,6 +155,37 @@ def real_cni_node(cluster: "Cluster", node: str, prefix: str) -> RealNode:
             run([ip, "netns", "del", n], check=False)
         shutil.rmtree(state, ignore_errors=True)
     return real
+
+
+def chapter_record(real: RealNode, node: str) -> dict[str, Any]:
+    """What the toolbox chapter shows (notebooks/data/cni-result.json): the plugins' version, the
+    configuration handed to `bridge` (without host-local's `dataDir`, a temporary directory of
+    the run) and each pod's result JSON as the plugin printed it."""
+    config = dict(real.config)
+    config["ipam"] = {k: v for k, v in config["ipam"].items() if k != "dataDir"}
+    return {"plugins": f"containernetworking-plugins {real.version}", "node": node, "config": config,
+            "pods": [{"name": pod.name, "result": pod.result} for pod in real.pods]}
+
+
+LAB_NETNS = re.compile(r"/nsl-[0-9]+-[a-z0-9]+-")
+
+
+def masked(value: Any, key: str = "") -> Any:
+    """`value` (a chapter record) with what changes from run to run replaced by its kind: the
+    MACs and host veth names the plugins and the kernel pick at random, and the prefix of the
+    lab's namespace names in `sandbox` paths; two runs of the same plugins then compare equal."""
+    if isinstance(value, dict):
+        return {k: masked(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [masked(v, key) for v in value]
+    if isinstance(value, str):
+        if MAC.fullmatch(value):
+            return "<random MAC>"
+        if VETH_NAME.fullmatch(value):
+            return "veth<8 random hex digits>"
+        if key == "sandbox":
+            return LAB_NETNS.sub("/<lab prefix>", value)
+    return value
 
 
 def _plugin(name: str, env: dict[str, str], config: dict[str, Any], node_ns: str) -> dict[str, Any]:
@@ -193,13 +228,29 @@ def compare_cni(cluster: "Cluster", node: str, real: RealNode) -> list[str]:
             out.append(f"model host veth name {name!r} is not veth + 8 hex digits")
     if len(real.ports) != len(model_ports):
         out.append(f"cni0 ports: model {len(model_ports)}, plugins {len(real.ports)}")
-    for port in real.ports:
+    counts = (cni0.promiscuity, cni0.allmulti)
+    if (real.bridge.get("promiscuity"), real.bridge.get("allmulti")) != counts:
+        out.append(f"cni0 promiscuity/allmulti: model {counts}, plugins "
+                   f"{(real.bridge.get('promiscuity'), real.bridge.get('allmulti'))}")
+    by_name = {port["ifname"]: port for port in real.ports}
+    for pod in real.pods:
+        # the plugin's result lists the host veth second (interfaces: cni0, host veth, eth0)
+        names = [i.get("name") for i in pod.result.get("interfaces", [])]
+        port = by_name.get(names[1]) if len(names) == 3 else None
+        model_dev = getattr(cluster.netns(pod.name).devices["eth0"], "peer", None)
+        if port is None or model_dev is None or model_dev.name not in cni0.ports:
+            out.append(f"{pod.name} host veth: model {getattr(model_dev, 'name', None)}, plugins {names}")
+            continue
+        model_port = cni0.ports[model_dev.name]
         info = port.get("linkinfo", {}).get("info_slave_data", {})
-        model_port = next(iter(cni0.ports.values()), None)
-        if model_port is not None and bool(info.get("hairpin")) != bool(model_port.hairpin):
+        if bool(info.get("hairpin")) != bool(model_port.hairpin):
             out.append(f"{port['ifname']} hairpin: model {model_port.hairpin}, plugins {info.get('hairpin')}")
-        if port.get("mtu") != cni0.mtu:
-            out.append(f"{port['ifname']} mtu: plugins {port.get('mtu')}, model {cni0.mtu}")
+        if port.get("mtu") != model_dev.mtu:
+            out.append(f"{port['ifname']} mtu: plugins {port.get('mtu')}, model {model_dev.mtu}")
+        counts = (model_dev.promiscuity, model_dev.allmulti)
+        if (port.get("promiscuity"), port.get("allmulti")) != counts:
+            out.append(f"{port['ifname']} promiscuity/allmulti: model {counts} ({model_dev.name}), plugins "
+                       f"{(port.get('promiscuity'), port.get('allmulti'))}")
     for pod in real.pods:
         if pod.arp_notify != "1":
             out.append(f"{pod.name} eth0 arp_notify: plugins {pod.arp_notify}, expected 1 (the bridge plugin sets it)")
@@ -210,6 +261,9 @@ def compare_cni(cluster: "Cluster", node: str, real: RealNode) -> list[str]:
             out.append(f"{pod.name} eth0 addresses: model {model_addrs}, plugins {pod.addresses}")
         if pod.mtu != eth0.mtu:
             out.append(f"{pod.name} eth0 mtu: model {eth0.mtu}, plugins {pod.mtu}")
+        if pod.counts != (eth0.promiscuity, eth0.allmulti):
+            out.append(f"{pod.name} eth0 promiscuity/allmulti: model {(eth0.promiscuity, eth0.allmulti)}, "
+                       f"plugins {pod.counts}")
         model_routes = [line for line in cluster.show(pod.name, "ip route").splitlines() if line.strip()]
         if [" ".join(r.split()) for r in pod.routes] != [" ".join(r.split()) for r in model_routes]:
             out.append(f"{pod.name} routes: model {model_routes}, plugins {pod.routes}")

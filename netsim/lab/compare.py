@@ -47,6 +47,7 @@ from ..packet import (
     tcp_options,
 )
 from ..trace import Frame, Hop, Trace
+from ..views.sentences import outcome_text
 from .rules import compare_rules
 
 if TYPE_CHECKING:
@@ -110,6 +111,9 @@ class Comparison:
     compared: Counter = field(default_factory=Counter)      # field -> how many values were compared
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # every (model hop, kernel hop) lined up and compared field by field, each role's in path
+    # order: which capture points were compared, as records (ARP frames are compared as a set)
+    pairs: list[tuple[Hop, Hop]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -565,9 +569,9 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
 
     # the outcome
     comparison.compared["outcome"] += 1
-    if model.outcome != kernel.outcome:
-        comparison.differences.append(Difference(None, "exchange", "outcome", repr(model.outcome),
-                                                 repr(kernel.outcome)))
+    if outcome_text(model.outcome) != outcome_text(kernel.outcome):
+        comparison.differences.append(Difference(None, "exchange", "outcome", repr(outcome_text(model.outcome)),
+                                                 repr(outcome_text(kernel.outcome))))
 
     roles = [r for r in dict.fromkeys([h.role for h in model.hops] + [h.role for h in kernel.hops])
              if r not in IGNORED_ROLES]
@@ -599,6 +603,7 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
                         mh[-1].index, name, "drop point", f"dropped after {_key(mh[-1])}",
                         f"last seen at {_key(kh[-1])}" if kh else "never seen"))
         pairs[role] = matched
+        comparison.pairs.extend(matched)
         for m, k in matched:
             _compare_hop(col, m, k)
     _compare_rules(col, pairs, port_range, vxlan_range, getattr(observed, "client_port", None))

@@ -15,7 +15,7 @@ from typing import Callable
 
 from .. import scenarios
 from ..cluster import Cluster, reference_cluster
-from .compare import KNOWN_DEVIATIONS, RULES, Comparison, compare
+from .compare import IGNORED_ROLES, KNOWN_DEVIATIONS, RULES, Comparison, compare
 from .kernel import Lab
 
 SCENARIOS: dict[object, tuple[str, Callable]] = {
@@ -126,6 +126,20 @@ def conformance(shapes=tuple(SHAPES), backends=BACKENDS, protos=PROTOS, scenario
     return runs
 
 
+def capture_points(comparisons: list[Comparison]) -> str:
+    """One line: how many of the model's hops had the kernel's frame at the same device and
+    direction compared with them (Comparison.pairs), on how many devices of which kinds."""
+    def point(h) -> tuple[str, str, str]:
+        return (h.netns, h.device, h.direction)
+    hops = sum(1 for c in comparisons for h in c.model.hops if h.role not in IGNORED_ROLES)
+    lined = [m for c in comparisons for m, k in c.pairs if point(m) == point(k)]
+    kinds = {(m.netns, m.device): m.device_kind for m in lined}
+    count = {kind: sum(1 for k in kinds.values() if k == kind) for kind in ("bridge", "vxlan")}
+    return (f"- Capture points: {len(lined)} of the model's {hops} hops compared with the kernel's frame on the same "
+            f"device in the same direction, on {len(kinds)} devices ({count['bridge']} of them bridge devices such as "
+            f"cni0, {count['vxlan']} VXLAN devices); ARP frames as a set per device and direction.")
+
+
 def report(runs: list[Run], generated: str = "", cni: str = "") -> str:
     """The conformance appendix, in Markdown. `cni`: a line on the real CNI plugins' pods."""
     kernels = sorted({r.kernel for r in runs})
@@ -150,6 +164,7 @@ def report(runs: list[Run], generated: str = "", cni: str = "") -> str:
         f"the kernel's own trace (`xtables-monitor --trace`; {sum(c.compared['netfilter mark'] for c in comparisons)} "
         f"marks, {sum(c.compared['netfilter nat'] for c in comparisons)} NAT results); "
         f"{sum(1 for c in comparisons for d in c.differences if d.field.startswith('netfilter'))} differ.",
+        capture_points(comparisons),
         *([f"- {cni}"] if cni else []),
         f"- Time: {total:.1f} s in all (lab builds {sum(r.build for r in runs):.2f} s, "
         f"teardowns {sum(r.teardown for r in runs):.2f} s).",

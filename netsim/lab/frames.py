@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..decision import Decision
+from ..decision import CaptureReason, Decision, Subsystem, Verdict
 from ..packet import ARP, ICMP, TCP, UDP, VXLAN, Ethernet, IPv4, _parse_transport, innermost_ip, parse_ethernet
 from ..trace import Hop, Trace
 from .capture import Capture
@@ -160,6 +160,6 @@ def to_trace(captures: list[Capture], title: str = "", outcome: str = "", kinds:
         ip = innermost_ip(frame)
         key = (role, ip.src if ip else None, ip.dst if ip else None) if role != "arp" else ("arp", i)
         pid = packet_ids.setdefault(key, len(packet_ids) + 1)
-        hops.append(Hop(i, c.netns, c.device, c.direction, frame, (Decision("lab", "packet_rcv", f"captured at {c.time:.9f}"),), pid, role, "",
+        hops.append(Hop(i, c.netns, c.device, c.direction, frame, (Decision(Subsystem.LAB, "packet_rcv", CaptureReason.CAPTURED, Verdict.CAPTURE, time=c.time),), pid, role, "",
                         kinds.get((c.netns, c.device), "")))
     return Trace(tuple(hops), title, outcome)

@@ -131,6 +131,11 @@ class Lab:
     def namespaces(self) -> list[str]:
         return list(self._created)
 
+    @property
+    def capture_points(self) -> list[tuple[str, str]]:
+        """(model namespace, device) of every capture socket the build opened."""
+        return sorted(self._sockets)
+
     # context ------------------------------------------------------------------------------
     def __enter__(self) -> "Lab":
         try:

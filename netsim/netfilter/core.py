@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, ClassVar
 
-from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conn_text, conntrack_ref
-from ..decision import Decision, FieldChange
+from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conntrack_ref
+from ..decision import VERDICT_OF, ConntrackReason, Decision, FieldChange, NetfilterReason, Subsystem, Verdict
 from ..packet import IPv4
 from ..skb import Skb
 from . import save_restore
@@ -44,11 +44,6 @@ class HookResult:
     reject_with: tuple[int, int] | str | None = None   # REJECT: ICMP (type, code) or "tcp-reset"
     reject_name: str | None = None   # the --reject-with name, e.g. "icmp-port-unreachable"
     rule: str | None = None          # the rule that decided, e.g. 'filter INPUT: INPUT rule 1'
-
-    @property
-    def explanation(self) -> list[str]:
-        """The decisions' sentences, as the walk notes them on the hop."""
-        return [d.text for d in self.decisions]
 
 
 _FRAGMENT_MEMORY = 1024
@@ -225,13 +220,10 @@ class Netfilter:
         result.packet = ctx.packet
         entry = skb.ct
         if result.verdict != "ACCEPT" and entry is not None and not entry.confirmed and not entry.dying:
-            fate = "dropped" if result.verdict == "DROP" else "rejected"
             result.decisions.append(Decision(
-                "conntrack", "nf_conntrack_destroy",
-                f"conntrack: packet {fate}, unconfirmed {entry.original.proto_name} entry "
-                f"{conn_text(entry.original)} discarded",
-                verdict="discard",
-                consulted=(conntrack_ref(entry, REPLY if skb.ct_reply else ORIGINAL, skb.ct_state),)))
+                Subsystem.CONNTRACK, "nf_conntrack_destroy", ConntrackReason.DISCARD, Verdict.DISCARD,
+                consulted=(conntrack_ref(entry, REPLY if skb.ct_reply else ORIGINAL, skb.ct_state),),
+                hook_verdict=result.verdict))
             skb.ct, skb.ct_state = None, ""
         if packet.mf:
             self._remember_fragment(hook, packet, before, result)
@@ -304,10 +296,8 @@ class Netfilter:
         key = (hook, packet.src, packet.dst, packet.proto, packet.id)
         found = self._fragments.get(key)
         if found is None:
-            result.decisions.append(Decision(
-                "netfilter", "ipv4_conntrack_defrag",
-                f"netfilter {hook}: fragment at offset {packet.frag * 8} of "
-                f"an unseen datagram, passed untouched", verdict="accept"))
+            result.decisions.append(Decision(Subsystem.NETFILTER, "ipv4_conntrack_defrag", NetfilterReason.UNSEEN_FRAGMENT,
+                                             Verdict.ACCEPT, hook=hook, offset=packet.frag * 8))
             return result
         verdict, src, dst = found
         result.verdict = verdict
@@ -316,10 +306,7 @@ class Netfilter:
             self._fragments[(hook, src, dst, packet.proto, packet.id)] = found
         changes = tuple(FieldChange("ipv4", name, old, new)
                         for name, old, new in (("src", packet.src, src), ("dst", packet.dst, dst)) if old != new)
-        result.decisions.append(Decision(
-            "netfilter", "ipv4_conntrack_defrag",
-            f"netfilter {hook}: fragment at offset {packet.frag * 8} follows "
-            f"its first fragment: {verdict}"
-            + (f", now {src} -> {dst}" if (src, dst) != (packet.src, packet.dst) else ""),
-            verdict=verdict.lower(), changes=changes))
+        result.decisions.append(Decision(Subsystem.NETFILTER, "ipv4_conntrack_defrag", NetfilterReason.FOLLOWS_FIRST,
+                                         VERDICT_OF[verdict], changes=changes, hook=hook, offset=packet.frag * 8,
+                                         src=src, dst=dst, rewritten=(src, dst) != (packet.src, packet.dst)))
         return result

@@ -56,6 +56,7 @@ class Rule:
     target: Target | None = None
     position: int = 0           # 1-based place in its chain, kept up to date by the chain
     _spec: str | None = field(default=None, init=False, repr=False)
+    _saved: tuple[tuple[str, ...], tuple[str, ...]] | None = field(default=None, init=False, repr=False)
     # -s and -d as (network, mask) integers, the form ip_packet_match compares
     _src_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _dst_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
@@ -81,7 +82,18 @@ class Rule:
         return self._spec
 
     def _save(self) -> str:
-        parts = []
+        matches, target = self.saved()
+        return " ".join((*matches, *target))
+
+    def saved(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The rule's tests, one per entry, and its target's tokens (`-j`/`-g`, the name, the
+        options), as iptables-save prints them (worked out once)."""
+        if self._saved is None:
+            self._saved = self._parts()
+        return self._saved
+
+    def _parts(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        parts: list[str] = []
         if self.src is not None and (self.src.prefixlen or self.src_inv):
             parts.append(f"{'! ' if self.src_inv else ''}-s {self.src}")
         if self.dst is not None and (self.dst.prefixlen or self.dst_inv):
@@ -93,9 +105,8 @@ class Rule:
         if self.proto is not None:
             parts.append(f"{'! ' if self.proto_inv else ''}-p {PROTO_NAMES[self.proto]}")
         parts.extend(match.save() for match in self.matches)
-        if self.target is not None:
-            parts.append(self.target.save())
-        return " ".join(parts)
+        target = tuple(self.target.save().split(" ")) if self.target is not None else ()
+        return tuple(parts), target
 
     @property
     def comment(self) -> str | None:

@@ -16,9 +16,10 @@ the rule as iptables-save prints it, the jump path and the comment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from ..decision import Decision, FieldChange, RuleRef
+from ..decision import VERDICT_OF, Decision, FieldChange, NetfilterReason, RuleRef, Subsystem, Verdict
 from .grammar import Rule
 from .hooks import HOOKS
 from .nat import NatTarget
@@ -92,9 +93,33 @@ class WalkOutcome:
 
 
 def _ref(table: str, hook: str, chain: str, path: list[str], rule: Rule) -> RuleRef:
-    target = rule.target
-    return RuleRef(table, hook, chain, rule.position, str(rule), (hook, *path), rule.comment or "",
-                   target.name if target is not None else "")
+    return _rule_ref(table, hook, chain, tuple(path), rule, rule.position)
+
+
+@lru_cache(maxsize=1 << 12)
+def _rule_ref(table: str, hook: str, chain: str, path: tuple[str, ...], rule: Rule, position: int) -> RuleRef:
+    """The same rule met the same way is the same record (every trace meets the same few)."""
+    matches, target = rule.saved()
+    return RuleRef(table, hook, chain, position, matches, target[1] if target else "", target[2:],
+                   (hook, *path), rule.comment or "", target[:1] == ("-g",))
+
+
+@lru_cache(maxsize=1 << 12)
+def _rule_decision(reason: NetfilterReason, verdict: Verdict, table: str, hook: str, chain: str,
+                   path: tuple[str, ...], rule: Rule | None, position: int) -> Decision:
+    """ipt_do_table's verdict on a rule (or, with no rule, the chain's policy `chain`): the
+    same verdict on the same rule met the same way is the same record."""
+    if rule is None:
+        ref = RuleRef(table, hook, hook, 0, (), chain, (), (hook,))
+    else:
+        ref = _rule_ref(table, hook, chain, path, rule, position)
+    return Decision(Subsystem.NETFILTER, "ipt_do_table", reason, verdict, consulted=(ref,))
+
+
+def _ref_of(decision: Decision) -> RuleRef:
+    ref = decision.consulted[0]
+    assert isinstance(ref, RuleRef)
+    return ref
 
 
 def _where(prefix: str, chain: str, path: list[str], rule: Rule) -> str:
@@ -124,11 +149,10 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
                 if table_name == "nat":
                     return WalkOutcome()
                 policy = chain.policy or "ACCEPT"
-                ref = RuleRef(table_name, hook, hook, 0, f"-P {hook} {policy}", (hook,), "", policy)
-                decisions.append(Decision("netfilter", "ipt_do_table",
-                                          f"{prefix}: no rule decided, policy {policy}",
-                                          verdict=policy.lower(), consulted=(ref,)))
-                return WalkOutcome(policy, where=f"{prefix} policy", ref=ref)
+                decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy, (),
+                                          None, 0)
+                decisions.append(decision)
+                return WalkOutcome(policy, where=f"{prefix} policy", ref=_ref_of(decision))
             chain, index, path = stack.pop()
             continue
         rule = chain.rules[index]
@@ -139,12 +163,9 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
         if target is None:
             continue
         if isinstance(target, MarkTarget):
-            where = _where(prefix, chain.name, path, rule)
             old = ctx.skb.mark
             ctx.skb.mark = target.apply(old)
-            decisions.append(Decision("netfilter", "ipt_do_table",
-                                      f"{where}: {target.describe()}, mark {old:#x} -> {ctx.skb.mark:#x}",
-                                      verdict="continue",
+            decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.MARK, Verdict.CONTINUE,
                                       consulted=(_ref(table_name, hook, chain.name, path, rule),),
                                       changes=(FieldChange("skb", "mark", old, ctx.skb.mark),)))
             continue
@@ -152,25 +173,23 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
             return WalkOutcome(nat=target, rule=rule, where=_where(prefix, chain.name, path, rule),
                                ref=_ref(table_name, hook, chain.name, path, rule))
         if isinstance(target, RejectTarget):
-            where = _where(prefix, chain.name, path, rule)
-            ref = _ref(table_name, hook, chain.name, path, rule)
-            decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: {target.describe()}",
-                                      verdict="reject", consulted=(ref,)))
-            return WalkOutcome("REJECT", rule=rule, where=where, ref=ref)
+            decision = _rule_decision(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, tuple(path),
+                                      rule, rule.position)
+            decisions.append(decision)
+            return WalkOutcome("REJECT", rule=rule, where=_where(prefix, chain.name, path, rule),
+                               ref=_ref_of(decision))
         assert isinstance(target, StandardTarget)
         name = target.name
         if name in ("ACCEPT", "DROP"):
-            where = _where(prefix, chain.name, path, rule)
-            ref = _ref(table_name, hook, chain.name, path, rule)
-            decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: {name}",
-                                      verdict=name.lower(), consulted=(ref,)))
-            return WalkOutcome(name, rule=rule, where=where, ref=ref)
+            decision = _rule_decision(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, tuple(path),
+                                      rule, rule.position)
+            decisions.append(decision)
+            return WalkOutcome(name, rule=rule, where=_where(prefix, chain.name, path, rule),
+                               ref=_ref_of(decision))
         if name == "RETURN":
             if stack:
-                where = _where(prefix, chain.name, path, rule)
-                decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: RETURN",
-                                          verdict="return",
-                                          consulted=(_ref(table_name, hook, chain.name, path, rule),)))
+                decisions.append(_rule_decision(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name,
+                                                tuple(path), rule, rule.position))
                 chain, index, path = stack.pop()
                 continue
             index = len(chain.rules)          # RETURN in a built-in chain: its policy

@@ -22,8 +22,8 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Sequence
 
-from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conn_text, conntrack_ref, endpoint, parse_quoted
-from ..decision import Decision, FieldChange
+from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conntrack_ref, endpoint, parse_quoted
+from ..decision import VERDICT_OF, Decision, FieldChange, NatReason, Subsystem, Verdict
 from ..errors import NetsimError
 from ..packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PROTO_NAMES, IPv4, TCP, UDP
 from .xtables import PacketContext, Target, error, parse_port_range, port_range_text
@@ -114,17 +114,6 @@ class NatTarget(Target):
                 text += f" {name}"
         return text
 
-    def describe(self) -> str:
-        """The target and its flags; the address change itself is printed as old -> new."""
-        text = self.name
-        if self.name == "MASQUERADE" and self.ports:
-            text += f" --to-ports {self.to_text()}"
-        for flag, name in ((self.random, "--random"), (self.random_fully, "--random-fully"),
-                           (self.persistent, "--persistent")):
-            if flag:
-                text += f" {name}"
-        return text
-
 
 def field_changes(before: IPv4, after: IPv4) -> tuple[FieldChange, ...]:
     """The header fields NAT changed between two versions of a packet: ipv4 src/dst, the TCP or
@@ -182,28 +171,25 @@ def nf_nat_inet_fn(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, r
     direction = REPLY if skb.ct_reply else ORIGINAL
     if skb.ct_state == "RELATED":
         before = ctx.packet
-        packet, what = ct.nat_icmp_error(entry, direction, manip, before)
-        if what:
+        packet, rewritten = ct.nat_icmp_error(entry, direction, manip, before)
+        if rewritten is not None:
             ctx.packet = packet
             result.decisions.append(Decision(
-                "nat", "nf_nat_icmp_reply_translation",
-                f"conntrack: icmp error related to {entry.original.proto_name} {conn_text(entry.original)}, {what}",
-                verdict="rewrite", consulted=(conntrack_ref(entry, direction, "RELATED"),),
-                changes=field_changes(before, packet)))
+                Subsystem.NAT, "nf_nat_icmp_reply_translation", NatReason.ICMP_ERROR, Verdict.REWRITE,
+                consulted=(conntrack_ref(entry, direction, "RELATED"),), changes=field_changes(before, packet),
+                manip=manip, to=rewritten[0], quoted=rewritten[1]))
         return
     if skb.ct_state == "NEW" and not ct.nat_done(entry, manip):
         _first_packet(nf, hook, manip, ctx, result, nexthop, entry, direction)
         return
     before = ctx.packet
-    packet, what = ct.nat_packet(entry, direction, manip, before)
-    if what:
+    packet, to = ct.nat_packet(entry, direction, manip, before)
+    if to is not None:
         ctx.packet = packet
-        head = "reply of " if direction == REPLY else ""
         result.decisions.append(Decision(
-            "nat", "nf_nat_packet",
-            f"conntrack: {head}{entry.original.proto_name} {conn_text(entry.original)}, {what}",
-            verdict="rewrite", consulted=(conntrack_ref(entry, direction, skb.ct_state),),
-            changes=field_changes(before, packet)))
+            Subsystem.NAT, "nf_nat_packet", NatReason.REWRITE, Verdict.REWRITE,
+            consulted=(conntrack_ref(entry, direction, skb.ct_state),), changes=field_changes(before, packet),
+            manip=manip, to=to))
 
 
 def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, result: "HookResult",
@@ -226,10 +212,8 @@ def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, re
             addr, why = masquerade_source(nf, ctx.outdev, nexthop)
             if addr is None:
                 result.verdict = "DROP"
-                result.decisions.append(Decision(
-                    "nat", function,
-                    f"{walk.where}: MASQUERADE finds no source address ({why}): packet dropped",
-                    verdict="drop", consulted=walk.consulted()))
+                result.decisions.append(Decision(Subsystem.NAT, function, NatReason.NO_SOURCE, Verdict.DROP,
+                                                 consulted=walk.consulted(), error=why))
                 return
         ok = ct.setup_nat(entry, manip, addr, target.ports, target.random, target.random_fully)
     else:
@@ -238,10 +222,8 @@ def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, re
     if not ok:
         result.verdict = "DROP"
         result.decisions.append(Decision(
-            "nat", "nf_nat_setup_info",
-            f"nat {hook}: no free {'port' if entry.proto != IPPROTO_ICMP else 'id'} "
-            f"for {conn_text(entry.original)}: packet dropped",
-            verdict="drop", consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW"))))
+            Subsystem.NAT, "nf_nat_setup_info", NatReason.NO_FREE_TUPLE, Verdict.DROP,
+            consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW")), hook=hook))
         return
     packet, _ = ct.nat_packet(entry, direction, manip, before)
     ctx.packet = packet
@@ -249,22 +231,16 @@ def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, re
         old = endpoint(entry.proto, *_side(before, manip))
         new = endpoint(entry.proto, after_tuple.src if manip == SRC else after_tuple.dst,
                        after_tuple.sport if manip == SRC or entry.proto == IPPROTO_ICMP else after_tuple.dport)
-        side = "source" if manip == SRC else "destination"
-        change = f"{old} -> {new}" if old != new else f"{old} unchanged"
         result.decisions.append(Decision(
-            "nat", function, f"{walk.where}: {target.describe()}, {side} {change}",
-            verdict=target.name.lower(),
+            Subsystem.NAT, function, NatReason.BINDING, VERDICT_OF[target.name],
             consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW")),
-            changes=field_changes(before, packet)))
+            changes=field_changes(before, packet), manip=manip, old=old, new=new))
         result.rule = walk.where
     elif packet != before:
         result.decisions.append(Decision(
-            "nat", "nf_nat_alloc_null_binding",
-            f"nat {hook}: {conn_text(entry.original)} would clash with another "
-            f"connection, source port remapped: "
-            f"{endpoint(entry.proto, *_side(before, SRC))} -> "
-            f"{endpoint(entry.proto, *_side(packet, SRC))}",
-            verdict="snat", consulted=(conntrack_ref(entry, direction, "NEW"),),
+            Subsystem.NAT, "nf_nat_alloc_null_binding", NatReason.NULL_BINDING_CLASH, Verdict.SNAT,
+            consulted=(conntrack_ref(entry, direction, "NEW"),), hook=hook,
+            old=endpoint(entry.proto, *_side(before, SRC)), new=endpoint(entry.proto, *_side(packet, SRC)),
             changes=field_changes(before, packet)))
 
 

@@ -64,9 +64,6 @@ class RejectTarget(Target):
     def save(self) -> str:
         return f"-j REJECT --reject-with {self.reject_with}"
 
-    def describe(self) -> str:
-        return f"REJECT --reject-with {self.reject_with}"
-
     @property
     def reply(self) -> tuple[int, int] | str:
         """What HookResult.reject_with carries: the ICMP (type, code), or "tcp-reset"."""

@@ -73,16 +73,3 @@ class MarkTarget(Target):
     def apply(self, mark: int) -> int:
         assert self.value is not None
         return (mark & ~self.mask & MASK32) ^ self.value
-
-    def describe(self) -> str:
-        value, mask = self.value, self.mask
-        assert value is not None
-        if mask == MASK32:
-            return f"MARK set {value:#x}"
-        if value == mask:
-            return f"MARK or {value:#x}"
-        if mask == 0:
-            return f"MARK xor {value:#x}"
-        if value == 0:
-            return f"MARK and {~mask & MASK32:#x}"
-        return f"MARK --set-xmark {value:#x}/{mask:#x}"

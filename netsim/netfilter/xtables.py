@@ -176,6 +176,3 @@ class Target:
 
     def save(self) -> str:
         return f"-j {self.name}"
-
-    def describe(self) -> str:
-        return self.name

@@ -1,13 +1,13 @@
 """The explanation layer: what each field means at this hop, what the kernel rewrote, at three
 levels of detail.
 
-Everything here is generated from records, never from the walk's sentences: the header tables
+Everything here is generated from records, never from the decisions' sentences: the header tables
 of `netsim.packet` (titles and meanings, TCP options decoded with `tcp_options`), the hop's
 role and direction, the trace's owners (`Trace.owner`: "node2's flannel.1 (VTEP)") and each
 `Decision`'s fields (subsystem, function, verdict, the RuleRef/ConntrackRef/FdbRef/
-NeighbourRef it consulted, its FieldChanges). The only text read apart is a RuleRef's rule as
-iptables-save prints it (`-A CHAIN match -j action`), split at its `-j` into match and action,
-the way ovn-trace --detailed shows a flow's match and actions.
+NeighbourRef it consulted, its FieldChanges). A rule shows as its match (the RuleRef's matches)
+and its action (the target and its options), the way ovn-trace --detailed shows a flow's match
+and actions.
 
 Where a change shows: the walk records a rewrite on the hop where the kernel had the packet in
 hand (DNAT, the TTL and the new MACs on the receiving device; VXLAN's outer headers on the
@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..decision import ConntrackRef, Decision, FdbRef, FieldChange, NeighbourRef, RouteRef, RuleRef
+from ..decision import ConntrackRef, Decision, FdbRef, FieldChange, NeighbourRef, RouteRef, RuleRef, Subsystem, Verdict
 from ..errors import UsageError
 from ..packet import TCP, TCP_OPTIONS, UDP, Ethernet, tcp_options, vxlan_of
 from ..trace import Hop, Trace
 from .headers import Layer, hop_layers
+from .sentences import ended_text, heading, outcome_text
 
 LEVELS = ("minimal", "summary", "detailed")
 
@@ -164,16 +165,12 @@ def field_meanings(trace: Trace, hop: Hop, layers: list[Layer] | None = None,
 
 # ----------------------------------------------------------------------- rewrites
 def _split_rule(rule: RuleRef) -> tuple[str, str]:
-    """A rule's match and action from its iptables-save form: `-A CHAIN MATCH -j ACTION`; a
-    chain's policy (`-P CHAIN ACCEPT`) matches every packet."""
-    words = rule.text.split(" ", 2)
-    if rule.rule == 0 or len(words) < 3:
-        return "", rule.target or rule.text
-    body = words[2]
-    if body.startswith("-j "):
-        return "", body[3:]
-    match, sep, action = body.partition(" -j ")
-    return (match, action) if sep else (body, rule.target)
+    """A rule's match (its tests) and action (the target and its options; a goto keeps its
+    `-g`); a chain's policy matches every packet."""
+    if rule.rule == 0:
+        return "", rule.target
+    action = rule.action
+    return " ".join(rule.matches), " ".join(action[1:] if action[:1] == ("-j",) else action)
 
 
 def _rule_by(rule: RuleRef) -> str:
@@ -189,7 +186,7 @@ def describe(hop: Hop, d: Decision) -> tuple[str, str, str]:
         match, action = _split_rule(rules[0])
         return _rule_by(rules[0]), match, action
     ct = d.consulted_of(ConntrackRef)
-    if d.subsystem == "nat" and ct:
+    if d.subsystem is Subsystem.NAT and ct:
         fields = {c.field for c in d.changes if c.layer == "ipv4"}
         undo = "un-SNAT (destination restored)" if "dst" in fields else "un-DNAT (source restored)"
         return (f"conntrack entry {ct[0].proto} {ct[0].original} (reply {ct[0].reply}), "
@@ -249,7 +246,7 @@ def _decapsulated(hop: Hop) -> list[str]:
     """A decapsulation at `hop` (the frame there is still the tunnelled one): what came off."""
     out = []
     for d in hop.decisions:
-        if d.verdict == "decapsulate":
+        if d.verdict is Verdict.DECAPSULATE:
             outer = hop.ip
             vx = vxlan_of(hop.frame) if isinstance(hop.frame, Ethernet) else None
             udp = outer.payload if outer is not None else None
@@ -296,7 +293,7 @@ def minimal(trace: Trace) -> str:
 
 # The subsystems whose verdict says where a frame goes next (the others look things up on the
 # way: neighbours, conntrack, netfilter rules that let it pass).
-_STEERING = ("vxlan", "tun", "ip", "bridge", "socket", "flannel")
+_STEERING = (Subsystem.VXLAN, Subsystem.TUN, Subsystem.IP, Subsystem.BRIDGE, Subsystem.SOCKET, Subsystem.FLANNEL)
 
 
 def _verdict(hop: Hop) -> str:
@@ -305,7 +302,7 @@ def _verdict(hop: Hop) -> str:
         return hop.verdict
     for subsystem in _STEERING:
         for d in hop.decisions:
-            if d.subsystem == subsystem and d.verdict:
+            if d.subsystem is subsystem:
                 return d.verdict
     return "-"
 
@@ -320,8 +317,8 @@ def summary_line(trace: Trace, hop: Hop) -> str:
 
 def summary(trace: Trace) -> str:
     """One line per hop: where, direction, role, verdict, what changed."""
-    lines = [repr(trace)] + [summary_line(trace, hop) for hop in trace.hops]
-    lines.append(f"outcome: {trace.outcome}")
+    lines = [heading(trace)] + [summary_line(trace, hop) for hop in trace.hops]
+    lines.append(f"outcome: {outcome_text(trace.outcome)}")
     return "\n".join(lines)
 
 
@@ -348,7 +345,7 @@ def detailed_lines(trace: Trace, hop: Hop) -> list[str]:
     changed, then the encapsulation it leaves with or the decapsulation made there."""
     lines = [f"{_head(hop)} {hop.role} {hop.verdict}".rstrip() + f": {hop.frame.summary()}"]
     for d in hop.decisions:
-        lines.append(f"    {d.subsystem} {d.function}: {d.verdict or '-'}")
+        lines.append(f"    {d.subsystem} {d.function}: {d.verdict}")
         lines += [f"        {line}" for line in _consulted(hop, d)]
         lines += [f"        {change_text(c)}" for c in d.changes]
     return lines + [f"    {note}" for note in hop_notes(trace, hop)]
@@ -373,12 +370,12 @@ def hop_text(trace: Trace, hop: Hop, level: str = "summary") -> str:
 
 def detailed(trace: Trace) -> str:
     """Every decision of every hop, with what it consulted and changed."""
-    lines = [repr(trace)]
+    lines = [heading(trace)]
     for hop in trace.hops:
         lines += detailed_lines(trace, hop)
     for e in trace.ended:
-        lines.append(f"    {e}")
-    lines.append(f"outcome: {trace.outcome}")
+        lines.append(f"    {ended_text(e)}")
+    lines.append(f"outcome: {outcome_text(trace.outcome)}")
     return "\n".join(lines)
 
 

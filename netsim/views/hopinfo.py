@@ -2,9 +2,9 @@
 with the rule or device that made each change, the drop, at three levels of detail.
 
 Built from `explain`'s public functions (`field_meanings`, `rewrites`, `after_hop`,
-`hop_notes`, `detailed_lines`) and the trace's records, never from parsing sentences. The one
-place a decision becomes text is `sentence()` (and `outcome_text()` for an `Outcome`), so the
-stepper, the questions and the symptom writer all say a decision the same way.
+`hop_notes`, `detailed_lines`) and the trace's records, never from parsing sentences. A decision
+becomes text only through `netsim.views.sentences` (`sentence()`, `outcome_text()` for an
+`Outcome`), so the stepper, the questions and the symptom writer say it as the CLI does.
 
 Before and after: a rewrite recorded at a hop (DNAT, SNAT/MASQUERADE, un-NAT by conntrack,
 the TTL, the new MACs, an encapsulation) shows in the headers of the next capture point of the
@@ -24,16 +24,6 @@ from . import explain
 from .headers import Layer
 
 LEVELS = explain.LEVELS
-
-
-def sentence(decision: Decision) -> str:
-    """A decision as one sentence (the walk's own wording)."""
-    return str(decision)
-
-
-def outcome_text(outcome: object) -> str:
-    """How an exchange ended, in one line."""
-    return str(outcome)
 
 
 # The fields lined up before and after, per header kind: the ones a hop rewrites.

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ..pcap import pcapng_bytes
 from ..trace import Trace
+from .sentences import sentence
 
 METADATA_KEY = "netsim-pcapng"
 FOLDER = "pcap"
@@ -40,8 +41,9 @@ _LINK = re.compile(r'<a class="pcap" href="' + FOLDER + r'/([^"]+)"')
 
 
 def pcap_bytes(trace: Trace) -> bytes:
-    """The trace's pcapng, as `trace.to_pcap` writes it."""
-    return pcapng_bytes(trace)
+    """The trace's pcapng, as `trace.to_pcap(path, explain=views.sentence)` writes it: each
+    packet's comment tells its hop's decisions in the book's sentences."""
+    return pcapng_bytes(trace, explain=sentence)
 
 
 def pcap_name(trace: Trace, data: bytes, name: str | None = None) -> str:

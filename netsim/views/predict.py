@@ -20,12 +20,13 @@ from typing import Callable
 
 from ..decision import Decision, FdbRef, RouteRef, RuleRef
 from ..errors import UsageError
+from ..programs.socket_errors import STRERROR
 from ..trace import Hop, Trace
 from . import explain
 from .args import check_hop, check_trace
 from .headers import hop_layers
-from .hopinfo import main_drop, outcome_text, sentence
-from .symptom import STRERROR
+from .hopinfo import main_drop
+from .sentences import outcome_text, sentence
 
 KINDS = ("encap", "ttl", "dst_mac", "src_ip", "next_device", "rule", "outer_dst", "drop", "errno", "masq_sport")
 

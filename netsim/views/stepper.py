@@ -37,9 +37,10 @@ from ..trace import Trace
 from . import headers as H
 from .args import check_hop, check_trace
 from .diagram import HIGHLIGHT, diagram_model, dom_ids, marker_xy, min_width_px, render_svg, walked_css
-from .hopinfo import main_drop, outcome_text
+from .hopinfo import main_drop
 from .pcapfiles import DECODE_HINT, FOLDER, output_metadata, pcap_bytes, pcap_name
 from .predict import KINDS, Challenge, auto_challenges, best_challenge, challenge, find_hop, gate
+from .sentences import heading, outcome_text
 from .stepper_assets import CSS, DARK_SCOPES, JS, LEVELS, PALETTE, PICK, TEXT_PAIRS, css
 from .stepper_panel import HopView, hop_views, panel_html, summaries as _summaries
 
@@ -322,7 +323,7 @@ class Stepper:
 
     def text(self) -> str:
         view = self.views[self.start]
-        lines = [repr(self.trace), view.title]
+        lines = [heading(self.trace), view.title]
         if self.start not in self._quiz:
             lines += [f"  {d}" for d in view.decisions] + [H.layer_tree(list(view.layers), view.diff)]
         return "\n".join(lines)

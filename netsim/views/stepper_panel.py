@@ -22,7 +22,8 @@ from ..trace import Trace
 from . import explain
 from . import headers as H
 from .hexdump import byte_map
-from .hopinfo import BeforeAfter, Change, before_after, detailed, meanings, sentence
+from .hopinfo import BeforeAfter, Change, before_after, detailed, meanings
+from .sentences import sentence
 from .predict import Challenge
 
 

@@ -11,8 +11,8 @@ import re
 from html import escape
 
 from .diagram import HIGHLIGHT, diagram_model, dom_ids, marker_xy, render_svg, walked_css, min_width_px
-from .hopinfo import outcome_text
 from .predict import Challenge, gate
+from .sentences import outcome_text
 from .stepper_assets import LEVELS, PICK, css
 from .stepper_panel import panel_html, summaries
 

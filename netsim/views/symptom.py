@@ -16,7 +16,9 @@ the socket ends it with the errno `netsim.decision.icmp_errno` gives.
 from __future__ import annotations
 
 from ..packet import ICMP, TCP, UDP
+from ..programs.socket_errors import strerror as _strerror
 from ..trace import Trace
+from .sentences import outcome_text
 
 # iputils ping's words for the ICMP errors it reports (type, code).
 PING_TEXT = {
@@ -27,20 +29,6 @@ PING_TEXT = {
 }
 
 
-# What glibc's strerror() says for the errnos an exchange can end with (Linux's words, written
-# out so that any Python, Pyodide's included, prints the same).
-STRERROR = {
-    "ECONNREFUSED": "Connection refused", "EHOSTUNREACH": "No route to host", "ENETUNREACH": "Network is unreachable",
-    "ETIMEDOUT": "Connection timed out", "EMSGSIZE": "Message too long", "EPROTO": "Protocol error",
-    "EINVAL": "Invalid argument", "ENOPROTOOPT": "Protocol not available", "EOPNOTSUPP": "Operation not supported",
-    "EHOSTDOWN": "Host is down", "ENONET": "Machine is not on the network",
-}
-
-
-def _strerror(name: str) -> str:
-    return STRERROR.get(name, name)
-
-
 def _sockaddr(ip: str, port: int) -> str:
     return f'{{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr("{ip}")}}'
 
@@ -49,7 +37,7 @@ def symptom(trace: Trace) -> str:
     """The end of the exchange as the sender's user sees it (a few lines of terminal text)."""
     first = next((h for h in trace.hops if h.role == "request" and h.inner_ip is not None), None)
     if first is None or first.inner_ip is None:
-        return str(trace.outcome)
+        return outcome_text(trace.outcome)
     ip = first.inner_ip
     outcome = trace.outcome
     kind = getattr(outcome, "kind", "")
@@ -92,4 +80,4 @@ def symptom(trace: Trace) -> str:
         else:
             lines.append("recvfrom(3, ...) waits: nothing comes back, until the application's own timeout")
         return "\n".join(lines)
-    return str(outcome)
+    return outcome_text(outcome)

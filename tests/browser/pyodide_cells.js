@@ -13,6 +13,8 @@ async function main() {
   await py.loadPackage(path.resolve(runtimeDir, runtime.netsim), { messageCallback: () => {} });
   const site = py.runPython("import sysconfig; sysconfig.get_paths()['purelib']");
   py.FS.writeFile(site + "/netsim_page_runner.py", fs.readFileSync(runnerPath, "utf8"));
+  py.FS.mkdirTree("data");        // the chapters' data files, where worker.js puts them
+  for (const name of runtime.data || []) py.FS.writeFile("data/" + name, fs.readFileSync(path.join(runtimeDir, "data", name)));
   const readWheel = (url) => new Uint8Array(fs.readFileSync(path.resolve(runtimeDir, path.basename(url))));
   const notebooks = JSON.parse(fs.readFileSync(0, "utf8"));
   const results = [];

@@ -42,6 +42,10 @@ async function start() {
   await py.loadPackage(RUNTIME + runtime.netsim, {messageCallback: function () {}});
   var site = py.runPython("import sysconfig; sysconfig.get_paths()['purelib']");
   py.FS.writeFile(site + "/netsim_page_runner.py", await text(new URL("runner.py", self.location.href).href));
+  // the files the chapters read (notebooks/data), at data/NAME in Python's working directory
+  var data = runtime.data || [];
+  py.FS.mkdirTree("data");
+  for (var i = 0; i < data.length; i++) py.FS.writeFile("data/" + data[i], fetchBytes(RUNTIME + "data/" + data[i]));
   post({type: "progress", text: "Importing netsim", step: 2, of: 3});
   runner = py.pyimport("netsim_page_runner");
   runner.install_on_import("scapy", RUNTIME + runtime.scapy, fetchBytes);
