@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..decision import Decision, FieldChange, RuleRef
+from ..decision import Decision, FieldChange, NftRuleRef, RuleRef
 from ..trace import Hop, Trace
 from . import explain
 from .headers import Layer
@@ -44,7 +44,7 @@ class Change:
     action: str
     decision: Decision
     changes: tuple[FieldChange, ...]
-    rule: RuleRef | None = None
+    rule: RuleRef | NftRuleRef | None = None
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,12 @@ class BeforeAfter:
     notes: tuple[str, ...] = ()       # encapsulation carried, decapsulation made here
 
 
-def _short(rule: RuleRef | None, by: str) -> str:
+def _short(rule: RuleRef | NftRuleRef | None, by: str) -> str:
     if rule is None:
         return by
+    if isinstance(rule, NftRuleRef):
+        number = "policy" if rule.handle == 0 else f"handle {rule.handle}"
+        return f"{rule.family} {rule.table} {rule.hook} {rule.chain} {number}"
     number = "policy" if rule.rule == 0 else f"rule {rule.rule}"
     return f"{rule.table} {rule.hook} {rule.chain} {number}"
 

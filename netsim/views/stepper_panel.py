@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
-from ..decision import RuleRef
+from ..decision import NftRuleRef
 from ..trace import Trace
 from . import explain
 from . import headers as H
@@ -87,11 +87,14 @@ def summaries(hop) -> tuple[str, str]:
 
 def rewrite_by(ch: Change) -> tuple[str, str]:
     """Who made a change, and through which chains (shown at the detailed level)."""
-    rule: RuleRef | None = ch.rule
+    rule = ch.rule
     if rule is None:
         return ch.by, ""
-    number = "policy" if rule.rule == 0 else f"rule {rule.rule}"
     via = " > ".join(rule.path) if len(rule.path) > 1 else ""
+    if isinstance(rule, NftRuleRef):
+        number = "policy" if rule.handle == 0 else f"handle {rule.handle}"
+        return f"table {rule.family} {rule.table}, {rule.hook}, chain {rule.chain}, {number}", via
+    number = "policy" if rule.rule == 0 else f"rule {rule.rule}"
     return f"table {rule.table}, {rule.hook}, chain {rule.chain}, {number}", via
 
 
