@@ -272,7 +272,7 @@ class PolicyEngine:
                 for i, rule in enumerate(pol.ingress or ()):
                     out.extend(self.rule_lines(pod, pol, i, rule))
                 if pol.ingress is not None and not pol.ingress:
-                    out.append(f'ip daddr {pod.ip} accept comment "{pol.namespace}/{pol.name} allows all"')
+                    out.append(f'ip daddr {pod.ip} counter accept comment "{pol.namespace}/{pol.name} allows all"')
             out.append(f'ip daddr {pod.ip} counter drop comment "{pod.namespace}/{pod.name} isolated for ingress"')
         return out
 
@@ -290,7 +290,7 @@ class PolicyEngine:
             src = ""
         ports = [f"{p.protocol.lower()} dport {p.port} " if p.port is not None else f"meta l4proto {p.protocol.lower()} "
                  for p in rule.ports] or [""]
-        return [f"ip daddr {pod.ip} {src}{port}accept {comment}" for port in ports]
+        return [f"ip daddr {pod.ip} {src}{port}counter accept {comment}" for port in ports]
 
 
 def _model_text(ips: tuple[str, ...], agent: list[str]) -> str:

@@ -114,7 +114,7 @@ def test_the_model_table_as_netsim_lists_it():
         "\t}",
         "",
         "\tchain nfqueue-100 { # handle 4",
-        '\t\tip daddr 10.244.1.3 ip saddr 10.244.0.2 tcp dport 8080 accept comment '
+        '\t\tip daddr 10.244.1.3 ip saddr 10.244.0.2 tcp dport 8080 counter packets 0 bytes 0 accept comment '
         '"default/allow-frontend ingress rule 0" # handle 10',
         '\t\tip daddr 10.244.1.3 counter packets 0 bytes 0 drop comment "default/pod-c isolated for ingress" '
         '# handle 11',
