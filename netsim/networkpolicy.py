@@ -1,11 +1,15 @@
 """NetworkPolicy beside Flannel: kube-network-policies' nftables table and its agent's verdicts.
 
-Flannel enforces no NetworkPolicy: its daemon programs routes, the VXLAN device and its
-masquerade and forward-accept rules, nothing that reads a NetworkPolicy object, so on a cluster
-with Flannel alone a policy is stored by the API server and changes no packet. Something else
-must enforce it. netsim models kubernetes-sigs/kube-network-policies (v1.1.1, read from
-pkg/dataplane/controller.go and pkg/networkpolicy/{engine,networkpolicy}.go), which runs as a
-DaemonSet beside any CNI and matches packets by address, so it works on Flannel's cni0 bridge.
+Flannel enforces no NetworkPolicy: flanneld programs routes, the VXLAN device and its
+masquerade and forward-accept rules, nothing that reads a NetworkPolicy object ("the flanneld
+binary does not natively enforce Network Policies", flannel-io/flannel README at v0.28.9), so
+on a cluster with Flannel alone a policy is stored by the API server and changes no packet.
+Something else must enforce it. Flannel's own Helm chart offers one since v0.25.5: `netpol.enabled`
+adds a kube-network-policies container (image registry.k8s.io/networking/kube-network-policies
+v1.0.0) to the flannel DaemonSet (Documentation/netpol.md, chart/kube-flannel/values.yaml). netsim
+models kubernetes-sigs/kube-network-policies v1.1.1 (pkg/dataplane/controller.go,
+pkg/networkpolicy/{engine,networkpolicy}.go; `version="v1.0.0"` leaves out the `input` chain,
+which v1.1.1 added); it matches packets by address, so it works on Flannel's cni0 bridge.
 
 What it programs on every node (`syncNFTablesRules`), one table `inet kube-network-policies`:
 - set `podips-v4` (and `podips-v6`): the addresses of the pods *on this node* that some
@@ -54,6 +58,7 @@ TABLE = "kube-network-policies"   # Config.NFTableName default
 PRIORITY_POSTROUTING = 95         # ChainPriorityNATSource - 5
 PRIORITY_INPUT = 101              # ChainPriorityNATSource + 1
 PROTOCOLS = ("TCP", "UDP", "SCTP")
+VERSIONS = ("v1.0.0", "v1.1.1")   # v1.0.0: the flannel chart's pin, no input chain
 
 # reason codes of the agent's decisions (to move into decision.py at integration)
 NOT_SELECTED = "netpol-not-selected"          # no policy of this direction selects the pod
@@ -250,11 +255,17 @@ class PolicyEngine:
 
     # ---------------------------------------------------------------- the nftables table
 
-    def ruleset(self, node: str, real: bool = False, fail_open: bool = False) -> str:
+    def ruleset(self, node: str, real: bool = False, fail_open: bool = False, version: str = "v1.1.1") -> str:
         """The `nft -f` text of the node's table: kube-network-policies' own (`real`), or the
         form netsim and this kernel run, with the agent's answers in chain nfqueue-100."""
+        if version not in VERSIONS:
+            raise ConfigError(f"kube-network-policies version {version!r} is not modelled; "
+                              f"versions: {', '.join(VERSIONS)}")
         ips = self.managed_ips(node)
-        return _real_text(ips, fail_open) if real else _model_text(ips, self.agent_rules(node))
+        text = _real_text(ips, fail_open) if real else _model_text(ips, self.agent_rules(node))
+        if version == "v1.0.0":
+            text = "".join(line + "\n" for line in text.splitlines() if f"{TABLE} input" not in line)
+        return text
 
     def agent_rules(self, node: str) -> list[str]:
         """The agent's answers as rules: ingress only (a policy with Egress is refused here)."""

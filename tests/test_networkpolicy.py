@@ -93,6 +93,18 @@ def test_kube_network_policies_own_table_text():
     assert "queue flags bypass to 100" in engine().ruleset("node2", real=True, fail_open=True)
 
 
+def test_version_1_0_0_the_flannel_charts_pin_has_no_input_chain():
+    old = engine().ruleset("node2", real=True, version="v1.0.0").splitlines()
+    new = engine().ruleset("node2", real=True).splitlines()
+    assert [line for line in new if line not in old] == [
+        "add chain inet kube-network-policies input { type filter hook input priority 101 ; }",
+        'add rule inet kube-network-policies input iifname "lo" accept',
+        "add rule inet kube-network-policies input meta nfproto ipv4 ip saddr @podips-v4 ct state new queue to 100",
+        "add rule inet kube-network-policies input meta nfproto ipv6 ip6 saddr @podips-v6 ct state new queue to 100"]
+    with pytest.raises(ConfigError, match="version 'v0.9.0' is not modelled"):
+        engine().ruleset("node2", version="v0.9.0")
+
+
 def test_the_model_table_as_netsim_lists_it():
     assert model_ruleset().list_ruleset(handles=True).splitlines()[1:] == [
         "\tset podips-v4 { # handle 1",
