@@ -36,6 +36,8 @@ configures nginx (rootfs/etc/nginx/template/nginx.tmpl, internal/ingress/control
   `Date` and `Server: nginx`; netsim, which has no wall clock, leaves them out. An upstream
   connection whose response did not say `Connection: close` is kept for the next request to
   the same endpoint (the `keepalive` pool).
+The request to the backend is checked against real nginx 1.22.1 running that location block
+(tests/test_lab_ingress.py): the same bytes but the random X-Request-ID, from the same address.
 Not modelled: TLS, HTTP/2, chunked bodies, retries after a partial response, the canary and
 rewrite annotations, PROXY protocol.
 """
