@@ -10,9 +10,10 @@ from types import SimpleNamespace
 
 from netsim import flannel_nft, kubeproxy_nft
 from netsim.conntrack import Conntrack
+from netsim.decision import NftRuleRef
 from netsim.kubeproxy import Service
 from netsim.netfilter.nft import NftRuleset
-from netsim.netfilter.nft_eval import NftHooks, NftRuleRef
+from netsim.netfilter.nft_eval import NftHooks
 from netsim.skb import Skb
 
 CLUSTER = IPv4Network("10.244.0.0/16")

@@ -9,11 +9,11 @@ from ipaddress import IPv4Network
 import pytest
 
 from netsim import flannel_nft, kubeproxy_nft
-from netsim.decision import FieldChange
+from netsim.decision import FieldChange, NatReason, NetfilterReason, NftRuleRef, Subsystem, Verdict
 from netsim.endpoints import tcp_syn, tcp_synack
 from netsim.kubeproxy import Service
 from netsim.netfilter.nft import NftRuleset, parse_priority, priority_text
-from netsim.netfilter.nft_eval import NftHooks, NftRuleRef
+from netsim.netfilter.nft_eval import NftHooks
 from netsim.netfilter.nft_expr import NftError, Pkt, parse_rule
 from netsim.packet import ICMP_DEST_UNREACH
 from netsim.skb import Skb
@@ -191,27 +191,27 @@ def test_nodeport_syn_decisions_rule_by_rule():
     assert verdict == "ACCEPT"
     refs = [ref for d in decisions for ref in d.consulted if isinstance(ref, NftRuleRef) and d.function == "nft_do_chain"]
     assert refs[:9] == [
-        NftRuleRef("ip", "kube-proxy", "filter-prerouting-pre-dnat", 24, "ct state new jump firewall-check",
-                   "PREROUTING", "jump firewall-check", ("filter-prerouting-pre-dnat",)),
-        NftRuleRef("ip", "kube-proxy", "filter-prerouting-pre-dnat", 0, "policy accept", "PREROUTING", "accept",
-                   ("filter-prerouting-pre-dnat",)),
-        NftRuleRef("ip", "kube-proxy", "nat-prerouting", 28, "jump services", "PREROUTING", "jump services",
+        NftRuleRef("ip", "kube-proxy", "filter-prerouting-pre-dnat", 24, "PREROUTING", "jump firewall-check",
+                   ("ct state new",), ("jump firewall-check",), ("filter-prerouting-pre-dnat",)),
+        NftRuleRef("ip", "kube-proxy", "filter-prerouting-pre-dnat", 0, "PREROUTING", "accept",
+                   path=("filter-prerouting-pre-dnat",)),
+        NftRuleRef("ip", "kube-proxy", "nat-prerouting", 28, "PREROUTING", "jump services", (), ("jump services",),
                    ("nat-prerouting",)),
-        NftRuleRef("ip", "kube-proxy", "services", 54,
-                   "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports", "PREROUTING",
-                   f"goto {WEB_EXT}", ("nat-prerouting", "services"), "", "service-nodeports",
-                   f"tcp . 30080 : goto {WEB_EXT}"),
-        NftRuleRef("ip", "kube-proxy", WEB_EXT, 102, "jump mark-for-masquerade", "PREROUTING",
-                   "jump mark-for-masquerade", ("nat-prerouting", "services", WEB_EXT)),
-        NftRuleRef("ip", "kube-proxy", "mark-for-masquerade", 35, "meta mark set meta mark | 0x00004000",
-                   "PREROUTING", "continue", ("nat-prerouting", "services", WEB_EXT, "mark-for-masquerade")),
-        NftRuleRef("ip", "kube-proxy", WEB_EXT, 103, f"goto {WEB_SVC}", "PREROUTING", f"goto {WEB_SVC}",
+        NftRuleRef("ip", "kube-proxy", "services", 54, "PREROUTING", f"goto {WEB_EXT}", ("ip daddr @nodeport-ips",),
+                   ("meta l4proto . th dport vmap @service-nodeports",), ("nat-prerouting", "services"), "",
+                   "service-nodeports", f"tcp . 30080 : goto {WEB_EXT}"),
+        NftRuleRef("ip", "kube-proxy", WEB_EXT, 102, "PREROUTING", "jump mark-for-masquerade", (),
+                   ("jump mark-for-masquerade",), ("nat-prerouting", "services", WEB_EXT)),
+        NftRuleRef("ip", "kube-proxy", "mark-for-masquerade", 35, "PREROUTING", "continue", (),
+                   ("meta mark set meta mark | 0x00004000",),
+                   ("nat-prerouting", "services", WEB_EXT, "mark-for-masquerade")),
+        NftRuleRef("ip", "kube-proxy", WEB_EXT, 103, "PREROUTING", f"goto {WEB_SVC}", (), (f"goto {WEB_SVC}",),
                    ("nat-prerouting", "services", WEB_EXT)),
-        NftRuleRef("ip", "kube-proxy", WEB_SVC, 105, f"numgen random mod 1 vmap {{ 0 : goto {WEB_EP} }}",
-                   "PREROUTING", f"goto {WEB_EP}", ("nat-prerouting", "services", WEB_EXT, WEB_SVC), "", "",
-                   f"0 : goto {WEB_EP}"),
-        NftRuleRef("ip", "kube-proxy", WEB_EP, 107, "meta l4proto tcp dnat to 10.244.1.2:8080", "PREROUTING",
-                   "accept", ("nat-prerouting", "services", WEB_EXT, WEB_SVC, WEB_EP)),
+        NftRuleRef("ip", "kube-proxy", WEB_SVC, 105, "PREROUTING", f"goto {WEB_EP}", (),
+                   (f"numgen random mod 1 vmap {{ 0 : goto {WEB_EP} }}",),
+                   ("nat-prerouting", "services", WEB_EXT, WEB_SVC), "", "", f"0 : goto {WEB_EP}"),
+        NftRuleRef("ip", "kube-proxy", WEB_EP, 107, "PREROUTING", "accept", ("meta l4proto tcp",),
+                   ("dnat to 10.244.1.2:8080",), ("nat-prerouting", "services", WEB_EXT, WEB_SVC, WEB_EP)),
     ]
     assert [(r.table, r.chain, r.handle, r.verdict) for r in refs[9:]] == [
         ("flannel-ipv4", "forward", 12, "accept"),
@@ -224,15 +224,35 @@ def test_nodeport_syn_decisions_rule_by_rule():
         ("kube-proxy", "masquerading", 37, "continue"),
         ("kube-proxy", "masquerading", 38, "accept"),
     ]
+    rules = [d for d in decisions if d.function == "nft_do_chain"]
+    assert [(d.reason, d.verdict) for d in rules] == [
+        (NetfilterReason.RULE, Verdict.JUMP), (NetfilterReason.POLICY, Verdict.ACCEPT),
+        (NetfilterReason.RULE, Verdict.JUMP), (NetfilterReason.RULE, Verdict.GOTO),
+        (NetfilterReason.RULE, Verdict.JUMP), (NetfilterReason.MARK, Verdict.CONTINUE),
+        (NetfilterReason.RULE, Verdict.GOTO), (NetfilterReason.RULE, Verdict.GOTO),
+        (NetfilterReason.RULE, Verdict.ACCEPT),
+        (NetfilterReason.RULE, Verdict.ACCEPT), (NetfilterReason.RULE, Verdict.JUMP),
+        (NetfilterReason.RULE, Verdict.JUMP), (NetfilterReason.POLICY, Verdict.ACCEPT),
+        (NetfilterReason.RULE, Verdict.RETURN), (NetfilterReason.POLICY, Verdict.ACCEPT),
+        (NetfilterReason.RULE, Verdict.JUMP), (NetfilterReason.MARK, Verdict.CONTINUE),
+        (NetfilterReason.RULE, Verdict.ACCEPT),
+    ]
+    assert all(d.subsystem is Subsystem.NETFILTER and d.facts == () for d in rules)
     marks = [c for d in decisions for c in d.changes if c.layer == "skb"]
     assert marks == [FieldChange("skb", "mark", 0, 0x4000), FieldChange("skb", "mark", 0x4000, 0)]
     nat = [d for d in decisions if d.subsystem == "nat"]
-    assert [(d.function, d.verdict) for d in nat] == [("nft_nat_eval", "dnat"), ("nf_nat_masquerade_ipv4", "masquerade")]
+    assert [(d.function, d.reason, d.verdict) for d in nat] == [
+        ("nft_nat_eval", NatReason.BINDING, Verdict.DNAT),
+        ("nf_nat_masquerade_ipv4", NatReason.BINDING, Verdict.MASQUERADE)]
+    assert nat[0].consulted[0] == refs[8]
+    assert nat[1].consulted[0] == refs[-1]
     assert nat[0].changes == (FieldChange("ipv4", "dst", "192.168.50.11", "10.244.1.2"),
                               FieldChange("tcp", "dport", 30080, 8080))
     masq_port = after.payload.sport
     assert nat[1].changes == (FieldChange("ipv4", "src", "203.0.113.10", "192.168.50.11"),
                               FieldChange("tcp", "sport", 40002, masq_port))
+    assert nat[0].facts == (("manip", "DST"), ("old", "192.168.50.11:30080"), ("new", "10.244.1.2:8080"))
+    assert nat[1].facts == (("manip", "SRC"), ("old", "203.0.113.10:40002"), ("new", f"192.168.50.11:{masq_port}"))
     assert 1024 <= masq_port <= 65535
     (entry,) = hooks.netns.conntrack.entries
     assert (entry.reply.src, entry.reply.sport, entry.reply.dst, entry.reply.dport) == \
@@ -250,13 +270,19 @@ def test_nodeport_reply_is_un_nated_by_conntrack_and_meets_no_nat_chain():
         ("flannel-ipv4", "forward", 11, "accept"),
         ("kube-proxy", "filter-forward", 0, "policy accept"),
     ]
+    assert [(d.reason, d.verdict, d.consulted[0].handle) for d in decisions if d.function == "nft_do_chain"] == [
+        (NetfilterReason.POLICY, Verdict.ACCEPT, 0), (NetfilterReason.RULE, Verdict.ACCEPT, 11),
+        (NetfilterReason.POLICY, Verdict.ACCEPT, 0)]
     nat = [d for d in decisions if d.subsystem == "nat"]
-    assert [(d.function, d.changes) for d in nat] == [
-        ("nf_nat_packet", (FieldChange("ipv4", "dst", "192.168.50.11", "203.0.113.10"),
-                           FieldChange("tcp", "dport", after.payload.sport, 40002))),
-        ("nf_nat_packet", (FieldChange("ipv4", "src", "10.244.1.2", "192.168.50.11"),
-                           FieldChange("tcp", "sport", 8080, 30080))),
+    assert [(d.function, d.reason, d.verdict, d.facts, d.changes) for d in nat] == [
+        ("nf_nat_packet", NatReason.REWRITE, Verdict.REWRITE, (("manip", "DST"), ("to", "203.0.113.10:40002")),
+         (FieldChange("ipv4", "dst", "192.168.50.11", "203.0.113.10"),
+          FieldChange("tcp", "dport", after.payload.sport, 40002))),
+        ("nf_nat_packet", NatReason.REWRITE, Verdict.REWRITE, (("manip", "SRC"), ("to", "192.168.50.11:30080")),
+         (FieldChange("ipv4", "src", "10.244.1.2", "192.168.50.11"), FieldChange("tcp", "sport", 8080, 30080))),
     ]
+    assert [(c.proto, c.state, c.direction) for d in nat for c in d.consulted] == [
+        ("tcp", "ESTABLISHED", "reply"), ("tcp", "ESTABLISHED", "reply")]
     assert (back.src, back.payload.sport, back.dst, back.payload.dport) == ("192.168.50.11", 30080, "203.0.113.10", 40002)
 
 

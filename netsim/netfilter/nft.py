@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from .nft_expr import (
-    AnonMap, AnonSet, Match, NftError, RuleBody, SetRef, Verdict, Vmap, parse_key, parse_rule, parse_verdict,
+    AnonMap, AnonSet, Counter, Match, NftError, RuleBody, SetRef, Verdict, Vmap, parse_key, parse_rule, parse_verdict,
     sort_key, tokenize, unquote, value_text, _element_text,
 )
 
@@ -74,23 +74,38 @@ def parse_priority(hook: str, text: str) -> int:
     raise NftError(f"priority {text!r} is not a number or a standard priority name")
 
 
-@dataclass
+@dataclass(eq=False)
 class Rule:
     """A rule of a chain: its handle, its expressions and its comment."""
 
     handle: int
     body: RuleBody
     counts: list[int] = field(default_factory=lambda: [0, 0])     # counter: packets, bytes
+    _parts: tuple[tuple[str, ...], tuple[str, ...]] | None = field(default=None, repr=False)
 
     @property
     def text(self) -> str:
         """The rule as `nft list ruleset` prints it."""
-        if not any(type(s).__name__ == "Counter" for s in self.body.stmts):
-            return str(self.body)
-        parts = [f"counter packets {self.counts[0]} bytes {self.counts[1]}" if type(s).__name__ == "Counter"
-                 else str(s) for s in self.body.stmts]
-        text = " ".join(parts)
+        matches, statements = self.parts()
+        text = " ".join((*matches, *statements))
         return text + (f' comment "{self.body.comment}"' if self.body.comment is not None else "")
+
+    def parts(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(its leading match expressions, its other statements), each as nft prints it; a
+        counter with its current counts."""
+        if self._parts is not None:
+            return self._parts
+        stmts = self.body.stmts
+        n = 0
+        while n < len(stmts) and type(stmts[n]) is Match:
+            n += 1
+        counted = any(type(s) is Counter for s in stmts)
+        parts = (tuple(str(s) for s in stmts[:n]),
+                 tuple(f"counter packets {self.counts[0]} bytes {self.counts[1]}" if type(s) is Counter else str(s)
+                       for s in stmts[n:]))
+        if not counted:
+            self._parts = parts
+        return parts
 
 
 @dataclass

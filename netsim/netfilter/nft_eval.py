@@ -7,10 +7,12 @@ return point, `goto` does not, `return` (or running off a regular chain) pops it
 end of the base chain its policy decides. `accept` and `drop` end the base chain; a NAT
 statement ends it with accept, `reject` with drop after sending its ICMP error.
 
-Every rule that matched leaves one `Decision` with an `NftRuleRef` (family, table, chain, rule
-handle, the rule as `nft list` prints it, its verdict), and a base chain that ran off its end
-leaves one for its policy: the events `nft monitor trace` prints (tests/test_lab_nft.py compares
-the two on the kernel).
+Every rule that matched leaves one `Decision` (function "nft_do_chain") with an `NftRuleRef`
+(family, table, chain, rule handle, the rule as `nft list` prints it, its verdict), and a base
+chain that ran off its end leaves one for its policy: the events `nft monitor trace` prints
+(tests/test_lab_nft.py compares the two on the kernel). The reason code says what kind of rule
+it was: `NetfilterReason.RULE` (a verdict, a jump, a NAT statement, a rule that only matched),
+`MARK` (it set the mark), `REJECT`, `POLICY`.
 
 On a hook (`NftHooks.hook`), the stages run in priority order (hooks.py for the numbers):
 conntrack (-200) where a rule needs it, each filter base chain at its priority (at equal
@@ -25,11 +27,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable
+from weakref import WeakKeyDictionary
 
-from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conn_text, conntrack_ref, endpoint
-from ..decision import Consulted, Decision, FieldChange
+from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conntrack_ref, endpoint
+from ..decision import (Decision, FieldChange, NatReason, NetfilterReason, NftRuleRef, Subsystem,
+                        Verdict as V)
 from ..errors import NetsimError
-from ..packet import ICMP, ICMP_DEST_UNREACH, TCP, UDP, IPv4
+from ..packet import ICMP, ICMP_DEST_UNREACH, IPPROTO_ICMP, TCP, UDP, IPv4
 from ..skb import Skb
 from .core import HookResult
 from .hooks import (
@@ -41,35 +45,6 @@ from .nft_expr import (
     AnonMap, AnonSet, BINOPS, Binop, Counter, Ct, Dnat, Masquerade, Match, MetaSet, NftError, Pkt, Prefix,
     Reject, SetRef, Verdict, Vmap, _element_text,
 )
-
-
-@dataclass(frozen=True)
-class NftRuleRef:
-    """An nftables rule as nft_do_chain met it, or a base chain's policy (`handle` 0). netsim's
-    counterpart of decision.RuleRef for nf_tables (it moves to netsim/decision.py at merge)."""
-
-    family: str              # ip
-    table: str               # kube-proxy, flannel-ipv4
-    chain: str
-    handle: int
-    text: str                # the rule as `nft list ruleset` prints it, or "policy accept"
-    hook: str                # PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING
-    verdict: str             # as `nft monitor trace` prints it: continue, accept, drop, jump C, goto C, return
-    path: tuple[str, ...] = ()   # the chains from the base chain to `chain`
-    comment: str = ""
-    set_name: str = ""       # the set or map an element of which decided (`vmap @service-ips`)
-    element: str = ""        # that element as the listing prints it
-
-    def __str__(self) -> str:
-        where = f"{self.family} {self.table} {self.chain}"
-        if not self.handle:
-            return f"{where} {self.text}"
-        return f"{where} rule {self.text} # handle {self.handle} (verdict {self.verdict})"
-
-
-def _consulted(*refs: Any) -> tuple[Consulted, ...]:
-    # decision.Consulted does not list NftRuleRef yet (the decisions engineer adds it at merge)
-    return refs
 
 
 @dataclass
@@ -151,6 +126,37 @@ def _verdict_text(outcome: Any) -> str:
     return "drop" if isinstance(outcome, Reject) else "accept"
 
 
+# nft's verdict word -> the record's Verdict
+_VERDICTS = {"continue": V.CONTINUE, "accept": V.ACCEPT, "drop": V.DROP, "return": V.RETURN, "jump": V.JUMP,
+             "goto": V.GOTO}
+
+
+def _rule_ref(rule: Rule, family: str, table: str, chain: str, hook: str, verdict: str,
+              path: tuple[str, ...], set_name: str, element: str) -> NftRuleRef:
+    """The record of a rule met one way (shared while the rule has no counter: every packet of
+    a trace meets the same few)."""
+    key = (hook, verdict, path, set_name, element)
+    memo = _REFS.get(rule)
+    if memo is None:
+        memo = _REFS[rule] = {}
+    ref = memo.get(key)
+    if ref is None:
+        matches, statements = rule.parts()
+        ref = NftRuleRef(family, table, chain, rule.handle, hook, verdict, matches, statements, path,
+                         rule.body.comment or "", set_name, element)
+        if rule._parts is not None:
+            memo[key] = ref
+    return ref
+
+
+_REFS: "WeakKeyDictionary[Rule, dict[tuple[Any, ...], NftRuleRef]]" = WeakKeyDictionary()
+
+
+def where(ref: NftRuleRef) -> str:
+    """`ip kube-proxy services handle 54`: a rule for an error message."""
+    return f"{ref.family} {ref.table} {ref.chain} handle {ref.handle}"
+
+
 def nft_do_chain(table: Table, base: Chain, pkt: Pkt, hook: str, decisions: list[Decision]) -> ChainOutcome:
     """Run base chain `base` of `table` on the packet; leave a decision for every rule that
     matched and for the policy if the chain ran off its end."""
@@ -177,12 +183,16 @@ def nft_do_chain(table: Table, base: Chain, pkt: Pkt, hook: str, decisions: list
         set_name = element = ""
         if found:
             set_name, element = found[-1]
-        ref = NftRuleRef(family, tname, chain.name, rule.handle, rule.text, hook.upper(), verdict, path,
-                         rule.body.comment or "", set_name, element)
-        decisions.append(Decision(
-            "netfilter", "nft_do_chain", f"{family} {tname} {chain.name}: rule {rule.handle} "
-            f"[{rule.text}]: {verdict}", verdict=verdict.split()[0], consulted=_consulted(ref),
-            changes=tuple(changes)))
+        ref = _rule_ref(rule, family, tname, chain.name, hook, verdict, path, set_name, element)
+        if isinstance(outcome, Reject):
+            decisions.append(Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.REJECT, V.REJECT,
+                                      consulted=(ref,)))
+        elif changes:
+            decisions.append(Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.MARK,
+                                      _VERDICTS[verdict.split()[0]], consulted=(ref,), changes=tuple(changes)))
+        else:
+            decisions.append(Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.RULE,
+                                      _VERDICTS[verdict.split()[0]], consulted=(ref,)))
         if outcome is None or isinstance(outcome, Verdict) and outcome.kind == "continue":
             continue
         if isinstance(outcome, Verdict):
@@ -205,10 +215,9 @@ def nft_do_chain(table: Table, base: Chain, pkt: Pkt, hook: str, decisions: list
 
 
 def _policy(table: Table, base: Chain, hook: str, decisions: list[Decision]) -> ChainOutcome:
-    text = f"policy {base.policy}"
-    ref = NftRuleRef(table.family, table.name, base.name, 0, text, hook.upper(), base.policy, (base.name,))
-    decisions.append(Decision("netfilter", "nft_do_chain", f"{table.ident} {base.name}: {text}",
-                              verdict=base.policy, consulted=_consulted(ref)))
+    ref = NftRuleRef(table.family, table.name, base.name, 0, hook, base.policy, path=(base.name,))
+    decisions.append(Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.POLICY, _VERDICTS[base.policy],
+                              consulted=(ref,)))
     return ChainOutcome(base.policy)
 
 
@@ -287,9 +296,10 @@ class NftHooks:
             raise NftError(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
         result = HookResult("ACCEPT", packet)
         if packet.frag > 0:
-            result.decisions.append(Decision("netfilter", "ipv4_conntrack_defrag",
-                                             f"nftables {hook}: a later fragment passes untouched (netsim does "
-                                             f"not model fragments under nftables)", verdict="accept"))
+            # netsim does not model fragments under nftables: a later fragment passes untouched
+            result.decisions.append(Decision(Subsystem.NETFILTER, "ipv4_conntrack_defrag",
+                                             NetfilterReason.UNSEEN_FRAGMENT, V.ACCEPT, hook=hook,
+                                             offset=packet.frag * 8))
             return result
         pkt = Pkt(packet, skb, indev, outdev, self.netns, hook)
         for stage in self.stages(hook):
@@ -306,7 +316,7 @@ class NftHooks:
         assert stage.table is not None and stage.chain is not None
         outcome = nft_do_chain(stage.table, stage.chain, pkt, hook, result.decisions)
         if outcome.ref is not None:
-            result.rule = str(outcome.ref)
+            result.rule = where(outcome.ref)
         if outcome.verdict == "drop":
             result.verdict = "DROP"
             if outcome.reject is not None:
@@ -316,8 +326,8 @@ class NftHooks:
                 else:
                     result.reject_with, result.reject_name = (ICMP_DEST_UNREACH, 3), "icmp-port-unreachable"
         elif outcome.nat is not None:
-            raise NftError(f"{outcome.ref}: {outcome.nat} in a {stage.chain.type} chain; nft accepts NAT "
-                           f"statements only in nat chains")
+            raise NftError(f"{where(outcome.ref) if outcome.ref else stage.chain.name}: {outcome.nat} in a "
+                           f"{stage.chain.type} chain; nft accepts NAT statements only in nat chains")
 
     def _conntrack(self, stage: NftStage, hook: str, pkt: Pkt, result: HookResult, nexthop: str | None) -> None:
         skb = pkt.skb
@@ -340,28 +350,31 @@ class NftHooks:
         direction = REPLY if skb.ct_reply else ORIGINAL
         before = pkt.packet
         if skb.ct_state == "RELATED":
-            packet, what = ct.nat_icmp_error(entry, direction, manip, before)
-            function = "nf_nat_icmp_reply_translation"
-        elif skb.ct_state == "NEW" and not ct.nat_done(entry, manip):
+            packet, rewritten = ct.nat_icmp_error(entry, direction, manip, before)
+            if rewritten is not None:
+                pkt.packet = packet
+                pkt.reload()
+                result.decisions.append(Decision(
+                    Subsystem.NAT, "nf_nat_icmp_reply_translation", NatReason.ICMP_ERROR, V.REWRITE,
+                    consulted=(conntrack_ref(entry, direction, "RELATED"),), changes=field_changes(before, packet),
+                    manip=manip, to=rewritten[0], quoted=rewritten[1]))
+            return
+        if skb.ct_state == "NEW" and not ct.nat_done(entry, manip):
             if not self._bind(stage, hook, manip, pkt, result, nexthop, entry, direction):
                 return
-            packet, what = ct.nat_packet(entry, direction, manip, before)
-            function = "nf_nat_packet"
+            packet, _ = ct.nat_packet(entry, direction, manip, before)
             if packet != before:
                 pkt.packet = packet
                 pkt.reload()
             return
-        else:
-            packet, what = ct.nat_packet(entry, direction, manip, before)
-            function = "nf_nat_packet"
-        if what:
+        packet, to = ct.nat_packet(entry, direction, manip, before)
+        if to is not None:
             pkt.packet = packet
             pkt.reload()
-            head = "reply of " if direction == REPLY else ""
             result.decisions.append(Decision(
-                "nat", function, f"conntrack: {head}{entry.original.proto_name} {conn_text(entry.original)}, {what}",
-                verdict="rewrite", consulted=(conntrack_ref(entry, direction, skb.ct_state),),
-                changes=field_changes(before, packet)))
+                Subsystem.NAT, "nf_nat_packet", NatReason.REWRITE, V.REWRITE,
+                consulted=(conntrack_ref(entry, direction, skb.ct_state),), changes=field_changes(before, packet),
+                manip=manip, to=to))
 
     def _bind(self, stage: NftStage, hook: str, manip: str, pkt: Pkt, result: HookResult, nexthop: str | None,
               entry: ConntrackEntry, direction: int) -> bool:
@@ -378,7 +391,7 @@ class NftHooks:
             stmt, ref = outcome.nat, outcome.ref
             assert ref is not None
             if hook not in NAT_STMT_HOOKS[type(stmt)]:
-                raise NftError(f"{ref}: {stmt} reached in {hook}; nft refuses it there "
+                raise NftError(f"{where(ref)}: {stmt} reached in {hook}; nft refuses it there "
                                f"(dnat: prerouting/output, masquerade: postrouting)")
             if isinstance(stmt, Masquerade):
                 function = "nf_nat_masquerade_ipv4"
@@ -390,9 +403,8 @@ class NftHooks:
                     why = f"{pkt.outdev} has no IPv4 address"
                 if addr is None:
                     result.verdict = "DROP"
-                    result.decisions.append(Decision(
-                        "nat", function, f"{ref.table} {ref.chain}: masquerade finds no source address ({why}): "
-                        f"packet dropped", verdict="drop", consulted=_consulted(ref)))
+                    result.decisions.append(Decision(Subsystem.NAT, "nf_nat_masquerade_ipv4", NatReason.NO_SOURCE,
+                                                     V.DROP, consulted=(ref,), error=why))
                     return False
                 ok = ct.setup_nat(entry, manip, addr, None, stmt.random, stmt.fully_random)
             else:
@@ -402,32 +414,28 @@ class NftHooks:
             if not ok:
                 result.verdict = "DROP"
                 result.decisions.append(Decision(
-                    "nat", "nf_nat_setup_info", f"{ref.table} {ref.chain}: no free port for "
-                    f"{conn_text(entry.original)}: packet dropped", verdict="drop",
-                    consulted=_consulted(ref, conntrack_ref(entry, direction, "NEW"))))
+                    Subsystem.NAT, "nf_nat_setup_info", NatReason.NO_FREE_TUPLE, V.DROP,
+                    consulted=(ref, conntrack_ref(entry, direction, "NEW")), hook=hook))
                 return False
             packet, _ = ct.nat_packet(entry, direction, manip, before)
             after = entry.reply.invert()
             old = endpoint(entry.proto, *_side(before, manip))
             new = endpoint(entry.proto, after.src if manip == SRC else after.dst,
-                           after.sport if manip == SRC else after.dport)
-            side = "source" if manip == SRC else "destination"
+                           after.sport if manip == SRC or entry.proto == IPPROTO_ICMP else after.dport)
             result.decisions.append(Decision(
-                "nat", function, f"{ref.table} {ref.chain}: {stmt}, {side} {old} -> {new}",
-                verdict="masquerade" if isinstance(stmt, Masquerade) else "dnat",
-                consulted=_consulted(ref, conntrack_ref(entry, direction, "NEW")),
-                changes=field_changes(before, packet)))
-            result.rule = str(ref)
+                Subsystem.NAT, function, NatReason.BINDING, V.MASQUERADE if isinstance(stmt, Masquerade) else V.DNAT,
+                consulted=(ref, conntrack_ref(entry, direction, "NEW")), changes=field_changes(before, packet),
+                manip=manip, old=old, new=new))
+            result.rule = where(ref)
             return True
         ct.setup_nat(entry, manip, None)          # nf_nat_alloc_null_binding
         packet, _ = ct.nat_packet(entry, direction, manip, before)
         if packet != before:
             result.decisions.append(Decision(
-                "nat", "nf_nat_alloc_null_binding",
-                f"nat {hook}: {conn_text(entry.original)} would clash with another connection, source port "
-                f"remapped: {endpoint(entry.proto, *_side(before, SRC))} -> {endpoint(entry.proto, *_side(packet, SRC))}",
-                verdict="snat", consulted=(conntrack_ref(entry, direction, "NEW"),),
-                changes=field_changes(before, packet)))
+                Subsystem.NAT, "nf_nat_alloc_null_binding", NatReason.NULL_BINDING_CLASH, V.SNAT,
+                consulted=(conntrack_ref(entry, direction, "NEW"),), changes=field_changes(before, packet),
+                hook=hook, old=endpoint(entry.proto, *_side(before, SRC)),
+                new=endpoint(entry.proto, *_side(packet, SRC))))
         return True
 
     _RUN: dict[str, Callable[["NftHooks", NftStage, str, Pkt, HookResult, str | None], None]] = {
@@ -446,4 +454,4 @@ def _side(packet: IPv4, manip: str) -> tuple[str, int]:
     return addr, 0
 
 
-__all__ = ["NftHooks", "NftRuleRef", "NftStage", "ChainOutcome", "nft_do_chain", "INT_MAX"]
+__all__ = ["NftHooks", "NftRuleRef", "where", "NftStage", "ChainOutcome", "nft_do_chain", "INT_MAX"]
