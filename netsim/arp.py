@@ -27,6 +27,8 @@ from .decision import (ArpReason, Decision, FieldChange, NeighbourRef, NeighReas
                        neighbour_ref)
 from .device import Device
 from .neighbour import FAILED, INCOMPLETE, MCAST_SOLICIT, REACHABLE, STALE, Neighbour
+
+RETRANS_TIME_US = 1_000_000          # neigh retrans_time: a second between ARP requests
 from .packet import ARP, ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP_DEST_UNREACH, Ethernet, IPv4
 
 from .skb import Flow
@@ -137,6 +139,8 @@ def neigh_timer(k: Kernel) -> bool:
     host unreachable for every queued packet). Returns whether anything was sent."""
     progressed = False
     pending = k.state(PendingResolutions).entries
+    if pending:
+        k.advance_clock(k.now_us() + RETRANS_TIME_US)     # the timer fires retrans_time later
     for key, (ns, dev, ip) in list(pending.items()):
         entry = ns.neighbours.get(dev.name, ip)
         if entry is None or entry.state != INCOMPLETE:

@@ -178,6 +178,7 @@ class RouteReason(Reason):
     LOCAL_ERROR = "local-error"          # an output route that fails the send (blackhole, unreachable)
     OUTPUT = "output"
     REROUTED = "rerouted"
+    PMTU_LEARNED = "pmtu-learned"        # __ip_rt_update_pmtu: a route exception with a lower path MTU
 
 
 class IpReason(Reason):
@@ -195,6 +196,7 @@ class IpReason(Reason):
 class IcmpReason(Reason):
     ERROR = "error"
     REJECTED = "rejected"                # the ICMP error REJECT asked for
+    RATELIMITED = "ratelimited"          # icmpv4_xrlim_allow: no tokens left for this peer
 
 
 class NetfilterReason(Reason):
@@ -271,6 +273,18 @@ class SocketReason(Reason):
     SYNACK_SENDS_DATA = "synack-sends-data"
     READ = "read"
     DELIVERED = "delivered"
+    SENT = "sent"                        # a socket sends (not an answer)
+    UDP_DELIVERED = "udp-delivered"      # a datagram read by a socket that did not answer it
+    SYNACK_ACKED = "synack-acked"        # connect() returns; the kernel ACKs the SYN-ACK
+    STREAM_READ = "stream-read"          # bytes in order, read by the program
+    FIN = "fin"                          # the peer closed its side
+    RESET = "reset"                      # an RST on a connection: ECONNRESET
+    ICMP_SOFT = "icmp-soft"              # an ICMP error the socket is not told of
+    ECHO_IGNORED = "echo-ignored"        # an echo request to a broadcast or multicast address
+    EMSGSIZE = "emsgsize"                # a datagram over the path MTU with DF asked for, or over 65535
+    BROADCAST_REFUSED = "broadcast-refused"   # a broadcast destination without SO_BROADCAST: EACCES
+    NOT_UNICAST = "not-unicast"          # TCP to a broadcast or multicast address: ENETUNREACH
+    MSS_REDUCED = "mss-reduced"          # tcp_v4_mtu_reduced
 
 
 class FlannelReason(Reason):

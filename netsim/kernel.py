@@ -27,11 +27,13 @@ netsim/programs/ it will drive):
   (its skb's hash set to the socket's flow hash); a send the local stack refuses (no route, a
   blackhole or unreachable route, EMSGSIZE) comes back as `sock_send_error(ns, flow, errno)`,
   what the system call would return.
-- time: `schedule(work)` runs `work` after everything already queued (the backlog), the hook
-  for a socket layer's own deferred work (a delayed ACK, a program's next action).
-Today the socket layer keeps one client socket per exchange and answers with fixed replies
-(sockets.SocketLayer); a table of sockets per namespace driving the programs replaces that
-behind the same four calls.
+- time: `schedule(work)` runs `work` after everything already queued (the backlog);
+  `now_us()` is the walk's clock (deterministic: it moves `HOP_US` per capture point a frame
+  crosses, and jumps forward with `advance_clock(us)` when a timer fires while nothing is in
+  flight: an ARP retry, a delayed ACK, a retransmission, a program's timer).
+The socket layer (netsim/sockets/) keeps a table of sockets per namespace for the walk and runs
+the programs of netsim/programs/ on them: their actions go down through `ip_local_out`, what
+the transport layer receives comes back to them as events.
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ class Kernel(Protocol):
 
     def state(self, kind: type[S]) -> S:
         """The per-walk state object of class `kind` (made with `kind()` on first use)."""
+
+    def now_us(self) -> int:
+        """The walk's clock, in microseconds."""
+
+    def advance_clock(self, us: int) -> None:
+        """Move the clock forward to `us` (a timer fired); never backward."""
 
     # netfilter ----------------------------------------------------------------------------
     def nf_hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,

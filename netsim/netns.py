@@ -15,9 +15,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Iterable
 
 from .addresses import parse_address, parse_interface, parse_network, stable_hash
+from .clock import Clock
 from .device import Device, Loopback
 from .errors import ConfigError
 from .neighbour import NeighbourTable, PERMANENT
+from .pmtu import RouteExceptions
 from .route import Route, RouteResult, RoutingTable, address_int
 
 
@@ -29,13 +31,28 @@ class Sysctls:
     bridge_nf_call_iptables: bool = True           # net.bridge.bridge-nf-call-iptables (br_netfilter loaded)
     ip_local_port_range: tuple[int, int] = (32768, 60999)   # net.ipv4.ip_local_port_range
     ip_default_ttl: int = 64                       # net.ipv4.ip_default_ttl
+    mtu_expires: int = 600                         # net.ipv4.route.mtu_expires (seconds)
+    min_pmtu: int = 552                            # net.ipv4.route.min_pmtu
+    ip_no_pmtu_disc: int = 0                       # net.ipv4.ip_no_pmtu_disc
+    icmp_ratelimit: int = 1000                     # net.ipv4.icmp_ratelimit (ms per error and peer)
+    icmp_ratemask: int = 0x1818                    # net.ipv4.icmp_ratemask: unreachable, quench, time exceeded, param
+    icmp_echo_ignore_broadcasts: bool = True       # net.ipv4.icmp_echo_ignore_broadcasts
 
     NAMES = {
         "net.ipv4.ip_forward": "ip_forward",
         "net.bridge.bridge-nf-call-iptables": "bridge_nf_call_iptables",
         "net.ipv4.ip_local_port_range": "ip_local_port_range",
         "net.ipv4.ip_default_ttl": "ip_default_ttl",
+        "net.ipv4.route.mtu_expires": "mtu_expires",
+        "net.ipv4.route.min_pmtu": "min_pmtu",
+        "net.ipv4.ip_no_pmtu_disc": "ip_no_pmtu_disc",
+        "net.ipv4.icmp_ratelimit": "icmp_ratelimit",
+        "net.ipv4.icmp_ratemask": "icmp_ratemask",
+        "net.ipv4.icmp_echo_ignore_broadcasts": "icmp_echo_ignore_broadcasts",
     }
+    # the integer sysctls and their ranges (what the kernel's proc handlers accept)
+    RANGES = {"ip_default_ttl": (1, 255), "mtu_expires": (0, 1 << 31), "min_pmtu": (68, 65535),
+              "ip_no_pmtu_disc": (0, 3), "icmp_ratelimit": (0, 1 << 31), "icmp_ratemask": (0, (1 << 32) - 1)}
 
     def lines(self) -> list[str]:
         """As `sysctl NAME` prints them."""
@@ -69,7 +86,14 @@ class Namespace:
         self.local_table = RoutingTable("local")
         self.main_table = RoutingTable("main")
         self.neighbours = NeighbourTable()
+        self.route_cache = RouteExceptions()        # learned path MTUs (pmtu.py)
+        self.clock = Clock()                        # the network's clock, once the namespace joins one
+        self.icmp_peers: dict[str, tuple[int, int]] = {}   # inet_peer: destination -> (rate tokens, last), us
         self.listeners: set[tuple[str, int]] = set()
+        # the server programs that run on this namespace's listening sockets, by (proto, port):
+        # a factory making the program, or None for the default server of the protocol
+        # (sockets/servers.py: the HTTP echo server on TCP, the answering server on UDP)
+        self.servers: dict[tuple[str, int], object] = {}
         self.conntrack = Conntrack(self)
         self.netfilter = Netfilter(self)
         self._ifindex = 0
@@ -110,10 +134,14 @@ class Namespace:
             if not 1 <= low < high <= 65535:
                 raise ConfigError(f"ip_local_port_range {low} {high} is invalid: need 1 <= low < high <= 65535")
             value = (low, high)
-        elif attr == "ip_default_ttl":
-            value = int(value)
-            if not 1 <= value <= 255:
-                raise ConfigError(f"ip_default_ttl {value} is out of range 1..255")
+        elif attr in Sysctls.RANGES:
+            low, high = Sysctls.RANGES[attr]
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"sysctl {key}: {value!r} is not an integer") from None
+            if not low <= value <= high:
+                raise ConfigError(f"{attr} {value} is out of range {low}..{high}")
         else:
             value = bool(int(value))
         setattr(self.sysctl, attr, value)
@@ -267,16 +295,34 @@ class Namespace:
         self.neighbours.set(dev, ip, lladdr, state)
 
     # sockets ----------------------------------------------------------------------------
-    def listen(self, proto: str, port: int) -> None:
-        """Open a listening socket (`nc -l`): TCP accepts, UDP answers."""
+    def listen(self, proto: str, port: int, program: object = None) -> None:
+        """A server program listening on `port`: by default an HTTP echo server on TCP and a
+        server answering every datagram on UDP (netsim/sockets/servers.py); `program` is a
+        callable making another one (a fresh program for every walk), e.g.
+        `lambda: CoreDnsServer(data)`."""
         if proto not in ("tcp", "udp"):
             raise ConfigError(f"can only listen on tcp or udp, not {proto!r}")
-        if not 1 <= int(port) <= 65535:
-            raise ConfigError(f"port {port} is out of range 1..65535")
-        self.listeners.add((proto, int(port)))
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ConfigError(f"port {port!r} is out of range 1..65535")
+        if program is not None and not callable(program):
+            raise ConfigError(f"program {program!r} must be a callable that makes the server program")
+        self.listeners.add((proto, port))
+        self.servers[(proto, port)] = program
 
     def unlisten(self, proto: str, port: int) -> None:
         self.listeners.discard((proto, int(port)))
+        self.servers.pop((proto, int(port)), None)
+
+    def path_mtu(self, rr: RouteResult) -> int:
+        """The MTU a packet this namespace sends along `rr` must fit (ipv4_mtu): a learned
+        route exception's, else the output device's."""
+        dev = self.devices.get(rr.dev)
+        mtu = dev.mtu if dev is not None else 1500
+        if self.route_cache.by_dst:
+            exception = self.route_cache.get(rr.dst, self.clock.us)
+            if exception is not None and exception.mtu < mtu:
+                return exception.mtu
+        return mtu
 
     # deterministic stand-ins for kernel randomness ---------------------------------------
     def counter(self, key: object, start: int, modulo: int = 1 << 16) -> int:

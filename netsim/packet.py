@@ -575,7 +575,11 @@ class TCP:
 
     @property
     def option_list(self) -> tuple[TCPOption, ...]:
-        return tcp_options(self.options)
+        """The options decoded (worked out once: a segment's options are read several times)."""
+        found: tuple[TCPOption, ...] | None = self.__dict__.get("_options")
+        if found is None:
+            found = self.__dict__["_options"] = tcp_options(self.options)
+        return found
 
     def encode(self, src: str, dst: str) -> bytes:
         header = _TCP_PACK(sport=self.sport, dport=self.dport, seq=self.seq, ack=self.ack,

@@ -19,7 +19,7 @@ the module named for the kernel code it follows:
 | icmp.py | net/ipv4/icmp.c: icmp_send |
 | vxlan.py | drivers/net/vxlan/vxlan_core.c: vxlan_xmit, vxlan_rcv |
 | tun.py | drivers/net/tun.c: tun_net_xmit |
-| sockets.py | the transport layer: sockets and the kernel's own responders |
+| sockets/ | the transport layer: sockets, the programs on them, the kernel's own responders |
 | netfilter/nf_reject_ipv4.py | what REJECT sends: nf_send_reset, nf_send_unreach |
 
 Each step records its decision (netsim.decision.Decision) on the hop where the kernel had the
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Callable
 from . import sockets
 from .addresses import derive_mac, parse_address
 from .bridge import Bridge
+from .clock import Clock
 from .decision import Outcome, OutcomeKind, OutcomeReason
 from .device import Nic, Veth
 from .errors import ConfigError
@@ -43,14 +44,15 @@ from .ip_output import LOCAL_OUT_ERRNO
 from .netns import Namespace
 from .owners import network_owners
 from .params import check_send
-from .sockets import Client
+from .programs.events import Program
+from .programs.exchange import Exchange
 from .trace import Trace
 from .walk import MAX_HOPS, Flow, Walk
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import UdpSocketOwner
 
-__all__ = ["Network", "Walk", "Flow", "Client", "MAX_HOPS", "fragment", "LOCAL_OUT_ERRNO"]
+__all__ = ["Network", "Walk", "Flow", "MAX_HOPS", "fragment", "LOCAL_OUT_ERRNO"]
 
 
 class Network:
@@ -61,6 +63,7 @@ class Network:
         # userspace programs holding a UDP port (flanneld's udp proxy), by (namespace, port)
         self.udp_programs: dict[tuple[str, int], UdpSocketOwner] = {}
         self.max_hops = MAX_HOPS
+        self.clock = Clock()          # the network's time: walks move it on (clock.py)
         # a Cluster sets this to name what only it knows (services, external hosts)
         self.owner_hook: Callable[[], dict[str, str]] | None = None
 
@@ -69,6 +72,7 @@ class Network:
         if name in self.namespaces:
             raise ConfigError(f"a namespace named {name!r} exists already")
         ns = self.namespaces[name] = Namespace(name)
+        ns.clock = self.clock
         return ns
 
     def netns(self, name: str) -> Namespace:
@@ -133,7 +137,6 @@ class Network:
                 raise ConfigError(f"source {src} is not an address of {src_ns} (bind: Cannot assign requested address)")
         if cold:
             self.flush_caches()
-        walk = Walk(self.udp_programs, self.max_hops)
         rr = ns.route_get(dst, src)
         if rr is None:
             return Trace((), title, Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ROUTE, "ENETUNREACH",
@@ -142,20 +145,37 @@ class Network:
             return Trace((), title, Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.ROUTE_ERROR,
                                             LOCAL_OUT_ERRNO[rr.route.type], route=str(rr.route), netns=src_ns),
                          owners_from=self.owners)
-        sockets.connect(walk, ns, rr, dst, proto, dport, sport, payload, src)
+        walk = Walk(self.udp_programs, self.max_hops, self.clock)
+        program = Exchange(proto, dst, dport, sport, payload, src)
+        walk.state(sockets.SocketLayer).no_timers = True
+        sockets.spawn(walk, ns, program, oneshot=True)
         walk.run()
-        client = walk.client
-        assert client is not None
-        outcome = client.result
+        outcome = program.outcome
         if outcome is None:
             ended = tuple((e.verdict, e.reason) for e in walk.ended)
-            if walk.client_errno:
-                outcome = Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ANSWER, walk.client_errno, ended=ended)
+            if program.local_errno:
+                outcome = Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ANSWER, program.local_errno, ended=ended)
+            elif program.connected:
+                outcome = Outcome(OutcomeKind.CONNECTED, OutcomeReason.CONNECTED, peer=program.peer)
             else:
                 outcome = Outcome(OutcomeKind.TIMED_OUT, OutcomeReason.NO_ANSWER, "ETIMEDOUT", ended=ended)
         hops, ended_copies = walk.finish()
         return Trace(hops, title or f"{src_ns} -> {dst} {proto}{'/' + str(dport) if dport else ''}",
                      outcome, ended=ended_copies, owners_from=self.owners)
+
+    def run(self, programs: list[tuple[str, Program]], cold: bool = False, title: str = "",
+            max_hops: int | None = None) -> Trace:
+        """Start each program in its namespace and walk until nothing is pending: the trace of
+        everything they sent and received. The programs hold their results (`program.result`).
+        `cold` flushes neighbours, learned FDB entries and conntrack first, as `send` does."""
+        if cold:
+            self.flush_caches()
+        walk = Walk(self.udp_programs, max_hops or self.max_hops, self.clock)
+        for ns_name, program in programs:
+            sockets.spawn(walk, self.netns(ns_name), program)
+        walk.run()
+        hops, ended = walk.finish()
+        return Trace(hops, title, "", ended=ended, owners_from=self.owners)
 
     def flush_caches(self) -> None:
         """`ip neigh flush`, forget learned FDB entries, `conntrack -F` in every namespace."""

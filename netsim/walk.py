@@ -31,6 +31,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from . import arp, bridge, icmp, ip_input, sockets, tun, veth, vxlan
+from .clock import HOP_US, Clock
 from . import ip_forward as _forward
 from . import ip_fragment as _fragment
 from . import ip_output as _output
@@ -54,10 +55,13 @@ class Walk(FlowLog):
     """The state of one trace: the hop drafts, the receive queue and each protocol module's
     per-walk state; it is the `Kernel` (netsim/kernel.py) the protocol modules call."""
 
-    def __init__(self, udp_programs: Mapping[tuple[str, int], UdpSocketOwner], max_hops: int = MAX_HOPS):
+    def __init__(self, udp_programs: Mapping[tuple[str, int], UdpSocketOwner], max_hops: int = MAX_HOPS,
+                 clock: Clock | None = None):
         super().__init__()
         self.udp_programs = udp_programs        # userspace programs' UDP ports, by (namespace, port)
         self.max_hops = max_hops
+        self.clock = clock if clock is not None else Clock()
+        self.base_us = self.clock.us            # now_us() = base + HOP_US per hop recorded
         self.drafts: list[_Draft] = []
         # the backlog: (device, frame, flow) to receive, or (work, None, None) to run
         self.queue: deque[tuple[Any, Any, Any]] = deque()
@@ -69,15 +73,13 @@ class Walk(FlowLog):
             found = self.states[kind] = kind()
         return found  # type: ignore[no-any-return]
 
-    @property
-    def client(self) -> sockets.Client | None:
-        """The socket that started the exchange (the socket layer's)."""
-        return self.state(sockets.SocketLayer).client
+    def now_us(self) -> int:
+        return self.base_us + len(self.drafts) * HOP_US
 
-    @property
-    def client_errno(self) -> str:
-        """The error the client's own send failed with, if it did."""
-        return self.state(sockets.SocketLayer).send_errno
+    def advance_clock(self, us: int) -> None:
+        now = self.now_us()
+        if us > now:
+            self.base_us += us - now
 
     def new_flow(self, role: str) -> Flow:
         return Flow(self, role)
@@ -103,8 +105,9 @@ class Walk(FlowLog):
         flow.own = True
 
     def run(self) -> None:
-        """Drain the backlog; when the wire goes quiet, run the timers (IDLE_TIMERS) until none
-        sends anything more."""
+        """Drain the backlog; when the wire goes quiet, run the timers (IDLE_TIMERS, in that
+        order: the first that sends anything goes first) until none has anything left to do.
+        The network's clock then stands where the walk ended."""
         queue, receive = self.queue, self.netif_receive_skb
         while True:
             while queue:
@@ -113,8 +116,9 @@ class Walk(FlowLog):
                     dev()
                 else:
                     receive(dev, frame, flow)
-            if not any([timer(self) for timer in IDLE_TIMERS]):
+            if not any(timer(self) for timer in IDLE_TIMERS):
                 break
+        self.clock.us = self.now_us()
 
     def hops(self) -> tuple[Hop, ...]:
         """The finished hops. A hop no copy went on from takes the verdict of the first copy
@@ -262,7 +266,7 @@ PTYPE_HANDLERS: dict[int, Callable] = {
 }
 
 # timers that run when the backlog is empty; each returns whether it sent anything.
-IDLE_TIMERS: tuple[Callable[[Walk], bool], ...] = (arp.neigh_timer,)
+IDLE_TIMERS: tuple[Callable[[Walk], bool], ...] = (arp.neigh_timer, sockets.sock_timers)
 
 if TYPE_CHECKING:  # pragma: no cover
     def _walk_is_a_kernel(walk: Walk) -> Kernel:

@@ -92,3 +92,12 @@ class FakeKernel:
 
     def sock_send_error(self, ns, flow, errno) -> None:
         self.calls.append(("sock_send_error", ns.name, flow, errno))
+
+    # the walk's clock
+    clock = 0
+
+    def now_us(self) -> int:
+        return self.clock
+
+    def advance_clock(self, us: int) -> None:
+        self.clock = max(self.clock, us)

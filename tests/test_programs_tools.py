@@ -80,7 +80,7 @@ def test_ping_data_is_the_timeval_then_iputils_pattern():
 def test_ping_learns_the_route_then_sends_one_probe_per_interval():
     ping = Ping(parse_ping_args(["-c", "2", "-t", "7", "-M", "do", "10.244.1.2"]))
     assert ping.start(0) == [Open("probe", "udp", SocketOptions()), Connect("probe", "10.244.1.2", 1025)]
-    icmp = SocketOptions(ttl=7, pmtudisc="do")
+    icmp = SocketOptions(ttl=7, pmtudisc="do", recverr=True)          # ping4_run sets IP_RECVERR
     assert ping.handle(Connected("probe", 10)) == [
         Close("probe"), Open("icmp", "icmp", icmp), SendEcho("icmp", "10.244.1.2", ep.PING_ID, 1, echo_data(56)),
         SetTimer("tick", 1_000_000)]
@@ -239,7 +239,8 @@ def test_traceroute_udp_probes():
     opens = [a for a in actions if isinstance(a, Open)]
     connects = [a for a in actions if isinstance(a, Connect)]
     # 16 probes in flight: TTL 1 to 6 with three per hop, ports 33434 up, DF clear
-    assert [o.options for o in opens] == [SocketOptions(ttl=1 + i // 3, pmtudisc="dont") for i in range(16)]
+    assert [o.options for o in opens] == [SocketOptions(ttl=1 + i // 3, pmtudisc="dont", recverr=True)
+                                              for i in range(16)]
     assert [c.dport for c in connects] == list(range(33434, 33450))
     # the captured payload: 32 bytes "@ABC...^_"
     assert {s.data for s in sends} == {bytes(range(0x40, 0x60))}
@@ -248,7 +249,7 @@ def test_traceroute_udp_probes():
 def test_traceroute_icmp_probes():
     tr = Traceroute(parse_traceroute_args(["-I", "10.9.1.2"]))
     actions = tr.start(0)
-    assert actions[0] == Open("icmp", "icmp", SocketOptions(pmtudisc="dont"))
+    assert actions[0] == Open("icmp", "icmp", SocketOptions(pmtudisc="dont", recverr=True))
     echoes = [a for a in actions if isinstance(a, SendEcho)]
     ttls = [a.options.ttl for a in actions if isinstance(a, SetOptions)]
     assert [e.seq for e in echoes] == list(range(1, 17)) and ttls == [1 + i // 3 for i in range(16)]

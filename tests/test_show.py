@@ -184,7 +184,13 @@ def test_sysctl(net):
 net.ipv4.ip_forward = 1
 net.bridge.bridge-nf-call-iptables = 1
 net.ipv4.ip_local_port_range = 32768\t60999
-net.ipv4.ip_default_ttl = 64"""
+net.ipv4.ip_default_ttl = 64
+net.ipv4.route.mtu_expires = 600
+net.ipv4.route.min_pmtu = 552
+net.ipv4.ip_no_pmtu_disc = 0
+net.ipv4.icmp_ratelimit = 1000
+net.ipv4.icmp_ratemask = 6168
+net.ipv4.icmp_echo_ignore_broadcasts = 1"""
 
 
 def test_iptables_and_conntrack_views_delegate(net):

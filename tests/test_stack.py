@@ -232,9 +232,16 @@ def test_udp_and_tcp_exchanges_with_listeners():
     udp = net.send("h1", "10.0.0.2", "udp", dport=9090)
     assert outcome(udp) == ("answered", "", "10.0.0.2:9090", None)
     assert udp.reply[0].ip.payload.payload == b"RSP" and udp.reply[0].ip.id != 0   # unconnected socket: hashed ID
-    tcp = net.send("h1", "10.0.0.2", "tcp", dport=8080, payload=b"REQ")
-    assert outcome(tcp) == ("received", "", "10.0.0.2:8080", None)
-    assert [h.ip.payload.flags for h in non_arp(tcp) if h.direction == "tx"] == ["S", "SA", "A", "PA", "PA"]
+    # the HTTP echo server: the request is ACKed at once (quick ACK), answered, and the server closes
+    tcp = net.send("h1", "10.0.0.2", "tcp", dport=8080, payload=b"GET / HTTP/1.1\r\n\r\n")
+    assert outcome(tcp) == ("received", "", "10.0.0.2:8080", None) and tcp.outcome.fact("size") == 60
+    assert [h.ip.payload.flags for h in non_arp(tcp) if h.direction == "tx"] == ["S", "SA", "A", "PA", "A", "PA", "FA"]
+    assert [h.role for h in non_arp(tcp) if h.direction == "tx"] == ["request", "reply", "ack", "data", "ack",
+                                                                     "response", "fin"]
+    # something else than an HTTP request: acknowledged, never answered; the connection stays open
+    other = net.send("h1", "10.0.0.2", "tcp", dport=8080, payload=b"REQ")
+    assert outcome(other) == ("connected", "", "10.0.0.2:8080", None)
+    assert [h.ip.payload.flags for h in non_arp(other) if h.direction == "tx"] == ["S", "SA", "A", "PA", "A"]
 
 
 def test_loopback_traffic_never_leaves_lo():

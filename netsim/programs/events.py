@@ -174,12 +174,14 @@ SOCKET_KINDS = ("udp", "tcp", "icmp", "raw-tcp")
 class SocketOptions:
     """setsockopt() calls a program makes before it sends: IP_TTL (None: the namespace's
     net.ipv4.ip_default_ttl), IP_TOS, IP_MTU_DISCOVER (None: the socket's default, which is
-    IP_PMTUDISC_WANT unless net.ipv4.ip_no_pmtu_disc is set), SO_BROADCAST."""
+    IP_PMTUDISC_WANT unless net.ipv4.ip_no_pmtu_disc is set), SO_BROADCAST, IP_RECVERR (every
+    ICMP error is reported, not only the "hard" ones a connected socket gets without it)."""
 
     ttl: int | None = None
     tos: int = 0
     pmtudisc: str | None = None
     broadcast: bool = False
+    recverr: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ From iputils ping/ping.c and ping/ping_common.c (tag 20221126), checked against 
   EACCES there (a broadcast address, no -b) ends it with "Do you want to ping broadcast? Then -b.
   If not, check your local firewall rules", exit status 2; ENETUNREACH with "ping: connect:
   Network is unreachable".
+- The ICMP socket has IP_RECVERR set (ping4_run), so every ICMP error about a probe and every
+  local error (EMSGSIZE with the MTU) reaches ping.
 - Each probe: ICMP echo request, identifier (ping's own; netsim's PING_ID), sequence from 1,
   data = a 16-byte struct timeval then bytes i & 0xFF for i = 16.. (no timeval, and no times,
   when the size is under 16). One per interval.
@@ -314,7 +316,8 @@ class Ping(Program):
 
     def begin(self, at: int) -> list[Action]:
         opts = self.options
-        icmp = SocketOptions(ttl=opts.ttl, tos=opts.tos, pmtudisc=opts.pmtudisc, broadcast=opts.broadcast)
+        icmp = SocketOptions(ttl=opts.ttl, tos=opts.tos, pmtudisc=opts.pmtudisc, broadcast=opts.broadcast,
+                             recverr=True)
         out: list[Action] = [Close("probe"), Open("icmp", "icmp", icmp)]
         return out + self.send(at)
 

@@ -88,10 +88,36 @@ def ts_offset(src: str, dst: str, sport: int, dport: int) -> int:
 
 
 def option_values(segment: TCP, kind: int) -> tuple[int, ...]:
-    for option in segment.option_list:
-        if option.kind == kind:
-            return option.values
-    return ()
+    """The values of the option `kind` (MSS, window scale or timestamps) in `segment`."""
+    found: dict[int, tuple[int, ...]] | None = segment.__dict__.get("_read")
+    if found is None:
+        found = segment.__dict__["_read"] = read_options(segment.options)
+    return found.get(kind, ())
+
+
+def read_options(raw: bytes) -> dict[int, tuple[int, ...]]:
+    """tcp_parse_options for what a connection reads (MSS, window scale, timestamps), in one
+    pass over the bytes: kind -> values."""
+    out: dict[int, tuple[int, ...]] = {}
+    i, end = 0, len(raw)
+    while i < end:
+        kind = raw[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= end or raw[i + 1] < 2:
+            break
+        length = raw[i + 1]
+        if kind == TCPOPT_MSS and length == 4:
+            out[kind] = (int.from_bytes(raw[i + 2:i + 4], "big"),)
+        elif kind == TCPOPT_WINDOW and length == 3:
+            out[kind] = (raw[i + 2],)
+        elif kind == TCPOPT_TIMESTAMP and length == 10:
+            out[kind] = (int.from_bytes(raw[i + 2:i + 6], "big"), int.from_bytes(raw[i + 6:i + 10], "big"))
+        i += length
+    return out
 
 
 def scaled_window(rcv_wnd: int, wscale: int) -> int:

@@ -13,6 +13,8 @@ the captures; traceroute's source is not in the reference corpus):
 - -T (TCP): one raw TCP socket; a SYN per probe from a new source port to port 80 (-p sets it,
   the same for every probe), window 4 x MSS, options MSS (the route's MTU - 40), SACK permitted,
   timestamps, NOP, window scale 2: 60-byte packets whatever the length asked; IP IDs count up.
+- Every probe socket has IP_RECVERR set (traceroute reads the ICMP errors about its probes
+  from the socket's error queue).
 - 16 probes in flight at most (-N 16): traceroute sends the first 16 at once (TTL 1 to 6 with
   3 per hop), then one more each time one is answered or given up, never past the hop where the
   destination answered; it prints hop by hop.
@@ -238,7 +240,7 @@ class Traceroute(Program):
             out: list[Action] = []
             if opts.method in ("icmp", "tcp"):
                 out.append(Open(opts.method, "icmp" if opts.method == "icmp" else "raw-tcp",
-                                SocketOptions(pmtudisc=self.pmtudisc)))
+                                SocketOptions(pmtudisc=self.pmtudisc, recverr=True)))
             return out + self.fill(event.at)
         if not isinstance(event, (TimerFired, SocketError, EchoReplyReceived, SegmentReceived, DatagramReceived)):
             return []
@@ -296,7 +298,7 @@ class Traceroute(Program):
     def send(self, probe: Probe, at: int) -> list[Action]:
         self.sent[probe.index] = probe
         self.sent_at[probe.index] = at
-        opts = SocketOptions(ttl=probe.ttl, pmtudisc=self.pmtudisc)
+        opts = SocketOptions(ttl=probe.ttl, pmtudisc=self.pmtudisc, recverr=True)
         timer = SetTimer(f"w{probe.index}", self.options.wait_ms * 1000)
         data_len = probe.length - 28
         if probe.proto == "udp":

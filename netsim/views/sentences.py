@@ -317,6 +317,9 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     ("ip_route_output_key", R.LOCAL_ERROR): lambda d, f: (
         f"route {_one(d, RouteRef).route}: {STRERROR[f.errno]}"),
     ("ip_route_output_key", R.OUTPUT): lambda d, f: f"route: {route_get_line(f.dst, _one(d, RouteRef))}",
+    ("__ip_rt_update_pmtu", R.PMTU_LEARNED): lambda d, f: (
+        f"route exception: the path MTU to {f.dst} drops {f.was} -> {f.mtu} for {f.expires} s "
+        f"(net.ipv4.route.mtu_expires){'; locked at min_pmtu, DF no longer set' if f.locked else ''}"),
     ("ip_route_me_harder", R.NO_ROUTE): lambda d, f: f"no route to {f.dst} after NAT",
     ("ip_route_me_harder", R.REROUTED): lambda d, f: (
         f"rerouted after DNAT: {route_get_line(f.dst, _one(d, RouteRef))}"),
@@ -343,6 +346,8 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     ("icmp_send", IcmpReason.ERROR): lambda d, f: (
         f"ICMP {_ICMP_ERRORS[f.type, f.code]} from {f.src} to {f.dst}"),
     ("icmp_send", IcmpReason.REJECTED): lambda d, f: f"ICMP rejected from {f.src} to {f.dst}",
+    ("icmp_send", IcmpReason.RATELIMITED): lambda d, f: (
+        f"no ICMP error to {f.dst}: the rate limit for it is spent (net.ipv4.icmp_ratelimit = {f.ratelimit} ms)"),
 
     # walk.py (NF_HOOK), netfilter/ip_tables.py, netfilter/core.py, netfilter/nft_eval.py
     ("nf_hook_slow", NF.HOOK_VERDICT): lambda d, f: f"{f.hook}: {d.verdict.upper()}",
@@ -454,7 +459,35 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     ("tcp_rcv_synsent_state_process", S.SYNACK_SENDS_DATA): lambda d, f: (
         "SYN-ACK: the connection is established; the client sends ACK and its data"),
     ("tcp_rcv_established", S.READ): lambda d, f: f"the client socket reads {len(f.data)} bytes: {f.data!r}",
-    ("tcp_rcv_established", S.DELIVERED): lambda d, f: "delivered to the client socket",
+    ("tcp_rcv_established", S.DELIVERED): lambda d, f: "taken by its connection: nothing to read",
+    ("sendmsg", S.SENT): lambda d, f: f"{f.netns} sends: {packet_line(f.packet)}",
+    ("udp_rcv", S.UDP_DELIVERED): lambda d, f: f"UDP socket on port {f.port} receives {f.size} bytes",
+    ("tcp_rcv_synsent_state_process", S.SYNACK_ACKED): lambda d, f: (
+        "SYN-ACK: the connection is established (connect() returns) and the kernel acknowledges it"),
+    ("tcp_rcv_established", S.STREAM_READ): lambda d, f: (
+        f"TCP connection on port {f.port}: {f.size} bytes in order, read by the program"),
+    ("tcp_fin", S.FIN): lambda d, f: (
+        f"TCP connection on port {f.port}: FIN, the peer closed its side (read() returns 0)"),
+    ("tcp_reset", S.RESET): lambda d, f: (
+        f"RST: the connection on port {f.port} is reset (Connection reset by peer)"),
+    ("icmp_unreach", S.ICMP_SOFT): lambda d, f: (
+        f"{icmp_line(f.type, f.code)} from {f.src}: taken by the socket that sent the packet, which is not told "
+        f"(a soft error, or a connection not yet accepted)"),
+    ("icmp_echo", S.ECHO_IGNORED): lambda d, f: (
+        f"ICMP echo request for {f.dst}, a broadcast or multicast address: ignored "
+        f"(net.ipv4.icmp_echo_ignore_broadcasts = 1)"),
+    ("__ip_append_data", S.EMSGSIZE): lambda d, f: (
+        f"a {f.size}-byte packet with DF asked for does not fit the path MTU {f.mtu} (or 65535): "
+        f"the send fails with EMSGSIZE (Message too long)"),
+    ("udp_sendmsg", S.BROADCAST_REFUSED): lambda d, f: (
+        f"{f.dst} is a broadcast address and the socket has no SO_BROADCAST: the send fails with EACCES"),
+    ("raw_sendmsg", S.BROADCAST_REFUSED): lambda d, f: (
+        f"{f.dst} is a broadcast address and the socket has no SO_BROADCAST: the send fails with EACCES"),
+    ("tcp_v4_connect", S.NOT_UNICAST): lambda d, f: (
+        f"TCP cannot connect to {f.dst}, a broadcast or multicast address: connect() fails with ENETUNREACH"),
+    ("tcp_v4_mtu_reduced", S.MSS_REDUCED): lambda d, f: (
+        f"TCP connection on port {f.port}: path MTU {f.mtu}, the MSS drops to {f.mss}; what was sent too long "
+        f"goes again, cut to size"),
 
     # flannel.py (flanneld's udp backend)
     ("tun_to_udp", FL.NO_ROUTE): lambda d, f: f"flanneld: no route for {f.dst} in its table: ICMP net unreachable",
