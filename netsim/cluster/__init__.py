@@ -9,6 +9,8 @@ where it enters and hands the building to the rooms of this package:
 | builder.py | the namespaces, as kubelet, the CNI plugin, flanneld and kube-proxy program them; lazy clusters |
 | services.py | Services: kube-apiserver's checks and allocations, kube-proxy's rules on every node |
 | endpoints.py | what a name in `send()` stands for |
+| dns.py | the cluster's DNS records, a pod's resolv.conf, a DNS server attached to a pod, name resolution |
+| tools.py | ping, traceroute, dig, curl and nc run in a host: `ToolRun` (output, exit status, traces) |
 | breakages.py | the `break_*` methods and `set_mtu`, for the troubleshooting chapter |
 | owners.py | who owns an address only the cluster knows (a service's ClusterIP) |
 
@@ -26,14 +28,18 @@ from ..errors import ConfigError
 from ..names import check_name
 from ..params import check_port, check_protocol
 from ..trace import Trace
-from . import breakages
+from . import breakages, tools
+from . import dns as cluster_dns
 from .builder import EAGER_MAX_NODES, Builder
+from .dns import DnsServer, Resolution
+from .tools import ToolRun
 from .endpoints import Endpoint, resolve
 from .owners import cluster_owners
 from .spec import (DEFAULT_CONTAINERS, EXTERNAL_NET, FIRST_SERVICE_IP, GATEWAY_EXTERNAL_IP, MIN_MTU, POD_PORTS, SERVICE_CIDR,
                    ClusterSpec, External, Node, Pod)
 
-__all__ = ["Cluster", "Endpoint", "External", "Node", "Pod", "reference_cluster", "EAGER_MAX_NODES",
+__all__ = ["Cluster", "DnsServer", "Endpoint", "External", "Node", "Pod", "Resolution", "ToolRun",
+           "reference_cluster", "EAGER_MAX_NODES",
            "EXTERNAL_NET", "FIRST_SERVICE_IP", "GATEWAY_EXTERNAL_IP", "MIN_MTU", "POD_PORTS", "SERVICE_CIDR"]
 
 
@@ -54,6 +60,7 @@ class Cluster:
         self._builder = Builder(spec, self.lazy)
         self.network = self._builder.network
         self.network.owner_hook = lambda: cluster_owners(spec)     # traces name services' ClusterIPs
+        self.dns: DnsServer | None = None          # the DNS server pods resolve names with (set_dns)
 
     @property
     def built(self) -> int:
@@ -142,6 +149,53 @@ class Cluster:
             dport = target.port if target.port is not None else (8080 if proto == "tcp" else 9090)
         title = f"{src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})"
         return self.network.send(source.netns, target.ip, proto, dport, sport, payload, cold=cold, title=title)
+
+    # the tools a reader types (tools.py) ---------------------------------------------------
+    def ping(self, src: str, dst: str, count: int = 1, size: int = 56, ttl: int | None = None,
+             pmtudisc: str = "want", tos: int = 0, broadcast: bool = False, cold: bool = True) -> ToolRun:
+        """`ping -c COUNT -s SIZE [-t TTL] -M want|do|dont [-Q TOS] [-b] DST` run in `src`; prints
+        as iputils' ping does (`str(run)`), with the trace of every probe and answer."""
+        return tools.ping(self, src, dst, count, size, ttl, pmtudisc, tos, broadcast, cold)
+
+    def traceroute(self, src: str, dst: str, mode: str = "udp", queries: int = 3, max_ttl: int = 30,
+                   first_ttl: int = 1, port: int | None = None, wait: float = 5.0, packetlen: int | None = None,
+                   numeric: bool = False, dont_fragment: bool = False, cold: bool = True) -> ToolRun:
+        """`traceroute` run in `src`: UDP probes (the default), ICMP echo (`mode="icmp"`, -I) or
+        TCP SYNs (`mode="tcp"`, -T), as traceroute 2.1 sends and prints them."""
+        return tools.traceroute(self, src, dst, mode, queries, max_ttl, first_ttl, port, wait, packetlen, numeric,
+                                dont_fragment, cold=cold)
+
+    def dig(self, src: str, name: str, server: str | None = None, tcp: bool = False, search: bool = False,
+            qtype: str = "A", short: bool = False, cold: bool = True) -> ToolRun:
+        """`dig [@SERVER] NAME [+tcp] [+search]` run in `src`, to the pod's resolv.conf nameserver
+        unless `server` is given; prints as BIND's dig does."""
+        return tools.dig(self, src, name, server, tcp, search, qtype, short, cold)
+
+    def fetch(self, src: str, target: str, size: int | None = None, data: bytes | None = None,
+              max_time: float | None = None, cold: bool = True) -> ToolRun:
+        """`curl -sS URL` run in `src`: an HTTP request over a TCP connection, its response (`size`
+        bytes of body from the pods' HTTP server), the teardown. `target` is a URL or host[:port]."""
+        return tools.fetch(self, src, target, size, data, max_time, cold)
+
+    def nc(self, src: str, dst: str, port: int, data: bytes = b"", udp: bool = False, verbose: bool = False,
+           zero: bool = False, wait: int | None = None, cold: bool = True) -> ToolRun:
+        """`nc [-u] [-v] [-z] [-w WAIT] DST PORT` run in `src`, sending `data` (then FIN, as -N)."""
+        return tools.nc(self, src, dst, port, data, udp, verbose, zero, wait, cold=cold)
+
+    # names -----------------------------------------------------------------------------------
+    def set_dns(self, pod: str, nameserver: str | None = None) -> DnsServer:
+        """Run a DNS server in CoreDNS's role in `pod` (UDP and TCP 53, the cluster's Services and
+        pods as records) and name `nameserver` (default: the pod's address; a kube-dns ClusterIP
+        in front of it) in every pod's resolv.conf. The tools then resolve names with DNS queries."""
+        return cluster_dns.attach_dns(self, pod, nameserver)
+
+    def resolv_conf(self, pod: str) -> str:
+        """The pod's /etc/resolv.conf, as kubelet writes it for a ClusterFirst pod."""
+        conf = cluster_dns.resolv_conf(self, pod)
+        if conf is None:
+            raise ConfigError(f"{pod!r} is not a pod: only pods get kubelet's resolv.conf (pods: "
+                              f"{', '.join(self.pods) or 'none'})")
+        return conf.text()
 
     # views --------------------------------------------------------------------------------
     def show(self, host: str, what: str) -> str:

@@ -118,17 +118,18 @@ class Fetch(Program):
 
     name = "curl"
 
-    def __init__(self, url: str, data: bytes | None = None, max_time_ms: int = 0) -> None:
+    def __init__(self, url: str, data: bytes | None = None, max_time_ms: int = 0, host_name: str = "") -> None:
         super().__init__()
         self.url = url
         self.host, self.port, self.path = parse_url(url)
+        self.host_name = host_name or self.host    # the host as typed: the Host header and curl's messages
         self.data, self.max_time_ms = data, max_time_ms
         self.buffer = b""
         self.started_at = 0
         self.connected = False
 
     def request(self) -> bytes:
-        host = f"{self.host}:{self.port}" if self.port != 80 else self.host
+        host = f"{self.host_name}:{self.port}" if self.port != 80 else self.host_name
         lines = [f"{'POST' if self.data is not None else 'GET'} {self.path} HTTP/1.1", f"Host: {host}",
                  f"User-Agent: curl/{CURL_VERSION}", "Accept: */*"]
         if self.data is not None:
@@ -160,7 +161,7 @@ class Fetch(Program):
             return self.fail(56, "Recv failure: Connection reset by peer", event.at)
         if isinstance(event, SocketError) and event.sock == "curl":
             elapsed = (event.at - self.started_at) // 1000
-            return self.fail(7, f"Failed to connect to {self.host} port {self.port} after {elapsed} ms: "
+            return self.fail(7, f"Failed to connect to {self.host_name} port {self.port} after {elapsed} ms: "
                                 f"Couldn't connect to server", event.at)
         if isinstance(event, TimerFired) and event.name == "timeout":
             what = "Operation" if self.connected else "Connection"
