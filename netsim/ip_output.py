@@ -7,7 +7,9 @@ Kernel behaviour modelled (net/ipv4/ip_output.c `ip_local_out`, `__ip_local_out`
   ENETUNREACH;
 - OUTPUT runs; a DNAT there sends the packet through the route lookup again;
 - a packet for one of our own addresses runs POSTROUTING and goes out of `lo`;
-- a locally generated packet with DF set larger than the device's MTU fails with EMSGSIZE;
+- a locally generated packet with DF set larger than the path MTU (the device's, or a lower
+  one the namespace learned: pmtu.py) fails with EMSGSIZE; one without DF is fragmented to the
+  path MTU (`ip_skb_dst_mtu`), a forwarded one to the device's MTU;
 - POSTROUTING runs; a packet over the MTU (or over the largest fragment conntrack reassembled
   it from, IPCB frag_max_size) is fragmented if DF is clear (ip_do_fragment), else dropped;
 - the neighbour layer puts the Ethernet header on (neigh_output).
@@ -69,9 +71,14 @@ def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult
         k.dev_queue_xmit(lo, Ethernet("00:00:00:00:00:00", "00:00:00:00:00:00", ETH_P_IP, hooked), flow)
         return
     out_dev = ns.devices[rr.dev]
-    if ip.df and ip.length() > out_dev.mtu:
+    mtu = out_dev.mtu
+    if ns.route_cache.by_dst:
+        learned = ns.path_mtu(rr)
+        if learned < mtu:
+            mtu = flow.skb.pmtu = learned
+    if ip.df and ip.length() > mtu:
         flow.end("dropped", Decision(Subsystem.IP, "ip_fragment", IpReason.EMSGSIZE, Verdict.DROP,
-                                     size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu), ns.name, out_dev.name)
+                                     size=ip.length(), dev=out_dev.name, mtu=mtu), ns.name, out_dev.name)
         k.sock_send_error(ns, flow, "EMSGSIZE")
         return
     k.ip_output(ns, ip, rr, flow)
@@ -85,12 +92,13 @@ def ip_output(k: Kernel, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) -
     ip = hooked
     out_dev = ns.devices[rr.dev]
     frag_max = flow.skb.frag_max
-    if ip.length() > out_dev.mtu or (frag_max and ip.length() > frag_max):
+    mtu = min(out_dev.mtu, flow.skb.pmtu) if flow.skb.pmtu else out_dev.mtu
+    if ip.length() > mtu or (frag_max and ip.length() > frag_max):
         if ip.df:
             flow.end("dropped", Decision(Subsystem.IP, "ip_fragment", IpReason.DF_TOO_BIG, Verdict.DROP,
-                                         size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu), ns.name, out_dev.name)
+                                         size=ip.length(), dev=out_dev.name, mtu=mtu), ns.name, out_dev.name)
             return
-        size = min(out_dev.mtu, frag_max) if frag_max else out_dev.mtu
+        size = min(mtu, frag_max) if frag_max else mtu
         fragments = k.ip_do_fragment(ip, size)
         changes = (field_change("ipv4", "len", ip.length(), fragments[0].length()),)
         if frag_max and frag_max <= out_dev.mtu:
@@ -98,7 +106,7 @@ def ip_output(k: Kernel, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) -
                                changes=changes, frag_max=frag_max, count=len(fragments)))
         else:
             flow.note(Decision(Subsystem.IP, "ip_do_fragment", IpReason.FRAGMENTED, Verdict.FRAGMENT,
-                               changes=changes, size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu,
+                               changes=changes, size=ip.length(), dev=out_dev.name, mtu=mtu,
                                count=len(fragments)))
         for frag in fragments:
             k.neigh_output(ns, out_dev, rr.nexthop, frag, flow.copy())

@@ -195,7 +195,8 @@ def ip_route(ns: "Namespace", table: str = "main") -> str:
 
 def ip_route_get(ns: "Namespace", addr: str, src: str | None = None) -> str:
     """`ip route get ADDR [from SRC]`, as iproute2 prints the kernel's answer:
-    `10.244.1.2 via 10.244.1.0 dev flannel.1 src 10.244.0.0 uid 0` then `    cache`; local
+    `10.244.1.2 via 10.244.1.0 dev flannel.1 src 10.244.0.0 uid 0` then `    cache`, or with a
+    learned path MTU (pmtu.py) `    cache expires 599sec mtu 1450` (trailing spaces left out); local
     destinations go through `lo` (`cache <local>`); with `from`, the source is printed after the
     destination and no `src` follows. An argument that is not an IPv4 address is a ConfigError
     (iproute2: `Error: any valid prefix is expected rather than ...`)."""
@@ -205,7 +206,13 @@ def ip_route_get(ns: "Namespace", addr: str, src: str | None = None) -> str:
     rr = ns.route_get(addr, src)
     if rr is None:
         return "RTNETLINK answers: Network is unreachable"
-    return format_route_get(rr, src)
+    text = format_route_get(rr, src)
+    exception = ns.route_cache.get(rr.dst, ns.clock.us) if ns.route_cache.by_dst and rr.route.type == "unicast" else None
+    if exception is not None:
+        # rt_fill_info: the exception's expiry (seconds left) and its MTU metric, after "cache"
+        text += f" expires {exception.seconds_left(ns.clock.us)}sec mtu {'lock ' if exception.locked else ''}" \
+                f"{exception.mtu}"
+    return text
 
 
 def format_route_get(rr: RouteResult, src: str | None = None) -> str:

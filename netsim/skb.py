@@ -28,6 +28,7 @@ class Skb:
     bridged: bool = False           # br_netfilter already ran PREROUTING on this packet
     hash: int | None = None         # skb->hash: the sending socket's flow hash, if any
     frag_max: int = 0               # IPCB frag_max_size: the largest fragment nf_defrag reassembled
+    pmtu: int = 0                   # a local packet's learned path MTU, when below the device's (ip_skb_dst_mtu)
     eth: tuple[str, str] | None = None   # (source, destination) MAC the packet arrived with
     # br_netfilter's bridged DNAT waiting on ARP (nf_bridge->bridged_dnat): the port it came in
     # on (physindev) and the Ethernet source it had, restored once the bridge sends it

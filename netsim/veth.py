@@ -5,7 +5,11 @@ Kernel behaviour modelled (drivers/net/veth.c `veth_xmit`, net/core/dev.c
 - what one end of a veth transmits is received by its peer; with no peer, or a peer that is
   down, the frame is dropped;
 - the peer accepts a frame only if it fits its MTU plus a VLAN tag (`is_skb_forwardable`);
-  a larger one is counted in its rx_dropped, without an ICMP error;
+  a larger one is counted in its rx_dropped, without an ICMP error; veth_xmit returns
+  NET_XMIT_DROP, which `ip_send_skb` turns into ENOBUFS (`net_xmit_errno`): a socket whose send
+  is still running sees it (ping prints "ping: sendmsg: No buffer space available"; UDP
+  reports it only with IP_RECVERR), a packet that waited for ARP went out after the send
+  returned and nobody is told (measured on Linux 6.18, tests/test_lab_sockets.py);
 - a frame crossing into another namespace is scrubbed (`skb_scrub_packet`): its mark and
   conntrack reference are gone, only the flow hash survives;
 - the loopback device receives what it sends, in the same namespace.
@@ -36,6 +40,8 @@ def veth_xmit(k: Kernel, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None:
         flow.end("dropped", Decision(Subsystem.VETH, "is_skb_forwardable", VethReason.TOO_BIG, Verdict.DROP,
                                      peer=peer.where, size=size, mtu=peer.mtu),
                  peer.netns.name if peer.netns else "", peer.name)
+        if dev.netns is not None:
+            k.sock_send_error(dev.netns, flow, "ENOBUFS")
         return
     crossing = peer.netns is not dev.netns
     skb = flow.skb.scrub() if crossing else flow.skb

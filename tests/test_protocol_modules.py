@@ -71,14 +71,16 @@ def test_veth_xmit_drops_a_frame_above_the_peers_mtu_and_hands_a_fitting_one_to_
     left.peer, right.peer = right, left
     k = FakeKernel()
     too_big = Ethernet(MAC_B, MAC_A, ETH_P_IP, udp("10.0.0.1", "10.0.0.2", 1405))
-    veth_xmit(k, left, too_big, k.new_flow("request"))
-    assert k.calls == []
+    dropped = k.new_flow("request")
+    veth_xmit(k, left, too_big, dropped)
+    assert k.calls == [("sock_send_error", "a", dropped, "ENOBUFS")]     # NET_XMIT_DROP: the sender's ENOBUFS
     assert k.log.ended == [Ended(1, "request", "b", "veth1", "dropped", Decision(
         Subsystem.VETH, "is_skb_forwardable", VethReason.TOO_BIG, Verdict.DROP, peer="b/veth1", size=1405, mtu=1400))]
 
     fits = Ethernet(MAC_B, MAC_A, ETH_P_IP, udp("10.0.0.1", "10.0.0.2", 1404))
     flow = k.new_flow("request")
     flow.skb = Skb(mark=0x4000, hash=99, ct_state="NEW")
+    k.calls.clear()
     veth_xmit(k, left, fits, flow)
     [(dev, frame, copy)] = k.named("netif_rx")
     assert (dev, frame, copy.packet_id, copy.skb) == (right, fits, 2, Skb(hash=99))   # skb_scrub_packet

@@ -16,6 +16,13 @@ From iputils ping/ping.c and ping/ping_common.c (tag 20221126), checked against 
 - Each probe: ICMP echo request, identifier (ping's own; netsim's PING_ID), sequence from 1,
   data = a 16-byte struct timeval then bytes i & 0xFF for i = 16.. (no timeval, and no times,
   when the size is under 16). One per interval.
+- A send the local stack drops with ENOBUFS (a veth whose peer's MTU is too small: the frame
+  is dropped and veth_xmit's NET_XMIT_DROP comes back as ENOBUFS) is tried again after
+  min(interval / 2, 500 ms), the same sequence number, until the failures (counted over the
+  whole run, reset by a send that succeeds) reach the linger time; then "ping: sendmsg: No
+  buffer space available" on stderr, the probe counts as transmitted (not as an error) and
+  the next one follows after the interval (ping_common.c `pinger`). Measured on Linux 6.18 in
+  tests/test_lab_sockets.py.
 - What comes back, printed as ping prints it: "N bytes from A: icmp_seq=S ttl=T time=X ms"
   (N the ICMP length); an ICMP error about a probe: "From A icmp_seq=S <text>" (pr_icmph's
   texts); a local error (EMSGSIZE: the packet does not fit the route's MTU with DF, or is over
@@ -37,8 +44,8 @@ from ..addresses import parse_address
 from ..endpoints import PING_ID
 from ..errors import ConfigError, UsageError
 from .events import (
-    Action, Connect, Connected, Done, EchoReplyReceived, Event, Open, Program, SendEcho, SetTimer, SocketError,
-    SocketOptions, Started, TimerFired, Close,
+    Action, CancelTimer, Close, Connect, Connected, Done, EchoReplyReceived, Event, Open, Program, SendEcho, SetTimer,
+    SocketError, SocketOptions, Started, TimerFired,
 )
 from .socket_errors import strerror
 
@@ -47,6 +54,7 @@ MAX_PAYLOAD = 65507                 # 65535 - 20 (IP) - 8 (ICMP)
 LONG_MAX = 9223372036854775807
 INT_MAX = 2147483647
 TIMEVAL = 16                        # sizeof(struct timeval): ping's timestamp at the start of the data
+MININTERVAL_MS = 10                 # ping.h MININTERVAL: SCHINT's floor
 USAGE_LINE = "ping: usage error: Destination address required"
 
 UNREACH_TEXT = {
@@ -229,11 +237,19 @@ class PingError:
 
 
 @dataclass(frozen=True)
+class PingSendError:
+    """A probe whose sendmsg() failed for good (a hard local error): printed, not counted."""
+
+    seq: int
+    errno: str
+
+
+@dataclass(frozen=True)
 class PingResult:
     options: PingOptions
     hostname: str
     address: str
-    events: tuple[PingReply | PingError, ...] = ()
+    events: tuple[PingReply | PingError | PingSendError, ...] = ()
     transmitted: int = 0
     elapsed_ms: int = 0
     pipe: int = 1
@@ -248,6 +264,10 @@ class PingResult:
     @property
     def errors(self) -> tuple[PingError, ...]:
         return tuple(e for e in self.events if isinstance(e, PingError))
+
+    @property
+    def send_errors(self) -> tuple[PingSendError, ...]:
+        return tuple(e for e in self.events if isinstance(e, PingSendError))
 
 
 class Ping(Program):
@@ -267,7 +287,9 @@ class Ping(Program):
         self.hostname = hostname or self.address
         self.sent_at: dict[int, int] = {}
         self.acked: set[int] = set()
-        self.events: list[PingReply | PingError] = []
+        self.events: list[PingReply | PingError | PingSendError] = []
+        self.oom_count = 0          # sends failed with ENOBUFS, until one succeeds (pinger's static oom_count)
+        self.last_failed = False
         self.start_us = 0
         self.last_us = 0
         self.pipe = 1
@@ -302,13 +324,20 @@ class Ping(Program):
         if isinstance(event, EchoReplyReceived) and event.sock == "icmp" and event.ident == self.ident:
             rtt = event.at - self.sent_at[event.seq] if event.seq in self.sent_at and opts.size >= TIMEVAL else None
             self.events.append(PingReply(event.seq, event.src, event.size, event.ttl, rtt))
-            self.acked.add(event.seq)
+            self.acknowledge(event.seq)
             self.last_us = event.at
             return self.maybe_done(event.at)
+        if isinstance(event, TimerFired) and event.name == "retry":
+            return self.resend(event.at)
+        if (isinstance(event, SocketError) and event.sock == "icmp" and event.origin == "local"
+                and event.errno in ("ENOBUFS", "ENOMEM")):
+            return self.no_buffer(event)
         if isinstance(event, SocketError) and event.sock == "icmp" and event.probe is not None:
             seq = event.probe.seq
             self.events.append(PingError(seq, event.origin, event.offender, event.icmp_type, event.icmp_code,
                                          event.info, event.errno))
+            if event.origin == "icmp":
+                self.acknowledge(seq)
             self.acked.add(seq)          # answered by an error, or refused at once: not outstanding
             self.last_us = event.at
             return self.maybe_done(event.at)
@@ -322,14 +351,47 @@ class Ping(Program):
         return out + self.send(at)
 
     def send(self, at: int) -> list[Action]:
+        self.sending()
         seq = len(self.sent_at) + 1
         self.sent_at[seq] = at
-        self.pipe = max(self.pipe, len(self.sent_at) - len(self.acked))
+        return [SendEcho("icmp", self.address, self.ident, seq, echo_data(self.options.size)),
+                SetTimer("tick", self.options.interval_ms * 1000)]
+
+    def acknowledge(self, seq: int) -> None:
+        """ping_common.c acknowledge(): an answer to `seq` while N probes were sent: the pipe
+        (most probes outstanding at once) is at least N - seq + 1."""
+        self.acked.add(seq)
+        self.pipe = max(self.pipe, len(self.sent_at) - seq + 1)
+
+    def no_buffer(self, event: SocketError) -> list[Action]:
+        """pinger's ENOBUFS branch: try again soon, or give the probe up (a hard local error)."""
+        interval = max(self.options.interval_ms, MININTERVAL_MS)
+        retry_ms = min(interval // 2, 500)
+        self.oom_count += 1
+        self.last_failed = True
+        self.last_us = event.at
+        if self.oom_count * retry_ms < self.options.linger_ms:
+            return [CancelTimer("tick"), SetTimer("retry", retry_ms * 1000)]
+        self.events.append(PingSendError(len(self.sent_at), event.errno))
+        return []
+
+    def sending(self) -> None:
+        """A send that was not refused resets the failure count (the refusal would have come
+        back before any timer ran)."""
+        if not self.last_failed:
+            self.oom_count = 0
+        self.last_failed = False
+
+    def resend(self, at: int) -> list[Action]:
+        """The same probe again (the sequence number did not advance)."""
+        self.sending()
+        seq = len(self.sent_at)
+        self.sent_at[seq] = at
         return [SendEcho("icmp", self.address, self.ident, seq, echo_data(self.options.size)),
                 SetTimer("tick", self.options.interval_ms * 1000)]
 
     def maybe_done(self, at: int, lingered: bool = True) -> list[Action]:
-        done = len({e.seq for e in self.events})
+        done = len({e.seq for e in self.events if not isinstance(e, PingSendError)})
         if len(self.sent_at) >= self.options.count and done >= self.options.count:
             return self.finish()
         if len(self.sent_at) >= self.options.count and not lingered:
@@ -404,6 +466,8 @@ def ping_lines(result: PingResult) -> list[tuple[str, str]]:
         if isinstance(e, PingReply):
             time_part = f" time={ms(e.rtt_us)} ms" if e.rtt_us is not None else ""
             lines.append(("out", f"{e.size} bytes from {e.src}: icmp_seq={e.seq} ttl={e.ttl}{time_part}"))
+        elif isinstance(e, PingSendError):
+            lines.append(("err", f"ping: sendmsg: {strerror(e.errno)}"))
         elif e.origin == "local":
             if e.errno == "EMSGSIZE":
                 lines.append(("err", f"ping: local error: message too long, mtu={e.info}"))

@@ -54,6 +54,16 @@ def is_multicast(addr: str) -> bool:
     return 0xE0000000 <= address_int(addr) <= 0xEFFFFFFF
 
 
+def probe_of(ip: IPv4) -> Probe:
+    """The record of a packet a socket sent, as an error about it names it."""
+    p = ip.payload
+    if isinstance(p, (TCP, UDP)):
+        return Probe(ip.dst, KIND_NAME["tcp" if isinstance(p, TCP) else "udp"], p.sport, p.dport, ttl=ip.ttl)
+    if isinstance(p, ICMP):
+        return Probe(ip.dst, "icmp", ident=p.id, seq=p.seq, ttl=ip.ttl)
+    return Probe(ip.dst, str(ip.proto), ttl=ip.ttl)
+
+
 def socket_hash(ip: IPv4) -> int | None:
     """sk_txhash stand-in: sockets hash their own flow, direction by direction; ICMP has none."""
     payload = ip.payload
@@ -150,7 +160,7 @@ def emit(k: Kernel, sock: Sock, ip: IPv4, role: str, rr: RouteResult | None = No
         flow.note(socket_decision("sendmsg", reason, Verdict.SEND, netns=ns.name, packet=ip))
     sock.sent += 1
     sock.answered += 1
-    layer.sent_by[flow.packet_id] = sock
+    layer.sent_by[flow.packet_id] = (sock, ip)
     previous, layer.sending = layer.sending, sock
     try:
         k.ip_local_out(ns, ip, flow, rr)

@@ -39,7 +39,7 @@ from ..programs.events import (
 from ..programs.socket_errors import ICMP_DEST_UNREACH as _UNREACH, icmp_errno
 from ..skb import Flow
 from .actions import collect, run
-from .inet import is_multicast, output_route, socket_decision
+from .inet import is_multicast, output_route, probe_of, socket_decision
 from .layer import Process, Sock, SocketLayer
 from .servers import start_server
 from .tcp_sock import delayed_acks, events_of, mtu_reduced, no_socket_reason, rto_fired, tcp_accept, tcp_receive, transmit
@@ -343,15 +343,20 @@ def sock_send_error(k: Kernel, ns: Namespace, flow: Flow, errno: str) -> None:
     raw sockets ignore ENOBUFS without IP_RECVERR (udp_send_skb); TCP keeps the error as its
     soft error and retransmits."""
     layer = k.state(SocketLayer)
-    sock = layer.sent_by.get(flow.packet_id)
-    if sock is None or sock.ns is not ns or layer.sending is not sock or sock.closed or sock.muted:
+    found = layer.sent_by.get(flow.packet_id)
+    if found is None:
+        return
+    sock, ip = found
+    if sock.ns is not ns or layer.sending is not sock or sock.closed or sock.muted:
         return
     if sock.kind == "tcp" and not sock.proc.oneshot:
         sock.soft_err = errno
         return
     if errno == "ENOBUFS" and not sock.recverr:
         return
-    sock.proc.inbox.append(SocketError(sock.name, errno, "local", sock.laddr or "", at=k.now_us()))
+    info = ns.path_mtu(rr) if errno == "EMSGSIZE" and (rr := ns.route_get(ip.dst)) is not None else 0
+    sock.proc.inbox.append(SocketError(sock.name, errno, "local", sock.laddr or "", info=info, probe=probe_of(ip),
+                                       at=k.now_us()))
     if not sock.proc.running:
         run(k, sock.proc, [])
 

@@ -20,6 +20,7 @@ from ..programs.events import Event, Program, SocketOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..netns import Namespace
+    from ..packet import IPv4
     from ..programs.tcp import TcpConnection
 
 KINDS = ("udp", "tcp", "icmp", "raw-tcp")
@@ -94,7 +95,7 @@ class SocketLayer:
         self.udp: dict[tuple[str, int], list[Sock]] = {}               # (netns, port)
         self.raw: dict[str, list[Sock]] = {}                           # netns -> raw sockets
         self.started: set[tuple[str, object]] = set()                  # (netns, server) started
-        self.sent_by: dict[int, Sock] = {}                             # packet id -> the socket that sent it
+        self.sent_by: dict[int, tuple[Sock, IPv4]] = {}                # packet id -> the socket and its packet
         self.sending: Sock | None = None                               # the socket whose send is on the stack
         # timers: a heap of (due, order); `timer_ref[order]` says what fires, `timer_key` which
         # order is live for a (kind, owner, name), so a re-armed or cancelled timer's old entry
