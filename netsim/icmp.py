@@ -8,6 +8,12 @@ Kernel behaviour modelled (net/ipv4/icmp.c `icmp_send`, `__icmp_send`):
   selects (else the address the offender was sent to);
 - the offender's header and as much of its payload as fits in 576 bytes are quoted, with
   TOS 0xc0 and DF clear (endpoints.icmp_error builds it);
+- rate limited per destination (`icmpv4_xrlim_allow`, `inet_peer_xrlim_allow`): the types in
+  net.ipv4.icmp_ratemask (destination unreachable, source quench, time exceeded, parameter
+  problem) cost net.ipv4.icmp_ratelimit ms (1000) of a bucket that holds six and refills with
+  time (a new peer starts full); "fragmentation needed" and errors sent over loopback are never
+  limited; with icmp_ratelimit 0 nothing is. The global limit (icmp_msgs_per_sec, 1000 a second
+  after a burst of 50) is not modelled: a walk never sends that many;
 - it leaves through the normal output path (ip_local_out), as a packet of its own.
 """
 
@@ -23,6 +29,29 @@ from .skb import Flow
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
     from .netns import Namespace
+    from .route import RouteResult
+
+XRLIM_BURST_FACTOR = 6
+PEER_START_US = 60_000_000          # inet_getpeer: a new peer's rate_last is 60 s in the past
+
+
+def icmp_xrlim_allow(k: Kernel, ns: Namespace, rr: RouteResult, dst: str, itype: int, code: int) -> bool:
+    """icmpv4_xrlim_allow: whether this error may be sent now (the module docstring)."""
+    if itype == 3 and code == 4:
+        return True
+    if rr.dev == "lo" or not (ns.sysctl.icmp_ratemask >> itype) & 1:
+        return True
+    timeout = ns.sysctl.icmp_ratelimit * 1000
+    if not timeout:
+        return True
+    now = k.now_us()
+    tokens, last = ns.icmp_peers.get(dst, (0, now - PEER_START_US))
+    tokens = min(tokens + now - last, XRLIM_BURST_FACTOR * timeout)
+    allowed = tokens >= timeout
+    if allowed:
+        tokens -= timeout
+    ns.icmp_peers[dst] = (tokens, now)
+    return allowed
 
 
 def icmp_send(k: Kernel, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow,
@@ -33,6 +62,10 @@ def icmp_send(k: Kernel, ns: Namespace, offender: IPv4, itype: int, code: int, f
         return   # never answer an ICMP error with an ICMP error
     rr = ns.route_get(offender.src)
     if rr is None:
+        return
+    if not icmp_xrlim_allow(k, ns, rr, offender.src, itype, code):
+        flow.note(Decision(Subsystem.ICMP, "icmp_send", IcmpReason.RATELIMITED, Verdict.DROP, type=itype, code=code,
+                           dst=offender.src, ratelimit=ns.sysctl.icmp_ratelimit))
         return
     src = rr.src or offender.dst
     error = ep.icmp_error(offender, src, itype, code, ns.sysctl.ip_default_ttl,

@@ -576,8 +576,10 @@ CASES = [
               mtu=552, was=1500, expires=600, locked=True),
      "route exception: the path MTU to 10.244.1.2 drops 1500 -> 552 for 600 s (net.ipv4.route.mtu_expires); "
      "locked at min_pmtu, DF no longer set"),
-    (Decision(Subsystem.ICMP, "icmp_send", IcmpReason.RATELIMITED, Verdict.DROP, dst="10.244.0.2", ratelimit=1000),
-     "no ICMP error to 10.244.0.2: the rate limit for it is spent (net.ipv4.icmp_ratelimit = 1000 ms)"),
+    (Decision(Subsystem.ICMP, "icmp_send", IcmpReason.RATELIMITED, Verdict.DROP, type=3, code=3, dst="10.244.0.2",
+              ratelimit=1000),
+     "no ICMP destination unreachable code 3 to 10.244.0.2: the rate limit for it is spent "
+     "(net.ipv4.icmp_ratelimit = 1000 ms)"),
     (Decision(Subsystem.SOCKET, "connect", SocketReason.CONNECT, Verdict.SEND, proto="udp", netns="pod-a",
               packet=IPv4("10.244.0.2", "10.244.1.2", IPPROTO_UDP, UDP(40000, 9090, b"REQ")), source="10.244.0.2",
               dst="10.244.1.2"),

@@ -60,7 +60,8 @@ from .nftrace import TraceWalk
 from .plan import Plan
 from .process import COMMAND_TIMEOUT, LabUnavailable, reap, run, tool, unavailable_reason
 from .tracer import RuleTracer
-from .traffic import EXCHANGE_TIMEOUT, Servers, client, resolve
+from .programs import ProgramRunner
+from .traffic import EXCHANGE_TIMEOUT, client, resolve
 
 SETTLE = 0.05            # seconds of quiet on every device that end an exchange's capture
 SETTLE_MAX = 1.0         # and the longest it may trail the socket's answer
@@ -115,7 +116,7 @@ class Lab:
         self.reclaimed: list[str] = []         # stale namespaces this lab's build removed
         self._created: list[str] = []
         self._sockets: dict[tuple[str, str], socket.socket] = {}
-        self._servers = Servers()
+        self._servers = ProgramRunner()
         self._closed = False
         self._close_lock = threading.RLock()
         self._children: set[subprocess.Popen] = set()
@@ -253,8 +254,23 @@ class Lab:
             self._sockets[(name, dev)] = s
 
     def _open_servers(self, name: str, listeners: list[tuple[str, int]]) -> None:
-        self._servers.open(self.netns(name), listeners)
-        self.commands.extend(f"# in {self.netns(name)}: a {p} socket listening on port {port}" for p, port in listeners)
+        """The namespace's server programs (Namespace.listen), each on real sockets: the same
+        programs the model runs (netsim/sockets/servers.py), fresh for the lab."""
+        from ..sockets.servers import default_server
+        servers = self.cluster.network.namespaces[name].servers
+        started: set[int] = set()
+        for proto, port in listeners:
+            factory = servers.get((proto, port))
+            if factory is None:
+                program = default_server(proto, port)
+            elif id(factory) in started:
+                continue
+            else:
+                started.add(id(factory))
+                program = factory()  # type: ignore[operator]
+            self._servers.add(self.netns(name), program)
+            self.commands.append(f"# in {self.netns(name)}: netsim's {program.name} program on {proto} port {port}, "
+                                 f"on real sockets")
 
     # cleaning up --------------------------------------------------------------------------
     def close(self) -> None:

@@ -83,6 +83,13 @@ def sysctl_values(ns: Namespace) -> list[tuple[str, str]]:
         ("net.ipv4.ip_forward", tok.number(s.ip_forward, 0, 1, "ip_forward")),
         ("net.ipv4.ip_local_port_range", f"{tok.number(low, 1, 65535, 'port')} {tok.number(high, 1, 65535, 'port')}"),
         ("net.ipv4.ip_default_ttl", tok.number(s.ip_default_ttl, 1, 255, "ip_default_ttl")),
+        ("net.ipv4.route.mtu_expires", tok.number(s.mtu_expires, 0, 1 << 31, "mtu_expires")),
+        ("net.ipv4.route.min_pmtu", tok.number(s.min_pmtu, 68, 65535, "min_pmtu")),
+        ("net.ipv4.ip_no_pmtu_disc", tok.number(s.ip_no_pmtu_disc, 0, 3, "ip_no_pmtu_disc")),
+        ("net.ipv4.icmp_ratelimit", tok.number(s.icmp_ratelimit, 0, 1 << 31, "icmp_ratelimit")),
+        ("net.ipv4.icmp_ratemask", tok.number(s.icmp_ratemask, 0, (1 << 32) - 1, "icmp_ratemask")),
+        ("net.ipv4.icmp_echo_ignore_broadcasts", tok.number(s.icmp_echo_ignore_broadcasts, 0, 1,
+                                                            "icmp_echo_ignore_broadcasts")),
         ("net.bridge.bridge-nf-call-iptables", tok.number(s.bridge_nf_call_iptables, 0, 1, "bridge-nf-call-iptables")),
     ]
 

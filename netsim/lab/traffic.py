@@ -1,20 +1,17 @@
-"""The lab's real sockets: the servers that answer and the client that starts an exchange.
+"""The lab's client that starts an exchange (the servers are the model's own programs on real
+sockets: programs.py).
 
-Servers: every listener of the model (`ns.listeners`) gets a socket in its lab namespace. A
-TCP listener only listens (the kernel answers the SYN); a UDP one answers each datagram with
-b"RSP" from one thread, as netsim's servers do. The client does what `Cluster.send()`
-models: one TCP connect (SYN, SYN-ACK, then closed with RST at once), one UDP datagram and its
-answer, or one `ping -c1`; `client()` returns the outcome and the socket's own port.
+The client does what `Cluster.send()` models: one TCP connect (SYN, SYN-ACK, then closed with
+RST at once), one UDP datagram and its answer, or one `ping -c1`; `client()` returns the
+outcome and the socket's own port.
 """
 
 from __future__ import annotations
 
-import select
 import socket
 import struct
 import subprocess
-import threading
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable
 
 from . import commands as tok
 from ._netns import in_netns
@@ -40,67 +37,6 @@ def resolve(cluster: "Cluster", src: str, dst: str, proto: str | None,
         dport = target.port if target.port is not None else (8080 if proto == "tcp" else 9090)
     assert source.netns is not None and target.ip is not None   # a source always has a namespace
     return source.netns, target.ip, proto, dport
-
-
-class Servers:
-    """The listening sockets of every lab namespace, and the thread that answers UDP."""
-
-    def __init__(self) -> None:
-        self.tcp: list[socket.socket] = []
-        self.udp: list[socket.socket] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def open(self, lab_netns: str, listeners: Sequence[tuple[str, int]]) -> None:
-        """A socket bound to 0.0.0.0 for each (protocol, port), in namespace `lab_netns`."""
-        if not listeners:
-            return
-
-        def open_all() -> list[tuple[str, socket.socket]]:
-            out = []
-            for proto, port in listeners:
-                kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-                s = socket.socket(socket.AF_INET, kind)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("0.0.0.0", port))
-                if proto == "tcp":
-                    s.listen(4096)        # the kernel answers SYNs; nothing needs to accept
-                out.append((proto, s))
-            return out
-
-        for proto, s in in_netns(lab_netns, open_all):
-            (self.tcp if proto == "tcp" else self.udp).append(s)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._serve_udp, name="lab-udp-servers", daemon=True)
-        self._thread.start()
-
-    def _serve_udp(self) -> None:
-        """Every UDP listener answers each datagram with b"RSP", as netsim's do."""
-        while not self._stop.is_set():
-            socks = [s for s in self.udp if s.fileno() >= 0]
-            if not socks:
-                return
-            try:
-                ready, _, _ = select.select(socks, [], [], 0.1)
-            except (OSError, ValueError):
-                return
-            for s in ready:
-                try:
-                    data, addr = s.recvfrom(65535)
-                    s.sendto(b"RSP", addr)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2)
-        for s in [*self.tcp, *self.udp]:
-            try:
-                s.close()
-            except OSError:
-                pass
 
 
 def client(lab_ns: str, dst_ip: str, proto: str, dport: int | None, run: Runner, request: bytes = b"REQ",

@@ -347,7 +347,8 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
         f"ICMP {_ICMP_ERRORS[f.type, f.code]} from {f.src} to {f.dst}"),
     ("icmp_send", IcmpReason.REJECTED): lambda d, f: f"ICMP rejected from {f.src} to {f.dst}",
     ("icmp_send", IcmpReason.RATELIMITED): lambda d, f: (
-        f"no ICMP error to {f.dst}: the rate limit for it is spent (net.ipv4.icmp_ratelimit = {f.ratelimit} ms)"),
+        f"no {icmp_line(f.type, f.code)} to {f.dst}: the rate limit for it is spent "
+        f"(net.ipv4.icmp_ratelimit = {f.ratelimit} ms)"),
 
     # walk.py (NF_HOOK), netfilter/ip_tables.py, netfilter/core.py, netfilter/nft_eval.py
     ("nf_hook_slow", NF.HOOK_VERDICT): lambda d, f: f"{f.hook}: {d.verdict.upper()}",
