@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
+from ..device import Veth
 from ..errors import ConfigError
 from ..trace import Trace
 from ._netns import in_netns
@@ -78,7 +79,7 @@ def run_tool(lab: Lab, src: str, argv: Sequence[str], cold: bool = True, timeout
             break
     kinds = {(n, d.name): d.kind for n, ns in lab.cluster.network.namespaces.items() for d in ns.devices.values()}
     peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in lab.cluster.network.namespaces.items()
-             for d in ns.devices.values() if getattr(d, "peer", None) is not None and d.peer.netns is not None}
+             for d in ns.devices.values() if isinstance(d, Veth) and d.peer is not None and d.peer.netns is not None}
     captures = order(captures, kinds, peers)
     trace = to_trace(captures, title="kernel: " + " ".join(argv), kinds=kinds, peers=peers)
     return ToolObservation(tuple(argv), done.returncode, done.stdout, done.stderr, trace, captures,
