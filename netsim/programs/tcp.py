@@ -26,7 +26,12 @@ What it keeps from Linux (6.18, the lab's kernel):
   with the first data (`tcp_incr_quickack`: min(rcv_wnd / (2 * rcv_mss), TCP_MAX_QUICKACKS =
   16) ACKs); then one ACK per two full-sized segments ("more than one full frame received"),
   and a remaining odd segment is acknowledged by the delayed-ACK timer (`delack_timer()`, which
-  the driver fires once nothing else is pending). A FIN is acknowledged at once. Any segment
+  the driver fires once nothing else is pending). A FIN that closes the peer's side while ours
+  is open (ESTABLISHED -> CLOSE_WAIT) enters pingpong mode (`tcp_fin`,
+  `inet_csk_enter_pingpong_mode`): its ACK waits, unless more than one full segment is
+  unacknowledged with it (a program closing meanwhile sends it with its own FIN, as curl does;
+  measured in tests/test_lab_sockets.py); a FIN after our own (FIN_WAIT1, FIN_WAIT2) is
+  acknowledged at once. Any segment
   sent carries the ACK and counts as one (`tcp_event_ack_sent`).
 - The window field: the receive window shifted by the scale (`tcp_select_window`), the
   initial window rounded up to 1 << 10 (64 for an MSS of 1410, 63 for 1398).
@@ -269,6 +274,18 @@ class SequenceSpace:
     peer_mss: int
     max_window: int
     rcv_wnd: int
+    state: str
+    queue: SendQueue
+
+    @property
+    def unsent(self) -> bool:
+        """Queued data (or FIN) not yet sent."""
+        return any(not skb.sent for skb in self.queue.skbs)
+
+    @property
+    def unacked(self) -> bool:
+        """Something sent waits for its ACK (the retransmission timer runs)."""
+        return self.state in ("SYN_SENT", "SYN_RECV") or any(skb.sent for skb in self.queue.skbs)
 
     def tsval(self, now_ms: int) -> int:
         return (self.ts_base + now_ms) % SEQ_MOD
@@ -329,6 +346,7 @@ class TcpConnection(SequenceSpace):
         self.cwnd = self.config.init_cwnd
         self.max_packets_out = 0
         self.quick = 0
+        self.pingpong = False        # inet_csk_in_pingpong_mode: no quick ACKs (entered at the peer's FIN)
         self.rcv_mss = TCP_MSS_DEFAULT
         self.ack_pending = False
         self.snd_sml = 0             # end of the last short segment sent (tcp_minshall_update)
@@ -544,12 +562,16 @@ class TcpConnection(SequenceSpace):
             self.rcv_nxt += len(data)
             self.ack_pending = True
         fin = "F" in seg.flags
+        held = False
         if fin:
             self.rcv_nxt += 1
             self.ack_pending = True
+            held = self.state == "ESTABLISHED"          # tcp_fin: CLOSE_WAIT and pingpong mode
             self.state = {"ESTABLISHED": "CLOSE_WAIT", "FIN_WAIT1": "CLOSING", "FIN_WAIT2": "TIME_WAIT"}.get(
                 self.state, self.state)
-        if fin or self.quick or self.rcv_nxt - self.rcv_wup > self.rcv_mss:
+        if held:
+            self.pingpong = True
+        if (fin and not held) or (self.quick and not self.pingpong) or self.rcv_nxt - self.rcv_wup > self.rcv_mss:
             ack = self.segment("A", self.snd_nxt, now_ms=now_ms)
             self.ack_sent()
             return TcpOutput((ack,), data=data, eof=fin)
@@ -596,7 +618,3 @@ class TcpConnection(SequenceSpace):
                 return TcpOutput((self.skb_segment(skb, now_ms),))
         return TcpOutput()
 
-    @property
-    def unacked(self) -> bool:
-        """Something sent waits for its ACK (the retransmission timer runs)."""
-        return self.state in ("SYN_SENT", "SYN_RECV") or any(skb.sent for skb in self.queue.skbs)

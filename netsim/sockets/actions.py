@@ -35,8 +35,8 @@ def spawn(k: Kernel, ns: Namespace, program: Program, oneshot: bool = False) -> 
 
 def collect(proc: Process, events: list[Event]) -> list[Action]:
     """The program reads `events`; what it wants done (performed by `run`). While it is busy
-    performing earlier actions the events wait in its inbox."""
-    if proc.running:
+    performing earlier actions, or blocked in a write, the events wait in its inbox."""
+    if proc.running or proc.blocked is not None:
         proc.inbox.extend(events)
         return []
     actions: list[Action] = []
@@ -46,17 +46,33 @@ def collect(proc: Process, events: list[Event]) -> list[Action]:
 
 
 def run(k: Kernel, proc: Process, actions: list[Action]) -> None:
-    """Perform `actions`, then deliver what they caused, until the program is idle."""
+    """Perform `actions`, then deliver what they caused, until the program is idle. A write on
+    a stream whose data cannot all leave yet blocks the program: the rest of its actions (and
+    what it would read) wait until the data is out (`resume`)."""
     if proc.running:                       # a send error raised while it performs: read later
         return
+    if proc.blocked is not None:
+        proc.stash.extend(actions)
+        return
+    if proc.stash:
+        actions, proc.stash = proc.stash + list(actions), []
     proc.running = True
     try:
         while True:
-            for action in actions:
-                proc.inbox.extend(perform(k, proc, action))
+            layer = proc.layer
+            for i, action in enumerate(actions):
+                layer.performing = True
+                try:
+                    proc.inbox.extend(perform(k, proc, action))
+                finally:
+                    layer.performing = False
+                if proc.blocked is not None:
+                    proc.stash = list(actions[i + 1:])
+                    return
             if proc.program.done:
                 exit_process(k, proc)
                 proc.inbox.clear()
+                proc.stash.clear()
             if not proc.inbox:
                 break
             actions = proc.program.handle(proc.inbox.popleft())
@@ -107,8 +123,20 @@ def _connect(k: Kernel, sock: Sock, action: Connect) -> list[Event]:
 
 def _send(k: Kernel, sock: Sock, action: Send) -> list[Event]:
     if sock.kind == "tcp":
-        return tcp_send(k, sock, action.data)
+        errors = tcp_send(k, sock, action.data)
+        if not errors and sock.conn is not None and sock.conn.unsent and not sock.proc.oneshot:
+            sock.proc.blocked = sock          # write() returns when its data has left (see run)
+        return errors
     return udp_sendmsg(k, sock, action.data, role=role_of(sock))
+
+
+def resume(k: Kernel, sock: Sock) -> None:
+    """The write `sock`'s program is blocked in has returned (its data left, or the connection
+    failed): the program goes on when nothing is in flight."""
+    proc = sock.proc
+    if proc.blocked is sock and (sock.conn is None or not sock.conn.unsent or sock.conn.state == "CLOSED"):
+        proc.blocked = None
+        proc.layer.ready.append((proc, [], None, None))
 
 
 def _shutdown(k: Kernel, sock: Sock, action: Shutdown) -> list[Event]:

@@ -159,7 +159,8 @@ def emit(k: Kernel, sock: Sock, ip: IPv4, role: str, rr: RouteResult | None = No
         reason = SocketReason.ANSWER_SENT if sock.server else SocketReason.SENT
         flow.note(socket_decision("sendmsg", reason, Verdict.SEND, netns=ns.name, packet=ip))
     sock.sent += 1
-    sock.answered += 1
+    if layer.performing:
+        sock.answered += 1
     layer.sent_by[flow.packet_id] = (sock, ip)
     previous, layer.sending = layer.sending, sock
     try:

@@ -18,14 +18,15 @@ net/ipv4/ip_sockglue.c `ip_icmp_error`):
   socket without it only the "hard" ones, a TCP connection still opening fails with it, an
   established one keeps it as its soft error; "fragmentation needed" lowers the path MTU
   (pmtu.py) and a TCP connection's MSS;
-- timers, when nothing is in flight: held ACKs first, then the earliest timer (a program's,
-  a retransmission).
+- the programs read what arrived once nothing is in flight (the kernel's receive path and its
+  own answers, an ACK, run before the woken process); then held ACKs go out; then the
+  earliest timer fires (a program's, a retransmission).
 """
 
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .. import endpoints as ep
 from ..decision import Decision, RouteReason, SocketReason, Subsystem, Verdict
@@ -38,7 +39,7 @@ from ..programs.events import (
 )
 from ..programs.socket_errors import ICMP_DEST_UNREACH as _UNREACH, icmp_errno
 from ..skb import Flow
-from .actions import collect, run
+from .actions import collect, resume, run
 from .inet import is_multicast, output_route, probe_of, socket_decision
 from .layer import Process, Sock, SocketLayer
 from .servers import start_server
@@ -88,9 +89,37 @@ def kernel_respond(k: Kernel, ns: Namespace, ip: IPv4, role: str) -> None:
     k.ip_local_out(ns, ip, flow)
 
 
-def deliver(k: Kernel, proc: Process, events: list[Event]) -> None:
-    if events:
+def deliver(k: Kernel, proc: Process, events: list[Event], sock: Sock | None = None,
+            finish: Callable[[bool], None] | None = None) -> None:
+    """The program reads `events`. A program runs after the kernel's receive path, when nothing
+    is in flight (the softirq runs before the woken process does), so its reaction follows
+    what the kernel already sent; a oneshot exchange reads at once (Cluster.send's traces).
+    `finish(answered)` ends the delivering packet once it is known whether the program sent
+    anything on `sock` in reply."""
+    if proc.oneshot:
+        mark = sock.answered if sock is not None else 0
+        if events:
+            run(k, proc, collect(proc, events))
+        if finish is not None:
+            finish(sock is not None and sock.answered > mark)
+    elif events:
+        k.state(SocketLayer).ready.append((proc, events, sock, finish))
+    elif finish is not None:
+        finish(False)
+
+
+def run_ready(k: Kernel) -> bool:
+    """The programs woken by what arrived read it and react, in the order they were woken."""
+    layer = k.state(SocketLayer)
+    if not layer.ready:
+        return False
+    while layer.ready:
+        proc, events, sock, finish = layer.ready.popleft()
+        mark = sock.answered if sock is not None else 0
         run(k, proc, collect(proc, events))
+        if finish is not None:
+            finish(sock is not None and sock.answered > mark)
+    return True
 
 
 # ------------------------------------------------------------------------------ TCP
@@ -125,16 +154,25 @@ def tcp_deliver(k: Kernel, sock: Sock, ip: IPv4, seg: TCP, flow: Flow) -> None:
     program reacts to what it read. A oneshot exchange that has its answer sends nothing more."""
     was, out = tcp_receive(k, sock, seg)
     proc = sock.proc
-    actions = collect(proc, events_of(k, sock, was, out))
-    stopped = proc.oneshot and proc.program.done
+    events = events_of(k, sock, was, out)
+    if not proc.oneshot:
+        if out.segments and not sock.muted:
+            transmit(k, sock, out)
+        if proc.blocked is sock:
+            resume(k, sock)
+        deliver(k, proc, events, sock,
+                lambda answered: flow.end("delivered", tcp_decision(sock, was, seg, out, answered, False)))
+        return
+    actions = collect(proc, events)
+    stopped = proc.program.done
     if stopped:
         for each in proc.socks.values():
             each.muted = True
     if out.segments and not sock.muted:
         transmit(k, sock, out)
-    mark = sock.sent
+    mark = sock.answered
     run(k, proc, actions)
-    flow.end("delivered", tcp_decision(sock, was, seg, out, sock.sent > mark, stopped))
+    flow.end("delivered", tcp_decision(sock, was, seg, out, sock.answered > mark, stopped))
 
 
 def tcp_decision(sock: Sock, was: str, seg: TCP, out, answered: bool, stopped: bool) -> Decision:
@@ -175,16 +213,17 @@ def udp_rcv(k: Kernel, ns: Namespace, ip: IPv4, dgram: UDP, flow: Flow) -> None:
                                               port=dgram.dport))
         k.icmp_send(ns, ip, _UNREACH, 3, flow)
         return
-    mark = sock.sent
-    deliver(k, sock.proc, [DatagramReceived(sock.name, data, ip.src, dgram.sport, k.now_us())])
-    if sock.raddr is not None:
-        flow.end("delivered", socket_decision("udp_rcv", SocketReason.UDP_REPLY))
-    elif sock.sent > mark:
-        flow.end("delivered", socket_decision("udp_rcv", SocketReason.UDP_ANSWER, Verdict.ANSWER, port=dgram.dport,
-                                              size=len(data)))
-    else:
-        flow.end("delivered", socket_decision("udp_rcv", SocketReason.UDP_DELIVERED, Verdict.DELIVER,
-                                              port=dgram.dport, size=len(data)))
+    def finish(answered: bool) -> None:
+        if sock.raddr is not None:
+            flow.end("delivered", socket_decision("udp_rcv", SocketReason.UDP_REPLY))
+        elif answered:
+            flow.end("delivered", socket_decision("udp_rcv", SocketReason.UDP_ANSWER, Verdict.ANSWER,
+                                                  port=dgram.dport, size=len(data)))
+        else:
+            flow.end("delivered", socket_decision("udp_rcv", SocketReason.UDP_DELIVERED, Verdict.DELIVER,
+                                                  port=dgram.dport, size=len(data)))
+
+    deliver(k, sock.proc, [DatagramReceived(sock.name, data, ip.src, dgram.sport, k.now_us())], sock, finish)
 
 
 # ------------------------------------------------------------------------------ ICMP
@@ -364,6 +403,8 @@ def sock_send_error(k: Kernel, ns: Namespace, flow: Flow, errno: str) -> None:
 def sock_timers(k: Kernel) -> bool:
     """When nothing is in flight: held ACKs go out; else the earliest timer fires (the clock
     jumps to it). Whether anything happened. An exchange walk has none (SocketLayer.no_timers)."""
+    if run_ready(k):
+        return True
     layer = k.state(SocketLayer)
     if layer.no_timers:
         return False
@@ -376,8 +417,12 @@ def sock_timers(k: Kernel) -> bool:
     k.advance_clock(due)
     if kind == "program":
         assert isinstance(owner, Process)
-        deliver(k, owner, [TimerFired(name, k.now_us())])
+        run(k, owner, collect(owner, [TimerFired(name, k.now_us())]))
     else:
         assert isinstance(owner, Sock)
-        deliver(k, owner.proc, rto_fired(k, owner))
+        events = rto_fired(k, owner)
+        if owner.proc.blocked is owner:
+            resume(k, owner)
+        if events:
+            run(k, owner.proc, collect(owner.proc, events))
     return True

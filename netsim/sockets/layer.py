@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from ..programs.events import Event, Program, SocketOptions
+from ..programs.events import Action, Event, Program, SocketOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..netns import Namespace
@@ -31,13 +31,15 @@ class Process:
     it is busy performing its own actions, and whether netsim follows it only to its answer
     (`oneshot`: what `Cluster.send()` runs; see sockets/__init__.py)."""
 
-    __slots__ = ("program", "ns", "pid", "socks", "inbox", "running", "oneshot", "layer")
+    __slots__ = ("program", "ns", "pid", "socks", "inbox", "running", "oneshot", "layer", "blocked", "stash")
 
     def __init__(self, program: Program, ns: Namespace, pid: int, layer: SocketLayer, oneshot: bool = False) -> None:
         self.program, self.ns, self.pid, self.oneshot, self.layer = program, ns, pid, oneshot, layer
         self.socks: dict[str, Sock] = {}
         self.inbox: deque[Event] = deque()
         self.running = False
+        self.blocked: Sock | None = None         # the stream its write waits on
+        self.stash: list[Action] = []            # its actions after that write
 
     def __repr__(self) -> str:
         return f"<Process {self.program.name} in {self.ns.name}>"
@@ -69,7 +71,7 @@ class Sock:
         self.soft_err = ""               # sk_err_soft: reported when a TCP connection times out
         self.sent = 0                    # packets sent (the first is the connect)
         self.rto_order = 0               # the live retransmission timer's order (0: none)
-        self.answered = 0                # packets sent while handling the last delivery
+        self.answered = 0                # packets the program sent on it (not the kernel's own ACKs)
 
     @property
     def recverr(self) -> bool:
@@ -107,6 +109,10 @@ class SocketLayer:
         # an exchange walk (Cluster.send) runs no socket timers: it follows one request to its
         # answer, not what happens after (a retransmission, a delayed ACK, a program's timer)
         self.no_timers = False
+        # programs woken by what arrived, waiting to run when nothing is in flight:
+        # (process, events, the socket it arrived on, what ends the delivering packet)
+        self.ready: deque[tuple[Process, list[Event], Sock | None, Callable[[bool], None] | None]] = deque()
+        self.performing = False          # a program's system call is running (its sends answer)
 
     # processes -------------------------------------------------------------------------
     def new_process(self, program: Program, ns: Namespace, oneshot: bool = False) -> Process:
