@@ -197,3 +197,26 @@ def test_a_transfer_across_nodes_is_the_kernels_segment_for_segment(backend, mss
     ends = {1} | {seq + length for _f, seq, _a, length in m_server if length} | {fins(m_server)[0][1] + 1}
     acked = lambda segs: {a for f, _s, a, length in segs if f == "A" and not length}
     assert acked(k_client) <= ends and acked(m_client) <= ends
+
+
+def test_a_connection_lowers_its_mss_on_frag_needed():
+    """nc on pod-a uploads 6,000 bytes to pod-c; both pods, their host veths and cni0 at 1500,
+    so both ends offer MSS 1460 and node1 answers each 1500-byte segment with fragmentation
+    needed (mtu 1450). pod-a learns the path MTU (`ip route get`: mtu 1450) and sends the lost
+    bytes again cut at the new MSS, 1398: every segment pod-a sends, relative to its ISN, is
+    the kernel's (4 x 1448 and 249; then 4 x 1398 and 200; the FIN; the last ACKs)."""
+    cluster = reference_cluster()
+    for host, dev in (("pod-a", "eth0"), ("node1", cluster.pods["pod-a"].host_veth), ("node1", "cni0"),
+                      ("pod-c", "eth0"), ("node2", cluster.pods["pod-c"].host_veth), ("node2", "cni0")):
+        cluster.set_mtu(host, dev, 1500)
+    upload = b"POST / HTTP/1.1\r\nContent-Length: 6000\r\n\r\n" + b"x" * 6000
+    with Lab(cluster) as lab:
+        kernel = run_tool(lab, "pod-a", ["nc", "-N", POD_C, "8080"], stdin=upload.decode())
+        route = run_tool(lab, "pod-a", ["ip", "route", "get", POD_C], cold=False)
+    model = cluster.nc("pod-a", "pod-c", 8080, upload)
+    assert kernel.returncode == model.status == 0 and kernel.stdout == model.stdout
+    k_segs = tcp_segments(kernel.trace, "pod-a/eth0", "tx", "10.244.0.2")
+    m_segs = tcp_segments(model.trace, "pod-a/eth0", "tx", "10.244.0.2")
+    assert [(f, seq, length) for f, seq, _a, length in k_segs] == [(f, seq, length) for f, seq, _a, length in m_segs]
+    assert [length for *_x, length in m_segs if length] == [1448] * 4 + [249] + [1398] * 4 + [200]
+    assert route_get(route.stdout)[0] == route_get(cluster.show("pod-a", f"ip route get {POD_C}"))[0]

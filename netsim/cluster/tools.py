@@ -11,7 +11,7 @@ host, a ping size over 65,507 are netsim's own errors naming the value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..addresses import stable_hash
 from ..errors import ConfigError, UsageError
@@ -20,9 +20,9 @@ from ..programs.dig import Dig, DigOptions, dig_stderr, format_dig, parse_dig_ar
 from ..programs.events import Program
 from ..programs.http import Fetch, format_fetch
 from ..programs.nc import Nc
-from ..programs.ping import MAX_PAYLOAD, Ping, api_options, format_ping, ping_stderr, ping_stdout
+from ..programs.ping import MAX_PAYLOAD, Ping, PingOptions, PingResult, api_options, format_ping, ping_stderr, ping_stdout
 from ..programs.resolver import Resolve, ResolvConf
-from ..programs.traceroute import MAX_PACKET, Traceroute, TracerouteOptions, format_traceroute
+from ..programs.traceroute import MAX_PACKET, Traceroute, TracerouteOptions, TracerouteResult, format_traceroute
 from ..trace import Trace
 from .dns import Cluster, Resolution, resolv_conf, resolve_quietly
 
@@ -112,26 +112,39 @@ def display_name(resolution: Resolution) -> str:
 def ping(cluster: Cluster, src: str, dst: str, count: int = 1, size: int = 56, ttl: int | None = None,
          pmtudisc: str = "want", tos: int = 0, broadcast: bool = False, cold: bool = True) -> ToolRun:
     """`ping -c COUNT -s SIZE [-t TTL] -M PMTUDISC [-Q TOS] [-b] DST` in `src`."""
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_PAYLOAD:
-        raise UsageError(f"ping size {size!r} is out of range: 0 to {MAX_PAYLOAD} bytes of data fit an IPv4 packet "
-                         f"(65535 - 20 - 8)")
     if pmtudisc not in ("want", "do", "dont"):
         raise UsageError(f"ping pmtudisc {pmtudisc!r}: use 'want', 'do' or 'dont' (ping -M)")
-    argv = ["ping", "-c", str(count), "-s", str(size)]
-    argv += ["-t", str(ttl)] if ttl is not None else []
-    argv += ["-M", pmtudisc] + (["-Q", str(tos)] if tos else []) + (["-b"] if broadcast else []) + [str(dst)]
+    options = api_options("127.0.0.1", count, size, ttl, tos, pmtudisc, broadcast)     # netsim's checks
+    return ping_with(cluster, src, replace(options, destination=str(dst)), cold)
+
+
+def ping_argv(options: PingOptions) -> list[str]:
+    argv = ["ping", "-c", str(options.count), "-s", str(options.size)]
+    argv += ["-t", str(options.ttl)] if options.ttl is not None else []
+    argv += ["-M", options.pmtudisc] if options.pmtudisc else []
+    argv += ["-Q", str(options.tos)] if options.tos else []
+    argv += ["-i", f"{options.interval_ms / 1000:g}"] if options.interval_ms != 1000 else []
+    argv += ["-W", f"{options.linger_ms / 1000:g}"] if options.linger_ms != 10000 else []
+    return argv + (["-b"] if options.broadcast else []) + (["-q"] if options.quiet else []) + [options.destination]
+
+
+def ping_with(cluster: Cluster, src: str, options: PingOptions, cold: bool = True) -> ToolRun:
+    """ping with its options as parsed from a command line (parse_ping_args) or the API."""
+    if options.size > MAX_PAYLOAD:
+        raise UsageError(f"ping size {options.size} is out of range: 0 to {MAX_PAYLOAD} bytes of data fit an IPv4 "
+                         f"packet (65535 - 20 - 8)")
+    argv = ping_argv(options)
     ns = source(cluster, src)
-    api_options("127.0.0.1", count, size, ttl, tos, pmtudisc, broadcast)      # the checks, before any walk
-    resolution, traces = destination(cluster, src, ns, dst, cold)
+    resolution, traces = destination(cluster, src, ns, options.destination, cold)
     if resolution.how == "failed":
-        return unresolved("ping", argv, src, resolution, traces, f"ping: {dst}: Name or service not known\n", 2)
-    options = api_options(resolution.address, count, size, ttl, tos, pmtudisc, broadcast)
-    program = Ping(options, hostname=display_name(resolution))
+        return unresolved("ping", argv, src, resolution, traces,
+                          f"ping: {options.destination}: Name or service not known\n", 2)
+    program = Ping(replace(options, destination=resolution.address), hostname=display_name(resolution))
     trace = walk(cluster, ns, program, " ".join(argv) + f" (in {src})", cold and not traces)
     result = program.result
-    assert result is not None
-    return ToolRun("ping", tuple(argv), src, result, program.status, ping_stdout(result),  # type: ignore[arg-type]
-                   ping_stderr(result), format_ping(result), (*traces, trace), resolution, program)  # type: ignore[arg-type]
+    assert isinstance(result, PingResult)
+    return ToolRun("ping", tuple(argv), src, result, program.status, ping_stdout(result), ping_stderr(result),
+                   format_ping(result), (*traces, trace), resolution, program)
 
 
 # ------------------------------------------------------------------------------ traceroute
@@ -153,26 +166,39 @@ def traceroute(cluster: Cluster, src: str, dst: str, mode: str = "udp", queries:
         raise UsageError(f"traceroute packet length {packetlen!r} is out of range 0..{MAX_PACKET}")
     if not isinstance(wait, (int, float)) or not 0 < wait <= 60:
         raise UsageError(f"traceroute wait {wait!r} must be a number of seconds, 0 to 60")
-    argv = ["traceroute"] + {"udp": [], "icmp": ["-I"], "tcp": ["-T"]}[mode] + ["-q", str(queries)]
-    argv += (["-m", str(max_ttl)] if max_ttl != 30 else []) + (["-f", str(first_ttl)] if first_ttl != 1 else [])
-    argv += (["-p", str(port)] if port is not None else []) + (["-w", f"{wait:g}"] if wait != 5.0 else [])
-    argv += (["-n"] if numeric else []) + (["-F"] if dont_fragment else []) + [str(dst)]
-    argv += [str(packetlen)] if packetlen is not None else []
+    options = TracerouteOptions(str(dst), mode, first_ttl, max_ttl, queries, port, int(wait * 1000), sim_queries,
+                                numeric, dont_fragment, packetlen)
+    return traceroute_with(cluster, src, options, cold)
+
+
+def traceroute_argv(o: TracerouteOptions) -> list[str]:
+    argv = ["traceroute"] + {"udp": [], "icmp": ["-I"], "tcp": ["-T"]}[o.method] + ["-q", str(o.queries)]
+    argv += (["-m", str(o.max_ttl)] if o.max_ttl != 30 else []) + (["-f", str(o.first_ttl)] if o.first_ttl != 1 else [])
+    argv += (["-p", str(o.port)] if o.port is not None else []) + (["-w", f"{o.wait_ms / 1000:g}"]
+                                                                   if o.wait_ms != 5000 else [])
+    argv += (["-N", str(o.sim_queries)] if o.sim_queries != 16 else [])
+    argv += (["-n"] if o.numeric else []) + (["-F"] if o.dont_fragment else []) + [o.destination]
+    return argv + ([str(o.packetlen)] if o.packetlen is not None else [])
+
+
+def traceroute_with(cluster: Cluster, src: str, options: TracerouteOptions, cold: bool = True) -> ToolRun:
+    """traceroute with its options as parsed from a command line (parse_traceroute_args) or the API."""
+    argv = traceroute_argv(options)
     ns = source(cluster, src)
+    dst = options.destination
     resolution, traces = destination(cluster, src, ns, dst, cold)
     if resolution.how == "failed":
         text = f"{dst}: Name or service not known\nCannot handle \"host\" cmdline arg `{dst}' on position 1 (argc 1)\n"
         return unresolved("traceroute", argv, src, resolution, traces, text, 2)
-    options = TracerouteOptions(resolution.address, mode, first_ttl, max_ttl, queries, port, int(wait * 1000),
-                                sim_queries, numeric, dont_fragment, packetlen)
     netns = cluster.netns(ns)
     rr = netns.route_get(resolution.address)
     mtu = netns.path_mtu(rr) if rr is not None else 1500
-    program = Traceroute(options, mtu=mtu, seed=f"{ns}-{stable_hash('traceroute', cluster.network.clock.us)}",
-                         hostname=resolution.name)
+    program = Traceroute(replace(options, destination=resolution.address), mtu=mtu,
+                         seed=f"{ns}-{stable_hash('traceroute', cluster.network.clock.us)}", hostname=resolution.name)
     trace = walk(cluster, ns, program, " ".join(argv) + f" (in {src})", cold and not traces)
     result = program.result
-    text = format_traceroute(result)  # type: ignore[arg-type]
+    assert isinstance(result, TracerouteResult)
+    text = format_traceroute(result)
     return ToolRun("traceroute", tuple(argv), src, result, program.status, text, "", text, (*traces, trace),
                    resolution, program)
 

@@ -68,8 +68,10 @@ def run_tool(lab: Lab, src: str, argv: Sequence[str], cold: bool = True, timeout
     drain(sockets)
     netns = lab.netns(source.netns)
     # argv[0] stays the tool's name (it prints it in its messages); the path is the executable
-    done = in_netns(netns, lambda: subprocess.run(command[1:], executable=command[0], capture_output=True, text=True,
-                                                   timeout=timeout, input=stdin))
+    # bytes in and out (no newline translation: an HTTP response keeps its \r\n)
+    data = stdin.encode("latin-1") if stdin is not None else None
+    done = in_netns(netns, lambda: subprocess.run(command[1:], executable=command[0], capture_output=True,
+                                                   timeout=timeout, input=data))
     captures: list[Capture] = []
     while True:
         time.sleep(SETTLE)
@@ -82,5 +84,5 @@ def run_tool(lab: Lab, src: str, argv: Sequence[str], cold: bool = True, timeout
              for d in ns.devices.values() if isinstance(d, Veth) and d.peer is not None and d.peer.netns is not None}
     captures = order(captures, kinds, peers)
     trace = to_trace(captures, title="kernel: " + " ".join(argv), kinds=kinds, peers=peers)
-    return ToolObservation(tuple(argv), done.returncode, done.stdout, done.stderr, trace, captures,
-                           time.perf_counter() - t0)
+    return ToolObservation(tuple(argv), done.returncode, done.stdout.decode("latin-1"),
+                           done.stderr.decode("latin-1"), trace, captures, time.perf_counter() - t0)

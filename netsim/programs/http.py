@@ -9,7 +9,9 @@
   with Content-Length and Content-Type application/x-www-form-urlencoded. It reads the response
   to its Content-Length or to EOF and prints the body. Its errors, and exit statuses, as curl
   prints them: "curl: (7) Failed to connect to A port P after T ms: Couldn't connect to server"
-  (ECONNREFUSED), "curl: (28) Connection timed out after T milliseconds", "curl: (52) Empty
+  (ECONNREFUSED and the other errors connect() returns; with ETIMEDOUT, the kernel's SYN
+  retries spent, the same words and exit status 28), "curl: (28) Connection timed out after T
+  milliseconds" (-m), "curl: (52) Empty
   reply from server" (EOF before any byte), "curl: (56) Recv failure: Connection reset by peer".
 """
 
@@ -160,9 +162,12 @@ class Fetch(Program):
         if isinstance(event, ConnectionReset) and event.sock == "curl":
             return self.fail(56, "Recv failure: Connection reset by peer", event.at)
         if isinstance(event, SocketError) and event.sock == "curl":
+            # lib/connect.c: the message names CURLE_COULDNT_CONNECT; an ETIMEDOUT from the
+            # kernel (tcp_syn_retries spent) turns the result into CURLE_OPERATION_TIMEDOUT (28)
             elapsed = (event.at - self.started_at) // 1000
-            return self.fail(7, f"Failed to connect to {self.host_name} port {self.port} after {elapsed} ms: "
-                                f"Couldn't connect to server", event.at)
+            status = 28 if event.errno == "ETIMEDOUT" else 7
+            return self.fail(status, f"Failed to connect to {self.host_name} port {self.port} after {elapsed} ms: "
+                                     f"Couldn't connect to server", event.at)
         if isinstance(event, TimerFired) and event.name == "timeout":
             what = "Operation" if self.connected else "Connection"
             return self.fail(28, f"{what} timed out after {self.max_time_ms} milliseconds", event.at)

@@ -2,7 +2,9 @@
 
 Checked on this machine:
 - `nc [-v] [-N] HOST PORT`: connect; send the input; with -N shut the write side down when the
-  input ends (FIN); print every byte received; exit 0 when the peer closes.
+  input ends (FIN: nc goes back to poll() and reads the end of its input after the write, so
+  the FIN follows what the kernel did meanwhile; netsim: a timer of 0 s); print every byte
+  received; exit 0 when the peer closes.
 - `-v`: "Connection to HOST PORT port [tcp/SERVICE] succeeded!" on stderr once connected
   (SERVICE from /etc/services; netsim knows a few, else "*").
 - `-z`: connect and close at once, sending nothing (a port check).
@@ -77,8 +79,10 @@ class Nc(Program):
                 return self.finish(0)
             out = [Send("nc", self.data)] if self.data else []
             if self.shutdown and not self.udp:
-                out.append(Shutdown("nc"))
+                out.append(SetTimer("eof", 0))
             return out
+        if isinstance(event, TimerFired) and event.name == "eof":
+            return [Shutdown("nc")]
         if isinstance(event, (DataReceived, DatagramReceived)) and event.sock == "nc":
             self.received += event.data
             return []

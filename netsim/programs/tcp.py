@@ -39,9 +39,8 @@ What it keeps from Linux (6.18, the lab's kernel):
   unsent, `tcp_send_fin`); the states FIN_WAIT1/2, CLOSING, TIME_WAIT, CLOSE_WAIT, LAST_ACK.
   An RST in SYN_SENT is ECONNREFUSED, later ECONNRESET; `abort()` sends RST,ACK.
 - `path_mtu(mtu)`: an ICMP fragmentation-needed for this flow (`tcp_v4_mtu_reduced`): the MSS
-  drops; the sent segments now too long are lost and sent again, each cut at the new MSS
-  (`tcp_simple_retransmit`, `tcp_fragment`), a short remainder taking the next segments in
-  while they fit (`tcp_retrans_try_collapse`).
+  drops; the sent segments now too long are lost and their bytes sent again cut at the new
+  MSS (`SendQueue.retransmit_lost`).
 
 Simplified, and so what the lab may compare exactly (see tests/test_programs_tcp.py):
 - The receive window does not grow: Linux raises rcv_ssthresh per segment by an amount that
@@ -232,33 +231,45 @@ class SendQueue:
 
     def retransmit_lost(self, mss: int) -> list[Skb]:
         """tcp_simple_retransmit then tcp_xmit_retransmit_queue: the sent segments longer than
-        `mss` are lost; each is cut at `mss` (tcp_fragment, both pieces lost) and sent again; a
-        lost piece shorter than `mss` takes the following segments in while they fit
-        (tcp_retrans_try_collapse). Returns the segments to send, in order."""
-        lost = {id(skb) for skb in self.skbs if skb.sent and len(skb.data) > mss}
+        `mss` are lost. The first of a run of them is cut at `mss` (tcp_fragment); its remainder
+        takes the rest of the run in (tcp_retrans_try_collapse, whose room is the peer's window,
+        not the MSS) and leaves as one skb that software GSO cuts at `mss` on its way out (the
+        lab's devices have no TSO with checksum offload off): on the wire the run's bytes are
+        sent again cut at `mss`, PSH on the last piece (measured on Linux 6.18:
+        tests/test_lab_sockets.py). Returns the segments to send, in order."""
         out: list[Skb] = []
         i = 0
         while i < len(self.skbs):
-            skb = self.skbs[i]
-            if id(skb) not in lost:
+            if not (self.skbs[i].sent and len(self.skbs[i].data) > mss):
                 i += 1
                 continue
-            if len(skb.data) > mss:
-                rest = Skb(skb.seq + mss, skb.data[mss:], skb.psh, skb.fin, True)
-                skb.data, skb.psh, skb.fin = skb.data[:mss], False, False
-                self.skbs.insert(i + 1, rest)
-                lost.add(id(rest))
-            else:
-                while i + 1 < len(self.skbs):
-                    nxt = self.skbs[i + 1]
-                    if not nxt.sent or len(skb.data) + len(nxt.data) > mss or skb.fin:
-                        break
-                    skb.data += nxt.data
-                    skb.psh, skb.fin = skb.psh or nxt.psh, nxt.fin
-                    del self.skbs[i + 1]
-            out.append(skb)
-            i += 1
+            j = i
+            while j < len(self.skbs) and self.skbs[j].sent and len(self.skbs[j].data) > mss:
+                j += 1
+            run = self.skbs[i:j]
+            data = bytearray().join(skb.data for skb in run)
+            pieces = [Skb(run[0].seq + k, data[k:k + mss], False, False, True) for k in range(0, len(data), mss)]
+            pieces[-1].psh, pieces[-1].fin = True, run[-1].fin
+            self.skbs[i:j] = pieces
+            out += pieces
+            i += len(pieces)
         return out
+
+
+def fill_gap(ofo: dict[int, tuple[bytes, bool]], seq: int, data: bytes, fin: bool) -> tuple[bytes, bool, bool]:
+    """tcp_ofo_queue: the in-order segment at `seq` takes in what the out-of-order queue holds
+    right after it, while it is contiguous. (data, FIN, whether anything was taken in)."""
+    filled = False
+    while ofo and not fin:
+        end = seq + len(data)
+        for stale in [s for s in ofo if s < end]:
+            del ofo[stale]
+        if end not in ofo:
+            break
+        more, fin = ofo.pop(end)
+        data += more
+        filled = True
+    return data, fin, filled
 
 
 class SequenceSpace:
@@ -276,6 +287,7 @@ class SequenceSpace:
     rcv_wnd: int
     state: str
     queue: SendQueue
+    peer_wscale: int
 
     @property
     def unsent(self) -> bool:
@@ -301,6 +313,13 @@ class SequenceSpace:
 
     def rel_seq(self, seq: int) -> int:
         return (seq - self.irs) % SEQ_MOD
+
+    def learn_syn_options(self, seg: TCP) -> None:
+        mss = option_values(seg, TCPOPT_MSS)
+        self.peer_mss = mss[0] if mss else TCP_MSS_DEFAULT
+        scale = option_values(seg, TCPOPT_WINDOW)
+        self.peer_wscale = min(scale[0], 14) if scale else 0
+        self.take_timestamp(seg)
 
     def take_timestamp(self, seg: TCP) -> None:
         values = option_values(seg, TCPOPT_TIMESTAMP)
@@ -353,6 +372,7 @@ class TcpConnection(SequenceSpace):
         self.retries = 0
         self.rto_us = TCP_TIMEOUT_INIT_US
         self.received = bytearray()
+        self.ofo: dict[int, tuple[bytes, bool]] = {}    # out_of_order_queue: relative seq -> (data, FIN)
 
     # -------------------------------------------------------------- opening
 
@@ -386,13 +406,6 @@ class TcpConnection(SequenceSpace):
     def synack(self, now_ms: int = 0) -> TCP:
         return TCP(self.lport, self.rport, self.iss, self.abs_ack(), "SA", self.rcv_wnd,
                    tcp_options(self.config.advmss, self.tsval(now_ms), self.ts_recent))
-
-    def learn_syn_options(self, seg: TCP) -> None:
-        mss = option_values(seg, TCPOPT_MSS)
-        self.peer_mss = mss[0] if mss else TCP_MSS_DEFAULT
-        scale = option_values(seg, TCPOPT_WINDOW)
-        self.peer_wscale = min(scale[0], 14) if scale else 0
-        self.take_timestamp(seg)
 
     @property
     def packets_out(self) -> int:
@@ -544,24 +557,31 @@ class TcpConnection(SequenceSpace):
             self.state = {"FIN_WAIT1": "FIN_WAIT2", "CLOSING": "TIME_WAIT", "LAST_ACK": "CLOSED"}[self.state]
 
     def rcv_data(self, seg: TCP, now_ms: int) -> TcpOutput:
-        """tcp_data_queue and tcp_fin, then __tcp_ack_snd_check."""
+        """tcp_data_queue and tcp_fin, then __tcp_ack_snd_check. A segment beyond rcv_nxt waits
+        in the out-of-order queue (tcp_data_queue_ofo) and is answered at once with a duplicate
+        ACK (netsim sends no SACK blocks); the segment that fills the gap takes it in and is
+        acknowledged at once (ICSK_ACK_NOW)."""
         if not seg.payload and "F" not in seg.flags:
             return TcpOutput()
         seq = self.rel_seq(seg.seq)
-        if seq != self.rcv_nxt or self.state in ("CLOSE_WAIT", "LAST_ACK", "CLOSING", "TIME_WAIT", "CLOSED"):
-            # a duplicate or out-of-order segment: Linux answers with an immediate (dup) ACK
+        if self.state in ("CLOSE_WAIT", "LAST_ACK", "CLOSING", "TIME_WAIT", "CLOSED") or seq < self.rcv_nxt:
+            # a duplicate: Linux answers with an immediate (dup) ACK
             return TcpOutput((self.segment("A", self.snd_nxt, now_ms=now_ms),))
-        data = seg.payload
+        if seq > self.rcv_nxt:
+            if seq - self.rcv_nxt < max(self.rcv_wnd, 1 << 16):
+                self.ofo.setdefault(seq, (bytes(seg.payload), "F" in seg.flags))
+            return TcpOutput((self.segment("A", self.snd_nxt, now_ms=now_ms),))
+        data, fin, filled = fill_gap(self.ofo, seq, bytes(seg.payload), "F" in seg.flags)
         if data:
+            first = len(seg.payload)
             if self.quick == 0 and not self.received:
-                self.rcv_mss = max(self.rcv_mss, len(data))              # tcp_measure_rcv_mss
+                self.rcv_mss = max(self.rcv_mss, first)                  # tcp_measure_rcv_mss
                 self.quick = min(max(self.rcv_wnd // (2 * self.rcv_mss), 2), TCP_MAX_QUICKACKS)
-            elif len(data) > self.rcv_mss:
-                self.rcv_mss = len(data)
+            elif first > self.rcv_mss:
+                self.rcv_mss = first
             self.received += data
             self.rcv_nxt += len(data)
             self.ack_pending = True
-        fin = "F" in seg.flags
         held = False
         if fin:
             self.rcv_nxt += 1
@@ -571,7 +591,8 @@ class TcpConnection(SequenceSpace):
                 self.state, self.state)
         if held:
             self.pingpong = True
-        if (fin and not held) or (self.quick and not self.pingpong) or self.rcv_nxt - self.rcv_wup > self.rcv_mss:
+        if (filled or (fin and not held) or (self.quick and not self.pingpong)
+                or self.rcv_nxt - self.rcv_wup > self.rcv_mss):
             ack = self.segment("A", self.snd_nxt, now_ms=now_ms)
             self.ack_sent()
             return TcpOutput((ack,), data=data, eof=fin)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..programs.events import (
     Action, Bind, CancelTimer, Close, Connect, Done, Event, Listen, Open, Program, Send, SendEcho, SendSegment,
-    SendTo, SetOptions, SetTimer, Shutdown, SocketError,
+    SendTo, SetOptions, SetTimer, Shutdown, SocketError, TimerFired,
 )
 from .inet import bind, raw_send_echo, raw_send_segment, udp_connect, udp_sendmsg
 from .layer import KINDS, Process, Sock, SocketLayer
@@ -93,7 +93,11 @@ def perform(k: Kernel, proc: Process, action: Action) -> list[Event]:
 def process_call(k: Kernel, proc: Process, action: Action) -> list[Event]:
     """The calls that name no open socket: timers, exit, socket()."""
     layer = proc.layer
-    if isinstance(action, SetTimer):
+    if isinstance(action, SetTimer) and action.after_us <= 0:
+        # a timer of 0: the program yields and goes on at the next moment nothing is in flight,
+        # with the programs the kernel woke meanwhile (nc reading the end of its input)
+        layer.ready.append((proc, [TimerFired(action.name, k.now_us())], None, None))
+    elif isinstance(action, SetTimer):
         layer.arm("program", proc, action.name, k.now_us() + action.after_us)
     elif isinstance(action, CancelTimer):
         layer.cancel("program", id(proc), action.name)

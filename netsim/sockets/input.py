@@ -113,8 +113,9 @@ def run_ready(k: Kernel) -> bool:
     layer = k.state(SocketLayer)
     if not layer.ready:
         return False
-    while layer.ready:
-        proc, events, sock, finish = layer.ready.popleft()
+    batch = list(layer.ready)              # what they queue now waits for the next quiet moment
+    layer.ready.clear()
+    for proc, events, sock, finish in batch:
         mark = sock.answered if sock is not None else 0
         run(k, proc, collect(proc, events))
         if finish is not None:
