@@ -14,7 +14,10 @@ Kernel behaviour modelled (net/ipv4/icmp.c `icmp_send`, `__icmp_send`):
   time (a new peer starts full); "fragmentation needed" and errors sent over loopback are never
   limited; with icmp_ratelimit 0 nothing is. The global limit (icmp_msgs_per_sec, 1000 a second
   after a burst of 50) is not modelled: a walk never sends that many;
-- it leaves through the normal output path (ip_local_out), as a packet of its own.
+- it leaves through the normal output path (ip_local_out), as a packet of its own, carrying
+  the offender's conntrack entry as RELATED (`icmp_glue_bits` -> `nf_ct_attach`), so the NAT
+  the offender went through is undone on the error and on the header it quotes (a router's
+  time exceeded about a DNATed NodePort probe quotes the NodePort, as traceroute shows).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import endpoints as ep
-from .decision import Decision, IcmpReason, Subsystem, Verdict
+from .conntrack_entry import ORIGINAL, REPLY, conntrack_ref
+from .decision import ConntrackReason, Decision, IcmpReason, Subsystem, Verdict
 from .packet import ICMP, IPPROTO_ICMP, IPv4
 from .skb import Flow
 
@@ -71,6 +75,16 @@ def icmp_send(k: Kernel, ns: Namespace, offender: IPv4, itype: int, code: int, f
     error = ep.icmp_error(offender, src, itype, code, ns.sysctl.ip_default_ttl,
                           ns.ip_id(src, offender.src, IPPROTO_ICMP), rest)
     err_flow = k.new_flow("error")
+    ct = flow.skb.ct
+    if ct is not None and not ct.confirmed:
+        # icmp_glue_bits -> nf_ct_attach: the error belongs to the offender's connection
+        # (RELATED, in the other direction) even when that entry is not in the table yet (a
+        # packet dropped before its last hook), so NAT translates it back. A confirmed entry
+        # is the one conntrack's own lookup of the quoted header finds at OUTPUT: same result.
+        reply = not flow.skb.ct_reply
+        err_flow.skb.ct, err_flow.skb.ct_reply, err_flow.skb.ct_state = ct, reply, "RELATED"
+        err_flow.note(Decision(Subsystem.CONNTRACK, "nf_ct_attach", ConntrackReason.RELATED, Verdict.RELATED,
+                               consulted=(conntrack_ref(ct, REPLY if reply else ORIGINAL, "RELATED"),), src=src))
     err_flow.note(Decision(Subsystem.ICMP, "icmp_send", why, Verdict.SEND, type=itype, code=code, src=src,
                            dst=offender.src))
     k.ip_local_out(ns, error, err_flow, rr)

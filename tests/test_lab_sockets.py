@@ -220,3 +220,79 @@ def test_a_connection_lowers_its_mss_on_frag_needed():
     assert [(f, seq, length) for f, seq, _a, length in k_segs] == [(f, seq, length) for f, seq, _a, length in m_segs]
     assert [length for *_x, length in m_segs if length] == [1448] * 4 + [249] + [1398] * 4 + [200]
     assert route_get(route.stdout)[0] == route_get(cluster.show("pod-a", f"ip route get {POD_C}"))[0]
+
+
+# ------------------------------------------------------------------------------ traceroute
+
+
+def quiet_limits(cluster: Cluster) -> Cluster:
+    """icmp_ratelimit 0 everywhere (model and lab): a traceroute's 16 probes in flight draw
+    more errors from the destination than the 6 a burst allows (icmp.py)."""
+    for ns in cluster.network.namespaces.values():
+        ns.set_sysctl("net.ipv4.icmp_ratelimit", 0)
+    return cluster
+
+
+def quoted(trace, where: str) -> list[tuple[int, int, str, str, int]]:
+    """The ICMP errors arriving at `where`: (type, code, source, quoted destination and port;
+    the port only for TCP, whose probes all go to one port)."""
+    from netsim.sockets.input import quoted_probe
+    out = []
+    for h in trace.hops:
+        ip = h.ip
+        if h.where == where and h.direction == "rx" and ip is not None and isinstance(ip.payload, ICMP) \
+                and ip.payload.type in (3, 11):
+            _src, proto, probe = quoted_probe(ip.payload.data)
+            out.append((ip.payload.type, ip.payload.code, ip.src, probe.dst, probe.dport if proto == 6 else 0))
+    return sorted(set(out))
+
+
+TRACEROUTES = [
+    ("pod-a", ["-n", POD_C], dict(dst=POD_C)),
+    ("pod-a", ["-I", "-n", POD_C], dict(dst=POD_C, mode="icmp")),
+    ("pod-a", ["-T", "-p", "8080", "-n", POD_C], dict(dst=POD_C, mode="tcp", port=8080)),
+    ("ext", ["-n", "192.168.50.11"], dict(dst="192.168.50.11")),
+    ("ext", ["-I", "-n", "192.168.50.11"], dict(dst="192.168.50.11", mode="icmp")),
+    ("ext", ["-T", "-p", "30080", "-n", "192.168.50.11"], dict(dst="192.168.50.11", mode="tcp", port=30080)),
+]
+
+
+@pytest.fixture(scope="module")
+def traceroute_lab():
+    cluster = quiet_limits(reference_cluster())
+    with Lab(cluster) as lab:
+        yield cluster, lab
+
+
+@pytest.mark.parametrize("host, args, call", TRACEROUTES, ids=[f"{h}-{' '.join(a)}" for h, a, _c in TRACEROUTES])
+def test_traceroute_prints_and_sends_what_the_real_one_does(traceroute_lab, host, args, call):
+    """traceroute 2.1 in each mode, from pod-a to pod-c (cni0, node2's flannel.1, pod-c) and
+    from ext to node1's NodePort (the gateway, then node1 for every later hop: with -T the
+    probes are DNATed to pod-c and the errors node1 and node2 send about them come back
+    with their quoted headers un-DNATed, 192.168.50.11:30080, from node1's address, as
+    conntrack translates a RELATED error: nf_ct_attach). Compared: the output but its times, the
+    exit status, the probes up to the destination's hop (their TTLs), and the errors reaching
+    the tracer with what they quote. Not compared: how many probes traceroute sends past the
+    destination's hop (up to -N 16 at once, one more each time a reply is read while the
+    destination is unknown): that depends on how the replies fall into its reads, a matter
+    of microseconds on the real machine."""
+    cluster, lab = traceroute_lab
+    kernel = run_tool(lab, host, ["traceroute", *args], timeout=120)
+    kwargs = dict(call)
+    model = cluster.traceroute(host, kwargs.pop("dst"), numeric=True, **kwargs)
+    assert kernel.returncode == model.status == 0
+    assert without_times(kernel.stdout) == without_times(model.stdout)
+    src = cluster.resolve(host, source=True)
+
+    def probe(ip) -> bool:
+        p = ip.payload
+        return ((isinstance(p, UDP) and p.dport >= 33434) or (isinstance(p, ICMP) and p.type == 8)
+                or (isinstance(p, TCP) and p.flags == "S"))
+
+    last = len(model.result.hops)
+    ttls = lambda t: sorted(h.ip.ttl for h in t.hops if h.where == f"{src.netns}/eth0" and h.direction == "tx"
+                            and h.ip is not None and probe(h.ip) and h.ip.ttl <= last)
+    assert ttls(kernel.trace) == ttls(model.trace)
+    assert quoted(kernel.trace, f"{src.netns}/eth0") == quoted(model.trace, f"{src.netns}/eth0")
+    if host == "ext" and call.get("mode") == "tcp":
+        assert {q[3:] for q in quoted(model.trace, "ext/eth0")} == {("192.168.50.11", 30080)}

@@ -280,3 +280,43 @@ def test_the_socket_layer_is_per_walk_state():
     walk = Walk({})
     assert walk.state(SocketLayer) is walk.state(SocketLayer)
     assert Walk({}).state(SocketLayer) is not walk.state(SocketLayer)
+
+
+# ------------------------------------------------------------------------------ traceroute
+
+
+def test_traceroute_to_a_nodeport_sees_the_errors_un_dnated():
+    """-T probes to node1's NodePort are DNATed to pod-c; node1's time exceeded about one (its
+    entry never confirmed: dropped before POSTROUTING) carries the entry by nf_ct_attach, node2's
+    is matched by conntrack on its way back through node1: both quote 192.168.50.11:30080."""
+    from netsim.sockets.input import quoted_probe
+    run = reference_cluster().traceroute("ext", "192.168.50.11", mode="tcp", port=30080, queries=1, numeric=True)
+    assert [line.split()[:2] for line in run.stdout.splitlines()[1:]] == [
+        ["1", "203.0.113.1"], ["2", "192.168.50.11"], ["3", "192.168.50.11"], ["4", "192.168.50.11"]]
+    errors = [h.ip for h in run.trace.hops if h.where == "ext/eth0" and h.direction == "rx" and h.ip is not None
+              and isinstance(h.ip.payload, ICMP) and h.ip.payload.type == 11]
+    assert [(ip.src, quoted_probe(ip.payload.data)[2].dst, quoted_probe(ip.payload.data)[2].dport) for ip in errors] == [
+        ("203.0.113.1", "192.168.50.11", 30080), ("192.168.50.11", "192.168.50.11", 30080),
+        ("192.168.50.11", "192.168.50.11", 30080)]
+    # node1's error carries the NodePort connection (DNAT and SNAT to undo); node2's, about the
+    # packet node1 forwarded, carries node2's own fresh entry (nothing to undo there)
+    attached = {(h.netns, d.fact("src")) for h in run.trace.hops for d in h.decisions if d.function == "nf_ct_attach"}
+    assert attached == {("node1", "192.168.50.11"), ("node2", "10.244.1.0")}
+
+
+def test_repeated_traceroutes_meet_the_icmp_rate_limit():
+    """A traceroute's probes with TTL 3 and more all reach pod-c: 10 of the first 16, and 6
+    more it sends as the first hops answer (in netsim's walk every reply is read as it comes):
+    the first 6 port unreachables go (a full bucket), the next 10 are limited (icmp_ratelimit
+    1000 ms); a second run at once finds pod-c's bucket empty: '*' until tokens come back."""
+    cluster = reference_cluster()
+    first = cluster.traceroute("pod-a", "pod-c", numeric=True)
+    assert first.stdout.splitlines()[3].split()[:2] == ["3", "10.244.1.2"]
+    limited = [d for h in first.trace.hops for d in h.decisions if d.function == "icmp_send"
+               and d.reason.value == "ratelimited"]
+    assert len(limited) == 10 and {d.fact("dst") for d in limited} == {"10.244.0.2"}
+    second = cluster.traceroute("pod-a", "pod-c", numeric=True)
+    assert second.stdout.splitlines()[3] == " 3  * * *"
+    cluster.netns("pod-c").set_sysctl("net.ipv4.icmp_ratelimit", 0)
+    third = cluster.traceroute("pod-a", "pod-c", numeric=True)
+    assert third.stdout.splitlines()[3].split()[:2] == ["3", "10.244.1.2"] and len(third.stdout.splitlines()) == 4

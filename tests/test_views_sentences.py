@@ -226,6 +226,12 @@ CASES = [
                src="192.168.50.11"),
      "conntrack: icmp error from 192.168.50.11 is RELATED to udp 203.0.113.10:43204 -> 192.168.50.11:30080 (reply "
      "direction)"),
+    (Decision(Subsystem.CONNTRACK, "nf_ct_attach", ConntrackReason.RELATED, Verdict.RELATED,
+              consulted=(ConntrackRef("tcp", "203.0.113.10:41000 -> 192.168.50.11:30080",
+                                      "10.244.1.2:8080 -> 10.244.0.0:41000", "RELATED", "reply"),),
+              src="192.168.50.11"),
+     "conntrack: the icmp error from 192.168.50.11 carries the connection of the packet it quotes, RELATED to tcp "
+     "203.0.113.10:41000 -> 192.168.50.11:30080 (reply direction; the entry is not in the table yet)"),
     (Decision(Subsystem.NAT, "nf_nat_icmp_reply_translation", NatReason.ICMP_ERROR, Verdict.REWRITE,
               consulted=(ConntrackRef("tcp", "10.244.0.2:45178 -> 203.0.113.10:8080",
                                       "203.0.113.10:8080 -> 192.168.50.11:20269", "RELATED", "reply"),),

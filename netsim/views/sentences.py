@@ -399,6 +399,9 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
         f"conntrack: icmp error from {f.src} is about {_conn(_ct(d))}, which is not tracked: INVALID"),
     ("nf_conntrack_icmpv4_error", CT.RELATED): lambda d, f: (
         lambda c: f"conntrack: icmp error from {f.src} is RELATED to {_conn(c)} ({c.direction} direction)")(_ct(d)),
+    ("nf_ct_attach", CT.RELATED): lambda d, f: (
+        lambda c: f"conntrack: the icmp error from {f.src} carries the connection of the packet it quotes, RELATED "
+                  f"to {_conn(c)} ({c.direction} direction; the entry is not in the table yet)")(_ct(d)),
 
     # netfilter/nat.py
     ("nf_nat_icmp_reply_translation", NAT.ICMP_ERROR): _nat_icmp,
