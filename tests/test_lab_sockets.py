@@ -296,3 +296,43 @@ def test_traceroute_prints_and_sends_what_the_real_one_does(traceroute_lab, host
     assert quoted(kernel.trace, f"{src.netns}/eth0") == quoted(model.trace, f"{src.netns}/eth0")
     if host == "ext" and call.get("mode") == "tcp":
         assert {q[3:] for q in quoted(model.trace, "ext/eth0")} == {("192.168.50.11", 30080)}
+
+
+# ------------------------------------------------------------------------------ ping sizes and DF
+
+
+PING_CASES = [(backend, delta, mode) for backend in ("vxlan", "host-gw") for delta in (0, 1)
+              for mode in ("do", "want", "dont")]
+
+
+@pytest.fixture(scope="module")
+def ping_labs():
+    clusters = {backend: reference_cluster(backend) for backend in ("vxlan", "host-gw")}
+    labs = {backend: Lab(cluster) for backend, cluster in clusters.items()}
+    for lab in labs.values():
+        lab.__enter__()
+    try:
+        yield clusters, labs
+    finally:
+        for lab in labs.values():
+            lab.close()
+
+
+@pytest.mark.parametrize("backend, delta, mode", PING_CASES, ids=[f"{b}-mtu{'+1' if d else ''}-M{m}"
+                                                                   for b, d, m in PING_CASES])
+def test_ping_on_both_sides_of_the_pod_mtu(ping_labs, backend, delta, mode):
+    """ping -M do|want|dont from pod-a to pod-c with the largest size that fits the pods' MTU
+    (1450 under vxlan, 1500 under host-gw) and one byte more: what it prints (but times), its
+    exit status, and the echo requests pod-a's eth0 sends: whole with DF, refused by pod-a's
+    stack (-M do: "local error: message too long"), or cut into fragments without DF (want,
+    dont), each fragment's length and offset."""
+    clusters, labs = ping_labs
+    cluster = clusters[backend]
+    size = cluster.netns("pod-a").devices["eth0"].mtu - 28 + delta
+    argv = ["ping", "-c", "1", "-s", str(size), "-M", mode, POD_C]
+    kernel = run_tool(labs[backend], "pod-a", argv)
+    model = cluster.ping("pod-a", POD_C, size=size, pmtudisc=mode)
+    assert kernel.returncode == model.status == (1 if delta and mode == "do" else 0)
+    assert without_times(kernel.stdout) == without_times(model.stdout)
+    assert kernel.stderr == model.stderr
+    assert fragments_at(kernel.trace, "pod-a/eth0", "tx") == fragments_at(model.trace, "pod-a/eth0", "tx")
