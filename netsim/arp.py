@@ -4,7 +4,8 @@ Kernel behaviour modelled (net/ipv4/arp.c `arp_rcv`, `arp_process`, `arp_solicit
 `arp_error_report`; net/core/neighbour.c `neigh_resolve_output`, `__neigh_event_send`,
 `neigh_update`, `neigh_timer_handler`):
 - a packet for a next hop with a usable entry (PERMANENT, REACHABLE, STALE, NOARP) leaves
-  with the entry's MAC; with no entry an INCOMPLETE one is created, the packet is queued and
+  with the entry's MAC; one for a broadcast address or a multicast group needs no ARP: the
+  broadcast MAC, or 01:00:5e and the group's low 23 bits (`arp_constructor`, NUD_NOARP); with no entry an INCOMPLETE one is created, the packet is queued and
   an ARP request is broadcast; more packets for an INCOMPLETE entry join the queue;
 - when the wire goes quiet the request is repeated until `mcast_solicit` (3) requests went
   unanswered; then the entry is FAILED and every queued packet is dropped with an ICMP host
@@ -31,6 +32,7 @@ from .neighbour import FAILED, INCOMPLETE, MCAST_SOLICIT, REACHABLE, STALE, Neig
 RETRANS_TIME_US = 1_000_000          # neigh retrans_time: a second between ARP requests
 from .packet import ARP, ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP_DEST_UNREACH, Ethernet, IPv4
 
+from .route import address_int
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -164,6 +166,22 @@ def neigh_timer(k: Kernel) -> bool:
     return progressed
 
 
+def noarp_mac(ns: Namespace, addr: str) -> tuple[str, str] | None:
+    """arp_constructor: a broadcast address (255.255.255.255, or one of the namespace's subnet
+    broadcasts) takes the device's broadcast MAC, a multicast group 01:00:5e and its low 23
+    bits (ip_eth_mc_map); no ARP for either (NUD_NOARP)."""
+    value = address_int(addr)
+    if value == 0xFFFFFFFF:
+        return "broadcast", BROADCAST_MAC
+    if 0xE0000000 <= value <= 0xEFFFFFFF:
+        low = value & 0x7FFFFF
+        return "multicast", f"01:00:5e:{low >> 16:02x}:{(low >> 8) & 0xFF:02x}:{low & 0xFF:02x}"
+    route = ns.local_table.lookup(value)
+    if route is not None and route.type == "broadcast" and route.dst.prefixlen == 32:
+        return "broadcast", BROADCAST_MAC
+    return None
+
+
 def neigh_output(k: Kernel, ns: Namespace, dev: Device, nexthop: str, ip: IPv4, flow: Flow) -> None:
     """ip_finish_output2 -> neigh_output: put the link-layer header on, resolving the next
     hop's MAC first if needed."""
@@ -179,6 +197,14 @@ def neigh_output(k: Kernel, ns: Namespace, dev: Device, nexthop: str, ip: IPv4, 
                            consulted=(neigh_ref(entry),), changes=l2_changes(flow, dev.mac, entry.lladdr or "")))
         k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, ip), flow)
         return
+    if entry is None:
+        mapped = noarp_mac(ns, nexthop)
+        if mapped is not None:
+            kind, mac = mapped
+            flow.note(Decision(Subsystem.NEIGHBOUR, "arp_constructor", NeighReason.NOARP, Verdict.RESOLVED,
+                               dst=nexthop, kind=kind, mac=mac))
+            k.dev_queue_xmit(dev, Ethernet(mac, dev.mac, ETH_P_IP, ip), flow)
+            return
     if entry is None or entry.state == FAILED:
         entry = ns.neighbours.set(dev.name, nexthop, None, INCOMPLETE)
         entry.probes = 1

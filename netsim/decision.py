@@ -165,12 +165,14 @@ class NeighReason(Reason):
     RESOLVED = "resolved"
     NEW_INCOMPLETE = "new-incomplete"
     INCOMPLETE = "incomplete"
+    NOARP = "noarp"                      # arp_constructor: broadcast or multicast, no ARP
 
 
 class RouteReason(Reason):
     FORWARD = "forward"
     MARTIAN = "martian"
-    BROADCAST = "broadcast"
+    BROADCAST_LOCAL = "broadcast-local"  # a broadcast or a joined multicast group: delivered here
+    NOT_MEMBER = "not-member"            # a multicast group this host has not joined
     NOT_FORWARDING = "not-forwarding"
     NO_ROUTE = "no-route"
     UNREACHABLE = "unreachable"

@@ -8,7 +8,10 @@ net/ipv4/fib_frontend.c `fib_validate_source`):
   (accept_local=0), whatever its destination;
 - a packet for one of our addresses (or the limited broadcast) runs INPUT, is reassembled if
   it is a fragment (ip_defrag) and goes to the transport layer (ip_protocol_deliver);
-- a packet for a broadcast address of ours is not forwarded; with `net.ipv4.ip_forward=0`
+- a packet for a broadcast address of ours, or for the all-hosts group 224.0.0.1 every IPv4
+  device joins, is delivered here too (`brd_input`, `ip_check_mc_rcu`) and never forwarded;
+  one for another multicast group is dropped (no group joined, no multicast routing);
+  with `net.ipv4.ip_forward=0`
   nothing is; otherwise the route decides: no route is ICMP net unreachable (ENETUNREACH),
   an `unreachable` route ICMP host unreachable, a `blackhole` route a silent discard, and a
   unicast route hands the packet to ip_forward (dst_input).
@@ -21,7 +24,9 @@ from typing import TYPE_CHECKING
 from .decision import Decision, RouteReason, Subsystem, Verdict
 from .device import Device
 from .packet import ICMP_DEST_UNREACH, IPv4
-from .route import route_ref
+from .route import address_int, route_ref
+
+ALL_HOSTS = "224.0.0.1"
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,10 +51,20 @@ def ip_rcv(k: Kernel, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
     if ns.is_local_address(ip.dst) or ip.dst == "255.255.255.255":
         ip_local_deliver(k, ns, dev, ip, flow)
         return
+    if 0xE0000000 <= address_int(ip.dst) <= 0xEFFFFFFF:
+        if ip.dst == ALL_HOSTS:
+            flow.note(Decision(Subsystem.ROUTE, "ip_route_input_mc", RouteReason.BROADCAST_LOCAL, Verdict.DELIVER,
+                               dst=ip.dst))
+            ip_local_deliver(k, ns, dev, ip, flow)
+        else:
+            flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_mc", RouteReason.NOT_MEMBER, Verdict.DROP,
+                                         dst=ip.dst, dev=dev.name))
+        return
     rr = ns.route_get(ip.dst)
     if rr is not None and rr.route.type == "broadcast":
-        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.BROADCAST, Verdict.DROP,
-                                     consulted=(route_ref(rr),), dst=ip.dst))
+        flow.note(Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.BROADCAST_LOCAL, Verdict.DELIVER,
+                           consulted=(route_ref(rr),), dst=ip.dst))
+        ip_local_deliver(k, ns, dev, ip, flow)
         return
     if not ns.sysctl.ip_forward:
         flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.NOT_FORWARDING, Verdict.DROP,

@@ -256,6 +256,23 @@ class Namespace:
         nexthop = route.via or dst
         return RouteResult(dst, route, route.dev, nexthop, src or self.select_source(route, nexthop))
 
+    def route_output(self, dst: str, src: str | None = None) -> RouteResult | None:
+        """ip_route_output_key, what a socket's send and `ip route get` ask: the route lookup,
+        then __mkroute_output's special destinations: 0.0.0.0 is this host (127.0.0.1 on lo);
+        the limited broadcast (a `broadcast` route) and a multicast group (a `multicast` route)
+        leave by the device the lookup found, to no gateway."""
+        if dst == "0.0.0.0":
+            dst = src or "127.0.0.1"
+        rr = self.route_get(dst, src)
+        if rr is None or rr.route.type in ("local", "broadcast", "blackhole", "unreachable"):
+            return rr
+        value = address_int(dst)
+        kind = "broadcast" if value == 0xFFFFFFFF else "multicast" if 0xE0000000 <= value <= 0xEFFFFFFF else ""
+        if not kind:
+            return rr
+        route = Route(parse_network(dst), rr.dev, src=rr.src, scope="link", type=kind)
+        return RouteResult(dst, route, rr.dev, dst, rr.src)
+
     def select_source(self, route: Route, nexthop: str) -> str | None:
         """`inet_select_addr`: the route's src, else an address on the output device (one in the
         gateway's subnet first), else any global address of the namespace."""

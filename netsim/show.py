@@ -29,6 +29,8 @@ unreachable routes). Deliberate differences, all to keep the output short and de
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from typing import TYPE_CHECKING
 
 from .addresses import parse_address
@@ -203,9 +205,11 @@ def ip_route_get(ns: "Namespace", addr: str, src: str | None = None) -> str:
     addr = str(parse_address(addr, "ip route get: destination"))
     if src is not None:
         src = str(parse_address(src, "ip route get: from"))
-    rr = ns.route_get(addr, src)
+    rr = ns.route_output(addr, src)
     if rr is None:
         return "RTNETLINK answers: Network is unreachable"
+    if addr == "0.0.0.0":
+        rr = replace(rr, dst=addr)              # the lookup went to this host; iproute2 prints the address asked
     text = format_route_get(rr, src)
     exception = ns.route_cache.get(rr.dst, ns.clock.us) if ns.route_cache.by_dst and rr.route.type == "unicast" else None
     if exception is not None:
@@ -229,8 +233,14 @@ def format_route_get(rr: RouteResult, src: str | None = None) -> str:
     words += ["dev", rr.dev]
     if src is None and rr.src:
         words += ["src", rr.src]
+    if kind == "multicast":
+        # rt_fill_info copies rt_flags' high bits into rtm_flags: RTCF_MULTICAST (0x20000000) is
+        # the bit iproute2 reads as RTM_F_OFFLOAD_FAILED (as Linux 6.18 and iproute2 6.1 print it)
+        words.append("rt_offload_failed")
     words += ["uid", "0"]
-    cache = {"local": "    cache <local>", "broadcast": "    cache <local,brd>"}.get(kind, "    cache")
+    joined = kind == "multicast" and rr.dst == "224.0.0.1"      # every device is in the all-hosts group
+    cache = {"local": "    cache <local>", "broadcast": "    cache <local,brd>",
+             "multicast": "    cache <local,mc>" if joined else "    cache <mc>"}.get(kind, "    cache")
     return " ".join(words) + "\n" + cache
 
 

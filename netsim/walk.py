@@ -189,7 +189,7 @@ class Walk(FlowLog):
         if isinstance(frame, IPv4):          # raw-IP device (TUN): no link-layer header
             ip_input.ip_rcv(self, ns, dev, frame, flow)
             return
-        if otherhost and frame.dst != dev.mac and frame.dst != BROADCAST_MAC:
+        if otherhost and frame.dst != dev.mac and frame.dst != BROADCAST_MAC and not int(frame.dst[:2], 16) & 1:
             flow.end("dropped", Decision(Subsystem.DEV, "eth_type_trans", DevReason.OTHERHOST, Verdict.DROP,
                                          dst=frame.dst, dev=dev.name, mac=dev.mac))
             return

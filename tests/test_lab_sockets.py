@@ -336,3 +336,47 @@ def test_ping_on_both_sides_of_the_pod_mtu(ping_labs, backend, delta, mode):
     assert without_times(kernel.stdout) == without_times(model.stdout)
     assert kernel.stderr == model.stderr
     assert fragments_at(kernel.trace, "pod-a/eth0", "tx") == fragments_at(model.trace, "pod-a/eth0", "tx")
+
+
+# ------------------------------------------------------------------------------ special destinations
+
+
+def icmp_path(trace) -> list[tuple[str, str, str, str, str, int, bool]]:
+    """Every ICMP frame: capture point, direction, destination MAC, addresses, TTL, DF; sorted
+    (the kernel's flood copies come out in another order than the walk's)."""
+    return sorted((h.where, h.direction, h.frame.dst, h.ip.src, h.ip.dst, h.ip.ttl, h.ip.df) for h in trace.hops
+                  if h.ip is not None and h.ip.proto == IPPROTO_ICMP)
+
+
+SPECIAL = [
+    ("0.0.0.0", False), ("10.244.0.255", False), ("10.244.0.255", True), ("255.255.255.255", False),
+    ("255.255.255.255", True), ("224.0.0.1", False),
+]
+
+
+@pytest.fixture(scope="module")
+def special_lab():
+    cluster = reference_cluster()
+    with Lab(cluster) as lab:
+        yield cluster, lab
+
+
+@pytest.mark.parametrize("dst, broadcast", SPECIAL, ids=[f"{d}{'-b' if b else ''}" for d, b in SPECIAL])
+def test_special_destinations_as_the_kernel_treats_them(special_lab, dst, broadcast):
+    """ping from pod-a to 0.0.0.0 (this host: 127.0.0.1 on lo, "PING 0.0.0.0 (127.0.0.1)"), to
+    its subnet's broadcast and to the limited broadcast (refused without -b: EACCES at the
+    probe's connect(); with -b sent to ff:ff:ff:ff:ff:ff, flooded by cni0, back to pod-a too
+    (hairpin), no answer: icmp_echo_ignore_broadcasts; the limited broadcast leaves cni0's
+    ports masqueraded, as br_netfilter runs flanneld's rule on it), and to the all-hosts group
+    (01:00:5e:00:00:01, TTL 1, DF, no answer). Compared: output but times, stderr, exit status,
+    every ICMP frame at every capture point (MAC, addresses, TTL, DF), and `ip route get`."""
+    cluster, lab = special_lab
+    argv = ["ping", "-c", "1", "-W", "1"] + (["-b"] if broadcast else []) + [dst]
+    kernel = run_tool(lab, "pod-a", argv, timeout=30)
+    model = cluster.ping("pod-a", dst, broadcast=broadcast)
+    assert kernel.returncode == model.status
+    assert without_times(kernel.stdout) == without_times(model.stdout)
+    assert kernel.stderr == model.stderr
+    assert icmp_path(kernel.trace) == icmp_path(model.trace)
+    route = run_tool(lab, "pod-a", ["ip", "route", "get", dst], cold=False)
+    assert route_get(route.stdout)[0] == route_get(cluster.show("pod-a", f"ip route get {dst}"))[0]

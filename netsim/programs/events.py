@@ -49,8 +49,11 @@ class Started:
 
 @dataclass(frozen=True)
 class Connected:
+    """connect() returned 0; `local` is the address the socket was bound to (getsockname)."""
+
     sock: str
     at: int = 0
+    local: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ From iputils ping/ping.c and ping/ping_common.c (tag 20221126), checked against 
   fits the route's MTU), -Q tos (decimal or 0x hex, at most 255), -b (SO_BROADCAST), -i interval
   (1 s), -W linger (10 s), -q, -n. A number out of range: "ping: invalid argument: 'V': out of
   range: MIN <= value <= MAX", exit status 1; -M or -Q refused: exit status 2.
-- Before sending, ping connect()s a UDP socket to the target (port 1025) to learn the source:
+- With -b, or to a multicast group, IP_MTU_DISCOVER is IP_PMTUDISC_DO unless -M says otherwise.
+- Before sending, ping connect()s a UDP socket to the target (port 1025) to learn the source
+  (0.0.0.0 as the target becomes that source, 127.0.0.1: "PING 0.0.0.0 (127.0.0.1)"):
   EACCES there (a broadcast address, no -b) ends it with "Do you want to ping broadcast? Then -b.
   If not, check your local firewall rules", exit status 2; ENETUNREACH with "ping: connect:
   Network is unreachable".
@@ -312,14 +314,15 @@ class Ping(Program):
                 return self.begin(event.at)
             return self.fatal(f"ping: connect: {strerror(event.errno)}")
         if isinstance(event, Connected) and event.sock == "probe":
+            if self.address == "0.0.0.0" and event.local:
+                self.address = event.local        # ping4_run: no destination is the source the route gave
             return self.begin(event.at)
         if isinstance(event, TimerFired) and event.name == "tick":
-            self.last_us = event.at
             if len(self.sent_at) < opts.count:
+                self.last_us = event.at
                 return self.send(event.at)
             return self.maybe_done(event.at, lingered=False)
         if isinstance(event, TimerFired) and event.name == "linger":
-            self.last_us = event.at
             return self.finish()
         if isinstance(event, EchoReplyReceived) and event.sock == "icmp" and event.ident == self.ident:
             rtt = event.at - self.sent_at[event.seq] if event.seq in self.sent_at and opts.size >= TIMEVAL else None
@@ -345,8 +348,10 @@ class Ping(Program):
 
     def begin(self, at: int) -> list[Action]:
         opts = self.options
-        icmp = SocketOptions(ttl=opts.ttl, tos=opts.tos, pmtudisc=opts.pmtudisc, broadcast=opts.broadcast,
-                             recverr=True)
+        pmtudisc = opts.pmtudisc
+        if pmtudisc is None and (opts.broadcast or 224 <= int(self.address.split(".")[0]) <= 239):
+            pmtudisc = "do"          # ping4_run: a broadcast (-b) or multicast ping does not fragment
+        icmp = SocketOptions(ttl=opts.ttl, tos=opts.tos, pmtudisc=pmtudisc, broadcast=opts.broadcast, recverr=True)
         out: list[Action] = [Close("probe"), Open("icmp", "icmp", icmp)]
         return out + self.send(at)
 

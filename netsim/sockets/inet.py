@@ -27,11 +27,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..addresses import parse_network, stable_hash
+from ..addresses import stable_hash
 from ..decision import Decision, RouteReason, SocketReason, Subsystem, Verdict
 from ..packet import ICMP, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP, UDP, IPv4
 from ..programs.events import Connected, Event, Probe, SocketError
-from ..route import Route, RouteResult, address_int, route_ref
+from ..route import RouteResult, address_int, route_ref
 from .layer import Sock, SocketLayer
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,19 +75,13 @@ def socket_hash(ip: IPv4) -> int | None:
 # ------------------------------------------------------------------------------ the route
 
 def output_route(ns: Namespace, dst: str, src: str | None = None) -> RouteResult | str:
-    """ip_route_output_key for a socket: the route, or the errno the call fails with."""
-    if dst == "0.0.0.0":
-        dst = src or "127.0.0.1"                     # "no destination" is this host
-    rr = ns.route_get(dst, src)
+    """ip_route_output_key for a socket (Namespace.route_output): the route, or the errno the
+    call fails with."""
+    rr = ns.route_output(dst, src)
     if rr is None:
         return "ENETUNREACH"
     if rr.route.type in LOCAL_OUT_ERRNO:
         return LOCAL_OUT_ERRNO[rr.route.type]
-    if dst == LIMITED_BROADCAST and rr.route.type != "broadcast":
-        # __mkroute_output: the limited broadcast leaves by the device the lookup found, to no
-        # gateway, as a broadcast route (`ip route get 255.255.255.255`: broadcast ... dev eth0)
-        route = Route(parse_network(dst), rr.dev, src=rr.src, scope="link", type="broadcast")
-        rr = RouteResult(dst, route, rr.dev, dst, rr.src)
     return rr
 
 
@@ -211,7 +205,7 @@ def udp_connect(k: Kernel, sock: Sock, dst: str, dport: int) -> list[Event]:
     local_port(sock, sock.laddr, rr.dst, dport)
     sock.raddr, sock.rport = target or rr.dst, dport
     sock.layer.bind_udp(sock)
-    return [Connected(sock.name, k.now_us())]
+    return [Connected(sock.name, k.now_us(), sock.laddr)]
 
 
 def udp_sendmsg(k: Kernel, sock: Sock, data: bytes, dst: str | None = None, dport: int | None = None,

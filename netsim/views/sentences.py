@@ -298,6 +298,8 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
         lambda n: f"neighbour {n.ip} on {n.dev} FAILED: no ARP reply after {f.probes} requests")(
             _one(d, NeighbourRef)),
     ("neigh_resolve_output", N.RESOLVED): lambda d, f: f"neighbour: {neighbour_line(_one(d, NeighbourRef))}",
+    ("arp_constructor", N.NOARP): lambda d, f: (
+        f"{f.dst} is a {f.kind} address: no ARP, destination MAC {f.mac} (arp_constructor)"),
     ("__neigh_event_send", N.NEW_INCOMPLETE): lambda d, f: (
         lambda n: f"neighbour: no entry for {n.ip} on {n.dev}: INCOMPLETE, packet queued")(_one(d, NeighbourRef)),
     ("__neigh_event_send", N.INCOMPLETE): lambda d, f: (
@@ -307,7 +309,12 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     ("ip_route_input", R.FORWARD): lambda d, f: f"route: {_one(d, RouteRef).route}",
     ("fib_validate_source", R.MARTIAN): lambda d, f: (
         f"martian source {f.src} on {f.dev}: the source is an address of {f.netns} (accept_local=0)"),
-    ("ip_route_input_slow", R.BROADCAST): lambda d, f: f"{f.dst} is a broadcast address here: not forwarded",
+    ("ip_route_input_slow", R.BROADCAST_LOCAL): lambda d, f: (
+        f"{f.dst} is a broadcast address here: delivered locally, never forwarded"),
+    ("ip_route_input_mc", R.BROADCAST_LOCAL): lambda d, f: (
+        f"{f.dst} is the all-hosts group every IPv4 device joins: delivered locally"),
+    ("ip_route_input_mc", R.NOT_MEMBER): lambda d, f: (
+        f"{f.dst} is a multicast group {f.dev} has not joined: dropped (no multicast routing)"),
     ("ip_route_input_slow", R.NOT_FORWARDING): lambda d, f: (
         f"{f.dst} is not an address of {f.netns} and net.ipv4.ip_forward is 0: the packet is not forwarded"),
     ("ip_error", R.NO_ROUTE): lambda d, f: f"no route to {f.dst}: network unreachable",
