@@ -19,11 +19,12 @@ shared/reference/kernel-observations.md (s5, s6).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .conntrack_entry import (DST, ICMP_ERROR_TYPES, ICMP_NEW_TYPES, ICMP_QUERY_REPLY, ICMP_TIMEOUT, ORIGINAL, REPLY,
-                              SRC, TCP_TIMEOUTS, UDP_TIMEOUT, ConnTuple, ConntrackEntry, conn_text, conntrack_ref,
-                              endpoint, lone_ref, tuple_of)
+                              SRC, TCP_TIMEOUTS, UDP_TIMEOUT, ConnTuple, ConntrackEntry, conntrack_ref_of, conn_text,
+                              conntrack_ref, endpoint, lone_ref, tuple_of)
 from .decision import VERDICT_OF, ConntrackReason, ConntrackRef, Decision, Subsystem, Verdict
 from .nf_nat import NatBindings, QuotedPacket, nat_icmp_error, nat_packet, parse_quoted, rewrite
 from .packet import ICMP, IPPROTO_TCP, IPv4, TCP
@@ -175,7 +176,7 @@ class Conntrack:
                               src=tup.src, dst=tup.dst)]
         entry = ConntrackEntry(tup, tup.invert(), state=state)
         skb.ct, skb.ct_reply, skb.ct_state = entry, False, "NEW"
-        return [_decision(ConntrackReason.NEW, Verdict.NEW, conntrack_ref(entry, ORIGINAL, "NEW"), tcp_state=state)]
+        return [_new_connection(entry.original, entry.reply, state)]
 
     def _existing(self, packet: IPv4, entry: ConntrackEntry, direction: int, skb: "Skb") -> list[Decision]:
         # resolve_normal_ct(): the packet's ctinfo, from the state before this packet.
@@ -208,6 +209,11 @@ class Conntrack:
         if direction == REPLY:
             entry.seen_reply = True
         skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, ct_state
+        if reason is ConntrackReason.TCP_STATE:
+            return [_tcp_state(entry.original, entry.reply, direction == REPLY, ct_state, facts["old"], facts["new"],
+                               facts["assured"])]
+        if reason is ConntrackReason.TRACKED:
+            return [_tracked(entry.original, entry.reply, direction == REPLY, ct_state)]
         return [_decision(reason, VERDICT_OF[ct_state], conntrack_ref(entry, direction, ct_state), **facts)]
 
     def _track_icmp_error(self, packet: IPv4, icmp: ICMP, skb: "Skb") -> list[Decision]:
@@ -251,6 +257,27 @@ class Conntrack:
                        packet: IPv4) -> tuple[IPv4, tuple[str, str] | None]:
         """nf_nat_icmp_reply_translation() (nf_nat.nat_icmp_error)."""
         return nat_icmp_error(entry, direction, manip, packet)
+
+
+# The decisions every trace makes again, by the tuples and states they name: found, not built.
+@lru_cache(maxsize=1 << 12)
+def _new_connection(original: ConnTuple, reply: ConnTuple, tcp_state: str) -> Decision:
+    return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.NEW, Verdict.NEW,
+                    consulted=(conntrack_ref_of(original, reply, "NEW", False),), tcp_state=tcp_state)
+
+
+@lru_cache(maxsize=1 << 12)
+def _tcp_state(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str, old: str, new: str,
+               assured: bool) -> Decision:
+    return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TCP_STATE, VERDICT_OF[ct_state],
+                    consulted=(conntrack_ref_of(original, reply, ct_state, is_reply),), old=old, new=new,
+                    assured=assured)
+
+
+@lru_cache(maxsize=1 << 12)
+def _tracked(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str) -> Decision:
+    return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TRACKED, VERDICT_OF[ct_state],
+                    consulted=(conntrack_ref_of(original, reply, ct_state, is_reply),))
 
 
 def _decision(reason: ConntrackReason, verdict: Verdict, ref: ConntrackRef | None = None,

@@ -157,11 +157,12 @@ def conn_text(tup: ConnTuple) -> str:
 
 def conntrack_ref(entry: ConntrackEntry, direction: int, state: str) -> ConntrackRef:
     """The entry a decision consulted: both tuples, the packet's ctstate and its direction."""
-    return _conntrack_ref(entry.original, entry.reply, state, direction == REPLY)
+    return conntrack_ref_of(entry.original, entry.reply, state, direction == REPLY)
 
 
 @lru_cache(maxsize=1 << 14)       # the same entry is met the same way at every hook of a trace
-def _conntrack_ref(original: ConnTuple, reply: ConnTuple, state: str, is_reply: bool) -> ConntrackRef:
+def conntrack_ref_of(original: ConnTuple, reply: ConnTuple, state: str, is_reply: bool) -> ConntrackRef:
+    """conntrack_ref of an entry given by its two tuples."""
     return ConntrackRef(original.proto_name, conn_text(original), conn_text(reply), state,
                         "reply" if is_reply else "original")
 

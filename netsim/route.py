@@ -246,6 +246,12 @@ def route_ref(rr: "RouteResult | Route", text: str | None = None) -> "RouteRef":
     return _route_ref(route, src, dev, text)
 
 
+def route_ref_for(route: Route, src: str, dev: str, text: str | None = None) -> "RouteRef":
+    """route_ref of a lookup's result given by its parts: the route, the source it chose
+    ("" for none) and the device."""
+    return _route_ref(route, src, dev, text)
+
+
 @lru_cache(maxsize=1 << 14)
 def _route_ref(route: Route, src: str, dev: str, text: str | None) -> "RouteRef":
     from .decision import RouteRef
