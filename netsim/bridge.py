@@ -143,7 +143,11 @@ def forwarding(port: BridgePort) -> bool:
 
 
 def is_multicast(mac: str) -> bool:
-    return int(mac[:2], 16) & 1 == 1
+    """The group bit: the lowest bit of the first octet (its second hex digit is odd)."""
+    return mac[1] in _ODD_HEX
+
+
+_ODD_HEX = frozenset("13579bdfBDF")
 
 
 def _fdb_ref(br: Bridge, mac: str, entry: FdbEntry | None) -> FdbRef:

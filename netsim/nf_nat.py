@@ -62,6 +62,14 @@ class NatBindings:
         Returns False when no unique tuple exists (the kernel drops the packet)."""
         current = entry.reply.invert()
         if addr is None:
+            if ports is None and not (random or random_fully) and not self.table.tuple_taken(current, entry):
+                # a null binding (nf_nat_alloc_null_binding) of a tuple nothing else answers to:
+                # get_unique_tuple keeps it, for either manipulation
+                if manip == SRC:
+                    entry.src_nat_done = True
+                else:
+                    entry.dst_nat_done = True
+                return True
             addr = current.src if manip == SRC else current.dst
         new = self._unique_tuple(entry, current, manip, addr, ports, random, random_fully)
         if new is None:

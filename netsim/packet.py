@@ -718,8 +718,13 @@ class Ethernet:
     payload: Union[ARP, IPv4, bytes]
 
     def length(self) -> int:
-        payload = self.payload
-        return ETHERNET_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+        """The frame's length (worked out once, like its bytes)."""
+        length: int | None = self.__dict__.get("_length")
+        if length is None:
+            payload = self.payload
+            length = ETHERNET_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+            self.__dict__["_length"] = length
+        return length
 
     def to_bytes(self) -> bytes:
         """The frame on the wire (worked out once; the frozen record keeps it beside its fields)."""

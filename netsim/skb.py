@@ -54,23 +54,22 @@ _set_attr = object.__setattr__
 
 
 class _Draft:
-    """A hop being recorded: what `Hop` will be, and the copies that left it or ended on it."""
-
-    __slots__ = ("index", "netns", "device", "direction", "frame", "packet_id", "role", "kind", "notes", "verdict",
-                 "reason", "continued", "pending")
+    """A hop being recorded: the fields `Hop` will have, its decisions still a list, and the
+    copies that left it or ended on it. When the walk is over it becomes its `Hop` in place
+    (Walk.finish): the same dict, the draft's two extra counts taken out, its class changed."""
 
     def __init__(self, index: int, netns: str, device: str, direction: str, frame: Ethernet | IPv4,
-                 packet_id: int, role: str, kind: str):
+                 packet_id: int, role: str, device_kind: str):
         self.index = index
         self.netns = netns
         self.device = device
         self.direction = direction
         self.frame = frame
+        self.decisions: list[Decision] = []
         self.packet_id = packet_id
         self.role = role
-        self.kind = kind
-        self.notes: list[Decision] = []
         self.verdict = ""
+        self.device_kind = device_kind
         self.reason: Decision | None = None
         self.continued = 0                   # copies that went on to a hop of their own
         # copies that ended here without a hop of their own: (verdict, reason, netns, device, packet id)
@@ -107,7 +106,7 @@ class Flow:
     def note(self, decision: Decision) -> None:
         """Record a decision on the hop where the kernel has the packet in hand."""
         if self.last is not None:
-            self.last.notes.append(decision)
+            self.last.decisions.append(decision)
         else:
             self.early.append(decision)
 

@@ -62,6 +62,7 @@ class Walk(FlowLog):
         # the backlog: (device, frame, flow) to receive, or (work, None, None) to run
         self.queue: deque[tuple[Any, Any, Any]] = deque()
         self.states: dict[type, Any] = {}
+        self.finished: tuple[tuple[Hop, ...], tuple[Ended, ...]] | None = None
 
     def state(self, kind: type[S]) -> S:
         found = self.states.get(kind)
@@ -94,7 +95,7 @@ class Walk(FlowLog):
         draft = _Draft(len(self.drafts), dev.netns.name, dev.name, direction, frame, flow.packet_id,
                        flow.role, dev.kind)
         if flow.early:
-            draft.notes.extend(flow.early)
+            draft.decisions.extend(flow.early)
             flow.early = []
         self.drafts.append(draft)
         if flow.last is not None and not flow.own:
@@ -120,30 +121,35 @@ class Walk(FlowLog):
         """The finished hops. A hop no copy went on from takes the verdict of the first copy
         that ended there; every other copy that ended without a hop of its own becomes an
         `Ended` record (see `copies_ended`)."""
-        return self.finish()[0]
+        return (self.finished or self.finish())[0]
 
     def copies_ended(self) -> tuple[Ended, ...]:
         """Every copy that ended before a capture point of its own, in the order they ended
         at their hops (then those that never reached any)."""
-        return self.finish()[1]
+        return (self.finished or self.finish())[1]
 
     def finish(self) -> tuple[tuple[Hop, ...], tuple[Ended, ...]]:
-        """The hops and the copies that ended, in one pass over the drafts."""
-        hops: list[Hop] = []
+        """The hops and the copies that ended, in one pass over the drafts; each draft becomes
+        its Hop in place (a hop no copy went on from takes the verdict of the first copy that
+        ended there)."""
         ended: list[Ended] = []
-        make = Hop.make
         for d in self.drafts:
-            verdict, reason, pending = d.verdict, d.reason, d.pending
+            fields = d.__dict__
+            pending = fields.pop("pending")
+            continued = fields.pop("continued")
             if pending:
-                first_gives_verdict = not verdict and not d.continued
+                first_gives_verdict = not d.verdict and not continued
                 if first_gives_verdict:
-                    verdict, reason = pending[0][0], pending[0][1]
+                    fields["verdict"], fields["reason"] = pending[0][0], pending[0][1]
                 for i, (how, why, netns, device, packet_id) in enumerate(pending):
                     if i or not first_gives_verdict:
                         ended.append(Ended(packet_id, d.role, netns, device, how, why, d.index))
-            hops.append(make(d.index, d.netns, d.device, d.direction, d.frame, tuple(d.notes), d.packet_id,
-                             d.role, verdict, d.kind, reason))
-        return tuple(hops), (*ended, *self.ended)
+            fields["decisions"] = tuple(fields["decisions"])
+            d.__class__ = Hop        # type: ignore[assignment]
+        hops: tuple[Hop, ...] = tuple(self.drafts)      # type: ignore[arg-type]
+        self.drafts = []
+        self.finished = (hops, (*ended, *self.ended))
+        return self.finished
 
     # link layer: net/core/dev.c ---------------------------------------------------------
     def dev_queue_xmit(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
@@ -212,7 +218,7 @@ class Walk(FlowLog):
         decisions = result.decisions
         if decisions:           # noted where the kernel has the packet in hand (Flow.note)
             last = flow.last
-            (last.notes if last is not None else flow.early).extend(decisions)
+            (last.decisions if last is not None else flow.early).extend(decisions)
         if result.verdict == "ACCEPT":
             return result.packet
         where = outdev or indev or ""
