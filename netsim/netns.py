@@ -154,8 +154,7 @@ class Namespace:
         return iface
 
     def is_local_address(self, addr: str) -> bool:
-        route = self.local_table.lookup(address_int(addr))
-        return route is not None and route.type == "local"
+        return self.local_table.is_local(addr)
 
     def addresses(self) -> Iterable[tuple[str, IPv4Interface]]:
         for dev in self.devices.values():

@@ -476,6 +476,7 @@ _ETH_PACK = ETHERNET_HEADER.pack
 _ARP_PACK = ARP_HEADER.pack
 _IPV4_PACK = IPV4_HEADER.pack
 _IPV4_CSUM = IPV4_HEADER.slot("checksum").offset
+_ETH_STRUCT_PACK = ETHERNET_HEADER.struct.pack      # dst, src, type: three whole fields, in order
 _ICMP_PACK = ICMP_HEADER.pack
 _ICMP_CSUM = ICMP_HEADER.slot("checksum").offset
 _TCP_PACK = TCP_HEADER.pack
@@ -732,7 +733,7 @@ class Ethernet:
         if wire is None:
             payload = self.payload
             body = payload if isinstance(payload, bytes) else payload.to_bytes()
-            wire = _ETH_PACK(dst=mac_bytes(self.dst), src=mac_bytes(self.src), type=self.type) + body
+            wire = _ETH_STRUCT_PACK(mac_bytes(self.dst), mac_bytes(self.src), self.type) + body
             self.__dict__["_wire"] = wire
         return wire
 

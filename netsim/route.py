@@ -119,9 +119,11 @@ class RoutingTable:
         # address -> every route covering it, longest prefix first: what a lookup of it walks
         # (a trace looks the same few addresses up again and again); emptied on every change
         self._covering: dict[int, tuple[Route, ...]] = {}
+        self._local: dict[str, bool] = {}           # address text -> is its longest match `local`
 
     def add(self, route: Route) -> None:
         self._covering.clear()
+        self._local.clear()
         plen = route.dst.prefixlen
         bucket = self._by_len.get(plen)
         if bucket is None:
@@ -140,6 +142,7 @@ class RoutingTable:
         none of its destinations is in the table yet (flanneld's thousands of peer routes on
         a node of a big cluster), else one add() per route."""
         self._covering.clear()
+        self._local.clear()
         for plen, entries in frozen.by_len.items():
             skip = without.slot[1] if without is not None and without.slot[0] == plen else None
             bucket = self._by_len.get(plen)
@@ -163,6 +166,7 @@ class RoutingTable:
 
     def remove(self, route: Route) -> None:
         self._covering.clear()
+        self._local.clear()
         bucket = self._by_len.get(route.dst.prefixlen, {})
         routes = bucket.get(int(route.dst.network_address), ())
         if route not in routes:
@@ -188,6 +192,17 @@ class RoutingTable:
             if usable is None or usable(route):
                 return route
         return None
+
+    def is_local(self, addr: str) -> bool:
+        """Whether the longest match for the address `addr` is a `local` route (the local
+        table answering "is this one of ours?", which every received packet asks twice)."""
+        found = self._local.get(addr)
+        if found is None:
+            if len(self._local) >= 4096:
+                self._local.clear()
+            route = self.lookup(address_int(addr))
+            found = self._local[addr] = route is not None and route.type == "local"
+        return found
 
     def _covers(self, addr: int) -> tuple[Route, ...]:
         found: list[Route] = []

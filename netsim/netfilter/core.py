@@ -47,6 +47,7 @@ class HookResult:
 
 
 _FRAGMENT_MEMORY = 1024
+_TABLE_STAGES = frozenset(("raw", "mangle", "filter"))     # the stages that only walk their table
 
 
 class Netfilter:
@@ -212,8 +213,10 @@ class Netfilter:
             return self._non_first_fragment(hook, packet, result)
         before = (packet.src, packet.dst)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
-        run = self._RUN
+        run, tables = self._RUN, self.tables
         for stage in stages(hook, self.conntrack_active):
+            if stage.name in _TABLE_STAGES and stage.table not in tables:
+                continue            # a table that does not exist registered no callback
             run[stage.name](self, stage, hook, ctx, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
