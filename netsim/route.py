@@ -12,8 +12,8 @@ address of the namespace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from dataclasses import dataclass, field
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Iterable, Mapping
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .decision import RouteRef
 
 SCOPES = ("universe", "link", "host")
+_set_attr = object.__setattr__          # a frozen route filling in what it worked out
 
 
 @dataclass(frozen=True)
@@ -37,29 +38,38 @@ class Route:
     metric: int = 0
     onlink: bool = False
     type: str = "unicast"   # unicast | local | broadcast | blackhole | unreachable
+    # worked out once (a route does not change): its hash, as every forwarded packet's decision
+    # looks its record up by the route, and its text
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+    _slot: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def slot(self) -> tuple[int, int]:
         """(prefix length, network address as an int): where the route sits in a table."""
-        return self.dst.prefixlen, int(self.dst.network_address)
+        slot = self._slot
+        if slot is None:
+            slot = (self.dst.prefixlen, int(self.dst.network_address))
+            _set_attr(self, "_slot", slot)
+        return slot
 
     def __hash__(self) -> int:
-        """Worked out once: a route is a key of route_ref's cache at every forwarded packet."""
-        value: int | None = self.__dict__.get("_hash")
+        value = self._hash
         if value is None:
-            value = self.__dict__["_hash"] = hash((self.dst, self.dev, self.via, self.src, self.scope, self.proto,
-                                                   self.metric, self.onlink, self.type))
+            value = hash((self.dst, self.dev, self.via, self.src, self.scope, self.proto, self.metric, self.onlink,
+                          self.type))
+            _set_attr(self, "_hash", value)
         return value
 
     def __str__(self) -> str:
-        """The route as `ip route` prints it (worked out once: a route does not change, and
-        every forwarded packet's decision names its route)."""
-        text: str | None = self.__dict__.get("_text")
+        """The route as `ip route` prints it."""
+        text = self._text
         if text is None:
-            text = self.__dict__["_text"] = self._text()
+            text = self.text()
+            _set_attr(self, "_text", text)
         return text
 
-    def _text(self) -> str:
+    def text(self) -> str:
         if self.dst.prefixlen == 0:
             dst = "default"
         elif self.dst.prefixlen == 32:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .conntrack_entry import ConntrackEntry
 
 
-@dataclass
+@dataclass(slots=True)
 class Skb:
     mark: int = 0
     ct: "ConntrackEntry | None" = None
@@ -34,23 +34,19 @@ class Skb:
     bridged_dnat: tuple[str, str] | None = None
 
     def clone(self) -> "Skb":
-        """skb_clone for a copy of the packet: the same metadata (what dataclasses.replace
-        does, without walking the fields one by one)."""
-        other = object.__new__(Skb)
-        other.__dict__.update(self.__dict__)
+        """skb_clone for a copy of the packet: the same metadata."""
+        other = _new_skb(Skb)
+        other.mark, other.ct, other.ct_reply, other.ct_state = self.mark, self.ct, self.ct_reply, self.ct_state
+        other.bridged, other.hash, other.frag_max = self.bridged, self.hash, self.frag_max
+        other.eth, other.bridged_dnat = self.eth, self.bridged_dnat
         return other
 
     def scrub(self) -> "Skb":
         """What survives a namespace crossing (skb_scrub_packet): only the flow hash."""
-        other = object.__new__(Skb)
-        fresh = _FRESH.copy()
-        fresh["hash"] = self.hash
-        _set_attr(other, "__dict__", fresh)
-        return other
+        return Skb(hash=self.hash)
 
 
-_FRESH = Skb().__dict__.copy()          # a new skb's metadata, copied rather than built field by field
-_set_attr = object.__setattr__
+_new_skb = object.__new__
 
 
 class _Draft:

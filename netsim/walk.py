@@ -134,17 +134,16 @@ class Walk(FlowLog):
         ended there)."""
         ended: list[Ended] = []
         for d in self.drafts:
-            fields = d.__dict__
-            pending = fields.pop("pending")
-            continued = fields.pop("continued")
+            pending, continued = d.pending, d.continued
+            del d.pending, d.continued
             if pending:
                 first_gives_verdict = not d.verdict and not continued
                 if first_gives_verdict:
-                    fields["verdict"], fields["reason"] = pending[0][0], pending[0][1]
+                    d.verdict, d.reason = pending[0][0], pending[0][1]
                 for i, (how, why, netns, device, packet_id) in enumerate(pending):
                     if i or not first_gives_verdict:
                         ended.append(Ended(packet_id, d.role, netns, device, how, why, d.index))
-            fields["decisions"] = tuple(fields["decisions"])
+            d.decisions = tuple(d.decisions)        # type: ignore[assignment]
             d.__class__ = Hop        # type: ignore[assignment]
         hops: tuple[Hop, ...] = tuple(self.drafts)      # type: ignore[arg-type]
         self.drafts = []
