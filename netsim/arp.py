@@ -122,6 +122,17 @@ def _still_incomplete(dev: str, ip: str, lladdr: str, state: str) -> Decision:
                     consulted=(neighbour_ref(dev, ip, lladdr, state),))
 
 
+# ARP frames are values: the same question or answer on the same link is the same frame
+@lru_cache(maxsize=1 << 12)
+def _who_has(mac: str, sender: str, target: str) -> Ethernet:
+    return Ethernet(BROADCAST_MAC, mac, ETH_P_ARP, ARP(ARP_REQUEST, mac, sender, "00:00:00:00:00:00", target))
+
+
+@lru_cache(maxsize=1 << 12)
+def _is_at(asker_mac: str, mac: str, ip: str, asker: str) -> Ethernet:
+    return Ethernet(asker_mac, mac, ETH_P_ARP, ARP(ARP_REPLY, mac, ip, asker_mac, asker))
+
+
 def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None:
     """arp_process: answer requests for our addresses, learn from replies we asked for."""
     if arp.op == ARP_REQUEST:
@@ -138,8 +149,7 @@ def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None
         learned = ns.neighbours.get(dev.name, arp.psrc)
         flow.end("delivered", _replied(arp.pdst, dev.mac, arp.psrc, arp.hwsrc, dev.name,
                                        _key(learned) if learned is not None else None))
-        reply = Ethernet(arp.hwsrc, dev.mac, ETH_P_ARP, ARP(ARP_REPLY, dev.mac, arp.pdst, arp.hwsrc, arp.psrc))
-        k.dev_queue_xmit(dev, reply, k.new_flow("arp"))
+        k.dev_queue_xmit(dev, _is_at(arp.hwsrc, dev.mac, arp.pdst, arp.psrc), k.new_flow("arp"))
         return
     entry = ns.neighbours.get(dev.name, arp.psrc)
     if entry is None:
@@ -179,7 +189,7 @@ def arp_solicit(k: Kernel, ns: Namespace, dev: Device, target: str, src_hint: st
         sip = ns.masquerade_source(dev.name, target) if dev.addresses else None
     if sip is None:
         sip = next((str(i.ip) for n, i in ns.addresses() if n != "lo"), "0.0.0.0")
-    request = Ethernet(BROADCAST_MAC, dev.mac, ETH_P_ARP, ARP(ARP_REQUEST, dev.mac, sip, "00:00:00:00:00:00", target))
+    request = _who_has(dev.mac, sip, target)
     arp_flow = k.new_flow("arp")
     arp_flow.note(_solicited(target, sip, dev.name))
     k.dev_queue_xmit(dev, request, arp_flow)

@@ -92,12 +92,12 @@ class Walk(FlowLog):
             last = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in self.drafts[-6:])
             raise TraceError(f"trace exceeded {self.max_hops} hops: a forwarding or bridging loop? "
                              f"last hops: {last}")
-        draft = _Draft(len(self.drafts), dev.netns.name, dev.name, direction, frame, flow.packet_id,
-                       flow.role, dev.kind)
+        drafts = self.drafts
+        draft = _Draft(len(drafts), dev.netns.name, dev.name, direction, frame, flow.packet_id, flow.role, dev.kind)
         if flow.early:
             draft.decisions.extend(flow.early)
             flow.early = []
-        self.drafts.append(draft)
+        drafts.append(draft)
         if flow.last is not None and not flow.own:
             flow.last.continued += 1
         flow.last = draft

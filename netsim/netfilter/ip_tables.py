@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..decision import VERDICT_OF, Decision, FieldChange, NetfilterReason, RuleRef, Subsystem, Verdict
 from .grammar import Rule
@@ -133,7 +133,8 @@ def _rule_decision(reason: NetfilterReason, verdict: Verdict, table: str, hook: 
 
 def _ref_of(decision: Decision) -> RuleRef:
     ref = decision.consulted[0]
-    assert isinstance(ref, RuleRef)
+    if TYPE_CHECKING:
+        assert isinstance(ref, RuleRef)
     return ref
 
 
@@ -197,7 +198,8 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
             continue
         kind = _TARGET_KIND.get(type(target))
         if kind is _MARK:
-            assert isinstance(target, MarkTarget)
+            if TYPE_CHECKING:
+                assert isinstance(target, MarkTarget)
             skb = ctx.skb
             old = skb.mark
             skb.mark = target.apply(old)
@@ -206,13 +208,15 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
                                       changes=(FieldChange("skb", "mark", old, skb.mark),)))
             continue
         if kind is _NAT:
-            assert isinstance(target, NatTarget)
+            if TYPE_CHECKING:
+                assert isinstance(target, NatTarget)
             return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, list(path), rule))
         if kind is _REJECT:
             decision = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, path, rule)
             decisions.append(decision)
             return WalkOutcome("REJECT", rule=rule, ref=_ref_of(decision))
-        assert isinstance(target, StandardTarget)
+        if TYPE_CHECKING:     # the class was looked up above; no test on the hot path
+            assert isinstance(target, StandardTarget)
         name = target.name
         if name == "ACCEPT" or name == "DROP":
             decision = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, path, rule)
