@@ -89,6 +89,7 @@ class WalkOutcome:
     nat: NatTarget | None = None
     rule: Rule | None = None
     ref: RuleRef | None = None       # the rule (or the policy) that decided
+    _where: str | None = field(default=None, repr=False, compare=False)
 
     def consulted(self) -> tuple[RuleRef, ...]:
         return (self.ref,) if self.ref is not None else ()
@@ -96,15 +97,21 @@ class WalkOutcome:
     @property
     def where(self) -> str:
         """The rule that decided as an error message names it, from `ref`:
-        'nat PREROUTING: KUBE-SERVICES -> KUBE-SVC-... rule 2 "comment"', 'filter INPUT policy'."""
-        ref = self.ref
-        if ref is None:
-            return ""
-        if ref.rule == 0:
-            return f"{ref.table} {ref.hook} policy"
-        path = ref.path[1:]
-        where = f"{ref.table} {ref.hook}: {' -> '.join(path) if path else ref.chain} rule {ref.rule}"
-        return where + (f' "{ref.comment}"' if ref.comment else "")
+        'nat PREROUTING: KUBE-SERVICES -> KUBE-SVC-... rule 2 "comment"', 'filter INPUT policy'
+        (worked out once: a rule's verdict is one shared outcome)."""
+        where = self._where
+        if where is None:
+            ref = self.ref
+            if ref is None:
+                where = ""
+            elif ref.rule == 0:
+                where = f"{ref.table} {ref.hook} policy"
+            else:
+                path = ref.path[1:]
+                where = f"{ref.table} {ref.hook}: {' -> '.join(path) if path else ref.chain} rule {ref.rule}"
+                where += f' "{ref.comment}"' if ref.comment else ""
+            self._where = where
+        return where
 
 
 def _ref(table: str, hook: str, chain: str, path: list[str], rule: Rule) -> RuleRef:
@@ -142,19 +149,23 @@ def _ref_of(decision: Decision) -> RuleRef:
 _MARK, _NAT, _REJECT = 1, 2, 3
 _TARGET_KIND = {MarkTarget: _MARK, NatTarget: _NAT, RejectTarget: _REJECT}
 _NOTHING = WalkOutcome()            # no rule decided (shared: a WalkOutcome is only read)
-_DECIDED: dict[tuple, Decision] = {}
+_DECIDED: dict[tuple, tuple[Decision, WalkOutcome]] = {}
 
 
 def _decided(reason: NetfilterReason, verdict: Verdict, table: str, hook: str, chain: str,
-             path: tuple[str, ...], rule: Rule) -> Decision:
-    """_rule_decision for a rule, found by the rule itself (hashed by identity) and how it was
-    met, without hashing the enums: the walk meets the same few rules in every trace."""
+             path: tuple[str, ...], rule: Rule) -> tuple[Decision, WalkOutcome]:
+    """_rule_decision for a rule, and the walk's outcome when that verdict ends it, found by
+    the rule itself (hashed by identity) and how it was met, without hashing the enums: the
+    walk meets the same few rules in every trace (an outcome is only read, so it is shared)."""
     key = (rule, hook, path, rule.position, verdict is Verdict.RETURN)
     found = _DECIDED.get(key)
     if found is None:
         if len(_DECIDED) >= 1 << 12:
             _DECIDED.clear()
-        found = _DECIDED[key] = _rule_decision(reason, verdict, table, hook, chain, path, rule, rule.position)
+        decision = _rule_decision(reason, verdict, table, hook, chain, path, rule, rule.position)
+        outcome = WalkOutcome(verdict.name if verdict is not Verdict.RETURN else None, rule=rule,
+                              ref=_ref_of(decision))
+        found = _DECIDED[key] = (decision, outcome)
     return found
 
 
@@ -212,20 +223,22 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
                 assert isinstance(target, NatTarget)
             return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, list(path), rule))
         if kind is _REJECT:
-            decision = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, path, rule)
+            decision, outcome = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, path,
+                                         rule)
             decisions.append(decision)
-            return WalkOutcome("REJECT", rule=rule, ref=_ref_of(decision))
+            return outcome
         if TYPE_CHECKING:     # the class was looked up above; no test on the hot path
             assert isinstance(target, StandardTarget)
         name = target.name
         if name == "ACCEPT" or name == "DROP":
-            decision = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, path, rule)
+            decision, outcome = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, path,
+                                         rule)
             decisions.append(decision)
-            return WalkOutcome(name, rule=rule, ref=_ref_of(decision))
+            return outcome
         if name == "RETURN":
             if stack:
                 decisions.append(_decided(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name, path,
-                                          rule))
+                                          rule)[0])
                 chain, index, path = stack.pop()
                 rules = chain.rules
                 continue
