@@ -211,13 +211,12 @@ class Netfilter:
         result = HookResult("ACCEPT", packet)
         if packet.frag > 0:
             return self._non_first_fragment(hook, packet, result)
-        before = (packet.src, packet.dst)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
-        run, tables = self._RUN, self.tables
-        for stage in stages(hook, self.conntrack_active):
-            if stage.name in _TABLE_STAGES and stage.table not in tables:
+        tables = self.tables
+        for stage, run, table in _PLAN[hook][self.conntrack_active]:
+            if table and table not in tables:
                 continue            # a table that does not exist registered no callback
-            run[stage.name](self, stage, hook, ctx, result, nexthop)
+            run(self, stage, hook, ctx, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
         result.packet = ctx.packet
@@ -229,7 +228,7 @@ class Netfilter:
                 hook_verdict=result.verdict))
             skb.ct, skb.ct_state = None, ""
         if packet.mf:
-            self._remember_fragment(hook, packet, before, result)
+            self._remember_fragment(hook, packet, (packet.src, packet.dst), result)
         return result
 
     # ---- the stages, one method each; _RUN maps a Stage's name to its method ------------------
@@ -313,3 +312,11 @@ class Netfilter:
                                          VERDICT_OF[verdict], changes=changes, hook=hook, offset=packet.frag * 8,
                                          src=src, dst=dst, rewritten=(src, dst) != (packet.src, packet.dst)))
         return result
+
+
+# Per hook, with conntrack active or not: each stage in order, its method, and for a stage that
+# only walks its table that table (no such table, no callback registered).
+_PLAN = {hook: {active: tuple((stage, Netfilter._RUN[stage.name], stage.table if stage.name in _TABLE_STAGES else "")
+                              for stage in stages(hook, active))
+                for active in (False, True)}
+         for hook in HOOKS}
