@@ -51,25 +51,24 @@ _new_skb = object.__new__
 
 class _Draft:
     """A hop being recorded: the fields `Hop` will have, its decisions still a list, and the
-    copies that left it or ended on it. When the walk is over it becomes its `Hop` in place
-    (Walk.finish): the same dict, the draft's two extra counts taken out, its class changed."""
+    copies that left it or ended on it. Walk.record_hop fills it in; when the walk is over it
+    becomes its `Hop` in place (Walk.finish): the draft's two extra counts taken out, its class
+    changed. What most hops never set is a class default."""
 
-    def __init__(self, index: int, netns: str, device: str, direction: str, frame: Ethernet | IPv4,
-                 packet_id: int, role: str, device_kind: str):
-        self.index = index
-        self.netns = netns
-        self.device = device
-        self.direction = direction
-        self.frame = frame
-        self.decisions: list[Decision] = []
-        self.packet_id = packet_id
-        self.role = role
-        self.verdict = ""
-        self.device_kind = device_kind
-        self.reason: Decision | None = None
-        self.continued = 0                   # copies that went on to a hop of their own
-        # copies that ended here without a hop of their own: (verdict, reason, netns, device, packet id)
-        self.pending: list[tuple[str, Decision, str, str, int]] = []
+    index: int
+    netns: str
+    device: str
+    direction: str
+    frame: Ethernet | IPv4
+    decisions: list[Decision]
+    packet_id: int
+    role: str
+    device_kind: str
+    verdict = ""
+    reason: Decision | None = None
+    continued = 0                   # copies that went on to a hop of their own
+    # copies that ended here without a hop of their own: (verdict, reason, netns, device, packet id)
+    pending: list[tuple[str, Decision, str, str, int]] | None = None
 
 
 class FlowLog:
@@ -118,7 +117,10 @@ class Flow:
             last.verdict = verdict
             last.reason = d
         elif last is not None:
-            last.pending.append((verdict, d, netns or last.netns, device or last.device, self.packet_id))
+            pending = last.pending
+            if pending is None:
+                pending = last.pending = []
+            pending.append((verdict, d, netns or last.netns, device or last.device, self.packet_id))
         else:
             self.log.ended.append(Ended(self.packet_id, self.role, netns, device, verdict, d, None))
 

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .netns import Namespace
 
 MAX_HOPS = 5000
+_new_draft = object.__new__
 S = TypeVar("S")
 
 
@@ -93,10 +94,14 @@ class Walk(FlowLog):
             raise TraceError(f"trace exceeded {self.max_hops} hops: a forwarding or bridging loop? "
                              f"last hops: {last}")
         drafts = self.drafts
-        draft = _Draft(len(drafts), dev.netns.name, dev.name, direction, frame, flow.packet_id, flow.role, dev.kind)
+        draft = _new_draft(_Draft)
+        draft.index, draft.netns, draft.device, draft.direction = len(drafts), dev.netns.name, dev.name, direction
+        draft.frame, draft.packet_id, draft.role, draft.device_kind = frame, flow.packet_id, flow.role, dev.kind
         if flow.early:
-            draft.decisions.extend(flow.early)
+            draft.decisions = flow.early
             flow.early = []
+        else:
+            draft.decisions = []
         drafts.append(draft)
         if flow.last is not None and not flow.own:
             flow.last.continued += 1
@@ -135,7 +140,10 @@ class Walk(FlowLog):
         ended: list[Ended] = []
         for d in self.drafts:
             pending, continued = d.pending, d.continued
-            del d.pending, d.continued
+            if pending is not None:
+                del d.pending
+            if continued:
+                del d.continued
             if pending:
                 first_gives_verdict = not d.verdict and not continued
                 if first_gives_verdict:
