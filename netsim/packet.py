@@ -574,18 +574,26 @@ class TCP:
     window: int = 64240
     options: bytes = b""
     payload: bytes = b""
+    # the last encoding, (src, dst, bytes): a forwarded segment rides in several IP packets
+    # that differ only in their TTL, and its checksum covers the addresses alone
+    _encoded: tuple[str, str, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def option_list(self) -> tuple[TCPOption, ...]:
         return tcp_options(self.options)
 
     def encode(self, src: str, dst: str) -> bytes:
+        encoded = self._encoded
+        if encoded is not None and encoded[0] == src and encoded[1] == dst:
+            return encoded[2]
         header = _TCP_PACK(sport=self.sport, dport=self.dport, seq=self.seq, ack=self.ack,
                            data_offset=(TCP_HEADER.size + len(self.options)) // 4,
                            flags=tcp_flags_value(self.flags), window=self.window)
         segment = header + self.options + self.payload
         csum = internet_checksum(_pseudo_header(src, dst, IPPROTO_TCP, len(segment)) + segment)
-        return _with_checksum(segment, _TCP_CSUM, csum)
+        wire = _with_checksum(segment, _TCP_CSUM, csum)
+        _set_attr(self, "_encoded", (src, dst, wire))
+        return wire
 
     def length(self) -> int:
         return TCP_HEADER.size + len(self.options) + len(self.payload)
