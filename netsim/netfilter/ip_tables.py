@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 from ..decision import VERDICT_OF, Decision, FieldChange, NetfilterReason, RuleRef, Subsystem, Verdict
 from .grammar import Rule
@@ -172,23 +172,75 @@ def _decided(reason: NetfilterReason, verdict: Verdict, table: str, hook: str, c
 def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: HookDecisions) -> WalkOutcome:
     """Walk `table`'s built-in chain for `hook` with jumps, gotos and RETURN; leave a Decision
     on `result` for every rule that acted and for a policy that decided. A jump (-j) into an
-    empty chain comes straight back, so it is not taken."""
+    empty chain comes straight back, so it is not taken. Each chain is walked by an iterator
+    over its rules; a jump keeps the caller's iterator on the stack, where the walk resumes."""
     if table is None:
         return _NOTHING
     chains = table.chains
     chain = chains.get(hook)
     if chain is None:
         return _NOTHING
-    rules = chain.rules
-    if not rules and chain.policy == "ACCEPT":
+    if not chain.rules and chain.policy == "ACCEPT":
         return _NOTHING
     table_name = table.name
-    stack: list[tuple[Chain, int, tuple[str, ...]]] = []
+    stack: list[tuple[Chain, Iterator[Rule], tuple[str, ...]]] = []
     path: tuple[str, ...] = ()
-    index = 0
+    rules: Iterator[Rule] = iter(chain.rules)
     decisions = result.decisions
     while True:
-        if index >= len(rules):
+        for rule in rules:
+            if not rule.matches_packet(ctx):
+                continue
+            target = rule.target
+            if target is None:
+                continue
+            kind = _TARGET_KIND.get(type(target))
+            if kind is _MARK:
+                if TYPE_CHECKING:
+                    assert isinstance(target, MarkTarget)
+                skb = ctx.skb
+                old = skb.mark
+                skb.mark = target.apply(old)
+                decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.MARK, Verdict.CONTINUE,
+                                          consulted=(_ref(table_name, hook, chain.name, list(path), rule),),
+                                          changes=(FieldChange("skb", "mark", old, skb.mark),)))
+                continue
+            if kind is _NAT:
+                if TYPE_CHECKING:
+                    assert isinstance(target, NatTarget)
+                return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, list(path), rule))
+            if kind is _REJECT:
+                decision, outcome = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name,
+                                             path, rule)
+                decisions.append(decision)
+                return outcome
+            if TYPE_CHECKING:     # the class was looked up above; no test on the hot path
+                assert isinstance(target, StandardTarget)
+            name = target.name
+            if name == "ACCEPT" or name == "DROP":
+                decision, outcome = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name,
+                                             path, rule)
+                decisions.append(decision)
+                return outcome
+            if name == "RETURN":
+                if stack:
+                    decisions.append(_decided(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name,
+                                              path, rule)[0])
+                    chain, rules, path = stack.pop()
+                else:
+                    rules = iter(())          # RETURN in a built-in chain: its policy
+                break
+            called = chains[name]
+            if target.goto:
+                path = path + (name,)
+                chain, rules = called, iter(called.rules)
+                break
+            if called.rules:
+                stack.append((chain, rules, path))
+                path = path + (name,)
+                chain, rules = called, iter(called.rules)
+                break
+        else:       # the chain ran out: back to the caller, or the built-in chain's policy
             if not stack:
                 if table_name == "nat":
                     return _NOTHING
@@ -197,58 +249,4 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
                                           None, 0)
                 decisions.append(decision)
                 return WalkOutcome(policy, ref=_ref_of(decision))
-            chain, index, path = stack.pop()
-            rules = chain.rules
-            continue
-        rule = rules[index]
-        index += 1
-        if not rule.matches_packet(ctx):
-            continue
-        target = rule.target
-        if target is None:
-            continue
-        kind = _TARGET_KIND.get(type(target))
-        if kind is _MARK:
-            if TYPE_CHECKING:
-                assert isinstance(target, MarkTarget)
-            skb = ctx.skb
-            old = skb.mark
-            skb.mark = target.apply(old)
-            decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.MARK, Verdict.CONTINUE,
-                                      consulted=(_ref(table_name, hook, chain.name, list(path), rule),),
-                                      changes=(FieldChange("skb", "mark", old, skb.mark),)))
-            continue
-        if kind is _NAT:
-            if TYPE_CHECKING:
-                assert isinstance(target, NatTarget)
-            return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, list(path), rule))
-        if kind is _REJECT:
-            decision, outcome = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, path,
-                                         rule)
-            decisions.append(decision)
-            return outcome
-        if TYPE_CHECKING:     # the class was looked up above; no test on the hot path
-            assert isinstance(target, StandardTarget)
-        name = target.name
-        if name == "ACCEPT" or name == "DROP":
-            decision, outcome = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, path,
-                                         rule)
-            decisions.append(decision)
-            return outcome
-        if name == "RETURN":
-            if stack:
-                decisions.append(_decided(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name, path,
-                                          rule)[0])
-                chain, index, path = stack.pop()
-                rules = chain.rules
-                continue
-            index = len(rules)          # RETURN in a built-in chain: its policy
-            continue
-        called = chains[name]
-        if target.goto:
-            path = path + (name,)
-            chain, index, rules = called, 0, called.rules
-        elif called.rules:
-            stack.append((chain, index, path))
-            path = path + (name,)
-            chain, index, rules = called, 0, called.rules
+            chain, rules, path = stack.pop()
