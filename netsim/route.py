@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping, NamedTuple
 
 from .errors import ConfigError
 
@@ -235,9 +235,9 @@ class RoutingTable:
         return sum(len(rs) for bucket in self._by_len.values() for rs in bucket.values())
 
 
-@dataclass(frozen=True)
-class RouteResult:
-    """What `ip route get ADDR` answers: the route, the device, the next hop and the source."""
+class RouteResult(NamedTuple):
+    """What `ip route get ADDR` answers: the route, the device, the next hop and the source (a
+    named tuple: every packet's route lookup makes one)."""
 
     dst: str
     route: Route

@@ -89,22 +89,31 @@ class Walk(FlowLog):
 
     # recording ------------------------------------------------------------------------
     def record_hop(self, dev: Device, direction: str, frame: Ethernet | IPv4, flow: Flow) -> None:
-        if len(self.drafts) >= self.max_hops:
-            last = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in self.drafts[-6:])
+        drafts = self.drafts
+        index = len(drafts)
+        if index >= self.max_hops:
+            last = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in drafts[-6:])
             raise TraceError(f"trace exceeded {self.max_hops} hops: a forwarding or bridging loop? "
                              f"last hops: {last}")
-        drafts = self.drafts
         draft = _new_draft(_Draft)
-        draft.index, draft.netns, draft.device, draft.direction = len(drafts), dev.netns.name, dev.name, direction
-        draft.frame, draft.packet_id, draft.role, draft.device_kind = frame, flow.packet_id, flow.role, dev.kind
-        if flow.early:
-            draft.decisions = flow.early
+        draft.index = index
+        draft.netns = dev.netns.name
+        draft.device = dev.name
+        draft.direction = direction
+        draft.frame = frame
+        draft.packet_id = flow.packet_id
+        draft.role = flow.role
+        draft.device_kind = dev.kind
+        early = flow.early
+        if early:
+            draft.decisions = early
             flow.early = []
         else:
             draft.decisions = []
         drafts.append(draft)
-        if flow.last is not None and not flow.own:
-            flow.last.continued += 1
+        last = flow.last
+        if last is not None and not flow.own:
+            last.continued += 1
         flow.last = draft
         flow.own = True
 
