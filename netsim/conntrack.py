@@ -38,6 +38,7 @@ _S = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "
       "TIME_WAIT", "CLOSE", "SYN_SENT2")
 sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2 = _S
 sIV, sIG = "INVALID", "IGNORE"
+_STATE_INDEX = {state: i for i, state in enumerate(_S)}
 _TCP_TABLE = {
     ORIGINAL: {
         "syn":    (sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2),
@@ -188,7 +189,7 @@ class Conntrack:
         payload = packet.payload
         if isinstance(payload, TCP):
             old = entry.state
-            new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_S.index(old)]
+            new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_STATE_INDEX[old]]
             if new == sIV:
                 _set_untracked(skb)
                 return [_decision(ConntrackReason.TCP_INVALID, Verdict.INVALID, conntrack_ref(entry, direction, "INVALID"),
@@ -233,9 +234,10 @@ class Conntrack:
                           function=_ICMP_ERROR, src=packet.src)]
 
     # ---- NAT (nf_nat.py) ---------------------------------------------------------------------
-    def nat_done(self, entry: ConntrackEntry, manip: str) -> bool:
+    @staticmethod
+    def nat_done(entry: ConntrackEntry, manip: str) -> bool:
         """nf_nat_initialized(): was this manipulation already decided for the connection?"""
-        return self.nat.done(entry, manip)
+        return entry.src_nat_done if manip == SRC else entry.dst_nat_done
 
     def setup_nat(self, entry: ConntrackEntry, manip: str, addr: str | None,
                   ports: tuple[int, int] | None = None, random: bool = False,
@@ -246,16 +248,9 @@ class Conntrack:
     def pseudo_random(self, tup: ConnTuple) -> int:
         return self.nat.pseudo_random(tup)
 
-    @staticmethod
-    def nat_packet(entry: ConntrackEntry, direction: int, manip: str, packet: IPv4) -> tuple[IPv4, str | None]:
-        """nf_nat_packet() (nf_nat.nat_packet)."""
-        return nat_packet(entry, direction, manip, packet)
-
-    @staticmethod
-    def nat_icmp_error(entry: ConntrackEntry, direction: int, manip: str,
-                       packet: IPv4) -> tuple[IPv4, tuple[str, str] | None]:
-        """nf_nat_icmp_reply_translation() (nf_nat.nat_icmp_error)."""
-        return nat_icmp_error(entry, direction, manip, packet)
+    # nf_nat_packet() and nf_nat_icmp_reply_translation() need no table: nf_nat.py's own
+    nat_packet = staticmethod(nat_packet)
+    nat_icmp_error = staticmethod(nat_icmp_error)
 
 
 # The decisions of the common cases, from the tuples and states they name.

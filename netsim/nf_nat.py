@@ -50,10 +50,6 @@ class NatBindings:
         if self.by_source.get(key) is entry:
             del self.by_source[key]
 
-    def done(self, entry: ConntrackEntry, manip: str) -> bool:
-        """nf_nat_initialized(): was this manipulation already decided for the connection?"""
-        return entry.src_nat_done if manip == SRC else entry.dst_nat_done
-
     def setup(self, entry: ConntrackEntry, manip: str, addr: str | None,
               ports: tuple[int, int] | None = None, random: bool = False, random_fully: bool = False) -> bool:
         """nf_nat_setup_info(): bind the connection's SRC or DST manipulation to `addr` (None:

@@ -92,9 +92,9 @@ class Walk(FlowLog):
         drafts = self.drafts
         index = len(drafts)
         if index >= self.max_hops:
-            last = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in drafts[-6:])
+            recent = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in drafts[-6:])
             raise TraceError(f"trace exceeded {self.max_hops} hops: a forwarding or bridging loop? "
-                             f"last hops: {last}")
+                             f"last hops: {recent}")
         draft = _new_draft(_Draft)
         draft.index = index
         draft.netns = dev.netns.name

@@ -208,6 +208,8 @@ def nf_nat_inet_fn(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, 
     if skb.ct_state == "NEW" and not ct.nat_done(entry, manip):
         _first_packet(nf, hook, manip, ctx, result, nexthop, entry, direction)
         return
+    if not (entry.snat or entry.dnat):
+        return          # no binding changes anything: nf_nat_packet leaves the packet as it is
     before = ctx.packet
     packet, to = ct.nat_packet(entry, direction, manip, before)
     if to is not None:
