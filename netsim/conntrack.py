@@ -133,6 +133,11 @@ class Conntrack:
         found = self._by_tuple.get(tup.invert())
         return found is not None and found[0] is not ignore
 
+    def reply_taken(self, reply: ConnTuple, ignore: ConntrackEntry | None = None) -> bool:
+        """tuple_taken of the connection whose answer is `reply`: is `reply` some other entry's?"""
+        found = self._by_tuple.get(reply)
+        return found is not None and found[0] is not ignore
+
     # ---- tracking (nf_conntrack_in) ---------------------------------------------------------
     def track(self, packet: IPv4, skb: "Skb") -> list[Decision]:
         """Find or create the packet's connection and set skb.ct, skb.ct_reply, skb.ct_state, as

@@ -28,6 +28,8 @@ class NatTable(Protocol):
 
     def tuple_taken(self, tup: ConnTuple, ignore: ConntrackEntry | None = None) -> bool: ...
 
+    def reply_taken(self, reply: ConnTuple, ignore: ConntrackEntry | None = None) -> bool: ...
+
     def remove(self, entry: ConntrackEntry) -> None: ...
 
     def confirm(self, entry: ConntrackEntry) -> None: ...
@@ -56,16 +58,17 @@ class NatBindings:
         a null binding that keeps the address) and `ports` (an inclusive range, or None to keep
         the port when the result is unique). Picks the port or ICMP id like get_unique_tuple().
         Returns False when no unique tuple exists (the kernel drops the packet)."""
+        if addr is None and ports is None and not (random or random_fully) \
+                and not self.table.reply_taken(entry.reply, entry):
+            # a null binding (nf_nat_alloc_null_binding) of a tuple nothing else answers to:
+            # get_unique_tuple keeps it, for either manipulation
+            if manip == SRC:
+                entry.src_nat_done = True
+            else:
+                entry.dst_nat_done = True
+            return True
         current = entry.reply.invert()
         if addr is None:
-            if ports is None and not (random or random_fully) and not self.table.tuple_taken(current, entry):
-                # a null binding (nf_nat_alloc_null_binding) of a tuple nothing else answers to:
-                # get_unique_tuple keeps it, for either manipulation
-                if manip == SRC:
-                    entry.src_nat_done = True
-                else:
-                    entry.dst_nat_done = True
-                return True
             addr = current.src if manip == SRC else current.dst
         new = self._unique_tuple(entry, current, manip, addr, ports, random, random_fully)
         if new is None:
