@@ -223,7 +223,7 @@ class Walk(FlowLog):
     # netfilter hooks: NF_HOOK --------------------------------------------------------------
     def nf_hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
                 outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
-        if hook == "PREROUTING" and ip.is_fragment and ns.netfilter.conntrack_active:
+        if hook == "PREROUTING" and (ip.mf or ip.frag) and ns.netfilter.conntrack_active:
             # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
             # gathered first; the output path cuts the packet back to the largest fragment size
             gathered = self.ip_defrag(("defrag", ns.name), ip, flow, "nf_defrag_ipv4")
