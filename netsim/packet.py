@@ -11,7 +11,8 @@ tcp_options_write() writes them (net/ipv4/tcp_output.c).
 Each header is also an immutable record with the fields a capture shows; `Ethernet.to_bytes()`
 serialises a whole frame with valid checksums (what `tcpdump` shows with checksum offload
 off, see shared/reference/kernel-observations.md "txcsumoff"). The emulator rewrites headers
-with `dataclasses.replace`, so a frame seen at one hop is never changed by a later hop.
+with `evolve` (dataclasses.replace without its checks), so a frame seen at one hop is never
+changed by a later hop.
 
 Serialisation is `struct` packing compiled from the tables at import: scapy costs about
 0.5 ms per packet, so it is used only on demand (`Hop.packet`) and in tests, as the
