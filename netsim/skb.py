@@ -51,9 +51,9 @@ _new_skb = object.__new__
 
 class _Draft:
     """A hop being recorded: the fields `Hop` will have, its decisions still a list, and the
-    copies that left it or ended on it. Walk.record_hop fills it in; when the walk is over it
-    becomes its `Hop` in place (Walk.finish): the draft's two extra counts taken out, its class
-    changed. What most hops never set is a class default."""
+    copies that left it or ended on it (FlowLog.continued, FlowLog.pending). Walk.record_hop
+    fills it in; when the walk is over it becomes its `Hop` in place (Walk.finish): its class
+    changed. What most hops never set (verdict, reason) is a class default."""
 
     index: int
     netns: str
@@ -66,18 +66,19 @@ class _Draft:
     device_kind: str
     verdict = ""
     reason: Decision | None = None
-    continued = 0                   # copies that went on to a hop of their own
-    # copies that ended here without a hop of their own: (verdict, reason, netns, device, packet id)
-    pending: list[tuple[str, Decision, str, str, int]] | None = None
 
 
 class FlowLog:
-    """What the packets of one walk share: their numbering, and the copies that ended before
-    they reached any capture point (`Trace.ended`)."""
+    """What the packets of one walk share: their numbering, the copies that ended before they
+    reached any capture point (`Trace.ended`), and by hop index the copies that went on from a
+    hop to one of their own (`continued`) and those that ended on it without one (`pending`:
+    verdict, reason, netns, device, packet id)."""
 
     def __init__(self) -> None:
         self.packets = 0
         self.ended: list[Ended] = []
+        self.continued: dict[int, int] = {}
+        self.pending: dict[int, list[tuple[str, Decision, str, str, int]]] = {}
 
 
 class Flow:
@@ -117,10 +118,12 @@ class Flow:
             last.verdict = verdict
             last.reason = d
         elif last is not None:
-            pending = last.pending
-            if pending is None:
-                pending = last.pending = []
-            pending.append((verdict, d, netns or last.netns, device or last.device, self.packet_id))
+            pending = self.log.pending
+            ended = (verdict, d, netns or last.netns, device or last.device, self.packet_id)
+            if last.index in pending:
+                pending[last.index].append(ended)
+            else:
+                pending[last.index] = [ended]
         else:
             self.log.ended.append(Ended(self.packet_id, self.role, netns, device, verdict, d, None))
 

@@ -113,7 +113,8 @@ class Walk(FlowLog):
         drafts.append(draft)
         last = flow.last
         if last is not None and not flow.own:
-            last.continued += 1
+            continued = self.continued
+            continued[last.index] = continued.get(last.index, 0) + 1
         flow.last = draft
         flow.own = True
 
@@ -147,14 +148,11 @@ class Walk(FlowLog):
         its Hop in place (a hop no copy went on from takes the verdict of the first copy that
         ended there)."""
         ended: list[Ended] = []
+        all_pending, continued = self.pending, self.continued
         for d in self.drafts:
-            pending, continued = d.pending, d.continued
-            if pending is not None:
-                del d.pending
-            if continued:
-                del d.continued
+            pending = all_pending.get(d.index)
             if pending:
-                first_gives_verdict = not d.verdict and not continued
+                first_gives_verdict = not d.verdict and not continued.get(d.index)
                 if first_gives_verdict:
                     d.verdict, d.reason = pending[0][0], pending[0][1]
                 for i, (how, why, netns, device, packet_id) in enumerate(pending):
