@@ -65,6 +65,7 @@ class Namespace:
 
         self.name = name
         self.devices: dict[str, Device] = {}
+        self.bridges: list[Device] = []         # the bridge devices among them, in the order added
         self.sysctl = Sysctls()
         self.local_table = RoutingTable("local")
         self.main_table = RoutingTable("main")
@@ -91,6 +92,8 @@ class Namespace:
         dev.ifindex = self._ifindex
         dev.netns = self
         self.devices[dev.name] = dev
+        if dev.kind == "bridge":
+            self.bridges.append(dev)
         return dev
 
     def device(self, name: str) -> Device:

@@ -150,6 +150,7 @@ _MARK, _NAT, _REJECT = 1, 2, 3
 _TARGET_KIND = {MarkTarget: _MARK, NatTarget: _NAT, RejectTarget: _REJECT}
 _NOTHING = WalkOutcome()            # no rule decided (shared: a WalkOutcome is only read)
 _DECIDED: dict[tuple, tuple[Decision, WalkOutcome]] = {}
+_POLICIES: dict[tuple[str, str, str], tuple[Decision, WalkOutcome]] = {}   # (table, hook, policy)
 
 
 def _decided(reason: NetfilterReason, verdict: Verdict, table: str, hook: str, chain: str,
@@ -245,8 +246,12 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
                 if table_name == "nat":
                     return _NOTHING
                 policy = chain.policy or "ACCEPT"
-                decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy, (),
-                                          None, 0)
-                decisions.append(decision)
-                return WalkOutcome(policy, ref=_ref_of(decision))
+                found = _POLICIES.get((table_name, hook, policy))
+                if found is None:
+                    decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy,
+                                              (), None, 0)
+                    found = (decision, WalkOutcome(policy, ref=_ref_of(decision)))
+                    _POLICIES[(table_name, hook, policy)] = found
+                decisions.append(found[0])
+                return found[1]
             chain, rules, path = stack.pop()
