@@ -41,8 +41,8 @@ def test_hook_order_is_the_kernels_registration_by_priority():
     for hook in HOOKS:
         priorities = [s.priority for s in HOOK_ORDER[hook]]
         assert priorities == sorted(priorities), hook
-    # every stage has its runner in Netfilter
-    assert {s.name for order in HOOK_ORDER.values() for s in order} == set(Netfilter._RUN)
+    # every stage has its runner in Netfilter (and an nft base chain's stage, "nft", too)
+    assert {s.name for order in HOOK_ORDER.values() for s in order} | {"nft"} == set(Netfilter._RUN)
     # without conntrack hooked in, only the tables' stages are left
     assert [s.name for s in stages("OUTPUT", False)] == ["raw", "mangle", "filter"]
     assert [s.name for s in stages("POSTROUTING", False)] == ["mangle"]

@@ -183,8 +183,9 @@ class NftRuleset:
     def __init__(self) -> None:
         self.tables: dict[tuple[str, str], Table] = {}
         self.table_handles = 0
-        self.registrations = 0
+        self.registrations = 0   # base chains registered so far (iptables' tables take numbers too)
         self.generation = 0      # changes with every committed transaction
+        self.journal: list[tuple[str, bool]] = []   # every batch sent, in order: (text, sent with --check)
 
     # ---- transactions ---------------------------------------------------------------------------
     def _work_copy(self) -> "NftRuleset":
@@ -192,7 +193,14 @@ class NftRuleset:
         work.tables = {key: table.clone() for key, table in self.tables.items()}
         work.table_handles, work.registrations, work.generation = \
             self.table_handles, self.registrations, self.generation
+        work.journal = self.journal
         return work
+
+    def next_registration(self) -> int:
+        """The number of the next callback registered on a hook of this namespace."""
+        self.registrations += 1
+        self.generation += 1
+        return self.registrations
 
     def run(self, text: str) -> None:
         """`nft -f`: apply the commands of `text` as one batch; on an error nothing changes."""
@@ -204,6 +212,7 @@ class NftRuleset:
                 raise NftError(f"line {number}: {line!r}: {exc}") from None
         self.__dict__.update(work.__dict__)
         self.generation += 1
+        self.journal.append((text, False))
 
     def check(self, text: str) -> None:
         """`nft -c -f`: the batch is sent and aborted. Nothing changes but the handles it took:
@@ -217,6 +226,7 @@ class NftRuleset:
                 raise NftError(f"line {number}: {line!r}: {exc}") from None
         self.table_handles = work.table_handles
         self.registrations = work.registrations
+        self.journal.append((text, True))
         for key, table in self.tables.items():
             if key in work.tables:
                 table.next_handle = work.tables[key].next_handle
