@@ -69,7 +69,7 @@ def test_mangle_runs_before_nat_and_filter_after_it_at_output():
 
 @pytest.mark.parametrize("spec, words", [
     ("-p tcp --frobnicate 1 -j ACCEPT", ["'--frobnicate'", "-m tcp|udp|icmp|mark|addrtype|conntrack|state|"
-                                          "comment|statistic", "-j ACCEPT|DROP|RETURN|REJECT|MARK|DNAT|SNAT|MASQUERADE"]),
+                                          "comment|nfacct|statistic", "-j ACCEPT|DROP|RETURN|REJECT|MARK|DNAT|SNAT|MASQUERADE"]),
     ("-p tcp -m multiport --dports 80 -j ACCEPT", ["-m multiport", "supported: -s, -d, -i, -o, -p"]),
     ("-m mark --mask 3 -j ACCEPT", ["unknown option '--mask'; -m mark takes --mark; supported:"]),
     ("-j REJECT --reject-type x", ["unknown option '--reject-type'; -j REJECT takes --reject-with; supported:"]),

@@ -106,9 +106,11 @@ class Lab:
         self.cluster = cluster
         self.prefix = tok.prefix(prefix) if prefix is not None else f"nsl-{os.getpid()}-{next(_COUNTER)}-"
         self.checksum_offload = checksum_offload
-        # netfilter tracing of every namespace with rules (tracer.py); each exchange's
-        # Observation then carries the kernel's rule-by-rule trace
+        # netfilter tracing of every namespace with rules (tracer.py): xtables-monitor where the
+        # model has only iptables rules, nft monitor trace where it has nftables tables; each
+        # exchange's Observation then carries the kernel's rule-by-rule trace
         self.tracer = RuleTracer(self._cmd) if trace_rules else None
+        self.nft_tracer = RuleTracer(self._cmd, mode="nft") if trace_rules else None
         self.commands: list[str] = []          # every command, shell-quoted as a reader would paste it
         self.timings: dict[str, float] = {}
         self.kernel = platform.release()
@@ -183,11 +185,13 @@ class Lab:
         self._parallel(lambda n: self._batch(n, plan.config[n]), names)
         self._parallel(lambda n: self._batch(n, plan.bridge[n], self._bridge), names)
         self._parallel(self._check_mtus, names)
-        self._parallel(lambda n: self._iptables(n, plan.iptables[n]), names)
-        if self.tracer is not None:
-            tracer = self.tracer
+        self._parallel(lambda n: self._netfilter(n, plan), names)
+        if self.tracer is not None and self.nft_tracer is not None:
+            tracer, nft_tracer = self.tracer, self.nft_tracer
             self._parallel(lambda n: self.commands.extend(tracer.start(self.netns(n), n)),
-                           [n for n in names if plan.iptables[n]])
+                           [n for n in names if plan.iptables[n] and not plan.nft[n]])
+            self._parallel(lambda n: self.commands.extend(nft_tracer.start(self.netns(n), n)),
+                           [n for n in names if plan.nft[n]])
         if not self.checksum_offload:
             self._parallel(lambda n: self._offload_off(n, plan.offload[n]), names)
         self._parallel(lambda n: self._open_captures(n, plan.devices[n]), names)
@@ -232,6 +236,34 @@ class Lab:
             if dev in model and model[dev].mtu != mtu:
                 raise LabError(f"{self.netns(name)}/{dev}: MTU {mtu} in the kernel, {model[dev].mtu} in the model")
 
+    def _netfilter(self, name: str, plan: Plan) -> None:
+        """The model's netfilter state in the lab namespace: its iptables rules and its nftables
+        batches, in the order the model registered them (between callbacks of equal priority
+        the kernel runs the one registered last first)."""
+        nfacct = tool("nfacct") or "nfacct"
+        for obj in plan.nfacct[name]:             # xt_nfacct refuses a rule whose object does not exist
+            tok.nfacct_name(obj)
+            self.commands.append(tok.shown(["ip", "netns", "exec", self.netns(name), "nfacct", "add", obj]))
+            in_netns(self.netns(name), lambda: self._cmd([nfacct, "add", obj]))
+        if plan.iptables_first[name]:
+            self._iptables(name, plan.iptables[name])
+        self._nft(name, plan.nft[name])
+        if not plan.iptables_first[name]:
+            self._iptables(name, plan.iptables[name])
+
+    def _nft(self, name: str, batches: list[tuple[str, bool]]) -> None:
+        """`nft -f -` (a probe: `nft -c -f -`) of each batch of the model's nftables journal,
+        in order, so every handle is the model's (checked by the plan)."""
+        nft = tool("nft") or "nft"
+        for text, check in batches:
+            tok.check_nft(text)
+            flags = ["-c"] if check else []
+            self.commands.append(f"ip netns exec {shlex.quote(self.netns(name))} nft {' '.join(flags + ['-f', '-'])} "
+                                 f"<<'EOF'\n{text}EOF")
+            done = in_netns(self.netns(name), lambda: self._cmd([nft, *flags, "-f", "-"], text, check=False))
+            if done.returncode != 0:
+                raise LabError(f"nft -f in {self.netns(name)} failed: {done.stderr.strip()}\n{text}")
+
     def _iptables(self, name: str, text: str) -> None:
         """iptables-restore, in the lab namespace, of the model's rules (checked by the plan)."""
         if not text:
@@ -266,8 +298,9 @@ class Lab:
             if self._closed:
                 return
             self._servers.close()
-            if self.tracer is not None:
-                self.tracer.close()
+            for tracer in (self.tracer, self.nft_tracer):
+                if tracer is not None:
+                    tracer.close()
             for s in self._sockets.values():
                 try:
                     s.close()
@@ -341,7 +374,8 @@ class Lab:
         self.cold_start()
         time.sleep(0.01)
         drain(self._sockets)
-        since = self.tracer.position() if self.tracer is not None else {}
+        tracers = [t for t in (self.tracer, self.nft_tracer) if t is not None]
+        since = [t.position() for t in tracers]
         outcome, client_port = client(self.netns(src_ns), dst_ip, proto, dport, self._cmd, request, timeout)
         # drain until the wire has been quiet for SETTLE: on a loaded machine late copies (a
         # flood's last port, a reply's last hop) can trail the socket's answer
@@ -354,9 +388,11 @@ class Lab:
             if not batch or time.perf_counter() > deadline:
                 break
         walks = None
-        if self.tracer is not None:
-            self.tracer.sync()
-            walks = self.tracer.walks(since)
+        if tracers:
+            walks = {}
+            for tracer, position in zip(tracers, since):
+                tracer.sync()
+                walks.update(tracer.walks(position))
         seconds = time.perf_counter() - t0
         kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
         peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in self.cluster.network.namespaces.items()

@@ -2,7 +2,8 @@
 
 `make_plan(cluster, netns)` walks every model `Namespace` (devices, addresses, sysctls,
 routes, permanent neighbours, FDB entries and `netfilter.save()` text) and returns a `Plan`
-of `ip`/`bridge` batch lines, sysctl values and iptables-restore input, every name and value
+of `ip`/`bridge` batch lines, sysctl values, iptables-restore input and the nftables batches
+netsim's nf_tables state was built from (its journal, replayed with `nft -f`), every name and value
 passed through the validator of its kind (commands.py), so the kernel copy cannot drift from
 the model and a name the lab refuses stops the build before any command runs.
 """
@@ -41,6 +42,9 @@ class Plan:
     config: dict[str, list[Line]] = field(default_factory=dict)     # ip -n NS -batch -
     bridge: dict[str, list[Line]] = field(default_factory=dict)     # bridge -n NS -batch -
     iptables: dict[str, str] = field(default_factory=dict)          # iptables-restore input, checked
+    nft: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)   # nft -f batches (with -c?), checked
+    nfacct: dict[str, list[str]] = field(default_factory=dict)      # nfacct objects the iptables rules count in
+    iptables_first: dict[str, bool] = field(default_factory=dict)   # iptables-restore before the nft batches
     devices: dict[str, list[str]] = field(default_factory=dict)     # every device (captures)
     offload: dict[str, list[str]] = field(default_factory=dict)     # every device but lo
     listeners: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
@@ -65,6 +69,9 @@ def make_plan(cluster: Cluster, netns: Callable[[str], str]) -> Plan:
         plan.sysctls[name] = sysctl_values(ns)
         text = ns.netfilter.save()
         plan.iptables[name] = tok.check_restore(text) if text.strip() else ""
+        plan.nft[name] = [(tok.check_nft(batch), check) for batch, check in ns.netfilter.nftables.journal]
+        plan.nfacct[name] = [tok.nfacct_name(n) for n in ns.netfilter.nfacct_objects()]
+        plan.iptables_first[name] = ns.netfilter.iptables_first
         plan.devices[name] = [tok.ifname(d.name) for d in ns.devices.values()]
         plan.offload[name] = [tok.ifname(d.name) for d in ns.devices.values() if not isinstance(d, Loopback)]
         plan.listeners[name] = [(tok.word(p, ("tcp", "udp")), int(tok.number(port, 1, 65535, "port")))

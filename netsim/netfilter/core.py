@@ -94,6 +94,15 @@ class Netfilter:
             self._nft_ct = (self.nftables.generation, active)
         return active
 
+    @property
+    def iptables_first(self) -> bool:
+        """Whether iptables' tables were registered before nft's first base chain (the order
+        the lab loads them in: registration order decides between callbacks of equal priority)."""
+        if not self._registered:
+            return False
+        chains = [c.registered for t in self.nftables.tables.values() for c in t.chains.values() if c.base]
+        return not chains or min(self._registered.values()) < min(chains)
+
     def _table(self, name: str, create: bool = True) -> Table:
         """A table; like iptables-nft, changing a table creates it, reading one does not."""
         if name not in BUILTIN_CHAINS:
@@ -103,8 +112,9 @@ class Netfilter:
                 return Table.new(name)
             self.tables[name] = Table.new(name)
             # its built-in chains are registered on their hooks now (iptables-nft: base chains of
-            # table `ip NAME`), numbered in one sequence with nft's base chains
+            # table `ip NAME`, which takes a table handle), numbered in one sequence with nft's
             self._registered[name] = self.nftables.next_registration()
+            self.nftables.table_handles += 1
         return self.tables[name]
 
     def _chain(self, table: str, chain: str, create: bool = True) -> Chain:
@@ -210,6 +220,19 @@ class Netfilter:
 
     def chains(self, table: str) -> list[str]:
         return [c.name for c in self._table(table, create=False).ordered_chains()]
+
+    def nfacct_objects(self) -> list[str]:
+        """The nfacct accounting objects the rules count in (`-m nfacct --nfacct-name`), in the
+        order first used: each must exist (nfnetlink_acct, `nfacct add NAME`) before its rule."""
+        names: list[str] = []
+        for table in self.tables.values():
+            for chain in table.chains.values():
+                for rule in chain.rules:
+                    for match in rule.matches:
+                        name = getattr(match, "object", None) if match.name == "nfacct" else None
+                        if name is not None and name not in names:
+                            names.append(name)
+        return names
 
     def save(self, table: str | None = None) -> str:
         """iptables-save output without its "# Generated/Completed" comment lines and with zero

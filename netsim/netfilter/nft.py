@@ -250,7 +250,7 @@ class NftRuleset:
         handler = _COMMANDS.get((verb, what))
         if handler is None:
             raise NftError(f"netsim models add table|chain|set|map|rule|element, flush chain|set|map|ruleset, "
-                           f"delete chain|set|map|table, not '{verb} {what}'")
+                           f"delete chain|set|map|rule|table, not '{verb} {what}'")
         handler(self, rest)
 
     def _family_name(self, rest: str) -> tuple[str, str, str]:
@@ -399,6 +399,20 @@ class NftRuleset:
                 table.alloc_handle()          # the anonymous set is created before the rule
         chain.rules.append(Rule(table.alloc_handle(), body))
 
+    def _delete_rule(self, rest: str) -> None:
+        """`delete rule FAMILY TABLE CHAIN handle N`."""
+        table, chain_name, spec = self._object(rest)
+        chain = self._chain(table, chain_name)
+        words = spec.split()
+        if len(words) != 2 or words[0] != "handle" or not words[1].isdigit():
+            raise NftError(f"expected 'handle N' after the chain, found {spec!r}")
+        handle = int(words[1])
+        for i, rule in enumerate(chain.rules):
+            if rule.handle == handle:
+                del chain.rules[i]
+                return
+        raise NftError(f"no rule with handle {handle} in chain {chain_name} (No such file or directory)")
+
     def _check(self, table: Table, chain: Chain, stmt: Any) -> None:
         """What nft or the kernel refuses when the rule is added."""
         if isinstance(stmt, Verdict) and stmt.chain:
@@ -461,7 +475,7 @@ _COMMANDS = {
     ("add", "map"): NftRuleset._add_map, ("flush", "set"): NftRuleset._flush_set,
     ("flush", "map"): NftRuleset._flush_set, ("add", "element"): NftRuleset._add_element,
     ("add", "rule"): NftRuleset._add_rule, ("delete", "set"): NftRuleset._delete_set,
-    ("delete", "map"): NftRuleset._delete_set,
+    ("delete", "map"): NftRuleset._delete_set, ("delete", "rule"): NftRuleset._delete_rule,
 }
 
 
