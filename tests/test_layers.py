@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "netsim"
 # the CLI is the kernel model).
 KUBERNETES = ("netsim.cluster", "netsim.kubeproxy", "netsim.kubeproxy_nft", "netsim.cni", "netsim.flannel",
               "netsim.flannel_nft", "netsim.names", "netsim.scenarios")
-NOT_KERNEL = (*KUBERNETES, "netsim.views", "netsim.lab", "netsim.cli", "netsim.__main__", "netsim.pcap")
+# The programs in the pods (netsim.programs) are userspace: a resolver may know kubelet's search list.
+NOT_KERNEL = (*KUBERNETES, "netsim.programs", "netsim.views", "netsim.lab", "netsim.cli", "netsim.__main__", "netsim.pcap")
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:

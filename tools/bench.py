@@ -8,7 +8,9 @@ slower: the load average is printed with the table.
   scenario N          one trace of scenario N on one reused reference cluster, request and
                       reply, with the bytes of every hop formed (`hop.data`)
   stepper             a parameter change (the backend) to a rendered stepper: cluster, trace,
-                      diagram, header views and the stepper's HTML
+                      diagram, header views and the stepper's HTML; and a 50-hop stepper (with
+                      its explanations, questions and pcapng name) rendered from a made trace,
+                      its time and its size
   build/trace K       a cluster of K nodes x 110 pods built in a fresh process: build time,
                       peak RSS, the first cross-node trace (pod on node1 to a pod on the last
                       node; builds what it touches) and the same trace again (median)
@@ -152,6 +154,17 @@ def bench_stepper(table: Table, repeat: int) -> None:
 
     ms = median_ms(render, repeat)
     table.add("parameter change -> stepper", ms, MS, 150.0, "backend changed: cluster + scenario 4 + Stepper HTML")
+
+    # issue #20: a 50-hop stepper with its explanations, questions and pcapng, rendered on the
+    # Python side (HopViews, data, diagram, HTML) from a trace and cluster already made
+    cluster = netsim.reference_cluster()
+    trace = scenarios.SIX[4](cluster=cluster)
+    Stepper(trace, cluster, predict=True).to_html()          # warm up (the layout's SVG, imports)
+    ms = median_ms(lambda: len(Stepper(trace, cluster, predict=True).to_html()), repeat)
+    size = len(Stepper(trace, cluster, predict=True).to_html().encode()) / 1000
+    note = f"scenario 4, {len(trace)} hops, predict=True"
+    table.add("50-hop stepper render", ms, MS, 100.0, note)
+    table.add("50-hop stepper size", size, "KB", 150.0, note)
 
 
 # ------------------------------------------------------------------------------- scale
