@@ -56,6 +56,9 @@ SHAPES: dict[str, tuple[str, Callable[[str], Cluster]]] = {
     "small-subnets": ("pod_cidr 10.50.0.0/16 with subnet_len 26",
                       lambda b: _populate(Cluster(nodes=2, backend=b, pod_cidr="10.50.0.0/16", subnet_len=26))),
     "jumbo": ("underlay_mtu 9000", lambda b: _populate(Cluster(nodes=2, backend=b, underlay_mtu=9000))),
+    "nftables": ("the reference cluster with kube-proxy in nftables mode and flannel's EnableNFTables "
+                 "(table ip kube-proxy, table ip flannel-ipv4; no iptables rule on the nodes)",
+                 lambda b: _populate(Cluster(nodes=2, backend=b, proxy_mode="nftables", flannel_nftables=True))),
 }
 
 
