@@ -108,7 +108,7 @@ class Rule:
         return parts
 
 
-@dataclass
+@dataclass(eq=False)
 class Chain:
     """A chain; with `type`, `hook` and `priority` a base chain."""
 

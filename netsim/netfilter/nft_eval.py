@@ -144,7 +144,21 @@ def _rule_ref(rule: Rule, family: str, table: str, chain: str, hook: str, verdic
     return ref
 
 
+def _rule_decision(ref: NftRuleRef, reason: NetfilterReason, verdict: str) -> Decision:
+    """nft_do_chain's decision on a rule that changed nothing: one record per rule met one way."""
+    decision = _DECISIONS.get(id(ref))
+    if decision is None or decision.consulted[0] is not ref:
+        decision = Decision(Subsystem.NETFILTER, "nft_do_chain", reason, _VERDICTS[verdict.split()[0]],
+                            consulted=(ref,))
+        _DECISIONS[id(ref)] = decision
+        if len(_DECISIONS) > 1 << 14:
+            _DECISIONS.clear()
+    return decision
+
+
 _REFS: "WeakKeyDictionary[Rule, dict[tuple[Any, ...], NftRuleRef]]" = WeakKeyDictionary()
+_DECISIONS: dict[int, Decision] = {}      # id(ref) -> its decision (the decision holds the ref: ids stay unique)
+_POLICIES: "WeakKeyDictionary[Chain, dict[tuple[str, str], Decision]]" = WeakKeyDictionary()
 
 
 def where(ref: NftRuleRef) -> str:
@@ -186,8 +200,7 @@ def nft_do_chain(table: Table, base: Chain, pkt: Pkt, hook: str, decisions: list
             decisions.append(Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.MARK,
                                       _VERDICTS[verdict.split()[0]], consulted=(ref,), changes=tuple(changes)))
         else:
-            decisions.append(Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.RULE,
-                                      _VERDICTS[verdict.split()[0]], consulted=(ref,)))
+            decisions.append(_rule_decision(ref, NetfilterReason.RULE, verdict))
         if outcome is None or isinstance(outcome, Verdict) and outcome.kind == "continue":
             continue
         if isinstance(outcome, Verdict):
@@ -210,9 +223,15 @@ def nft_do_chain(table: Table, base: Chain, pkt: Pkt, hook: str, decisions: list
 
 
 def _policy(table: Table, base: Chain, hook: str, decisions: list[Decision]) -> ChainOutcome:
-    ref = NftRuleRef(table.family, table.name, base.name, 0, hook, base.policy, path=(base.name,))
-    decisions.append(Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.POLICY, _VERDICTS[base.policy],
-                              consulted=(ref,)))
+    memo = _POLICIES.get(base)
+    if memo is None:
+        memo = _POLICIES[base] = {}
+    decision = memo.get((hook, base.policy))
+    if decision is None:
+        ref = NftRuleRef(table.family, table.name, base.name, 0, hook, base.policy, path=(base.name,))
+        decision = memo[(hook, base.policy)] = Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.POLICY,
+                                                        _VERDICTS[base.policy], consulted=(ref,))
+    decisions.append(decision)
     return ChainOutcome(base.policy)
 
 
