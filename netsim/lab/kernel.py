@@ -51,6 +51,7 @@ from ..errors import ConfigError
 from ..trace import Hop, Trace
 from . import commands as tok
 from . import plan as planning
+from . import rulesets
 from ._netns import NETNS_RUN_DIR, in_netns, netns_path, tx_checksum_off, write_sysctls
 from .capture import Capture, drain, open_captures
 from .cleanup import LIVE, LabWarning, SignalsHeld, install_handlers, reclaim_stale
@@ -237,43 +238,8 @@ class Lab:
                 raise LabError(f"{self.netns(name)}/{dev}: MTU {mtu} in the kernel, {model[dev].mtu} in the model")
 
     def _netfilter(self, name: str, plan: Plan) -> None:
-        """The model's netfilter state in the lab namespace: its iptables rules and its nftables
-        batches, in the order the model registered them (between callbacks of equal priority
-        the kernel runs the one registered last first)."""
-        nfacct = tool("nfacct") or "nfacct"
-        for obj in plan.nfacct[name]:             # xt_nfacct refuses a rule whose object does not exist
-            tok.nfacct_name(obj)
-            self.commands.append(tok.shown(["ip", "netns", "exec", self.netns(name), "nfacct", "add", obj]))
-            in_netns(self.netns(name), lambda: self._cmd([nfacct, "add", obj]))
-        if plan.iptables_first[name]:
-            self._iptables(name, plan.iptables[name])
-        self._nft(name, plan.nft[name])
-        if not plan.iptables_first[name]:
-            self._iptables(name, plan.iptables[name])
-
-    def _nft(self, name: str, batches: list[tuple[str, bool]]) -> None:
-        """`nft -f -` (a probe: `nft -c -f -`) of each batch of the model's nftables journal,
-        in order, so every handle is the model's (checked by the plan)."""
-        nft = tool("nft") or "nft"
-        for text, check in batches:
-            tok.check_nft(text)
-            flags = ["-c"] if check else []
-            self.commands.append(f"ip netns exec {shlex.quote(self.netns(name))} nft {' '.join(flags + ['-f', '-'])} "
-                                 f"<<'EOF'\n{text}EOF")
-            done = in_netns(self.netns(name), lambda: self._cmd([nft, *flags, "-f", "-"], text, check=False))
-            if done.returncode != 0:
-                raise LabError(f"nft -f in {self.netns(name)} failed: {done.stderr.strip()}\n{text}")
-
-    def _iptables(self, name: str, text: str) -> None:
-        """iptables-restore, in the lab namespace, of the model's rules (checked by the plan)."""
-        if not text:
-            return
-        tok.check_restore(text)
-        self.commands.append(f"ip netns exec {shlex.quote(self.netns(name))} iptables-restore <<'EOF'\n{text}EOF")
-        restore = tool("iptables-restore") or "iptables-restore"
-        done = in_netns(self.netns(name), lambda: self._cmd([restore], text, check=False))
-        if done.returncode != 0:
-            raise LabError(f"iptables-restore in {self.netns(name)} failed: {done.stderr.strip()}\n{text}")
+        """The model's iptables rules and nftables batches, in the order it registered them."""
+        rulesets.load(self.netns(name), name, plan, self._cmd, self.commands)
 
     def _offload_off(self, name: str, devices: list[str]) -> None:
         self.commands.extend(tok.shown(["ip", "netns", "exec", self.netns(name), "ethtool", "-K", d, "tx", "off"])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 from ..bridge import Bridge
 from ..device import Loopback, Veth
 from ..neighbour import NOARP, PERMANENT
+from ..netfilter.core import iptables_first, nfacct_objects
 from ..tun import Tun
 from ..vxlan import VxlanDevice
 from . import commands as tok
@@ -70,8 +71,8 @@ def make_plan(cluster: Cluster, netns: Callable[[str], str]) -> Plan:
         text = restore_input(ns.netfilter.save())
         plan.iptables[name] = tok.check_restore(text) if text.strip() else ""
         plan.nft[name] = [(tok.check_nft(batch), check) for batch, check in ns.netfilter.nftables.journal]
-        plan.nfacct[name] = [tok.nfacct_name(n) for n in ns.netfilter.nfacct_objects()]
-        plan.iptables_first[name] = ns.netfilter.iptables_first
+        plan.nfacct[name] = [tok.nfacct_name(n) for n in nfacct_objects(ns.netfilter.tables.values())]
+        plan.iptables_first[name] = iptables_first(ns.netfilter)
         plan.devices[name] = [tok.ifname(d.name) for d in ns.devices.values()]
         plan.offload[name] = [tok.ifname(d.name) for d in ns.devices.values() if not isinstance(d, Loopback)]
         plan.listeners[name] = [(tok.word(p, ("tcp", "udp")), int(tok.number(port, 1, 65535, "port")))

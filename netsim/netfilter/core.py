@@ -23,7 +23,7 @@ and s6.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conntrack_ref
 from ..decision import VERDICT_OF, ConntrackReason, Decision, FieldChange, NetfilterReason, Subsystem, Verdict
@@ -69,8 +69,7 @@ class Netfilter:
         self._registered: dict[str, int] = {}       # iptables table -> when its hooks were registered
         self._conntrack_users = False
         self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
-        self._merged_key: tuple[int, int, bool] | None = None
-        self._merged: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
+        self._callbacks = Callbacks(self)
         self._nft_ct = (-1, False)                  # (ruleset generation, does it need conntrack)
 
     # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
@@ -93,15 +92,6 @@ class Netfilter:
             active = uses_conntrack(self.nftables)
             self._nft_ct = (self.nftables.generation, active)
         return active
-
-    @property
-    def iptables_first(self) -> bool:
-        """Whether iptables' tables were registered before nft's first base chain (the order
-        the lab loads them in: registration order decides between callbacks of equal priority)."""
-        if not self._registered:
-            return False
-        chains = [c.registered for t in self.nftables.tables.values() for c in t.chains.values() if c.base]
-        return not chains or min(self._registered.values()) < min(chains)
 
     def _table(self, name: str, create: bool = True) -> Table:
         """A table; like iptables-nft, changing a table creates it, reading one does not."""
@@ -221,19 +211,6 @@ class Netfilter:
     def chains(self, table: str) -> list[str]:
         return [c.name for c in self._table(table, create=False).ordered_chains()]
 
-    def nfacct_objects(self) -> list[str]:
-        """The nfacct accounting objects the rules count in (`-m nfacct --nfacct-name`), in the
-        order first used: each must exist (nfnetlink_acct, `nfacct add NAME`) before its rule."""
-        names: list[str] = []
-        for table in self.tables.values():
-            for chain in table.chains.values():
-                for rule in chain.rules:
-                    for match in rule.matches:
-                        name = getattr(match, "object", None) if match.name == "nfacct" else None
-                        if name is not None and name not in names:
-                            names.append(name)
-        return names
-
     def save(self, table: str | None = None) -> str:
         """iptables-save output without its "# Generated/Completed" comment lines and with zero
         counters. Only tables that exist are printed, in iptables-save's (nf_tables) order."""
@@ -283,7 +260,7 @@ class Netfilter:
         """The callbacks on `hook`, in the order nf_hook_slow runs them."""
         if not self.nftables.tables:
             return stages(hook, self.conntrack_active)
-        return self._merged_for(hook)[0]
+        return self._callbacks.of(hook)[0]
 
     def nat_lookups(self, hook: str) -> tuple[NatLookup, ...]:
         """The nat chains the nat core calls at `hook` for a connection's first packet, in
@@ -291,44 +268,10 @@ class Netfilter:
         priority the one registered last first)."""
         if not self.nftables.tables:
             return (self._ipt_nat,)
-        return self._merged_for(hook)[1]
-
-    def _merged_for(self, hook: str) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
-        key = (self.nftables.generation, len(self.tables), self.conntrack_active)
-        if key != self._merged_key:
-            self._merged = {h: self._merge(h, key[2]) for h in HOOKS}
-            self._merged_key = key
-        return self._merged[hook]
-
-    def _merge(self, hook: str, active: bool) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
-        ranked: list[tuple[int, int, int, Stage]] = []
-        for i, stage in enumerate(stages(hook, active)):
-            if stage.name in ("raw", "mangle", "filter"):
-                if stage.table not in self.tables:
-                    continue
-                ranked.append((stage.priority, -self._registered[stage.table], i, stage))
-            else:
-                ranked.append((stage.priority, 0, i, stage))
-        nat: list[tuple[int, int, NatLookup]] = []
-        if "nat" in self.tables and hook in self.tables["nat"].chains:
-            nat.append((NAT_CORE_PRIORITY[hook], -self._registered["nat"], self._ipt_nat))
-        for table, chain in self.nftables.base_chains(hook.lower()):
-            priority = chain.priority or 0
-            if chain.type == "nat":
-                nat.append((priority, -chain.registered, self._nft_nat(table, chain)))
-            else:
-                ranked.append((priority, -chain.registered, len(ranked) + 100,
-                               Stage("nft", priority, "nft_do_chain", table=table.ident, nft=(table, chain))))
-        ranked.sort(key=lambda r: r[:3])
-        nat.sort(key=lambda n: n[:2])
-        return tuple(r[3] for r in ranked), tuple(n[2] for n in nat)
+        return self._callbacks.of(hook)[1]
 
     def _ipt_nat(self, hook: str, ctx: PacketContext, result: HookResult) -> tuple[str, NatChoice | None]:
         return iptables_nat_lookup(self, hook, ctx, result)
-
-    @staticmethod
-    def _nft_nat(table: Any, chain: Any) -> NatLookup:
-        return lambda hook, ctx, result: nft_nat_lookup(table, chain, hook, ctx, result)
 
     # ---- the stages, one method each; _RUN maps a Stage's name to its method ------------------
     def _conntrack_in(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
@@ -416,3 +359,75 @@ class Netfilter:
                                          VERDICT_OF[verdict], changes=changes, hook=hook, offset=packet.frag * 8,
                                          src=src, dst=dst, rewritten=(src, dst) != (packet.src, packet.dst)))
         return result
+
+
+def iptables_first(nf: Netfilter) -> bool:
+    """Whether iptables' tables were registered before nft's first base chain (the order the
+    lab loads them in: registration order decides between callbacks of equal priority)."""
+    if not nf._registered:
+        return False
+    chains = [c.registered for t in nf.nftables.tables.values() for c in t.chains.values() if c.base]
+    return not chains or min(nf._registered.values()) < min(chains)
+
+
+def nfacct_objects(tables: Iterable[Table]) -> list[str]:
+    """The nfacct accounting objects the rules of `tables` count in (`-m nfacct --nfacct-name`),
+    in the order first used: each must exist (nfnetlink_acct, `nfacct add NAME`) before its rule."""
+    names: list[str] = []
+    for table in tables:
+        for chain in table.chains.values():
+            for rule in chain.rules:
+                for match in rule.matches:
+                    name = getattr(match, "object", None) if match.name == "nfacct" else None
+                    if name is not None and name not in names:
+                        names.append(name)
+    return names
+
+
+class Callbacks:
+    """The callbacks registered on each hook of a namespace that has nftables base chains, as
+    nf_hook_entries_grow orders them: iptables' stages (HOOK_ORDER) and the filter-type nft
+    base chains by priority, at equal priority the one registered last first; and the nat
+    chains the nat core calls, in the same order. Rebuilt when the ruleset or the set of
+    iptables tables changes."""
+
+    def __init__(self, nf: Netfilter):
+        self.nf = nf
+        self._key: tuple[int, int, bool] | None = None
+        self._hooks: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
+
+    def of(self, hook: str) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
+        nf = self.nf
+        key = (nf.nftables.generation, len(nf.tables), nf.conntrack_active)
+        if key != self._key:
+            self._hooks = {h: self._merge(h, key[2]) for h in HOOKS}
+            self._key = key
+        return self._hooks[hook]
+
+    def _merge(self, hook: str, active: bool) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
+        nf = self.nf
+        ranked: list[tuple[int, int, int, Stage]] = []
+        for i, stage in enumerate(stages(hook, active)):
+            if stage.name in ("raw", "mangle", "filter"):
+                if stage.table not in nf.tables:
+                    continue
+                ranked.append((stage.priority, -nf._registered[stage.table], i, stage))
+            else:
+                ranked.append((stage.priority, 0, i, stage))
+        nat: list[tuple[int, int, NatLookup]] = []
+        if "nat" in nf.tables and hook in nf.tables["nat"].chains:
+            nat.append((NAT_CORE_PRIORITY[hook], -nf._registered["nat"], nf._ipt_nat))
+        for table, chain in nf.nftables.base_chains(hook.lower()):
+            priority = chain.priority or 0
+            if chain.type == "nat":
+                nat.append((priority, -chain.registered, _nft_nat(table, chain)))
+            else:
+                ranked.append((priority, -chain.registered, len(ranked) + 100,
+                               Stage("nft", priority, "nft_do_chain", table=table.ident, nft=(table, chain))))
+        ranked.sort(key=lambda r: r[:3])
+        nat.sort(key=lambda n: n[:2])
+        return tuple(r[3] for r in ranked), tuple(n[2] for n in nat)
+
+
+def _nft_nat(table: Any, chain: Any) -> NatLookup:
+    return lambda hook, ctx, result: nft_nat_lookup(table, chain, hook, ctx, result)
