@@ -164,7 +164,8 @@ def report(runs: list[Run], generated: str = "", cni: str = "") -> str:
         f"{sum(sum(c.compared.values()) for c in comparisons)} values compared; "
         f"{len(comparisons) - len(failed)} match, {len(failed)} differ.",
         f"- {sum(c.compared['rule evaluations'] for c in comparisons)} netfilter rule evaluations checked against "
-        f"the kernel's own trace (`xtables-monitor --trace`; {sum(c.compared['netfilter mark'] for c in comparisons)} "
+        f"the kernel's own trace (`xtables-monitor --trace`, `nft monitor trace` for nftables rulesets; "
+        f"{sum(c.compared['netfilter mark'] for c in comparisons)} "
         f"marks, {sum(c.compared['netfilter nat'] for c in comparisons)} NAT results); "
         f"{sum(1 for c in comparisons for d in c.differences if d.field.startswith('netfilter'))} differ.",
         capture_points(comparisons),
