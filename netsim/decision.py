@@ -10,7 +10,8 @@ where the kernel had the frame in hand. A decision names
   `BridgeReason.HAIRPIN_OFF`) and the named facts that go with it (addresses, device names,
   numbers: `decision.fact("dev")`);
 - the objects it consulted: a route, a neighbour entry, an FDB entry, an iptables rule (table,
-  hook, chain, rule number, matches, target and its options) or a conntrack entry;
+  hook, chain, rule number, matches, target and its options), an nftables rule (family, table,
+  chain, handle, its expressions as nft prints them) or a conntrack entry;
 - its verdict (`Verdict`);
 - the header fields it changed, old -> new.
 
@@ -64,6 +65,8 @@ class Verdict(StrEnum):
     REJECT = "reject"
     RETURN = "return"
     CONTINUE = "continue"        # a non-terminal rule (MARK): the next rule is tested
+    JUMP = "jump"                # nftables: a rule jumped to another chain (nft monitor trace reports it)
+    GOTO = "goto"
     QUEUE = "queue"
     SEND = "send"
     SOLICIT = "solicit"
@@ -381,6 +384,40 @@ class RuleRef:
 
 
 @dataclass(frozen=True)
+class NftRuleRef:
+    """An nftables rule as nft_do_chain met it, or a base chain's policy (`handle` 0): what
+    `nft monitor trace` reports for it.
+
+    `matches` are the rule's leading match expressions and `statements` the rest (a lookup in
+    a verdict map, `meta mark set`, `dnat to`, `masquerade`, a verdict), each as `nft list
+    ruleset` prints it; `text` is the whole rule as nft prints it. `verdict` is nft's for this
+    packet (`continue`, `accept`, `drop`, `jump C`, `goto C`, `return`; a policy's `accept` or
+    `drop`); where a set or map element decided it, `set_name` names the set ("" for an
+    anonymous one) and `element` is the element as the listing prints it."""
+
+    family: str              # ip
+    table: str               # kube-proxy, flannel-ipv4
+    chain: str
+    handle: int
+    hook: str                # PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING
+    verdict: str
+    matches: tuple[str, ...] = ()
+    statements: tuple[str, ...] = ()
+    path: tuple[str, ...] = ()   # the chains from the base chain to `chain`
+    comment: str = ""
+    set_name: str = ""
+    element: str = ""
+
+    @property
+    def text(self) -> str:
+        """The rule as `nft list ruleset` prints it, or the policy (`policy accept`)."""
+        if not self.handle:
+            return f"policy {self.verdict}"
+        text = " ".join((*self.matches, *self.statements))
+        return text + f' comment "{self.comment}"' if self.comment else text
+
+
+@dataclass(frozen=True)
 class ConntrackRef:
     """A conntrack entry as `conntrack -L` shows its two tuples."""
 
@@ -391,7 +428,7 @@ class ConntrackRef:
     direction: str = ""      # "original" or "reply": which way this packet travels
 
 
-Consulted = Union[RouteRef, NeighbourRef, FdbRef, RuleRef, ConntrackRef]
+Consulted = Union[RouteRef, NeighbourRef, FdbRef, RuleRef, NftRuleRef, ConntrackRef]
 Facts = tuple[tuple[str, Any], ...]
 
 

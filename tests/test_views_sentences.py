@@ -17,7 +17,7 @@ import pytest
 import netsim
 from netsim.decision import (ArpReason, BridgeReason, CaptureReason, ConntrackReason, ConntrackRef, Decision,
                              DevReason, FdbRef, FieldChange, FlannelReason, IcmpReason, IpReason, NatReason,
-                             NeighbourRef, NeighReason, NetfilterReason, Outcome, OutcomeReason, Reason, RouteReason,
+                             NeighbourRef, NeighReason, NetfilterReason, NftRuleRef, Outcome, OutcomeReason, Reason, RouteReason,
                              RouteRef, RuleRef, SocketReason, Subsystem, TunReason, Verdict, VethReason, VxlanReason)
 from netsim.packet import ICMP, IPPROTO_ICMP, IPPROTO_UDP, IPv4, UDP
 from netsim.trace import Ended
@@ -465,6 +465,61 @@ CASES = [
               manip="SRC", to="192.168.50.11", quoted="192.168.50.11:30080"),
      "conntrack: icmp error related to udp 203.0.113.10:43204 -> 192.168.50.11:30080, un-DNAT source to "
      "192.168.50.11, and the quoted packet's destination to 192.168.50.11:30080"),
+    # nftables (netfilter/nft_eval.py): kube-proxy's and flannel's rules as nft_do_chain met them
+    (Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.RULE, Verdict.GOTO,
+              consulted=(NftRuleRef("ip", "kube-proxy", "services", 54, "PREROUTING",
+                                    "goto external-PFISGYVC-default/web/tcp/", ("ip daddr @nodeport-ips",),
+                                    ("meta l4proto . th dport vmap @service-nodeports",), ("nat-prerouting", "services"),
+                                    "", "service-nodeports", "tcp . 30080 : goto external-PFISGYVC-default/web/tcp/"),)),
+     "ip kube-proxy PREROUTING: nat-prerouting -> services handle 54 [ip daddr @nodeport-ips meta l4proto . th dport "
+     "vmap @service-nodeports]: goto external-PFISGYVC-default/web/tcp/ (element tcp . 30080 : goto "
+     "external-PFISGYVC-default/web/tcp/ of @service-nodeports)"),
+    (Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.RULE, Verdict.ACCEPT,
+              consulted=(NftRuleRef("ip", "flannel-ipv4", "forward", 12, "FORWARD", "accept", ("ip daddr 10.244.0.0/16",),
+                                    ("counter packets 1 bytes 60", "accept"), ("forward",)),)),
+     "ip flannel-ipv4 FORWARD: forward handle 12 [ip daddr 10.244.0.0/16 counter packets 1 bytes 60 accept]: accept"),
+    (Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.MARK, Verdict.CONTINUE,
+              consulted=(NftRuleRef("ip", "kube-proxy", "mark-for-masquerade", 35, "PREROUTING", "continue", (),
+                                    ("meta mark set meta mark | 0x00004000",),
+                                    ("nat-prerouting", "services", "external-PFISGYVC-default/web/tcp/",
+                                     "mark-for-masquerade")),),
+              changes=(FieldChange("skb", "mark", 0, 0x4000),)),
+     "ip kube-proxy PREROUTING: nat-prerouting -> services -> external-PFISGYVC-default/web/tcp/ -> "
+     "mark-for-masquerade handle 35 [meta mark set meta mark | 0x00004000]: mark 0x0 -> 0x4000"),
+    (Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.REJECT, Verdict.REJECT,
+              consulted=(NftRuleRef("ip", "kube-proxy", "reject-chain", 46, "FORWARD", "drop", (), ("reject",),
+                                    ("filter-forward", "service-endpoints-check", "reject-chain")),)),
+     "ip kube-proxy FORWARD: filter-forward -> service-endpoints-check -> reject-chain handle 46 [reject]: rejected, "
+     "the packet is dropped"),
+    (Decision(Subsystem.NETFILTER, "nft_do_chain", NetfilterReason.POLICY, Verdict.ACCEPT,
+              consulted=(NftRuleRef("ip", "kube-proxy", "filter-forward", 0, "FORWARD", "accept",
+                                    path=("filter-forward",)),)),
+     "ip kube-proxy FORWARD: base chain filter-forward: no rule decided, policy accept"),
+    (Decision(Subsystem.NAT, "nft_nat_eval", NatReason.BINDING, Verdict.DNAT,
+              consulted=(NftRuleRef("ip", "kube-proxy", "endpoint-X665QFQS-default/web/tcp/__10.244.1.2/8080", 107,
+                                    "PREROUTING", "accept", ("meta l4proto tcp",), ("dnat to 10.244.1.2:8080",),
+                                    ("nat-prerouting", "services", "service-PFISGYVC-default/web/tcp/",
+                                     "endpoint-X665QFQS-default/web/tcp/__10.244.1.2/8080")),
+                         ConntrackRef("tcp", "10.244.0.2:40000 -> 10.96.0.100:80", "10.244.1.2:8080 -> 10.244.0.2:40000",
+                                      "NEW", "original")),
+              changes=(FieldChange("ipv4", "dst", "10.96.0.100", "10.244.1.2"), FieldChange("tcp", "dport", 80, 8080)),
+              manip="DST", old="10.96.0.100:80", new="10.244.1.2:8080"),
+     "ip kube-proxy PREROUTING: nat-prerouting -> services -> service-PFISGYVC-default/web/tcp/ -> "
+     "endpoint-X665QFQS-default/web/tcp/__10.244.1.2/8080 handle 107: dnat, destination 10.96.0.100:80 -> "
+     "10.244.1.2:8080"),
+    (Decision(Subsystem.NAT, "nf_nat_masquerade_ipv4", NatReason.BINDING, Verdict.MASQUERADE,
+              consulted=(NftRuleRef("ip", "kube-proxy", "masquerading", 38, "POSTROUTING", "accept", (),
+                                    ("masquerade fully-random",), ("nat-postrouting", "masquerading")),),
+              manip="SRC", old="203.0.113.10:40002", new="192.168.50.11:40002"),
+     "ip kube-proxy POSTROUTING: nat-postrouting -> masquerading handle 38: masquerade fully-random, source "
+     "203.0.113.10:40002 -> 192.168.50.11:40002"),
+    (Decision(Subsystem.NAT, "nf_nat_masquerade_ipv4", NatReason.NO_SOURCE, Verdict.DROP,
+              consulted=(NftRuleRef("ip", "flannel-ipv4", "postrtg", 7, "POSTROUTING", "accept",
+                                    ("ip saddr 10.244.0.0/16", "ip daddr != 224.0.0.0/4"),
+                                    ("masquerade fully-random",), ("postrtg",)),),
+              error="eth1 has no IPv4 address"),
+     "ip flannel-ipv4 POSTROUTING: postrtg handle 7: masquerade finds no source address (eth1 has no IPv4 address): "
+     "packet dropped"),
     (Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.NOT_VXLAN, Verdict.DROP, port=8472),
      "UDP 8472: not a valid VXLAN header (I flag clear)"),
     (Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.WRONG_VNI, Verdict.DROP, vni=2, dev="flannel.1", dev_vni=1),

@@ -4,10 +4,12 @@ levels of detail.
 Everything here is generated from records, never from the decisions' sentences: the header tables
 of `netsim.packet` (titles and meanings, TCP options decoded with `tcp_options`), the hop's
 role and direction, the trace's owners (`Trace.owner`: "node2's flannel.1 (VTEP)") and each
-`Decision`'s fields (subsystem, function, verdict, the RuleRef/ConntrackRef/FdbRef/
-NeighbourRef it consulted, its FieldChanges). A rule shows as its match (the RuleRef's matches)
-and its action (the target and its options), the way ovn-trace --detailed shows a flow's match
-and actions.
+`Decision`'s fields (subsystem, function, verdict, the RuleRef/NftRuleRef/ConntrackRef/FdbRef/
+NeighbourRef it consulted, its FieldChanges). A rule shows as its match (an iptables rule's
+matches, an nftables rule's match expressions) and its action (the target and its options, or
+nft's statements and the set element that decided), the way ovn-trace --detailed shows a flow's
+match and actions; an iptables rule is named by table, hook, chain and number, an nftables rule
+by family and table, hook, chain and handle.
 
 Where a change shows: the walk records a rewrite on the hop where the kernel had the packet in
 hand (DNAT, the TTL and the new MACs on the receiving device; VXLAN's outer headers on the
@@ -25,7 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..decision import ConntrackRef, Decision, FdbRef, FieldChange, NeighbourRef, RouteRef, RuleRef, Subsystem, Verdict
+from ..decision import (ConntrackRef, Decision, FdbRef, FieldChange, NeighbourRef, NftRuleRef, RouteRef, RuleRef,
+                        Subsystem, Verdict)
 from ..errors import UsageError
 from ..packet import TCP, TCP_OPTIONS, UDP, Ethernet, tcp_options, vxlan_of
 from ..trace import Hop, Trace
@@ -58,7 +61,7 @@ class Rewrite:
     match: str
     action: str
     changes: tuple[FieldChange, ...]
-    rule: RuleRef | None = None
+    rule: RuleRef | NftRuleRef | None = None
 
     def lines(self) -> list[str]:
         out = [self.by]
@@ -81,26 +84,54 @@ def change_text(c: FieldChange) -> str:
 _SIDES = {"request": ("client", "server"), "reply": ("server", "client")}   # (source side, destination side)
 
 
+def nat_kind(rule: RuleRef | NftRuleRef) -> str:
+    """DNAT, SNAT or MASQUERADE: what the rule's target (iptables) or NAT statement (nft) is,
+    "" for any other rule."""
+    if isinstance(rule, RuleRef):
+        return rule.target if rule.target in ("DNAT", "SNAT", "MASQUERADE") else ""
+    for stmt in rule.statements:
+        word = stmt.split()[0]
+        if word in ("dnat", "snat", "masquerade"):
+            return word.upper()
+    return ""
+
+
+def _via_nodeport(rule: RuleRef | NftRuleRef) -> bool:
+    """Whether kube-proxy reached the DNAT rule through its NodePort chains (iptables:
+    KUBE-NODEPORTS; nftables: the service's external-* chain, which the service-nodeports map
+    jumps to)."""
+    if isinstance(rule, RuleRef):
+        return "KUBE-NODEPORTS" in rule.path
+    return any(chain.startswith("external-") for chain in rule.path)
+
+
+def _rule_of(d: Decision) -> RuleRef | NftRuleRef | None:
+    for c in d.consulted:
+        if isinstance(c, (RuleRef, NftRuleRef)):
+            return c
+    return None
+
+
 def port_names(trace: Trace) -> dict[tuple[str, int], str]:
     """What the NAT decisions of the trace say each port is: the port a DNAT rule rewrote is
-    the NodePort (the rule was reached through KUBE-NODEPORTS) or the service port; its new
-    value the endpoint's port; a source port SNAT or MASQUERADE rewrote, the port it picked."""
+    the NodePort (the rule was reached through kube-proxy's NodePort chains) or the service
+    port; its new value the endpoint's port; a source port SNAT or MASQUERADE rewrote, the port
+    it picked."""
     names: dict[tuple[str, int], str] = {}
     for hop in trace.hops:
         for d in hop.decisions:
-            rules = d.consulted_of(RuleRef)
-            if not rules or not d.changes:
+            rule = _rule_of(d)
+            if rule is None or not d.changes:
                 continue
-            rule = rules[0]
+            kind = nat_kind(rule)
             for c in d.changes:
                 if c.layer not in ("tcp", "udp") or not isinstance(c.old, int) or not isinstance(c.new, int):
                     continue
-                if c.field == "dport" and rule.target == "DNAT":
-                    kind = "the NodePort" if "KUBE-NODEPORTS" in rule.path else "the service port"
-                    names.setdefault(("server", c.old), kind)
+                if c.field == "dport" and kind == "DNAT":
+                    names.setdefault(("server", c.old), "the NodePort" if _via_nodeport(rule) else "the service port")
                     names.setdefault(("server", c.new), "the endpoint's port (DNAT's choice)")
-                elif c.field == "sport" and rule.target in ("SNAT", "MASQUERADE"):
-                    names.setdefault(("client", c.new), f"the client's port as {rule.target} rewrote it")
+                elif c.field == "sport" and kind in ("SNAT", "MASQUERADE"):
+                    names.setdefault(("client", c.new), f"the client's port as {kind} rewrote it")
     return names
 
 
@@ -164,27 +195,40 @@ def field_meanings(trace: Trace, hop: Hop, layers: list[Layer] | None = None,
 
 
 # ----------------------------------------------------------------------- rewrites
-def _split_rule(rule: RuleRef) -> tuple[str, str]:
-    """A rule's match (its tests) and action (the target and its options; a goto keeps its
-    `-g`); a chain's policy matches every packet."""
+def _split_rule(rule: RuleRef | NftRuleRef) -> tuple[str, str]:
+    """A rule's match (its tests) and action (the target and its options, a goto keeping its
+    `-g`; for nft its statements, and the set element that decided); a chain's policy matches
+    every packet."""
+    if isinstance(rule, NftRuleRef):
+        if not rule.handle:
+            return "", rule.verdict
+        statements = " ".join(rule.statements)
+        if rule.element:
+            statements += f" (element {rule.element}" + (f" of @{rule.set_name})" if rule.set_name else ")")
+        return " ".join(rule.matches), statements
     if rule.rule == 0:
         return "", rule.target
     action = rule.action
     return " ".join(rule.matches), " ".join(action[1:] if action[:1] == ("-j",) else action)
 
 
-def _rule_by(rule: RuleRef) -> str:
-    number = "policy" if rule.rule == 0 else f"rule {rule.rule}"
+def _rule_by(rule: RuleRef | NftRuleRef) -> str:
+    """table, hook, chain and rule number (iptables) or handle (nft), and the chains jumped
+    through to it."""
     via = f" (via {' > '.join(rule.path)})" if len(rule.path) > 1 else ""
+    if isinstance(rule, NftRuleRef):
+        number = "policy" if rule.handle == 0 else f"handle {rule.handle}"
+        return f"table {rule.family} {rule.table}, {rule.hook}, chain {rule.chain}, {number}{via}"
+    number = "policy" if rule.rule == 0 else f"rule {rule.rule}"
     return f"table {rule.table}, {rule.hook}, chain {rule.chain}, {number}{via}"
 
 
 def describe(hop: Hop, d: Decision) -> tuple[str, str, str]:
     """(by, match, action) for one decision, from what it consulted."""
-    rules = d.consulted_of(RuleRef)
-    if rules:
-        match, action = _split_rule(rules[0])
-        return _rule_by(rules[0]), match, action
+    rule = _rule_of(d)
+    if rule is not None:
+        match, action = _split_rule(rule)
+        return _rule_by(rule), match, action
     ct = d.consulted_of(ConntrackRef)
     if d.subsystem is Subsystem.NAT and ct:
         fields = {c.field for c in d.changes if c.layer == "ipv4"}
@@ -213,8 +257,7 @@ def rewrites(hop: Hop) -> list[Rewrite]:
     for d in hop.decisions:
         if d.changes:
             by, match, action = describe(hop, d)
-            rules = d.consulted_of(RuleRef)
-            out.append(Rewrite(hop.index, d, by, match, action, d.changes, rules[0] if rules else None))
+            out.append(Rewrite(hop.index, d, by, match, action, d.changes, _rule_of(d)))
     return out
 
 
@@ -325,7 +368,7 @@ def summary(trace: Trace) -> str:
 def _consulted(hop: Hop, d: Decision) -> list[str]:
     out = []
     for c in d.consulted:
-        if isinstance(c, RuleRef):
+        if isinstance(c, (RuleRef, NftRuleRef)):
             match, action = _split_rule(c)
             out += [_rule_by(c), f"  match:  {match or '(every packet)'}", f"  action: {action}"]
         elif isinstance(c, RouteRef):

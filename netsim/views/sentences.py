@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..decision import (BridgeReason as B, ArpReason as A, CaptureReason, ConntrackReason as CT, ConntrackRef,
                         Decision, DevReason as DEV, FdbRef, FieldChange, FlannelReason as FL, IcmpReason,
-                        IpReason as IP, NatReason as NAT, NeighbourRef, NeighReason as N, NetfilterReason as NF,
+                        IpReason as IP, NatReason as NAT, NeighbourRef, NeighReason as N, NetfilterReason as NF, NftRuleRef,
                         Outcome, OutcomeReason as O, Reason, RouteReason as R, RouteRef, RuleRef,
                         SocketReason as S, TunReason, VethReason, VxlanReason as VX)
 from ..packet import ICMP, IPv4
@@ -58,6 +58,36 @@ def target_text(ref: RuleRef) -> str:
     if ref.target in ("DNAT", "SNAT") and options[:1] in (("--to-destination",), ("--to-source",)):
         options = options[2:]
     return " ".join((ref.target, *options))
+
+
+def nft_where(ref: NftRuleRef) -> str:
+    """Where nft_do_chain met a rule: `ip kube-proxy PREROUTING: nat-prerouting -> services handle
+    54` (the chains jumped through from the base chain, or the rule's own chain, and the rule's
+    handle as `nft -a list ruleset` prints it)."""
+    chains = " -> ".join(ref.path) if len(ref.path) > 1 else ref.chain
+    return f"{ref.family} {ref.table} {ref.hook}: {chains} handle {ref.handle}"
+
+
+def nft_rule_text(ref: NftRuleRef) -> str:
+    """`ip kube-proxy ... handle 54 [RULE]: VERDICT`, and the set element that decided, if any."""
+    text = f"{nft_where(ref)} [{ref.text}]: {ref.verdict}"
+    if ref.element:
+        text += f" (element {ref.element}" + (f" of @{ref.set_name})" if ref.set_name else ")")
+    return text
+
+
+def nat_rule(d: Any) -> tuple[str, str]:
+    """(where, action) of the rule behind a NAT binding, iptables' or nftables': the target or
+    NAT statement and the options that change what it does (the address itself is told as the
+    change it made)."""
+    nft = d.consulted_of(NftRuleRef)
+    if nft:
+        ref = nft[0]
+        stmt = next((s for s in ref.statements if s.split()[0] in ("dnat", "snat", "masquerade")), "")
+        words = stmt.split()
+        return nft_where(ref), (words[0] if words[:1] in (["dnat"], ["snat"]) else stmt)
+    rule = _one(d, RuleRef)
+    return rule_where(rule), target_text(rule)
 
 
 def mark_text(ref: RuleRef) -> str:
@@ -169,10 +199,21 @@ def _nat_icmp(d: Any, f: Facts) -> str:
 
 
 def _nat_binding(d: Any, f: Facts) -> str:
-    ref = _one(d, RuleRef)
+    where, action = nat_rule(d)
     side = "source" if f.manip == "SRC" else "destination"
     change = f"{f.old} -> {f.new}" if f.old != f.new else f"{f.old} unchanged"
-    return f"{rule_where(ref)}: {target_text(ref)}, {side} {change}"
+    return f"{where}: {action}, {side} {change}"
+
+
+def _no_source(d: Any, f: Facts) -> str:
+    where, action = nat_rule(d)
+    return f"{where}: {action.split()[0]} finds no source address ({f.error}): packet dropped"
+
+
+def _nft_mark(d: Any, f: Facts) -> str:
+    r, c = _one(d, NftRuleRef), _change(d, "skb", "mark")
+    then = "" if r.verdict == "continue" else f", {r.verdict}"
+    return f"{nft_where(r)} [{r.text}]: mark {c.old:#x} -> {c.new:#x}{then}"
 
 
 def _defrag_follows(d: Any, f: Facts) -> str:
@@ -303,7 +344,7 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
         f"ICMP {_ICMP_ERRORS[f.type, f.code]} from {f.src} to {f.dst}"),
     ("icmp_send", IcmpReason.REJECTED): lambda d, f: f"ICMP rejected from {f.src} to {f.dst}",
 
-    # walk.py (NF_HOOK), netfilter/ip_tables.py, netfilter/core.py
+    # walk.py (NF_HOOK), netfilter/ip_tables.py, netfilter/core.py, netfilter/nft_eval.py
     ("nf_hook_slow", NF.HOOK_VERDICT): lambda d, f: f"{f.hook}: {d.verdict.upper()}",
     ("ipt_do_table", NF.POLICY): lambda d, f: (
         lambda r: f"{r.table} {r.hook}: no rule decided, policy {r.target}")(_one(d, RuleRef)),
@@ -313,6 +354,13 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     ("ipt_do_table", NF.REJECT): lambda d, f: (
         lambda r: f"{rule_where(r)}: {target_text(r)}")(_one(d, RuleRef)),
     ("ipt_do_table", NF.RULE): lambda d, f: (lambda r: f"{rule_where(r)}: {r.target}")(_one(d, RuleRef)),
+    ("nft_do_chain", NF.RULE): lambda d, f: nft_rule_text(_one(d, NftRuleRef)),
+    ("nft_do_chain", NF.MARK): _nft_mark,
+    ("nft_do_chain", NF.REJECT): lambda d, f: (
+        lambda r: f"{nft_where(r)} [{r.text}]: rejected, the packet is dropped")(_one(d, NftRuleRef)),
+    ("nft_do_chain", NF.POLICY): lambda d, f: (
+        lambda r: f"{r.family} {r.table} {r.hook}: base chain {r.chain}: no rule decided, policy {r.verdict}")(
+            _one(d, NftRuleRef)),
     ("ipv4_conntrack_defrag", NF.UNSEEN_FRAGMENT): lambda d, f: (
         f"netfilter {f.hook}: fragment at offset {f.offset} of an unseen datagram, passed untouched"),
     ("ipv4_conntrack_defrag", NF.FOLLOWS_FIRST): _defrag_follows,
@@ -349,12 +397,12 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     # netfilter/nat.py
     ("nf_nat_icmp_reply_translation", NAT.ICMP_ERROR): _nat_icmp,
     ("nf_nat_packet", NAT.REWRITE): _nat_rewrite,
-    ("nf_nat_masquerade_ipv4", NAT.NO_SOURCE): lambda d, f: (
-        f"{rule_where(_one(d, RuleRef))}: MASQUERADE finds no source address ({f.error}): packet dropped"),
+    ("nf_nat_masquerade_ipv4", NAT.NO_SOURCE): _no_source,
     ("nf_nat_setup_info", NAT.NO_FREE_TUPLE): lambda d, f: (
         f"nat {f.hook}: no free {'id' if _ct(d).proto == 'icmp' else 'port'} for {_ct(d).original}: packet dropped"),
     ("nf_nat_inet_fn", NAT.BINDING): _nat_binding,
     ("nf_nat_masquerade_ipv4", NAT.BINDING): _nat_binding,
+    ("nft_nat_eval", NAT.BINDING): _nat_binding,
     ("nf_nat_alloc_null_binding", NAT.NULL_BINDING_CLASH): lambda d, f: (
         f"nat {f.hook}: {_ct(d).original} would clash with another connection, source port remapped: "
         f"{f.old} -> {f.new}"),
@@ -474,4 +522,4 @@ def heading(trace: Trace) -> str:
 
 
 __all__ = ["SENTENCES", "OUTCOMES", "Facts", "sentence", "outcome_text", "explanation", "ended_text", "heading",
-           "rule_where", "target_text", "mark_text", "neighbour_line", "route_get_line", "packet_line", "icmp_line"]
+           "rule_where", "target_text", "nft_where", "nft_rule_text", "nat_rule", "mark_text", "neighbour_line", "route_get_line", "packet_line", "icmp_line"]

@@ -26,13 +26,13 @@ CHAPTER = "notebooks/05-vxlan-across-nodes.html"
 RUNTIME = HTML / "_static" / "pyodide" / "runtime.json"
 START_S = 120                       # the first run: Pyodide's cold start on a slow, busy machine
 RUN_S = 30                          # later runs
-STEPPER_CELL = 2                    # chapter 5's `views.Stepper(trace, cluster, predict=True)`
+STEPPER_CELL = 2                    # chapter 5's `views.Stepper(trace, cluster, predict=[...])`
 
 HOST_GW_STEPPER = """from netsim import views
 
 cluster = netsim.reference_cluster(backend="host-gw")
 trace = netsim.scenarios.pod_to_pod_cross_node(cluster=cluster)
-views.Stepper(trace, cluster, predict=True)"""
+views.Stepper(trace, cluster)"""       # no question: every hop's row is in the page
 
 
 @pytest.fixture(scope="module")
