@@ -22,6 +22,7 @@ per-walk state (`PendingResolutions`).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .decision import (ArpReason, Decision, FieldChange, NeighbourRef, NeighReason, Subsystem, Verdict, field_change,
@@ -55,7 +56,10 @@ def neigh_ref(entry: Neighbour) -> NeighbourRef:
 def l2_changes(flow: Flow, src: str, dst: str) -> tuple[FieldChange, ...]:
     """The Ethernet addresses a routed packet leaves with, against those it arrived with
     (none for a packet this host generated)."""
-    arrived = flow.skb.eth
+    return _l2_changes(flow.skb.eth, src, dst)
+
+
+def _l2_changes(arrived: tuple[str, str] | None, src: str, dst: str) -> tuple[FieldChange, ...]:
     if arrived is None:
         return ()
     old_src, old_dst = arrived
@@ -67,6 +71,72 @@ def l2_changes(flow: Flow, src: str, dst: str) -> tuple[FieldChange, ...]:
     return tuple(out)
 
 
+# The decisions every trace makes again, by the names they carry: found, not built, when the
+# same entry (device, address, MAC, state) is met the same way. _key is what names an entry.
+def _key(entry: Neighbour) -> tuple[str, str, str, str]:
+    return entry.dev, entry.ip, entry.lladdr or "", entry.state
+
+
+@lru_cache(maxsize=1 << 12)
+def _not_for_us(target: str) -> Decision:
+    return Decision(Subsystem.ARP, "arp_process", ArpReason.NOT_FOR_US, Verdict.IGNORE, target=target)
+
+
+@lru_cache(maxsize=1 << 12)
+def _replied(target: str, mac: str, sender: str, sender_mac: str, dev: str,
+             learned: tuple[str, str, str, str] | None) -> Decision:
+    return Decision(Subsystem.ARP, "arp_process", ArpReason.REPLY, Verdict.REPLY,
+                    consulted=(neighbour_ref(*learned),) if learned is not None else (),
+                    target=target, mac=mac, sender=sender, sender_mac=sender_mac, dev=dev)
+
+
+@lru_cache(maxsize=1 << 12)
+def _reachable(dev: str, ip: str, lladdr: str, state: str) -> Decision:
+    return Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.REACHABLE, Verdict.REACHABLE,
+                    consulted=(neighbour_ref(dev, ip, lladdr, state),))
+
+
+@lru_cache(maxsize=1 << 12)
+def _queued_sent(entry: tuple[str, str, str, str], arrived: tuple[str, str] | None, src: str) -> Decision:
+    return Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.QUEUED_SENT, Verdict.SEND,
+                    consulted=(neighbour_ref(*entry),), changes=_l2_changes(arrived, src, entry[2]))
+
+
+@lru_cache(maxsize=1 << 12)
+def _solicited(target: str, sender: str, dev: str) -> Decision:
+    return Decision(Subsystem.ARP, "arp_solicit", ArpReason.SOLICIT, Verdict.SOLICIT, target=target, sender=sender,
+                    dev=dev)
+
+
+@lru_cache(maxsize=1 << 12)
+def _resolved(entry: tuple[str, str, str, str], arrived: tuple[str, str] | None, src: str) -> Decision:
+    return Decision(Subsystem.NEIGHBOUR, "neigh_resolve_output", NeighReason.RESOLVED, Verdict.RESOLVED,
+                    consulted=(neighbour_ref(*entry),), changes=_l2_changes(arrived, src, entry[2]))
+
+
+@lru_cache(maxsize=1 << 12)
+def _new_incomplete(dev: str, ip: str, lladdr: str, state: str) -> Decision:
+    return Decision(Subsystem.NEIGHBOUR, "__neigh_event_send", NeighReason.NEW_INCOMPLETE, Verdict.QUEUE,
+                    consulted=(neighbour_ref(dev, ip, lladdr, state),))
+
+
+@lru_cache(maxsize=1 << 12)
+def _still_incomplete(dev: str, ip: str, lladdr: str, state: str) -> Decision:
+    return Decision(Subsystem.NEIGHBOUR, "__neigh_event_send", NeighReason.INCOMPLETE, Verdict.QUEUE,
+                    consulted=(neighbour_ref(dev, ip, lladdr, state),))
+
+
+# ARP frames are values: the same question or answer on the same link is the same frame
+@lru_cache(maxsize=1 << 12)
+def _who_has(mac: str, sender: str, target: str) -> Ethernet:
+    return Ethernet(BROADCAST_MAC, mac, ETH_P_ARP, ARP(ARP_REQUEST, mac, sender, "00:00:00:00:00:00", target))
+
+
+@lru_cache(maxsize=1 << 12)
+def _is_at(asker_mac: str, mac: str, ip: str, asker: str) -> Ethernet:
+    return Ethernet(asker_mac, mac, ETH_P_ARP, ARP(ARP_REPLY, mac, ip, asker_mac, asker))
+
+
 def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None:
     """arp_process: answer requests for our addresses, learn from replies we asked for."""
     if arp.op == ARP_REQUEST:
@@ -74,20 +144,16 @@ def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None
             entry = ns.neighbours.get(dev.name, arp.psrc)
             if entry is not None and entry.state not in ("PERMANENT", "NOARP") and entry.lladdr != arp.hwsrc:
                 ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, STALE)
-            flow.end("dropped", Decision(Subsystem.ARP, "arp_process", ArpReason.NOT_FOR_US, Verdict.IGNORE,
-                                         target=arp.pdst))
+            flow.end("dropped", _not_for_us(arp.pdst))
             return
         existing = ns.neighbours.get(dev.name, arp.psrc)
         if existing is None or existing.state not in ("PERMANENT", "NOARP"):
             ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, STALE)
             neigh_update_flush(k, ns, dev, arp.psrc)
         learned = ns.neighbours.get(dev.name, arp.psrc)
-        flow.end("delivered", Decision(
-            Subsystem.ARP, "arp_process", ArpReason.REPLY, Verdict.REPLY,
-            consulted=(neigh_ref(learned),) if learned is not None else (),
-            target=arp.pdst, mac=dev.mac, sender=arp.psrc, sender_mac=arp.hwsrc, dev=dev.name))
-        reply = Ethernet(arp.hwsrc, dev.mac, ETH_P_ARP, ARP(ARP_REPLY, dev.mac, arp.pdst, arp.hwsrc, arp.psrc))
-        k.dev_queue_xmit(dev, reply, k.new_flow("arp"))
+        flow.end("delivered", _replied(arp.pdst, dev.mac, arp.psrc, arp.hwsrc, dev.name,
+                                       _key(learned) if learned is not None else None))
+        k.dev_queue_xmit(dev, _is_at(arp.hwsrc, dev.mac, arp.pdst, arp.psrc), k.new_flow("arp"))
         return
     entry = ns.neighbours.get(dev.name, arp.psrc)
     if entry is None:
@@ -100,8 +166,7 @@ def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None
         return
     updated = ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, REACHABLE)
     k.state(PendingResolutions).entries.pop((ns.name, dev.name, arp.psrc), None)
-    flow.end("delivered", Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.REACHABLE, Verdict.REACHABLE,
-                                   consulted=(neigh_ref(updated),)))
+    flow.end("delivered", _reachable(*_key(updated)))
     neigh_update_flush(k, ns, dev, arp.psrc)
 
 
@@ -116,8 +181,7 @@ def neigh_update_flush(k: Kernel, ns: Namespace, dev: Device, ip: str) -> None:
         # it in nf_bridge->neigh_header; a capture on the bridge shows the pod's MAC)
         pending = qflow.skb.bridged_dnat
         src = pending[1] if pending is not None else dev.mac
-        qflow.note(Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.QUEUED_SENT, Verdict.SEND,
-                            consulted=(neigh_ref(entry),), changes=l2_changes(qflow, src, entry.lladdr or "")))
+        qflow.note(_queued_sent(_key(entry), qflow.skb.eth, src))
         k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, packet), qflow)
 
 
@@ -129,10 +193,9 @@ def arp_solicit(k: Kernel, ns: Namespace, dev: Device, target: str, src_hint: st
         sip = ns.masquerade_source(dev.name, target) if dev.addresses else None
     if sip is None:
         sip = next((str(i.ip) for n, i in ns.addresses() if n != "lo"), "0.0.0.0")
-    request = Ethernet(BROADCAST_MAC, dev.mac, ETH_P_ARP, ARP(ARP_REQUEST, dev.mac, sip, "00:00:00:00:00:00", target))
+    request = _who_has(dev.mac, sip, target)
     arp_flow = k.new_flow("arp")
-    arp_flow.note(Decision(Subsystem.ARP, "arp_solicit", ArpReason.SOLICIT, Verdict.SOLICIT,
-                           target=target, sender=sip, dev=dev.name))
+    arp_flow.note(_solicited(target, sip, dev.name))
     k.dev_queue_xmit(dev, request, arp_flow)
 
 
@@ -193,8 +256,7 @@ def neigh_output(k: Kernel, ns: Namespace, dev: Device, nexthop: str, ip: IPv4, 
         return
     entry = ns.neighbours.get(dev.name, nexthop)
     if entry is not None and entry.usable:
-        flow.note(Decision(Subsystem.NEIGHBOUR, "neigh_resolve_output", NeighReason.RESOLVED, Verdict.RESOLVED,
-                           consulted=(neigh_ref(entry),), changes=l2_changes(flow, dev.mac, entry.lladdr or "")))
+        flow.note(_resolved(_key(entry), flow.skb.eth, dev.mac))
         k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, ip), flow)
         return
     if entry is None:
@@ -209,11 +271,9 @@ def neigh_output(k: Kernel, ns: Namespace, dev: Device, nexthop: str, ip: IPv4, 
         entry = ns.neighbours.set(dev.name, nexthop, None, INCOMPLETE)
         entry.probes = 1
         entry.queue.append((ip, flow))
-        flow.note(Decision(Subsystem.NEIGHBOUR, "__neigh_event_send", NeighReason.NEW_INCOMPLETE, Verdict.QUEUE,
-                           consulted=(neigh_ref(entry),)))
+        flow.note(_new_incomplete(*_key(entry)))
         k.state(PendingResolutions).entries[(ns.name, dev.name, nexthop)] = (ns, dev, nexthop)
         arp_solicit(k, ns, dev, nexthop, ip.src)
         return
     entry.queue.append((ip, flow))
-    flow.note(Decision(Subsystem.NEIGHBOUR, "__neigh_event_send", NeighReason.INCOMPLETE, Verdict.QUEUE,
-                       consulted=(neigh_ref(entry),)))
+    flow.note(_still_incomplete(*_key(entry)))

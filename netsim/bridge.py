@@ -26,6 +26,7 @@ br_device.c `br_dev_xmit`; br_fdb.c; br_netfilter_hooks.c `br_nf_pre_routing`,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Callable
 
 from .decision import BridgeReason, Decision, FdbRef, Subsystem, Verdict, fdb_ref, field_change, neighbour_ref
@@ -142,11 +143,51 @@ def forwarding(port: BridgePort) -> bool:
 
 
 def is_multicast(mac: str) -> bool:
-    return int(mac[:2], 16) & 1 == 1
+    """The group bit: the lowest bit of the first octet (its second hex digit is odd)."""
+    return mac[1] in _ODD_HEX
+
+
+_ODD_HEX = frozenset("13579bdfBDF")
 
 
 def _fdb_ref(br: Bridge, mac: str, entry: FdbEntry | None) -> FdbRef:
     return fdb_ref(br.name, mac, port=entry.port if entry is not None else "")
+
+
+# The decisions every trace makes again, by the names they carry: the same decision on the
+# same bridge, MAC and port is the same record, found rather than built.
+@lru_cache(maxsize=1 << 12)
+def _learned(bridge: str, mac: str, port: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_fdb_update", BridgeReason.LEARNED, Verdict.LEARN,
+                    consulted=(fdb_ref(bridge, mac, port=port),))
+
+
+@lru_cache(maxsize=1 << 12)
+def _flooded(bridge: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.BROADCAST, Verdict.FLOOD, bridge=bridge)
+
+
+@lru_cache(maxsize=1 << 12)
+def _passed_up(bridge: str, dst: str, port: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_pass_frame_up", BridgeReason.OWN_MAC, Verdict.UP,
+                    consulted=(fdb_ref(bridge, dst, port=port),), bridge=bridge, dst=dst)
+
+
+@lru_cache(maxsize=1 << 12)
+def _forwarded(bridge: str, dst: str, port: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_forward", BridgeReason.FDB, Verdict.FORWARD,
+                    consulted=(fdb_ref(bridge, dst, port=port),), bridge=bridge, dst=dst, port=port)
+
+
+@lru_cache(maxsize=1 << 12)
+def _host_flooded(bridge: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.HOST_BROADCAST, Verdict.FLOOD, bridge=bridge)
+
+
+@lru_cache(maxsize=1 << 12)
+def _host_forwarded(bridge: str, dst: str, port: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.FDB, Verdict.FORWARD,
+                    consulted=(fdb_ref(bridge, dst, port=port),), bridge=bridge, dst=dst, port=port)
 
 
 # br_input.c -------------------------------------------------------------------------------
@@ -157,8 +198,7 @@ def br_handle_frame(k: Kernel, port_dev: Device, frame: Ethernet, flow: Flow) ->
     br = port.br
     ns: Namespace = br.netns
     if port.learning and not is_multicast(frame.src) and br.learn(frame.src, port_dev.name):
-        flow.note(Decision(Subsystem.BRIDGE, "br_fdb_update", BridgeReason.LEARNED, Verdict.LEARN,
-                           consulted=(fdb_ref(br.name, frame.src, port=port_dev.name),)))
+        flow.note(_learned(br.name, frame.src, port_dev.name))
     dnat_route = None
     if frame.type == ETH_P_IP and ns.sysctl.bridge_nf_call_iptables and isinstance(frame.payload, IPv4):
         ip = frame.payload
@@ -204,12 +244,12 @@ def br_handle_frame(k: Kernel, port_dev: Device, frame: Ethernet, flow: Flow) ->
         br_forward(k, br, port_dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
-        flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.BROADCAST, Verdict.FLOOD, bridge=br.name))
+        flow.note(_flooded(br.name))
         br_flood(k, br, port_dev, frame, flow, include_up=True)
         return
     if br.is_local_mac(frame.dst):
-        flow.note(Decision(Subsystem.BRIDGE, "br_pass_frame_up", BridgeReason.OWN_MAC, Verdict.UP,
-                           consulted=(_fdb_ref(br, frame.dst, br.fdb.get(frame.dst)),), bridge=br.name, dst=frame.dst))
+        own = br.fdb.get(frame.dst)
+        flow.note(_passed_up(br.name, frame.dst, own.port if own is not None else ""))
         br_pass_frame_up(k, br, frame, flow.copy())
         return
     br_forward(k, br, port_dev, frame, flow)
@@ -236,8 +276,7 @@ def br_forward(k: Kernel, br: Bridge, in_dev: Device, frame: Ethernet, flow: Flo
                                      consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst,
                                      port=in_dev.name))
         return
-    flow.note(Decision(Subsystem.BRIDGE, "br_forward", BridgeReason.FDB, Verdict.FORWARD,
-                       consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst, port=entry.port))
+    flow.note(_forwarded(br.name, frame.dst, entry.port))
     br_nf_forward(k, br, port.dev, frame, flow)
 
 
@@ -311,7 +350,7 @@ def br_dev_xmit(k: Kernel, br: Bridge, frame: Ethernet, flow: Flow) -> None:
         br_forward(k, br, br.ports[port_name].dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
-        flow.note(Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.HOST_BROADCAST, Verdict.FLOOD, bridge=br.name))
+        flow.note(_host_flooded(br.name))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
         for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
@@ -326,6 +365,5 @@ def br_dev_xmit(k: Kernel, br: Bridge, frame: Ethernet, flow: Flow) -> None:
         for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
             br_dev_queue_push_xmit(k, port.dev, frame, flow.copy())
         return
-    flow.note(Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.FDB, Verdict.FORWARD,
-                       consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst, port=entry.port))
+    flow.note(_host_forwarded(br.name, frame.dst, entry.port))
     br_dev_queue_push_xmit(k, br.ports[entry.port].dev, frame, flow)

@@ -22,8 +22,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .conntrack_entry import (DST, ICMP_ERROR_TYPES, ICMP_NEW_TYPES, ICMP_QUERY_REPLY, ICMP_TIMEOUT, ORIGINAL, REPLY,
-                              SRC, TCP_TIMEOUTS, UDP_TIMEOUT, ConnTuple, ConntrackEntry, conn_text, conntrack_ref,
-                              endpoint, lone_ref, tuple_of)
+                              SRC, TCP_TIMEOUTS, UDP_TIMEOUT, ConnTuple, ConntrackEntry, conntrack_ref_of, conn_text,
+                              conntrack_ref, endpoint, lone_ref, tuple_of)
 from .decision import VERDICT_OF, ConntrackReason, ConntrackRef, Decision, Subsystem, Verdict
 from .nf_nat import NatBindings, QuotedPacket, nat_icmp_error, nat_packet, parse_quoted, rewrite
 from .packet import ICMP, IPPROTO_TCP, IPv4, TCP
@@ -38,6 +38,7 @@ _S = ("NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "
       "TIME_WAIT", "CLOSE", "SYN_SENT2")
 sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2 = _S
 sIV, sIG = "INVALID", "IGNORE"
+_STATE_INDEX = {state: i for i, state in enumerate(_S)}
 _TCP_TABLE = {
     ORIGINAL: {
         "syn":    (sSS, sSS, sIG, sIG, sIG, sIG, sIG, sSS, sSS, sS2),
@@ -132,6 +133,11 @@ class Conntrack:
         found = self._by_tuple.get(tup.invert())
         return found is not None and found[0] is not ignore
 
+    def reply_taken(self, reply: ConnTuple, ignore: ConntrackEntry | None = None) -> bool:
+        """tuple_taken of the connection whose answer is `reply`: is `reply` some other entry's?"""
+        found = self._by_tuple.get(reply)
+        return found is not None and found[0] is not ignore
+
     # ---- tracking (nf_conntrack_in) ---------------------------------------------------------
     def track(self, packet: IPv4, skb: "Skb") -> list[Decision]:
         """Find or create the packet's connection and set skb.ct, skb.ct_reply, skb.ct_state, as
@@ -175,7 +181,7 @@ class Conntrack:
                               src=tup.src, dst=tup.dst)]
         entry = ConntrackEntry(tup, tup.invert(), state=state)
         skb.ct, skb.ct_reply, skb.ct_state = entry, False, "NEW"
-        return [_decision(ConntrackReason.NEW, Verdict.NEW, conntrack_ref(entry, ORIGINAL, "NEW"), tcp_state=state)]
+        return [_new_connection(entry.original, entry.reply, state)]
 
     def _existing(self, packet: IPv4, entry: ConntrackEntry, direction: int, skb: "Skb") -> list[Decision]:
         # resolve_normal_ct(): the packet's ctinfo, from the state before this packet.
@@ -188,7 +194,7 @@ class Conntrack:
         payload = packet.payload
         if isinstance(payload, TCP):
             old = entry.state
-            new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_S.index(old)]
+            new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_STATE_INDEX[old]]
             if new == sIV:
                 _set_untracked(skb)
                 return [_decision(ConntrackReason.TCP_INVALID, Verdict.INVALID, conntrack_ref(entry, direction, "INVALID"),
@@ -208,6 +214,11 @@ class Conntrack:
         if direction == REPLY:
             entry.seen_reply = True
         skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, ct_state
+        if reason is ConntrackReason.TCP_STATE:
+            return [_tcp_state(entry.original, entry.reply, direction == REPLY, ct_state, facts["old"], facts["new"],
+                               facts["assured"])]
+        if reason is ConntrackReason.TRACKED:
+            return [_tracked(entry.original, entry.reply, direction == REPLY, ct_state)]
         return [_decision(reason, VERDICT_OF[ct_state], conntrack_ref(entry, direction, ct_state), **facts)]
 
     def _track_icmp_error(self, packet: IPv4, icmp: ICMP, skb: "Skb") -> list[Decision]:
@@ -228,9 +239,10 @@ class Conntrack:
                           function=_ICMP_ERROR, src=packet.src)]
 
     # ---- NAT (nf_nat.py) ---------------------------------------------------------------------
-    def nat_done(self, entry: ConntrackEntry, manip: str) -> bool:
+    @staticmethod
+    def nat_done(entry: ConntrackEntry, manip: str) -> bool:
         """nf_nat_initialized(): was this manipulation already decided for the connection?"""
-        return self.nat.done(entry, manip)
+        return entry.src_nat_done if manip == SRC else entry.dst_nat_done
 
     def setup_nat(self, entry: ConntrackEntry, manip: str, addr: str | None,
                   ports: tuple[int, int] | None = None, random: bool = False,
@@ -241,16 +253,27 @@ class Conntrack:
     def pseudo_random(self, tup: ConnTuple) -> int:
         return self.nat.pseudo_random(tup)
 
-    @staticmethod
-    def nat_packet(entry: ConntrackEntry, direction: int, manip: str, packet: IPv4) -> tuple[IPv4, str | None]:
-        """nf_nat_packet() (nf_nat.nat_packet)."""
-        return nat_packet(entry, direction, manip, packet)
+    # nf_nat_packet() and nf_nat_icmp_reply_translation() need no table: nf_nat.py's own
+    nat_packet = staticmethod(nat_packet)
+    nat_icmp_error = staticmethod(nat_icmp_error)
 
-    @staticmethod
-    def nat_icmp_error(entry: ConntrackEntry, direction: int, manip: str,
-                       packet: IPv4) -> tuple[IPv4, tuple[str, str] | None]:
-        """nf_nat_icmp_reply_translation() (nf_nat.nat_icmp_error)."""
-        return nat_icmp_error(entry, direction, manip, packet)
+
+# The decisions of the common cases, from the tuples and states they name.
+def _new_connection(original: ConnTuple, reply: ConnTuple, tcp_state: str) -> Decision:
+    return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.NEW, Verdict.NEW,
+                    consulted=(conntrack_ref_of(original, reply, "NEW", False),), tcp_state=tcp_state)
+
+
+def _tcp_state(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str, old: str, new: str,
+               assured: bool) -> Decision:
+    return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TCP_STATE, VERDICT_OF[ct_state],
+                    consulted=(conntrack_ref_of(original, reply, ct_state, is_reply),), old=old, new=new,
+                    assured=assured)
+
+
+def _tracked(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str) -> Decision:
+    return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TRACKED, VERDICT_OF[ct_state],
+                    consulted=(conntrack_ref_of(original, reply, ct_state, is_reply),))
 
 
 def _decision(reason: ConntrackReason, verdict: Verdict, ref: ConntrackRef | None = None,

@@ -11,7 +11,6 @@ that holds the entries is conntrack.py's, the NAT bindings nf_nat.py's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import NamedTuple
 
 from .decision import ConntrackRef
@@ -147,7 +146,6 @@ class ConntrackEntry:
         return str(self.original)
 
 
-@lru_cache(maxsize=1 << 14)       # a trace names the same few connections at every hook
 def conn_text(tup: ConnTuple) -> str:
     """A tuple as a ConntrackRef names it: `src:sport -> dst:dport`, `src -> dst id N` for ICMP."""
     if tup.proto == IPPROTO_ICMP:
@@ -157,11 +155,11 @@ def conn_text(tup: ConnTuple) -> str:
 
 def conntrack_ref(entry: ConntrackEntry, direction: int, state: str) -> ConntrackRef:
     """The entry a decision consulted: both tuples, the packet's ctstate and its direction."""
-    return _conntrack_ref(entry.original, entry.reply, state, direction == REPLY)
+    return conntrack_ref_of(entry.original, entry.reply, state, direction == REPLY)
 
 
-@lru_cache(maxsize=1 << 14)       # the same entry is met the same way at every hook of a trace
-def _conntrack_ref(original: ConnTuple, reply: ConnTuple, state: str, is_reply: bool) -> ConntrackRef:
+def conntrack_ref_of(original: ConnTuple, reply: ConnTuple, state: str, is_reply: bool) -> ConntrackRef:
+    """conntrack_ref of an entry given by its two tuples."""
     return ConntrackRef(original.proto_name, conn_text(original), conn_text(reply), state,
                         "reply" if is_reply else "original")
 

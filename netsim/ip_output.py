@@ -17,11 +17,12 @@ Kernel behaviour modelled (net/ipv4/ip_output.c `ip_local_out`, `__ip_local_out`
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
 from .packet import ETH_P_IP, Ethernet, IPv4
-from .route import RouteResult, route_ref
+from .route import Route, RouteResult, route_ref, route_ref_for
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,6 +31,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # What a socket's connect()/sendmsg() gets for a route that cannot carry locally generated packets.
 LOCAL_OUT_ERRNO = {"blackhole": "EINVAL", "unreachable": "EHOSTUNREACH"}
+
+
+@lru_cache(maxsize=1 << 12)
+def _output_route(route: Route, src: str, dev: str, dst: str) -> Decision:
+    """The output route's decision: the same route to the same address is the same record."""
+    return Decision(Subsystem.ROUTE, "ip_route_output_key", RouteReason.OUTPUT, Verdict.OUTPUT,
+                    consulted=(route_ref_for(route, src, dev, str(route)),), dst=dst)
 
 
 def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult | None = None) -> None:
@@ -46,8 +54,7 @@ def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult
                                      consulted=(route_ref(rr),), errno=LOCAL_OUT_ERRNO[rr.route.type]), ns.name)
         k.sock_send_error(ns, flow, LOCAL_OUT_ERRNO[rr.route.type])
         return
-    flow.note(Decision(Subsystem.ROUTE, "ip_route_output_key", RouteReason.OUTPUT, Verdict.OUTPUT,
-                       consulted=(route_ref(rr, str(rr.route)),), dst=rr.dst))
+    flow.note(_output_route(rr.route, rr.src or "", rr.dev, rr.dst))
     original_dst = ip.dst
     hooked = k.nf_hook(ns, "OUTPUT", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
     if hooked is None:

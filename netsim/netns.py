@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface, IPv4Network
 from typing import Iterable
 
 from .addresses import parse_address, parse_interface, parse_network, stable_hash
@@ -82,6 +82,7 @@ class Namespace:
 
         self.name = name
         self.devices: dict[str, Device] = {}
+        self.bridges: list[Device] = []         # the bridge devices among them, in the order added
         self.sysctl = Sysctls()
         self.local_table = RoutingTable("local")
         self.main_table = RoutingTable("main")
@@ -115,6 +116,8 @@ class Namespace:
         dev.ifindex = self._ifindex
         dev.netns = self
         self.devices[dev.name] = dev
+        if dev.kind == "bridge":
+            self.bridges.append(dev)
         return dev
 
     def device(self, name: str) -> Device:
@@ -182,8 +185,7 @@ class Namespace:
         return iface
 
     def is_local_address(self, addr: str) -> bool:
-        route = self.local_table.lookup(address_int(addr))
-        return route is not None and route.type == "local"
+        return self.local_table.is_local(addr)
 
     def addresses(self) -> Iterable[tuple[str, IPv4Interface]]:
         for dev in self.devices.values():

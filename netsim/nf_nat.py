@@ -28,6 +28,8 @@ class NatTable(Protocol):
 
     def tuple_taken(self, tup: ConnTuple, ignore: ConntrackEntry | None = None) -> bool: ...
 
+    def reply_taken(self, reply: ConnTuple, ignore: ConntrackEntry | None = None) -> bool: ...
+
     def remove(self, entry: ConntrackEntry) -> None: ...
 
     def confirm(self, entry: ConntrackEntry) -> None: ...
@@ -50,16 +52,21 @@ class NatBindings:
         if self.by_source.get(key) is entry:
             del self.by_source[key]
 
-    def done(self, entry: ConntrackEntry, manip: str) -> bool:
-        """nf_nat_initialized(): was this manipulation already decided for the connection?"""
-        return entry.src_nat_done if manip == SRC else entry.dst_nat_done
-
     def setup(self, entry: ConntrackEntry, manip: str, addr: str | None,
               ports: tuple[int, int] | None = None, random: bool = False, random_fully: bool = False) -> bool:
         """nf_nat_setup_info(): bind the connection's SRC or DST manipulation to `addr` (None:
         a null binding that keeps the address) and `ports` (an inclusive range, or None to keep
         the port when the result is unique). Picks the port or ICMP id like get_unique_tuple().
         Returns False when no unique tuple exists (the kernel drops the packet)."""
+        if addr is None and ports is None and not (random or random_fully) \
+                and not self.table.reply_taken(entry.reply, entry):
+            # a null binding (nf_nat_alloc_null_binding) of a tuple nothing else answers to:
+            # get_unique_tuple keeps it, for either manipulation
+            if manip == SRC:
+                entry.src_nat_done = True
+            else:
+                entry.dst_nat_done = True
+            return True
         current = entry.reply.invert()
         if addr is None:
             addr = current.src if manip == SRC else current.dst

@@ -11,7 +11,8 @@ tcp_options_write() writes them (net/ipv4/tcp_output.c).
 Each header is also an immutable record with the fields a capture shows; `Ethernet.to_bytes()`
 serialises a whole frame with valid checksums (what `tcpdump` shows with checksum offload
 off, see shared/reference/kernel-observations.md "txcsumoff"). The emulator rewrites headers
-with `dataclasses.replace`, so a frame seen at one hop is never changed by a later hop.
+with `evolve` (dataclasses.replace without its checks), so a frame seen at one hop is never
+changed by a later hop.
 
 Serialisation is `struct` packing compiled from the tables at import: scapy costs about
 0.5 ms per packet, so it is used only on demand (`Hop.packet`) and in tests, as the
@@ -25,7 +26,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from ipaddress import IPv4Address
-from typing import Callable, ClassVar, TypeVar, Union
+from typing import Any, Callable, ClassVar, TypeVar, Union
 
 from .errors import ConfigError
 
@@ -61,6 +62,7 @@ TCP_FLAG_ORDER = "FSRPAUEC"
 
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
+_set_attr = object.__setattr__          # a frozen record filling in what it worked out
 
 
 @lru_cache(maxsize=1 << 16)       # a trace packs the same few MACs into every frame
@@ -476,6 +478,7 @@ _ETH_PACK = ETHERNET_HEADER.pack
 _ARP_PACK = ARP_HEADER.pack
 _IPV4_PACK = IPV4_HEADER.pack
 _IPV4_CSUM = IPV4_HEADER.slot("checksum").offset
+_ETH_STRUCT_PACK = ETHERNET_HEADER.struct.pack      # dst, src, type: three whole fields, in order
 _ICMP_PACK = ICMP_HEADER.pack
 _ICMP_CSUM = ICMP_HEADER.slot("checksum").offset
 _TCP_PACK = TCP_HEADER.pack
@@ -572,6 +575,9 @@ class TCP:
     window: int = 64240
     options: bytes = b""
     payload: bytes = b""
+    # the last encoding, (src, dst, bytes): a forwarded segment rides in several IP packets
+    # that differ only in their TTL, and its checksum covers the addresses alone
+    _encoded: tuple[str, str, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def option_list(self) -> tuple[TCPOption, ...]:
@@ -582,12 +588,17 @@ class TCP:
         return found
 
     def encode(self, src: str, dst: str) -> bytes:
+        encoded = self._encoded
+        if encoded is not None and encoded[0] == src and encoded[1] == dst:
+            return encoded[2]
         header = _TCP_PACK(sport=self.sport, dport=self.dport, seq=self.seq, ack=self.ack,
                            data_offset=(TCP_HEADER.size + len(self.options)) // 4,
                            flags=tcp_flags_value(self.flags), window=self.window)
         segment = header + self.options + self.payload
         csum = internet_checksum(_pseudo_header(src, dst, IPPROTO_TCP, len(segment)) + segment)
-        return _with_checksum(segment, _TCP_CSUM, csum)
+        wire = _with_checksum(segment, _TCP_CSUM, csum)
+        _set_attr(self, "_encoded", (src, dst, wire))
+        return wire
 
     def length(self) -> int:
         return TCP_HEADER.size + len(self.options) + len(self.payload)
@@ -666,6 +677,9 @@ class IPv4:
     tos: int = 0
     mf: bool = False
     frag: int = 0
+    # worked out once, on first use (the same packet is measured and packed at several hops)
+    _length: int | None = field(default=None, init=False, repr=False, compare=False)
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_fragment(self) -> bool:
@@ -679,11 +693,11 @@ class IPv4:
 
     def length(self) -> int:
         """The total length (worked out once: every MTU check asks for it)."""
-        length: int | None = self.__dict__.get("_length")
+        length = self._length
         if length is None:
             payload = self.payload
             length = IPV4_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
-            self.__dict__["_length"] = length
+            _set_attr(self, "_length", length)
         return length
 
     def header_bytes(self, total_length: int) -> bytes:
@@ -694,10 +708,11 @@ class IPv4:
 
     def to_bytes(self) -> bytes:
         """The packet on the wire (worked out once: the same packet rides in several frames)."""
-        wire: bytes | None = self.__dict__.get("_wire")
+        wire = self._wire
         if wire is None:
             body = self.payload_bytes()
-            wire = self.__dict__["_wire"] = self.header_bytes(IPV4_HEADER.size + len(body)) + body
+            wire = self.header_bytes(IPV4_HEADER.size + len(body)) + body
+            _set_attr(self, "_wire", wire)
         return wire
 
     @property
@@ -720,19 +735,26 @@ class Ethernet:
     src: str
     type: int
     payload: Union[ARP, IPv4, bytes]
+    _length: int | None = field(default=None, init=False, repr=False, compare=False)
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def length(self) -> int:
-        payload = self.payload
-        return ETHERNET_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+        """The frame's length (worked out once, like its bytes)."""
+        length = self._length
+        if length is None:
+            payload = self.payload
+            length = ETHERNET_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+            _set_attr(self, "_length", length)
+        return length
 
     def to_bytes(self) -> bytes:
         """The frame on the wire (worked out once; the frozen record keeps it beside its fields)."""
-        wire: bytes | None = self.__dict__.get("_wire")
+        wire = self._wire
         if wire is None:
             payload = self.payload
             body = payload if isinstance(payload, bytes) else payload.to_bytes()
-            wire = _ETH_PACK(dst=mac_bytes(self.dst), src=mac_bytes(self.src), type=self.type) + body
-            self.__dict__["_wire"] = wire
+            wire = _ETH_STRUCT_PACK(mac_bytes(self.dst), mac_bytes(self.src), self.type) + body
+            _set_attr(self, "_wire", wire)
         return wire
 
     @property
@@ -751,25 +773,24 @@ class Ethernet:
         return f"{self.src} > {self.dst} {inner}"
 
 
-_FIELDS: dict[type, frozenset[str]] = {}
-_set_attr = object.__setattr__
+_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
 R = TypeVar("R", bound=Union[ARP, ICMP, TCP, UDP, VXLAN, IPv4, Ethernet])
 
 
-def evolve(record: R, **changes: object) -> R:
-    """`dataclasses.replace` for the packet records, in one dict copy: the walk rewrites a
+def evolve(record: R, **changes: Any) -> R:
+    """`dataclasses.replace` for the packet records, without its checks: the walk rewrites a
     TTL, a MAC or a payload at almost every hop. What a record worked out about itself (its
     bytes, its length) stays behind."""
     cls = type(record)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))
-    if not changes.keys() <= names:
-        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - names)[0]!r}")
-    old = record.__dict__
-    new = object.__new__(cls)
-    _set_attr(new, "__dict__", {name: old[name] for name in names} | changes)
-    return new
+    known = _FIELDS.get(cls)
+    if known is None:
+        order = tuple(f.name for f in fields(cls) if f.init)
+        known = _FIELDS[cls] = (order, frozenset(order))
+    names, allowed = known
+    if not changes.keys() <= allowed:
+        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - allowed)[0]!r}")
+    get = changes.get
+    return cls(*[get(name, getattr(record, name)) for name in names])
 
 
 def vxlan_of(frame: Ethernet) -> VXLAN | None:

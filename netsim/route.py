@@ -12,11 +12,11 @@ address of the namespace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from dataclasses import dataclass, field
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping, NamedTuple
 
 from .errors import ConfigError
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .decision import RouteRef
 
 SCOPES = ("universe", "link", "host")
+_set_attr = object.__setattr__          # a frozen route filling in what it worked out
 
 
 @dataclass(frozen=True)
@@ -37,29 +38,38 @@ class Route:
     metric: int = 0
     onlink: bool = False
     type: str = "unicast"   # unicast | local | broadcast | blackhole | unreachable
+    # worked out once (a route does not change): its hash, as every forwarded packet's decision
+    # looks its record up by the route, and its text
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+    _slot: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def slot(self) -> tuple[int, int]:
         """(prefix length, network address as an int): where the route sits in a table."""
-        return self.dst.prefixlen, int(self.dst.network_address)
+        slot = self._slot
+        if slot is None:
+            slot = (self.dst.prefixlen, int(self.dst.network_address))
+            _set_attr(self, "_slot", slot)
+        return slot
 
     def __hash__(self) -> int:
-        """Worked out once: a route is a key of route_ref's cache at every forwarded packet."""
-        value: int | None = self.__dict__.get("_hash")
+        value = self._hash
         if value is None:
-            value = self.__dict__["_hash"] = hash((self.dst, self.dev, self.via, self.src, self.scope, self.proto,
-                                                   self.metric, self.onlink, self.type))
+            value = hash((self.dst, self.dev, self.via, self.src, self.scope, self.proto, self.metric, self.onlink,
+                          self.type))
+            _set_attr(self, "_hash", value)
         return value
 
     def __str__(self) -> str:
-        """The route as `ip route` prints it (worked out once: a route does not change, and
-        every forwarded packet's decision names its route)."""
-        text: str | None = self.__dict__.get("_text")
+        """The route as `ip route` prints it."""
+        text = self._text
         if text is None:
-            text = self.__dict__["_text"] = self._text()
+            text = self.text()
+            _set_attr(self, "_text", text)
         return text
 
-    def _text(self) -> str:
+    def text(self) -> str:
         if self.dst.prefixlen == 0:
             dst = "default"
         elif self.dst.prefixlen == 32:
@@ -119,9 +129,11 @@ class RoutingTable:
         # address -> every route covering it, longest prefix first: what a lookup of it walks
         # (a trace looks the same few addresses up again and again); emptied on every change
         self._covering: dict[int, tuple[Route, ...]] = {}
+        self._local: dict[str, bool] = {}           # address text -> is its longest match `local`
 
     def add(self, route: Route) -> None:
         self._covering.clear()
+        self._local.clear()
         plen = route.dst.prefixlen
         bucket = self._by_len.get(plen)
         if bucket is None:
@@ -140,6 +152,7 @@ class RoutingTable:
         none of its destinations is in the table yet (flanneld's thousands of peer routes on
         a node of a big cluster), else one add() per route."""
         self._covering.clear()
+        self._local.clear()
         for plen, entries in frozen.by_len.items():
             skip = without.slot[1] if without is not None and without.slot[0] == plen else None
             bucket = self._by_len.get(plen)
@@ -163,6 +176,7 @@ class RoutingTable:
 
     def remove(self, route: Route) -> None:
         self._covering.clear()
+        self._local.clear()
         bucket = self._by_len.get(route.dst.prefixlen, {})
         routes = bucket.get(int(route.dst.network_address), ())
         if route not in routes:
@@ -189,6 +203,17 @@ class RoutingTable:
                 return route
         return None
 
+    def is_local(self, addr: str) -> bool:
+        """Whether the longest match for the address `addr` is a `local` route (the local
+        table answering "is this one of ours?", which every received packet asks twice)."""
+        found = self._local.get(addr)
+        if found is None:
+            if len(self._local) >= 4096:
+                self._local.clear()
+            route = self.lookup(address_int(addr))
+            found = self._local[addr] = route is not None and route.type == "local"
+        return found
+
     def _covers(self, addr: int) -> tuple[Route, ...]:
         found: list[Route] = []
         for plen in self._lengths:
@@ -210,9 +235,9 @@ class RoutingTable:
         return sum(len(rs) for bucket in self._by_len.values() for rs in bucket.values())
 
 
-@dataclass(frozen=True)
-class RouteResult:
-    """What `ip route get ADDR` answers: the route, the device, the next hop and the source."""
+class RouteResult(NamedTuple):
+    """What `ip route get ADDR` answers: the route, the device, the next hop and the source (a
+    named tuple: every packet's route lookup makes one)."""
 
     dst: str
     route: Route
@@ -243,6 +268,12 @@ def route_ref(rr: "RouteResult | Route", text: str | None = None) -> "RouteRef":
         route, src, dev = rr.route, rr.src or "", rr.dev
     else:
         route, src, dev = rr, rr.src or "", rr.dev
+    return _route_ref(route, src, dev, text)
+
+
+def route_ref_for(route: Route, src: str, dev: str, text: str | None = None) -> "RouteRef":
+    """route_ref of a lookup's result given by its parts: the route, the source it chose
+    ("" for none) and the device."""
     return _route_ref(route, src, dev, text)
 
 

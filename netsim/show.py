@@ -29,7 +29,6 @@ unreachable routes). Deliberate differences, all to keep the output short and de
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 from typing import TYPE_CHECKING
 
@@ -209,7 +208,7 @@ def ip_route_get(ns: "Namespace", addr: str, src: str | None = None) -> str:
     if rr is None:
         return "RTNETLINK answers: Network is unreachable"
     if addr == "0.0.0.0":
-        rr = replace(rr, dst=addr)              # the lookup went to this host; iproute2 prints the address asked
+        rr = rr._replace(dst=addr)              # the lookup went to this host; iproute2 prints the address asked
     text = format_route_get(rr, src)
     exception = ns.route_cache.get(rr.dst, ns.clock.us) if ns.route_cache.by_dst and rr.route.type == "unicast" else None
     if exception is not None:
@@ -275,6 +274,16 @@ def bridge_fdb(ns: "Namespace") -> str:
 def iptables_save(ns: "Namespace", table: str | None = None) -> str:
     """`iptables-save [-t TABLE]`."""
     return ns.netfilter.save(table)
+
+
+def nft_list_ruleset(ns: "Namespace") -> str:
+    """`nft list ruleset`: the namespace's nf_tables tables, as nft 1.0.6 prints them."""
+    return ns.netfilter.nftables.list_ruleset()
+
+
+def nft_list_ruleset_handles(ns: "Namespace") -> str:
+    """`nft -a list ruleset`: the same with every chain's, set's and rule's handle."""
+    return ns.netfilter.nftables.list_ruleset(handles=True)
 
 
 def conntrack_list(ns: "Namespace") -> str:

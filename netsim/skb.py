@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .conntrack_entry import ConntrackEntry
 
 
-@dataclass
+@dataclass(slots=True)
 class Skb:
     mark: int = 0
     ct: "ConntrackEntry | None" = None
@@ -35,56 +35,51 @@ class Skb:
     bridged_dnat: tuple[str, str] | None = None
 
     def clone(self) -> "Skb":
-        """skb_clone for a copy of the packet: the same metadata (what dataclasses.replace
-        does, without walking the fields one by one)."""
-        other = object.__new__(Skb)
-        other.__dict__.update(self.__dict__)
+        """skb_clone for a copy of the packet: the same metadata."""
+        other = _new_skb(Skb)
+        other.mark, other.ct, other.ct_reply, other.ct_state = self.mark, self.ct, self.ct_reply, self.ct_state
+        other.bridged, other.hash, other.frag_max, other.pmtu = self.bridged, self.hash, self.frag_max, self.pmtu
+        other.eth, other.bridged_dnat = self.eth, self.bridged_dnat
         return other
 
     def scrub(self) -> "Skb":
         """What survives a namespace crossing (skb_scrub_packet): only the flow hash."""
-        other = object.__new__(Skb)
-        fresh = _FRESH.copy()
-        fresh["hash"] = self.hash
-        _set_attr(other, "__dict__", fresh)
-        return other
+        return Skb(hash=self.hash)
 
 
-_FRESH = Skb().__dict__.copy()          # a new skb's metadata, copied rather than built field by field
-_set_attr = object.__setattr__
+_new_skb = object.__new__
 
 
 class _Draft:
-    """A hop being recorded: what `Hop` will be, and the copies that left it or ended on it."""
+    """A hop being recorded: the fields `Hop` will have, its decisions still a list, and the
+    copies that left it or ended on it (FlowLog.continued, FlowLog.pending). Walk.record_hop
+    fills it in; when the walk is over it becomes its `Hop` in place (Walk.finish): its class
+    changed. What most hops never set (verdict, reason) is a class default."""
 
-    __slots__ = ("index", "netns", "device", "direction", "frame", "packet_id", "role", "kind", "notes", "verdict",
-                 "reason", "continued", "pending")
-
-    def __init__(self, index: int, netns: str, device: str, direction: str, frame: Ethernet | IPv4,
-                 packet_id: int, role: str, kind: str):
-        self.index = index
-        self.netns = netns
-        self.device = device
-        self.direction = direction
-        self.frame = frame
-        self.packet_id = packet_id
-        self.role = role
-        self.kind = kind
-        self.notes: list[Decision] = []
-        self.verdict = ""
-        self.reason: Decision | None = None
-        self.continued = 0                   # copies that went on to a hop of their own
-        # copies that ended here without a hop of their own: (verdict, reason, netns, device, packet id)
-        self.pending: list[tuple[str, Decision, str, str, int]] = []
+    index: int
+    netns: str
+    device: str
+    direction: str
+    frame: Ethernet | IPv4
+    decisions: list[Decision]
+    packet_id: int
+    role: str
+    device_kind: str
+    verdict = ""
+    reason: Decision | None = None
 
 
 class FlowLog:
-    """What the packets of one walk share: their numbering, and the copies that ended before
-    they reached any capture point (`Trace.ended`)."""
+    """What the packets of one walk share: their numbering, the copies that ended before they
+    reached any capture point (`Trace.ended`), and by hop index the copies that went on from a
+    hop to one of their own (`continued`) and those that ended on it without one (`pending`:
+    verdict, reason, netns, device, packet id)."""
 
     def __init__(self) -> None:
         self.packets = 0
         self.ended: list[Ended] = []
+        self.continued: dict[int, int] = {}
+        self.pending: dict[int, list[tuple[str, Decision, str, str, int]]] = {}
 
 
 class Flow:
@@ -108,7 +103,7 @@ class Flow:
     def note(self, decision: Decision) -> None:
         """Record a decision on the hop where the kernel has the packet in hand."""
         if self.last is not None:
-            self.last.notes.append(decision)
+            self.last.decisions.append(decision)
         else:
             self.early.append(decision)
 
@@ -124,7 +119,12 @@ class Flow:
             last.verdict = verdict
             last.reason = d
         elif last is not None:
-            last.pending.append((verdict, d, netns or last.netns, device or last.device, self.packet_id))
+            pending = self.log.pending
+            ended = (verdict, d, netns or last.netns, device or last.device, self.packet_id)
+            if last.index in pending:
+                pending[last.index].append(ended)
+            else:
+                pending[last.index] = [ended]
         else:
             self.log.ended.append(Ended(self.packet_id, self.role, netns, device, verdict, d, None))
 

@@ -182,7 +182,7 @@ class Network:
         for ns in self.namespaces.values():
             ns.neighbours.flush_dynamic()
             ns.conntrack.flush()
-            for dev in ns.devices.values():
+            for dev in ns.bridges:
                 if isinstance(dev, Bridge):
                     dev.flush_learned()
 

@@ -19,6 +19,7 @@ device as a new packet (its conntrack state is not carried over).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable
 
 from .addresses import stable_hash
@@ -113,6 +114,21 @@ def flow_hash(frame: Ethernet, skb: Skb) -> int:
     return stable_hash("flow", *sorted((ip.src, ip.dst)), ip.proto, *ports)
 
 
+def _encapsulated(dev: str, mac: str, remote: str, local: str, ttl: int, sport: int, dport: int, vni: int) -> Decision:
+    return Decision(
+        Subsystem.VXLAN, "vxlan_xmit", VxlanReason.ENCAPSULATED, Verdict.ENCAPSULATE,
+        consulted=(fdb_ref(dev, mac, dst=remote),), sport=sport, dport=dport, vni=vni, ttl=ttl,
+        changes=(field_change("outer-ipv4", "src", "", local), field_change("outer-ipv4", "dst", "", remote),
+                 field_change("outer-ipv4", "ttl", "", ttl), field_change("outer-udp", "sport", "", sport),
+                 field_change("outer-udp", "dport", "", dport), field_change("vxlan", "vni", "", vni)))
+
+
+@lru_cache(maxsize=1 << 12)
+def _decapsulated(port: int, vni: int, dev: str) -> Decision:
+    return Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.DECAPSULATED, Verdict.DECAPSULATE, port=port, vni=vni,
+                    dev=dev)
+
+
 def vxlan_xmit(k: Kernel, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> None:
     """vxlan_xmit: look the inner destination MAC up in the device's FDB and send the frame
     inside UDP to the remote VTEP, through the underlay's routing."""
@@ -130,13 +146,7 @@ def vxlan_xmit(k: Kernel, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> None
     outer = IPv4(dev.local, entry.dst, IPPROTO_UDP,
                  UDP(sport, dev.dstport, VXLAN(dev.vni, frame), checksum=dev.udp_csum),
                  ttl=ns.sysctl.ip_default_ttl, id=ns.ip_id(dev.local, entry.dst, IPPROTO_UDP), df=False, tos=tos)
-    flow.note(Decision(
-        Subsystem.VXLAN, "vxlan_xmit", VxlanReason.ENCAPSULATED, Verdict.ENCAPSULATE,
-        consulted=(fdb_ref(dev.name, frame.dst, dst=entry.dst),), sport=sport, dport=dev.dstport, vni=dev.vni,
-        ttl=outer.ttl,
-        changes=(field_change("outer-ipv4", "src", "", dev.local), field_change("outer-ipv4", "dst", "", entry.dst),
-                 field_change("outer-ipv4", "ttl", "", outer.ttl), field_change("outer-udp", "sport", "", sport),
-                 field_change("outer-udp", "dport", "", dev.dstport), field_change("vxlan", "vni", "", dev.vni))))
+    flow.note(_encapsulated(dev.name, frame.dst, entry.dst, dev.local, outer.ttl, sport, dev.dstport, dev.vni))
     outer_flow = flow.copy(Skb(hash=flow.skb.hash, mark=flow.skb.mark))
     k.ip_local_out(ns, outer, outer_flow)
 
@@ -161,7 +171,6 @@ def vxlan_rcv(k: Kernel, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Flo
         flow.end("dropped", Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.WRONG_VNI, Verdict.DROP,
                                      vni=vx.vni, dev=dev.name, dev_vni=dev.vni))
         return
-    flow.end("delivered", Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.DECAPSULATED, Verdict.DECAPSULATE,
-                                   port=dev.dstport, vni=vx.vni, dev=dev.name))
+    flow.end("delivered", _decapsulated(dev.dstport, vx.vni, dev.name))
     inner = flow.copy(Skb(hash=flow.skb.hash))
     k.netif_receive_skb(dev, vx.payload, inner)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .netns import Namespace
 
 MAX_HOPS = 5000
+_new_draft = object.__new__
 S = TypeVar("S")
 
 
@@ -66,6 +67,7 @@ class Walk(FlowLog):
         # the backlog: (device, frame, flow) to receive, or (work, None, None) to run
         self.queue: deque[tuple[Any, Any, Any]] = deque()
         self.states: dict[type, Any] = {}
+        self.finished: tuple[tuple[Hop, ...], tuple[Ended, ...]] | None = None
 
     def state(self, kind: type[S]) -> S:
         found = self.states.get(kind)
@@ -89,18 +91,32 @@ class Walk(FlowLog):
 
     # recording ------------------------------------------------------------------------
     def record_hop(self, dev: Device, direction: str, frame: Ethernet | IPv4, flow: Flow) -> None:
-        if len(self.drafts) >= self.max_hops:
-            last = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in self.drafts[-6:])
+        drafts = self.drafts
+        index = len(drafts)
+        if index >= self.max_hops:
+            recent = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in drafts[-6:])
             raise TraceError(f"trace exceeded {self.max_hops} hops: a forwarding or bridging loop? "
-                             f"last hops: {last}")
-        draft = _Draft(len(self.drafts), dev.netns.name, dev.name, direction, frame, flow.packet_id,
-                       flow.role, dev.kind)
-        if flow.early:
-            draft.notes.extend(flow.early)
+                             f"last hops: {recent}")
+        draft = _new_draft(_Draft)
+        draft.index = index
+        draft.netns = dev.netns.name
+        draft.device = dev.name
+        draft.direction = direction
+        draft.frame = frame
+        draft.packet_id = flow.packet_id
+        draft.role = flow.role
+        draft.device_kind = dev.kind
+        early = flow.early
+        if early:
+            draft.decisions = early
             flow.early = []
-        self.drafts.append(draft)
-        if flow.last is not None and not flow.own:
-            flow.last.continued += 1
+        else:
+            draft.decisions = []
+        drafts.append(draft)
+        last = flow.last
+        if last is not None and not flow.own:
+            continued = self.continued
+            continued[last.index] = continued.get(last.index, 0) + 1
         flow.last = draft
         flow.own = True
 
@@ -124,30 +140,34 @@ class Walk(FlowLog):
         """The finished hops. A hop no copy went on from takes the verdict of the first copy
         that ended there; every other copy that ended without a hop of its own becomes an
         `Ended` record (see `copies_ended`)."""
-        return self.finish()[0]
+        return (self.finished or self.finish())[0]
 
     def copies_ended(self) -> tuple[Ended, ...]:
         """Every copy that ended before a capture point of its own, in the order they ended
         at their hops (then those that never reached any)."""
-        return self.finish()[1]
+        return (self.finished or self.finish())[1]
 
     def finish(self) -> tuple[tuple[Hop, ...], tuple[Ended, ...]]:
-        """The hops and the copies that ended, in one pass over the drafts."""
-        hops: list[Hop] = []
+        """The hops and the copies that ended, in one pass over the drafts; each draft becomes
+        its Hop in place (a hop no copy went on from takes the verdict of the first copy that
+        ended there)."""
         ended: list[Ended] = []
-        make = Hop.make
+        all_pending, continued = self.pending, self.continued
         for d in self.drafts:
-            verdict, reason, pending = d.verdict, d.reason, d.pending
+            pending = all_pending.get(d.index)
             if pending:
-                first_gives_verdict = not verdict and not d.continued
+                first_gives_verdict = not d.verdict and not continued.get(d.index)
                 if first_gives_verdict:
-                    verdict, reason = pending[0][0], pending[0][1]
+                    d.verdict, d.reason = pending[0][0], pending[0][1]
                 for i, (how, why, netns, device, packet_id) in enumerate(pending):
                     if i or not first_gives_verdict:
                         ended.append(Ended(packet_id, d.role, netns, device, how, why, d.index))
-            hops.append(make(d.index, d.netns, d.device, d.direction, d.frame, tuple(d.notes), d.packet_id,
-                             d.role, verdict, d.kind, reason))
-        return tuple(hops), (*ended, *self.ended)
+            d.decisions = tuple(d.decisions)        # type: ignore[assignment]
+            d.__class__ = Hop        # type: ignore[assignment]
+        hops: tuple[Hop, ...] = tuple(self.drafts)      # type: ignore[arg-type]
+        self.drafts = []
+        self.finished = (hops, (*ended, *self.ended))
+        return self.finished
 
     # link layer: net/core/dev.c ---------------------------------------------------------
     def dev_queue_xmit(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
@@ -205,7 +225,7 @@ class Walk(FlowLog):
     # netfilter hooks: NF_HOOK --------------------------------------------------------------
     def nf_hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
                 outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
-        if hook == "PREROUTING" and ip.is_fragment and ns.netfilter.conntrack_active:
+        if hook == "PREROUTING" and (ip.mf or ip.frag) and ns.netfilter.conntrack_active:
             # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
             # gathered first; the output path cuts the packet back to the largest fragment size
             gathered = self.ip_defrag(("defrag", ns.name), ip, flow, "nf_defrag_ipv4")
@@ -216,7 +236,7 @@ class Walk(FlowLog):
         decisions = result.decisions
         if decisions:           # noted where the kernel has the packet in hand (Flow.note)
             last = flow.last
-            (last.notes if last is not None else flow.early).extend(decisions)
+            (last.decisions if last is not None else flow.early).extend(decisions)
         if result.verdict == "ACCEPT":
             return result.packet
         where = outdev or indev or ""

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 from netsim.conntrack import Conntrack
 from netsim.netfilter.nft import NftRuleset
-from netsim.netfilter.nft_eval import NftHooks
+from netsim.netfilter import Netfilter
 from netsim.networkpolicy import (
     LabelSelector, Namespace, NetworkPolicy, PodInfo, PolicyEngine, PolicyPeer, PolicyPort, PolicyRule,
 )
@@ -46,7 +46,7 @@ def model_ruleset() -> NftRuleset:
 
 
 class Node2:
-    """What NftHooks asks of node2's namespace."""
+    """What node2's Netfilter asks of its namespace."""
 
     name = "node2"
     sysctl = SimpleNamespace(ip_local_port_range=(32768, 60999))
@@ -61,7 +61,14 @@ class Node2:
         return NODE2[outdev]
 
 
-def forward(hooks: NftHooks, packet, indev: str, outdev: str, skb: Skb | None = None):
+def node2_netfilter() -> Netfilter:
+    """node2's netfilter with the policy table as its nf_tables state and no iptables table."""
+    nf = Netfilter(Node2())  # type: ignore[arg-type]
+    nf.nftables = model_ruleset()
+    return nf
+
+
+def forward(hooks: Netfilter, packet, indev: str, outdev: str, skb: Skb | None = None):
     """A packet node2 forwards: PREROUTING, FORWARD, POSTROUTING; (verdict, decisions)."""
     skb = skb or Skb()
     decisions = []

@@ -221,19 +221,22 @@ def test_a_wrong_rule_number_in_the_model_is_found_in_the_kernels_trace(labs, mo
     """A model that names the KUBE-FORWARD rule after the one that accepted the packet: the
     kernel's trace (xtables-monitor) names the rule by its handle, and the lab's numbering of
     it disagrees with the model's record."""
-    original = ip_tables._rule_ref
+    original = ip_tables._rule_ref.__wrapped__       # every rule's record is made here, then shared
 
     def off_by_one(table, hook, chain, path, rule, position):
         ref = original(table, hook, chain, path, rule, position)
         return replace(ref, rule=ref.rule + 1) if chain == "KUBE-FORWARD" else ref
 
-    # the records are shared between traces (lru caches): start and end with empty caches
-    ip_tables._rule_decision.cache_clear()
+    def forget_shared_records():
+        ip_tables._rule_decision.cache_clear()
+        ip_tables._DECIDED.clear()
+
+    forget_shared_records()
     monkeypatch.setattr(ip_tables, "_rule_ref", off_by_one)
     try:
         result = run_scenario(labs.get("reference", "vxlan"), 5, "tcp")
     finally:
-        ip_tables._rule_decision.cache_clear()
+        forget_shared_records()         # the records made with the wrong numbers go too
     rules = [str(d) for d in result.differences if d.field == "netfilter rules"]
     assert rules, str(result)
     assert "-filter FORWARD KUBE-FORWARD rule 3 ACCEPT" in rules[0]

@@ -27,8 +27,7 @@ import time
 import pytest
 
 from netsim.endpoints import tcp_syn
-from netsim.netfilter.nft_eval import NftHooks
-from tests.npol_topology import Node2, engine, forward, model_ruleset, rule_hits
+from tests.npol_topology import engine, forward, model_ruleset, node2_netfilter, rule_hits
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "nft")),
@@ -144,9 +143,9 @@ def test_the_kernel_lists_the_table_as_netsim_does(lab):
 
 def test_the_kernel_drops_pod_bs_syn_and_accepts_pod_as_as_netsim_decides(lab):
     # netsim's decisions for the two SYNs (node2 forwards them from eth0 to cni0)
-    dropped = forward(NftHooks(Node2(), model_ruleset()),
+    dropped = forward(node2_netfilter(),
                       tcp_syn("10.244.0.3", "10.244.1.3", 40000, 8080, 1460, 63, 1), "eth0", "cni0")
-    allowed = forward(NftHooks(Node2(), model_ruleset()),
+    allowed = forward(node2_netfilter(),
                       tcp_syn("10.244.0.2", "10.244.1.3", 40001, 8080, 1460, 63, 1), "eth0", "cni0")
     assert (dropped[0], rule_hits(dropped[1])[-1]) == ("DROP", ("nfqueue-100", 11, "drop"))
     assert (allowed[0], rule_hits(allowed[1])[-1]) == ("ACCEPT", ("nfqueue-100", 10, "accept"))

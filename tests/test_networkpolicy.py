@@ -7,13 +7,12 @@ import pytest
 
 from netsim.endpoints import tcp_syn, tcp_synack
 from netsim.errors import ConfigError, InvalidNameError
-from netsim.netfilter.nft_eval import NftHooks
 from netsim.networkpolicy import (
     ALLOWED, NO_RULE, NOT_SELECTED, LabelSelector, NetworkPolicy, PodInfo, PolicyDecision, PolicyEngine,
     PolicyPeer, PolicyPort, PolicyRule,
 )
 from netsim.skb import Skb
-from tests.npol_topology import NAMESPACES, PODS, POLICIES, Node2, engine, forward, model_ruleset, rule_hits
+from tests.npol_topology import NAMESPACES, PODS, POLICIES, engine, forward, model_ruleset, node2_netfilter, rule_hits
 
 BOTH = ("default/default-deny", "default/allow-frontend")
 
@@ -137,7 +136,7 @@ def test_the_model_table_as_netsim_lists_it():
 
 
 def test_a_syn_from_pod_b_is_dropped_by_the_agents_answer():
-    hooks = NftHooks(Node2(), model_ruleset())
+    hooks = node2_netfilter()
     verdict, decisions = forward(hooks, tcp_syn("10.244.0.3", "10.244.1.3", 40000, 8080, 1410, 63, 1),
                                  "flannel.1", "cni0")
     assert verdict == "DROP"
@@ -146,7 +145,7 @@ def test_a_syn_from_pod_b_is_dropped_by_the_agents_answer():
 
 
 def test_a_syn_from_pod_a_is_accepted_and_its_reply_passes_as_established():
-    hooks = NftHooks(Node2(), model_ruleset())
+    hooks = node2_netfilter()
     syn = tcp_syn("10.244.0.2", "10.244.1.3", 40001, 8080, 1410, 63, 1)
     verdict, decisions = forward(hooks, syn, "flannel.1", "cni0")
     assert verdict == "ACCEPT"
@@ -161,7 +160,7 @@ def test_the_chain_agrees_with_the_agent_on_every_packet():
         for proto, port in (("TCP", 8080), ("TCP", 9090), ("UDP", 8080)):
             if src == "10.244.1.3":
                 continue
-            hooks = NftHooks(Node2(), model_ruleset())
+            hooks = node2_netfilter()
             from netsim.endpoints import udp_datagram
             packet = (tcp_syn(src, "10.244.1.3", 40000, port, 1410, 63, 1) if proto == "TCP"
                       else udp_datagram(src, "10.244.1.3", 40000, port, b"x", 63, 1))

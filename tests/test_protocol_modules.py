@@ -14,8 +14,7 @@ import pytest
 from netsim.arp import PendingResolutions, neigh_output
 from netsim.bridge import Bridge, br_forward
 from netsim.decision import (ArpReason, BridgeReason, Decision, FieldChange, IcmpReason, IpReason, NeighReason,
-                             RouteReason, SocketReason, Subsystem, TunReason, Verdict, VethReason, VxlanReason,
-                             fdb_ref)
+                             RouteReason, SocketReason, Subsystem, TunReason, Verdict, VethReason, fdb_ref)
 from netsim.device import Veth
 from netsim.flannel import UDP_PORT, UdpProxy
 from netsim.icmp import icmp_send
@@ -27,8 +26,8 @@ from netsim.kernel import Kernel
 from netsim.neighbour import INCOMPLETE
 from netsim.netfilter.nf_reject_ipv4 import nf_reject
 from netsim.netns import Namespace
-from netsim.packet import (ARP, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP, IPPROTO_ICMP, IPPROTO_TCP,
-                           IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4)
+from netsim.packet import (ARP, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+                           TCP, UDP, VXLAN, Ethernet, IPv4)
 from netsim.route import route_ref
 from netsim.skb import Skb
 from netsim.sockets import transport_rcv

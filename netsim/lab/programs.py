@@ -14,13 +14,16 @@ from __future__ import annotations
 import selectors
 import socket
 import threading
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..programs.events import (
     Accepted, Action, Bind, Close, ConnectionReset, DataReceived, DatagramReceived, Event, Listen, Open, PeerClosed,
     Program, Send, SendTo, Shutdown,
 )
 from ._netns import in_netns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..netns import Namespace
 
 Factory = Callable[[], Program]
 
@@ -43,6 +46,26 @@ class ProgramRunner:
             self.programs[id(program)] = program
             in_netns(lab_netns, lambda: self.perform(program, program.start()))
         return program
+
+    def open(self, lab_netns: str, ns: "Namespace", listeners: list[tuple[str, int]]) -> list[str]:
+        """The server programs of model namespace `ns` on its listening ports, fresh for the lab
+        namespace `lab_netns`: the same programs the model runs (netsim/sockets/servers.py).
+        Returns a comment per program for the lab's command list."""
+        from ..sockets.servers import default_server
+        started: set[int] = set()
+        comments = []
+        for proto, port in listeners:
+            factory = ns.servers.get((proto, port))
+            if factory is None:
+                program = default_server(proto, port)
+            elif id(factory) in started:
+                continue
+            else:
+                started.add(id(factory))
+                program = factory()  # type: ignore[operator]
+            self.add(lab_netns, program)
+            comments.append(f"# in {lab_netns}: netsim's {program.name} program on {proto} port {port}, on real sockets")
+        return comments
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="lab-programs", daemon=True)

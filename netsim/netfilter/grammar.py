@@ -61,6 +61,7 @@ class Rule:
     _src_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _dst_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _tests: tuple[Match, ...] | None = field(default=None, init=False, repr=False)   # matches that test
+    _headers: bool = field(default=True, init=False, repr=False)     # any ipt_ip test at all
 
     def _prepare(self) -> tuple[Match, ...]:
         """At the first packet: keep the address tests as integers, and the matches that test
@@ -70,6 +71,8 @@ class Rule:
             self._src_mask = (int(self.src.network_address), int(self.src.netmask))
         if self.dst is not None:
             self._dst_mask = (int(self.dst.network_address), int(self.dst.netmask))
+        self._headers = not (self.src is None and self.dst is None and self.iface_in is None
+                             and self.iface_out is None and self.proto is None)
         self._tests = tuple(m for m in self.matches if not isinstance(m, CommentMatch))
         return self._tests
 
@@ -123,6 +126,11 @@ class Rule:
         tests = self._tests
         if tests is None:
             tests = self._prepare()
+        if not self._headers:           # most of kube-proxy's rules test matches alone
+            for match in tests:
+                if not match.matches(ctx):
+                    return False
+            return True
         packet = ctx.packet
         src = self._src_mask
         if src is not None and ((ip_int(packet.src) & src[1]) == src[0]) == self.src_inv:

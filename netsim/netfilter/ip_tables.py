@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 from ..decision import VERDICT_OF, Decision, FieldChange, NetfilterReason, RuleRef, Subsystem, Verdict
 from .grammar import Rule
@@ -89,6 +89,7 @@ class WalkOutcome:
     nat: NatTarget | None = None
     rule: Rule | None = None
     ref: RuleRef | None = None       # the rule (or the policy) that decided
+    _where: str | None = field(default=None, repr=False, compare=False)
 
     def consulted(self) -> tuple[RuleRef, ...]:
         return (self.ref,) if self.ref is not None else ()
@@ -96,15 +97,21 @@ class WalkOutcome:
     @property
     def where(self) -> str:
         """The rule that decided as an error message names it, from `ref`:
-        'nat PREROUTING: KUBE-SERVICES -> KUBE-SVC-... rule 2 "comment"', 'filter INPUT policy'."""
-        ref = self.ref
-        if ref is None:
-            return ""
-        if ref.rule == 0:
-            return f"{ref.table} {ref.hook} policy"
-        path = ref.path[1:]
-        where = f"{ref.table} {ref.hook}: {' -> '.join(path) if path else ref.chain} rule {ref.rule}"
-        return where + (f' "{ref.comment}"' if ref.comment else "")
+        'nat PREROUTING: KUBE-SERVICES -> KUBE-SVC-... rule 2 "comment"', 'filter INPUT policy'
+        (worked out once: a rule's verdict is one shared outcome)."""
+        where = self._where
+        if where is None:
+            ref = self.ref
+            if ref is None:
+                where = ""
+            elif ref.rule == 0:
+                where = f"{ref.table} {ref.hook} policy"
+            else:
+                path = ref.path[1:]
+                where = f"{ref.table} {ref.hook}: {' -> '.join(path) if path else ref.chain} rule {ref.rule}"
+                where += f' "{ref.comment}"' if ref.comment else ""
+            self._where = where
+        return where
 
 
 def _ref(table: str, hook: str, chain: str, path: list[str], rule: Rule) -> RuleRef:
@@ -133,7 +140,8 @@ def _rule_decision(reason: NetfilterReason, verdict: Verdict, table: str, hook: 
 
 def _ref_of(decision: Decision) -> RuleRef:
     ref = decision.consulted[0]
-    assert isinstance(ref, RuleRef)
+    if TYPE_CHECKING:
+        assert isinstance(ref, RuleRef)
     return ref
 
 
@@ -141,97 +149,109 @@ def _ref_of(decision: Decision) -> RuleRef:
 _MARK, _NAT, _REJECT = 1, 2, 3
 _TARGET_KIND = {MarkTarget: _MARK, NatTarget: _NAT, RejectTarget: _REJECT}
 _NOTHING = WalkOutcome()            # no rule decided (shared: a WalkOutcome is only read)
-_DECIDED: dict[tuple, Decision] = {}
+_DECIDED: dict[tuple, tuple[Decision, WalkOutcome]] = {}
+_POLICIES: dict[tuple[str, str, str], tuple[Decision, WalkOutcome]] = {}   # (table, hook, policy)
 
 
 def _decided(reason: NetfilterReason, verdict: Verdict, table: str, hook: str, chain: str,
-             path: tuple[str, ...], rule: Rule) -> Decision:
-    """_rule_decision for a rule, found by the rule itself (hashed by identity) and how it was
-    met, without hashing the enums: the walk meets the same few rules in every trace."""
+             path: tuple[str, ...], rule: Rule) -> tuple[Decision, WalkOutcome]:
+    """_rule_decision for a rule, and the walk's outcome when that verdict ends it, found by
+    the rule itself (hashed by identity) and how it was met, without hashing the enums: the
+    walk meets the same few rules in every trace (an outcome is only read, so it is shared)."""
     key = (rule, hook, path, rule.position, verdict is Verdict.RETURN)
     found = _DECIDED.get(key)
     if found is None:
         if len(_DECIDED) >= 1 << 12:
             _DECIDED.clear()
-        found = _DECIDED[key] = _rule_decision(reason, verdict, table, hook, chain, path, rule, rule.position)
+        decision = _rule_decision(reason, verdict, table, hook, chain, path, rule, rule.position)
+        outcome = WalkOutcome(verdict.name if verdict is not Verdict.RETURN else None, rule=rule,
+                              ref=_ref_of(decision))
+        found = _DECIDED[key] = (decision, outcome)
     return found
 
 
 def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: HookDecisions) -> WalkOutcome:
     """Walk `table`'s built-in chain for `hook` with jumps, gotos and RETURN; leave a Decision
     on `result` for every rule that acted and for a policy that decided. A jump (-j) into an
-    empty chain comes straight back, so it is not taken."""
+    empty chain comes straight back, so it is not taken. Each chain is walked by an iterator
+    over its rules; a jump keeps the caller's iterator on the stack, where the walk resumes."""
     if table is None:
         return _NOTHING
     chains = table.chains
     chain = chains.get(hook)
     if chain is None:
         return _NOTHING
-    rules = chain.rules
-    if not rules and chain.policy == "ACCEPT":
+    if not chain.rules and chain.policy == "ACCEPT":
         return _NOTHING
     table_name = table.name
-    stack: list[tuple[Chain, int, tuple[str, ...]]] = []
+    stack: list[tuple[Chain, Iterator[Rule], tuple[str, ...]]] = []
     path: tuple[str, ...] = ()
-    index = 0
+    rules: Iterator[Rule] = iter(chain.rules)
     decisions = result.decisions
     while True:
-        if index >= len(rules):
+        for rule in rules:
+            if not rule.matches_packet(ctx):
+                continue
+            target = rule.target
+            if target is None:
+                continue
+            kind = _TARGET_KIND.get(type(target))
+            if kind is _MARK:
+                if TYPE_CHECKING:
+                    assert isinstance(target, MarkTarget)
+                skb = ctx.skb
+                old = skb.mark
+                skb.mark = target.apply(old)
+                decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.MARK, Verdict.CONTINUE,
+                                          consulted=(_ref(table_name, hook, chain.name, list(path), rule),),
+                                          changes=(FieldChange("skb", "mark", old, skb.mark),)))
+                continue
+            if kind is _NAT:
+                if TYPE_CHECKING:
+                    assert isinstance(target, NatTarget)
+                return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, list(path), rule))
+            if kind is _REJECT:
+                decision, outcome = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name,
+                                             path, rule)
+                decisions.append(decision)
+                return outcome
+            if TYPE_CHECKING:     # the class was looked up above; no test on the hot path
+                assert isinstance(target, StandardTarget)
+            name = target.name
+            if name == "ACCEPT" or name == "DROP":
+                decision, outcome = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name,
+                                             path, rule)
+                decisions.append(decision)
+                return outcome
+            if name == "RETURN":
+                if stack:
+                    decisions.append(_decided(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name,
+                                              path, rule)[0])
+                    chain, rules, path = stack.pop()
+                else:
+                    rules = iter(())          # RETURN in a built-in chain: its policy
+                break
+            called = chains[name]
+            if target.goto:
+                path = path + (name,)
+                chain, rules = called, iter(called.rules)
+                break
+            if called.rules:
+                stack.append((chain, rules, path))
+                path = path + (name,)
+                chain, rules = called, iter(called.rules)
+                break
+        else:       # the chain ran out: back to the caller, or the built-in chain's policy
             if not stack:
                 if table_name == "nat":
                     return _NOTHING
                 policy = chain.policy or "ACCEPT"
-                decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy, (),
-                                          None, 0)
-                decisions.append(decision)
-                return WalkOutcome(policy, ref=_ref_of(decision))
-            chain, index, path = stack.pop()
-            rules = chain.rules
-            continue
-        rule = rules[index]
-        index += 1
-        if not rule.matches_packet(ctx):
-            continue
-        target = rule.target
-        if target is None:
-            continue
-        kind = _TARGET_KIND.get(type(target))
-        if kind is _MARK:
-            assert isinstance(target, MarkTarget)
-            skb = ctx.skb
-            old = skb.mark
-            skb.mark = target.apply(old)
-            decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.MARK, Verdict.CONTINUE,
-                                      consulted=(_ref(table_name, hook, chain.name, list(path), rule),),
-                                      changes=(FieldChange("skb", "mark", old, skb.mark),)))
-            continue
-        if kind is _NAT:
-            assert isinstance(target, NatTarget)
-            return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, list(path), rule))
-        if kind is _REJECT:
-            decision = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name, path, rule)
-            decisions.append(decision)
-            return WalkOutcome("REJECT", rule=rule, ref=_ref_of(decision))
-        assert isinstance(target, StandardTarget)
-        name = target.name
-        if name == "ACCEPT" or name == "DROP":
-            decision = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name, path, rule)
-            decisions.append(decision)
-            return WalkOutcome(name, rule=rule, ref=_ref_of(decision))
-        if name == "RETURN":
-            if stack:
-                decisions.append(_decided(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name, path,
-                                          rule))
-                chain, index, path = stack.pop()
-                rules = chain.rules
-                continue
-            index = len(rules)          # RETURN in a built-in chain: its policy
-            continue
-        called = chains[name]
-        if target.goto:
-            path = path + (name,)
-            chain, index, rules = called, 0, called.rules
-        elif called.rules:
-            stack.append((chain, index, path))
-            path = path + (name,)
-            chain, index, rules = called, 0, called.rules
+                found = _POLICIES.get((table_name, hook, policy))
+                if found is None:
+                    decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy,
+                                              (), None, 0)
+                    found = (decision, WalkOutcome(policy, ref=_ref_of(decision)))
+                    _POLICIES[(table_name, hook, policy)] = found
+                decisions.append(found[0])
+                return found[1]
+            chain, rules, path = stack.pop()
