@@ -61,6 +61,7 @@ Simplified, and so what the lab may compare exactly (see tests/test_programs_tcp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..addresses import stable_hash
 from ..endpoints import WSCALE, initial_window, tcp_options, ts_option
@@ -80,12 +81,14 @@ STATES = ("CLOSED", "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1"
           "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK")
 
 
+@lru_cache(maxsize=4096)
 def isn(src: str, dst: str, sport: int, dport: int) -> int:
     """The initial sequence number netsim gives a connection (Linux: secure_tcp_seq, a keyed
     hash of the 4-tuple plus a clock; netsim: a stable hash), as endpoints.tcp_syn uses it."""
     return stable_hash("isn", src, dst, sport, dport)
 
 
+@lru_cache(maxsize=4096)
 def ts_offset(src: str, dst: str, sport: int, dport: int) -> int:
     """The connection's timestamp offset (Linux: secure_tcp_ts_off), as endpoints.py uses it."""
     return stable_hash("ts", src, dst, sport, dport)
@@ -99,9 +102,11 @@ def option_values(segment: TCP, kind: int) -> tuple[int, ...]:
     return found.get(kind, ())
 
 
+@lru_cache(maxsize=1024)
 def read_options(raw: bytes) -> dict[int, tuple[int, ...]]:
     """tcp_parse_options for what a connection reads (MSS, window scale, timestamps), in one
-    pass over the bytes: kind -> values."""
+    pass over the bytes: kind -> values (shared between equal option bytes: read, never
+    changed)."""
     out: dict[int, tuple[int, ...]] = {}
     i, end = 0, len(raw)
     while i < end:

@@ -25,6 +25,7 @@ decision: `connect` for its first packet, `sendmsg` for the rest.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ..addresses import stable_hash
@@ -68,8 +69,13 @@ def socket_hash(ip: IPv4) -> int | None:
     """sk_txhash stand-in: sockets hash their own flow, direction by direction; ICMP has none."""
     payload = ip.payload
     if isinstance(payload, (TCP, UDP)):
-        return stable_hash("txhash", ip.src, ip.dst, payload.sport, payload.dport, ip.proto)
+        return _txhash(ip.src, ip.dst, payload.sport, payload.dport, ip.proto)
     return None
+
+
+@lru_cache(maxsize=4096)
+def _txhash(src: str, dst: str, sport: int, dport: int, proto: int) -> int:
+    return stable_hash("txhash", src, dst, sport, dport, proto)
 
 
 # ------------------------------------------------------------------------------ the route
