@@ -147,20 +147,25 @@ class Cluster:
     def show(self, host: str, what: str) -> str:
         """A state view of one host: "ip addr", "ip -d link show [DEV]", "ip route", "ip neigh",
         "bridge fdb", "iptables-save", "conntrack -L", "subnet.env" (nodes only), "ip route get
-        ADDR" and "ip route get ADDR from SRC"."""
+        ADDR", "ip route get ADDR from SRC" and "node annotations" (flanneld's annotations on
+        the Node object, nodes only)."""
         from .. import show
         views = {
             "ip addr": show.ip_addr, "ip -d link show": show.ip_link_details, "ip route": show.ip_route,
             "ip neigh": show.ip_neigh, "bridge fdb": show.bridge_fdb, "iptables-save": show.iptables_save,
             "conntrack -L": show.conntrack_list,
         }
-        names = ", ".join([*views, "ip -d link show DEV", "ip route get ADDR [from SRC]", "subnet.env"])
+        names = ", ".join([*views, "ip -d link show DEV", "ip route get ADDR [from SRC]", "subnet.env",
+                           "node annotations"])
         if not isinstance(what, str):
             raise ConfigError(f"view {what!r} must be a string, one of: {names}")
         words = what.split()
         route_get = words[:3] == ["ip", "route", "get"]
         if words[:4] == ["ip", "-d", "link", "show"] and len(words) == 5:
             return show.ip_link_details(self.netns(host), words[4])
+        if what == "node annotations":          # kubectl get node NODE -o yaml: metadata.annotations
+            n = self.spec.check_node_name(host)
+            return show.node_annotations(flannel.node_annotations(n.lease, self.backend))
         if not route_get and " ".join(words) not in views and what != "subnet.env":
             raise ConfigError(f"unknown view {what!r}; views are {names}")
         ns = self.netns(host)
