@@ -204,6 +204,16 @@ class Cluster:
         the udp backend has one route for the whole pod network). An error if it is gone."""
         breakages.break_route(self.spec, self._builder, node, peer)
 
+    def break_backend_port(self, node: str) -> None:
+        """`iptables -A INPUT -p udp -m udp --dport 8472 -j DROP` on `node`: a host firewall that
+        lets no VXLAN packet in (8285 for the udp backend). An error if the rule is there already."""
+        breakages.break_backend_port(self.spec, self._builder, node)
+
+    def break_public_ip(self, node: str, address: str) -> None:
+        """flanneld on `node` picked the wrong interface: its public-ip annotation is `address`
+        and every other node sends `node`'s VXLAN packets there (vxlan backend)."""
+        breakages.break_public_ip(self.spec, self._builder, node, address)
+
     def set_mtu(self, host: str, dev: str, mtu: int) -> None:
         """`ip link set DEV mtu MTU` on any host, e.g. a pod's eth0 left at 1500."""
         breakages.set_mtu(self._builder, host, dev, mtu)
