@@ -16,6 +16,7 @@ retrans_time 1 s) before the kernel gives up, so that case waits 4 s.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -25,6 +26,8 @@ from ..counters import counters
 from ..trace import Trace
 from . import counters as kernel_counters
 from ._netns import write_sysctls
+from .commands import LabError
+from .process import run, tool
 from .compare import Comparison, compare
 from .kernel import Lab
 
@@ -58,8 +61,10 @@ def _no_endpoints(c: Cluster) -> None:
 
 
 @dataclass(frozen=True)
-class BrokenCase:
-    """One broken cluster and the exchange the chapter sends through it."""
+class LabCase:
+    """One cluster (or bare network, netsim.lab.chapters) and the exchange a chapter sends
+    through it: `send(cluster)` is the chapter's call on the model, `Lab.exchange` the same
+    exchange on the kernel."""
 
     key: str
     title: str
@@ -69,41 +74,43 @@ class BrokenCase:
     proto: str = "icmp"
     payload: int | None = None          # UDP payload size
     wait: float = 1.0                   # how long the lab's client waits for an answer
+    dport: int | None = None
 
     def send(self, cluster: Cluster) -> Trace:
         """The model's exchange (what the chapter's cell sends)."""
-        return cluster.send(self.src, self.dst, proto=self.proto,
+        return cluster.send(self.src, self.dst, proto=self.proto, dport=self.dport,
                             payload=bytes(self.payload) if self.payload is not None else None)
 
 
+
 CASES = (
-    BrokenCase("fdb", "node1 has no FDB entry for node2's VTEP", _with(lambda c: c.break_fdb("node1", "node2")),
+    LabCase("fdb", "node1 has no FDB entry for node2's VTEP", _with(lambda c: c.break_fdb("node1", "node2")),
                "pod-a", "pod-c"),
-    BrokenCase("fdb-back", "node2 has no FDB entry for node1's VTEP (the SYN-ACK dies)",
+    LabCase("fdb-back", "node2 has no FDB entry for node1's VTEP (the SYN-ACK dies)",
                _with(lambda c: c.break_fdb("node2", "node1")), "pod-a", "pod-c", "tcp", wait=TCP_WAIT),
-    BrokenCase("neighbour", "node1 has no neighbour entry for node2's VTEP",
+    LabCase("neighbour", "node1 has no neighbour entry for node2's VTEP",
                _with(lambda c: c.break_neighbour("node1", "node2")), "pod-a", "pod-c", wait=4.0),
-    BrokenCase("forwarding", "ip_forward off on node1", _with(lambda c: c.break_forwarding("node1")),
+    LabCase("forwarding", "ip_forward off on node1", _with(lambda c: c.break_forwarding("node1")),
                "pod-a", "pod-c"),
-    BrokenCase("forwarding-same-node", "ip_forward off on node1, a pod on the same node",
+    LabCase("forwarding-same-node", "ip_forward off on node1, a pod on the same node",
                _with(lambda c: c.break_forwarding("node1")), "pod-a", "pod-b"),
-    BrokenCase("masquerade", "no MASQUERADE rule for pod traffic leaving node1",
+    LabCase("masquerade", "no MASQUERADE rule for pod traffic leaving node1",
                _with(lambda c: c.break_masquerade("node1")), "pod-a", "ext", "tcp", wait=TCP_WAIT),
-    BrokenCase("route", "node1 has no route to node2's pods", _with(lambda c: c.break_route("node1", "node2")),
+    LabCase("route", "node1 has no route to node2's pods", _with(lambda c: c.break_route("node1", "node2")),
                "pod-a", "pod-c"),
-    BrokenCase("route-tcp", "node1 has no route to node2's pods (TCP)",
+    LabCase("route-tcp", "node1 has no route to node2's pods (TCP)",
                _with(lambda c: c.break_route("node1", "node2")), "pod-a", "pod-c", "tcp", wait=TCP_WAIT),
-    BrokenCase("pod-mtu", "pod-a's eth0 at 1500 over a 1450 host veth",
+    LabCase("pod-mtu", "pod-a's eth0 at 1500 over a 1450 host veth",
                _with(lambda c: c.set_mtu("pod-a", "eth0", 1500)), "pod-a", "pod-c", "udp", payload=1460),
-    BrokenCase("underlay-1400", "the underlay lowered to 1400 under flannel.1's 1450", _with(_underlay_1400),
+    LabCase("underlay-1400", "the underlay lowered to 1400 under flannel.1's 1450", _with(_underlay_1400),
                "pod-a", "pod-c", "udp", payload=1400),
-    BrokenCase("backend-port", "node2's firewall drops UDP 8472",
+    LabCase("backend-port", "node2's firewall drops UDP 8472",
                _with(lambda c: c.break_backend_port("node2")), "pod-a", "pod-c"),
-    BrokenCase("public-ip", "node2's public-ip annotation names Vagrant's NAT address 10.0.2.15",
+    LabCase("public-ip", "node2's public-ip annotation names Vagrant's NAT address 10.0.2.15",
                _with(lambda c: c.break_public_ip("node2", "10.0.2.15")), "pod-a", "pod-c"),
-    BrokenCase("no-endpoints", "a Service with no endpoints: kube-proxy's REJECT", _with(_no_endpoints),
+    LabCase("no-endpoints", "a Service with no endpoints: kube-proxy's REJECT", _with(_no_endpoints),
                "pod-a", "api", "tcp", wait=TCP_WAIT),
-    BrokenCase("pod-network-1500", "the pod network at 1500 over flannel.1's 1450: fragmentation needed",
+    LabCase("pod-network-1500", "the pod network at 1500 over flannel.1's 1450: fragmentation needed",
                _with(_pod_network_1500), "pod-a", "pod-c", "udp", payload=1460),
 )
 BY_KEY = {case.key: case for case in CASES}
@@ -111,7 +118,7 @@ BY_KEY = {case.key: case for case in CASES}
 
 @dataclass
 class CaseResult:
-    case: BrokenCase
+    case: LabCase
     comparison: Comparison
     counters: list[str] = field(default_factory=list)      # differences, model against kernel
     kernel_counters: dict = field(default_factory=dict)
@@ -122,19 +129,41 @@ class CaseResult:
         return self.comparison.ok and not self.counters
 
 
-def run_case(case: BrokenCase) -> CaseResult:
+PORTS_WAIT = 5.0
+
+
+def wait_for_bridge_ports(lab: Lab) -> None:
+    """Until every bridge port of the lab forwards. A port starts forwarding when the bridge
+    hears its carrier come up, and the kernel reports carrier changes from its linkwatch work,
+    up to a second later (net/core/link_watch.c); a small lab can send its first frame sooner."""
+    bridge = tool("bridge") or "bridge"
+    hosts = [n for n, ns in lab.cluster.network.namespaces.items() if any(d.kind == "bridge" for d in ns.devices.values())]
+    deadline = time.monotonic() + PORTS_WAIT
+    for host in hosts:
+        while True:
+            ports = json.loads(run([bridge, "-n", lab.netns(host), "-j", "link", "show"]).stdout or "[]")
+            if all(p.get("state") == "forwarding" for p in ports):
+                break
+            if time.monotonic() > deadline:
+                raise LabError(f"{lab.netns(host)}: bridge ports not forwarding after {PORTS_WAIT} s: "
+                               f"{[(p.get('ifname'), p.get('state')) for p in ports]}")
+            time.sleep(0.02)
+
+
+def run_case(case: LabCase, family: str = "troubleshooting") -> CaseResult:
     """The case's cluster in a lab of its own: the exchange compared frame by frame, and the
     drop and error counters the kernel moved compared with the model's."""
     t0 = time.perf_counter()
     cluster = case.build()
-    with Lab(cluster, trace_rules=True) as lab:
+    with Lab(cluster, trace_rules=True) as lab:  # type: ignore[arg-type]
         for host in cluster.network.namespaces:
             write_sysctls(lab.netns(host), [("net.ipv4.tcp_synack_retries", "0")], RuntimeError)
+        wait_for_bridge_ports(lab)
         model = case.send(cluster)
         before = kernel_counters.snapshot(lab)
-        observed = lab.exchange(case.src, case.dst, case.proto,
+        observed = lab.exchange(case.src, case.dst, case.proto, case.dport,
                                 payload=bytes(case.payload) if case.payload is not None else None, timeout=case.wait)
         moved = kernel_counters.moved(before, kernel_counters.snapshot(lab))
-        result = compare(model, observed, cluster=cluster, title=f"troubleshooting {case.key} ({case.proto})")
+        result = compare(model, observed, cluster=cluster, title=f"{family} {case.key} ({case.proto})")
     return CaseResult(case, result, kernel_counters.compare_counters(counters(model), moved), moved,
                       time.perf_counter() - t0)
