@@ -172,7 +172,7 @@ def lab_exchanges() -> list[LabExchange]:
     for bc in breakages.CASES:
         out.append(LabExchange("troubleshooting", f"troubleshooting {bc.key}", bc.send(bc.build())))
     for cc in chapters.CASES:
-        out.append(LabExchange("chapters", f"chapters {cc.key}", cc.send(cc.build())))   # type: ignore[arg-type]
+        out.append(LabExchange("chapters", f"chapters {cc.key}", cc.send(cc.build())))
     return out
 
 

@@ -110,15 +110,15 @@ def _local_policy() -> Cluster:
 
 
 CASES = (
-    LabCase("toolbox-cable", "chapter 1: a ping across a veth pair", cable, "red", "10.0.0.3"),   # type: ignore[arg-type]
-    LabCase("toolbox-bridge", "chapter 1: a ping through a bridge", bridged, "red", "10.0.0.3"),   # type: ignore[arg-type]
-    LabCase("toolbox-no-forwarding", "chapter 1: a router with ip_forward 0",              # type: ignore[arg-type]
+    LabCase("toolbox-cable", "chapter 1: a ping across a veth pair", cable, "red", "10.0.0.3"),
+    LabCase("toolbox-bridge", "chapter 1: a ping through a bridge", bridged, "red", "10.0.0.3"),
+    LabCase("toolbox-no-forwarding", "chapter 1: a router with ip_forward 0",
             lambda: routed(forwarding=False), "red", "10.2.0.2"),
-    LabCase("toolbox-router", "chapter 1: a ping through a router", routed, "red", "10.2.0.2"),   # type: ignore[arg-type]
-    LabCase("toolbox-drop", "chapter 1: a FORWARD rule drops TCP to port 80",              # type: ignore[arg-type]
+    LabCase("toolbox-router", "chapter 1: a ping through a router", routed, "red", "10.2.0.2"),
+    LabCase("toolbox-drop", "chapter 1: a FORWARD rule drops TCP to port 80",
             lambda: routed(rules=(("filter", "FORWARD", "-p tcp --dport 80 -j DROP"),)), "red", "10.2.0.2",
             "tcp", dport=80, wait=TCP_WAIT),
-    LabCase("toolbox-masquerade", "chapter 1: MASQUERADE on the router",                    # type: ignore[arg-type]
+    LabCase("toolbox-masquerade", "chapter 1: MASQUERADE on the router",
             lambda: routed(rules=(("nat", "POSTROUTING", "-s 10.1.0.0/24 -o to-blue -j MASQUERADE"),),
                            flushed=(("filter", "FORWARD"),)),
             "red", "10.2.0.2", "tcp", dport=80, wait=TCP_WAIT),

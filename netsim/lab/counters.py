@@ -54,7 +54,7 @@ def _rules(lab_netns: str) -> dict[tuple[str, str, int], int]:
     save = tool("iptables-save") or "iptables-save"
     text = in_netns(lab_netns, lambda: run([save, "-c"]).stdout)
     out: dict[tuple[str, str, int], int] = {}
-    table, numbers = "", {}
+    table, numbers = "", dict[str, int]()
     for line in text.splitlines():
         if line.startswith("*"):
             table, numbers = line[1:], {}
