@@ -64,6 +64,7 @@ class Backend:
     overhead_source: str = ""
     wire: str = ""                 # the protocol and port a capture between nodes sees
     capture: str = ""              # a tcpdump filter for it
+    decode: str = ""               # the tcpdump option that decodes it, if tcpdump needs one
     removed: str = ""              # the release that removed it, if it was removed
     modelled: bool = False         # netsim models it (flannel.py)
     notes: str = ""
@@ -114,7 +115,7 @@ BACKENDS: tuple[Backend, ...] = (
                                            Field("EtherType", 2, "0x0800 (IPv4)")))),
         overhead=50, overhead_source="encapOverhead = 50 in pkg/backend/vxlan/vxlan_network.go; device.go sizes "
                                      "flannel.1 to the interface's MTU minus 50",
-        wire="UDP to port 8472", capture="udp port 8472 (tcpdump -T vxlan to decode)", modelled=True),
+        wire="UDP to port 8472", capture="udp port 8472", decode="-T vxlan", modelled=True),
     Backend(
         "host-gw", "recommended", "v0.2.1", "pkg/backend/hostgw", "the kernel's routing, no tunnel",
         per_peer="a route <subnet> via <public-ip> dev <iface>; the nodes must share a layer-2 link",
