@@ -254,7 +254,7 @@ def _step_to_the_end(pg, st: str, data: dict) -> None:
 
 def test_the_other_backends_chapter_steps_to_the_end_and_draws_its_layouts(page_of):
     [data] = steppers_of(BACKENDS)
-    assert {q["k"] for q in data["q"].values()} == {"encap", "dst_mac"}
+    assert {q["k"] for q in data["q"].values()} == {"encap", "ttl"}
     pg = page_of(BACKENDS)
     st = _first(pg, BACKENDS)
     _step_to_the_end(pg, st, data)
