@@ -115,13 +115,13 @@ BACKENDS: tuple[Backend, ...] = (
                                            Field("EtherType", 2, "0x0800 (IPv4)")))),
         overhead=50, overhead_source="encapOverhead = 50 in pkg/backend/vxlan/vxlan_network.go; device.go sizes "
                                      "flannel.1 to the interface's MTU minus 50",
-        wire="UDP to port 8472", capture="udp port 8472", decode="-T vxlan", modelled=True),
+        wire="UDP 8472", capture="udp port 8472", decode="-T vxlan", modelled=True),
     Backend(
         "host-gw", "recommended", "v0.2.1", "pkg/backend/hostgw", "the kernel's routing, no tunnel",
         per_peer="a route <subnet> via <public-ip> dev <iface>; the nodes must share a layer-2 link",
         headers=(_eth("the peer node's eth0 MAC", "this node's eth0"),),
         overhead=0, overhead_source="backend.RouteNetwork's MTU() is the interface's MTU (pkg/backend/route_network.go)",
-        wire="the pod's own IP packet, pod addresses on the underlay", capture="net 10.244.0.0/16",
+        wire="the pod's packet itself", capture="net 10.244.0.0/16",
         modelled=True),
     Backend(
         "wireguard", "recommended", "v0.16.0", "pkg/backend/wireguard", "the kernel's WireGuard (Linux 5.6 and "
@@ -140,7 +140,7 @@ BACKENDS: tuple[Backend, ...] = (
         overhead=80, overhead_source="overhead = 80 in pkg/backend/wireguard/wireguard_network.go: a 40-byte IPv6 "
                                      "header, so that the same MTU works over either family; device.go sizes "
                                      "flannel-wg to the MTU minus 80",
-        wire="UDP to port 51820, encrypted: a capture shows no pod address", capture="udp port 51820"),
+        wire="UDP 51820, encrypted", capture="udp port 51820"),
     Backend(
         "udp", "debugging only", "v0.1.0", "pkg/backend/udp", "flanneld's userspace proxy (proxy_amd64.c)",
         device="flannel0 (TUN, no Ethernet header)",
@@ -148,7 +148,7 @@ BACKENDS: tuple[Backend, ...] = (
         headers=(UNDERLAY_ETHERNET, _ipv4("17 (UDP)", "DF set (a UDP socket's default)"), _udp("8285", "8285")),
         overhead=28, overhead_source="the TUN's MTU is the interface's minus 28, IPv4 20 + UDP 8 "
                                      "(pkg/backend/udp/udp_network_amd64.go)",
-        wire="UDP to port 8285", capture="udp port 8285", modelled=True,
+        wire="UDP 8285", capture="udp port 8285", modelled=True,
         notes="amd64 only since v0.10.0; still shipped in v0.28.9"),
     Backend(
         "ipip", "experimental", "v0.10.0", "pkg/backend/ipip", "the kernel's IPIP tunnel",
@@ -160,7 +160,7 @@ BACKENDS: tuple[Backend, ...] = (
         overhead=20, overhead_source="expectMTU = the interface's MTU - 20 in pkg/backend/ipip/ipip.go",
         notes="flanneld creates the device through vishvananda/netlink with TTL 0 and PMTUDISC 0, so the kernel's "
               "ip_tunnel_xmit (net/ipv4/ip_tunnel.c) gives the outer header the inner packet's TTL and DF",
-        wire="IP protocol 4, no port", capture="ip proto 4"),
+        wire="IP protocol 4", capture="ip proto 4"),
     Backend(
         "ipsec", "experimental", "v0.11.0", "pkg/backend/ipsec", "the kernel's XFRM (ESP tunnel mode); strongSwan's "
         "charon negotiates the keys",
@@ -176,28 +176,28 @@ BACKENDS: tuple[Backend, ...] = (
         overhead=77, overhead_source="ipsecOverhead = 77 in pkg/backend/ipsec/ipsec_network.go, counted for AES-CBC "
                                      "with SHA-256 (16-byte IV, up to 15 bytes of padding, 16-byte ICV); plus "
                                      "udpEncapOverhead = 8 with UDPEncap",
-        wire="IP protocol 50 (ESP); IKE on UDP 500, and UDP 4500 with NAT-traversal or UDPEncap",
+        wire="ESP (IP protocol 50), encrypted; IKE on UDP 500, NAT-T on 4500",
         capture="esp or udp port 500 or udp port 4500"),
     Backend("alloc", "experimental", "v0.1.0", "pkg/backend/alloc", "none: it allocates subnets and forwards nothing",
             overhead=0, overhead_source="SimpleNetwork's MTU() is the interface's MTU (pkg/backend/simple_network.go)",
-            wire="nothing of its own"),
-    Backend("extension", "experimental (undocumented in backends.md)", "v0.8.0", "pkg/backend/extension",
+            wire="nothing"),
+    Backend("extension", "not in backends.md", "v0.8.0", "pkg/backend/extension",
             "whatever its commands set up",
             per_peer="runs the configured SubnetAddCommand (and SubnetRemoveCommand), with the lease in its "
                      "environment and on stdin",
             overhead=0, overhead_source="SimpleNetwork's MTU() is the interface's MTU (pkg/backend/simple_network.go)",
-            wire="what the commands set up"),
+            wire="what its commands set up"),
     Backend("tencent-vpc", "experimental", "v0.14.0", "pkg/backend/tencentvpc", "the TencentCloud VPC's route table",
             per_peer="a route in the VPC's route table, <subnet> next hop the node, through the cloud's API",
             headers=(_eth("the cloud network's next hop", "this node's eth0"),),
             overhead=0, overhead_source="SimpleNetwork's MTU() is the interface's MTU (pkg/backend/simple_network.go)",
-            wire="the pod's own IP packet, routed by the cloud", capture="net 10.244.0.0/16"),
+            wire="the pod's packet, cloud-routed", capture="net 10.244.0.0/16"),
     Backend("aws-vpc", "removed", "v0.4.0", "backend/awsvpc", "the AWS VPC route table", removed="v0.20.0",
-            wire="the pod's own IP packet, routed by the cloud"),
+            wire="the pod's packet, cloud-routed"),
     Backend("gce", "removed", "v0.5.0", "backend/gce", "GCE network routes", removed="v0.20.0",
-            wire="the pod's own IP packet, routed by the cloud"),
+            wire="the pod's packet, cloud-routed"),
     Backend("ali-vpc", "removed", "v0.8.0", "backend/alivpc", "the Alibaba Cloud VPC route table", removed="v0.20.0",
-            wire="the pod's own IP packet, routed by the cloud"),
+            wire="the pod's packet, cloud-routed"),
 )
 BY_NAME = {b.name: b for b in BACKENDS}
 SHIPPED = tuple(b.name for b in BACKENDS if not b.removed)

@@ -63,18 +63,18 @@ class BackendTable(_Table):
                         f"FLANNEL_MTU on a {interface_mtu}-byte interface")
 
     def head(self) -> list[str]:
-        return ["backend", "status", "since", "data path", "on the wire", "headers add", "flannel subtracts",
-                "FLANNEL_MTU", "in netsim"]
+        return ["backend", "status", "since", "on the wire", "headers add", "flannel subtracts", "FLANNEL_MTU",
+                "in netsim"]
 
     def rows(self) -> list[list[str]]:
         out = []
         for b in self.backends:
             low, high = b.added_bytes()
             mtu = b.flannel_mtu(self.interface_mtu)
-            out.append([b.name, b.status + (f" in {b.removed}" if b.removed else ""), b.added, b.data_path, b.wire,
+            out.append([b.name, b.status + (f" in {b.removed}" if b.removed else ""), b.added, b.wire,
                         _size(low, high) if not b.removed else "",
                         str(b.overhead) if b.overhead is not None else "",
-                        str(mtu) if mtu is not None else "", "modelled" if b.modelled else "from the source"])
+                        str(mtu) if mtu is not None else "", "modelled" if b.modelled else "source only"])
         return out
 
 
