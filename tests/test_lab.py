@@ -220,14 +220,20 @@ def test_a_wrong_rule_number_in_the_model_is_found_in_the_kernels_trace(labs, mo
     """A model that names the KUBE-FORWARD rule after the one that accepted the packet: the
     kernel's trace (xtables-monitor) names the rule by its handle, and the lab's numbering of
     it disagrees with the model's record."""
-    original = ip_tables._ref
+    original = ip_tables._rule_ref
 
-    def off_by_one(table, hook, chain, path, rule):
-        ref = original(table, hook, chain, path, rule)
+    def off_by_one(table, hook, chain, path, rule, position):
+        ref = original(table, hook, chain, path, rule, position)
         return replace(ref, rule=ref.rule + 1) if chain == "KUBE-FORWARD" else ref
 
-    monkeypatch.setattr(ip_tables, "_ref", off_by_one)
-    result = run_scenario(labs.get("reference", "vxlan"), 5, "tcp")
+    # every RuleRef is made by _rule_ref, and the verdicts that carry one are cached records:
+    # empty the cache, so the decisions of this run are made with the patched numbering
+    monkeypatch.setattr(ip_tables, "_rule_ref", off_by_one)
+    ip_tables._rule_decision.cache_clear()
+    try:
+        result = run_scenario(labs.get("reference", "vxlan"), 5, "tcp")
+    finally:
+        ip_tables._rule_decision.cache_clear()
     rules = [str(d) for d in result.differences if d.field == "netfilter rules"]
     assert rules, str(result)
     assert "-filter FORWARD KUBE-FORWARD rule 3 ACCEPT" in rules[0]
