@@ -78,7 +78,7 @@ def test_a_fault_changes_the_exchange(tmp_path):
                        for t in (netsim.reference_cluster().send("pod-a", "pod-c", proto="tcp"),
                                  breakages.BY_KEY["fdb-back"].send(breakages.BY_KEY["fdb-back"].build())))
     assert healthy is not None and healthy.key == "reference vxlan s4 tcp"
-    assert broken is not None and broken.key == "troubleshooting fdb-back"
+    assert broken is not None and (broken.family, broken.key) == ("troubleshooting", "fdb-back")
 
 
 def test_the_udp_backend_is_the_only_reason_given():

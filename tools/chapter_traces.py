@@ -63,7 +63,7 @@ class LabExchange:
     """One exchange a lab family runs on the kernel, with the model trace it compares."""
 
     family: str               # "scenarios", "mtu", "troubleshooting"
-    key: str                  # e.g. "reference vxlan s4 tcp", "mtu a", "troubleshooting fdb"
+    key: str                  # within its family: "reference vxlan s4 tcp", "a", "fdb"
     trace: Trace
 
 
@@ -167,12 +167,12 @@ def lab_exchanges() -> list[LabExchange]:
         size = case.payload(cluster) if callable(case.payload) else case.payload
         for _ in range(case.sends - 1):
             cluster.send("pod-a", "pod-c", proto="udp", payload=bytes(size))
-        out.append(LabExchange("mtu", f"mtu {case.key}",
+        out.append(LabExchange("mtu", case.key,
                                cluster.send("pod-a", "pod-c", proto="udp", payload=bytes(size))))
     for bc in breakages.CASES:
-        out.append(LabExchange("troubleshooting", f"troubleshooting {bc.key}", bc.send(bc.build())))
+        out.append(LabExchange("troubleshooting", bc.key, bc.send(bc.build())))
     for cc in chapters.CASES:
-        out.append(LabExchange("chapters", f"chapters {cc.key}", cc.send(cc.build())))
+        out.append(LabExchange("chapters", cc.key, cc.send(cc.build())))
     return out
 
 
