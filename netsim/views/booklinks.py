@@ -18,7 +18,7 @@ from __future__ import annotations
 
 
 def _register(app, doctree) -> None:
-    from docutils import nodes
+    from docutils import nodes  # type: ignore[import-untyped]
 
     env = app.env
     slugs = env.metadata[env.docname].setdefault("myst_slugs", {})
