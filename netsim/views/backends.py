@@ -39,14 +39,11 @@ class _Table:
     def text(self) -> str:
         return _text(self.head(), self.rows(), self.caption)
 
-    def __str__(self) -> str:
-        return self.text()
+    def __repr__(self) -> str:
+        return self.text()        # the text/plain face, in Jupyter and in the page's runner alike
 
     def _repr_html_(self) -> str:
         return _html(self.head(), self.rows(), self.caption)
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(self.text())
 
 
 def _size(low: int, high: int) -> str:
