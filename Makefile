@@ -33,7 +33,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 # Debian packages the tests use: the browser for the page checks, and the tools that
 # compare the emulator with a real kernel in network namespaces.
-APT_PACKAGES := chromium iproute2 iptables tcpdump tshark conntrack iputils-ping fonts-dejavu-core nftables containernetworking-plugins bind9-dnsutils traceroute
+APT_PACKAGES := chromium iproute2 iptables tcpdump tshark conntrack iputils-ping fonts-dejavu-core nftables containernetworking-plugins bind9-dnsutils traceroute nginx-light curl nfacct
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # The repository the book's Binder launch, repository and issue buttons point at, e.g.

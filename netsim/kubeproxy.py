@@ -1,13 +1,38 @@
 """kube-proxy in iptables mode: the chains it writes for ClusterIP and NodePort services.
 
-Facts (flannel-kubernetes-facts.md section I; kubernetes pkg/proxy/iptables/proxier.go,
-v1.28): nat PREROUTING and OUTPUT jump to KUBE-SERVICES, POSTROUTING to KUBE-POSTROUTING
-(inserted first, so it runs before Flannel's chain); KUBE-SERVICES matches each ClusterIP and
-ends with `-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`; NodePorts jump to KUBE-EXT-*,
-which marks for masquerade (policy Cluster) or keeps the client address and uses only local
-endpoints (policy Local, KUBE-SVL-*); KUBE-SVC-* picks an endpoint chain KUBE-SEP-* with
-`-m statistic`; KUBE-SEP-* DNATs. KUBE-MARK-MASQ ORs in 0x4000; KUBE-POSTROUTING clears it
-and MASQUERADEs. Chain names carry kube-proxy's hash: base32(sha256(name + protocol))[:16].
+Facts (flannel-kubernetes-facts.md section I; kubernetes pkg/proxy/iptables/proxier.go and
+its TestOverallIPTablesRules, the newest the search index holds, v1.31 or later, and
+docs/kube-proxy-today.md): nat PREROUTING and OUTPUT jump to KUBE-SERVICES, POSTROUTING to
+KUBE-POSTROUTING (inserted first, so it runs before Flannel's chain); KUBE-SERVICES matches each
+ClusterIP and ends with `-m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`; NodePorts jump to
+KUBE-EXT-*, which marks for masquerade (policy Cluster) or keeps the client address and uses
+only local endpoints (policy Local, KUBE-SVL-*); KUBE-SVC-* picks an endpoint chain KUBE-SEP-*
+with `-m statistic`; KUBE-SEP-* DNATs. KUBE-MARK-MASQ ORs in 0x4000; KUBE-POSTROUTING clears
+it and MASQUERADEs. A service with no endpoints gets no nat chain at all, only filter rules
+that REJECT its ClusterIP (KUBE-SERVICES) and its NodePort (KUBE-EXTERNAL-SERVICES). Chain
+names carry kube-proxy's hash: base32(sha256(name + protocol))[:16].
+
+What a reader of `iptables-save` on a current node sees besides (each with the release that
+brought it; the book's chapters show the current rules):
+
+- since v1.31 (kubernetes PR #122812): the KUBE-FORWARD rule dropping ctstate INVALID packets
+  also counts them, `-m nfacct --nfacct-name ct_state_invalid_dropped_pkts` (metric
+  kubeproxy_iptables_ct_state_invalid_dropped_packets_total), where kube-proxy could create
+  the nfacct object (a kernel with nfnetlink_acct and xt_nfacct, as the lab's);
+- since v1.31 (PR #125015): every NodePort with endpoints gets a second KUBE-NODEPORTS rule,
+  before the usual one, for localhost NodePorts: `-d 127.0.0.0/8 ... -m nfacct --nfacct-name
+  localhost_nps_accepted_pkts` (metric kubeproxy_iptables_localhost_nodeports_accepted_packets_total);
+- since v1.29 (PR #120412) the INVALID drop is written only while
+  net.netfilter.nf_conntrack_tcp_be_liberal is 0, the default (netsim's nodes keep it);
+- not new, but missing from netsim's v1.28 rules until now: the empty KUBE-PROXY-CANARY
+  chains kube-proxy's iptables monitor keeps in mangle, nat and filter, and KUBE-FIREWALL
+  (`! -s 127.0.0.0/8 -d 127.0.0.0/8 ... ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`, issue
+  #90259), which kubelet has written since v1.19 (PR #91569) and kube-proxy writes too while
+  localhost NodePorts are on (the IPv4 default), jumped to last from INPUT and OUTPUT (kubelet
+  put its jump there first; kube-proxy's own jumps are inserted above it). netsim does not
+  model route_localnet, which kube-proxy sets for localhost NodePorts.
+
+On the wire nothing changed: the same DNAT, the same MASQUERADE --random-fully.
 
 Before kube-proxy sees a Service, kube-apiserver gives it a ClusterIP and a NodePort or
 refuses it; `check_cluster_ip`, `allocate_cluster_ip` and `check_node_port` do what its
@@ -27,6 +52,10 @@ from .errors import ConfigError
 from .params import check_port
 
 MASQ_MARK = "0x4000"
+# nfacct objects kube-proxy's iptables mode counts in since v1.31 (pkg/proxy/metrics)
+NFACCT_INVALID = "ct_state_invalid_dropped_pkts"
+NFACCT_LOCALHOST_NODEPORTS = "localhost_nps_accepted_pkts"
+NFACCT_OBJECTS = (NFACCT_INVALID, NFACCT_LOCALHOST_NODEPORTS)
 # kube-apiserver's --service-node-port-range default: DefaultServiceNodePortRange =
 # PortRange{Base: 30000, Size: 2768} (kubernetes pkg/kubeapiserver/options/options.go).
 NODEPORT_RANGE = (30000, 32767)
@@ -131,6 +160,8 @@ def check_node_port(port: object, taken: dict[int, str]) -> int:
 
 def base_rules(nf) -> None:
     """The chains and jumps kube-proxy installs once per node."""
+    for table in ("mangle", "nat", "filter"):          # its iptables monitor's canary (ipt.Monitor)
+        nf.new_chain(table, "KUBE-PROXY-CANARY")
     for chain in ("KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-MARK-MASQ"):
         nf.new_chain("nat", chain)
     nf.insert("nat", "PREROUTING", '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES')
@@ -141,8 +172,12 @@ def base_rules(nf) -> None:
     nf.append("nat", "KUBE-POSTROUTING", f"-j MARK --xor-mark {MASQ_MARK}")
     nf.append("nat", "KUBE-POSTROUTING",
               '-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully')
-    for chain in ("KUBE-FORWARD", "KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL"):
+    for chain in ("KUBE-FORWARD", "KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-NODEPORTS", "KUBE-PROXY-FIREWALL",
+                  "KUBE-FIREWALL"):
         nf.new_chain("filter", chain)
+    # kubelet's jumps to KUBE-FIREWALL were there first; kube-proxy's are inserted above them
+    nf.append("filter", "INPUT", "-j KUBE-FIREWALL")
+    nf.append("filter", "OUTPUT", "-j KUBE-FIREWALL")
     nf.insert("filter", "INPUT", '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible '
                                  'service portals" -j KUBE-EXTERNAL-SERVICES')
     nf.insert("filter", "INPUT", '-m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS')
@@ -159,7 +194,10 @@ def base_rules(nf) -> None:
                                   '-j KUBE-SERVICES')
     nf.insert("filter", "OUTPUT", '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer '
                                   'firewall" -j KUBE-PROXY-FIREWALL')
-    nf.append("filter", "KUBE-FORWARD", "-m conntrack --ctstate INVALID -j DROP")
+    nf.append("filter", "KUBE-FIREWALL", '! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming '
+                                         'localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP')
+    # v1.31: the INVALID drop counts in an nfacct object (PR #122812)
+    nf.append("filter", "KUBE-FORWARD", f"-m conntrack --ctstate INVALID -m nfacct --nfacct-name {NFACCT_INVALID} -j DROP")
     nf.append("filter", "KUBE-FORWARD", f'-m comment --comment "kubernetes forwarding rules" '
                                         f'-m mark --mark {MASQ_MARK}/{MASQ_MARK} -j ACCEPT')
     nf.append("filter", "KUBE-FORWARD", '-m comment --comment "kubernetes forwarding conntrack rule" '
@@ -170,6 +208,17 @@ def service_rules(nf, svc: Service, cluster_cidr: str, local_endpoints: list[str
     """One service's rules on one node; `local_endpoints` are the endpoint IPs on this node."""
     p = svc.protocol
     name = svc.port_name
+    if not svc.endpoints:
+        # no endpoints at all: no nat chain, only filter rules rejecting the ClusterIP and the
+        # NodePort (syncProxyRules: hasEndpoints false)
+        nf.append("filter", "KUBE-SERVICES", f'-d {svc.cluster_ip}/32 -p {p} -m comment --comment "{name} has no '
+                                             f'endpoints" -m {p} --dport {svc.port} -j REJECT '
+                                             f'--reject-with icmp-port-unreachable')
+        if svc.node_port is not None:
+            nf.append("filter", "KUBE-EXTERNAL-SERVICES",
+                      f'-p {p} -m comment --comment "{name} has no endpoints" -m addrtype --dst-type LOCAL '
+                      f'-m {p} --dport {svc.node_port} -j REJECT --reject-with icmp-port-unreachable')
+        return
     nf.new_chain("nat", svc.svc_chain)
     for _, ip in svc.endpoints:
         nf.new_chain("nat", svc.sep_chain(ip))
@@ -177,10 +226,6 @@ def service_rules(nf, svc: Service, cluster_cidr: str, local_endpoints: list[str
         nf.new_chain("nat", svc.ext_chain)
         if svc.external_traffic_policy == "Local":
             nf.new_chain("nat", svc.svl_chain)
-    if not svc.endpoints:
-        nf.append("filter", "KUBE-SERVICES", f'-d {svc.cluster_ip}/32 -p {p} -m comment --comment "{name} has no '
-                                             f'endpoints" -m {p} --dport {svc.port} -j REJECT '
-                                             f'--reject-with icmp-port-unreachable')
     nf.append("nat", "KUBE-SERVICES", f'-d {svc.cluster_ip}/32 -p {p} -m comment --comment "{name} cluster IP" '
                                       f'-m {p} --dport {svc.port} -j {svc.svc_chain}')
     nf.append("nat", svc.svc_chain, f'! -s {cluster_cidr} -d {svc.cluster_ip}/32 -p {p} -m comment --comment '
@@ -193,6 +238,10 @@ def service_rules(nf, svc: Service, cluster_cidr: str, local_endpoints: list[str
                               f'--to-destination {ip}:{svc.target_port}')
     if svc.node_port is None:
         return
+    # v1.31: localhost NodePorts counted first (PR #125015)
+    nf.append("nat", "KUBE-NODEPORTS", f'-d 127.0.0.0/8 -p {p} -m comment --comment "{name}" -m {p} --dport '
+                                       f'{svc.node_port} -m nfacct --nfacct-name {NFACCT_LOCALHOST_NODEPORTS} '
+                                       f'-j {svc.ext_chain}')
     nf.append("nat", "KUBE-NODEPORTS", f'-p {p} -m comment --comment "{name}" -m {p} --dport {svc.node_port} '
                                        f'-j {svc.ext_chain}')
     if svc.external_traffic_policy == "Local":

@@ -260,6 +260,16 @@ def iptables_save(ns: "Namespace", table: str | None = None) -> str:
     return ns.netfilter.save(table)
 
 
+def nft_list_ruleset(ns: "Namespace") -> str:
+    """`nft list ruleset`: the namespace's nf_tables tables, as nft 1.0.6 prints them."""
+    return ns.netfilter.nftables.list_ruleset()
+
+
+def nft_list_ruleset_handles(ns: "Namespace") -> str:
+    """`nft -a list ruleset`: the same with every chain's, set's and rule's handle."""
+    return ns.netfilter.nftables.list_ruleset(handles=True)
+
+
 def conntrack_list(ns: "Namespace") -> str:
     """`conntrack -L`."""
     return ns.conntrack.listing()

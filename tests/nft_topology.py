@@ -13,7 +13,7 @@ from netsim.conntrack import Conntrack
 from netsim.decision import NftRuleRef
 from netsim.kubeproxy import Service
 from netsim.netfilter.nft import NftRuleset
-from netsim.netfilter.nft_eval import NftHooks
+from netsim.netfilter import Netfilter
 from netsim.skb import Skb
 
 CLUSTER = IPv4Network("10.244.0.0/16")
@@ -45,7 +45,7 @@ def model_ruleset(nodeport_addresses: str = "primary") -> NftRuleset:
 
 
 class ModelNode:
-    """What NftHooks asks of the node's namespace."""
+    """What the node's Netfilter asks of its namespace."""
 
     name = "node"
     sysctl = SimpleNamespace(ip_local_port_range=(32768, 60999))
@@ -71,7 +71,14 @@ def route(dst: str) -> tuple[str | None, str | None]:
     return "eth0", "192.168.50.12"
 
 
-def model_pass(hooks: NftHooks, packet, indev: str):
+def node_netfilter(ruleset: NftRuleset) -> Netfilter:
+    """The node's netfilter with `ruleset` as its nf_tables state and no iptables table."""
+    nf = Netfilter(ModelNode())
+    nf.nftables = ruleset
+    return nf
+
+
+def model_pass(hooks: Netfilter, packet, indev: str):
     """One packet arriving on `indev`: PREROUTING, then INPUT or FORWARD and POSTROUTING."""
     skb = Skb()
     events = []

@@ -32,6 +32,9 @@ def real_iptables_save(text: str) -> str:
     name = f"nfcheck-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
+        # xt_nfacct refuses a rule whose accounting object does not exist (kube-proxy creates them)
+        for obj in dict.fromkeys(re.findall(r"--nfacct-name +(\S+)", text)):
+            subprocess.run(["ip", "netns", "exec", name, "nfacct", "add", obj], check=True, capture_output=True)
         subprocess.run(["ip", "netns", "exec", name, "iptables-restore"], input=text, text=True,
                        check=True, capture_output=True)
         out = subprocess.run(["ip", "netns", "exec", name, "iptables-save"], text=True, check=True,

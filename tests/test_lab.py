@@ -226,10 +226,9 @@ def test_a_wrong_rule_number_in_the_model_is_found_in_the_kernels_trace(labs, mo
         ref = original(table, hook, chain, path, rule, position)
         return replace(ref, rule=ref.rule + 1) if chain == "KUBE-FORWARD" else ref
 
-    # every RuleRef is made by _rule_ref, and the verdicts that carry one are cached records:
-    # empty the cache, so the decisions of this run are made with the patched numbering
-    monkeypatch.setattr(ip_tables, "_rule_ref", off_by_one)
+    # the records are shared between traces (lru caches): start and end with empty caches
     ip_tables._rule_decision.cache_clear()
+    monkeypatch.setattr(ip_tables, "_rule_ref", off_by_one)
     try:
         result = run_scenario(labs.get("reference", "vxlan"), 5, "tcp")
     finally:

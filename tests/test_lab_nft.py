@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import pytest
 
 from netsim.endpoints import tcp_syn, tcp_synack
-from netsim.netfilter.nft_eval import NftHooks
-from tests.nft_topology import HOSTS, NODE_ADDRS, ModelNode, batches, model_events, model_pass, model_ruleset
+from tests.nft_topology import (HOSTS, NODE_ADDRS, ModelNode, batches, model_events, model_pass, model_ruleset,
+                                node_netfilter)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "nft", "conntrack")),
@@ -320,7 +320,7 @@ def test_service_path_matches_the_kernel_rule_by_rule(lab, scenario):
     sport = 40000 + SCENARIOS.index(scenario)
     client_ip = HOSTS[scenario.client]
     # the model
-    hooks = NftHooks(ModelNode(), model_ruleset(lab.mode))
+    hooks = node_netfilter(model_ruleset(lab.mode))
     syn = tcp_syn(client_ip, scenario.dst, sport, scenario.dport, 1460, 64, 1)
     verdict, after, syn_decisions = model_pass(hooks, syn, INDEV[scenario.client])
     assert verdict == scenario.verdict

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "netsim"
 # What models Kubernetes and its programs (everything else in netsim/ outside views/, lab/ and
 # the CLI is the kernel model).
 KUBERNETES = ("netsim.cluster", "netsim.kubeproxy", "netsim.kubeproxy_nft", "netsim.cni", "netsim.flannel",
-              "netsim.flannel_nft", "netsim.names", "netsim.scenarios")
+              "netsim.flannel_nft", "netsim.names", "netsim.networkpolicy", "netsim.scenarios")
 # The programs in the pods (netsim.programs) are userspace: a resolver may know kubelet's search list.
 NOT_KERNEL = (*KUBERNETES, "netsim.programs", "netsim.views", "netsim.lab", "netsim.cli", "netsim.__main__", "netsim.pcap")
 

@@ -41,8 +41,8 @@ def test_hook_order_is_the_kernels_registration_by_priority():
     for hook in HOOKS:
         priorities = [s.priority for s in HOOK_ORDER[hook]]
         assert priorities == sorted(priorities), hook
-    # every stage has its runner in Netfilter
-    assert {s.name for order in HOOK_ORDER.values() for s in order} == set(Netfilter._RUN)
+    # every stage has its runner in Netfilter (and an nft base chain's stage, "nft", too)
+    assert {s.name for order in HOOK_ORDER.values() for s in order} | {"nft"} == set(Netfilter._RUN)
     # without conntrack hooked in, only the tables' stages are left
     assert [s.name for s in stages("OUTPUT", False)] == ["raw", "mangle", "filter"]
     assert [s.name for s in stages("POSTROUTING", False)] == ["mangle"]
@@ -69,7 +69,7 @@ def test_mangle_runs_before_nat_and_filter_after_it_at_output():
 
 @pytest.mark.parametrize("spec, words", [
     ("-p tcp --frobnicate 1 -j ACCEPT", ["'--frobnicate'", "-m tcp|udp|icmp|mark|addrtype|conntrack|state|"
-                                          "comment|statistic", "-j ACCEPT|DROP|RETURN|REJECT|MARK|DNAT|SNAT|MASQUERADE"]),
+                                          "comment|nfacct|statistic", "-j ACCEPT|DROP|RETURN|REJECT|MARK|DNAT|SNAT|MASQUERADE"]),
     ("-p tcp -m multiport --dports 80 -j ACCEPT", ["-m multiport", "supported: -s, -d, -i, -o, -p"]),
     ("-m mark --mask 3 -j ACCEPT", ["unknown option '--mask'; -m mark takes --mark; supported:"]),
     ("-j REJECT --reject-type x", ["unknown option '--reject-type'; -j REJECT takes --reject-with; supported:"]),

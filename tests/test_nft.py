@@ -13,11 +13,10 @@ from netsim.decision import FieldChange, NatReason, NetfilterReason, NftRuleRef,
 from netsim.endpoints import tcp_syn, tcp_synack
 from netsim.kubeproxy import Service
 from netsim.netfilter.nft import NftRuleset, parse_priority, priority_text
-from netsim.netfilter.nft_eval import NftHooks
 from netsim.netfilter.nft_expr import NftError, Pkt, parse_rule
 from netsim.packet import ICMP_DEST_UNREACH
 from netsim.skb import Skb
-from tests.nft_topology import ModelNode, model_events, model_pass, model_ruleset
+from tests.nft_topology import ModelNode, model_events, model_pass, model_ruleset, node_netfilter
 
 WEB_EXT = "external-PFISGYVC-default/web/tcp/"
 WEB_SVC = "service-PFISGYVC-default/web/tcp/"
@@ -165,7 +164,7 @@ def test_numgen_is_a_deterministic_draw_per_flow_across_the_endpoints():
     for sport in range(1000, 1060):
         pkt = Pkt(tcp_syn("10.244.0.3", "10.96.0.105", sport, 53, 1460, 64, 1), Skb(), "cni0", None, ModelNode(),
                   "PREROUTING")
-        pkt.rule_id = "ip t c 1"
+        pkt.rule_id = ("ip", "t", "c", 1)
         first = expr.value(pkt)
         assert first == expr.value(pkt) and 0 <= first < 3
         seen.add(first)
@@ -173,11 +172,13 @@ def test_numgen_is_a_deterministic_draw_per_flow_across_the_endpoints():
 
 
 def test_equal_priority_base_chains_run_last_registered_first():
-    hooks = NftHooks(ModelNode(), model_ruleset())
-    order = [(s.table.name, s.chain.name) for s in hooks.stages("FORWARD") if s.chain is not None]
+    hooks = node_netfilter(model_ruleset())
+    order = [(s.nft[0].name, s.nft[1].name) for s in hooks.stages("FORWARD") if s.nft is not None]
     assert order == [("flannel-ipv4", "forward"), ("kube-proxy", "filter-forward")]
-    assert [s.name for s in hooks.stages("POSTROUTING")] == ["nat", "confirm"]
-    assert [s.name for s in hooks.stages("PREROUTING")] == ["conntrack", "chain", "nat"]
+    assert [s.name for s in hooks.stages("POSTROUTING")] == ["nat-src", "confirm"]
+    assert [(s.name, s.priority) for s in hooks.stages("PREROUTING")] == [
+        ("conntrack", -200), ("nft", -110), ("nat-dst", -100)]
+    assert len(hooks.nat_lookups("POSTROUTING")) == 2 and len(hooks.nat_lookups("PREROUTING")) == 1
 
 
 def test_nodeport_syn_decisions_rule_by_rule():
@@ -185,7 +186,7 @@ def test_nodeport_syn_decisions_rule_by_rule():
     the masquerade mark, and masquerade to the node's eth0 address (externalTrafficPolicy
     Cluster). The handles are the kernel's for this ruleset (tests/test_lab_nft.py loads it and
     compares `nft -a list ruleset`, and this path with `nft -a monitor trace`)."""
-    hooks = NftHooks(ModelNode(), model_ruleset())
+    hooks = node_netfilter(model_ruleset())
     syn = tcp_syn("203.0.113.10", "192.168.50.11", 40002, 30080, 1460, 64, 1)
     verdict, after, decisions = model_pass(hooks, syn, "eth1")
     assert verdict == "ACCEPT"
@@ -261,7 +262,7 @@ def test_nodeport_syn_decisions_rule_by_rule():
 
 
 def test_nodeport_reply_is_un_nated_by_conntrack_and_meets_no_nat_chain():
-    hooks = NftHooks(ModelNode(), model_ruleset())
+    hooks = node_netfilter(model_ruleset())
     _, after, _ = model_pass(hooks, tcp_syn("203.0.113.10", "192.168.50.11", 40002, 30080, 1460, 64, 1), "eth1")
     verdict, back, decisions = model_pass(hooks, tcp_synack(after, 1460, 64), "eth0")
     assert verdict == "ACCEPT"
@@ -288,7 +289,7 @@ def test_nodeport_reply_is_un_nated_by_conntrack_and_meets_no_nat_chain():
 
 def test_the_same_connection_always_takes_the_same_masquerade_port_and_endpoint():
     def run():
-        hooks = NftHooks(ModelNode(), model_ruleset())
+        hooks = node_netfilter(model_ruleset())
         _, after, _ = model_pass(hooks, tcp_syn("10.244.0.3", "10.96.0.105", 40100, 53, 1460, 64, 1), "cni0")
         return after
     assert run() == run()
@@ -302,7 +303,7 @@ def test_the_same_connection_always_takes_the_same_masquerade_port_and_endpoint(
     ("10.244.0.3", "10.96.0.200", 80, "DROP", ("kube-proxy", "cluster-ips-check", 41, "drop")),
 ])
 def test_services_without_an_endpoint_for_the_packet_drop_or_reject_it(client, dst, dport, verdict, decided_by):
-    hooks = NftHooks(ModelNode(), model_ruleset())
+    hooks = node_netfilter(model_ruleset())
     syn = tcp_syn(client, dst, 40200, dport, 1460, 64, 1)
     got, _, decisions = model_pass(hooks, syn, "cni0" if client.startswith("10.244.") else "eth1")
     assert got == verdict
@@ -311,7 +312,7 @@ def test_services_without_an_endpoint_for_the_packet_drop_or_reject_it(client, d
 
 
 def test_reject_answers_with_icmp_port_unreachable():
-    hooks = NftHooks(ModelNode(), model_ruleset())
+    hooks = node_netfilter(model_ruleset())
     skb = Skb()
     syn = tcp_syn("10.244.0.3", "10.96.0.104", 40300, 80, 1460, 64, 1)
     hooks.hook("PREROUTING", syn, skb, "cni0", None)
@@ -321,7 +322,7 @@ def test_reject_answers_with_icmp_port_unreachable():
 
 
 def test_local_policy_keeps_the_client_address_and_short_circuits_pods():
-    hooks = NftHooks(ModelNode(), model_ruleset())
+    hooks = node_netfilter(model_ruleset())
     _, from_outside, _ = model_pass(hooks, tcp_syn("203.0.113.10", "192.168.50.11", 40400, 30081, 1460, 64, 1), "eth1")
     assert (from_outside.src, from_outside.dst) == ("203.0.113.10", "10.244.0.2")
     _, from_pod, decisions = model_pass(hooks, tcp_syn("10.244.0.3", "192.168.50.11", 40401, 30081, 1460, 64, 1),
@@ -333,7 +334,7 @@ def test_local_policy_keeps_the_client_address_and_short_circuits_pods():
 
 @pytest.mark.parametrize("mode, dst_after", [("primary", "203.0.113.1"), ("all", "10.244.1.2")])
 def test_nodeports_on_every_local_address_only_with_fib_daddr_type_local(mode, dst_after):
-    hooks = NftHooks(ModelNode(), model_ruleset(mode))
+    hooks = node_netfilter(model_ruleset(mode))
     verdict, after, decisions = model_pass(hooks, tcp_syn("203.0.113.10", "203.0.113.1", 40500, 30080, 1460, 64, 1),
                                            "eth1")
     assert (verdict, after.dst) == ("ACCEPT", dst_after)
@@ -345,7 +346,7 @@ def test_counter_counts_packets_and_bytes_as_nft_lists_them():
     ruleset = NftRuleset()
     ruleset.run("add table ip t\nadd chain ip t in { type filter hook input priority 0 ; }\n"
                 "add rule ip t in tcp dport 8080 counter accept\n")
-    hooks = NftHooks(ModelNode(), ruleset)
+    hooks = node_netfilter(ruleset)
     syn = tcp_syn("10.244.0.3", "10.244.0.1", 40600, 8080, 1460, 64, 1)
     for _ in range(2):
         result = hooks.hook("INPUT", syn, Skb(), "cni0", None)
@@ -361,7 +362,7 @@ def test_a_source_port_clash_is_remapped_by_the_null_binding():
     ruleset = NftRuleset()
     ruleset.run("add table ip t\nadd chain ip t post { type nat hook postrouting priority 100 ; }\n"
                 "add rule ip t post ip saddr 10.244.0.0/16 masquerade\n")
-    hooks = NftHooks(ModelNode(), ruleset)
+    hooks = node_netfilter(ruleset)
     # a first connection is masqueraded to 192.168.50.11:40700; a second one from the node's own
     # address and port to the same destination needs another source port
     first = tcp_syn("10.244.0.3", "10.96.0.1", 40700, 443, 1460, 64, 1)
@@ -377,3 +378,61 @@ def test_a_source_port_clash_is_remapped_by_the_null_binding():
     (remap,) = [d for d in result.decisions if d.function == "nf_nat_alloc_null_binding"]
     assert remap.change("ipv4", "src") is None
     assert remap.change("tcp", "sport").old == 40700 and remap.change("tcp", "sport").new != 40700
+
+
+# ---- iptables and nftables in one namespace -----------------------------------------------------------
+
+def _syn_forward(nf, indev="cni0", outdev="eth0"):
+    syn = tcp_syn("10.244.0.2", "203.0.113.10", 40700, 80, 1460, 64, 1)
+    skb = Skb()
+    nf.hook("PREROUTING", syn, skb, indev, None)
+    forward = nf.hook("FORWARD", syn, skb, indev, outdev)
+    post = nf.hook("POSTROUTING", forward.packet, skb, None, outdev, "192.168.50.1")
+    return forward, post
+
+
+def test_iptables_tables_and_nft_base_chains_run_by_priority_the_last_registered_first():
+    """nf_hook_entries_grow: a callback is inserted before the first one whose priority is not
+    lower, so at equal priority the one registered last runs first; iptables' filter table
+    (priority 0) takes its place in the same order as nft's filter chains."""
+    from netsim.netfilter import Netfilter
+    nf = Netfilter(ModelNode())
+    nf.append("filter", "FORWARD", "-s 10.244.0.0/16 -j ACCEPT")            # registered first
+    nf.nftables.run("add table ip t\nadd chain ip t fwd { type filter hook forward priority 0 ; }\n"
+                    "add rule ip t fwd ip saddr 10.244.0.0/16 accept\n"
+                    "add chain ip t early { type filter hook forward priority -5 ; }\n"
+                    "add rule ip t early ip daddr 203.0.113.10 counter\n")
+    forward, _ = _syn_forward(nf)
+    assert [(d.function, d.consulted[0].chain) for d in forward.decisions] == [
+        ("nft_do_chain", "early"), ("nft_do_chain", "early"), ("nft_do_chain", "fwd"), ("ipt_do_table", "FORWARD")]
+    assert [s.name for s in nf.stages("FORWARD")] == ["nft", "nft", "filter"]
+    later = Netfilter(ModelNode())
+    later.nftables.run("add table ip t\nadd chain ip t fwd { type filter hook forward priority 0 ; }\n")
+    later.append("filter", "FORWARD", "-s 10.244.0.0/16 -j ACCEPT")         # registered last: runs first
+    assert [s.name for s in later.stages("FORWARD")] == ["filter", "nft"]
+
+
+def test_the_nat_core_asks_iptables_nat_table_and_nft_nat_chains_in_order_until_one_binds():
+    """Both hang off the nat core (nf_nat_register_fn): at POSTROUTING iptables' nat table sits
+    at NF_IP_PRI_NAT_SRC (100), an nft nat chain at its own priority; the first that binds the
+    connection wins, the others are not asked."""
+    from netsim.netfilter import Netfilter
+    nf = Netfilter(ModelNode())
+    nf.nftables.run("add table ip t\nadd chain ip t post { type nat hook postrouting priority 90 ; }\n"
+                    "add rule ip t post ip saddr 10.244.0.0/16 masquerade\n")
+    nf.append("nat", "POSTROUTING", "-s 10.244.0.0/16 -j MASQUERADE --random-fully")
+    _, post = _syn_forward(nf)
+    nat = [d for d in post.decisions if d.subsystem is Subsystem.NAT]
+    assert [(d.function, d.reason, d.consulted[0].table) for d in nat] == [
+        ("nf_nat_masquerade_ipv4", NatReason.BINDING, "t")]
+    assert not [d for d in post.decisions if d.function == "ipt_do_table"]    # iptables' nat table not asked
+    assert post.packet.src == "192.168.50.11"
+    late = Netfilter(ModelNode())
+    late.nftables.run("add table ip t\nadd chain ip t post { type nat hook postrouting priority 110 ; }\n"
+                      "add rule ip t post ip saddr 10.244.0.0/16 masquerade\n")
+    late.append("nat", "POSTROUTING", "-s 10.244.0.0/16 -j MASQUERADE --random-fully")
+    _, post = _syn_forward(late)
+    nat = [d for d in post.decisions if d.subsystem is Subsystem.NAT]
+    assert [(d.function, d.consulted[0].table, d.consulted[0].target) for d in nat] == [
+        ("nf_nat_masquerade_ipv4", "nat", "MASQUERADE")]
+    assert not [d for d in post.decisions if d.function == "nft_do_chain"]

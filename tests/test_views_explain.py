@@ -215,11 +215,10 @@ def test_an_nftables_rule_shows_as_an_iptables_rule_does():
     handle, the chains jumped through, the rule's match expressions and its statements; the
     set element that decided shows with the lookup."""
     from netsim.endpoints import tcp_syn
-    from netsim.netfilter.nft_eval import NftHooks
     from netsim.views.explain import detailed_lines, port_names
-    from tests.nft_topology import ModelNode, model_pass, model_ruleset
+    from tests.nft_topology import model_pass, model_ruleset, node_netfilter
 
-    hooks = NftHooks(ModelNode(), model_ruleset())
+    hooks = node_netfilter(model_ruleset())
     syn = tcp_syn("203.0.113.10", "192.168.50.11", 40002, 30080, 1460, 64, 1)
     _, _, decisions = model_pass(hooks, syn, "eth1")
     hop = Hop(0, "node1", "eth1", "rx", syn, tuple(decisions), 1, "request")

@@ -7,6 +7,9 @@ slower: the load average is printed with the table.
 
   scenario N          one trace of scenario N on one reused reference cluster, request and
                       reply, with the bytes of every hop formed (`hop.data`)
+  scenario 5 nft      scenario 5 with kube-proxy and flannel in nftables mode against the same
+                      cluster in iptables mode, alternating trace by trace in one run; the
+                      ratio of the medians (issue #26: at most 1.3x)
   stepper             a parameter change (the backend) to a rendered stepper: cluster, trace,
                       diagram, header views and the stepper's HTML; and a 50-hop stepper (with
                       its explanations, questions and pcapng name) rendered from a made trace,
@@ -49,6 +52,7 @@ SIZES = (10, 100, 1000, 5000)          # 5,000 nodes: Kubernetes' documented lim
 QUICK_SIZES = (10, 100)
 MS, S, MIB, KB = "ms", "s", "MiB", "kB"
 SCENARIO_4_MS = 1.0                    # request and reply, bytes at every hop (median)
+NFT_RATIO = 1.3                        # issue #26: scenario 5 in nftables mode, at most 1.3x iptables mode
 
 # The commands of `make html` and `make test-notebooks` (Makefile: JB_BUILD, test-notebooks).
 BOOK_CMD = [str(ROOT / ".venv/bin/jupyter-book"), "build", "-W", "-n", "--keep-going",
@@ -123,6 +127,37 @@ def bench_scenarios(table: Table, repeat: int) -> float:
         if n == 4:
             result = ms
     return result
+
+
+def bench_nftables(table: Table, repeat: int) -> None:
+    """Scenario 5 (external client to NodePort) with kube-proxy and flannel in nftables mode
+    against the same cluster in iptables mode, measured in one run: the two alternate, trace
+    by trace, so both medians see the same load."""
+    import netsim
+    from netsim import scenarios
+    from netsim.lab.conformance import SHAPES
+
+    clusters = {"iptables": netsim.reference_cluster(), "nftables": SHAPES["nftables"][1]("vxlan")}
+
+    def trace(cluster):
+        for hop in scenarios.SIX[5](cluster=cluster):
+            hop.data
+
+    times: dict[str, list[float]] = {mode: [] for mode in clusters}
+    for cluster in clusters.values():
+        trace(cluster)
+        trace(cluster)
+    for _ in range(repeat):
+        for mode, cluster in clusters.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            trace(cluster)
+            times[mode].append(time.perf_counter() - t0)
+    ms = {mode: statistics.median(t) * 1000 for mode, t in times.items()}
+    table.add("scenario 5 trace, nftables mode", ms["nftables"], MS, None,
+              f"iptables mode {ms['iptables']:.3f} ms in the same run")
+    table.add("scenario 5 nftables/iptables", ms["nftables"] / ms["iptables"], "x", NFT_RATIO,
+              "kube-proxy and flannel in nftables mode vs iptables mode")
 
 
 # ------------------------------------------------------------------------------- stepper
@@ -335,6 +370,7 @@ def main(argv=None) -> int:
     print(f"{'figure':<34} {'median':>14}  {'target':<14} status")
     sys.path.insert(0, str(ROOT))
     bench_scenarios(table, repeat)
+    bench_nftables(table, max(repeat, 20))
     bench_stepper(table, max(3, repeat // 3))
     bench_scale(table, QUICK_SIZES if args.quick else SIZES, 5 if args.quick else 20)
     if args.quick or args.skip_book:

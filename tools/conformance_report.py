@@ -11,7 +11,7 @@ with the model. The report covers every lab family:
   by piece, drops by where the kernel last saw the packet, ICMP errors by their next-hop MTU,
   and the veth drop counters the kernel keeps (tests/test_lab_mtu.py);
 - state views: netsim's `ip link`, `ip -d link` (promiscuity counts included), `ip route`,
-  permanent `ip neigh`, `bridge fdb` and `iptables-save` against the real tools' output for
+  permanent `ip neigh`, `bridge fdb`, `iptables-save` and `nft -a list ruleset` against the real tools' output for
   the same cluster (netsim.lab.state; tests/test_lab_state.py);
 - troubleshooting: each broken cluster of chapter 10, frames and the drop and error counters the
   kernel moved (netsim.lab.breakages; tests/test_lab_breakages.py);
@@ -265,7 +265,7 @@ def families_section(runs, mtu: list[MtuResult], state: dict[str, list],
         + (f", {sum(1 for m in mtu if not m.comparison.ok and m.case.deviation)} show a known deviation"
            if any(not m.comparison.ok and m.case.deviation for m in mtu) else "") + " |",
         f"| State views | `ip link`, `ip -d link` (promiscuity and allmulti counts included), `ip route`, "
-        f"permanent `ip neigh`, `bridge fdb`, `iptables-save` of "
+        f"permanent `ip neigh`, `bridge fdb`, `iptables-save`, `nft -a list ruleset` of "
         f"{len(STATE_HOSTS)} hosts, vxlan and host-gw, against the real tools | `tests/test_lab_state.py` | "
         f"{sum(row[3] for row in state_rows)} of {len(state_rows)} views equal |",
         "| iptables text | every rule set netsim prints, loaded with `iptables-restore` into a throwaway "

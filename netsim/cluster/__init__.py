@@ -42,10 +42,16 @@ class Cluster:
 
     def __init__(self, nodes: int = 2, backend: str = "vxlan", pod_cidr: str = "10.244.0.0/16",
                  subnet_len: int = 24, underlay_cidr: str = "192.168.50.0/24", underlay_mtu: int = 1500,
-                 lazy: bool | None = None):
+                 lazy: bool | None = None, proxy_mode: str = "iptables", flannel_nftables: bool = False):
+        """`proxy_mode` is kube-proxy's --proxy-mode: "iptables" (chains KUBE-*, iptables-save) or
+        "nftables" (table `ip kube-proxy`, `nft list ruleset`); `flannel_nftables` is flannel's
+        EnableNFTables (net-conf.json, v0.25.0 and later): its masquerade and forward rules in
+        table `ip flannel-ipv4` instead of the chains FLANNEL-POSTRTG and FLANNEL-FWD."""
         if lazy is not None and not isinstance(lazy, bool):
             raise ConfigError(f"lazy must be True, False or None (decide by size), got {lazy!r}")
-        spec = self.spec = ClusterSpec(nodes, backend, pod_cidr, subnet_len, underlay_cidr, underlay_mtu)
+        spec = self.spec = ClusterSpec(nodes, backend, pod_cidr, subnet_len, underlay_cidr, underlay_mtu,
+                                       proxy_mode, flannel_nftables)
+        self.proxy_mode, self.flannel_nftables = spec.proxy_mode, spec.flannel_nftables
         # The description's parameters and records, under the names users know.
         self.backend, self.pod_cidr, self.underlay, self.mtu = spec.backend, spec.pod_cidr, spec.underlay, spec.mtu
         self.subnet_len, self.underlay_mtu, self.gateway_ip = spec.subnet_len, spec.underlay_mtu, spec.gateway_ip
@@ -146,13 +152,15 @@ class Cluster:
     # views --------------------------------------------------------------------------------
     def show(self, host: str, what: str) -> str:
         """A state view of one host: "ip addr", "ip -d link show [DEV]", "ip route", "ip neigh",
-        "bridge fdb", "iptables-save", "conntrack -L", "subnet.env" (nodes only), "ip route get
-        ADDR", "ip route get ADDR from SRC" and "node annotations" (flanneld's annotations on
-        the Node object, nodes only)."""
+        "bridge fdb", "iptables-save", "nft list ruleset" (and "nft -a list ruleset", with
+        handles), "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR", "ip route get
+        ADDR from SRC" and "node annotations" (flanneld's annotations on the Node object, nodes
+        only)."""
         from .. import show
         views = {
             "ip addr": show.ip_addr, "ip -d link show": show.ip_link_details, "ip route": show.ip_route,
             "ip neigh": show.ip_neigh, "bridge fdb": show.bridge_fdb, "iptables-save": show.iptables_save,
+            "nft list ruleset": show.nft_list_ruleset, "nft -a list ruleset": show.nft_list_ruleset_handles,
             "conntrack -L": show.conntrack_list,
         }
         names = ", ".join([*views, "ip -d link show DEV", "ip route get ADDR [from SRC]", "subnet.env",
@@ -195,8 +203,9 @@ class Cluster:
         breakages.break_forwarding(self.spec, self._builder, node)
 
     def break_masquerade(self, node: str) -> None:
-        """`iptables -t nat -D FLANNEL-POSTRTG ...`: remove the pod-to-outside MASQUERADE rule on
-        `node`. An error if it is gone already."""
+        """`iptables -t nat -D FLANNEL-POSTRTG ...` (flannel's nftables mode: `nft delete rule ip
+        flannel-ipv4 postrtg handle N`): remove the pod-to-outside masquerade rule on `node`. An
+        error if it is gone already."""
         breakages.break_masquerade(self.spec, self._builder, node)
 
     def break_route(self, node: str, peer: str) -> None:

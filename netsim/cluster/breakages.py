@@ -62,8 +62,19 @@ def break_forwarding(spec: ClusterSpec, builder: Builder, node: str) -> None:
 
 
 def break_masquerade(spec: ClusterSpec, builder: Builder, node: str) -> None:
-    """`iptables -t nat -D FLANNEL-POSTRTG ...` (the pod-to-outside MASQUERADE rule) on `node`."""
+    """`iptables -t nat -D FLANNEL-POSTRTG ...` (the pod-to-outside MASQUERADE rule) on `node`;
+    in flannel's nftables mode `nft delete rule ip flannel-ipv4 postrtg handle N`, N that
+    rule's handle as `nft -a list ruleset` shows it."""
     ns = builder.host(spec.check_node_name(node).name)
+    if spec.flannel_nftables:
+        wanted = f"ip saddr {spec.pod_cidr} ip daddr != 224.0.0.0/4 masquerade fully-random"
+        chain = ns.netfilter.nftables.table("ip", "flannel-ipv4").chains["postrtg"]
+        handle = next((r.handle for r in chain.rules if r.text == wanted), None)
+        if handle is None:
+            raise ConfigError(f"break_masquerade({node!r}): already broken: chain postrtg of table ip flannel-ipv4 "
+                              f"on {node} has no rule '{wanted}'")
+        ns.netfilter.nftables.run(f"delete rule ip flannel-ipv4 postrtg handle {handle}\n")
+        return
     spec_text = f'-s {spec.pod_cidr} ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully'
     try:
         ns.netfilter.delete("nat", "FLANNEL-POSTRTG", spec_text)

@@ -69,7 +69,7 @@ class Builder:
         self.kube_proxy = KubeProxy(spec, self.network)
         self.peers = flannel.PeerTables.of([node.lease for node in spec.node_list], spec.backend)
         self._ports: dict[str, Veth] = {}        # node -> its port on the underlay switch
-        self._built_nodes = 0
+        self._built: set[str] = set()             # the nodes built so far
         self._build_underlay()
         if not lazy:
             for node in spec.node_list:
@@ -106,7 +106,7 @@ class Builder:
         flannel.setup_device(net, node.lease, spec.backend, spec.underlay_mtu)
         flannel.add_peers(net, self.peers, node.index, spec.pod_cidr)
         self.kube_proxy.sync_rules(name)
-        self._built_nodes += 1
+        self._built.add(name)
         for pod in node.pods:
             self.build_pod(spec.pods[pod])
 
@@ -122,7 +122,7 @@ class Builder:
 
     def pod_added(self, pod: Pod) -> None:
         """A new pod record: built now if its node is (else with its node)."""
-        if pod.node in self.network.namespaces:
+        if pod.node in self._built:
             self.build_pod(pod)
 
     def build_external(self, ext: External, listen: tuple[tuple[str, int], ...]) -> None:
@@ -146,7 +146,7 @@ class Builder:
             if pod is None:
                 return
             node = spec.nodes[pod.node]
-        if node.name not in self.network.namespaces:
+        if node.name not in self._built:
             self.build_node(node)
 
     def materialize_all(self) -> None:
@@ -189,7 +189,7 @@ class Builder:
         target = self._arp_target(frame)
         if target is not None:
             self.materialize(target)
-        missing = len(self.spec.nodes) - self._built_nodes
+        missing = len(self.spec.nodes) - len(self._built)
         if missing:
             flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.LAZY_NODES, Verdict.FLOOD,
                                bridge=self._switch.name, missing=missing, nodes=len(self.spec.nodes)))

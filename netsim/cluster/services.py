@@ -1,15 +1,19 @@
 """Services: the API's checks and allocations (kube-apiserver) and the rules kube-proxy writes
 on every node for them.
 
-kube-proxy (iptables mode) rewrites a node's whole ruleset on a sync (`iptables-restore`); it
-syncs on a node's first start and after every change of a Service or its endpoints. The
-ClusterIP and NodePort are checked and allocated as kube-apiserver does
-(kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port).
+kube-proxy rewrites a node's whole ruleset on a sync: in iptables mode with `iptables-restore`
+(kubeproxy.py), in nftables mode with one `nft -f` transaction (kubeproxy_nft.py); it syncs on
+a node's first start and after every change of a Service or its endpoints. netsim rebuilds the
+node's netfilter state on each sync as kube-proxy and flanneld leave it when both start on a
+node that already has every Service: kube-proxy's rules first, then flanneld's (its iptables
+chains, or with EnableNFTables its `ip flannel-ipv4` table, flannel_nft.py). The ClusterIP and
+NodePort are checked and allocated as kube-apiserver does (kubeproxy.check_cluster_ip,
+allocate_cluster_ip, check_node_port).
 """
 
 from __future__ import annotations
 
-from .. import flannel, kubeproxy
+from .. import flannel, flannel_nft, kubeproxy, kubeproxy_nft
 from ..errors import ConfigError
 from ..params import check_port
 from ..stack import Network
@@ -24,18 +28,35 @@ class KubeProxy:
         self.network = network
 
     def sync_rules(self, node: str) -> None:
-        """A full sync on `node`: its iptables rewritten as flanneld and kube-proxy leave them
-        (a new node, a new service)."""
+        """A full sync on `node`: its iptables (or nftables) rewritten as flanneld and
+        kube-proxy leave them (a new node, a new service)."""
         from ..netfilter import Netfilter
         spec = self.spec
         ns = self.network.namespaces[node]
         nf = ns.netfilter = Netfilter(ns)
+        record = spec.nodes[node]
+        if spec.proxy_mode == "nftables":
+            config = kubeproxy_nft.NodeConfig(str(spec.pod_cidr), (str(SERVICE_CIDR),), (record.ip,),
+                                              frozenset(record.pods))
+            nf.nftables.run(kubeproxy_nft.transaction(spec.services.values(), config))
+            self._flannel(nf, node)
+            return
         kubeproxy.base_rules(nf)
-        flannel.masquerade_rules(nf, spec.pod_cidr, spec.nodes[node].subnet)
+        self._flannel(nf, node)
         for svc in spec.services.values():
             local = [ip for pod, ip in svc.endpoints if spec.pods[pod].node == node]
             kubeproxy.service_rules(nf, svc, str(spec.pod_cidr), local)
         kubeproxy.finish_nodeports(nf)
+
+    def _flannel(self, nf, node: str) -> None:
+        """flanneld's masquerade and forward rules: iptables chains, or its nftables batches."""
+        spec = self.spec
+        subnet = spec.nodes[node].subnet
+        if spec.flannel_nftables:
+            for text, check in flannel_nft.batches(spec.pod_cidr, subnet):
+                (nf.nftables.check if check else nf.nftables.run)(text)
+        else:
+            flannel.masquerade_rules(nf, spec.pod_cidr, subnet)
 
     def add_service(self, name: str, port: int, target_port: int, pods: list[str] | tuple[str, ...] = (),
                     node_port: int | None = None, external_traffic_policy: str = "Cluster",

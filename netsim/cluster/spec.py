@@ -32,6 +32,8 @@ POD_PORTS = (("tcp", 8080), ("udp", 9090))
 DEFAULT_CONTAINERS = ("app",)
 MIN_MTU = 68
 OWN_HOSTS = ("underlay", "gateway")      # the namespaces every cluster has besides its nodes and pods
+# kube-proxy's --proxy-mode values netsim models (ipvs is explained in the book, not modelled)
+PROXY_MODES = ("iptables", "nftables")
 
 
 @dataclass(slots=True)
@@ -88,9 +90,17 @@ class ClusterSpec:
     """The validated parameters of a cluster and the records of what it holds."""
 
     def __init__(self, nodes: int, backend: str, pod_cidr: str, subnet_len: int, underlay_cidr: str,
-                 underlay_mtu: int):
+                 underlay_mtu: int, proxy_mode: str = "iptables", flannel_nftables: bool = False):
         if not isinstance(backend, str) or backend not in flannel.BACKENDS:
             raise ConfigError(f"backend {backend!r} is not one of {', '.join(flannel.BACKENDS)}")
+        if not isinstance(proxy_mode, str) or proxy_mode not in PROXY_MODES:
+            raise ConfigError(f"proxy_mode {proxy_mode!r} is not one of {', '.join(PROXY_MODES)} (kube-proxy's "
+                              f"--proxy-mode; ipvs is not modelled)")
+        if not isinstance(flannel_nftables, bool):
+            raise ConfigError(f"flannel_nftables must be True or False (flannel's EnableNFTables), got "
+                              f"{flannel_nftables!r}")
+        self.proxy_mode = proxy_mode
+        self.flannel_nftables = flannel_nftables
         if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
             raise ConfigError(f"nodes must be a positive integer, got {nodes!r}")
         self.backend = backend

@@ -56,6 +56,9 @@ SHAPES: dict[str, tuple[str, Callable[[str], Cluster]]] = {
     "small-subnets": ("pod_cidr 10.50.0.0/16 with subnet_len 26",
                       lambda b: _populate(Cluster(nodes=2, backend=b, pod_cidr="10.50.0.0/16", subnet_len=26))),
     "jumbo": ("underlay_mtu 9000", lambda b: _populate(Cluster(nodes=2, backend=b, underlay_mtu=9000))),
+    "nftables": ("the reference cluster with kube-proxy in nftables mode and flannel's EnableNFTables "
+                 "(table ip kube-proxy, table ip flannel-ipv4; no iptables rule on the nodes)",
+                 lambda b: _populate(Cluster(nodes=2, backend=b, proxy_mode="nftables", flannel_nftables=True))),
 }
 
 
@@ -161,7 +164,8 @@ def report(runs: list[Run], generated: str = "", cni: str = "") -> str:
         f"{sum(sum(c.compared.values()) for c in comparisons)} values compared; "
         f"{len(comparisons) - len(failed)} match, {len(failed)} differ.",
         f"- {sum(c.compared['rule evaluations'] for c in comparisons)} netfilter rule evaluations checked against "
-        f"the kernel's own trace (`xtables-monitor --trace`; {sum(c.compared['netfilter mark'] for c in comparisons)} "
+        f"the kernel's own trace (`xtables-monitor --trace`, `nft monitor trace` for nftables rulesets; "
+        f"{sum(c.compared['netfilter mark'] for c in comparisons)} "
         f"marks, {sum(c.compared['netfilter nat'] for c in comparisons)} NAT results); "
         f"{sum(1 for c in comparisons for d in c.differences if d.field.startswith('netfilter'))} differ.",
         capture_points(comparisons),

@@ -51,6 +51,7 @@ from ..errors import ConfigError
 from ..trace import Hop, Trace
 from . import commands as tok
 from . import plan as planning
+from . import rulesets
 from ._netns import NETNS_RUN_DIR, in_netns, netns_path, tx_checksum_off, write_sysctls
 from .capture import Capture, drain, open_captures
 from .cleanup import LIVE, LabWarning, SignalsHeld, install_handlers, reclaim_stale
@@ -106,9 +107,11 @@ class Lab:
         self.cluster = cluster
         self.prefix = tok.prefix(prefix) if prefix is not None else f"nsl-{os.getpid()}-{next(_COUNTER)}-"
         self.checksum_offload = checksum_offload
-        # netfilter tracing of every namespace with rules (tracer.py); each exchange's
-        # Observation then carries the kernel's rule-by-rule trace
+        # netfilter tracing of every namespace with rules (tracer.py): xtables-monitor where the
+        # model has only iptables rules, nft monitor trace where it has nftables tables; each
+        # exchange's Observation then carries the kernel's rule-by-rule trace
         self.tracer = RuleTracer(self._cmd) if trace_rules else None
+        self.nft_tracer = RuleTracer(self._cmd, mode="nft") if trace_rules else None
         self.commands: list[str] = []          # every command, shell-quoted as a reader would paste it
         self.timings: dict[str, float] = {}
         self.kernel = platform.release()
@@ -183,11 +186,13 @@ class Lab:
         self._parallel(lambda n: self._batch(n, plan.config[n]), names)
         self._parallel(lambda n: self._batch(n, plan.bridge[n], self._bridge), names)
         self._parallel(self._check_mtus, names)
-        self._parallel(lambda n: self._iptables(n, plan.iptables[n]), names)
-        if self.tracer is not None:
-            tracer = self.tracer
+        self._parallel(lambda n: self._netfilter(n, plan), names)
+        if self.tracer is not None and self.nft_tracer is not None:
+            tracer, nft_tracer = self.tracer, self.nft_tracer
             self._parallel(lambda n: self.commands.extend(tracer.start(self.netns(n), n)),
-                           [n for n in names if plan.iptables[n]])
+                           [n for n in names if plan.iptables[n] and not plan.nft[n]])
+            self._parallel(lambda n: self.commands.extend(nft_tracer.start(self.netns(n), n)),
+                           [n for n in names if plan.nft[n]])
         if not self.checksum_offload:
             self._parallel(lambda n: self._offload_off(n, plan.offload[n]), names)
         self._parallel(lambda n: self._open_captures(n, plan.devices[n]), names)
@@ -232,16 +237,9 @@ class Lab:
             if dev in model and model[dev].mtu != mtu:
                 raise LabError(f"{self.netns(name)}/{dev}: MTU {mtu} in the kernel, {model[dev].mtu} in the model")
 
-    def _iptables(self, name: str, text: str) -> None:
-        """iptables-restore, in the lab namespace, of the model's rules (checked by the plan)."""
-        if not text:
-            return
-        tok.check_restore(text)
-        self.commands.append(f"ip netns exec {shlex.quote(self.netns(name))} iptables-restore <<'EOF'\n{text}EOF")
-        restore = tool("iptables-restore") or "iptables-restore"
-        done = in_netns(self.netns(name), lambda: self._cmd([restore], text, check=False))
-        if done.returncode != 0:
-            raise LabError(f"iptables-restore in {self.netns(name)} failed: {done.stderr.strip()}\n{text}")
+    def _netfilter(self, name: str, plan: Plan) -> None:
+        """The model's iptables rules and nftables batches, in the order it registered them."""
+        rulesets.load(self.netns(name), name, plan, self._cmd, self.commands)
 
     def _offload_off(self, name: str, devices: list[str]) -> None:
         self.commands.extend(tok.shown(["ip", "netns", "exec", self.netns(name), "ethtool", "-K", d, "tx", "off"])
@@ -266,8 +264,9 @@ class Lab:
             if self._closed:
                 return
             self._servers.close()
-            if self.tracer is not None:
-                self.tracer.close()
+            for tracer in (self.tracer, self.nft_tracer):
+                if tracer is not None:
+                    tracer.close()
             for s in self._sockets.values():
                 try:
                     s.close()
@@ -341,7 +340,8 @@ class Lab:
         self.cold_start()
         time.sleep(0.01)
         drain(self._sockets)
-        since = self.tracer.position() if self.tracer is not None else {}
+        tracers = [t for t in (self.tracer, self.nft_tracer) if t is not None]
+        since = [t.position() for t in tracers]
         outcome, client_port = client(self.netns(src_ns), dst_ip, proto, dport, self._cmd, request, timeout)
         # drain until the wire has been quiet for SETTLE: on a loaded machine late copies (a
         # flood's last port, a reply's last hop) can trail the socket's answer
@@ -354,9 +354,11 @@ class Lab:
             if not batch or time.perf_counter() > deadline:
                 break
         walks = None
-        if self.tracer is not None:
-            self.tracer.sync()
-            walks = self.tracer.walks(since)
+        if tracers:
+            walks = {}
+            for tracer, position in zip(tracers, since):
+                tracer.sync()
+                walks.update(tracer.walks(position))
         seconds = time.perf_counter() - t0
         kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
         peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in self.cluster.network.namespaces.items()

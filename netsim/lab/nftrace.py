@@ -232,18 +232,22 @@ class RuleIndex:
                 n = counts[(r["table"], r["chain"])] = counts.get((r["table"], r["chain"]), 0) + 1
                 index.by_handle[(r["table"], r["handle"])] = (r["chain"], n)
         table = ""
+        chain: str | None = None
         for line in nft_texts.splitlines():
             m = re.match(r"\s*table \S+ (\S+) \{", line)
             if m:
-                table = m[1]
+                table, chain = m[1], None
                 continue
             m = re.match(r"\s*chain (\S+) \{", line)
             if m:
                 chain = m[1]
                 index.texts.setdefault((table, chain), [])
                 continue
+            if re.match(r"\s*(set|map) \S+ \{", line):
+                chain = None            # a set's or map's block holds no rule
+                continue
             m = re.match(r"\s*(.*?) # handle (\d+)$", line)
-            if m and table and not m[1].startswith(("type ", "chain ", "table ")):
+            if m and table and chain is not None and not m[1].startswith(("type ", "chain ", "table ")):
                 index.texts.setdefault((table, chain), []).append(_plain(m[1]))
         return index
 

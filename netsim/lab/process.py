@@ -83,7 +83,8 @@ def unavailable_reason() -> str | None:
     if os.geteuid() != 0:
         return "the lab needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN) to create network namespaces"
     for name, package in (("ip", "iproute2"), ("bridge", "iproute2"), ("iptables-restore", "iptables"),
-                          ("conntrack", "conntrack"), ("ping", "iputils-ping")):
+                          ("conntrack", "conntrack"), ("ping", "iputils-ping"), ("nft", "nftables"),
+                          ("nfacct", "nfacct")):
         if tool(name) is None:
             return f"`{name}` is missing (Debian package {package})"
     ip = tool("ip") or "ip"

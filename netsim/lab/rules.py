@@ -6,7 +6,9 @@ same exchange, namespace by namespace and packet by packet (the request, the rep
 error), and adds to `comparison` what differs. netsim's side is read from `hop.decisions`
 only through the records: each decision's `consulted` `RuleRef`s (table, hook, chain, rule
 number, target, text) and its `changes` (`FieldChange`s of skb.mark, ipv4.src/dst and the
-ports), never its sentence.
+ports), never its sentence. A namespace whose model has nftables tables is traced with `nft
+monitor trace` and its rules compared by nft_rules.py (`NftRuleRef`s); the NAT comparison
+below serves both.
 
 What is checked (each counted in `comparison.compared`):
 - "rule evaluations": every event the kernel traced for a packet of the exchange. The ones
@@ -43,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from ..decision import FieldChange, RuleRef
 from ..packet import TCP, UDP, VXLAN, IPv4
 from ..trace import Hop, Trace
+from . import nft_rules
 from .nftrace import TraceEvent, TraceWalk
 
 if TYPE_CHECKING:
@@ -168,6 +171,16 @@ def compare_rules(model: Trace, observed: Any, cluster: "Cluster", comparison: "
     kernel: Trace = observed.trace
     packets = _packets(kernel)
     for netns in sorted(walks_by_ns):
+        ruleset = cluster.netns(netns).netfilter.nftables
+        if ruleset.tables:          # traced with nft monitor trace: nft_rules.py
+            mine = _assign(walks_by_ns[netns], packets)
+            for role in ROLES:
+                seen = [w for w in mine if w.role == role]
+                hops = [h for h in model.hops if h.netns == netns and h.role == role]
+                if seen or hops:
+                    nft_rules.compare_walks(comparison, f"{netns} {role}", seen, hops, ruleset, Difference)
+                    _compare_nat(comparison, f"{netns} {role}", seen, hops, role, Difference)
+            continue
         saved = _saved_rules(cluster, netns)
         tables = {t for t, _ in saved}
         # every walk shows the packet as its hook saw it (the lab's own raw walks too); the

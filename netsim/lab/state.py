@@ -14,7 +14,10 @@ netsim; both leave out what the model does not print, the same way on each side:
   the VXLAN settings, a bridge port's hairpin, learning and flood;
 - `ip neigh`: the permanent entries; `bridge fdb`: without IPv6 and link-local multicast
   entries; both sorted (the kernel's hash order, the model's creation order);
-- `iptables-save`: without comments, counters and empty tables.
+- `iptables-save`: without comments, counters and empty tables;
+- `nft -a list ruleset`: the nf_tables tables the model holds, with every handle, byte for byte;
+  the tables iptables-nft makes for iptables' rules (`ip filter`, `ip nat`, ...; the
+  iptables-save view's) and the lab's own tracing table `nsl_trace` are left out.
 
 `differences(lab, cluster, host, view)` is empty when the two agree.
 """
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
     from ..cluster import Cluster
     from .kernel import Lab
 
-VIEWS = ("ip link", "ip -d link", "ip route", "ip neigh", "bridge fdb", "iptables-save")
+VIEWS = ("ip link", "ip -d link", "ip route", "ip neigh", "bridge fdb", "iptables-save", "nft -a list ruleset")
+IPTABLES_NFT_TABLES = ("raw", "mangle", "filter", "nat", "security")
 HOSTS = ("node1", "node2", "pod-a", "pod-c", "gateway", "ext", "underlay")
 LINK_LOCAL_MULTICAST = ("33:33:", "01:00:5e:", "01:80:c2:")
 
@@ -45,6 +49,7 @@ def _command(lab: "Lab", host: str, view: str) -> list[str]:
         "ip neigh": [ip, "-n", ns, "neigh", "show", "nud", "permanent"],
         "bridge fdb": [tool("bridge") or "bridge", "-n", ns, "fdb", "show"],
         "iptables-save": [ip, "netns", "exec", ns, "iptables-save"],
+        "nft -a list ruleset": [ip, "netns", "exec", ns, tool("nft") or "nft", "-a", "list", "ruleset"],
     }[view]
 
 
@@ -144,4 +149,18 @@ def _normalise(view: str, lines: list[str]) -> list[str]:
     if view == "iptables-save":
         return drop_empty_tables([line.split(" [")[0] if line.startswith(":") else line for line in lines
                                   if line and not line.startswith("#")])
+    if view == "nft -a list ruleset":
+        return _nft_tables(lines)
     return lines
+
+
+def _nft_tables(lines: list[str]) -> list[str]:
+    """`nft list ruleset` without iptables-nft's tables and the lab's tracing table."""
+    out, keep = [], True
+    for line in lines:
+        if line.startswith("table "):
+            name = line.split()[2]
+            keep = not (line.split()[1] == "ip" and name in IPTABLES_NFT_TABLES) and name != "nsl_trace"
+        if keep and line:
+            out.append(line)
+    return out

@@ -130,7 +130,9 @@ def client(lab_ns: str, dst_ip: str, proto: str, dport: int | None, run: Runner,
             except ConnectionRefusedError:
                 return f"connection refused by {dst_ip}:{dport} (RST)", None
             except socket.timeout:
-                return "no answer reached the sender", None     # SYN or SYN-ACK dropped silently
+                # a silent drop, in the model's words (within 1 s: TCP_TIMEOUT_INIT, before the SYN's
+                # first retransmission, the wire holds one SYN as the model's trace does)
+                return "no answer reached the sender", None
             except OSError as exc:
                 return f"no answer: {exc}", None
             port = sock.getsockname()[1]

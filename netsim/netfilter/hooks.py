@@ -16,7 +16,8 @@ only then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 # enum nf_inet_hooks, by the names iptables gives the built-in chains
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
@@ -40,8 +41,9 @@ class Stage:
     name: str            # raw, conntrack, mangle, nat-dst, filter, nat-src, confirm
     priority: int
     function: str
-    table: str = ""      # the iptables table it walks ("" for conntrack's own stages)
+    table: str = ""      # the iptables table it walks ("" for conntrack's own stages; nft: "ip NAME")
     conntrack: bool = False   # registered only while conntrack is active in the namespace
+    nft: Any = field(default=None, compare=False)   # an nft base chain: (its Table, the Chain)
 
 
 RAW = Stage("raw", NF_IP_PRI_RAW, "iptable_raw_hook", table="raw")
@@ -60,6 +62,12 @@ HOOK_ORDER: dict[str, tuple[Stage, ...]] = {
     "OUTPUT":      (RAW, CONNTRACK, MANGLE, NAT_DST, FILTER),
     "POSTROUTING": (MANGLE, NAT_SRC, CONFIRM),
 }
+
+
+# the nat core's own callbacks (nf_nat_ipv4_ops): where iptables' nat table sits among the hook's
+# nat chains
+NAT_CORE_PRIORITY = {"PREROUTING": NF_IP_PRI_NAT_DST, "OUTPUT": NF_IP_PRI_NAT_DST,
+                     "INPUT": NF_IP_PRI_NAT_SRC, "POSTROUTING": NF_IP_PRI_NAT_SRC}
 
 
 def stages(hook: str, conntrack_active: bool) -> tuple[Stage, ...]:

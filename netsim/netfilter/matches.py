@@ -9,6 +9,8 @@ prints for it:
 - `-m addrtype` (xt_addrtype.c): --src-type/--dst-type LOCAL only;
 - `-m conntrack --ctstate` and `-m state --state` (xt_conntrack.c, xt_state.c);
 - `-m comment` (xt_comment.c): matches everything, carries the comment;
+- `-m nfacct --nfacct-name NAME` (xt_nfacct.c): matches everything and adds the packet to the
+  named accounting object (nfnetlink_acct), which must exist before the rule is added;
 - `-m statistic --mode random` (xt_statistic.c), with a deterministic draw in place of
   get_random_u32().
 
@@ -293,6 +295,39 @@ class CommentMatch(Match):
         return True
 
 
+class NfacctMatch(Match):
+    """-m nfacct --nfacct-name NAME: nfacct_mt() counts the packet in the object and always
+    matches. netsim keeps no counts. iptables-save prints the name after two blanks
+    (libxt_nfacct's " %snfacct-name " and then xtables_save_string's own leading blank; measured
+    with iptables 1.8.9)."""
+
+    name = "nfacct"
+    options = {"--nfacct-name": 1}
+    NAME_MAX = 31                  # NFACCT_NAME_MAX (32) with its NUL
+
+    def __init__(self, rule: "Rule"):
+        super().__init__(rule)
+        self.object: str | None = None
+
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
+        if invert:
+            raise error("--nfacct-name cannot be negated")
+        name = args[0]
+        if not name or len(name) > self.NAME_MAX or not all(c.isalnum() or c in "_-" for c in name):
+            raise error(f"--nfacct-name {name!r}: 1 to {self.NAME_MAX} letters, digits, '_' or '-'")
+        self.object = name
+
+    def finish(self) -> None:
+        if self.object is None:
+            raise error("-m nfacct needs --nfacct-name")
+
+    def save(self) -> str:
+        return f"-m nfacct --nfacct-name  {self.object}"
+
+    def matches(self, ctx: PacketContext) -> bool:
+        return True
+
+
 class StatisticMatch(Match):
     """-m statistic --mode random. The kernel matches when (get_random_u32() & 0x7fffffff) is
     below round(p * 2^31); netsim replaces the random number by crc32 of the namespace name, the
@@ -355,6 +390,7 @@ MATCHES: dict[str, Callable[["Rule"], Match]] = {
     "conntrack": lambda rule: ConntrackMatch(rule, "conntrack"),
     "state": lambda rule: ConntrackMatch(rule, "state"),
     "comment": CommentMatch,
+    "nfacct": NfacctMatch,
     "statistic": StatisticMatch,
 }
 UNSUPPORTED_MATCHES = {

@@ -2,9 +2,12 @@
 net/netfilter/nf_nat_core.c, nf_nat_proto.c, xt_nat.c and nf_nat_masquerade.c do.
 
 The nat table is walked only for a connection's first packet (nf_nat_inet_fn: "if
-(!nf_nat_initialized(ct, maniptype))"). A rule's target binds the connection (nf_nat_setup_info,
-which picks a unique tuple, netsim/conntrack.py); where no rule binds it, a null binding is made
-(nf_nat_alloc_null_binding), which may still remap a clashing source port. Every packet of the
+(!nf_nat_initialized(ct, maniptype))"). Every nat-type chain of the hook hangs off the nat core
+(nf_nat_register_fn): iptables' nat table and nftables' nat base chains alike, called in the
+order of their priorities (at equal priority the one registered last first) until one of them
+binds the connection (`Netfilter.nat_lookups`). A rule's target or NAT statement binds it
+(nf_nat_setup_info, which picks a unique tuple, netsim/conntrack.py); where none does, a null
+binding is made (nf_nat_alloc_null_binding), which may still remap a clashing source port. Every packet of the
 connection, the first included, is then rewritten from the binding (nf_nat_packet ->
 nf_nat_manip_pkt): DNAT at PREROUTING/OUTPUT (NF_IP_PRI_NAT_DST), SNAT and MASQUERADE at
 POSTROUTING/INPUT (NF_IP_PRI_NAT_SRC), and the reverse rewrite ("un-NAT") on the replies.
@@ -19,11 +22,12 @@ Each step leaves a `Decision` (subsystem "nat") naming the rule (RuleRef), the c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Sequence
 
 from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conntrack_ref, endpoint, parse_quoted
-from ..decision import VERDICT_OF, Decision, FieldChange, NatReason, Subsystem, Verdict
+from ..decision import VERDICT_OF, Decision, FieldChange, NatReason, NftRuleRef, RuleRef, Subsystem, Verdict
 from ..errors import NetsimError
 from ..packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PROTO_NAMES, IPv4, TCP, UDP
 from .xtables import PacketContext, Target, error, parse_port_range, port_range_text
@@ -115,6 +119,41 @@ class NatTarget(Target):
         return text
 
 
+@dataclass(frozen=True)
+class NatChoice:
+    """What the rule a nat chain reached asks the nat core for: DNAT, SNAT or MASQUERADE, the
+    address (MASQUERADE: None, the output device's) and port range, the random flags, the rule
+    (an iptables RuleRef or an NftRuleRef), the function that binds (nf_nat_inet_fn for
+    iptables' DNAT and SNAT, nft_nat_eval for nft's dnat, nf_nat_masquerade_ipv4) and the rule
+    named for an error message."""
+
+    name: str
+    addr: str | None
+    ports: tuple[int, int] | None
+    random: bool
+    random_fully: bool
+    ref: RuleRef | NftRuleRef
+    function: str
+    where: str
+
+
+def iptables_nat_lookup(nf: "Netfilter", hook: str, ctx: PacketContext,
+                        result: "HookResult") -> tuple[str, NatChoice | None]:
+    """iptables' nat table as the nat core calls it (iptable_nat_do_chains): the rule that
+    matched, if it has a NAT target."""
+    walk = nf.do_table("nat", hook, ctx, result)
+    target = walk.nat
+    if target is None or walk.ref is None:
+        return "ACCEPT", None
+    if hook not in NAT_HOOKS[target.name]:
+        # the kernel refuses such a rule set when it is loaded; netsim finds out here
+        raise error(f"{walk.where}: -j {target.name} reached in {hook}; iptables "
+                    f"refuses this: {_NAT_HOOKS_TEXT}")
+    function = "nf_nat_masquerade_ipv4" if target.name == "MASQUERADE" else "nf_nat_inet_fn"
+    return "ACCEPT", NatChoice(target.name, target.addr, target.ports, target.random, target.random_fully,
+                               walk.ref, function, walk.where)
+
+
 def field_changes(before: IPv4, after: IPv4) -> tuple[FieldChange, ...]:
     """The header fields NAT changed between two versions of a packet: ipv4 src/dst, the TCP or
     UDP ports, the ICMP echo id, and for an ICMP error the quoted packet's addresses and ports
@@ -194,48 +233,49 @@ def nf_nat_inet_fn(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, r
 
 def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, result: "HookResult",
                   nexthop: str | None, entry: ConntrackEntry, direction: int) -> None:
-    """nf_nat_inet_fn() for a connection's first packet: the nat chain's rule (or none) binds
-    the connection, and the packet is rewritten from the binding."""
+    """nf_nat_inet_fn() for a connection's first packet: the hook's nat chains, in order, until
+    one binds the connection (else a null binding), and the packet rewritten from the binding."""
     ct = nf.conntrack
-    walk = nf.do_table("nat", hook, ctx, result)
+    choice = None
+    for lookup in nf.nat_lookups(hook):
+        verdict, choice = lookup(hook, ctx, result)
+        if verdict != "ACCEPT":
+            result.verdict = verdict
+            return
+        if choice is not None:
+            break
     before = ctx.packet
-    target = walk.nat
-    function = "nf_nat_inet_fn"
-    if target is not None:
-        if hook not in NAT_HOOKS[target.name]:
-            # the kernel refuses such a rule set when it is loaded; netsim finds out here
-            raise error(f"{walk.where}: -j {target.name} reached in {hook}; iptables "
-                        f"refuses this: {_NAT_HOOKS_TEXT}")
-        addr = target.addr
-        if target.name == "MASQUERADE":
-            function = "nf_nat_masquerade_ipv4"
+    if choice is not None:
+        addr = choice.addr
+        if choice.name == "MASQUERADE":
             addr, why = masquerade_source(nf, ctx.outdev, nexthop)
             if addr is None:
                 result.verdict = "DROP"
-                result.decisions.append(Decision(Subsystem.NAT, function, NatReason.NO_SOURCE, Verdict.DROP,
-                                                 consulted=walk.consulted(), error=why))
+                result.decisions.append(Decision(Subsystem.NAT, choice.function, NatReason.NO_SOURCE, Verdict.DROP,
+                                                 consulted=(choice.ref,), error=why))
                 return
-        ok = ct.setup_nat(entry, manip, addr, target.ports, target.random, target.random_fully)
+        ok = ct.setup_nat(entry, manip, addr, choice.ports, choice.random, choice.random_fully)
     else:
         ok = ct.setup_nat(entry, manip, None)
     after_tuple = entry.reply.invert()
     if not ok:
         result.verdict = "DROP"
+        refs = (choice.ref,) if choice is not None else ()
         result.decisions.append(Decision(
             Subsystem.NAT, "nf_nat_setup_info", NatReason.NO_FREE_TUPLE, Verdict.DROP,
-            consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW")), hook=hook))
+            consulted=(*refs, conntrack_ref(entry, direction, "NEW")), hook=hook))
         return
     packet, _ = ct.nat_packet(entry, direction, manip, before)
     ctx.packet = packet
-    if target is not None:
+    if choice is not None:
         old = endpoint(entry.proto, *_side(before, manip))
         new = endpoint(entry.proto, after_tuple.src if manip == SRC else after_tuple.dst,
                        after_tuple.sport if manip == SRC or entry.proto == IPPROTO_ICMP else after_tuple.dport)
         result.decisions.append(Decision(
-            Subsystem.NAT, function, NatReason.BINDING, VERDICT_OF[target.name],
-            consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW")),
+            Subsystem.NAT, choice.function, NatReason.BINDING, VERDICT_OF[choice.name],
+            consulted=(choice.ref, conntrack_ref(entry, direction, "NEW")),
             changes=field_changes(before, packet), manip=manip, old=old, new=new))
-        result.rule = walk.where
+        result.rule = choice.where
     elif packet != before:
         result.decisions.append(Decision(
             Subsystem.NAT, "nf_nat_alloc_null_binding", NatReason.NULL_BINDING_CLASH, Verdict.SNAT,

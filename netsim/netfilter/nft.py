@@ -108,7 +108,7 @@ class Rule:
         return parts
 
 
-@dataclass
+@dataclass(eq=False)
 class Chain:
     """A chain; with `type`, `hook` and `priority` a base chain."""
 
@@ -183,8 +183,9 @@ class NftRuleset:
     def __init__(self) -> None:
         self.tables: dict[tuple[str, str], Table] = {}
         self.table_handles = 0
-        self.registrations = 0
+        self.registrations = 0   # base chains registered so far (iptables' tables take numbers too)
         self.generation = 0      # changes with every committed transaction
+        self.journal: list[tuple[str, bool]] = []   # every batch sent, in order: (text, sent with --check)
 
     # ---- transactions ---------------------------------------------------------------------------
     def _work_copy(self) -> "NftRuleset":
@@ -192,7 +193,14 @@ class NftRuleset:
         work.tables = {key: table.clone() for key, table in self.tables.items()}
         work.table_handles, work.registrations, work.generation = \
             self.table_handles, self.registrations, self.generation
+        work.journal = self.journal
         return work
+
+    def next_registration(self) -> int:
+        """The number of the next callback registered on a hook of this namespace."""
+        self.registrations += 1
+        self.generation += 1
+        return self.registrations
 
     def run(self, text: str) -> None:
         """`nft -f`: apply the commands of `text` as one batch; on an error nothing changes."""
@@ -204,6 +212,7 @@ class NftRuleset:
                 raise NftError(f"line {number}: {line!r}: {exc}") from None
         self.__dict__.update(work.__dict__)
         self.generation += 1
+        self.journal.append((text, False))
 
     def check(self, text: str) -> None:
         """`nft -c -f`: the batch is sent and aborted. Nothing changes but the handles it took:
@@ -217,6 +226,7 @@ class NftRuleset:
                 raise NftError(f"line {number}: {line!r}: {exc}") from None
         self.table_handles = work.table_handles
         self.registrations = work.registrations
+        self.journal.append((text, True))
         for key, table in self.tables.items():
             if key in work.tables:
                 table.next_handle = work.tables[key].next_handle
@@ -240,7 +250,7 @@ class NftRuleset:
         handler = _COMMANDS.get((verb, what))
         if handler is None:
             raise NftError(f"netsim models add table|chain|set|map|rule|element, flush chain|set|map|ruleset, "
-                           f"delete chain|set|map|table, not '{verb} {what}'")
+                           f"delete chain|set|map|rule|table, not '{verb} {what}'")
         handler(self, rest)
 
     def _family_name(self, rest: str) -> tuple[str, str, str]:
@@ -389,6 +399,20 @@ class NftRuleset:
                 table.alloc_handle()          # the anonymous set is created before the rule
         chain.rules.append(Rule(table.alloc_handle(), body))
 
+    def _delete_rule(self, rest: str) -> None:
+        """`delete rule FAMILY TABLE CHAIN handle N`."""
+        table, chain_name, spec = self._object(rest)
+        chain = self._chain(table, chain_name)
+        words = spec.split()
+        if len(words) != 2 or words[0] != "handle" or not words[1].isdigit():
+            raise NftError(f"expected 'handle N' after the chain, found {spec!r}")
+        handle = int(words[1])
+        for i, rule in enumerate(chain.rules):
+            if rule.handle == handle:
+                del chain.rules[i]
+                return
+        raise NftError(f"no rule with handle {handle} in chain {chain_name} (No such file or directory)")
+
     def _check(self, table: Table, chain: Chain, stmt: Any) -> None:
         """What nft or the kernel refuses when the rule is added."""
         if isinstance(stmt, Verdict) and stmt.chain:
@@ -451,7 +475,7 @@ _COMMANDS = {
     ("add", "map"): NftRuleset._add_map, ("flush", "set"): NftRuleset._flush_set,
     ("flush", "map"): NftRuleset._flush_set, ("add", "element"): NftRuleset._add_element,
     ("add", "rule"): NftRuleset._add_rule, ("delete", "set"): NftRuleset._delete_set,
-    ("delete", "map"): NftRuleset._delete_set,
+    ("delete", "map"): NftRuleset._delete_set, ("delete", "rule"): NftRuleset._delete_rule,
 }
 
 

@@ -160,7 +160,7 @@ class Pkt:
         self.packet, self.skb, self.indev, self.outdev, self.netns, self.hook = \
             packet, skb, indev, outdev, netns, hook
         self.reload()
-        self.rule_id = ""
+        self.rule_id: tuple[str, str, str, int] = ("", "", "", 0)     # the rule being tested (numgen draws by it)
 
     sport: int | None
     dport: int | None
@@ -283,7 +283,8 @@ class Numgen(Expr):
     offset: int = 0
 
     def value(self, pkt: Pkt) -> Any:
-        draw = zlib.crc32(f"{pkt.netns.name} {pkt.rule_id} {pkt.flow_text()}".encode())
+        family, table, chain, handle = pkt.rule_id
+        draw = zlib.crc32(f"{pkt.netns.name} {family} {table} {chain} {handle} {pkt.flow_text()}".encode())
         return ((draw * self.mod) >> 32) + self.offset
 
     def __str__(self) -> str:

@@ -132,6 +132,7 @@ class PacketContext:
     indev: str | None
     outdev: str | None
     netns: Any
+    nft: Any = None          # the packet as nftables' expressions read it (nft_eval.pkt_of), made when needed
 
 
 class Match:
