@@ -32,7 +32,7 @@ KERNEL_COUNTERS: dict[str, dict[tuple[str, str, str], int]] = {
     "pod-mtu": {("node1", "ip -s link", f"{HOST_VETH} RX dropped"): 1, ("pod-a", "ip -s link", "eth0 TX dropped"): 1},
     "underlay-1400": {("node1", "nstat", "IpFragOKs"): 1, ("node1", "nstat", "IpFragCreates"): 2,
                       ("node2", "nstat", "IpReasmReqds"): 2, ("node2", "nstat", "IpReasmOKs"): 1},
-    "backend-port": {("node2", "iptables -L -v", "filter INPUT rule 4 pkts"): 1},
+    "backend-port": {("node2", "iptables -L -v", "filter INPUT rule 5 pkts"): 1},
     "public-ip": {("gateway", "nstat", "IpExtInNoRoutes"): 1, ("gateway", "nstat", "IcmpOutDestUnreachs"): 1,
                   ("node1", "nstat", "IcmpInDestUnreachs"): 1},
     "no-endpoints": {("node1", "iptables -L -v", "filter KUBE-SERVICES rule 1 pkts"): 1,
@@ -95,9 +95,9 @@ def test_a_firewall_on_node2_drops_vxlan_at_its_input_rule_and_counts_it_there()
     trace = cluster.send("pod-a", "pod-c")
     hop = trace.drops[-1]
     rule = next(d for d in hop.decisions if d.function == "ipt_do_table").consulted[0]
-    assert (hop.where, rule.table, rule.chain, rule.rule, rule.target) == ("node2/eth0", "filter", "INPUT", 4, "DROP")
+    assert (hop.where, rule.table, rule.chain, rule.rule, rule.target) == ("node2/eth0", "filter", "INPUT", 5, "DROP")
     [move] = counters(trace)
-    assert (move.key, move.delta, move.hop) == (CounterKey("node2", "iptables -L -v", "filter INPUT rule 4 pkts"), 1,
+    assert (move.key, move.delta, move.hop) == (CounterKey("node2", "iptables -L -v", "filter INPUT rule 5 pkts"), 1,
                                                 hop.index)
     # the way back is blocked too, on node2's own input: pod-c reaches pod-a, pod-a's answer dies
     back = cluster.send("pod-c", "pod-a")

@@ -135,7 +135,7 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
     if table is None or hook not in table.chains:
         return WalkOutcome()
     chain = table.chains[hook]
-    if not chain.rules and chain.policy == "ACCEPT" and table.name == "nat":
+    if not chain.rules and chain.policy == "ACCEPT":
         return WalkOutcome()
     table_name = table.name
     prefix = f"{table_name} {hook}"
