@@ -235,7 +235,8 @@ NOT_IN_THE_LAB = (
     "a node's own connection to a ClusterIP (no chapter shows one): the rule comparison cannot yet line up "
     "the kernel's nat OUTPUT walk of a packet that is DNATed before any capture point sees it",
     "IPv6 (off in every lab namespace; netsim models IPv4 only)",
-    "VXLAN DirectRouting, kube-proxy's nftables and IPVS modes, Flannel's nftables mode",
+    "VXLAN DirectRouting and kube-proxy's IPVS mode (the nftables modes of kube-proxy and Flannel are in "
+    "the nftables shape above)",
     "Flannel's wireguard, ipip, ipsec, alloc, extension and tencent-vpc backends: netsim does not model them "
     "(chapter 12 explains them from Flannel's source), and the lab's kernel here has no ipip or wireguard driver",
     "the VXLAN checksum-offload problem of chapter 10, case 11 (kubernetes#88986): the lab switches transmit "
