@@ -169,13 +169,16 @@ test-browser: $(STAMP)
 	$(PYTEST) tests/browser
 
 # ---------------------------------------------------------------- notebooks
-# JupyterLab on the chapters. The book's notebooks are trusted first, so their stored outputs
+# JupyterLab on the chapters, served from the repository's root (as on Binder) and opening
+# notebooks/, so a chapter's links to the glossary and references (book/*.md) open too.
+# The book's notebooks are trusted first, so their stored outputs
 # (the steppers' HTML) render before any cell runs; jupyter_server_config.py adds the
 # pre-save hook that keeps widget views and widget state out of saved notebooks.
 lab: $(STAMP)
 	notebooks="$$($(PY) tools/book_notebooks.py)"; \
 	$(VENV)/bin/jupyter trust $$notebooks
-	$(VENV)/bin/jupyter lab --config=jupyter_server_config.py --ServerApp.root_dir=notebooks \
+	$(VENV)/bin/jupyter lab --config=jupyter_server_config.py --ServerApp.root_dir=. \
+	  --LabApp.default_url=/lab/tree/notebooks \
 	  $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 # Each chapter is notebooks/NN-name.md (MyST Markdown, what authors edit) paired with

@@ -63,6 +63,23 @@ class Lease:
         return str(self.subnet.network_address)
 
 
+ANNOTATION_PREFIX = "flannel.alpha.coreos.com/"    # main.go: --kube-annotation-prefix's default
+
+
+def node_annotations(lease: Lease, backend: str) -> dict[str, str]:
+    """The annotations flanneld (kube subnet manager) writes on its own Node object, which every
+    other node's flanneld reads back as that node's lease (pkg/subnet/kube/kube.go
+    AcquireLease and nodeToLease; the names in pkg/subnet/kube/annotations.go, flannel
+    v0.28.9). `backend-data` is the backend's JSON: for vxlan `{"VNI":1,"VtepMAC":"..."}`
+    (vxlanLeaseAttrs, pkg/backend/vxlan/vxlan.go newSubnetAttrs), the MAC the peers put in
+    their neighbour and FDB entries; `null` for host-gw and udp, which send none. `public-ip`
+    is the address of the interface flanneld chose (`--iface`, else the default route's), the
+    FDB entry's `dst` (vxlan) or the route's gateway (host-gw) on every peer."""
+    data = (f'{{"VNI":{VXLAN_VNI},"VtepMAC":"{vtep_mac(lease.node)}"}}' if backend == "vxlan" else "null")
+    return {f"{ANNOTATION_PREFIX}backend-data": data, f"{ANNOTATION_PREFIX}backend-type": backend,
+            f"{ANNOTATION_PREFIX}kube-subnet-manager": "true", f"{ANNOTATION_PREFIX}public-ip": lease.public_ip}
+
+
 def subnet_env(network: IPv4Network, lease: Lease, mtu: int, ipmasq: bool = True) -> str:
     """/run/flannel/subnet.env as flanneld writes it."""
     first = lease.subnet.network_address + 1

@@ -294,3 +294,18 @@ def conntrack_list(ns: "Namespace") -> str:
 def sysctl(ns: "Namespace") -> str:
     """`sysctl NAME...` for the modelled sysctls: `net.ipv4.ip_forward = 1`."""
     return "\n".join(ns.sysctl.lines())
+
+
+# the Node object --------------------------------------------------------------------------------
+
+def node_annotations(annotations: dict[str, str]) -> str:
+    """The `annotations:` block of `kubectl get node NODE -o yaml`: keys sorted, as kubectl
+    prints a map, and a value quoted the way its YAML writer quotes it (single quotes around
+    JSON, double quotes around a string YAML would read as something else: "true", "null")."""
+    def value(v: str) -> str:
+        if v.startswith(("{", "[")):
+            return "'" + v.replace("'", "''") + "'"
+        if v in ("true", "false", "null", "yes", "no", "on", "off", "~", ""):
+            return f'"{v}"'
+        return v
+    return "\n".join(["annotations:", *(f"  {k}: {value(v)}" for k, v in sorted(annotations.items()))])

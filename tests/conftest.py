@@ -34,6 +34,7 @@ FILE_MARKERS: tuple[tuple[str, str], ...] = (
     ("test_notebooks_meta*.py", "tools"),
     ("test_bench_smoke*.py", "tools"),
     ("test_book_claims*.py", "tools"),      # reads the built book, building it when stale
+    ("test_chapter_traces*.py", "tools"),   # runs every chapter's code cells
     ("test_fuzz*.py", "fuzz"),
 )
 

@@ -50,7 +50,7 @@ CLAIMS = (
                  'or to set "mtu": 1400 in the backend section of net-conf.json'),
           wrong=("so restarting it (and the pods, whose mtu came from flannel_mtu) fixes it",)),
     Claim("2 flannel ships more backends (intro)", "book/intro",
-          right=("flannel ships others as well (wireguard, ipip, ipsec",),
+          right=("describes the others flannel ships (wireguard, ipip, ipsec",),
           wrong=("flannel's other two backends",)),
     Claim("2 flannel ships more backends (ch06)", "notebooks/06-backends",
           right=("flannel v0.28.9 ships more than the three this book models",

@@ -214,3 +214,24 @@ def test_netlink_made_devices_print_no_qlen():
         all(h.endswith("master cni0 state UP group default") for name, h in heads.items() if name.startswith("veth"))
     pod = cluster.show("pod-a", "ip addr").splitlines()
     assert pod[4] == "2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP group default"
+
+
+def test_node_annotations_carry_the_vtep_mac_and_public_ip_the_peers_program():
+    """flanneld's Node annotations (pkg/subnet/kube/annotations.go): what node1's FDB and
+    neighbour entries for node2 are made from."""
+    import netsim
+    from netsim import flannel
+    cluster = netsim.reference_cluster()
+    mac = flannel.vtep_mac("node2")
+    assert cluster.show("node2", "node annotations") == f"""\
+annotations:
+  flannel.alpha.coreos.com/backend-data: '{{"VNI":1,"VtepMAC":"{mac}"}}'
+  flannel.alpha.coreos.com/backend-type: vxlan
+  flannel.alpha.coreos.com/kube-subnet-manager: "true"
+  flannel.alpha.coreos.com/public-ip: 192.168.50.12"""
+    assert f"{mac} dev flannel.1 dst 192.168.50.12 self permanent" in cluster.show("node1", "bridge fdb")
+    assert f"10.244.1.0 dev flannel.1 lladdr {mac} PERMANENT" in cluster.show("node1", "ip neigh")
+    hostgw = netsim.reference_cluster("host-gw").show("node2", "node annotations").splitlines()
+    assert hostgw[1] == '  flannel.alpha.coreos.com/backend-data: "null"'
+    with pytest.raises(netsim.ConfigError, match="pod-a"):
+        cluster.show("pod-a", "node annotations")

@@ -207,8 +207,9 @@ class Cluster:
     def show(self, host: str, what: str) -> str:
         """A state view of one host: "ip addr", "ip -d link show [DEV]", "ip route", "ip neigh",
         "bridge fdb", "iptables-save", "nft list ruleset" (and "nft -a list ruleset", with
-        handles), "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR" and "ip route
-        get ADDR from SRC"."""
+        handles), "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR", "ip route get
+        ADDR from SRC" and "node annotations" (flanneld's annotations on the Node object, nodes
+        only)."""
         from .. import show
         views = {
             "ip addr": show.ip_addr, "ip -d link show": show.ip_link_details, "ip route": show.ip_route,
@@ -216,13 +217,17 @@ class Cluster:
             "nft list ruleset": show.nft_list_ruleset, "nft -a list ruleset": show.nft_list_ruleset_handles,
             "conntrack -L": show.conntrack_list,
         }
-        names = ", ".join([*views, "ip -d link show DEV", "ip route get ADDR [from SRC]", "subnet.env"])
+        names = ", ".join([*views, "ip -d link show DEV", "ip route get ADDR [from SRC]", "subnet.env",
+                           "node annotations"])
         if not isinstance(what, str):
             raise ConfigError(f"view {what!r} must be a string, one of: {names}")
         words = what.split()
         route_get = words[:3] == ["ip", "route", "get"]
         if words[:4] == ["ip", "-d", "link", "show"] and len(words) == 5:
             return show.ip_link_details(self.netns(host), words[4])
+        if what == "node annotations":          # kubectl get node NODE -o yaml: metadata.annotations
+            n = self.spec.check_node_name(host)
+            return show.node_annotations(flannel.node_annotations(n.lease, self.backend))
         if not route_get and " ".join(words) not in views and what != "subnet.env":
             raise ConfigError(f"unknown view {what!r}; views are {names}")
         ns = self.netns(host)
@@ -261,6 +266,16 @@ class Cluster:
         """`ip route del SUBNET` on `node`: its route to `peer`'s pod subnet (vxlan and host-gw;
         the udp backend has one route for the whole pod network). An error if it is gone."""
         breakages.break_route(self.spec, self._builder, node, peer)
+
+    def break_backend_port(self, node: str) -> None:
+        """`iptables -A INPUT -p udp -m udp --dport 8472 -j DROP` on `node`: a host firewall that
+        lets no VXLAN packet in (8285 for the udp backend). An error if the rule is there already."""
+        breakages.break_backend_port(self.spec, self._builder, node)
+
+    def break_public_ip(self, node: str, address: str) -> None:
+        """flanneld on `node` picked the wrong interface: its public-ip annotation is `address`
+        and every other node sends `node`'s VXLAN packets there (vxlan backend)."""
+        breakages.break_public_ip(self.spec, self._builder, node, address)
 
     def set_mtu(self, host: str, dev: str, mtu: int) -> None:
         """`ip link set DEV mtu MTU` on any host, e.g. a pod's eth0 left at 1500."""

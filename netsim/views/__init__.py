@@ -8,11 +8,15 @@
     views.compare(vxlan_trace, hostgw_trace, ("vxlan", "host-gw"))
     views.summary_table()                           # the six scenarios on one screen
     print(views.symptom(trace))                     # the trace's end as the sender's user sees it
+    print(views.counters(trace))                    # the drop counters it moved, host by host
+    views.header_layout("wireguard")                # a Flannel backend's headers, byte by byte
     views.sentence(trace[3].decisions[0])           # a decision record told as a sentence
 
 Nothing in the core imports this package; it only reads `Trace`, `Hop` and `Cluster`.
 """
 
+from .backends import backend_table, header_layout
+from .counters import counters
 from .compare import Comparison, SummaryTable, compare, path_facts, summary_table
 from .diagram import Diagram, DiagramModel, diagram, diagram_model, render_svg
 from .headers import HopDiff, Layer, decompose, hop_diff, hop_layers, layer_tree, previous_hop, trace_diffs
@@ -23,7 +27,7 @@ from .stepper import HeaderView, Stepper, header_view, stepper
 from .symptom import symptom
 
 __all__ = [
-    "Challenge", "Comparison", "Diagram", "DiagramModel", "HeaderView", "HopDiff", "Layer", "Stepper",
+    "Challenge", "Comparison", "counters", "backend_table", "header_layout", "Diagram", "DiagramModel", "HeaderView", "HopDiff", "Layer", "Stepper",
     "SummaryTable", "auto_challenges", "byte_map", "challenge", "challenges", "compare", "decompose", "diagram",
     "diagram_model", "header_view", "hexdump", "hop_diff", "hop_layers", "layer_ranges", "layer_tree",
     "path_facts", "previous_hop", "render_svg", "stepper", "summary_table", "symptom", "trace_diffs",

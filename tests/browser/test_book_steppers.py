@@ -25,10 +25,11 @@ CHAPTERS = [name for name in toc_files() if name.startswith("notebooks/")]
 # The chapters whose steppers ask questions.
 ASKING = ["notebooks/02-containers-in-a-pod", "notebooks/03-pod-to-pod-same-node", "notebooks/04-host-to-pod",
           "notebooks/05-vxlan-across-nodes", "notebooks/06-backends", "notebooks/07-nodeport",
-          "notebooks/08-pod-to-outside", "notebooks/10-troubleshooting"]
+          "notebooks/08-pod-to-outside", "notebooks/10-troubleshooting", "notebooks/12-other-backends"]
 STEPPER = re.compile(r'<div class="netsim-stepper".*?\}\)\(\);</script></div>', re.S)
 NODEPORT = "notebooks/07-nodeport"
 TROUBLE = "notebooks/10-troubleshooting"
+BACKENDS = "notebooks/12-other-backends"
 
 
 def steppers_of(name: str) -> list[dict]:
@@ -232,6 +233,50 @@ def test_the_troubleshooting_chapter_steps_to_the_drop(page_of):
     uid = st[1:]
     assert pg.is_visible(f"#{uid}-x") and not pg.is_visible(f"#{uid}-pkt")
     assert sum(1 for d in found if d["drop"] >= 0) >= 6
+
+
+def _step_to_the_end(pg, st: str, data: dict) -> None:
+    """Next, hop by hop, answering each question with its right choice, to the last hop."""
+    last = len(data["hops"]) - 1
+    for _ in range(last + len(data["q"])):
+        hop = int(pg.get_attribute(st, "data-hop"))
+        q = data["q"].get(str(hop))
+        if q is not None and pg.locator(f"{st} .panel .quiz .ch").count():
+            pg.click(f"{st} .panel .quiz .ch[data-c='{q['a']}']")
+            pg.wait_for_selector(f"{st} .panel .quiz .qx:text-matches('^Right\\\\. ')")
+        if hop == last:
+            break
+        pg.click(f"{st} [data-a=next]")
+        pg.wait_for_selector(f"{st}[data-hop='{hop + 1}']")
+    assert pg.get_attribute(st, "data-hop") == str(last)
+    assert pg.inner_text(f"{st} p.out") == data["out"]          # the outcome shows once all is answered
+
+
+def test_the_other_backends_chapter_steps_to_the_end_and_draws_its_layouts(page_of):
+    [data] = steppers_of(BACKENDS)
+    assert {q["k"] for q in data["q"].values()} == {"encap", "ttl"}
+    pg = page_of(BACKENDS)
+    st = _first(pg, BACKENDS)
+    _step_to_the_end(pg, st, data)
+    tables = pg.locator(f"{MAIN_CONTENT} table.netsim-layout")
+    assert tables.count() == 4                          # the overview and three layouts
+    captions = tables.locator("caption").all_inner_texts()
+    assert any(c.startswith("ipip: 20 bytes") and "not modelled" in c for c in captions)
+    assert any(c.startswith("wireguard: 60-75 bytes") for c in captions)
+
+
+@pytest.mark.parametrize("index, case", [(7, 8), (8, 9), (9, 10), (10, 12)])
+def test_a_new_troubleshooting_case_steps_from_its_question_to_its_end(page_of, index, case):
+    """Cases 8, 9, 10 and 12 of chapter 10 (the page's 8th to 11th steppers; case 11 has none):
+    each answers its questions, steps to the last hop, and goes back to the drop."""
+    data = steppers_of(TROUBLE)[index]
+    assert data["q"], f"case {case}'s stepper asks nothing"
+    pg = page_of(TROUBLE)
+    st = "#" + pg.get_attribute(f"{MAIN_CONTENT} .netsim-stepper >> nth={index}", "id")
+    _step_to_the_end(pg, st, data)
+    assert data["drop"] >= 0
+    pg.click(f"{st} [data-a=drop]")
+    pg.wait_for_selector(f"{st}[data-hop='{data['drop']}'] .panel .drop")
 
 
 def test_the_downloaded_pcap_is_the_trace_and_tshark_dissects_its_vxlan(page_of, tmp_path):
