@@ -73,12 +73,26 @@ class Cluster:
 
     # populating -----------------------------------------------------------------------------
     def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = DEFAULT_CONTAINERS,
-                listen: tuple[tuple[str, int], ...] = POD_PORTS) -> Pod:
+                listen: tuple[tuple[str, int], ...] = POD_PORTS, *, namespace: str = "default",
+                labels: dict[str, str] | None = None, hostname: str = "", subdomain: str = "",
+                ready: bool = True) -> Pod:
         """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes).
-        Pod and container names are DNS-1123 labels (netsim.names)."""
-        pod = self.spec.add_pod(name, node, containers, listen)
+        Pod, container and namespace names are DNS-1123 labels (netsim.names); names are unique
+        across namespaces too, since each pod is a network namespace of that name. `hostname`
+        and `subdomain` are spec.hostname and spec.subdomain (a StatefulSet pod's identity, which
+        a headless Service of that name turns into DNS names); `ready` its Ready condition."""
+        pod = self.spec.add_pod(name, node, containers, listen, namespace, labels, hostname, subdomain, ready)
         self._builder.pod_added(pod)
         return pod
+
+    def set_ready(self, pod: str, ready: bool) -> None:
+        """The pod's Ready condition: a pod that is not ready is no endpoint of its Services
+        (unless publishNotReadyAddresses), so kube-proxy rewrites every node's rules."""
+        if not isinstance(pod, str) or pod not in self.spec.pods:
+            raise ConfigError(f"no pod {pod!r}; pods are {', '.join(self.spec.pods) or 'none'}")
+        if not isinstance(ready, bool):
+            raise ConfigError(f"ready must be True or False, got {ready!r}")
+        self._builder.kube_proxy.set_ready(pod, ready)
 
     def add_external(self, name: str, ip: str = "203.0.113.10",
                      listen: tuple[tuple[str, int], ...] = POD_PORTS) -> External:
@@ -100,14 +114,35 @@ class Cluster:
         self.externals[name] = ext
         return ext
 
-    def add_service(self, name: str, port: int, target_port: int, pods: list[str] | tuple[str, ...] = (),
-                    node_port: int | None = None, external_traffic_policy: str = "Cluster",
-                    protocol: str = "tcp", cluster_ip: str | None = None) -> kubeproxy.Service:
-        """A Service: kube-proxy programs its ClusterIP (and NodePort) on every node. The name
-        is a DNS-1035 label (netsim.names); the ClusterIP and NodePort are checked and allocated
-        as kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
-        return self._builder.kube_proxy.add_service(name, port, target_port, pods, node_port,
-                                                    external_traffic_policy, protocol, cluster_ip)
+    def add_service(self, name: str, port: int | None = None, target_port: int | None = None,
+                    pods: list[str] | tuple[str, ...] = (), node_port: int | None = None,
+                    external_traffic_policy: str = "Cluster", protocol: str = "tcp", cluster_ip: object = "",
+                    *, ports: object = None, namespace: str = "default", type: str | None = None,
+                    load_balancer_ip: str | None = None, load_balancer_source_ranges: object = (),
+                    health_check_node_port: int | None = None,
+                    publish_not_ready_addresses: bool = False) -> kubeproxy.Service:
+        """A Service in front of `pods` (its selector, as names; endpoints are the ready ones):
+        kube-proxy programs it on every node.
+
+        One port (`port`, `target_port`, `protocol`, `node_port`) or several: `ports=[{"name":
+        "dns", "port": 53, "protocol": "udp"}, {"name": "dns-tcp", "port": 53}, ...]` (targetPort
+        defaults to port, protocol to tcp; with two or more ports each needs a distinct name, and
+        no two may share protocol and port, as validation.go requires). `cluster_ip`: "" (the
+        default) allocates one, an address asks for it, None makes a headless Service
+        (clusterIP: None: no virtual address, no rules, DNS answers with the pods). `type`:
+        ClusterIP, NodePort (the default when a nodePort is given; missing nodePorts are
+        allocated) or LoadBalancer: a NodePort Service whose status.loadBalancer.ingress gets an
+        address from MetalLB's pool (`load_balancer_ip` asks for one), announced in layer 2 by
+        the elected node's speaker (`Cluster.speaker`); `load_balancer_source_ranges` limits its
+        clients, and with externalTrafficPolicy Local it gets a healthCheckNodePort. The name is
+        a DNS-1035 label (netsim.names); addresses and ports are checked and allocated as
+        kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
+        svc = self._builder.kube_proxy.add_service(
+            name, port, target_port, pods, node_port, external_traffic_policy, protocol, cluster_ip, ports=ports,
+            namespace=namespace, type=type, load_balancer_ip=load_balancer_ip,
+            load_balancer_source_ranges=load_balancer_source_ranges, health_check_node_port=health_check_node_port,
+            publish_not_ready_addresses=publish_not_ready_addresses)
+        return svc
 
     # hosts, endpoints and sending -----------------------------------------------------------
     def netns(self, name: str):
