@@ -219,8 +219,9 @@ def check_cluster_ip(text: object, cidr: IPv4Network, taken: dict[str, str]) -> 
 
 
 def allocate_cluster_ip(cidr: IPv4Network, first: IPv4Address, count: int, taken: dict[str, str]) -> str:
-    """The next free ClusterIP: `first + count` when free (one per service so far, which is
-    what the book's clusters get), else the next free host address after it, wrapping round."""
+    """The next free ClusterIP: `first + count` when free (`count`: the ClusterIPs allocated
+    so far, which is what the book's clusters get), else the next free host address after it,
+    wrapping round. kube-apiserver picks at random; this keeps runs alike."""
     start = int(first) + count
     low, high = int(cidr.network_address) + 1, int(cidr.broadcast_address) - 1
     size = high - low + 1

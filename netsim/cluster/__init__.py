@@ -248,14 +248,32 @@ class Cluster:
         breakages.set_mtu(self._builder, host, dev, mtu)
 
 
-def reference_cluster(backend: str = "vxlan", lazy: bool | None = None) -> Cluster:
+# kubeadm's DNS add-on: the CoreDNS pod's ports and the kube-dns Service in front of it
+# (cmd/kubeadm/app/phases/addons/dns/manifests.go: ports dns/UDP 53, dns-tcp/TCP 53, metrics/TCP
+# 9153; the ClusterIP is the tenth address of the service CIDR, 10.96.0.10 for kubeadm's default
+# 10.96.0.0/12, GetDNSIP in cmd/kubeadm/app/constants)
+KUBE_DNS_IP = "10.96.0.10"
+KUBE_DNS_PORTS = ({"name": "dns", "port": 53, "protocol": "udp"}, {"name": "dns-tcp", "port": 53, "protocol": "tcp"},
+                  {"name": "metrics", "port": 9153, "protocol": "tcp"})
+COREDNS_LISTEN = (("udp", 53), ("tcp", 53), ("tcp", 9153))
+
+
+def reference_cluster(backend: str = "vxlan", lazy: bool | None = None, proxy_mode: str = "iptables") -> Cluster:
     """The book's cluster (kernel-observations.md): two nodes, pods a and b on node1, pod c
     on node2, an external host behind the gateway, and service `web` (ClusterIP 10.96.0.100:80,
-    NodePort 30080) in front of pod-c:8080. `lazy=True` builds it lazily (for tests)."""
-    cluster = Cluster(nodes=2, backend=backend, lazy=lazy)
+    NodePort 30080) in front of pod-c:8080; and the DNS every kubeadm cluster has: pod `coredns`
+    (namespace kube-system, on node1, 10.244.0.4) behind Service `kube-dns` (10.96.0.10, ports
+    dns/UDP 53, dns-tcp/TCP 53, metrics/TCP 9153). CoreDNS is added after the other pods so
+    they keep the addresses the book's chapters show (on a real cluster it starts first and
+    takes .2). `lazy=True` builds it lazily (for tests)."""
+    cluster = Cluster(nodes=2, backend=backend, lazy=lazy, proxy_mode=proxy_mode)
     cluster.add_pod("pod-a", node="node1", containers=("app", "sidecar"))
     cluster.add_pod("pod-b", node="node1")
     cluster.add_pod("pod-c", node="node2")
+    cluster.add_pod("coredns", node="node1", namespace="kube-system", labels={"k8s-app": "kube-dns"},
+                    listen=COREDNS_LISTEN)
     cluster.add_external("ext", ip="203.0.113.10")
     cluster.add_service("web", port=80, target_port=8080, pods=["pod-c"], node_port=30080)
+    cluster.add_service("kube-dns", namespace="kube-system", cluster_ip=KUBE_DNS_IP, pods=["coredns"],
+                        ports=list(KUBE_DNS_PORTS))
     return cluster

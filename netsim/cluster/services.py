@@ -87,7 +87,10 @@ class KubeProxy:
         if headless:
             ip: str | None = None
         elif cluster_ip == "":
-            ip = kubeproxy.allocate_cluster_ip(SERVICE_CIDR, FIRST_SERVICE_IP, len(spec.services), taken)
+            # one step per ClusterIP allocated so far (those asked for by hand, like kube-dns's, do not count)
+            allocated = sum(1 for s in spec.services.values() if s.name in spec.allocated_ips)
+            ip = kubeproxy.allocate_cluster_ip(SERVICE_CIDR, FIRST_SERVICE_IP, allocated, taken)
+            spec.allocated_ips.add(name)
         else:
             ip = kubeproxy.check_cluster_ip(cluster_ip, SERVICE_CIDR, taken)
         lb_ips = (self._load_balancer_ip(name, load_balancer_ip),) if kind == "LoadBalancer" else ()

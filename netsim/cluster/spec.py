@@ -173,6 +173,7 @@ class ClusterSpec:
         self.pods: dict[str, Pod] = {}
         self.externals: dict[str, External] = {}
         self.services: dict[str, kubeproxy.Service] = {}
+        self.allocated_ips: set[str] = set()     # the services whose ClusterIP was allocated, not asked for
         self.selectors: dict[str, Any] = {}      # service name -> the pods it selects (services.Selection)
         self.lb_pool = (self.underlay.network_address + LB_POOL[0], self.underlay.network_address + LB_POOL[1])
         self.gateway_ip = str(self.underlay.network_address + 1)
