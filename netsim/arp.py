@@ -103,6 +103,7 @@ def neigh_update_flush(walk: Walk, ns: Namespace, dev: Device, ip: str) -> None:
         # it in nf_bridge->neigh_header; a capture on the bridge shows the pod's MAC)
         pending = qflow.skb.bridged_dnat
         src = pending[1] if pending is not None else dev.mac
+        entry.hh = True                     # neigh_resolve_output -> neigh_hh_init
         qflow.note(Decision(Subsystem.NEIGHBOUR, "neigh_update", NeighReason.QUEUED_SENT, Verdict.SEND,
                             consulted=(neigh_ref(entry),), changes=l2_changes(qflow, src, entry.lladdr or "")))
         walk.transmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, packet), qflow)
@@ -161,9 +162,12 @@ def neigh_output(walk: Walk, ns: Namespace, dev: Device, nexthop: str, ip: IPv4,
         return
     entry = ns.neighbours.get(dev.name, nexthop)
     if entry is not None and entry.usable:
+        # a bridged DNAT keeps the source it arrived with, as when it waited on ARP (neigh_update_flush)
+        src = flow.skb.bridged_dnat[1] if flow.skb.bridged_dnat is not None else dev.mac
+        entry.hh = True                     # neigh_resolve_output -> neigh_hh_init
         flow.note(Decision(Subsystem.NEIGHBOUR, "neigh_resolve_output", NeighReason.RESOLVED, Verdict.RESOLVED,
-                           consulted=(neigh_ref(entry),), changes=l2_changes(flow, dev.mac, entry.lladdr or "")))
-        walk.transmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, ip), flow)
+                           consulted=(neigh_ref(entry),), changes=l2_changes(flow, src, entry.lladdr or "")))
+        walk.transmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, ip), flow)
         return
     if entry is None or entry.state == FAILED:
         entry = ns.neighbours.set(dev.name, nexthop, None, INCOMPLETE)

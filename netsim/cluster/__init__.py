@@ -187,23 +187,30 @@ class Cluster:
     # views --------------------------------------------------------------------------------
     def show(self, host: str, what: str) -> str:
         """A state view of one host: "ip addr", "ip -d link show [DEV]", "ip route", "ip neigh",
-        "bridge fdb", "iptables-save", "nft list ruleset" (and "nft -a list ruleset", with
-        handles), "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR" and "ip route
-        get ADDR from SRC"."""
+        "bridge fdb", "bridge link" and "bridge -d link" (each also "... show [dev DEV]"),
+        "iptables-save", "nft list ruleset" (and "nft -a list ruleset", with handles),
+        "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR" and "ip route get ADDR
+        from SRC"."""
         from .. import show
         views = {
             "ip addr": show.ip_addr, "ip -d link show": show.ip_link_details, "ip route": show.ip_route,
             "ip neigh": show.ip_neigh, "bridge fdb": show.bridge_fdb, "iptables-save": show.iptables_save,
             "nft list ruleset": show.nft_list_ruleset, "nft -a list ruleset": show.nft_list_ruleset_handles,
             "conntrack -L": show.conntrack_list,
+            "bridge link": show.bridge_link, "bridge -d link": lambda ns: show.bridge_link(ns, details=True),
         }
-        names = ", ".join([*views, "ip -d link show DEV", "ip route get ADDR [from SRC]", "subnet.env"])
+        names = ", ".join([*views, "ip -d link show DEV", "bridge [-d] link show [dev DEV]",
+                           "ip route get ADDR [from SRC]", "subnet.env"])
         if not isinstance(what, str):
             raise ConfigError(f"view {what!r} must be a string, one of: {names}")
         words = what.split()
         route_get = words[:3] == ["ip", "route", "get"]
         if words[:4] == ["ip", "-d", "link", "show"] and len(words) == 5:
             return show.ip_link_details(self.netns(host), words[4])
+        bridge_link = _bridge_link_words(words)
+        if bridge_link is not None:
+            details, dev = bridge_link
+            return show.bridge_link(self.netns(host), details, dev)
         if not route_get and " ".join(words) not in views and what != "subnet.env":
             raise ConfigError(f"unknown view {what!r}; views are {names}")
         ns = self.netns(host)
@@ -216,6 +223,28 @@ class Cluster:
                 return show.ip_route_get(ns, words[3], words[5])
             raise ConfigError(f"view {what!r}: use 'ip route get ADDR' or 'ip route get ADDR from SRC'")
         return views[" ".join(words)](ns)
+
+    # per-port bridge settings -------------------------------------------------------------------
+    def bridge_link_set(self, host: str, dev: str, *, hairpin: bool | None = None, learning: bool | None = None,
+                        flood: bool | None = None) -> None:
+        """`bridge link set dev DEV hairpin on|off [learning on|off] [flood on|off]` on `host`:
+        the settings of one bridge port (a pod's host veth on cni0, a port of the underlay
+        switch). The CNI bridge plugin turns hairpin on for every pod's port (flannel's
+        hairpinMode: true); turned off, a frame can no longer leave by the port it came in on."""
+        ns = self.netns(host)
+        port = _bridge_port(ns, dev)
+        for name, value in (("hairpin", hairpin), ("learning", learning), ("flood", flood)):
+            if value is not None and not isinstance(value, bool):
+                raise ConfigError(f"bridge link set dev {dev}: {name} must be True (on) or False (off), "
+                                  f"got {value!r}")
+        if hairpin is None and learning is None and flood is None:
+            raise ConfigError(f"bridge link set dev {dev}: give hairpin=, learning= or flood=")
+        if hairpin is not None:
+            port.hairpin = hairpin
+        if learning is not None:
+            port.learning = learning
+        if flood is not None:
+            port.flood = flood
 
     # breaking things (for the troubleshooting chapter; breakages.py) ------------------------
     def break_fdb(self, node: str, peer: str) -> None:
@@ -246,6 +275,31 @@ class Cluster:
     def set_mtu(self, host: str, dev: str, mtu: int) -> None:
         """`ip link set DEV mtu MTU` on any host, e.g. a pod's eth0 left at 1500."""
         breakages.set_mtu(self._builder, host, dev, mtu)
+
+
+def _bridge_link_words(words: list[str]) -> tuple[bool, str | None] | None:
+    """`bridge [-d] link [show [dev DEV]]` as (details, device), or None for another view."""
+    details = words[1:2] == ["-d"]
+    rest = words[2:] if details else words[1:]
+    if words[:1] != ["bridge"] or rest[:1] != ["link"]:
+        return None
+    rest = rest[1:]
+    if rest in ([], ["show"]):
+        return details, None
+    if len(rest) == 3 and rest[:2] == ["show", "dev"]:
+        return details, rest[2]
+    raise ConfigError(f"view {' '.join(words)!r}: use 'bridge [-d] link [show [dev DEV]]'")
+
+
+def _bridge_port(ns, dev: object):
+    """The BridgePort record of device `dev` in namespace `ns`."""
+    from ..bridge import Bridge
+    device = ns.devices.get(dev) if isinstance(dev, str) else None
+    if device is None or device.master is None or not isinstance(device.master, Bridge):
+        ports = [d.name for d in ns.devices.values() if d.master is not None]
+        raise ConfigError(f"bridge link set dev {dev!r}: not a bridge port in {ns.name}; its ports are "
+                          f"{', '.join(ports) or 'none'}")
+    return device.master.ports[device.name]
 
 
 # kubeadm's DNS add-on: the CoreDNS pod's ports and the kube-dns Service in front of it
