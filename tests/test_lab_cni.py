@@ -116,7 +116,7 @@ def test_the_chapters_cni_result_is_what_the_plugins_produce():
     stored = json.loads(CHAPTER_DATA.read_text())
     fresh = chapter_record(real_cni_node(netsim.reference_cluster(), "node1", f"nsl-{os.getpid()}-1-"), "node1")
     assert masked(fresh) == masked(stored)
-    assert [p["name"] for p in fresh["pods"]] == ["pod-a", "pod-b"]
+    assert [p["name"] for p in fresh["pods"]] == ["pod-a", "pod-b", "coredns"]
     # what the masking leaves is compared: another address is a difference
     fresh["pods"][0]["result"]["ips"][0]["address"] = "10.244.0.9/24"
     assert masked(fresh) != masked(stored)
