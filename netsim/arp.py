@@ -13,7 +13,9 @@ Kernel behaviour modelled (net/ipv4/arp.c `arp_rcv`, `arp_process`, `arp_solicit
   `neigh_event_ns`); one for another address is ignored, though it refreshes an existing
   entry for its sender whose MAC changed;
 - an ARP reply makes a waiting entry REACHABLE and sends its queue; a reply nobody asked for
-  is ignored (arp_accept=0); PERMANENT and NOARP entries never change.
+  is ignored (arp_accept=0); PERMANENT and NOARP entries never change;
+- a userspace program with a packet socket for ARP (MetalLB's speaker) sees every request
+  and may answer for an address no interface holds; the kernel still ignores the request.
 A raw-IP device (TUN) has no link-layer header; a NOARP device (lo) uses its own address.
 The table itself is in neighbour.py.
 """
@@ -55,7 +57,11 @@ def l2_changes(flow: Flow, src: str, dst: str) -> tuple[FieldChange, ...]:
 
 
 def arp_rcv(walk: Walk, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None:
-    """arp_process: answer requests for our addresses, learn from replies we asked for."""
+    """arp_process: answer requests for our addresses, learn from replies we asked for. A
+    program reading ARP from a packet socket bound to the device (ns.arp_responders) gets a
+    request for another address too, after the kernel's handler (__netif_receive_skb_core
+    serves ptype_base, where arp_rcv is, before the device's ptype_specific list), and may
+    answer it itself."""
     if arp.op == ARP_REQUEST:
         if not ns.is_local_address(arp.pdst) or arp.pdst.startswith("127."):
             entry = ns.neighbours.get(dev.name, arp.psrc)
@@ -63,6 +69,11 @@ def arp_rcv(walk: Walk, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> Non
                 ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, STALE)
             flow.end("dropped", Decision(Subsystem.ARP, "arp_process", ArpReason.NOT_FOR_US, Verdict.IGNORE,
                                          target=arp.pdst))
+            for responder in ns.arp_responders:
+                answer = responder(dev, arp)
+                if answer is not None:
+                    flow.note(answer[0])
+                    walk.transmit(dev, answer[1], Flow(walk, "arp"))
             return
         existing = ns.neighbours.get(dev.name, arp.psrc)
         if existing is None or existing.state not in ("PERMANENT", "NOARP"):

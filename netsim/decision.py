@@ -46,6 +46,7 @@ class Subsystem(StrEnum):
     VETH = "veth"
     SOCKET = "socket"
     FLANNEL = "flannel"          # flanneld's udp backend, a program in userspace
+    METALLB = "metallb"          # MetalLB's speaker (layer 2 mode), a program in userspace
     LAB = "lab"                  # netsim.lab: a capture on a real kernel
 
 
@@ -271,6 +272,10 @@ class SocketReason(Reason):
     SYNACK_SENDS_DATA = "synack-sends-data"
     READ = "read"
     DELIVERED = "delivered"
+
+
+class MetallbReason(Reason):
+    ANNOUNCE = "announce"                # the elected node's speaker answers ARP for its VIP
 
 
 class FlannelReason(Reason):

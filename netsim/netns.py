@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .addresses import parse_address, parse_interface, parse_network, stable_hash
 from .device import Device, Loopback
@@ -65,6 +65,9 @@ class Namespace:
         self.main_table = RoutingTable("main")
         self.neighbours = NeighbourTable()
         self.listeners: set[tuple[str, int]] = set()
+        # programs reading ARP from a packet socket (AF_PACKET, ETH_P_ARP), like MetalLB's speaker:
+        # each is called with (device, ARP request) and returns (its decision, a frame to send) or None
+        self.arp_responders: list[Callable[[Device, Any], tuple[Any, Any] | None]] = []
         self.conntrack = Conntrack(self)
         self.netfilter = Netfilter(self)
         self._ifindex = 0

@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..names import check_name
 from ..params import check_port, check_protocol
 from ..trace import Trace
-from . import breakages
+from . import breakages, metallb
 from .builder import EAGER_MAX_NODES, Builder
 from .endpoints import Endpoint, resolve
 from .owners import cluster_owners
@@ -143,6 +143,18 @@ class Cluster:
             load_balancer_source_ranges=load_balancer_source_ranges, health_check_node_port=health_check_node_port,
             publish_not_ready_addresses=publish_not_ready_addresses)
         return svc
+
+    def l2_announcer(self, service: str) -> str | None:
+        """The node whose MetalLB speaker answers ARP for the LoadBalancer Service's address
+        (layer-2 mode: the election every speaker holds, cluster/metallb.py), or None when no
+        ready endpoint makes anyone announce."""
+        if not isinstance(service, str) or service not in self.services:
+            raise ConfigError(f"no service {service!r}; services are {', '.join(self.services) or 'none'}")
+        svc = self.services[service]
+        if not svc.load_balancer_ips:
+            raise ConfigError(f"service {service} is of type {svc.type}: only a LoadBalancer Service has an address "
+                              f"to announce")
+        return metallb.announcer(self.spec, svc, svc.load_balancer_ips[0])
 
     # hosts, endpoints and sending -----------------------------------------------------------
     def netns(self, name: str):

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..names import check_name
 from ..params import check_port
 from ..stack import Network
+from . import metallb
 from .spec import FIRST_SERVICE_IP, SERVICE_CIDR, ClusterSpec, listing
 
 
@@ -38,6 +39,10 @@ class KubeProxy:
         from ..netfilter import Netfilter
         spec = self.spec
         ns = self.network.namespaces[node]
+        metallb.install(spec, self.network, node)
+        for svc in spec.services.values():        # kube-proxy's health server (pkg/proxy/healthcheck)
+            if svc.health_check_node_port is not None and ("tcp", svc.health_check_node_port) not in ns.listeners:
+                ns.listen("tcp", svc.health_check_node_port)
         nf = ns.netfilter = Netfilter(ns)
         record = spec.nodes[node]
         if spec.proxy_mode == "nftables":

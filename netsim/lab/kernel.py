@@ -197,6 +197,10 @@ class Lab:
             self._parallel(lambda n: self._offload_off(n, plan.offload[n]), names)
         self._parallel(lambda n: self._open_captures(n, plan.devices[n]), names)
         self._parallel(lambda n: self._open_servers(n, plan.listeners[n]), names)
+        for n in names:
+            self._servers.open_arp(self.netns(n), plan.arp_responders[n])
+            self.commands.extend(f"# in {self.netns(n)}: a packet socket on {dev} answering ARP for "
+                                 f"{', '.join(addresses)} (MetalLB's speaker)" for dev, addresses in plan.arp_responders[n])
         self._servers.start()
         self.timings["build"] = self.timings["plan"] + time.perf_counter() - t1
 

@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from .compare import Comparison
 
 KERNEL_VERDICT = {"ACCEPT": "ACCEPT", "DROP": "DROP", "REJECT": "DROP", "DNAT": "ACCEPT", "SNAT": "ACCEPT",
-                  "MASQUERADE": "ACCEPT", "REDIRECT": "ACCEPT", "MARK": "CONTINUE", "RETURN": "RETURN"}
+                  "MASQUERADE": "ACCEPT", "REDIRECT": "ACCEPT", "MARK": "CONTINUE", "RETURN": "RETURN",
+                  "": "CONTINUE"}            # a rule with no target (kube-proxy's KUBE-FW- ends with one)
 NAT_TARGETS = ("DNAT", "SNAT", "MASQUERADE", "REDIRECT")
 ROLES = ("request", "reply", "error")
 VXLAN_PORTS = ("8472", "4789")

@@ -160,7 +160,9 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "Ho
         if not rule.matches_packet(ctx):
             continue
         target = rule.target
-        if target is None:
+        if target is None:            # a rule with matches only (KUBE-FW-'s last): counted, the walk goes on
+            decisions.append(_rule_decision(NetfilterReason.RULE, Verdict.CONTINUE, table_name, hook, chain.name,
+                                            tuple(path), rule, rule.position))
             continue
         if isinstance(target, MarkTarget):
             old = ctx.skb.mark
