@@ -85,6 +85,37 @@ class Cluster:
         self._builder.pod_added(pod)
         return pod
 
+    def add_statefulset(self, name: str, service: str, replicas: int, nodes: list[str] | tuple[str, ...] = (),
+                        *, namespace: str = "default", labels: dict[str, str] | None = None,
+                        listen: tuple[tuple[str, int], ...] = POD_PORTS) -> list[Pod]:
+        """A StatefulSet's pods as its controller makes them: `<name>-0` upward, each with
+        spec.hostname its own name and spec.subdomain the governing Service `service` (which a
+        headless Service of that name turns into `<pod>.<service>.<ns>.svc.cluster.local`),
+        scheduled on `nodes` in turn (node1 when none are given)."""
+        from .dns import statefulset_pods
+        check_name("pod", name)
+        check_name("service", service)
+        if isinstance(nodes, str) or not isinstance(nodes, (list, tuple)):
+            raise ConfigError(f"statefulset {name}: nodes {nodes!r} must be a list of node names")
+        names = statefulset_pods(name, replicas)
+        return [self.add_pod(pod, node=nodes[i % len(nodes)] if nodes else "node1", listen=listen,
+                             namespace=namespace, labels=labels, hostname=pod, subdomain=service)
+                for i, pod in enumerate(names)]
+
+    def dns(self):
+        """What the cluster's DNS server answers from (netsim.programs.coredns.ClusterDns),
+        built from the Services, their EndpointSlices and the pods (cluster/dns.py)."""
+        from .dns import cluster_dns
+        return cluster_dns(self.spec)
+
+    def endpoint_slice(self, service: str):
+        """The EndpointSlice of a Service: per selected pod its address, `ready` and (when
+        ShouldSetHostname holds) hostname (netsim.programs.headless.SliceEndpoint records)."""
+        from .dns import endpoint_slice
+        if not isinstance(service, str) or service not in self.services:
+            raise ConfigError(f"no service {service!r}; services are {', '.join(self.services) or 'none'}")
+        return endpoint_slice(self.spec, self.services[service])
+
     def set_ready(self, pod: str, ready: bool) -> None:
         """The pod's Ready condition: a pod that is not ready is no endpoint of its Services
         (unless publishNotReadyAddresses), so kube-proxy rewrites every node's rules."""
