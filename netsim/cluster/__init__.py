@@ -116,6 +116,37 @@ class Cluster:
             raise ConfigError(f"no service {service!r}; services are {', '.join(self.services) or 'none'}")
         return endpoint_slice(self.spec, self.services[service])
 
+    def add_network_policy(self, name: str, namespace: str = "default", pod_selector: dict[str, str] | None = None,
+                           ingress: list | None = None, egress: list | None = None,
+                           policy_types: list[str] | None = None):
+        """A NetworkPolicy, in its YAML shape: `pod_selector` a label dict ({} or None: every pod
+        of the namespace), `ingress` a list of {"from": [peer, ...], "ports": [{"protocol": "TCP",
+        "port": 8080}]} (a peer: {"pod_selector": {...}, "namespace_selector": {...}} or
+        {"ip_block": "CIDR"}); None leaves the field out (a default-deny). Flannel enforces none;
+        netsim runs kube-network-policies on every node (cluster/policies.py), whose table the
+        node's nf_tables then holds. Egress rules are evaluated by the agent's model
+        (networkpolicy.PolicyEngine) but not written into the table, so they are refused here."""
+        from . import policies
+        policy = policies.build_policy(name, namespace, pod_selector, ingress, egress, policy_types)
+        if "Egress" in policy.policy_types:
+            raise ConfigError(f"networkpolicy {name}: policyTypes Egress is not written into netsim's table (the "
+                              f"agent's egress verdicts are modelled only in networkpolicy.PolicyEngine); use Ingress")
+        key = (policy.namespace, policy.name)
+        if key in self.spec.network_policies:
+            raise ConfigError(f"networkpolicy {namespace}/{name} exists already")
+        self.spec.network_policies[key] = policy
+        self._builder.kube_proxy.sync_all()
+        return policy
+
+    def label_namespace(self, namespace: str, labels: dict[str, str]) -> None:
+        """Labels of a namespace, for NetworkPolicy namespaceSelectors (every namespace also has
+        kubernetes.io/metadata.name=<its name>)."""
+        from .spec import check_labels
+        check_name("namespace", namespace)
+        self.spec.namespace_labels[namespace] = dict(check_labels(namespace, labels))
+        if self.spec.network_policies:
+            self._builder.kube_proxy.sync_all()
+
     def set_ready(self, pod: str, ready: bool) -> None:
         """The pod's Ready condition: a pod that is not ready is no endpoint of its Services
         (unless publishNotReadyAddresses), so kube-proxy rewrites every node's rules."""

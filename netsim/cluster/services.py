@@ -22,7 +22,7 @@ from ..errors import ConfigError
 from ..names import check_name
 from ..params import check_port
 from ..stack import Network
-from . import metallb
+from . import metallb, policies
 from .spec import FIRST_SERVICE_IP, SERVICE_CIDR, ClusterSpec, listing
 
 
@@ -49,6 +49,9 @@ class KubeProxy:
             config = kubeproxy_nft.NodeConfig(str(spec.pod_cidr), (str(SERVICE_CIDR),), (record.ip,),
                                               frozenset(record.pods))
             nf.nftables.run(kubeproxy_nft.transaction(spec.services.values(), config))
+            # the policy agent's table next to kube-proxy's: the daemons' start order is not
+            # fixed, and this one keeps a node's nftables batches together, as the lab replays them
+            self._policies(nf, node)
             self._flannel(nf, node)
             return
         kubeproxy.base_rules(nf)
@@ -57,6 +60,11 @@ class KubeProxy:
             local = [ip for pod, ip in svc.endpoints if spec.pods[pod].node == node]
             kubeproxy.service_rules(nf, svc, str(spec.pod_cidr), local, record.ip)
         kubeproxy.finish_nodeports(nf)
+        self._policies(nf, node)
+
+    def _policies(self, nf, node: str) -> None:
+        """kube-network-policies' table, after kube-proxy's and flanneld's rules."""
+        policies.install(self.spec, nf, node)
 
     def _flannel(self, nf, node: str) -> None:
         """flanneld's masquerade and forward rules: iptables chains, or its nftables batches."""

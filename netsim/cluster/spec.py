@@ -174,7 +174,9 @@ class ClusterSpec:
         self.externals: dict[str, External] = {}
         self.services: dict[str, kubeproxy.Service] = {}
         self.allocated_ips: set[str] = set()     # the services whose ClusterIP was allocated, not asked for
-        self.selectors: dict[str, Any] = {}      # service name -> the pods it selects (services.Selection)
+        self.selectors: dict[str, Any] = {}
+        self.network_policies: dict[tuple[str, str], Any] = {}    # (namespace, name) -> networkpolicy.NetworkPolicy
+        self.namespace_labels: dict[str, dict[str, str]] = {}      # service name -> the pods it selects (services.Selection)
         self.lb_pool = (self.underlay.network_address + LB_POOL[0], self.underlay.network_address + LB_POOL[1])
         self.gateway_ip = str(self.underlay.network_address + 1)
         self._subnets = self.pod_cidr.subnets(new_prefix=subnet_len)
