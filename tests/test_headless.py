@@ -53,12 +53,12 @@ def test_the_endpoint_slice_and_dns_follow_readiness():
     assert c.endpoint_slice("db") == (
         SliceEndpoint("10.244.0.5", True, "db-0", "db-0", "node1"), SliceEndpoint("10.244.1.3", True, "db-1", "db-1", "node2"),
         SliceEndpoint("10.244.0.6", False, "db-2", "db-2", "node1"))
-    dns = c.dns()
+    dns = c.dns_records()
     assert addresses(dns, "db.default.svc.cluster.local.") == (NOERROR, ["10.244.0.5", "10.244.1.3"])
     assert addresses(dns, "db-1.db.default.svc.cluster.local.") == (NOERROR, ["10.244.1.3"])
     assert addresses(dns, "db-2.db.default.svc.cluster.local.") == (NXDOMAIN, [])      # not ready: left out
     c.set_ready("db-2", True)
-    assert addresses(c.dns(), "db-2.db.default.svc.cluster.local.") == (NOERROR, ["10.244.0.6"])
+    assert addresses(c.dns_records(), "db-2.db.default.svc.cluster.local.") == (NOERROR, ["10.244.0.6"])
 
 
 def test_publish_not_ready_addresses_and_a_pod_without_the_service_as_subdomain():
@@ -67,11 +67,11 @@ def test_publish_not_ready_addresses_and_a_pod_without_the_service_as_subdomain(
     c.add_service("cache", 6379, 6379, pods=["cache-0"], cluster_ip=None, publish_not_ready_addresses=True)
     (ep,) = c.endpoint_slice("cache")
     assert (ep.ready, ep.hostname) == (True, None)        # ShouldSetHostname: subdomain is not "cache"
-    assert addresses(c.dns(), "10-244-1-3.cache.default.svc.cluster.local.") == (NOERROR, ["10.244.1.3"])
+    assert addresses(c.dns_records(), "10-244-1-3.cache.default.svc.cluster.local.") == (NOERROR, ["10.244.1.3"])
 
 
 def test_the_reference_clusters_dns_data():
-    dns = netsim.reference_cluster().dns()
+    dns = netsim.reference_cluster().dns_records()
     assert addresses(dns, "kube-dns.kube-system.svc.cluster.local.") == (NOERROR, ["10.96.0.10"])
     rcode, records = dns.lookup("web.default.svc.cluster.local.", TYPE_A)
     assert (rcode, [(r.name, r.ttl, r.data.address) for r in records]) == (

@@ -14,7 +14,7 @@ where it enters and hands the building to the rooms of this package:
 | objects.py | StatefulSets, readiness, NetworkPolicy objects, EndpointSlices, `bridge link set` (Cluster's methods) |
 | metallb.py | MetalLB's layer-2 speaker: the election and the ARP answer for a LoadBalancer address |
 | policies.py | NetworkPolicy objects and kube-network-policies' table on every node |
-| dns.py | the DNS server's data built from the cluster (CoreDNS's kubernetes plugin) |
+| records.py | the DNS server's data built from the cluster (CoreDNS's kubernetes plugin), StatefulSet names |
 
 Endpoints are named: a pod (`pod-a`), a container (`pod-a/sidecar`), a node (`node1`), an
 external host (`ext`), a service (`web`), or an address, optionally with a port

@@ -35,7 +35,7 @@ class ClusterObjects:
         spec.hostname its own name and spec.subdomain the governing Service `service` (which a
         headless Service of that name turns into `<pod>.<service>.<ns>.svc.cluster.local`),
         scheduled on `nodes` in turn (node1 when none are given)."""
-        from .dns import statefulset_pods
+        from .records import statefulset_pods
         check_name("pod", name)
         check_name("service", service)
         if isinstance(nodes, str) or not isinstance(nodes, (list, tuple)):
@@ -45,16 +45,16 @@ class ClusterObjects:
                              namespace=namespace, labels=labels, hostname=pod, subdomain=service)
                 for i, pod in enumerate(names)]
 
-    def dns(self):
+    def dns_records(self):
         """What the cluster's DNS server answers from (netsim.programs.coredns.ClusterDns),
         built from the Services, their EndpointSlices and the pods (cluster/dns.py)."""
-        from .dns import cluster_dns
+        from .records import cluster_dns
         return cluster_dns(self.spec)
 
     def endpoint_slice(self, service: str):
         """The EndpointSlice of a Service: per selected pod its address, `ready` and (when
         ShouldSetHostname holds) hostname (netsim.programs.headless.SliceEndpoint records)."""
-        from .dns import endpoint_slice
+        from .records import endpoint_slice
         if not isinstance(service, str) or service not in self.services:
             raise ConfigError(f"no service {service!r}; services are {', '.join(self.services) or 'none'}")
         return endpoint_slice(self.spec, self.services[service])
