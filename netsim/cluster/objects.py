@@ -47,7 +47,7 @@ class ClusterObjects:
 
     def dns_records(self):
         """What the cluster's DNS server answers from (netsim.programs.coredns.ClusterDns),
-        built from the Services, their EndpointSlices and the pods (cluster/dns.py)."""
+        built from the Services, their EndpointSlices and the pods (cluster/records.py)."""
         from .records import cluster_dns
         return cluster_dns(self.spec)
 
