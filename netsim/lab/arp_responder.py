@@ -3,15 +3,18 @@ holds (MetalLB's speaker in layer-2 mode, netsim.cluster.metallb): a packet sock
 device for ETH_P_ARP that answers each request for one of its addresses with a reply from the
 device's MAC to the asker, zero-padded to 60 bytes as mdlayher/arp (through mdlayher/ethernet)
 writes it. It reads what the model's responder (a namespace's `arp_responders` entry with an
-`announced(dev)` method) answers for when the lab is built, and runs in the thread that answers
-the lab's UDP listeners (traffic.Servers).
+`announced(dev)` method) answers for when the lab is built; one thread serves them all
+(`Responders`).
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
+import threading
 from dataclasses import dataclass
+from typing import Sequence
 
 from ._netns import in_netns
 
@@ -53,3 +56,47 @@ def open_responder(lab_netns: str, dev: str, addresses: tuple[str, ...]) -> ArpR
 
     sock, mac = in_netns(lab_netns, make)
     return ArpResponder(sock, mac, frozenset(addresses))
+
+
+class Responders:
+    """The lab's stand-in responders and the thread that serves them."""
+
+    def __init__(self) -> None:
+        self.responders: list[ArpResponder] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self, lab_netns: str, wanted: Sequence[tuple[str, tuple[str, ...]]]) -> None:
+        """A responder per (device, addresses) in `lab_netns`."""
+        self.responders += [open_responder(lab_netns, dev, addresses) for dev, addresses in wanted]
+
+    def start(self) -> None:
+        if self.responders:
+            self._thread = threading.Thread(target=self._serve, name="lab-arp-responders", daemon=True)
+            self._thread.start()
+
+    def _serve(self) -> None:
+        by_socket = {r.sock: r for r in self.responders}
+        while not self._stop.is_set():
+            socks = [s for s in by_socket if s.fileno() >= 0]
+            if not socks:
+                return
+            try:
+                ready, _, _ = select.select(socks, [], [], 0.1)
+            except (OSError, ValueError):
+                return
+            for s in ready:
+                try:
+                    by_socket[s].handle()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2)
+        for r in self.responders:
+            try:
+                r.sock.close()
+            except OSError:
+                pass

@@ -61,6 +61,7 @@ from .nftrace import TraceWalk
 from .plan import Plan
 from .process import COMMAND_TIMEOUT, LabUnavailable, reap, run, tool, unavailable_reason
 from .tracer import RuleTracer
+from .arp_responder import Responders
 from .traffic import EXCHANGE_TIMEOUT, Servers, client, resolve
 
 SETTLE = 0.05            # seconds of quiet on every device that end an exchange's capture
@@ -119,6 +120,7 @@ class Lab:
         self._created: list[str] = []
         self._sockets: dict[tuple[str, str], socket.socket] = {}
         self._servers = Servers()
+        self._arp = Responders()               # stand-ins for userspace ARP responders (arp_responder.py)
         self._closed = False
         self._close_lock = threading.RLock()
         self._children: set[subprocess.Popen] = set()
@@ -198,9 +200,10 @@ class Lab:
         self._parallel(lambda n: self._open_captures(n, plan.devices[n]), names)
         self._parallel(lambda n: self._open_servers(n, plan.listeners[n]), names)
         for n in names:
-            self._servers.open_arp(self.netns(n), plan.arp_responders[n])
+            self._arp.open(self.netns(n), plan.arp_responders[n])
             self.commands.extend(f"# in {self.netns(n)}: a packet socket on {dev} answering ARP for "
                                  f"{', '.join(addresses)} (MetalLB's speaker)" for dev, addresses in plan.arp_responders[n])
+        self._arp.start()
         self._servers.start()
         self.timings["build"] = self.timings["plan"] + time.perf_counter() - t1
 
@@ -268,6 +271,7 @@ class Lab:
             if self._closed:
                 return
             self._servers.close()
+            self._arp.close()
             for tracer in (self.tracer, self.nft_tracer):
                 if tracer is not None:
                     tracer.close()

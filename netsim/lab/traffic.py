@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from . import commands as tok
 from ._netns import in_netns
-from .arp_responder import ArpResponder, open_responder
 from .process import COMMAND_TIMEOUT, tool
 
 if TYPE_CHECKING:
@@ -49,7 +48,6 @@ class Servers:
     def __init__(self) -> None:
         self.tcp: list[socket.socket] = []
         self.udp: list[socket.socket] = []
-        self.arp: list[ArpResponder] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -73,20 +71,14 @@ class Servers:
         for proto, s in in_netns(lab_netns, open_all):
             (self.tcp if proto == "tcp" else self.udp).append(s)
 
-    def open_arp(self, lab_netns: str, responders: Sequence[tuple[str, tuple[str, ...]]]) -> None:
-        """A stand-in ARP responder (arp_responder.py) per (device, addresses) in `lab_netns`."""
-        self.arp += [open_responder(lab_netns, dev, addresses) for dev, addresses in responders]
-
     def start(self) -> None:
         self._thread = threading.Thread(target=self._serve_udp, name="lab-udp-servers", daemon=True)
         self._thread.start()
 
     def _serve_udp(self) -> None:
-        """Every UDP listener answers each datagram with b"RSP", as netsim's do; the ARP
-        responders answer what they announce."""
-        responders = {r.sock: r for r in self.arp}
+        """Every UDP listener answers each datagram with b"RSP", as netsim's do."""
         while not self._stop.is_set():
-            socks = [s for s in [*self.udp, *responders] if s.fileno() >= 0]
+            socks = [s for s in self.udp if s.fileno() >= 0]
             if not socks:
                 return
             try:
@@ -94,12 +86,6 @@ class Servers:
             except (OSError, ValueError):
                 return
             for s in ready:
-                if s in responders:
-                    try:
-                        responders[s].handle()
-                    except OSError:
-                        pass
-                    continue
                 try:
                     data, addr = s.recvfrom(65535)
                     s.sendto(b"RSP", addr)
@@ -110,7 +96,7 @@ class Servers:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2)
-        for s in [*self.tcp, *self.udp, *(r.sock for r in self.arp)]:
+        for s in [*self.tcp, *self.udp]:
             try:
                 s.close()
             except OSError:
