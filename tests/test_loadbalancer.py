@@ -198,3 +198,21 @@ def test_the_health_check_port_answers_on_every_node(cluster):
     for node in ("192.168.50.11", "192.168.50.12"):
         assert outcome_text(cluster.send("ext", f"{node}:30088", proto="tcp").outcome) == \
             f"connected to {node}:30088 (SYN-ACK)"
+
+
+def test_a_lazy_cluster_builds_the_announcing_node_when_the_gateway_asks_for_the_address():
+    """A 40-node lazy cluster: the who-has for the load-balancer address builds the node whose
+    speaker wins (as a request for a node's own address builds that node), and the exchange
+    connects as in an eager cluster."""
+    c = netsim.Cluster(nodes=40, lazy=True)
+    c.add_pod("p30", node="node30")
+    c.add_external("ext")
+    svc = c.add_service("lb", port=80, target_port=8080, pods=["p30"], type="LoadBalancer")
+    winner = c.l2_announcer("lb")
+    assert winner == election(list(c.nodes), "192.168.50.200")[0] == "node1"
+    built_before = set(c.network.namespaces)
+    trace = c.send("ext", "192.168.50.200:80", proto="tcp")
+    assert outcome_text(trace.outcome) == "connected to 192.168.50.200:80 (SYN-ACK)"
+    assert "node1" not in built_before and {"node1", "node30", "p30"} <= set(c.network.namespaces)
+    (answered,) = [d for h in trace.arp for d in h.decisions if d.subsystem == "metallb"]
+    assert answered.fact("node") == "node1" and svc.load_balancer_ips == ("192.168.50.200",)
