@@ -14,7 +14,9 @@ Kernel behaviour modelled (net/ipv4/arp.c `arp_rcv`, `arp_process`, `arp_solicit
   `neigh_event_ns`); one for another address is ignored, though it refreshes an existing
   entry for its sender whose MAC changed;
 - an ARP reply makes a waiting entry REACHABLE and sends its queue; a reply nobody asked for
-  is ignored (arp_accept=0); PERMANENT and NOARP entries never change.
+  is ignored (arp_accept=0); PERMANENT and NOARP entries never change;
+- a userspace program with a packet socket for ARP (MetalLB's speaker) sees every request
+  and may answer for an address no interface holds; the kernel still ignores the request.
 A raw-IP device (TUN) has no link-layer header; a NOARP device (lo) uses its own address.
 The table itself is in neighbour.py; the resolutions waiting on the timer are this module's
 per-walk state (`PendingResolutions`).
@@ -138,13 +140,22 @@ def _is_at(asker_mac: str, mac: str, ip: str, asker: str) -> Ethernet:
 
 
 def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None:
-    """arp_process: answer requests for our addresses, learn from replies we asked for."""
+    """arp_process: answer requests for our addresses, learn from replies we asked for. A
+    program reading ARP from a packet socket bound to the device (ns.arp_responders) gets a
+    request for another address too, after the kernel's handler (__netif_receive_skb_core
+    serves ptype_base, where arp_rcv is, before the device's ptype_specific list), and may
+    answer it itself."""
     if arp.op == ARP_REQUEST:
         if not ns.is_local_address(arp.pdst) or arp.pdst.startswith("127."):
             entry = ns.neighbours.get(dev.name, arp.psrc)
             if entry is not None and entry.state not in ("PERMANENT", "NOARP") and entry.lladdr != arp.hwsrc:
                 ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, STALE)
             flow.end("dropped", _not_for_us(arp.pdst))
+            for responder in ns.arp_responders:
+                answer = responder(dev, arp)
+                if answer is not None:
+                    flow.note(answer[0])
+                    k.dev_queue_xmit(dev, answer[1], k.new_flow("arp"))
             return
         existing = ns.neighbours.get(dev.name, arp.psrc)
         if existing is None or existing.state not in ("PERMANENT", "NOARP"):
@@ -181,6 +192,7 @@ def neigh_update_flush(k: Kernel, ns: Namespace, dev: Device, ip: str) -> None:
         # it in nf_bridge->neigh_header; a capture on the bridge shows the pod's MAC)
         pending = qflow.skb.bridged_dnat
         src = pending[1] if pending is not None else dev.mac
+        entry.hh = True                     # neigh_resolve_output -> neigh_hh_init
         qflow.note(_queued_sent(_key(entry), qflow.skb.eth, src))
         k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, packet), qflow)
 
@@ -256,8 +268,12 @@ def neigh_output(k: Kernel, ns: Namespace, dev: Device, nexthop: str, ip: IPv4, 
         return
     entry = ns.neighbours.get(dev.name, nexthop)
     if entry is not None and entry.usable:
-        flow.note(_resolved(_key(entry), flow.skb.eth, dev.mac))
-        k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, ip), flow)
+        # a bridged DNAT keeps the source it arrived with, as when it waited on ARP (neigh_update_flush)
+        pending = flow.skb.bridged_dnat
+        src = pending[1] if pending is not None else dev.mac
+        entry.hh = True                     # neigh_resolve_output -> neigh_hh_init
+        flow.note(_resolved(_key(entry), flow.skb.eth, src))
+        k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, ip), flow)
         return
     if entry is None:
         mapped = noarp_mac(ns, nexthop)

@@ -36,6 +36,8 @@ from .packet import BROADCAST_MAC, ETH_P_IP, Ethernet, IPv4, evolve
 from .route import route_ref
 from .skb import Flow
 
+CONNECTED = ("PERMANENT", "NOARP", "REACHABLE")     # NUD_CONNECTED (include/net/neighbour.h)
+
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
     from .netns import Namespace
@@ -221,12 +223,15 @@ def br_handle_frame(k: Kernel, port_dev: Device, frame: Ethernet, flow: Flow) ->
             frame = evolve(frame, payload=result)
     if dnat_route is not None:
         entry = ns.neighbours.get(br.name, dnat_route.nexthop)
-        if entry is None or not entry.usable:
-            # br_nf_pre_routing_finish_bridge: no hardware header cached, so the packet goes to
-            # the neighbour's output on the bridge device (neigh_resolve_output: an ARP from
-            # the bridge, the packet queued) with nf_bridge->bridged_dnat set; br_dev_xmit then
-            # hands it back to the bridge as if received on its port
-            # (br_nf_pre_routing_finish_bridge_slow), with its own Ethernet source again.
+        if entry is None or entry.state not in CONNECTED or not entry.lladdr or not entry.hh:
+            # br_nf_pre_routing_finish_bridge: unless the entry is NUD_CONNECTED (PERMANENT,
+            # NOARP, REACHABLE) with a hardware header cached (no entry; or a STALE one, like the
+            # one an ARP request taught; or one no packet has left through yet), the
+            # packet goes to the neighbour's output on the bridge device (neigh_resolve_output:
+            # with no entry an ARP from the bridge and the packet queued, else out at once) with
+            # nf_bridge->bridged_dnat set; br_dev_xmit then hands it back to the bridge as if
+            # received on its port (br_nf_pre_routing_finish_bridge_slow), with its own
+            # Ethernet source again.
             assert isinstance(frame.payload, IPv4)
             flow.skb.bridged_dnat = (port_dev.name, frame.src)
             flow.note(Decision(

@@ -46,6 +46,7 @@ class Subsystem(StrEnum):
     VETH = "veth"
     SOCKET = "socket"
     FLANNEL = "flannel"          # flanneld's udp backend, a program in userspace
+    METALLB = "metallb"          # MetalLB's speaker (layer 2 mode), a program in userspace
     LAB = "lab"                  # netsim.lab: a capture on a real kernel
 
 
@@ -287,6 +288,10 @@ class SocketReason(Reason):
     BROADCAST_REFUSED = "broadcast-refused"   # a broadcast destination without SO_BROADCAST: EACCES
     NOT_UNICAST = "not-unicast"          # TCP to a broadcast or multicast address: ENETUNREACH
     MSS_REDUCED = "mss-reduced"          # tcp_v4_mtu_reduced
+
+
+class MetallbReason(Reason):
+    ANNOUNCE = "announce"                # the elected node's speaker answers ARP for its VIP
 
 
 class FlannelReason(Reason):

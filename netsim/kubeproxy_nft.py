@@ -17,8 +17,15 @@ Chain names: `service-`, `local-`, `external-` + base32(sha256(NS/NAME/PROTO/POR
 that name, `endpoint-` likewise with `__IP/PORT` (hashAndTruncate). nftables mode serves
 NodePorts only on the node's primary address by default (`--nodeport-addresses primary`, v1.31):
 the set nodeport-ips; with `nodeport_addresses="all"` the services chain uses `fib daddr type
-local` instead. netsim's Services have one unnamed port, no externalIPs, load balancers or
-session affinity, and internalTrafficPolicy Cluster.
+local` instead. A Service with several ports gets each port's chains and map elements on
+their own (kube-proxy's svcPortMap holds one entry per port), named by the port's name. A
+headless Service (no ClusterIP) gets nothing. A load-balancer address (status.loadBalancer.
+ingress) is one more `service-ips` element going to the external chain, or with
+loadBalancerSourceRanges a `firewall-ips` element going to chain `firewall-...`, `ip saddr !=
+{ RANGES } drop`, which `firewall-check` meets before DNAT (the proxier.go that the search
+index holds newest, as read for docs/edge-of-the-cluster.md). No health-check rule: nftables
+mode has no default drop to open for it. No externalIPs, session affinity, or
+internalTrafficPolicy Local.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+from ipaddress import IPv4Address, IPv4Network
 from typing import Iterable
 
-from .kubeproxy import Service
+from .kubeproxy import PortInfo, Service
 
 TABLE = "ip kube-proxy"
 MASQ_MARK = 0x4000                 # 1 << --iptables-masquerade-bit (14), shared with iptables mode
@@ -73,26 +81,32 @@ def hash_and_truncate(name: str) -> str:
     return name
 
 
-def chain_base(svc: Service) -> str:
-    """servicePortChainNameBase: NS/NAME/PROTO/PORTNAME (netsim's ports are unnamed)."""
-    return hash_and_truncate(f"{svc.namespace}/{svc.name}/{svc.protocol}/")
+def chain_base(svc: Service | PortInfo) -> str:
+    """servicePortChainNameBase (pkg/proxy/nftables/proxier.go): NS/NAME/PROTO/PORTNAME, the
+    port's name empty for a Service's one unnamed port."""
+    return hash_and_truncate(f"{svc.namespace}/{svc.name}/{svc.protocol}/{svc.port_label}")
 
 
-def service_chain(svc: Service) -> str:
+def service_chain(svc: Service | PortInfo) -> str:
     return "service-" + chain_base(svc)
 
 
-def local_chain(svc: Service) -> str:
+def local_chain(svc: Service | PortInfo) -> str:
     return "local-" + chain_base(svc)
 
 
-def external_chain(svc: Service) -> str:
+def external_chain(svc: Service | PortInfo) -> str:
     return "external-" + chain_base(svc)
 
 
-def endpoint_chain(svc: Service, ip: str) -> str:
+def firewall_chain(svc: Service | PortInfo) -> str:
+    return "firewall-" + chain_base(svc)
+
+
+def endpoint_chain(svc: Service | PortInfo, ip: str) -> str:
     """servicePortEndpointChainNameBase: NS/NAME/PROTO/PORTNAME__IP/PORT."""
-    return "endpoint-" + hash_and_truncate(f"{svc.namespace}/{svc.name}/{svc.protocol}/__{ip}/{svc.target_port}")
+    return "endpoint-" + hash_and_truncate(f"{svc.namespace}/{svc.name}/{svc.protocol}/{svc.port_label}__{ip}/"
+                                           f"{svc.target_port}")
 
 
 @dataclass(frozen=True)
@@ -134,8 +148,9 @@ def transaction(services: Iterable[Service], node: NodeConfig, first_sync: bool 
     """The `nft -f` input of kube-proxy's full sync on one node."""
     tx = _Tx()
     _setup(tx, node, first_sync)
-    for svc in sorted(services, key=lambda s: s.port_name):
-        _service(tx, svc, node)
+    ports = [info for svc in services if svc.cluster_ip is not None for info in svc.ports_info()]
+    for info in sorted(ports, key=lambda p: p.port_name):
+        _service(tx, info, node)
     return tx.text()
 
 
@@ -202,13 +217,13 @@ def _setup(tx: _Tx, node: NodeConfig, first_sync: bool) -> None:
         tx.add(f"flush {kind} {TABLE} {name}")
 
 
-def _service(tx: _Tx, svc: Service, node: NodeConfig) -> None:
+def _service(tx: _Tx, svc: PortInfo, node: NodeConfig) -> None:
     """One service port of syncProxyRules()."""
     proto, name = svc.protocol, svc.port_name
     endpoints = [ip for _, ip in svc.endpoints]
     local = [ip for pod, ip in svc.endpoints if pod in node.local_pods]
     has_endpoints = bool(endpoints)
-    external = svc.node_port is not None
+    external = svc.externally_accessible
     policy_local = external and svc.external_traffic_policy == "Local"
     cluster, local_c, ext = service_chain(svc), local_chain(svc), external_chain(svc)
     uses_local_chain = bool(local) and policy_local
@@ -232,7 +247,8 @@ def _service(tx: _Tx, svc: Service, node: NodeConfig) -> None:
         tx.add(f"add element {TABLE} service-ips {{ {key} : goto {cluster} }}")
     else:
         tx.add(f'add element {TABLE} no-endpoint-services {{ {key} comment "{name}" : {filter_verdict} }}')
-    if external:
+    _load_balancer_elements(tx, svc, has_endpoints, has_external_endpoints, filter_verdict)
+    if svc.node_port is not None:
         if has_endpoints:
             tx.add(f"add element {TABLE} service-nodeports {{ {proto} . {svc.node_port} : goto {ext} }}")
         if not has_external_endpoints:
@@ -250,6 +266,8 @@ def _service(tx: _Tx, svc: Service, node: NodeConfig) -> None:
             tx.add(f'add rule {TABLE} {ext} fib saddr type local goto {cluster} comment "short-circuit local traffic"')
         if has_external_endpoints:
             tx.add(f"add rule {TABLE} {ext} goto {local_c if policy_local else cluster}")
+    if svc.load_balancer_ips and svc.load_balancer_source_ranges:
+        _firewall_rule(tx, svc, node)
     if endpoints:
         _endpoint_rules(tx, svc, cluster, endpoints)
     if uses_local_chain:
@@ -260,11 +278,42 @@ def _service(tx: _Tx, svc: Service, node: NodeConfig) -> None:
         tx.add(f"add rule {TABLE} {chain} meta l4proto {proto} dnat to {ip}:{svc.target_port}")
 
 
-def _endpoint_rules(tx: _Tx, svc: Service, chain: str, ips: list[str]) -> None:
+def _load_balancer_elements(tx: _Tx, svc: PortInfo, has_endpoints: bool, has_external: bool, verdict: str) -> None:
+    """The load-balancer addresses: a service-ips element to the external chain, with source
+    ranges a firewall-ips element to the firewall chain (usesFWChain does not ask for
+    endpoints in this mode), and without external endpoints a no-endpoint-services element."""
+    proto, fw = svc.protocol, firewall_chain(svc)
+    uses_fw = bool(svc.load_balancer_ips) and bool(svc.load_balancer_source_ranges)
+    if uses_fw:
+        tx.ensure_chain(fw)
+    for ip in svc.load_balancer_ips:
+        key = f"{ip} . {proto} . {svc.port}"
+        if has_endpoints:
+            tx.add(f"add element {TABLE} service-ips {{ {key} : goto {external_chain(svc)} }}")
+        if uses_fw:
+            tx.add(f"add element {TABLE} firewall-ips {{ {key} : goto {fw} }}")
+    if not has_external:
+        for ip in svc.load_balancer_ips:
+            tx.add(f'add element {TABLE} no-endpoint-services {{ {ip} . {proto} . {svc.port} comment '
+                   f'"{svc.port_name}" : {verdict} }}')
+
+
+def _firewall_rule(tx: _Tx, svc: PortInfo, node: NodeConfig) -> None:
+    """The firewall chain: drop a source outside loadBalancerSourceRanges (and, when a range
+    holds the node's address, outside the load-balancer addresses too)."""
+    sources = list(svc.load_balancer_source_ranges)
+    node_ips = [IPv4Address(ip) for ip in node.node_ips]
+    if any(ip in IPv4Network(cidr) for cidr in sources for ip in node_ips):
+        sources += list(svc.load_balancer_ips)
+    tx.add(f"add rule {TABLE} {firewall_chain(svc)} ip saddr != {{ {', '.join(sources)} }} drop")
+
+
+def _endpoint_rules(tx: _Tx, svc: PortInfo, chain: str, ips: list[str]) -> None:
     """writeServiceToEndpointRules(): one numgen vmap across the endpoint chains."""
     elements = " , ".join(f"{i} : goto {endpoint_chain(svc, ip)}" for i, ip in enumerate(ips))
     tx.add(f"add rule {TABLE} {chain} numgen random mod {len(ips)} vmap {{ {elements} }}")
 
 
 __all__ = ["NodeConfig", "transaction", "service_chain", "local_chain", "external_chain", "endpoint_chain",
+           "firewall_chain",
            "hash_and_truncate", "BASE_CHAINS", "JUMP_CHAINS", "MASQ_MARK"]

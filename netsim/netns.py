@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from ipaddress import IPv4Interface, IPv4Network
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from .addresses import parse_address, parse_interface, parse_network, stable_hash
 from .clock import Clock
@@ -95,6 +95,9 @@ class Namespace:
         # a factory making the program, or None for the default server of the protocol
         # (sockets/servers.py: the HTTP echo server on TCP, the answering server on UDP)
         self.servers: dict[tuple[str, int], object] = {}
+        # programs reading ARP from a packet socket (AF_PACKET, ETH_P_ARP), like MetalLB's speaker:
+        # each is called with (device, ARP request) and returns (its decision, a frame to send) or None
+        self.arp_responders: list[Callable[[Device, Any], tuple[Any, Any] | None]] = []
         self.conntrack = Conntrack(self)
         self.netfilter = Netfilter(self)
         self._ifindex = 0

@@ -503,13 +503,15 @@ class ARP:
     psrc: str
     hwdst: str
     pdst: str
+    pad: int = 0        # zero bytes after the message: a sender that pads its frames to 60 bytes
+    #                     (the kernel's arp_create does not, and a veth adds none)
 
     def to_bytes(self) -> bytes:
         return _ARP_PACK(op=self.op, sha=mac_bytes(self.hwsrc), spa=ip_bytes(self.psrc),
-                         tha=mac_bytes(self.hwdst), tpa=ip_bytes(self.pdst))
+                         tha=mac_bytes(self.hwdst), tpa=ip_bytes(self.pdst)) + bytes(self.pad)
 
     def length(self) -> int:
-        return ARP_HEADER.size
+        return ARP_HEADER.size + self.pad
 
     def summary(self) -> str:
         if self.op == ARP_REQUEST:
@@ -848,7 +850,8 @@ def parse_ethernet(raw: bytes, vxlan_ports: tuple[int, ...] = (8472, 4789)) -> E
     payload: Union[ARP, IPv4, bytes] = body
     if etype == ETH_P_ARP and len(body) >= ARP_HEADER.size:
         a = ARP_HEADER.unpack(body)
-        payload = ARP(_int(a["op"]), _mac(a["sha"]), _ip(a["spa"]), _mac(a["tha"]), _ip(a["tpa"]))
+        payload = ARP(_int(a["op"]), _mac(a["sha"]), _ip(a["spa"]), _mac(a["tha"]), _ip(a["tpa"]),
+                      pad=len(body) - ARP_HEADER.size)
     elif etype == ETH_P_IP:
         payload = parse_ipv4(body, vxlan_ports)
     return Ethernet(_mac(eth["dst"]), _mac(eth["src"]), etype, payload)

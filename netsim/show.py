@@ -1,5 +1,5 @@
 """State views that print like the real tools: `ip addr`, `ip route`, `ip route get`, `ip neigh`,
-`bridge fdb`, `ip -d link show`, `iptables-save`, `conntrack -L` and `sysctl`.
+`bridge fdb`, `bridge [-d] link`, `ip -d link show`, `iptables-save`, `conntrack -L` and `sysctl`.
 
 Each function takes a `Namespace` and returns the text the tool prints inside that namespace
 (`ip netns exec NS ...`). The formats were compared with iproute2 6.1 on a Linux 6.18 kernel
@@ -171,10 +171,42 @@ def _link_details(d: Device) -> list[str]:
     if d.master is not None and isinstance(d.master, Bridge):
         port = d.master.ports[d.name]
         onoff = {True: "on", False: "off"}
-        lines.append(f"    bridge_slave state forwarding priority 32 cost 2 hairpin {onoff[port.hairpin]} "
+        lines.append(f"    bridge_slave state {_port_state(d)} priority 32 cost 2 hairpin {onoff[port.hairpin]} "
                      f"guard off root_block off fastleave off learning {onoff[port.learning]} "
                      f"flood {onoff[port.flood]}")
     return lines
+
+
+def _port_state(dev: Device) -> str:
+    """A bridge port's STP state with STP off (cni0's): forwarding while its device is up with
+    carrier, disabled otherwise (br_port_carrier_check)."""
+    return "forwarding" if dev.up and _carrier(dev) else "disabled"
+
+
+def bridge_link(ns: "Namespace", details: bool = False, dev: str | None = None) -> str:
+    """`bridge link show [dev DEV]` and `bridge -d link show`: each bridge port, in ifindex
+    order, as iproute2 6.1 prints it (bridge/link.c print_linkinfo, print_protinfo); `-d` adds the
+    port's flags: hairpin, learning and flood as the model has them, the others at the values
+    br_add_if gives a new port (the CNI plugin changes none of them)."""
+    onoff = {True: "on", False: "off"}
+    ports = [d for d in _devices(ns) if d.master is not None and isinstance(d.master, Bridge)]
+    if dev is not None:
+        ports = [d for d in ports if d.name == dev]
+        if not ports:
+            raise ConfigError(f"bridge link show dev {dev}: no bridge port {dev!r} in {ns.name}; ports are "
+                              f"{', '.join(d.name for d in _devices(ns) if d.master is not None) or 'none'}")
+    lines = []
+    for d in ports:
+        assert isinstance(d.master, Bridge)
+        port = d.master.ports[d.name]
+        lines.append(f"{d.ifindex}: {_link_name(d)}: {_flags(d)} mtu {d.mtu} master {d.master.name} "
+                     f"state {_port_state(d)} priority 32 cost 2")
+        if details:
+            lines.append(f"    hairpin {onoff[port.hairpin]} guard off root_block off fastleave off "
+                         f"learning {onoff[port.learning]} flood {onoff[port.flood]} mcast_flood on bcast_flood on "
+                         f"mcast_router 1 mcast_to_unicast off neigh_suppress off vlan_tunnel off isolated off "
+                         f"locked off")
+    return "\n".join(lines)
 
 
 def _devices(ns: "Namespace") -> list[Device]:

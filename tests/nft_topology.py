@@ -21,12 +21,12 @@ SUBNET = IPv4Network("10.244.0.0/24")
 NODE_ADDRS = {"cni0": "10.244.0.1", "eth0": "192.168.50.11", "eth1": "203.0.113.1"}
 HOSTS = {"pod-a": "10.244.0.2", "pod-b": "10.244.0.3", "remote": "10.244.1.2", "ext": "203.0.113.10"}
 SERVICES = [
-    Service("web", "10.96.0.100", 80, 8080, "tcp", 30080, "Cluster", [("pod-c", "10.244.1.2")]),
-    Service("near", "10.96.0.101", 80, 8080, "tcp", None, "Cluster", [("pod-a", "10.244.0.2")]),
-    Service("local", "10.96.0.102", 80, 8080, "tcp", 30081, "Local", [("pod-a", "10.244.0.2")]),
-    Service("remote-local", "10.96.0.103", 80, 8080, "tcp", 30082, "Local", [("pod-c", "10.244.1.2")]),
-    Service("empty", "10.96.0.104", 80, 8080, "tcp", 30083, "Cluster", []),
-    Service("both", "10.96.0.105", 53, 53, "udp", None, "Cluster", [("pod-a", "10.244.0.2"), ("pod-c", "10.244.1.2")]),
+    Service.single("web", "10.96.0.100", 80, 8080, "tcp", 30080, "Cluster", [("pod-c", "10.244.1.2")]),
+    Service.single("near", "10.96.0.101", 80, 8080, "tcp", None, "Cluster", [("pod-a", "10.244.0.2")]),
+    Service.single("local", "10.96.0.102", 80, 8080, "tcp", 30081, "Local", [("pod-a", "10.244.0.2")]),
+    Service.single("remote-local", "10.96.0.103", 80, 8080, "tcp", 30082, "Local", [("pod-c", "10.244.1.2")]),
+    Service.single("empty", "10.96.0.104", 80, 8080, "tcp", 30083, "Cluster", []),
+    Service.single("both", "10.96.0.105", 53, 53, "udp", None, "Cluster", [("pod-a", "10.244.0.2"), ("pod-c", "10.244.1.2")]),
 ]
 NODE = kubeproxy_nft.NodeConfig(str(CLUSTER), ("10.96.0.0/12",), (NODE_ADDRS["eth0"],),
                                 frozenset({"pod-a", "pod-b"}))

@@ -111,7 +111,8 @@ def test_service_endpoint_on_the_clients_own_bridge_is_resolved_by_cni0_and_conn
     arp = who_has.frame.payload
     assert (arp.op, arp.hwsrc, arp.psrc, arp.pdst) == (1, cni0_mac, "10.244.0.1", "10.244.0.3")
     assert {h.device for h in trace.of_role("arp") if h.frame.payload.pdst == "10.244.0.3"
-            and h.direction == "tx" and h.netns == "node1"} == {"cni0", "veth9bb860b4", "veth274a81a3"}
+            and h.direction == "tx" and h.netns == "node1"} == {"cni0", "veth9bb860b4", "veth274a81a3",
+                                                                 "veth8a32e516"}     # coredns's port too
     syn = [(h.netns, h.device, h.direction, h.frame.src, h.frame.dst, h.ip.dst, h.ip.ttl)
            for h in trace.request if h.ip.payload.flags == "S"]
     assert syn == [

@@ -71,7 +71,7 @@ plans = st.builds(
                                          unique=True),
                                 st.sampled_from([None, None, 30080, 30081, 80, 32767]),
                                 st.sampled_from(["Cluster", "Local"]), st.sampled_from(["tcp", "udp"]),
-                                st.sampled_from([None, None, "10.96.0.100", "10.96.0.101", "10.0.0.1"])),
+                                st.sampled_from(["", None, "10.96.0.100", "10.96.0.101", "10.0.0.1"])),
                       max_size=3),
     breaks=st.lists(st.tuples(st.sampled_from(["break_fdb", "break_neighbour", "break_route", "break_forwarding",
                                                "break_masquerade", "set_mtu"]),

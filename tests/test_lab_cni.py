@@ -32,9 +32,7 @@ CHAPTER_DATA = Path(__file__).resolve().parent.parent / "notebooks" / "data" / "
 
 
 def _three_pods() -> netsim.Cluster:
-    cluster = netsim.reference_cluster()
-    cluster.add_pod("pod-d", node="node1")      # pod-a, pod-b and pod-d on node1
-    return cluster
+    return netsim.reference_cluster()           # pod-a, pod-b and coredns on node1
 
 
 def test_the_delegate_configuration_is_flannels():
@@ -61,7 +59,7 @@ def test_three_pods_made_by_the_real_plugins_are_the_models(monkeypatch):
     prefix = f"nsl-{os.getpid()}-0-"
     real = real_cni_node(cluster, "node1", prefix)
     assert compare_cni(cluster, "node1", real) == []
-    assert [p.name for p in real.pods] == ["pod-a", "pod-b", "pod-d"]
+    assert [p.name for p in real.pods] == ["pod-a", "pod-b", "coredns"]
     # the plugin's result JSON: the model's addresses in creation order, its gateway, the sandbox
     for pod in real.pods:
         (ip,) = pod.result["ips"]
@@ -118,7 +116,7 @@ def test_the_chapters_cni_result_is_what_the_plugins_produce():
     stored = json.loads(CHAPTER_DATA.read_text())
     fresh = chapter_record(real_cni_node(netsim.reference_cluster(), "node1", f"nsl-{os.getpid()}-1-"), "node1")
     assert masked(fresh) == masked(stored)
-    assert [p["name"] for p in fresh["pods"]] == ["pod-a", "pod-b"]
+    assert [p["name"] for p in fresh["pods"]] == ["pod-a", "pod-b", "coredns"]
     # what the masking leaves is compared: another address is a difference
     fresh["pods"][0]["result"]["ips"][0]["address"] = "10.244.0.9/24"
     assert masked(fresh) != masked(stored)

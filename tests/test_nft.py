@@ -124,7 +124,7 @@ def test_what_nft_refuses_is_refused_with_the_reason(batch, message):
 
 
 def test_kube_proxys_chain_names_are_hash_and_truncate_of_the_port_name():
-    svc = Service("web", "10.96.0.100", 80, 8080, "tcp", 30080, endpoints=[("pod-c", "10.244.1.2")])
+    svc = Service.single("web", "10.96.0.100", 80, 8080, "tcp", 30080, endpoints=[("pod-c", "10.244.1.2")])
     # pkg/proxy/nftables/proxier_test.go at 81810de6 names ns1/svc1:p80's chains so
     assert kubeproxy_nft.hash_and_truncate("ns1/svc1/tcp/p80") == "ULMVA6XW-ns1/svc1/tcp/p80"
     assert kubeproxy_nft.hash_and_truncate("ns1/svc1/tcp/p80__10.180.0.1/80") == "5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80"

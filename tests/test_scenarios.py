@@ -52,14 +52,16 @@ def test_s2_same_node_is_bridged_with_ttl_unchanged(cluster):
     assert len({h.ip.id for h in trace.request}) == 1
 
 
-def test_s2_arp_broadcast_reaches_seven_device_directions_with_hairpin(cluster):
+def test_s2_arp_broadcast_reaches_nine_device_directions_with_hairpin(cluster):
+    """The broadcast goes out of every cni0 port (pod-a's own, by hairpin; pod-b's; the CoreDNS
+    pod's) and up cni0: every pod on the bridge sees pod-a's who-has."""
     trace = scenarios.pod_to_pod_same_node(cluster=cluster)
     first_request = next(h for h in trace.arp if h.frame.payload.op == 1)
     copies = [f"{h.where} {h.direction}" for h in trace.arp if h.packet_id == first_request.packet_id]
-    va, vb = veth(cluster, "pod-a"), veth(cluster, "pod-b")
+    va, vb, vd = veth(cluster, "pod-a"), veth(cluster, "pod-b"), veth(cluster, "coredns")
     assert sorted(copies) == sorted([
-        "pod-a/eth0 tx", f"node1/{va} rx", f"node1/{va} tx", f"node1/{vb} tx", "node1/cni0 rx",
-        "pod-a/eth0 rx", "pod-b/eth0 rx"])
+        "pod-a/eth0 tx", f"node1/{va} rx", f"node1/{va} tx", f"node1/{vb} tx", f"node1/{vd} tx", "node1/cni0 rx",
+        "pod-a/eth0 rx", "pod-b/eth0 rx", "coredns/eth0 rx"])
 
 
 def test_s2_bridged_flow_enters_node_conntrack_without_nat(cluster):

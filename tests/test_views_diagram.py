@@ -141,14 +141,15 @@ def test_labels_are_at_least_11_px_at_book_width_and_fit_their_boxes(c4):
 
 def test_svg_has_title_desc_marker_and_reveals_the_path_as_walked(c4):
     cluster, trace = c4
-    svg = diagram(cluster, trace, 13).svg()
+    at = next(h.index for h in trace.hops if (h.where, h.role) == ("node1/flannel.1", "request"))    # hop 15
+    svg = diagram(cluster, trace, at).svg()
     assert 'role="img" aria-labelledby="netsim-diagram-title netsim-diagram-desc"' in svg
     assert '<title id="netsim-diagram-title">Cluster diagram: node1, node2 and their pods</title>' in svg
     assert "pod-a (pod, 10.244.0.2; devices lo, eth0)" in svg
-    m = diagram_model(cluster, trace, 13)
+    m = diagram_model(cluster, trace, at)
     ids = dom_ids(m, "netsim-diagram")
-    later = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to > 13]
-    walked = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to <= 13]
+    later = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to > at]
+    walked = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to <= at]
     assert later and walked
     hidden = svg[svg.rindex("<style>"):]
     assert all(f"#{d}," in hidden or f"#{d}{{visibility:hidden}}" in hidden for d in later)

@@ -133,8 +133,8 @@ def test_un_nat_names_the_conntrack_entry(nodeport):
 def test_minimal_form_of_scenario_4_is_the_ttl_changes_and_the_encapsulation(cross_node):
     lines = render(cross_node, "minimal").splitlines()
     ttl = [l for l in lines if " ipv4.ttl " in l]
-    assert ttl == [" 12 node1/cni0 rx ipv4.ttl 64 -> 63", " 29 node2/flannel.1 rx ipv4.ttl 63 -> 62",
-                   " 41 node2/cni0 rx ipv4.ttl 64 -> 63", " 47 node1/flannel.1 rx ipv4.ttl 63 -> 62"]
+    assert ttl == [" 14 node1/cni0 rx ipv4.ttl 64 -> 63", " 31 node2/flannel.1 rx ipv4.ttl 63 -> 62",
+                   " 43 node2/cni0 rx ipv4.ttl 64 -> 63", " 49 node1/flannel.1 rx ipv4.ttl 63 -> 62"]
     rest = [l for l in lines if l not in ttl]
     for where, src, dst, leaving in (("node1/flannel.1", "192.168.50.11", "192.168.50.12", "node1/eth0"),
                                      ("node2/flannel.1", "192.168.50.12", "192.168.50.11", "node2/eth0")):
@@ -146,7 +146,7 @@ def test_minimal_form_of_scenario_4_is_the_ttl_changes_and_the_encapsulation(cro
             head + "outer-ipv4.ttl (new) -> 64", head + f"outer-udp.sport (new) -> {sport}",
             head + "outer-udp.dport (new) -> 8472", head + "vxlan.vni (new) -> 1"]
     decap = [l for l in rest if "decapsulated" in l]
-    assert [l.split(" decapsulated")[0] for l in decap] == [" 28 node2/eth0 rx", " 46 node1/eth0 rx"]
+    assert [l.split(" decapsulated")[0] for l in decap] == [" 30 node2/eth0 rx", " 48 node1/eth0 rx"]
     assert len(rest) == 12 + len(decap)
     assert render(scenarios.SIX[4](), "minimal") == "\n".join(lines)     # stable across runs
 

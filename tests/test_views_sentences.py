@@ -16,7 +16,8 @@ import pytest
 
 import netsim
 from netsim.decision import (ArpReason, BridgeReason, CaptureReason, ConntrackReason, ConntrackRef, Decision,
-                             DevReason, FdbRef, FieldChange, FlannelReason, IcmpReason, IpReason, NatReason,
+                             DevReason, FdbRef, FieldChange, FlannelReason, IcmpReason, IpReason, MetallbReason,
+                             NatReason,
                              NeighbourRef, NeighReason, NetfilterReason, NftRuleRef, Outcome, OutcomeReason, Reason, RouteReason,
                              RouteRef, RuleRef, SocketReason, Subsystem, TunReason, Verdict, VethReason, VxlanReason)
 from netsim.packet import ICMP, IPPROTO_ICMP, IPPROTO_UDP, IPv4, UDP
@@ -350,6 +351,11 @@ CASES = [
     (Decision(Subsystem.FLANNEL, "udp_to_tun", FlannelReason.DECAPSULATED, Verdict.DECAPSULATE,
               changes=(FieldChange("ipv4", "ttl", 62, 61),), port=8285, tun="flannel0"),
      "flanneld receives on port 8285, decrements TTL 62 -> 61, writes the packet to flannel0"),
+    (Decision(Subsystem.METALLB, "arpResponder", MetallbReason.ANNOUNCE, Verdict.REPLY, vip="192.168.50.200",
+              namespace="default", service="web-lb", node="node1", dev="eth0", mac="8a:a1:fa:84:72:f3",
+              sender="192.168.50.1"),
+     "MetalLB's speaker on node1 (userspace, a packet socket on eth0): 192.168.50.200 is service default/web-lb's "
+     "load-balancer IP and node1 won its election: replying is-at 8a:a1:fa:84:72:f3 to 192.168.50.1"),
     # kinds no digest case reaches: records as the core builds them
     (Decision(Subsystem.DEV, "dev_queue_xmit", DevReason.NO_CABLE, Verdict.DROP, dev="eth9", kind="dummy"),
      "eth9 (dummy) has no cable"),

@@ -102,8 +102,8 @@ def test_static_html_highlights_the_hops_device(s4):
 
 def test_panel_for_first_hop_is_server_rendered(s4):
     cluster, trace = s4
-    html = Stepper(trace, cluster, start=25).to_html()
-    assert "Hop 25 of 50: node1/eth0 tx" in html
+    html = Stepper(trace, cluster, start=27).to_html()
+    assert "Hop 27 of 52: node1/eth0 tx" in html
     assert "Outer IPv4" in html and "<b>added</b>" in html
 
 
@@ -452,7 +452,7 @@ def test_the_static_face_has_its_controls_live_region_and_focusable_rows(s4):
     cluster, trace = s4
     html = Stepper(trace, cluster).to_html()
     assert '<button data-a="arp" aria-pressed="false">Hide ARP</button>' in html
-    assert re.search(r'<p class="sr" aria-live="polite">Hop 0 of 50: pod-a/eth0 tx', html)
+    assert re.search(r'<p class="sr" aria-live="polite">Hop 0 of 52: pod-a/eth0 tx', html)
     assert 'tr class="fld" data-f="0" tabindex="0"' in html
     assert "position:sticky" in html and "@container (min-width:680px)" in html
     data = decode_payload(html)

@@ -12,7 +12,11 @@ where it enters and hands the building to the rooms of this package:
 | dns.py | the cluster's DNS records, a pod's resolv.conf, a DNS server attached to a pod, name resolution |
 | tools.py | ping, traceroute, dig, curl and nc run in a host: `ToolRun` (output, exit status, traces) |
 | breakages.py | the `break_*` methods and `set_mtu`, for the troubleshooting chapter |
-| owners.py | who owns an address only the cluster knows (a service's ClusterIP) |
+| owners.py | who owns an address only the cluster knows (a service's ClusterIP, a load-balancer IP) |
+| objects.py | StatefulSets, readiness, NetworkPolicy objects, EndpointSlices, `bridge link set` (Cluster's methods) |
+| metallb.py | MetalLB's layer-2 speaker: the election and the ARP answer for a LoadBalancer address |
+| policies.py | NetworkPolicy objects and kube-network-policies' table on every node |
+| records.py | the DNS server's data built from the cluster (CoreDNS's kubernetes plugin), StatefulSet names |
 
 Endpoints are named: a pod (`pod-a`), a container (`pod-a/sidecar`), a node (`node1`), an
 external host (`ext`), a service (`web`), or an address, optionally with a port
@@ -34,6 +38,7 @@ from .builder import EAGER_MAX_NODES, Builder
 from .dns import DnsServer, Resolution
 from .tools import ToolRun
 from .endpoints import Endpoint, resolve
+from .objects import ClusterObjects
 from .owners import cluster_owners
 from .spec import (DEFAULT_CONTAINERS, EXTERNAL_NET, FIRST_SERVICE_IP, GATEWAY_EXTERNAL_IP, MIN_MTU, POD_PORTS, SERVICE_CIDR,
                    ClusterSpec, External, Node, Pod)
@@ -43,7 +48,7 @@ __all__ = ["Cluster", "DnsServer", "Endpoint", "External", "Node", "Pod", "Resol
            "EXTERNAL_NET", "FIRST_SERVICE_IP", "GATEWAY_EXTERNAL_IP", "MIN_MTU", "POD_PORTS", "SERVICE_CIDR"]
 
 
-class Cluster:
+class Cluster(ClusterObjects):
     """A Kubernetes cluster with Flannel, as the kernel of each machine sees it."""
 
     def __init__(self, nodes: int = 2, backend: str = "vxlan", pod_cidr: str = "10.244.0.0/16",
@@ -80,10 +85,15 @@ class Cluster:
 
     # populating -----------------------------------------------------------------------------
     def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = DEFAULT_CONTAINERS,
-                listen: tuple[tuple[str, int], ...] = POD_PORTS) -> Pod:
+                listen: tuple[tuple[str, int], ...] = POD_PORTS, *, namespace: str = "default",
+                labels: dict[str, str] | None = None, hostname: str = "", subdomain: str = "",
+                ready: bool = True) -> Pod:
         """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes).
-        Pod and container names are DNS-1123 labels (netsim.names)."""
-        pod = self.spec.add_pod(name, node, containers, listen)
+        Pod, container and namespace names are DNS-1123 labels (netsim.names); names are unique
+        across namespaces too, since each pod is a network namespace of that name. `hostname`
+        and `subdomain` are spec.hostname and spec.subdomain (a StatefulSet pod's identity, which
+        a headless Service of that name turns into DNS names); `ready` its Ready condition."""
+        pod = self.spec.add_pod(name, node, containers, listen, namespace, labels, hostname, subdomain, ready)
         self._builder.pod_added(pod)
         return pod
 
@@ -107,14 +117,35 @@ class Cluster:
         self.externals[name] = ext
         return ext
 
-    def add_service(self, name: str, port: int, target_port: int, pods: list[str] | tuple[str, ...] = (),
-                    node_port: int | None = None, external_traffic_policy: str = "Cluster",
-                    protocol: str = "tcp", cluster_ip: str | None = None) -> kubeproxy.Service:
-        """A Service: kube-proxy programs its ClusterIP (and NodePort) on every node. The name
-        is a DNS-1035 label (netsim.names); the ClusterIP and NodePort are checked and allocated
-        as kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
-        return self._builder.kube_proxy.add_service(name, port, target_port, pods, node_port,
-                                                    external_traffic_policy, protocol, cluster_ip)
+    def add_service(self, name: str, port: int | None = None, target_port: int | None = None,
+                    pods: list[str] | tuple[str, ...] = (), node_port: int | None = None,
+                    external_traffic_policy: str = "Cluster", protocol: str = "tcp", cluster_ip: object = "",
+                    *, ports: object = None, namespace: str = "default", type: str | None = None,
+                    load_balancer_ip: str | None = None, load_balancer_source_ranges: object = (),
+                    health_check_node_port: int | None = None,
+                    publish_not_ready_addresses: bool = False) -> kubeproxy.Service:
+        """A Service in front of `pods` (its selector, as names; endpoints are the ready ones):
+        kube-proxy programs it on every node.
+
+        One port (`port`, `target_port`, `protocol`, `node_port`) or several: `ports=[{"name":
+        "dns", "port": 53, "protocol": "udp"}, {"name": "dns-tcp", "port": 53}, ...]` (targetPort
+        defaults to port, protocol to tcp; with two or more ports each needs a distinct name, and
+        no two may share protocol and port, as validation.go requires). `cluster_ip`: "" (the
+        default) allocates one, an address asks for it, None makes a headless Service
+        (clusterIP: None: no virtual address, no rules, DNS answers with the pods). `type`:
+        ClusterIP, NodePort (the default when a nodePort is given; missing nodePorts are
+        allocated) or LoadBalancer: a NodePort Service whose status.loadBalancer.ingress gets an
+        address from MetalLB's pool (`load_balancer_ip` asks for one), announced in layer 2 by
+        the elected node's speaker (`Cluster.speaker`); `load_balancer_source_ranges` limits its
+        clients, and with externalTrafficPolicy Local it gets a healthCheckNodePort. The name is
+        a DNS-1035 label (netsim.names); addresses and ports are checked and allocated as
+        kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
+        svc = self._builder.kube_proxy.add_service(
+            name, port, target_port, pods, node_port, external_traffic_policy, protocol, cluster_ip, ports=ports,
+            namespace=namespace, type=type, load_balancer_ip=load_balancer_ip,
+            load_balancer_source_ranges=load_balancer_source_ranges, health_check_node_port=health_check_node_port,
+            publish_not_ready_addresses=publish_not_ready_addresses)
+        return svc
 
     # hosts, endpoints and sending -----------------------------------------------------------
     def netns(self, name: str):
@@ -206,9 +237,10 @@ class Cluster:
     # views --------------------------------------------------------------------------------
     def show(self, host: str, what: str) -> str:
         """A state view of one host: "ip addr", "ip -d link show [DEV]", "ip route", "ip neigh",
-        "bridge fdb", "iptables-save", "nft list ruleset" (and "nft -a list ruleset", with
-        handles), "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR", "ip route get
-        ADDR from SRC" and "node annotations" (flanneld's annotations on the Node object, nodes
+        "bridge fdb", "bridge link" and "bridge -d link" (each also "... show [dev DEV]"),
+        "iptables-save", "nft list ruleset" (and "nft -a list ruleset", with handles),
+        "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR", "ip route get ADDR
+        from SRC" and "node annotations" (flanneld's annotations on the Node object, nodes
         only)."""
         from .. import show
         views = {
@@ -216,9 +248,10 @@ class Cluster:
             "ip neigh": show.ip_neigh, "bridge fdb": show.bridge_fdb, "iptables-save": show.iptables_save,
             "nft list ruleset": show.nft_list_ruleset, "nft -a list ruleset": show.nft_list_ruleset_handles,
             "conntrack -L": show.conntrack_list,
+            "bridge link": show.bridge_link, "bridge -d link": lambda ns: show.bridge_link(ns, details=True),
         }
-        names = ", ".join([*views, "ip -d link show DEV", "ip route get ADDR [from SRC]", "subnet.env",
-                           "node annotations"])
+        names = ", ".join([*views, "ip -d link show DEV", "bridge [-d] link show [dev DEV]",
+                           "ip route get ADDR [from SRC]", "subnet.env", "node annotations"])
         if not isinstance(what, str):
             raise ConfigError(f"view {what!r} must be a string, one of: {names}")
         words = what.split()
@@ -228,6 +261,10 @@ class Cluster:
         if what == "node annotations":          # kubectl get node NODE -o yaml: metadata.annotations
             n = self.spec.check_node_name(host)
             return show.node_annotations(flannel.node_annotations(n.lease, self.backend))
+        bridge_link = _bridge_link_words(words)
+        if bridge_link is not None:
+            details, dev = bridge_link
+            return show.bridge_link(self.netns(host), details, dev)
         if not route_get and " ".join(words) not in views and what != "subnet.env":
             raise ConfigError(f"unknown view {what!r}; views are {names}")
         ns = self.netns(host)
@@ -282,14 +319,46 @@ class Cluster:
         breakages.set_mtu(self._builder, host, dev, mtu)
 
 
-def reference_cluster(backend: str = "vxlan", lazy: bool | None = None) -> Cluster:
+def _bridge_link_words(words: list[str]) -> tuple[bool, str | None] | None:
+    """`bridge [-d] link [show [dev DEV]]` as (details, device), or None for another view."""
+    details = words[1:2] == ["-d"]
+    rest = words[2:] if details else words[1:]
+    if words[:1] != ["bridge"] or rest[:1] != ["link"]:
+        return None
+    rest = rest[1:]
+    if rest in ([], ["show"]):
+        return details, None
+    if len(rest) == 3 and rest[:2] == ["show", "dev"]:
+        return details, rest[2]
+    raise ConfigError(f"view {' '.join(words)!r}: use 'bridge [-d] link [show [dev DEV]]'")
+
+
+# kubeadm's DNS add-on: the CoreDNS pod's ports and the kube-dns Service in front of it
+# (cmd/kubeadm/app/phases/addons/dns/manifests.go: ports dns/UDP 53, dns-tcp/TCP 53, metrics/TCP
+# 9153; the ClusterIP is the tenth address of the service CIDR, 10.96.0.10 for kubeadm's default
+# 10.96.0.0/12, GetDNSIP in cmd/kubeadm/app/constants)
+KUBE_DNS_IP = "10.96.0.10"
+KUBE_DNS_PORTS = ({"name": "dns", "port": 53, "protocol": "udp"}, {"name": "dns-tcp", "port": 53, "protocol": "tcp"},
+                  {"name": "metrics", "port": 9153, "protocol": "tcp"})
+COREDNS_LISTEN = (("udp", 53), ("tcp", 53), ("tcp", 9153))
+
+
+def reference_cluster(backend: str = "vxlan", lazy: bool | None = None, proxy_mode: str = "iptables") -> Cluster:
     """The book's cluster (kernel-observations.md): two nodes, pods a and b on node1, pod c
     on node2, an external host behind the gateway, and service `web` (ClusterIP 10.96.0.100:80,
-    NodePort 30080) in front of pod-c:8080. `lazy=True` builds it lazily (for tests)."""
-    cluster = Cluster(nodes=2, backend=backend, lazy=lazy)
+    NodePort 30080) in front of pod-c:8080; and the DNS every kubeadm cluster has: pod `coredns`
+    (namespace kube-system, on node1, 10.244.0.4) behind Service `kube-dns` (10.96.0.10, ports
+    dns/UDP 53, dns-tcp/TCP 53, metrics/TCP 9153). CoreDNS is added after the other pods so
+    they keep the addresses the book's chapters show (on a real cluster it starts first and
+    takes .2). `lazy=True` builds it lazily (for tests)."""
+    cluster = Cluster(nodes=2, backend=backend, lazy=lazy, proxy_mode=proxy_mode)
     cluster.add_pod("pod-a", node="node1", containers=("app", "sidecar"))
     cluster.add_pod("pod-b", node="node1")
     cluster.add_pod("pod-c", node="node2")
+    cluster.add_pod("coredns", node="node1", namespace="kube-system", labels={"k8s-app": "kube-dns"},
+                    listen=COREDNS_LISTEN)
     cluster.add_external("ext", ip="203.0.113.10")
     cluster.add_service("web", port=80, target_port=8080, pods=["pod-c"], node_port=30080)
+    cluster.add_service("kube-dns", namespace="kube-system", cluster_ip=KUBE_DNS_IP, pods=["coredns"],
+                        ports=list(KUBE_DNS_PORTS))
     return cluster

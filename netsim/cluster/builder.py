@@ -38,6 +38,7 @@ from ..errors import ConfigError
 from ..netns import Namespace
 from ..packet import ARP_REQUEST, ETH_P_ARP
 from ..stack import Network
+from . import metallb
 from .services import KubeProxy
 from .spec import EXTERNAL_NET, GATEWAY_EXTERNAL_IP, ClusterSpec, External, Node, Pod, listing
 
@@ -176,12 +177,19 @@ class Builder:
 
     # the switch's floods -----------------------------------------------------------------
     def _arp_target(self, frame) -> str | None:
-        """The node an ARP request asks for, if it is one of ours."""
+        """The node an ARP request asks for, if it is one of ours: the node with that address,
+        or the one whose MetalLB speaker answers for a load-balancer address."""
         if frame.type != ETH_P_ARP or frame.payload.op != ARP_REQUEST:
             return None
-        name = self.spec.owner_at(frame.payload.pdst)
+        pdst = frame.payload.pdst
+        name = self.spec.owner_at(pdst)
         node = self.spec.nodes.get(name) if name is not None else None
-        return name if node is not None and node.ip == frame.payload.pdst else None
+        if node is not None and node.ip == pdst:
+            return name
+        for svc in self.spec.services.values():
+            if pdst in svc.load_balancer_ips:
+                return metallb.announcer(self.spec, svc, pdst)
+        return None
 
     def _underlay_flood(self, frame, flow) -> None:
         """sw0 is about to flood `frame`: build the node an ARP request asks for, and say how

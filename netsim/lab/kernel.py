@@ -61,6 +61,7 @@ from .nftrace import TraceWalk
 from .plan import Plan
 from .process import COMMAND_TIMEOUT, LabUnavailable, reap, run, tool, unavailable_reason
 from .tracer import RuleTracer
+from .arp_responder import Responders
 from .programs import ProgramRunner
 from .traffic import EXCHANGE_TIMEOUT, client, resolve
 
@@ -120,6 +121,7 @@ class Lab:
         self._created: list[str] = []
         self._sockets: dict[tuple[str, str], socket.socket] = {}
         self._servers = ProgramRunner()
+        self._arp = Responders()               # stand-ins for userspace ARP responders (arp_responder.py)
         self._closed = False
         self._close_lock = threading.RLock()
         self._children: set[subprocess.Popen] = set()
@@ -198,6 +200,11 @@ class Lab:
             self._parallel(lambda n: self._offload_off(n, plan.offload[n]), names)
         self._parallel(lambda n: self._open_captures(n, plan.devices[n]), names)
         self._parallel(lambda n: self._open_servers(n, plan.listeners[n]), names)
+        for n in names:
+            self._arp.open(self.netns(n), plan.arp_responders[n])
+            self.commands.extend(f"# in {self.netns(n)}: a packet socket on {dev} answering ARP for "
+                                 f"{', '.join(addresses)} (MetalLB's speaker)" for dev, addresses in plan.arp_responders[n])
+        self._arp.start()
         self._servers.start()
         self.timings["build"] = self.timings["plan"] + time.perf_counter() - t1
 
@@ -265,6 +272,7 @@ class Lab:
             if self._closed:
                 return
             self._servers.close()
+            self._arp.close()
             for tracer in (self.tracer, self.nft_tracer):
                 if tracer is not None:
                     tracer.close()

@@ -49,6 +49,7 @@ class Plan:
     devices: dict[str, list[str]] = field(default_factory=dict)     # every device (captures)
     offload: dict[str, list[str]] = field(default_factory=dict)     # every device but lo
     listeners: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    arp_responders: dict[str, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)  # (dev, addresses)
 
 
 def make_plan(cluster: Cluster, netns: Callable[[str], str]) -> Plan:
@@ -77,7 +78,21 @@ def make_plan(cluster: Cluster, netns: Callable[[str], str]) -> Plan:
         plan.offload[name] = [tok.ifname(d.name) for d in ns.devices.values() if not isinstance(d, Loopback)]
         plan.listeners[name] = [(tok.word(p, ("tcp", "udp")), int(tok.number(port, 1, 65535, "port")))
                                 for p, port in sorted(ns.listeners)]
+        plan.arp_responders[name] = arp_responders(ns)
     return plan
+
+
+def arp_responders(ns: Namespace) -> list[tuple[str, tuple[str, ...]]]:
+    """The userspace ARP responders of `ns` (MetalLB's speaker): per device, the addresses the
+    model's responder answers for, checked (lab/arp_responder.py stands in for it)."""
+    out = []
+    for responder in ns.arp_responders:
+        announced = getattr(responder, "announced", None)
+        for dev in ns.devices:
+            addresses = tuple(tok.ipv4(a) for a in announced(dev)) if announced is not None else ()
+            if addresses:
+                out.append((tok.ifname(dev), addresses))
+    return out
 
 
 BUILTIN = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")

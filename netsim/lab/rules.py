@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from ..cluster import Cluster
 
 KERNEL_VERDICT = {"ACCEPT": "ACCEPT", "DROP": "DROP", "REJECT": "DROP", "DNAT": "ACCEPT", "SNAT": "ACCEPT",
-                  "MASQUERADE": "ACCEPT", "REDIRECT": "ACCEPT", "MARK": "CONTINUE", "RETURN": "RETURN"}
+                  "MASQUERADE": "ACCEPT", "REDIRECT": "ACCEPT", "MARK": "CONTINUE", "RETURN": "RETURN",
+                  "": "CONTINUE"}            # a rule with no target (kube-proxy's KUBE-FW- ends with one)
 NAT_TARGETS = ("DNAT", "SNAT", "MASQUERADE", "REDIRECT")
 ROLES = ("request", "reply", "error")
 VXLAN_PORTS = ("8472", "4789")
@@ -278,6 +279,7 @@ def _compare_nat(comparison, where, ours: list[_Walk], hops: list[Hop], role: st
     dst: tuple[str, int | None] = (first.dst, first.payload.dport if ports else None)   # type: ignore[union-attr]
     dsts: list[tuple[str, int | None]] = []
     srcs = [first.src]
+    last_rewrite: Hop | None = None
     for h in hops:
         for d in h.decisions:
             new_dst = next((str(c.new) for c in d.changes if c.layer == "ipv4" and c.field == "dst"), None)
@@ -290,6 +292,7 @@ def _compare_nat(comparison, where, ours: list[_Walk], hops: list[Hop], role: st
                 dsts.append((old_dst or dst[0], old_port if ports and old_port is not None else dst[1]))
             dst = (new_dst or dsts[-1][0], new_port if ports and new_port is not None else dsts[-1][1])
             dsts.append(dst)
+            last_rewrite = h
             new_src = next((str(c.new) for c in d.changes if c.layer == "ipv4" and c.field == "src"), None)
             if new_src is not None:
                 srcs.append(new_src)
@@ -310,9 +313,15 @@ def _compare_nat(comparison, where, ours: list[_Walk], hops: list[Hop], role: st
     # whose other tables have no base chain, chapter 1's router), its walks saw the packet only
     # before any rewrite, and the model's first destination is all they can confirm
     early = all(w.table in ("raw", "mangle") and w.hook in ("PREROUTING", "OUTPUT") for w in inner)
+    # a packet dropped after its last rewrite before any other hook (a bridged DNAT the bridge
+    # cannot send on) leaves no kernel walk that shows the new destination
+    after = hops[hops.index(last_rewrite):] if last_rewrite is not None else []
+    unseen = bool(after) and any(h.reason is not None and h.reason.verdict == "drop" for h in after) \
+        and not any(d.function in ("ipt_do_table", "nft_do_chain") for h in after[1:] for d in h.decisions) \
+        and len(model_dsts) == len(kernel_dsts) + 1 and model_dsts[:-1] == kernel_dsts
     if early and kernel_dsts == model_dsts[:len(kernel_dsts)]:
         pass
-    elif model_dsts != kernel_dsts:
+    elif model_dsts != kernel_dsts and not unseen:
         comparison.differences.append(Difference(None, where, "netfilter nat destination",
                                                  " -> ".join(f"{a}:{p}" if p else a for a, p in model_dsts),
                                                  " -> ".join(f"{a}:{p}" if p else a for a, p in kernel_dsts)))

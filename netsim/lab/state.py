@@ -14,6 +14,8 @@ netsim; both leave out what the model does not print, the same way on each side:
   the VXLAN settings, a bridge port's hairpin, learning and flood;
 - `ip neigh`: the permanent entries; `bridge fdb`: without IPv6 and link-local multicast
   entries; both sorted (the kernel's hash order, the model's creation order);
+- `bridge -d link`: every line of each bridge port, ifindex and `@peer` dropped (as `ip -d
+  link`), ports sorted by name;
 - `iptables-save`: without comments, counters and empty tables;
 - `nft -a list ruleset`: the nf_tables tables the model holds, with every handle, byte for byte;
   the tables iptables-nft makes for iptables' rules (`ip filter`, `ip nat`, ...; the
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from ..cluster import Cluster
     from .kernel import Lab
 
-VIEWS = ("ip link", "ip -d link", "ip route", "ip neigh", "bridge fdb", "iptables-save", "nft -a list ruleset")
+VIEWS = ("ip link", "ip -d link", "ip route", "ip neigh", "bridge fdb", "bridge -d link", "iptables-save",
+         "nft -a list ruleset")
 IPTABLES_NFT_TABLES = ("raw", "mangle", "filter", "nat", "security")
 HOSTS = ("node1", "node2", "pod-a", "pod-c", "gateway", "ext", "underlay")
 LINK_LOCAL_MULTICAST = ("33:33:", "01:00:5e:", "01:80:c2:")
@@ -48,6 +51,7 @@ def _command(lab: "Lab", host: str, view: str) -> list[str]:
         "ip route": [ip, "-n", ns, "route"],
         "ip neigh": [ip, "-n", ns, "neigh", "show", "nud", "permanent"],
         "bridge fdb": [tool("bridge") or "bridge", "-n", ns, "fdb", "show"],
+        "bridge -d link": [tool("bridge") or "bridge", "-n", ns, "-d", "link", "show"],
         "iptables-save": [ip, "netns", "exec", ns, "iptables-save"],
         "nft -a list ruleset": [ip, "netns", "exec", ns, tool("nft") or "nft", "-a", "list", "ruleset"],
     }[view]
@@ -72,6 +76,8 @@ def model_view(cluster: "Cluster", host: str, view: str) -> list[str]:
     """`view` as netsim prints it for `host`, normalised the same way."""
     if view == "ip -d link":
         return _flatten(link_blocks(cluster.show(host, "ip -d link show")))
+    if view == "bridge -d link":
+        return _flatten(link_blocks(cluster.show(host, view)))
     shown = "ip addr" if view == "ip link" else view     # `ip addr` starts each link with the same line
     return _normalise(view, [line for line in cluster.show(host, shown).splitlines() if line])
 
@@ -144,6 +150,8 @@ def _normalise(view: str, lines: list[str]) -> list[str]:
         return sorted(out)
     if view == "ip neigh":
         return sorted(line for line in lines if line.endswith("PERMANENT"))
+    if view == "bridge -d link":
+        return _flatten(link_blocks("\n".join(lines)))
     if view == "bridge fdb":
         return sorted(line for line in lines if not line.startswith(LINK_LOCAL_MULTICAST))
     if view == "iptables-save":

@@ -193,7 +193,9 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
             if not rule.matches_packet(ctx):
                 continue
             target = rule.target
-            if target is None:
+            if target is None:        # a rule with matches only (KUBE-FW-'s last): counted, the walk goes on
+                decisions.append(_decided(NetfilterReason.RULE, Verdict.CONTINUE, table_name, hook, chain.name,
+                                          path, rule)[0])
                 continue
             kind = _TARGET_KIND.get(type(target))
             if kind is _MARK:

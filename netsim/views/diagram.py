@@ -17,7 +17,7 @@ arrows and the packet marker sit on top, and arrows of hops not yet reached are 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from html import escape
 
 from ..errors import UsageError
@@ -125,16 +125,19 @@ def _build(cluster) -> _Layout:
     node_eth: dict[str, float] = {}
     for node in cluster.nodes.values():
         pods = node.pods
-        w = max(3.0, (POD_W + 0.2) * len(pods) + 0.4)
+        labels = [f"{p}  {cluster.pods[p].ip}" for p in pods]
+        widths = [max(POD_W, round(_text_width(label, bold=True) + 0.15, 2)) for label in labels]
+        w = max(3.0, sum(pw + 0.2 for pw in widths) + 0.4)
         lay.host(node.name, "node", f"{node.name}  {node.ip}", x, NODE_H[0], w, NODE_H[1] - NODE_H[0])
-        for i, pod_name in enumerate(pods):
+        px = x + 0.3
+        for pod_name, label, pw in zip(pods, labels, widths):
             pod = cluster.pods[pod_name]
-            px = x + 0.3 + i * (POD_W + 0.2)
-            lay.host(pod_name, "pod", f"{pod_name}  {pod.ip}", px, 5.05, POD_W, POD_H, node.name)
+            lay.host(pod_name, "pod", label, px, 5.05, pw, POD_H, node.name)
             lay.device(pod_name, "lo", px + 0.25 + 0.35, 6.1, 0.7)
-            lay.device(pod_name, "eth0", px + POD_W / 2 + 0.1, 5.4, 1.6)
+            lay.device(pod_name, "eth0", px + pw / 2 + 0.1, 5.4, 1.6)
             lay.rest(pod_name, px + 1.4, 6.1)
-            lay.device(node.name, pod.host_veth, px + POD_W / 2, 4.45, 1.65)
+            lay.device(node.name, pod.host_veth, px + pw / 2, 4.45, 1.65)
+            px += pw + 0.2
         devs = namespaces[node.name].devices
         cni_w = w - 0.6
         if "cni0" in devs:
@@ -147,24 +150,28 @@ def _build(cluster) -> _Layout:
         node_eth[node.name] = x + w / 2
         lay.rest(node.name, x + 1.0, 2.75)
         x += w + GAP
-    # the right-hand column: gateway below, external hosts above
+    # the gateway and the outside in a row under the switch, at its right end: the picture grows
+    # down rather than wide, so a node with three pods still fits the book's column
+    nodes_w = x - GAP if cluster.nodes else 0.0
     col = 2.4
+    row = col + (GAP + col) * len(cluster.externals) if "gateway" in namespaces else 0.0
+    bx = max(0.0, nodes_w - row)
     if "gateway" in namespaces:
-        lay.host("gateway", "gateway", "gateway (router)", x, 1.5, col, 2.1)
-        lay.device("gateway", "eth0", x + col / 2 + 0.2, 1.95)
+        lay.host("gateway", "gateway", "gateway (router)", bx, -2.45, col, 2.1)
+        lay.device("gateway", "eth0", bx + col / 2 + 0.2, -0.8)
         if "eth1" in namespaces["gateway"].devices:    # the outside port, made by add_external
-            lay.device("gateway", "eth1", x + col / 2 + 0.2, 3.0)
-        lay.device("gateway", "lo", x + 0.45, 2.47, 0.6)
-        lay.rest("gateway", x + 1.2, 2.45)
-        node_eth["gateway"] = x + col / 2
-    y = 4.6
+            lay.device("gateway", "eth1", bx + col / 2 + 0.2, -1.85)
+        lay.device("gateway", "lo", bx + 0.45, -1.33, 0.6)
+        lay.rest("gateway", bx + 1.2, -1.35)
+        node_eth["gateway"] = bx + col / 2
+    ex = bx + col + GAP
     for ext in cluster.externals.values():
-        lay.host(ext.name, "external", f"{ext.name}  {ext.ip}", x, y, col, 1.6)
-        lay.device(ext.name, "eth0", x + col / 2 + 0.2, y + 0.4)
-        lay.device(ext.name, "lo", x + 0.45, y + 1.0, 0.6)
-        lay.rest(ext.name, x + 1.2, y + 1.0)
-        y += 1.9
-    total = x + col
+        lay.host(ext.name, "external", f"{ext.name}  {ext.ip}", ex, -2.45, col, 1.6)
+        lay.device(ext.name, "eth0", ex + col / 2 + 0.2, -1.85)
+        lay.device(ext.name, "lo", ex + 0.45, -1.25, 0.6)
+        lay.rest(ext.name, ex + 1.2, -1.25)
+        ex += col + GAP
+    total = max(nodes_w, bx + row)
     # the underlay switch along the bottom, one port under each host's eth0
     if "underlay" in namespaces:
         lay.host("underlay", "underlay", "underlay (switch sw0)", 0.0, 0.0, total, 1.45)
@@ -181,7 +188,19 @@ def _build(cluster) -> _Layout:
             lay.host(ns_name, "host", ns_name, total + GAP, 1.5, col, 1.2)
             lay.rest(ns_name, total + GAP + 0.6, 2.0)
     _wire(lay)
+    _lift(lay)
     return lay
+
+
+def _lift(lay: _Layout) -> None:
+    """Move the picture up so its lowest box starts at 0 (the row under the switch sits below it)."""
+    low = min(e.y - e.h / 2 for e in lay.elements) if lay.elements else 0.0
+    if low >= 0:
+        return
+    lay.elements = [replace(e, y=e.y - low) for e in lay.elements]
+    for attrs in lay.graph.nodes.values():
+        if "pos" in attrs:
+            attrs["pos"] = (attrs["pos"][0], attrs["pos"][1] - low)
 
 
 def _wire(lay: _Layout) -> None:

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..decision import (BridgeReason as B, ArpReason as A, CaptureReason, ConntrackReason as CT, ConntrackRef,
                         Decision, DevReason as DEV, FdbRef, FieldChange, FlannelReason as FL, IcmpReason,
-                        IpReason as IP, NatReason as NAT, NeighbourRef, NeighReason as N, NetfilterReason as NF, NftRuleRef,
+                        MetallbReason, IpReason as IP, NatReason as NAT, NeighbourRef, NeighReason as N, NetfilterReason as NF, NftRuleRef,
                         Outcome, OutcomeReason as O, Reason, RouteReason as R, RouteRef, RuleRef,
                         SocketReason as S, TunReason, VethReason, VxlanReason as VX)
 from ..packet import ICMP, IPv4
@@ -366,7 +366,9 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
             _one(d, RuleRef), _change(d, "skb", "mark")),
     ("ipt_do_table", NF.REJECT): lambda d, f: (
         lambda r: f"{rule_where(r)}: {target_text(r)}")(_one(d, RuleRef)),
-    ("ipt_do_table", NF.RULE): lambda d, f: (lambda r: f"{rule_where(r)}: {r.target}")(_one(d, RuleRef)),
+    ("ipt_do_table", NF.RULE): lambda d, f: (lambda r: f"{rule_where(r)}: {r.target}" if r.target else
+                                             f"{rule_where(r)}: matches, has no target: the next rule is tested")(
+                                                 _one(d, RuleRef)),
     ("nft_do_chain", NF.RULE): lambda d, f: nft_rule_text(_one(d, NftRuleRef)),
     ("nft_do_chain", NF.MARK): _nft_mark,
     ("nft_do_chain", NF.REJECT): lambda d, f: (
@@ -501,6 +503,9 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
         f"goes again, cut to size"),
 
     # flannel.py (flanneld's udp backend)
+    ("arpResponder", MetallbReason.ANNOUNCE): lambda d, f: (
+        f"MetalLB's speaker on {f.node} (userspace, a packet socket on {f.dev}): {f.vip} is service "
+        f"{f.namespace}/{f.service}'s load-balancer IP and {f.node} won its election: replying is-at {f.mac} to {f.sender}"),
     ("tun_to_udp", FL.NO_ROUTE): lambda d, f: f"flanneld: no route for {f.dst} in its table: ICMP net unreachable",
     ("tun_to_udp", FL.ENCAPSULATED): lambda d, f: (
         lambda c: f"flanneld reads the packet from {f.tun}, decrements TTL {c.old} -> {c.new}, sends it in UDP to "
