@@ -177,6 +177,7 @@ class ClusterSpec:
         self.selectors: dict[str, Any] = {}
         self.network_policies: dict[tuple[str, str], Any] = {}    # (namespace, name) -> networkpolicy.NetworkPolicy
         self.namespace_labels: dict[str, dict[str, str]] = {}      # service name -> the pods it selects (services.Selection)
+        self.servers: dict[str, dict[tuple[str, int], Any]] = {}   # pod -> (proto, port) -> the program factory it runs
         self.lb_pool = (self.underlay.network_address + LB_POOL[0], self.underlay.network_address + LB_POOL[1])
         self.gateway_ip = str(self.underlay.network_address + 1)
         self._subnets = self.pod_cidr.subnets(new_prefix=subnet_len)
