@@ -34,7 +34,7 @@ import pytest
 from netsim import reference_cluster
 from netsim.lab import Lab
 from netsim.lab.tools import run_tool
-from netsim.packet import ARP, TCP, UDP, Ethernet, tcp_options
+from netsim.packet import ARP, ICMP, TCP, UDP, Ethernet, tcp_options
 
 TCPOPT_TIMESTAMP = 8
 IPPROTO_IGMP = 2
@@ -131,6 +131,11 @@ def frame_row(h, ports: dict[int, str]) -> tuple:
         elif data is not None and not isinstance(data, bytes):
             body += (repr(type(data).__name__),)
         return head + body
+    if isinstance(l4, ICMP):
+        data = l4.data
+        if l4.type in (3, 11) and len(data) >= 20:      # an error quotes a packet: its IP id (random) and checksum
+            data = data[:4] + b"ID" + data[6:10] + b"CK" + data[12:]
+        return head + (l4.type, l4.code, l4.rest, data)
     return head
 
 

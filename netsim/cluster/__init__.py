@@ -11,6 +11,7 @@ where it enters and hands the building to the rooms of this package:
 | endpoints.py | what a name in `send()` stands for |
 | dns.py | a pod's resolv.conf, the DNS server attached to a pod (answering from records.py), name resolution |
 | tools.py | ping, traceroute, dig, curl and nc run in a host: `ToolRun` (output, exit status, traces) |
+| inject.py | a crafted frame written to a packet socket on a device, walked from there |
 | breakages.py | the `break_*` methods and `set_mtu`, for the troubleshooting chapter |
 | owners.py | who owns an address only the cluster knows (a service's ClusterIP, a load-balancer IP) |
 | objects.py | StatefulSets, readiness, NetworkPolicy objects, EndpointSlices, `bridge link set` (Cluster's methods) |
@@ -218,6 +219,14 @@ class Cluster(ClusterObjects):
            zero: bool = False, wait: int | None = None, cold: bool = True) -> ToolRun:
         """`nc [-u] [-v] [-z] [-w WAIT] DST PORT` run in `src`, sending `data` (then FIN, as -N)."""
         return tools.nc(self, src, dst, port, data, udp, verbose, zero, wait, cold=cold)
+
+    def inject(self, host: str, device: str, packet: object, cold: bool = False) -> Trace:
+        """Write a frame crafted with scapy (`Ether(...)/IP(...)/...`, or bytes; an IPv4 packet
+        on flannel0) to a packet socket on `device` of `host` and walk it from there on, as
+        packet_snd hands it to dev_queue_xmit: no routing or netfilter in the sender
+        (cluster/inject.py)."""
+        from .inject import inject
+        return inject(self, host, device, packet, cold)
 
     # names -----------------------------------------------------------------------------------
     def set_dns(self, pod: str, nameserver: str | None = None) -> DnsServer:
