@@ -10,6 +10,16 @@ slower: the load average is printed with the table.
   scenario 5 nft      scenario 5 with kube-proxy and flannel in nftables mode against the same
                       cluster in iptables mode, alternating trace by trace in one run; the
                       ratio of the medians (issue #26: at most 1.3x)
+  tools               as ratios to scenario 4's trace time in the same run (issue #22): curl
+                      fetching 100,000 bytes pod-a -> pod-c (handshake, 72 segments each way
+                      with their ACKs, teardown; at most 20x) and dig through kube-dns's
+                      ClusterIP from pod-a (DNAT to coredns, the answer un-DNATed; at most 1.5x)
+  scenario 4 vs       scenario 4 measured side by side with the commit(s) given by --baseline
+                      (default 1512ebb, the commit before issue #22's work; also f16976d): each
+                      tree exported with git archive into a temporary directory and timed in
+                      its own process, the processes alternating round by round; the ratio of
+                      medians, current / baseline (at most 1.05: the medians' noise on a shared
+                      machine)
   stepper             a parameter change (the backend) to a rendered stepper: cluster, trace,
                       diagram, header views and the stepper's HTML; and a 50-hop stepper (with
                       its explanations, questions and pcapng name) rendered from a made trace,
@@ -26,6 +36,7 @@ slower: the load average is printed with the table.
                       first result, a second run, scenario 4's trace inside the page's Python
 
 Usage: python tools/bench.py [--quick] [--skip-book] [--skip-kernel] [--skip-page] [--json PATH]
+                            [--baseline COMMIT ...] [--only tools]
 --quick: tiny sizes and few repeats, no book, no kernel, no page (the smoke test runs it).
 The page figures need a built book (make html); they read FAIL without one.
 """
@@ -53,6 +64,10 @@ QUICK_SIZES = (10, 100)
 MS, S, MIB, KB = "ms", "s", "MiB", "kB"
 SCENARIO_4_MS = 1.0                    # request and reply, bytes at every hop (median)
 NFT_RATIO = 1.3                        # issue #26: scenario 5 in nftables mode, at most 1.3x iptables mode
+FETCH_RATIO, DIG_RATIO = 20.0, 1.5     # issue #22: a 100 kB transfer and a dig, as multiples of scenario 4
+BASELINES = ("1512ebb", "f16976d")     # the commit before issue #22's work, and an older one
+BASELINE_RATIO = 1.05                  # "no slower than before": the ratio of medians, with their noise
+X = "x"
 
 # The commands of `make html` and `make test-notebooks` (Makefile: JB_BUILD, test-notebooks).
 BOOK_CMD = [str(ROOT / ".venv/bin/jupyter-book"), "build", "-W", "-n", "--keep-going",
@@ -127,6 +142,77 @@ def bench_scenarios(table: Table, repeat: int) -> float:
         if n == 4:
             result = ms
     return result
+
+
+def bench_tools(table: Table, repeat: int, s4_ms: float) -> None:
+    """The tools' rows (issue #22), each as a ratio to scenario 4's trace in this run."""
+    import netsim
+
+    cluster = netsim.reference_cluster()
+    fetch = cluster.fetch("pod-a", "pod-c", size=100_000)
+    assert fetch.status == 0 and len(fetch.stdout) == 100_000, fetch.stderr
+    dig = cluster.dig("pod-a", "web.default.svc.cluster.local")
+    assert dig.status == 0 and "10.96.0.100" in dig.stdout, dig.text
+    fetch_ms = median_ms(lambda: cluster.fetch("pod-a", "pod-c", size=100_000), max(3, repeat // 5), warmup=1)
+    dig_ms = median_ms(lambda: cluster.dig("pod-a", "web.default.svc.cluster.local"), repeat)
+    table.add("curl 100 kB pod-a -> pod-c / s4", fetch_ms / s4_ms, X, FETCH_RATIO,
+              f"{fetch_ms:.1f} ms, {len(fetch.trace)} hops")
+    table.add("dig via ClusterIP / s4", dig_ms / s4_ms, X, DIG_RATIO, f"{dig_ms:.3f} ms, {len(dig.trace)} hops")
+
+
+S4_CHILD = """
+import gc, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import netsim
+from netsim import scenarios
+cluster = netsim.reference_cluster()
+def trace():
+    t = scenarios.SIX[4](cluster=cluster)
+    for hop in t.hops:
+        hop.data
+for _ in range(3):
+    trace()
+times = []
+for _ in range(int(sys.argv[2])):
+    gc.collect()
+    t0 = time.perf_counter()
+    trace()
+    times.append(time.perf_counter() - t0)
+print(statistics.median(times) * 1000)
+"""
+
+
+def export_tree(commit: str, into: str) -> str:
+    """`git archive COMMIT | tar -x` into a directory of its own (argument lists, no shell)."""
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{commit}^{{commit}}"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    target = os.path.join(into, sha[:12])
+    os.makedirs(target)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", sha, "netsim"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
+    return target
+
+
+def bench_baselines(table: Table, commits: list[str], repeat: int, rounds: int = 5) -> None:
+    """Scenario 4 here and at each baseline commit, in alternating processes (see the docstring)."""
+    with tempfile.TemporaryDirectory(prefix="netsim-bench-") as tmp:
+        trees = {"current": str(ROOT)}
+        for commit in commits:
+            trees[commit] = export_tree(commit, tmp)
+        medians: dict[str, list[float]] = {name: [] for name in trees}
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        for _ in range(rounds):
+            for name, tree in trees.items():
+                out = subprocess.run([PY, "-c", S4_CHILD, tree, str(repeat)], capture_output=True, text=True,
+                                     env=env, cwd=tmp, check=True).stdout
+                medians[name].append(float(out.strip().splitlines()[-1]))
+        now = statistics.median(medians["current"])
+        table.add("scenario 4, this tree", now, MS, None, f"median of {rounds} processes x {repeat} traces")
+        for commit in commits:
+            then = statistics.median(medians[commit])
+            table.add(f"scenario 4 vs {commit}", now / then, X, BASELINE_RATIO, f"{commit}: {then:.3f} ms, here "
+                      f"{now:.3f} ms")
 
 
 def bench_nftables(table: Table, repeat: int) -> None:
@@ -357,6 +443,9 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-page", action="store_true", help="skip 'Edit and run' in the served book")
     ap.add_argument("--json", default=str(ROOT / "bench-results.json"), help="where to write the rows")
     ap.add_argument("--repeat", type=int, default=None, help="repeats per median")
+    ap.add_argument("--baseline", action="append", metavar="COMMIT",
+                    help=f"compare scenario 4 with this commit (repeatable; default {' and '.join(BASELINES)})")
+    ap.add_argument("--only", choices=("tools",), help="only scenario 4, the tools and the baselines")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.scale_child:
@@ -369,7 +458,12 @@ def main(argv=None) -> int:
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'figure':<34} {'median':>14}  {'target':<14} status")
     sys.path.insert(0, str(ROOT))
-    bench_scenarios(table, repeat)
+    s4_ms = bench_scenarios(table, repeat)
+    bench_tools(table, repeat, s4_ms)
+    bench_baselines(table, args.baseline or list(BASELINES), 5 if args.quick else max(repeat, 30),
+                    2 if args.quick else 5)
+    if args.only == "tools":
+        return _finish(table, args, load)
     bench_nftables(table, max(repeat, 20))
     bench_stepper(table, max(3, repeat // 3))
     bench_scale(table, QUICK_SIZES if args.quick else SIZES, 5 if args.quick else 20)
@@ -383,6 +477,10 @@ def main(argv=None) -> int:
     else:
         bench_kernel(table, netsim_build_and_trace_ms(repeat), 3)
     bench_page(table, "skipped (--skip-page)" if args.quick or args.skip_page else None)
+    return _finish(table, args, load)
+
+
+def _finish(table: Table, args, load) -> int:
     missed = [r["name"] for r in table.rows if r["status"] in ("MISS", "FAIL")]
     print(f"{len(missed)} of {sum(1 for r in table.rows if r['status'] in ('ok', 'MISS', 'FAIL'))} targets missed"
           + (f": {', '.join(missed)}" if missed else ""))
