@@ -20,6 +20,8 @@ def test_bench_quick_runs_and_prints_every_row(tmp_path):
     names = [row["name"] for row in json.loads(out.read_text())["rows"]]
     assert names == [
         *(f"scenario {n} trace" for n in range(1, 7)),
+        "curl 100 kB pod-a -> pod-c / s4", "dig via ClusterIP / s4",
+        "scenario 4, this tree", "scenario 4 vs 1512ebb", "scenario 4 vs f16976d",
         "scenario 5 trace, nftables mode", "scenario 5 nftables/iptables",
         "parameter change -> stepper", "50-hop stepper render", "50-hop stepper size",
         *(row for n in (10, 100) for row in (f"build {n} x 110 pods", f"peak RSS {n} nodes",
@@ -32,3 +34,4 @@ def test_bench_quick_runs_and_prints_every_row(tmp_path):
         assert name in done.stdout
     assert "scenario 4 trace" in done.stdout and "<= 1.000 ms" in done.stdout
     assert "<= 1.300 x" in done.stdout            # issue #26: nftables mode within 1.3x of iptables mode
+    assert "<= 20.0 x" in done.stdout and "<= 1.500 x" in done.stdout     # issue #22: the tools' ratios
