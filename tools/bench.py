@@ -16,9 +16,16 @@ slower: the load average is printed with the table.
                       runs them (the book goes to a temporary directory; _build is left alone)
   kernel              netsim.lab: the reference cluster built in real network namespaces and
                       scenario 4 run there, against netsim building and tracing the same
+  make test-fast      the model's own unit and property tests, wall time of one run (median)
 
 Usage: python tools/bench.py [--quick] [--skip-book] [--skip-kernel] [--json PATH]
---quick: tiny sizes and few repeats, no book and no kernel (the smoke test runs it).
+       python tools/bench.py --baseline REV [--quick] [--repeat N]
+--quick: tiny sizes and few repeats, no book, no kernel, no test run (the smoke test runs it).
+--baseline REV: time the commit REV side by side with the working tree in one run, since a
+ratio measured on a shared, noisy machine in one run is the figure that counts. REV is
+checked out with `git worktree` in a temporary directory; each figure runs in fresh
+processes, the two trees alternately (baseline, working tree, baseline, ...), and the table
+gives both medians and their ratio beside the target ratio of issue #21.
 """
 
 from __future__ import annotations
@@ -43,6 +50,12 @@ SIZES = (10, 100, 1000, 5000)          # 5,000 nodes: Kubernetes' documented lim
 QUICK_SIZES = (10, 100)
 MS, S, MIB = "ms", "s", "MiB"
 SCENARIO_4_MS = 1.0                    # request and reply, bytes at every hop (median)
+BIG_RSS_MIB = 200.0                    # issue #21: the 5,000 x 110 build in at most 200 MiB
+TEST_FAST_S = 15.0                     # issue #21: the model's unit tests in at most 15 s
+# issue #21's targets against the commit before it, as ratios (working tree / baseline)
+RATIO_TARGETS = {"build": 0.4, "scenario 4": 0.6}
+TEST_FAST_CMD = [PY, "-m", "pytest", "-q", "-p", "no:nbval", "-p", "no:cacheprovider",
+                 "-m", "not lab and not tools and not fuzz", "tests"]
 
 # The commands of `make html` and `make test-notebooks` (Makefile: JB_BUILD, test-notebooks).
 BOOK_CMD = [str(ROOT / ".venv/bin/jupyter-book"), "build", "-W", "-n", "--keep-going",
@@ -155,23 +168,23 @@ def scale_child(nodes: int, repeat: int) -> dict:
     """Runs in a fresh process: build nodes x 110 pods, then trace across the cluster."""
     import netsim
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     cluster = netsim.Cluster(nodes=nodes, pod_cidr="10.128.0.0/9", underlay_cidr="172.16.0.0/16")
     for i in range(1, nodes + 1):
         node = f"node{i}"
         for j in range(PODS_PER_NODE):
             cluster.add_pod(f"pod-{i}-{j}", node=node)
     gc.collect()          # the collection the build owes, so that it does not land in the first trace
-    build = time.perf_counter() - t0
+    build, build_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     src, dst = "pod-1-0", f"pod-{nodes}-0"
     t0 = time.perf_counter()
     first = cluster.send(src, dst, proto="tcp")
     first_ms = (time.perf_counter() - t0) * 1000
     warm_ms = median_ms(lambda: cluster.send(src, dst, proto="tcp"), repeat, warmup=1)
-    return {"nodes": nodes, "pods": len(cluster.pods), "build_s": build, "lazy": cluster.lazy,
+    return {"nodes": nodes, "pods": len(cluster.pods), "build_s": build, "build_cpu_s": build_cpu, "lazy": cluster.lazy,
             "built_namespaces": cluster.built, "first_trace_ms": first_ms, "trace_ms": warm_ms,
             "hops": len(first), "outcome": first.outcome,
-            "peak_rss_mib": peak_rss_mib()}
+            "peak_rss_mib": peak_rss_mib(), "netsim": netsim.__file__}
 
 
 def peak_rss_mib() -> float:
@@ -198,13 +211,121 @@ def bench_scale(table: Table, sizes, repeat: int) -> None:
         mode = "lazy" if r["lazy"] else "eager"
         table.add(f"build {nodes} x {PODS_PER_NODE} pods", r["build_s"], S, 10.0 if big else None,
                   f"{r['pods']:,} pods, {mode}")
-        table.add(f"peak RSS {nodes} nodes", r["peak_rss_mib"], MIB, 2048.0 if big else None,
+        table.add(f"peak RSS {nodes} nodes", r["peak_rss_mib"], MIB, BIG_RSS_MIB if big else None,
                   "fresh process, after build and traces")
         table.add(f"first trace {nodes} nodes", r["first_trace_ms"], MS, None,
                   f"node1 -> node{nodes}, {r['hops']} hops; " +
                   (f"{r['built_namespaces']} namespaces built by then" if r["lazy"] else "all built beforehand"))
         table.add(f"trace {nodes} nodes", r["trace_ms"], MS, 10.0 if big else None,
                   f"same trace again, {r['outcome'][:30]}")
+
+
+# ------------------------------------------------------------------------------- test-fast
+def test_fast_seconds(tree: Path, env: dict | None = None) -> float | None:
+    """Wall time of the model's own tests (make test-fast's selection) in `tree`, or None if
+    they failed. Bytecode is cached, as make test-fast lets it be."""
+    run_env = {k: v for k, v in (env or os.environ).items() if k != "PYTHONDONTWRITEBYTECODE"}
+    t0 = time.perf_counter()
+    done = subprocess.run(TEST_FAST_CMD, cwd=tree, env=run_env, capture_output=True, text=True)
+    return time.perf_counter() - t0 if done.returncode == 0 else None
+
+
+def bench_test_fast(table: Table, repeat: int) -> None:
+    test_fast_seconds(ROOT)                              # compile and cache the bytecode first
+    times = [test_fast_seconds(ROOT) for _ in range(repeat)]
+    if any(t is None for t in times):
+        table.add("make test-fast", None, S, TEST_FAST_S, "the tests failed", status="FAIL")
+        return
+    table.add("make test-fast", statistics.median(times), S, TEST_FAST_S, f"median of {repeat} runs")
+
+
+# ------------------------------------------------------------------------------- baseline
+def scenario_child(repeat: int) -> dict:
+    """Runs in a fresh process: scenario 4's median trace time (bytes at every hop)."""
+    import netsim
+    from netsim import scenarios
+
+    cluster = netsim.reference_cluster()
+
+    def trace():
+        for hop in scenarios.SIX[4](cluster=cluster).hops:
+            hop.data
+    return {"ms": median_ms(trace, repeat), "netsim": netsim.__file__}
+
+
+def _child(tree: Path, args: list[str]) -> dict:
+    """One child of this script with `tree`'s netsim first on the path; checks that it is the
+    netsim it imported."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run([PY, __file__, *args], capture_output=True, text=True, cwd=tree, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{tree}: {' '.join(args)} failed: {done.stderr.strip()[-300:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if not Path(result["netsim"]).resolve().is_relative_to(tree.resolve()):
+        raise RuntimeError(f"the child for {tree} imported {result['netsim']}")
+    return result
+
+
+def alternate(trees: dict[str, Path], runs: int, measure) -> dict[str, list]:
+    """measure(tree) for each tree in turn, `runs` rounds: both see the same machine."""
+    got: dict[str, list] = {name: [] for name in trees}
+    for _ in range(runs):
+        for name, tree in trees.items():
+            got[name].append(measure(tree))
+    return got
+
+
+def compare(table: Table, name: str, unit: str, got: dict[str, list], ratio_target: float | None,
+            absolute_target: float | None = None, note: str = "") -> None:
+    """Rows: the baseline's median, the working tree's (beside an absolute target, if any) and
+    their ratio (beside the target ratio, if any)."""
+    base, work = statistics.median(got["baseline"]), statistics.median(got["work"])
+    table.add(f"{name}: baseline", base, unit, None, f"median of {len(got['baseline'])}")
+    table.add(f"{name}: working tree", work, unit, absolute_target, note)
+    table.add(f"{name}: ratio", work / base, "x", ratio_target,
+              "working tree / baseline, measured in this run")
+
+
+def bench_baseline(table: Table, rev: str, quick: bool, repeat: int | None) -> None:
+    """The figures of issue #21, baseline commit `rev` against the working tree, alternately."""
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    print(f"baseline {rev} = {sha[:12]}; working tree {ROOT}")
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, capture_output=True,
+                       text=True, check=True)
+        try:
+            trees = {"baseline": tree, "work": ROOT}
+            runs = repeat or (2 if quick else 5)
+            nodes = QUICK_SIZES[-1] if quick else SIZES[-1]
+            builds = alternate(trees, runs, lambda t: _child(t, ["--scale-child", str(nodes), "--repeat", "3"]))
+            compare(table, f"build {nodes} x {PODS_PER_NODE}", S, {k: [r["build_s"] for r in v] for k, v in
+                                                                 builds.items()}, RATIO_TARGETS["build"])
+            compare(table, f"build {nodes} x {PODS_PER_NODE} CPU", S,
+                    {k: [r["build_cpu_s"] for r in v] for k, v in builds.items()}, RATIO_TARGETS["build"],
+                    note="process CPU time: what the other processes on the machine take is not counted")
+            compare(table, f"peak RSS {nodes} nodes", MIB, {k: [r["peak_rss_mib"] for r in v] for k, v in
+                                                          builds.items()}, None, BIG_RSS_MIB if not quick else None,
+                    "fresh process, after build and traces")
+            compare(table, f"first trace {nodes} nodes", MS, {k: [r["first_trace_ms"] for r in v] for k, v in
+                                                            builds.items()}, None)
+            s4 = alternate(trees, runs, lambda t: _child(t, ["--scenario-child", "--repeat", "10" if quick else "200"]))
+            compare(table, "scenario 4 trace", MS, {k: [r["ms"] for r in v] for k, v in s4.items()},
+                    RATIO_TARGETS["scenario 4"], SCENARIO_4_MS)
+            if quick:
+                table.add("make test-fast: ratio", None, "x", None, "skipped (--quick)", status="skip")
+                return
+            for t in trees.values():
+                test_fast_seconds(t, {**os.environ, "PYTHONPATH": str(t)})     # cache bytecode in both
+            fast = alternate(trees, max(2, runs // 2),
+                             lambda t: test_fast_seconds(t, {**os.environ, "PYTHONPATH": str(t)}))
+            if any(v is None for vs in fast.values() for v in vs):
+                table.add("make test-fast", None, S, TEST_FAST_S, f"tests failed: {fast}", status="FAIL")
+                return
+            compare(table, "make test-fast", S, fast, None, TEST_FAST_S, "each tree's own tests")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
 
 
 # ------------------------------------------------------------------------------- book
@@ -280,10 +401,15 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-kernel", action="store_true", help="skip the real-namespace comparison")
     ap.add_argument("--json", default=str(ROOT / "bench-results.json"), help="where to write the rows")
     ap.add_argument("--repeat", type=int, default=None, help="repeats per median")
+    ap.add_argument("--baseline", metavar="REV", help="time commit REV side by side with the working tree")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--scenario-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.scale_child:
         print(json.dumps(scale_child(args.scale_child, args.repeat or 20)))
+        return 0
+    if args.scenario_child:
+        print(json.dumps(scenario_child(args.repeat or 200)))
         return 0
     repeat = args.repeat or (5 if args.quick else 30)
     table = Table()
@@ -292,6 +418,9 @@ def main(argv=None) -> int:
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'figure':<34} {'median':>14}  {'target':<14} status")
     sys.path.insert(0, str(ROOT))
+    if args.baseline:
+        bench_baseline(table, args.baseline, args.quick, args.repeat)
+        return finish(table, args, load)
     bench_scenarios(table, repeat)
     bench_stepper(table, max(3, repeat // 3))
     bench_scale(table, QUICK_SIZES if args.quick else SIZES, 5 if args.quick else 20)
@@ -304,12 +433,21 @@ def main(argv=None) -> int:
         table.add("kernel build + scenario 4", None, S, None, "skipped (--skip-kernel)", status="skip")
     else:
         bench_kernel(table, netsim_build_and_trace_ms(repeat), 3)
+    if args.quick:
+        table.add("make test-fast", None, S, TEST_FAST_S, "skipped (--quick)", status="skip")
+    else:
+        bench_test_fast(table, 3)
+    return finish(table, args, load)
+
+
+def finish(table: Table, args, load) -> int:
     missed = [r["name"] for r in table.rows if r["status"] in ("MISS", "FAIL")]
     print(f"{len(missed)} of {sum(1 for r in table.rows if r['status'] in ('ok', 'MISS', 'FAIL'))} targets missed"
           + (f": {', '.join(missed)}" if missed else ""))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"load_average": load, "python": platform.python_version(),
-                                           "quick": args.quick, "rows": table.rows}, indent=1) + "\n")
+                                           "quick": args.quick, "baseline": args.baseline, "rows": table.rows},
+                                          indent=1) + "\n")
     print(f"wrote {args.json}")
     return 0
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import Iterator, Mapping
 
 from .. import cni, flannel, kubeproxy
 from ..addresses import check_unicast_network, parse_network
 from ..errors import ConfigError
-from ..names import check_name
+from ..names import check_name, quick_match
 from ..params import check_port
 from ..route import address_int
 
@@ -31,7 +32,8 @@ FIRST_SERVICE_IP = IPv4Address("10.96.0.100")
 POD_PORTS = (("tcp", 8080), ("udp", 9090))
 DEFAULT_CONTAINERS = ("app",)
 MIN_MTU = 68
-OWN_HOSTS = ("underlay", "gateway")      # the namespaces every cluster has besides its nodes and pods
+OWN_HOSTS = ("underlay", "gateway")
+_POD_NAME = quick_match("pod")      # the namespaces every cluster has besides its nodes and pods
 
 
 @dataclass(slots=True)
@@ -65,6 +67,42 @@ class Pod:
     def host_veth(self) -> str:
         """The host end of its veth pair, on its node (cni.host_veth_name)."""
         return cni.host_veth_name(self.name)
+
+
+class PodTable(Mapping[str, Pod]):
+    """The pods by name, in the order they were added. A pod is kept as a plain tuple until
+    its `Pod` record is first asked for (then the record is kept and is the pod from then
+    on): the garbage collector stops tracking such tuples, so a cluster of half a million
+    pods costs no collection that walks them all, again and again, while it is built."""
+
+    __slots__ = ("_rows", "_records")
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[str, str, tuple[str, ...], tuple[tuple[str, int], ...]]] = {}
+        self._records: dict[str, Pod] = {}
+
+    def add(self, name: str, node: str, ip: str, containers: tuple[str, ...],
+            listen: tuple[tuple[str, int], ...]) -> None:
+        self._rows[name] = (node, ip, containers, listen)
+
+    def __getitem__(self, name: str) -> Pod:
+        pod = self._records.get(name)
+        if pod is None:
+            node, ip, containers, listen = self._rows[name]
+            pod = self._records[name] = Pod(name, node, ip, containers, listen)
+        return pod
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"<PodTable: {len(self)} pods>"
 
 
 @dataclass
@@ -124,7 +162,7 @@ class ClusterSpec:
         self.underlay_mtu = underlay_mtu
         self.nodes: dict[str, Node] = {}
         self.node_list: list[Node] = []       # by index: node N is node_list[N - 1]
-        self.pods: dict[str, Pod] = {}
+        self.pods = PodTable()
         self.externals: dict[str, External] = {}
         self.services: dict[str, kubeproxy.Service] = {}
         self.gateway_ip = str(self.underlay.network_address + 1)
@@ -144,8 +182,12 @@ class ClusterSpec:
     def add_pod(self, name: str, node: str, containers: tuple[str, ...], listen: tuple[tuple[str, int], ...]) -> Pod:
         """The pod's record: checked names, its address from the node's IPAM (the rest of CNI
         ADD happens when its node's namespace is built)."""
-        self.check_new_name("pod", name)
-        n = self.check_node_name(node)
+        nodes = self.nodes
+        n = nodes.get(node) if type(node) is str else None
+        if (n is None or type(name) is not str or not _POD_NAME(name) or name in self.pods or name in nodes
+                or name in self.externals or name in self.services or name in OWN_HOSTS):
+            self.check_new_name("pod", name)            # says what is wrong, in this order
+            n = self.check_node_name(node)
         if containers is not DEFAULT_CONTAINERS:
             if isinstance(containers, str) or not isinstance(containers, (tuple, list)) or not containers:
                 raise ConfigError(f"pod {name}: containers {containers!r} must be a non-empty tuple of names, "
@@ -157,9 +199,10 @@ class ClusterSpec:
             containers = tuple(containers)
         if listen is not POD_PORTS:
             listen = self.check_listen(listen, f"pod {name}")
-        pod = self.pods[name] = Pod(name, node, n.ipam.allocate(name), containers, listen)
+        ip = n.ipam.allocate(name)
+        self.pods.add(name, node, ip, containers, listen)
         n.pods.append(name)
-        return pod
+        return Pod(name, node, ip, containers, listen)
 
     def check_new_name(self, kind: str, name: object) -> str:
         """A new object's name: Kubernetes' rule for its kind (netsim.names), and unique across
