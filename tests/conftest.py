@@ -38,10 +38,14 @@ FILE_MARKERS: tuple[tuple[str, str], ...] = (
 )
 
 # (file name, test function name) -> marker: tests that start a fresh interpreter per hash seed
+# or run a toolchain
 TEST_MARKERS: dict[tuple[str, str], str] = {
     ("test_views_diagram.py", "test_svg_is_byte_identical_across_processes_and_hash_seeds"): "tools",
     ("test_views_stepper.py", "test_html_is_byte_identical_across_processes_and_hash_seeds"): "tools",
     ("test_properties.py", "test_traces_do_not_depend_on_the_hash_seed"): "tools",
+    # a small Jupyter Book build each (about 6 s of CPU)
+    ("test_links.py", "test_without_repo_url_the_book_has_no_launch_repository_or_issue_button"): "tools",
+    ("test_links.py", "test_with_repo_url_every_button_points_at_that_repository"): "tools",
 }
 
 _KEYWORDS = {"and", "or", "not"}
