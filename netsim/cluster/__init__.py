@@ -71,7 +71,8 @@ class Cluster:
         """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes).
         Pod and container names are DNS-1123 labels (netsim.names)."""
         pod = self.spec.add_pod(name, node, containers, listen)
-        self._builder.pod_added(pod)
+        if node in self.network.namespaces:      # its node is built: CNI ADD now (else with the node)
+            self._builder.build_pod(pod)
         return pod
 
     def add_external(self, name: str, ip: str = "203.0.113.10",

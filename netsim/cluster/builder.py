@@ -119,11 +119,6 @@ class Builder:
         for proto, port in pod.listen:
             ns.listen(proto, port)
 
-    def pod_added(self, pod: Pod) -> None:
-        """A new pod record: built now if its node is (else with its node)."""
-        if pod.node in self.network.namespaces:
-            self.build_pod(pod)
-
     def build_external(self, ext: External, listen: tuple[tuple[str, int], ...]) -> None:
         """The external host's namespace, cabled to the gateway's eth1."""
         net = self.network

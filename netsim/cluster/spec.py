@@ -75,31 +75,28 @@ class PodTable(Mapping[str, Pod]):
     on): the garbage collector stops tracking such tuples, so a cluster of half a million
     pods costs no collection that walks them all, again and again, while it is built."""
 
-    __slots__ = ("_rows", "_records")
+    __slots__ = ("rows", "_records")
 
     def __init__(self) -> None:
-        self._rows: dict[str, tuple[str, str, tuple[str, ...], tuple[tuple[str, int], ...]]] = {}
+        # name -> (node, ip, containers, listen), filled by ClusterSpec.add_pod
+        self.rows: dict[str, tuple[str, str, tuple[str, ...], tuple[tuple[str, int], ...]]] = {}
         self._records: dict[str, Pod] = {}
-
-    def add(self, name: str, node: str, ip: str, containers: tuple[str, ...],
-            listen: tuple[tuple[str, int], ...]) -> None:
-        self._rows[name] = (node, ip, containers, listen)
 
     def __getitem__(self, name: str) -> Pod:
         pod = self._records.get(name)
         if pod is None:
-            node, ip, containers, listen = self._rows[name]
+            node, ip, containers, listen = self.rows[name]
             pod = self._records[name] = Pod(name, node, ip, containers, listen)
         return pod
 
     def __contains__(self, name: object) -> bool:
-        return name in self._rows
+        return name in self.rows
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
+        return iter(self.rows)
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return len(self.rows)
 
     def __repr__(self) -> str:
         return f"<PodTable: {len(self)} pods>"
@@ -184,7 +181,8 @@ class ClusterSpec:
         ADD happens when its node's namespace is built)."""
         nodes = self.nodes
         n = nodes.get(node) if type(node) is str else None
-        if (n is None or type(name) is not str or not _POD_NAME(name) or name in self.pods or name in nodes
+        rows = self.pods.rows
+        if (n is None or type(name) is not str or not _POD_NAME(name) or name in rows or name in nodes
                 or name in self.externals or name in self.services or name in OWN_HOSTS):
             self.check_new_name("pod", name)            # says what is wrong, in this order
             n = self.check_node_name(node)
@@ -200,7 +198,7 @@ class ClusterSpec:
         if listen is not POD_PORTS:
             listen = self.check_listen(listen, f"pod {name}")
         ip = n.ipam.allocate(name)
-        self.pods.add(name, node, ip, containers, listen)
+        rows[name] = (node, ip, containers, listen)
         n.pods.append(name)
         return Pod(name, node, ip, containers, listen)
 
