@@ -12,7 +12,8 @@ single tests in otherwise model-only files are marked by node id below or with a
 `pytest -m "not lab and not tools and not fuzz" tests`. The markers are declared in pyproject.toml.
 
 A file whose every test the `-m` expression leaves out is not even imported: importing
-test_notebooks_meta.py alone (nbformat builds its schema parsers) costs seconds.
+test_notebooks_meta.py or test_server_config.py alone (nbformat loads jsonschema, whose
+rfc3987 grammar takes 3 s to build) costs seconds.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FILE_MARKERS: tuple[tuple[str, str], ...] = (
     ("test_pipeline_guards*.py", "tools"),
     ("test_environment*.py", "tools"),
     ("test_notebooks_meta*.py", "tools"),
+    ("test_server_config*.py", "tools"),    # JupyterLab's save hook; importing nbformat costs 3 s
     ("test_bench_smoke*.py", "tools"),
     ("test_book_claims*.py", "tools"),      # reads the built book, building it when stale
     ("test_fuzz*.py", "fuzz"),
