@@ -1,6 +1,7 @@
 # Packets in a Kubernetes cluster: build the book, run every check.
 #
 #   make book       install into .venv and build the HTML book into _build/html (REPO_URL=... for buttons)
+#   make serve      serve the built book on http://127.0.0.1:8000/ ("Edit and run" needs it; PORT=...)
 #   make test       install what the checks need (pip and apt) and run them all
 #   make lab        run the notebooks live in JupyterLab
 #   make notebooks  sync each .ipynb from its .md and re-execute it (refreshes the stored outputs)
@@ -32,7 +33,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 # Debian packages the tests use: the browser for the page checks, and the tools that
 # compare the emulator with a real kernel in network namespaces.
-APT_PACKAGES := chromium iproute2 iptables tcpdump tshark conntrack iputils-ping
+APT_PACKAGES := chromium iproute2 iptables tcpdump tshark conntrack iputils-ping fonts-dejavu-core nftables containernetworking-plugins bind9-dnsutils traceroute nginx-light curl nfacct
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # The repository the book's Binder launch, repository and issue buttons point at, e.g.
@@ -47,7 +48,22 @@ BOOK_CONFIG := $(BUILD_DIR)/config/_config.yml
 JB_BUILD := $(VENV)/bin/jupyter-book build -W -n --keep-going \
             --config $(BOOK_CONFIG) --toc book/_toc.yml .
 
-.PHONY: help book html test test-unit test-notebooks test-browser system-packages \
+# "Edit and run" runs the chapters' code in the reader's browser with Pyodide, served from the
+# book's own files (issue #23). Its core comes from the npm package at this version, the tarball
+# checked by its sha256 (`npm pack` fetches it once into .cache/); scapy's wheel, at the version
+# of the constraints, comes from pip's index the same way. tools/pyodide_runtime.py copies both
+# into the built book beside a wheel of netsim built from the working tree. Nothing of it is
+# committed. To move to another Pyodide: change both lines (`npm pack pyodide@X` and sha256sum).
+PYODIDE_VERSION := 0.29.5
+PYODIDE_SHA256  := 6749b10ee515a1458ecea36d860c8ce2a48366e85b3f92d749ad1840e4aff181
+CACHE_DIR       := .cache
+PYODIDE_DIR     := $(CACHE_DIR)/pyodide-$(PYODIDE_VERSION)
+PYODIDE_STAMP   := $(PYODIDE_DIR)/.checked
+SCAPY_VERSION   := $(shell sed -n 's/^scapy==//p' $(CONSTRAINTS))
+SCAPY_WHEEL     := $(CACHE_DIR)/wheels/scapy-$(SCAPY_VERSION)-py3-none-any.whl
+PORT            ?= 8000
+
+.PHONY: help book html serve pyodide test test-unit test-notebooks test-browser system-packages \
         lab notebooks bench lock clean distclean
 
 help:
@@ -66,6 +82,7 @@ system-packages:
 	for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update; \
@@ -74,15 +91,43 @@ system-packages:
 
 # ---------------------------------------------------------------- the book
 # A clean build every time: Sphinx builds are incremental and would not repeat the
-# warnings of unchanged pages. -W turns every warning into a failure.
-html: $(STAMP)
+# warnings of unchanged pages. -W turns every warning into a failure. The in-page runtime
+# (Pyodide, netsim's and scapy's wheels) goes into _build/html/_static/pyodide afterwards.
+html: $(STAMP) $(PYODIDE_STAMP) $(SCAPY_WHEEL)
 	rm -rf $(BUILD_DIR)
 	$(PY) tools/repo_url.py --out $(BOOK_CONFIG)
 	$(JB_BUILD)
+	$(PY) tools/pyodide_runtime.py --pyodide $(PYODIDE_DIR) --scapy $(SCAPY_WHEEL) --out $(HTML_DIR)/_static/pyodide
 
 book: html
 	@echo
-	@echo "The book is built. Open file://$(CURDIR)/$(HTML_DIR)/index.html in a browser."
+	@echo "The book is built. Open file://$(CURDIR)/$(HTML_DIR)/index.html in a browser,"
+	@echo "or run 'make serve' and open http://127.0.0.1:$(PORT)/ to run its code in the page."
+
+# The built book on the loopback address only, with .wasm served as application/wasm: a page
+# opened from file:// cannot start Pyodide, so "Edit and run" needs this (any static server would do).
+serve:
+	$(PYTHON) tools/serve.py --port $(PORT) --root $(HTML_DIR)
+
+# Pyodide's core from the npm registry, checked, unpacked into .cache/ (kept by make clean).
+pyodide: $(PYODIDE_STAMP) $(SCAPY_WHEEL)
+
+$(PYODIDE_STAMP):
+	@command -v npm >/dev/null || { echo "npm (Debian: nodejs, npm) is needed to fetch Pyodide"; exit 1; }
+	rm -rf $(PYODIDE_DIR) && mkdir -p $(PYODIDE_DIR)
+	cd $(PYODIDE_DIR) && npm pack --silent pyodide@$(PYODIDE_VERSION) >/dev/null
+	echo "$(PYODIDE_SHA256)  $(PYODIDE_DIR)/pyodide-$(PYODIDE_VERSION).tgz" | sha256sum --check --strict
+	tar -xzf $(PYODIDE_DIR)/pyodide-$(PYODIDE_VERSION).tgz -C $(PYODIDE_DIR) --strip-components=1 \
+	  package/package.json package/pyodide.js package/pyodide.asm.js package/pyodide.asm.wasm \
+	  package/python_stdlib.zip package/pyodide-lock.json
+	rm $(PYODIDE_DIR)/pyodide-$(PYODIDE_VERSION).tgz
+	@touch $@
+
+$(SCAPY_WHEEL): $(CONSTRAINTS) | $(STAMP)
+	mkdir -p $(dir $@)
+	$(PY) -m pip download --quiet --no-deps --only-binary :all: -c $(CONSTRAINTS) \
+	  --dest $(dir $@) scapy==$(SCAPY_VERSION)
+	@test -f $@
 
 # ---------------------------------------------------------------- checks
 test: system-packages $(STAMP)
@@ -124,13 +169,16 @@ test-browser: $(STAMP)
 	$(PYTEST) tests/browser
 
 # ---------------------------------------------------------------- notebooks
-# JupyterLab on the chapters. The book's notebooks are trusted first, so their stored outputs
+# JupyterLab on the chapters, served from the repository's root (as on Binder) and opening
+# notebooks/, so a chapter's links to the glossary and references (book/*.md) open too.
+# The book's notebooks are trusted first, so their stored outputs
 # (the steppers' HTML) render before any cell runs; jupyter_server_config.py adds the
 # pre-save hook that keeps widget views and widget state out of saved notebooks.
 lab: $(STAMP)
 	notebooks="$$($(PY) tools/book_notebooks.py)"; \
 	$(VENV)/bin/jupyter trust $$notebooks
-	$(VENV)/bin/jupyter lab --config=jupyter_server_config.py --ServerApp.root_dir=notebooks \
+	$(VENV)/bin/jupyter lab --config=jupyter_server_config.py --ServerApp.root_dir=. \
+	  --LabApp.default_url=/lab/tree/notebooks \
 	  $(if $(SUDO),,--allow-root) $(LAB_ARGS)
 
 # Each chapter is notebooks/NN-name.md (MyST Markdown, what authors edit) paired with
@@ -153,4 +201,4 @@ clean:
 	rm -rf $(BUILD_DIR)
 
 distclean: clean
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .hypothesis $(CACHE_DIR)

@@ -17,9 +17,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from .errors import ConfigError
 
 
+@lru_cache(maxsize=1 << 16)       # a trace asks again for the IDs and ports of the same few flows
 def stable_hash(*parts: object) -> int:
     """A 32-bit hash of the parts that is the same in every process."""
-    return zlib.crc32("\x1f".join(str(p) for p in parts).encode())
+    return zlib.crc32("\x1f".join(map(str, parts)).encode())
 
 
 def derive_mac(*parts: object) -> str:

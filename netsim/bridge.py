@@ -25,27 +25,30 @@ br_device.c `br_dev_xmit`; br_fdb.c; br_netfilter_hooks.c `br_nf_pre_routing`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Callable
 
-from .arp import neigh_output
-from .decision import Decision, FdbRef, fdb_ref, field_change, neighbour_ref
-from .device import Device
+from .decision import BridgeReason, Decision, FdbRef, Subsystem, Verdict, fdb_ref, field_change, neighbour_ref
+from .device import VLAN_HLEN, Device, l3_length
 from .errors import ConfigError
-from .ip_fragment import ip_fragment
-from .packet import BROADCAST_MAC, ETH_P_IP, Ethernet, IPv4
+from .packet import BROADCAST_MAC, ETH_P_IP, Ethernet, IPv4, evolve
 from .route import route_ref
-from .veth import VLAN_HLEN, l3_length
-
 from .skb import Flow
 
+CONNECTED = ("PERMANENT", "NOARP", "REACHABLE")     # NUD_CONNECTED (include/net/neighbour.h)
+
 if TYPE_CHECKING:  # pragma: no cover
-    from .walk import Walk
+    from .kernel import Kernel
+    from .netns import Namespace
 
 
 @dataclass
 class BridgePort:
+    """A device enslaved to a bridge (struct net_bridge_port): its rx_handler_data."""
+
     dev: Device
+    br: Bridge
     hairpin: bool = False
     learning: bool = True
     flood: bool = True
@@ -85,10 +88,13 @@ class Bridge(Device):
             raise ConfigError(f"{dev.name} is already a port of {dev.master.name}")
         if dev is self:
             raise ConfigError(f"a bridge cannot be its own port ({self.name})")
-        port = BridgePort(dev, hairpin=hairpin, learning=learning)
+        port = BridgePort(dev, self, hairpin=hairpin, learning=learning)
         self.ports[dev.name] = port
         dev.master = self
         dev.rx_handler = br_handle_frame
+        dev.rx_handler_data = port
+        dev.allmulti += 1           # br_add_if: dev_set_allmulti(dev, 1)
+        dev.promiscuity += 1        # br_manage_promisc: no VLAN filtering, every port promiscuous
         self.fdb[dev.mac] = FdbEntry(dev.mac, dev.name, self.name, local=True)
         if not self.fixed_mac and (len(self.ports) == 1 or _mac_key(dev.mac) < _mac_key(self.mac)):
             self.mac = dev.mac          # the lowest port MAC, kept as ports are added
@@ -98,6 +104,9 @@ class Bridge(Device):
         port = self.ports.pop(name)
         port.dev.master = None
         port.dev.rx_handler = None
+        port.dev.rx_handler_data = None
+        port.dev.allmulti -= 1      # nbp_delete_promisc
+        port.dev.promiscuity -= 1
         for mac in [m for m, e in self.fdb.items() if e.port == name]:
             del self.fdb[mac]
         if not self.fixed_mac and self.ports:
@@ -144,28 +153,66 @@ def forwarding(port: BridgePort) -> bool:
 
 
 def is_multicast(mac: str) -> bool:
-    return int(mac[:2], 16) & 1 == 1
+    """The group bit: the lowest bit of the first octet (its second hex digit is odd)."""
+    return mac[1] in _ODD_HEX
+
+
+_ODD_HEX = frozenset("13579bdfBDF")
 
 
 def _fdb_ref(br: Bridge, mac: str, entry: FdbEntry | None) -> FdbRef:
     return fdb_ref(br.name, mac, port=entry.port if entry is not None else "")
 
 
+# The decisions every trace makes again, by the names they carry: the same decision on the
+# same bridge, MAC and port is the same record, found rather than built.
+@lru_cache(maxsize=1 << 12)
+def _learned(bridge: str, mac: str, port: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_fdb_update", BridgeReason.LEARNED, Verdict.LEARN,
+                    consulted=(fdb_ref(bridge, mac, port=port),))
+
+
+@lru_cache(maxsize=1 << 12)
+def _flooded(bridge: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.BROADCAST, Verdict.FLOOD, bridge=bridge)
+
+
+@lru_cache(maxsize=1 << 12)
+def _passed_up(bridge: str, dst: str, port: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_pass_frame_up", BridgeReason.OWN_MAC, Verdict.UP,
+                    consulted=(fdb_ref(bridge, dst, port=port),), bridge=bridge, dst=dst)
+
+
+@lru_cache(maxsize=1 << 12)
+def _forwarded(bridge: str, dst: str, port: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_forward", BridgeReason.FDB, Verdict.FORWARD,
+                    consulted=(fdb_ref(bridge, dst, port=port),), bridge=bridge, dst=dst, port=port)
+
+
+@lru_cache(maxsize=1 << 12)
+def _host_flooded(bridge: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.HOST_BROADCAST, Verdict.FLOOD, bridge=bridge)
+
+
+@lru_cache(maxsize=1 << 12)
+def _host_forwarded(bridge: str, dst: str, port: str) -> Decision:
+    return Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.FDB, Verdict.FORWARD,
+                    consulted=(fdb_ref(bridge, dst, port=port),), bridge=bridge, dst=dst, port=port)
+
+
 # br_input.c -------------------------------------------------------------------------------
-def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -> None:
+def br_handle_frame(k: Kernel, port_dev: Device, frame: Ethernet, flow: Flow) -> None:
     """The rx handler of a bridge port: learn, run br_netfilter's PREROUTING, then pass the
     frame up, flood it or forward it."""
-    br = port_dev.master
-    assert br is not None and br.netns is not None
-    port = br.ports[port_dev.name]
-    ns = br.netns
+    port: BridgePort = port_dev.rx_handler_data
+    br = port.br
+    ns: Namespace = br.netns
     if port.learning and not is_multicast(frame.src) and br.learn(frame.src, port_dev.name):
-        flow.note(Decision("bridge", "br_fdb_update", f"{br.name}: learned {frame.src} on port {port_dev.name}",
-                           verdict="learn", consulted=(fdb_ref(br.name, frame.src, port=port_dev.name),)))
+        flow.note(_learned(br.name, frame.src, port_dev.name))
     dnat_route = None
     if frame.type == ETH_P_IP and ns.sysctl.bridge_nf_call_iptables and isinstance(frame.payload, IPv4):
         ip = frame.payload
-        result = walk.hook(ns, "PREROUTING", ip, flow, indev=br.name)
+        result = k.nf_hook(ns, "PREROUTING", ip, flow, indev=br.name)
         if result is None:
             return
         flow.skb.bridged = True
@@ -175,121 +222,115 @@ def br_handle_frame(walk: Walk, port_dev: Device, frame: Ethernet, flow: Flow) -
                 dnat_route = rr
             elif not br.is_local_mac(frame.dst):
                 old = frame.dst
-                frame = replace(frame, dst=br.mac)
+                frame = evolve(frame, dst=br.mac)
                 flow.note(Decision(
-                    "bridge", "br_nf_pre_routing_finish",
-                    f"br_netfilter: the new destination {result.dst} is not on {br.name}: "
-                    f"the frame goes up to the IP stack to be routed", verdict="up",
+                    Subsystem.BRIDGE, "br_nf_pre_routing_finish", BridgeReason.TO_IP_STACK, Verdict.UP,
                     consulted=(route_ref(rr),) if rr is not None else (),
-                    changes=(field_change("ethernet", "dst", old, br.mac),)))
-        frame = replace(frame, payload=result)
+                    changes=(field_change("ethernet", "dst", old, br.mac),), dst=result.dst, bridge=br.name))
+        if result is not ip:
+            frame = evolve(frame, payload=result)
     if dnat_route is not None:
         entry = ns.neighbours.get(br.name, dnat_route.nexthop)
-        if entry is None or not entry.usable:
-            # br_nf_pre_routing_finish_bridge: no hardware header cached, so the packet goes to
-            # the neighbour's output on the bridge device (neigh_resolve_output: an ARP from
-            # the bridge, the packet queued) with nf_bridge->bridged_dnat set; br_dev_xmit then
-            # hands it back to the bridge as if received on its port
-            # (br_nf_pre_routing_finish_bridge_slow), with its own Ethernet source again.
+        if entry is None or entry.state not in CONNECTED or not entry.lladdr or not entry.hh:
+            # br_nf_pre_routing_finish_bridge: unless the entry is NUD_CONNECTED (PERMANENT,
+            # NOARP, REACHABLE) with a hardware header cached (no entry; or a STALE one, like the
+            # one an ARP request taught; or one no packet has left through yet), the
+            # packet goes to the neighbour's output on the bridge device (neigh_resolve_output:
+            # with no entry an ARP from the bridge and the packet queued, else out at once) with
+            # nf_bridge->bridged_dnat set; br_dev_xmit then hands it back to the bridge as if
+            # received on its port (br_nf_pre_routing_finish_bridge_slow), with its own
+            # Ethernet source again.
             assert isinstance(frame.payload, IPv4)
             flow.skb.bridged_dnat = (port_dev.name, frame.src)
             flow.note(Decision(
-                "bridge", "br_nf_pre_routing_finish_bridge",
-                f"br_netfilter: DNAT target {dnat_route.nexthop} is on {br.name} too and has no neighbour "
-                f"entry: {br.name} resolves it, then bridges the packet", verdict="resolve",
-                consulted=(route_ref(dnat_route),)))
-            neigh_output(walk, ns, br, dnat_route.nexthop, frame.payload, flow)
+                Subsystem.BRIDGE, "br_nf_pre_routing_finish_bridge", BridgeReason.RESOLVE_DNAT_TARGET, Verdict.RESOLVE,
+                consulted=(route_ref(dnat_route),), target=dnat_route.nexthop, bridge=br.name))
+            k.neigh_output(ns, br, dnat_route.nexthop, frame.payload, flow)
             return
         old = frame.dst
-        frame = replace(frame, dst=entry.lladdr or "")
+        frame = evolve(frame, dst=entry.lladdr or "")
         flow.note(Decision(
-            "bridge", "br_nf_pre_routing_finish",
-            f"br_netfilter: DNAT target {dnat_route.nexthop} is on {br.name} too: bridged to {entry.lladdr}, "
-            f"not routed", verdict="bridge",
+            Subsystem.BRIDGE, "br_nf_pre_routing_finish", BridgeReason.BRIDGE_DNAT, Verdict.BRIDGE,
             consulted=(route_ref(dnat_route), neighbour_ref(br.name, entry.ip, entry.lladdr or "", entry.state)),
-            changes=(field_change("ethernet", "dst", old, entry.lladdr or ""),)))
-        br_forward(walk, br, port_dev, frame, flow)
+            changes=(field_change("ethernet", "dst", old, entry.lladdr or ""),),
+            target=dnat_route.nexthop, bridge=br.name, lladdr=entry.lladdr))
+        br_forward(k, br, port_dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
-        flow.note(Decision("bridge", "br_flood",
-                           f"{br.name}: broadcast, flooded to every port and passed up to {br.name}", verdict="flood"))
-        br_flood(walk, br, port_dev, frame, flow, include_up=True)
+        flow.note(_flooded(br.name))
+        br_flood(k, br, port_dev, frame, flow, include_up=True)
         return
     if br.is_local_mac(frame.dst):
-        flow.note(Decision("bridge", "br_pass_frame_up",
-                           f"{br.name}: destination {frame.dst} is the bridge's own MAC: up to its IP stack",
-                           verdict="up", consulted=(_fdb_ref(br, frame.dst, br.fdb.get(frame.dst)),)))
-        br_pass_frame_up(walk, br, frame, flow.copy())
+        own = br.fdb.get(frame.dst)
+        flow.note(_passed_up(br.name, frame.dst, own.port if own is not None else ""))
+        br_pass_frame_up(k, br, frame, flow.copy())
         return
-    br_forward(walk, br, port_dev, frame, flow)
+    br_forward(k, br, port_dev, frame, flow)
 
 
-def br_pass_frame_up(walk: Walk, br: Bridge, frame: Ethernet, up: Flow) -> None:
+def br_pass_frame_up(k: Kernel, br: Bridge, frame: Ethernet, up: Flow) -> None:
     """The frame is received again, on the bridge device itself, and goes to its protocols."""
-    walk.record(br, "rx", frame, up)
-    walk.deliver(br, frame, up, otherhost=False)
+    k.record_hop(br, "rx", frame, up)
+    k.netif_deliver(br, frame, up, otherhost=False)
 
 
 # br_forward.c -----------------------------------------------------------------------------
-def br_forward(walk: Walk, br: Bridge, in_dev: Device, frame: Ethernet, flow: Flow) -> None:
+def br_forward(k: Kernel, br: Bridge, in_dev: Device, frame: Ethernet, flow: Flow) -> None:
     """FDB lookup: out of the port the destination sits behind, or flooded if unknown."""
     entry = br.fdb.get(frame.dst)
     if entry is None:
-        flow.note(Decision("bridge", "br_flood", f"{br.name}: {frame.dst} is not in the FDB: flooded as unknown unicast",
-                           verdict="flood", consulted=(fdb_ref(br.name, frame.dst),)))
-        br_flood(walk, br, in_dev, frame, flow, include_up=False)
+        flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.UNKNOWN_UNICAST, Verdict.FLOOD,
+                           consulted=(fdb_ref(br.name, frame.dst),), bridge=br.name, dst=frame.dst))
+        br_flood(k, br, in_dev, frame, flow, include_up=False)
         return
     port = br.ports[entry.port]
     if entry.port == in_dev.name and not port.hairpin:
-        flow.end("dropped", Decision(
-            "bridge", "br_forward", f"{br.name}: {frame.dst} is on the ingress port {in_dev.name} and hairpin is off",
-            verdict="drop", consulted=(_fdb_ref(br, frame.dst, entry),)))
+        flow.end("dropped", Decision(Subsystem.BRIDGE, "br_forward", BridgeReason.HAIRPIN_OFF, Verdict.DROP,
+                                     consulted=(_fdb_ref(br, frame.dst, entry),), bridge=br.name, dst=frame.dst,
+                                     port=in_dev.name))
         return
-    flow.note(Decision("bridge", "br_forward", f"{br.name}: FDB {frame.dst} -> port {entry.port}", verdict="forward",
-                       consulted=(_fdb_ref(br, frame.dst, entry),)))
-    br_nf_forward(walk, br, port.dev, frame, flow)
+    flow.note(_forwarded(br.name, frame.dst, entry.port))
+    br_nf_forward(k, br, port.dev, frame, flow)
 
 
-def br_nf_forward(walk: Walk, br: Bridge, out_dev: Device, frame: Ethernet, flow: Flow) -> None:
+def br_nf_forward(k: Kernel, br: Bridge, out_dev: Device, frame: Ethernet, flow: Flow) -> None:
     """__br_forward with br_netfilter: FORWARD and POSTROUTING for a bridged IPv4 packet, and
     br_nf_dev_queue_xmit's refragmentation of a packet conntrack reassembled."""
     ns = br.netns
     assert ns is not None
     if (frame.type == ETH_P_IP and ns.sysctl.bridge_nf_call_iptables and isinstance(frame.payload, IPv4)
             and flow.skb.bridged):
-        ip = walk.hook(ns, "FORWARD", frame.payload, flow, indev=br.name, outdev=br.name)
+        ip = k.nf_hook(ns, "FORWARD", frame.payload, flow, indev=br.name, outdev=br.name)
         if ip is None:
             return
-        ip = walk.hook(ns, "POSTROUTING", ip, flow, outdev=br.name)
+        ip = k.nf_hook(ns, "POSTROUTING", ip, flow, outdev=br.name)
         if ip is None:
             return
-        frame = replace(frame, payload=ip)
+        frame = evolve(frame, payload=ip)
         frag_max = flow.skb.frag_max
         if frag_max and ip.length() > frag_max:
-            fragments = ip_fragment(ip, frag_max)
-            flow.note(Decision("bridge", "br_nf_dev_queue_xmit",
-                               f"br_netfilter: reassembled by conntrack, cut back to its largest fragment "
-                               f"({frag_max} bytes): {len(fragments)} fragments", verdict="fragment"))
+            fragments = k.ip_do_fragment(ip, frag_max)
+            flow.note(Decision(Subsystem.BRIDGE, "br_nf_dev_queue_xmit", BridgeReason.REFRAGMENT, Verdict.FRAGMENT,
+                               frag_max=frag_max, count=len(fragments)))
             for frag in fragments:
-                br_dev_queue_push_xmit(walk, out_dev, replace(frame, payload=frag), flow.copy())
+                br_dev_queue_push_xmit(k, out_dev, evolve(frame, payload=frag), flow.copy())
             return
-    br_dev_queue_push_xmit(walk, out_dev, frame, flow)
+    br_dev_queue_push_xmit(k, out_dev, frame, flow)
 
 
-def br_dev_queue_push_xmit(walk: Walk, port_dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+def br_dev_queue_push_xmit(k: Kernel, port_dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
     """Out of one port, if the frame fits its MTU (is_skb_forwardable)."""
     size = l3_length(frame)
     br = port_dev.master
     if port_dev.up and br is not None and size > port_dev.mtu + VLAN_HLEN:
-        flow.end("dropped", Decision(
-            "bridge", "is_skb_forwardable", f"{br.name}: a {size}-byte packet does not fit port {port_dev.name}'s MTU "
-                                            f"{port_dev.mtu}: dropped (is_skb_forwardable)", verdict="drop"),
-            port_dev.netns.name if port_dev.netns else "", port_dev.name)
+        flow.end("dropped", Decision(Subsystem.BRIDGE, "is_skb_forwardable", BridgeReason.TOO_BIG, Verdict.DROP,
+                                     bridge=br.name, size=size, port=port_dev.name, mtu=port_dev.mtu),
+                 port_dev.netns.name if port_dev.netns else "", port_dev.name)
         return
-    walk.transmit(port_dev, frame, flow)
+    k.dev_queue_xmit(port_dev, frame, flow)
 
 
-def br_flood(walk: Walk, br: Bridge, in_dev: Device | None, frame: Ethernet, flow: Flow, include_up: bool) -> None:
+def br_flood(k: Kernel, br: Bridge, in_dev: Device | None, frame: Ethernet, flow: Flow, include_up: bool) -> None:
     """A copy to every port that floods (never back out of the ingress port unless it is in
     hairpin mode), and with `include_up` one up the bridge device too."""
     if br.flood_hook is not None:
@@ -299,18 +340,17 @@ def br_flood(walk: Walk, br: Bridge, in_dev: Device | None, frame: Ethernet, flo
     for port in targets:
         copy = flow.copy()
         if in_dev is not None and port.dev is in_dev:
-            copy.note(Decision("bridge", "br_flood",
-                               f"{br.name}: hairpin on {port.dev.name}: the flood goes back out of the ingress port",
-                               verdict="hairpin"))
-        br_nf_forward(walk, br, port.dev, frame, copy)
+            copy.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.HAIRPIN, Verdict.HAIRPIN,
+                               bridge=br.name, port=port.dev.name))
+        br_nf_forward(k, br, port.dev, frame, copy)
     if include_up:
-        br_pass_frame_up(walk, br, frame, flow.copy())
+        br_pass_frame_up(k, br, frame, flow.copy())
     elif not targets:
-        flow.end("dropped", Decision("bridge", "br_flood", f"{br.name}: no port to flood to", verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.NO_PORT, Verdict.DROP, bridge=br.name))
 
 
 # br_device.c ------------------------------------------------------------------------------
-def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
+def br_dev_xmit(k: Kernel, br: Bridge, frame: Ethernet, flow: Flow) -> None:
     """br_dev_xmit: the host sends through the bridge device: flooded, or out of the port
     the FDB names. A bridged DNAT that waited on ARP goes back into the bridge as received on
     its port, with its Ethernet source restored (br_nf_pre_routing_finish_bridge_slow)."""
@@ -318,28 +358,25 @@ def br_dev_xmit(walk: Walk, br: Bridge, frame: Ethernet, flow: Flow) -> None:
     if pending is not None and pending[0] in br.ports:
         flow.skb.bridged_dnat = None
         port_name = pending[0]
-        flow.note(Decision("bridge", "br_nf_pre_routing_finish_bridge_slow",
-                           f"br_netfilter: the bridged DNAT packet's neighbour is resolved: it is bridged as "
-                           f"received on {port_name}, with its own source MAC {frame.src}", verdict="bridge"))
-        br_forward(walk, br, br.ports[port_name].dev, frame, flow)
+        flow.note(Decision(Subsystem.BRIDGE, "br_nf_pre_routing_finish_bridge_slow", BridgeReason.DNAT_RESOLVED,
+                           Verdict.BRIDGE, port=port_name, src=frame.src))
+        br_forward(k, br, br.ports[port_name].dev, frame, flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
-        flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: broadcast from the host, flooded to every port",
-                           verdict="flood"))
+        flow.note(_host_flooded(br.name))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
         for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
-            br_dev_queue_push_xmit(walk, port.dev, frame, flow.copy())
+            br_dev_queue_push_xmit(k, port.dev, frame, flow.copy())
         return
     entry = br.fdb.get(frame.dst)
     if entry is None:
-        flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: {frame.dst} is not in the FDB: flooded",
-                           verdict="flood", consulted=(fdb_ref(br.name, frame.dst),)))
+        flow.note(Decision(Subsystem.BRIDGE, "br_dev_xmit", BridgeReason.HOST_UNKNOWN, Verdict.FLOOD,
+                           consulted=(fdb_ref(br.name, frame.dst),), bridge=br.name, dst=frame.dst))
         if br.flood_hook is not None:
             br.flood_hook(frame, flow)
         for port in [p for p in br.ports.values() if p.flood and forwarding(p)]:
-            br_dev_queue_push_xmit(walk, port.dev, frame, flow.copy())
+            br_dev_queue_push_xmit(k, port.dev, frame, flow.copy())
         return
-    flow.note(Decision("bridge", "br_dev_xmit", f"{br.name}: FDB {frame.dst} -> port {entry.port}", verdict="forward",
-                       consulted=(_fdb_ref(br, frame.dst, entry),)))
-    br_dev_queue_push_xmit(walk, br.ports[entry.port].dev, frame, flow)
+    flow.note(_host_forwarded(br.name, frame.dst, entry.port))
+    br_dev_queue_push_xmit(k, br.ports[entry.port].dev, frame, flow)

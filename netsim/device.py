@@ -5,18 +5,23 @@ addresses. A veth pair is a cable between two namespaces: what one end transmits
 receives, and crossing it scrubs the packet's mark and conntrack reference. A physical NIC is
 modelled the same way, its cable ending on a port of the underlay switch. What each kind of
 device does when it transmits is in the module named for it (veth.py, bridge.py, vxlan.py,
-tun.py), looked up by `kind` in walk.py's `NDO_START_XMIT`.
+tun.py), looked up by `kind` in walk.py's `NDO_START_XMIT`. A device names its namespace and
+its master (the bridge it is a port of) as plain references: what those are is theirs to say.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .bridge import Bridge
-    from .netns import Namespace
+from .packet import Ethernet, IPv4
+
+VLAN_HLEN = 4      # is_skb_forwardable lets a frame exceed the MTU by a VLAN tag
+
+
+def l3_length(frame: Ethernet | IPv4) -> int:
+    """The size a device's MTU applies to: the frame without its Ethernet header."""
+    return frame.length() - 14 if isinstance(frame, Ethernet) else frame.length()
 
 
 class Device:
@@ -31,8 +36,8 @@ class Device:
         self.mtu = mtu
         self.up = True
         self.addresses: list[IPv4Interface] = []
-        self.master: "Bridge | None" = None
-        self.netns: "Namespace | None" = None
+        self.master: Device | None = None       # the bridge this device is a port of
+        self.netns: Any = None                  # the Namespace it is in (netns.py), once added
         self.ifindex = 0
         # dev->tx_queue_len: ether_setup() gives every Ethernet device DEFAULT_TX_QUEUE_LEN
         # (1000, include/linux/netdevice.h) unless the creator sends IFLA_TXQLEN. Go programs
@@ -40,9 +45,20 @@ class Device:
         # flannel.1 and the CNI plugins' veth pairs get 0 (the bridge plugin asks -1 for cni0).
         # iproute2 prints `qlen N` only when N is not 0.
         self.qlen = 1000
+        # dev->promiscuity and dev->allmulti: counts of who asked the device to receive every
+        # frame / every multicast frame. Joining a bridge raises both (net/bridge/br_if.c:
+        # br_add_if calls dev_set_allmulti(dev, 1), then nbp_update_port_count ->
+        # br_manage_promisc -> br_port_set_promisc -> dev_set_promiscuity(dev, 1) for every port
+        # while the bridge has no VLAN filtering); leaving it lowers both (nbp_delete_promisc).
+        # Only `ip -d link` shows them; the IFF_PROMISC flag a count sets is not reported in
+        # `<...>` (dev_get_flags shows only what a user asked for, dev->gflags).
+        self.promiscuity = 0
+        self.allmulti = 0
         # netdev_rx_handler_register: what takes a received frame before the protocols do
-        # (br_handle_frame for a bridge port), called as rx_handler(walk, dev, frame, flow)
+        # (br_handle_frame for a bridge port), called as rx_handler(kernel, dev, frame, flow),
+        # and what it registered with it (rx_handler_data: the bridge port)
         self.rx_handler: Callable[..., Any] | None = None
+        self.rx_handler_data: Any = None
 
     @property
     def has_link(self) -> bool:

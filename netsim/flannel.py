@@ -21,7 +21,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Sequence
 
 from .addresses import derive_mac
-from .decision import Decision, field_change
+from .decision import Decision, FlannelReason, Subsystem, Verdict, field_change
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, IPv4, UDP
 from .neighbour import PERMANENT
@@ -31,8 +31,8 @@ from .tun import Tun
 from .vxlan import VXLAN_OVERHEAD, VxlanDevice, VxlanFdbEntry
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 BACKENDS = ("vxlan", "host-gw", "udp")
 VXLAN_VNI = 1
@@ -61,6 +61,23 @@ class Lease:
     @property
     def vtep_ip(self) -> str:
         return str(self.subnet.network_address)
+
+
+ANNOTATION_PREFIX = "flannel.alpha.coreos.com/"    # main.go: --kube-annotation-prefix's default
+
+
+def node_annotations(lease: Lease, backend: str) -> dict[str, str]:
+    """The annotations flanneld (kube subnet manager) writes on its own Node object, which every
+    other node's flanneld reads back as that node's lease (pkg/subnet/kube/kube.go
+    AcquireLease and nodeToLease; the names in pkg/subnet/kube/annotations.go, flannel
+    v0.28.9). `backend-data` is the backend's JSON: for vxlan `{"VNI":1,"VtepMAC":"..."}`
+    (vxlanLeaseAttrs, pkg/backend/vxlan/vxlan.go newSubnetAttrs), the MAC the peers put in
+    their neighbour and FDB entries; `null` for host-gw and udp, which send none. `public-ip`
+    is the address of the interface flanneld chose (`--iface`, else the default route's), the
+    FDB entry's `dst` (vxlan) or the route's gateway (host-gw) on every peer."""
+    data = (f'{{"VNI":{VXLAN_VNI},"VtepMAC":"{vtep_mac(lease.node)}"}}' if backend == "vxlan" else "null")
+    return {f"{ANNOTATION_PREFIX}backend-data": data, f"{ANNOTATION_PREFIX}backend-type": backend,
+            f"{ANNOTATION_PREFIX}kube-subnet-manager": "true", f"{ANNOTATION_PREFIX}public-ip": lease.public_ip}
 
 
 def subnet_env(network: IPv4Network, lease: Lease, mtu: int, ipmasq: bool = True) -> str:
@@ -179,54 +196,51 @@ class UdpProxy:
                 return peer
         return None
 
-    def from_tun(self, walk: Walk, tun: Tun, ip: IPv4, flow: Flow) -> None:
-        ns = tun.netns
-        assert ns is not None
+    def from_tun(self, k: Kernel, tun: Tun, ip: IPv4, flow: Flow) -> None:
+        """tun_to_udp: read a packet from flannel0 and send it in UDP to the peer's flanneld."""
+        ns: Namespace = tun.netns
         peer = self.lookup(ip.dst)
         if peer is None:
-            flow.end("dropped", Decision("flannel", "tun_to_udp",
-                                         f"flanneld: no route for {ip.dst} in its table: ICMP net unreachable",
-                                         verdict="drop"))
-            walk.send_icmp_error(ns, ip, 3, 0, flow, "network unreachable")
+            flow.end("dropped", Decision(Subsystem.FLANNEL, "tun_to_udp", FlannelReason.NO_ROUTE, Verdict.DROP,
+                                         dst=ip.dst))
+            k.icmp_send(ns, ip, 3, 0, flow)
             return
         inner = _decrement_ttl(ip, flow)
         if inner is None:
             return
-        flow.end("delivered", Decision("flannel", "tun_to_udp",
-                                       f"flanneld reads the packet from {tun.name}, decrements TTL {ip.ttl} -> "
-                                       f"{inner.ttl}, sends it in UDP to {peer}:{UDP_PORT}", verdict="encapsulate",
+        flow.end("delivered", Decision(Subsystem.FLANNEL, "tun_to_udp", FlannelReason.ENCAPSULATED, Verdict.ENCAPSULATE,
                                        changes=(field_change("ipv4", "ttl", ip.ttl, inner.ttl),
                                                 field_change("outer-ipv4", "src", "", self.public_ip),
-                                                field_change("outer-ipv4", "dst", "", peer))))
+                                                field_change("outer-ipv4", "dst", "", peer)),
+                                       tun=tun.name, peer=peer, port=UDP_PORT))
         outer = IPv4(self.public_ip, peer, IPPROTO_UDP, UDP(UDP_PORT, UDP_PORT, inner), ttl=ns.sysctl.ip_default_ttl,
                      id=0, df=True)
         out = flow.copy(Skb())
-        out.note(Decision("flannel", "sendto", f"flanneld's UDP socket {self.public_ip}:{UDP_PORT} sends to "
-                                               f"{peer}:{UDP_PORT}", verdict="send"))
-        walk.local_out(ns, outer, out)
+        out.note(Decision(Subsystem.FLANNEL, "sendto", FlannelReason.SEND, Verdict.SEND, src=self.public_ip, peer=peer,
+                          port=UDP_PORT))
+        k.ip_local_out(ns, outer, out)
 
-    def from_udp(self, walk: Walk, ns: Namespace, outer: IPv4, flow: Flow) -> None:
+    def udp_rcv(self, k: Kernel, ns: Namespace, outer: IPv4, flow: Flow) -> None:
+        """udp_to_tun: a datagram on flanneld's socket (8285) is written to flannel0."""
         udp = outer.payload
         inner = udp.payload if isinstance(udp, UDP) else None
         if not isinstance(inner, IPv4):
-            flow.end("dropped", Decision("flannel", "udp_to_tun", "flanneld: UDP payload is not an IPv4 packet",
-                                         verdict="drop"))
+            flow.end("dropped", Decision(Subsystem.FLANNEL, "udp_to_tun", FlannelReason.NOT_IPV4, Verdict.DROP))
             return
         inner = _decrement_ttl(inner, flow)
         if inner is None:
             return
-        flow.end("delivered", Decision("flannel", "udp_to_tun",
-                                       f"flanneld receives on port {UDP_PORT}, decrements TTL {inner.ttl + 1} -> "
-                                       f"{inner.ttl}, writes the packet to flannel0", verdict="decapsulate",
-                                       changes=(field_change("ipv4", "ttl", inner.ttl + 1, inner.ttl),)))
         tun = ns.devices["flannel0"]
-        walk.receive(tun, inner, flow.copy(Skb()))
+        flow.end("delivered", Decision(Subsystem.FLANNEL, "udp_to_tun", FlannelReason.DECAPSULATED, Verdict.DECAPSULATE,
+                                       changes=(field_change("ipv4", "ttl", inner.ttl + 1, inner.ttl),),
+                                       port=UDP_PORT, tun=tun.name))
+        k.netif_receive_skb(tun, inner, flow.copy(Skb()))
 
 
 def _decrement_ttl(ip: IPv4, flow: Flow) -> IPv4 | None:
     """proxy_amd64.c decrement_ttl: flanneld lowers the TTL itself and discards at 0."""
     if ip.ttl <= 1:
-        flow.end("dropped", Decision("flannel", "decrement_ttl", f"flanneld: TTL {ip.ttl} reaches 0: discarded",
-                                     verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.FLANNEL, "decrement_ttl", FlannelReason.TTL_ZERO, Verdict.DROP,
+                                     ttl=ip.ttl))
         return None
     return replace(ip, ttl=ip.ttl - 1)

@@ -7,46 +7,53 @@ net/ipv4/ip_output.c `ip_output`):
 - a packet with DF set that exceeds the output device's MTU is dropped with ICMP
   fragmentation needed, carrying that MTU (`ip_exceeds_mtu`);
 - otherwise the TTL drops by one (`ip_decrease_ttl`), FORWARD runs, and the packet goes to
-  the output path (POSTROUTING, fragmentation, neighbour) in ip_output.py.
+  the output path (dst_output: POSTROUTING, fragmentation, neighbour).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from . import ip_output
-from .decision import Decision, field_change
+from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
 from .device import Device
-from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4
-from .route import RouteResult, route_ref
-
+from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4, evolve
+from .route import Route, RouteResult, route_ref_for
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 
-def ip_forward(walk: Walk, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
-    text = str(rr.route)
-    flow.note(Decision("route", "ip_route_input", f"route: {text}", verdict="forward", consulted=(route_ref(rr, text),)))
+# The same route taken, the same TTL decremented: the same decision in every trace, found.
+@lru_cache(maxsize=1 << 12)
+def _routed(route: Route, src: str, dev: str) -> Decision:
+    return Decision(Subsystem.ROUTE, "ip_route_input", RouteReason.FORWARD, Verdict.FORWARD,
+                    consulted=(route_ref_for(route, src, dev, str(route)),))
+
+
+@lru_cache(maxsize=1 << 8)
+def _forwarded(ttl: int) -> Decision:
+    return Decision(Subsystem.IP, "ip_forward", IpReason.FORWARDED, Verdict.FORWARD,
+                    changes=(field_change("ipv4", "ttl", ttl, ttl - 1),))
+
+
+def ip_forward(k: Kernel, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
+    flow.note(_routed(rr.route, rr.src or "", rr.dev))
     if ip.ttl <= 1:
-        flow.end("dropped", Decision("ip", "ip_forward", f"TTL {ip.ttl} would reach 0 when forwarding: time exceeded",
-                                     verdict="drop"))
-        walk.send_icmp_error(ns, ip, ICMP_TIME_EXCEEDED, 0, flow, "time exceeded")
+        flow.end("dropped", Decision(Subsystem.IP, "ip_forward", IpReason.TTL_EXCEEDED, Verdict.DROP, ttl=ip.ttl))
+        k.icmp_send(ns, ip, ICMP_TIME_EXCEEDED, 0, flow)
         return
     out_dev = ns.devices[rr.dev]
     if ip.df and ip.length() > out_dev.mtu:
-        flow.end("dropped", Decision("ip", "ip_forward",
-                                     f"{ip.length()} bytes with DF set exceed {out_dev.name}'s MTU {out_dev.mtu}: "
-                                     f"ICMP fragmentation needed (mtu {out_dev.mtu})", verdict="drop"))
-        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 4, flow, "fragmentation needed", rest=out_dev.mtu)
+        flow.end("dropped", Decision(Subsystem.IP, "ip_forward", IpReason.FRAG_NEEDED, Verdict.DROP,
+                                     size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu))
+        k.icmp_send(ns, ip, ICMP_DEST_UNREACH, 4, flow, rest=out_dev.mtu)
         return
-    ip = replace(ip, ttl=ip.ttl - 1)
-    flow.note(Decision("ip", "ip_forward", f"forwarded: TTL {ip.ttl + 1} -> {ip.ttl}", verdict="forward",
-                       changes=(field_change("ipv4", "ttl", ip.ttl + 1, ip.ttl),)))
-    hooked = walk.hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)
+    ip = evolve(ip, ttl=ip.ttl - 1)
+    flow.note(_forwarded(ip.ttl + 1))
+    hooked = k.nf_hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)
     if hooked is None:
         return
-    ip_output.ip_output(walk, ns, hooked, rr, flow)
+    k.ip_output(ns, hooked, rr, flow)

@@ -16,13 +16,22 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .decision import Decision
+from .decision import Decision, IpReason, Subsystem, Verdict
 from .packet import IPv4, _parse_transport
 
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .walk import Walk
+    from .kernel import Kernel
+
+
+class FragQueues:
+    """The fragments held for reassembly in one walk (struct ipq per datagram), by scope
+    (ip_defrag for a local socket, nf_defrag_ipv4 for conntrack, and the namespace), source,
+    destination, IP ID and protocol."""
+
+    def __init__(self) -> None:
+        self.queues: dict[tuple, list[IPv4]] = {}
 
 
 def ip_fragment(ip: IPv4, mtu: int) -> list[IPv4]:
@@ -41,11 +50,13 @@ def ip_fragment(ip: IPv4, mtu: int) -> list[IPv4]:
 fragment = ip_fragment      # the name the walk used before it was split into modules
 
 
-def ip_defrag(walk: Walk, scope: tuple, ip: IPv4, flow: Flow, what: str, function: str) -> IPv4 | None:
+def ip_defrag(k: Kernel, scope: tuple, ip: IPv4, flow: Flow, function: str) -> IPv4 | None:
     """Hold fragments until they add up to the whole packet; then return it, with the
-    largest fragment's size noted in the skb (IPCB frag_max_size)."""
+    largest fragment's size noted in the skb (IPCB frag_max_size). `function` is who
+    reassembles: ip_defrag (for a local socket) or nf_defrag_ipv4 (for conntrack)."""
     key = (*scope, ip.src, ip.dst, ip.id, ip.proto)
-    parts = walk.reassembly.setdefault(key, [])
+    queues = k.state(FragQueues).queues
+    parts = queues.setdefault(key, [])
     parts.append(ip)
     parts.sort(key=lambda p: p.frag)
     offset, data, complete = 0, b"", False
@@ -58,11 +69,10 @@ def ip_defrag(walk: Walk, scope: tuple, ip: IPv4, flow: Flow, what: str, functio
         if not part.mf:
             complete = True
     if not complete:
-        flow.end("delivered", Decision("ip", function, f"fragment at offset {ip.frag * 8} held for {what}",
-                                       verdict="hold"))
+        flow.end("delivered", Decision(Subsystem.IP, function, IpReason.HOLD, Verdict.HOLD, offset=ip.frag * 8))
         return None
-    del walk.reassembly[key]
+    del queues[key]
     flow.skb.frag_max = max(part.length() for part in parts)
-    flow.note(Decision("ip", function, f"{what}: {len(parts)} fragments make one packet of {20 + len(data)} bytes",
-                       verdict="reassemble"))
+    flow.note(Decision(Subsystem.IP, function, IpReason.REASSEMBLED, Verdict.REASSEMBLE, count=len(parts),
+                       size=20 + len(data)))
     return replace(parts[0], payload=_parse_transport(ip.proto, data, (8472, 4789)), mf=False, frag=0)

@@ -7,36 +7,37 @@ net/ipv4/fib_frontend.c `fib_validate_source`):
 - a packet from outside whose source is one of our own addresses is a martian and dropped
   (accept_local=0), whatever its destination;
 - a packet for one of our addresses (or the limited broadcast) runs INPUT, is reassembled if
-  it is a fragment (ip_fragment.py) and goes to its protocol (sockets.py);
-- a packet for a broadcast address of ours is not forwarded; with `net.ipv4.ip_forward=0`
+  it is a fragment (ip_defrag) and goes to the transport layer (ip_protocol_deliver);
+- a packet for a broadcast address of ours, or for the all-hosts group 224.0.0.1 every IPv4
+  device joins, is delivered here too (`brd_input`, `ip_check_mc_rcu`) and never forwarded;
+  one for another multicast group is dropped (no group joined, no multicast routing);
+  with `net.ipv4.ip_forward=0`
   nothing is; otherwise the route decides: no route is ICMP net unreachable (ENETUNREACH),
   an `unreachable` route ICMP host unreachable, a `blackhole` route a silent discard, and a
-  unicast route hands the packet to ip_forward.py.
+  unicast route hands the packet to ip_forward (dst_input).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import ip_forward as _forward
-from .decision import Decision
+from .decision import Decision, RouteReason, Subsystem, Verdict
 from .device import Device
-from .ip_fragment import ip_defrag
 from .packet import ICMP_DEST_UNREACH, IPv4
-from .route import route_ref
-from .sockets import ip_protocol_deliver
+from .route import address_int, route_ref
 
+ALL_HOSTS = "224.0.0.1"
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 
-def ip_rcv(walk: Walk, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
+def ip_rcv(k: Kernel, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
     """ip_rcv and ip_rcv_finish: PREROUTING, then the input route decides."""
     if not flow.skb.bridged:
-        hooked = walk.hook(ns, "PREROUTING", ip, flow, indev=dev.name)
+        hooked = k.nf_hook(ns, "PREROUTING", ip, flow, indev=dev.name)
         if hooked is None:
             return
         ip = hooked
@@ -44,52 +45,59 @@ def ip_rcv(walk: Walk, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None
     if ns.is_local_address(ip.src) and "LOOPBACK" not in dev.flags:
         # fib_validate_source: a packet arriving from outside with one of our own addresses
         # as source is a martian (accept_local=0), whether it is for us or to be forwarded.
-        flow.end("dropped", Decision("route", "fib_validate_source",
-                                     f"martian source {ip.src} on {dev.name}: the source is an address of "
-                                     f"{ns.name} (accept_local=0)", verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.ROUTE, "fib_validate_source", RouteReason.MARTIAN, Verdict.DROP,
+                                     src=ip.src, dev=dev.name, netns=ns.name))
         return
     if ns.is_local_address(ip.dst) or ip.dst == "255.255.255.255":
-        ip_local_deliver(walk, ns, dev, ip, flow)
+        ip_local_deliver(k, ns, dev, ip, flow)
+        return
+    if 0xE0000000 <= address_int(ip.dst) <= 0xEFFFFFFF:
+        if ip.dst == ALL_HOSTS:
+            flow.note(Decision(Subsystem.ROUTE, "ip_route_input_mc", RouteReason.BROADCAST_LOCAL, Verdict.DELIVER,
+                               dst=ip.dst))
+            ip_local_deliver(k, ns, dev, ip, flow)
+        else:
+            flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_mc", RouteReason.NOT_MEMBER, Verdict.DROP,
+                                         dst=ip.dst, dev=dev.name))
         return
     rr = ns.route_get(ip.dst)
     if rr is not None and rr.route.type == "broadcast":
-        flow.end("dropped", Decision("route", "ip_route_input_slow",
-                                     f"{ip.dst} is a broadcast address here: not forwarded", verdict="drop",
-                                     consulted=(route_ref(rr),)))
+        flow.note(Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.BROADCAST_LOCAL, Verdict.DELIVER,
+                           consulted=(route_ref(rr),), dst=ip.dst))
+        ip_local_deliver(k, ns, dev, ip, flow)
         return
     if not ns.sysctl.ip_forward:
-        flow.end("dropped", Decision("route", "ip_route_input_slow",
-                                     f"{ip.dst} is not an address of {ns.name} and net.ipv4.ip_forward is 0: "
-                                     f"the packet is not forwarded", verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.NOT_FORWARDING, Verdict.DROP,
+                                     dst=ip.dst, netns=ns.name))
         return
     # ip_error: no route is ENETUNREACH (ICMP net unreachable), an `unreachable` route
     # EHOSTUNREACH (ICMP host unreachable); a `blackhole` route discards silently.
     if rr is None:
-        flow.end("dropped", Decision("route", "ip_error", f"no route to {ip.dst}: network unreachable", verdict="drop"))
-        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 0, flow, "network unreachable")
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_error", RouteReason.NO_ROUTE, Verdict.DROP, dst=ip.dst))
+        k.icmp_send(ns, ip, ICMP_DEST_UNREACH, 0, flow)
         return
     if rr.route.type == "unreachable":
-        flow.end("dropped", Decision("route", "ip_error", f"route {rr.route}: host unreachable", verdict="drop",
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_error", RouteReason.UNREACHABLE, Verdict.DROP,
                                      consulted=(route_ref(rr),)))
-        walk.send_icmp_error(ns, ip, ICMP_DEST_UNREACH, 1, flow, "host unreachable")
+        k.icmp_send(ns, ip, ICMP_DEST_UNREACH, 1, flow)
         return
     if rr.route.type == "blackhole":
-        flow.end("dropped", Decision("route", "ip_error", f"route {rr.route}: discarded silently", verdict="drop",
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_error", RouteReason.BLACKHOLE, Verdict.DROP,
                                      consulted=(route_ref(rr),)))
         return
-    _forward.ip_forward(walk, ns, dev, ip, rr, flow)
+    k.ip_forward(ns, dev, ip, rr, flow)
 
 
-def ip_local_deliver(walk: Walk, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
+def ip_local_deliver(k: Kernel, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
     """ip_local_deliver: INPUT, reassembly (a socket only ever sees whole packets), then the
     protocol handler."""
-    hooked = walk.hook(ns, "INPUT", ip, flow, indev=dev.name)
+    hooked = k.nf_hook(ns, "INPUT", ip, flow, indev=dev.name)
     if hooked is None:
         return
     ip = hooked
     if ip.is_fragment:
-        whole = ip_defrag(walk, ("local", ns.name), ip, flow, "reassembly", "ip_defrag")
+        whole = k.ip_defrag(("local", ns.name), ip, flow, "ip_defrag")
         if whole is None:
             return
         ip = whole
-    ip_protocol_deliver(walk, ns, ip, flow)
+    k.ip_protocol_deliver(ns, ip, flow)

@@ -61,6 +61,8 @@ RULES: dict[str, NameRule] = {
     "container": DNS1123_LABEL,
     "external host": DNS1123_LABEL,
     "service": DNS1035_LABEL,
+    "namespace": DNS1123_LABEL,          # ValidateNamespaceName: a DNS-1123 label
+    "service port": DNS1123_LABEL,       # validateServicePort: ValidateDNS1123Label(sp.Name)
 }
 
 

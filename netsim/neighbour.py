@@ -34,6 +34,7 @@ class Neighbour:
     state: str
     probes: int = 0
     queue: list[Any] = field(default_factory=list, repr=False)
+    hh: bool = False        # a cached hardware header (neigh->hh.hh_len): set by the first output through it
 
     @property
     def usable(self) -> bool:

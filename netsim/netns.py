@@ -10,17 +10,17 @@ ADDR` in `main`. Every namespace starts with `lo` up and 127.0.0.1/8, like one m
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import TYPE_CHECKING, Iterable
+from functools import lru_cache
+from ipaddress import IPv4Interface, IPv4Network
+from typing import Any, Callable, Iterable
 
 from .addresses import parse_address, parse_interface, parse_network, stable_hash
+from .clock import Clock
 from .device import Device, Loopback
 from .errors import ConfigError
 from .neighbour import NeighbourTable, PERMANENT
+from .pmtu import RouteExceptions
 from .route import Route, RouteResult, RoutingTable, address_int
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .stack import Network
 
 
 @dataclass
@@ -31,13 +31,28 @@ class Sysctls:
     bridge_nf_call_iptables: bool = True           # net.bridge.bridge-nf-call-iptables (br_netfilter loaded)
     ip_local_port_range: tuple[int, int] = (32768, 60999)   # net.ipv4.ip_local_port_range
     ip_default_ttl: int = 64                       # net.ipv4.ip_default_ttl
+    mtu_expires: int = 600                         # net.ipv4.route.mtu_expires (seconds)
+    min_pmtu: int = 552                            # net.ipv4.route.min_pmtu
+    ip_no_pmtu_disc: int = 0                       # net.ipv4.ip_no_pmtu_disc
+    icmp_ratelimit: int = 1000                     # net.ipv4.icmp_ratelimit (ms per error and peer)
+    icmp_ratemask: int = 0x1818                    # net.ipv4.icmp_ratemask: unreachable, quench, time exceeded, param
+    icmp_echo_ignore_broadcasts: bool = True       # net.ipv4.icmp_echo_ignore_broadcasts
 
     NAMES = {
         "net.ipv4.ip_forward": "ip_forward",
         "net.bridge.bridge-nf-call-iptables": "bridge_nf_call_iptables",
         "net.ipv4.ip_local_port_range": "ip_local_port_range",
         "net.ipv4.ip_default_ttl": "ip_default_ttl",
+        "net.ipv4.route.mtu_expires": "mtu_expires",
+        "net.ipv4.route.min_pmtu": "min_pmtu",
+        "net.ipv4.ip_no_pmtu_disc": "ip_no_pmtu_disc",
+        "net.ipv4.icmp_ratelimit": "icmp_ratelimit",
+        "net.ipv4.icmp_ratemask": "icmp_ratemask",
+        "net.ipv4.icmp_echo_ignore_broadcasts": "icmp_echo_ignore_broadcasts",
     }
+    # the integer sysctls and their ranges (what the kernel's proc handlers accept)
+    RANGES = {"ip_default_ttl": (1, 255), "mtu_expires": (0, 1 << 31), "min_pmtu": (68, 65535),
+              "ip_no_pmtu_disc": (0, 3), "icmp_ratelimit": (0, 1 << 31), "icmp_ratemask": (0, (1 << 32) - 1)}
 
     def lines(self) -> list[str]:
         """As `sysctl NAME` prints them."""
@@ -52,19 +67,37 @@ class Sysctls:
         return out
 
 
+@lru_cache(maxsize=1 << 14)
+def _interface_ints(iface: IPv4Interface) -> tuple[int, int, str]:
+    """An address's network and mask as integers, and the address as text (source selection
+    asks for them on every route lookup)."""
+    network = iface.network
+    return int(network.network_address), int(network.netmask), str(iface.ip)
+
+
 class Namespace:
-    def __init__(self, name: str, network: "Network | None" = None):
+    def __init__(self, name: str):
         from .conntrack import Conntrack
         from .netfilter import Netfilter
 
         self.name = name
-        self.network = network
         self.devices: dict[str, Device] = {}
+        self.bridges: list[Device] = []         # the bridge devices among them, in the order added
         self.sysctl = Sysctls()
         self.local_table = RoutingTable("local")
         self.main_table = RoutingTable("main")
         self.neighbours = NeighbourTable()
+        self.route_cache = RouteExceptions()        # learned path MTUs (pmtu.py)
+        self.clock = Clock()                        # the network's clock, once the namespace joins one
+        self.icmp_peers: dict[str, tuple[int, int]] = {}   # inet_peer: destination -> (rate tokens, last), us
         self.listeners: set[tuple[str, int]] = set()
+        # the server programs that run on this namespace's listening sockets, by (proto, port):
+        # a factory making the program, or None for the default server of the protocol
+        # (sockets/servers.py: the HTTP echo server on TCP, the answering server on UDP)
+        self.servers: dict[tuple[str, int], object] = {}
+        # programs reading ARP from a packet socket (AF_PACKET, ETH_P_ARP), like MetalLB's speaker:
+        # each is called with (device, ARP request) and returns (its decision, a frame to send) or None
+        self.arp_responders: list[Callable[[Device, Any], tuple[Any, Any] | None]] = []
         self.conntrack = Conntrack(self)
         self.netfilter = Netfilter(self)
         self._ifindex = 0
@@ -86,6 +119,8 @@ class Namespace:
         dev.ifindex = self._ifindex
         dev.netns = self
         self.devices[dev.name] = dev
+        if dev.kind == "bridge":
+            self.bridges.append(dev)
         return dev
 
     def device(self, name: str) -> Device:
@@ -105,10 +140,14 @@ class Namespace:
             if not 1 <= low < high <= 65535:
                 raise ConfigError(f"ip_local_port_range {low} {high} is invalid: need 1 <= low < high <= 65535")
             value = (low, high)
-        elif attr == "ip_default_ttl":
-            value = int(value)
-            if not 1 <= value <= 255:
-                raise ConfigError(f"ip_default_ttl {value} is out of range 1..255")
+        elif attr in Sysctls.RANGES:
+            low, high = Sysctls.RANGES[attr]
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"sysctl {key}: {value!r} is not an integer") from None
+            if not low <= value <= high:
+                raise ConfigError(f"{attr} {value} is out of range {low}..{high}")
         else:
             value = bool(int(value))
         setattr(self.sysctl, attr, value)
@@ -149,8 +188,7 @@ class Namespace:
         return iface
 
     def is_local_address(self, addr: str) -> bool:
-        route = self.local_table.lookup(address_int(addr))
-        return route is not None and route.type == "local"
+        return self.local_table.is_local(addr)
 
     def addresses(self) -> Iterable[tuple[str, IPv4Interface]]:
         for dev in self.devices.values():
@@ -223,6 +261,23 @@ class Namespace:
         nexthop = route.via or dst
         return RouteResult(dst, route, route.dev, nexthop, src or self.select_source(route, nexthop))
 
+    def route_output(self, dst: str, src: str | None = None) -> RouteResult | None:
+        """ip_route_output_key, what a socket's send and `ip route get` ask: the route lookup,
+        then __mkroute_output's special destinations: 0.0.0.0 is this host (127.0.0.1 on lo);
+        the limited broadcast (a `broadcast` route) and a multicast group (a `multicast` route)
+        leave by the device the lookup found, to no gateway."""
+        if dst == "0.0.0.0":
+            dst = src or "127.0.0.1"
+        rr = self.route_get(dst, src)
+        if rr is None or rr.route.type in ("local", "broadcast", "blackhole", "unreachable"):
+            return rr
+        value = address_int(dst)
+        kind = "broadcast" if value == 0xFFFFFFFF else "multicast" if 0xE0000000 <= value <= 0xEFFFFFFF else ""
+        if not kind:
+            return rr
+        route = Route(parse_network(dst), rr.dev, src=rr.src, scope="link", type=kind)
+        return RouteResult(dst, route, rr.dev, dst, rr.src)
+
     def select_source(self, route: Route, nexthop: str) -> str | None:
         """`inet_select_addr`: the route's src, else an address on the output device (one in the
         gateway's subnet first), else any global address of the namespace."""
@@ -230,11 +285,12 @@ class Namespace:
             return route.src
         dev = self.devices.get(route.dev)
         if dev is not None and dev.addresses:
-            target = IPv4Address(nexthop)
+            target = address_int(nexthop)
             for iface in dev.addresses:
-                if target in iface.network:
-                    return str(iface.ip)
-            return str(dev.addresses[0].ip)
+                network, mask, ip = _interface_ints(iface)
+                if target & mask == network:
+                    return ip
+            return _interface_ints(dev.addresses[0])[2]
         for name, iface in self.addresses():
             if name != "lo":
                 return str(iface.ip)
@@ -244,12 +300,13 @@ class Namespace:
         """MASQUERADE's source: the address the kernel would pick on the outgoing device."""
         dev = self.device(outdev)
         if nexthop is not None:
-            target = IPv4Address(nexthop)
+            target = address_int(nexthop)
             for iface in dev.addresses:
-                if target in iface.network:
-                    return str(iface.ip)
+                network, mask, ip = _interface_ints(iface)
+                if target & mask == network:
+                    return ip
         if dev.addresses:
-            return str(dev.addresses[0].ip)
+            return _interface_ints(dev.addresses[0])[2]
         raise ConfigError(f"MASQUERADE on {self.name}/{outdev}: the device has no IPv4 address")
 
     # neighbours -------------------------------------------------------------------------
@@ -260,16 +317,34 @@ class Namespace:
         self.neighbours.set(dev, ip, lladdr, state)
 
     # sockets ----------------------------------------------------------------------------
-    def listen(self, proto: str, port: int) -> None:
-        """Open a listening socket (`nc -l`): TCP accepts, UDP answers."""
+    def listen(self, proto: str, port: int, program: object = None) -> None:
+        """A server program listening on `port`: by default an HTTP echo server on TCP and a
+        server answering every datagram on UDP (netsim/sockets/servers.py); `program` is a
+        callable making another one (a fresh program for every walk), e.g.
+        `lambda: CoreDnsServer(data)`."""
         if proto not in ("tcp", "udp"):
             raise ConfigError(f"can only listen on tcp or udp, not {proto!r}")
-        if not 1 <= int(port) <= 65535:
-            raise ConfigError(f"port {port} is out of range 1..65535")
-        self.listeners.add((proto, int(port)))
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ConfigError(f"port {port!r} is out of range 1..65535")
+        if program is not None and not callable(program):
+            raise ConfigError(f"program {program!r} must be a callable that makes the server program")
+        self.listeners.add((proto, port))
+        self.servers[(proto, port)] = program
 
     def unlisten(self, proto: str, port: int) -> None:
         self.listeners.discard((proto, int(port)))
+        self.servers.pop((proto, int(port)), None)
+
+    def path_mtu(self, rr: RouteResult) -> int:
+        """The MTU a packet this namespace sends along `rr` must fit (ipv4_mtu): a learned
+        route exception's, else the output device's."""
+        dev = self.devices.get(rr.dev)
+        mtu = dev.mtu if dev is not None else 1500
+        if self.route_cache.by_dst:
+            exception = self.route_cache.get(rr.dst, self.clock.us)
+            if exception is not None and exception.mtu < mtu:
+                return exception.mtu
+        return mtu
 
     # deterministic stand-ins for kernel randomness ---------------------------------------
     def counter(self, key: object, start: int, modulo: int = 1 << 16) -> int:

@@ -9,11 +9,11 @@ in as `extra` (netsim.cluster.owners): this module knows nothing of Kubernetes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
     from .device import Device
-    from .stack import Network
+    from .netns import Namespace
 
 # How a device is named: a pod's or host's own interface reads "pod-c's eth0", a bridge "cni0
 # on node1"; the MAC of a VTEP or TUN device says what the device is.
@@ -27,12 +27,12 @@ def device_owner(ns_name: str, dev: Device) -> str:
     return f"{ns_name}'s {dev.name}"
 
 
-def network_owners(network: Network, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Map every MAC and IPv4 address of the network to its owner. A /32 address reads as
+def network_owners(namespaces: Mapping[str, Namespace], extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Map every MAC and IPv4 address of the network's namespaces to its owner. A /32 address reads as
     such ("node1's flannel.1 /32"), the form flanneld gives its VTEP address. `extra` entries
     (from a cluster) win, since they say more than a device name."""
     owners: dict[str, str] = {}
-    for ns_name, ns in network.namespaces.items():
+    for ns_name, ns in namespaces.items():
         for dev in ns.devices.values():
             if dev.kind == "loopback":
                 continue

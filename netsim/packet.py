@@ -11,7 +11,8 @@ tcp_options_write() writes them (net/ipv4/tcp_output.c).
 Each header is also an immutable record with the fields a capture shows; `Ethernet.to_bytes()`
 serialises a whole frame with valid checksums (what `tcpdump` shows with checksum offload
 off, see shared/reference/kernel-observations.md "txcsumoff"). The emulator rewrites headers
-with `dataclasses.replace`, so a frame seen at one hop is never changed by a later hop.
+with `evolve` (dataclasses.replace without its checks), so a frame seen at one hop is never
+changed by a later hop.
 
 Serialisation is `struct` packing compiled from the tables at import: scapy costs about
 0.5 ms per packet, so it is used only on demand (`Hop.packet`) and in tests, as the
@@ -21,10 +22,11 @@ independent reference dissector.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field, replace
-from functools import cached_property, lru_cache
+import sys
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
 from ipaddress import IPv4Address
-from typing import Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar, TypeVar, Union
 
 from .errors import ConfigError
 
@@ -59,6 +61,11 @@ TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x2
 TCP_FLAG_ORDER = "FSRPAUEC"
 
 
+_LITTLE_ENDIAN = sys.byteorder == "little"
+_set_attr = object.__setattr__          # a frozen record filling in what it worked out
+
+
+@lru_cache(maxsize=1 << 16)       # a trace packs the same few MACs into every frame
 def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
@@ -73,13 +80,16 @@ def ip_bytes(addr: str) -> bytes:
 
 
 def internet_checksum(data: bytes) -> int:
-    """RFC 1071 ones'-complement sum, as every IPv4, ICMP, TCP and UDP header uses."""
+    """RFC 1071 ones'-complement sum, as every IPv4, ICMP, TCP and UDP header uses. The words
+    are summed in the machine's byte order and the result swapped back (RFC 1071 2(B): the sum
+    does not depend on byte order), which lets memoryview add them in C."""
     if len(data) % 2:
         data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = sum(memoryview(data).cast("H"))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+    total = ~total & 0xFFFF
+    return ((total & 0xFF) << 8) | (total >> 8) if _LITTLE_ENDIAN else total
 
 
 def _pseudo_header(src: str, dst: str, proto: int, length: int) -> bytes:
@@ -468,6 +478,7 @@ _ETH_PACK = ETHERNET_HEADER.pack
 _ARP_PACK = ARP_HEADER.pack
 _IPV4_PACK = IPV4_HEADER.pack
 _IPV4_CSUM = IPV4_HEADER.slot("checksum").offset
+_ETH_STRUCT_PACK = ETHERNET_HEADER.struct.pack      # dst, src, type: three whole fields, in order
 _ICMP_PACK = ICMP_HEADER.pack
 _ICMP_CSUM = ICMP_HEADER.slot("checksum").offset
 _TCP_PACK = TCP_HEADER.pack
@@ -492,13 +503,15 @@ class ARP:
     psrc: str
     hwdst: str
     pdst: str
+    pad: int = 0        # zero bytes after the message: a sender that pads its frames to 60 bytes
+    #                     (the kernel's arp_create does not, and a veth adds none)
 
     def to_bytes(self) -> bytes:
         return _ARP_PACK(op=self.op, sha=mac_bytes(self.hwsrc), spa=ip_bytes(self.psrc),
-                         tha=mac_bytes(self.hwdst), tpa=ip_bytes(self.pdst))
+                         tha=mac_bytes(self.hwdst), tpa=ip_bytes(self.pdst)) + bytes(self.pad)
 
     def length(self) -> int:
-        return ARP_HEADER.size
+        return ARP_HEADER.size + self.pad
 
     def summary(self) -> str:
         if self.op == ARP_REQUEST:
@@ -531,7 +544,7 @@ class ICMP:
         return self.type in (ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED)
 
     def with_id(self, ident: int) -> "ICMP":
-        return replace(self, rest=(ident << 16) | self.seq)
+        return evolve(self, rest=(ident << 16) | self.seq)
 
     def encode(self, src: str, dst: str) -> bytes:
         body = _ICMP_PACK(type=self.type, code=self.code, rest=self.rest) + self.data
@@ -564,18 +577,30 @@ class TCP:
     window: int = 64240
     options: bytes = b""
     payload: bytes = b""
+    # the last encoding, (src, dst, bytes): a forwarded segment rides in several IP packets
+    # that differ only in their TTL, and its checksum covers the addresses alone
+    _encoded: tuple[str, str, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def option_list(self) -> tuple[TCPOption, ...]:
-        return tcp_options(self.options)
+        """The options decoded (worked out once: a segment's options are read several times)."""
+        found: tuple[TCPOption, ...] | None = self.__dict__.get("_options")
+        if found is None:
+            found = self.__dict__["_options"] = tcp_options(self.options)
+        return found
 
     def encode(self, src: str, dst: str) -> bytes:
+        encoded = self._encoded
+        if encoded is not None and encoded[0] == src and encoded[1] == dst:
+            return encoded[2]
         header = _TCP_PACK(sport=self.sport, dport=self.dport, seq=self.seq, ack=self.ack,
                            data_offset=(TCP_HEADER.size + len(self.options)) // 4,
                            flags=tcp_flags_value(self.flags), window=self.window)
         segment = header + self.options + self.payload
         csum = internet_checksum(_pseudo_header(src, dst, IPPROTO_TCP, len(segment)) + segment)
-        return _with_checksum(segment, _TCP_CSUM, csum)
+        wire = _with_checksum(segment, _TCP_CSUM, csum)
+        _set_attr(self, "_encoded", (src, dst, wire))
+        return wire
 
     def length(self) -> int:
         return TCP_HEADER.size + len(self.options) + len(self.payload)
@@ -654,6 +679,9 @@ class IPv4:
     tos: int = 0
     mf: bool = False
     frag: int = 0
+    # worked out once, on first use (the same packet is measured and packed at several hops)
+    _length: int | None = field(default=None, init=False, repr=False, compare=False)
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def is_fragment(self) -> bool:
@@ -666,8 +694,13 @@ class IPv4:
         return payload.encode(self.src, self.dst)
 
     def length(self) -> int:
-        payload = self.payload
-        return IPV4_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+        """The total length (worked out once: every MTU check asks for it)."""
+        length = self._length
+        if length is None:
+            payload = self.payload
+            length = IPV4_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+            _set_attr(self, "_length", length)
+        return length
 
     def header_bytes(self, total_length: int) -> bytes:
         header = _IPV4_PACK(tos=self.tos, total_length=total_length, id=self.id, df=self.df, mf=self.mf,
@@ -676,8 +709,13 @@ class IPv4:
         return _with_checksum(header, _IPV4_CSUM, internet_checksum(header))
 
     def to_bytes(self) -> bytes:
-        body = self.payload_bytes()
-        return self.header_bytes(IPV4_HEADER.size + len(body)) + body
+        """The packet on the wire (worked out once: the same packet rides in several frames)."""
+        wire = self._wire
+        if wire is None:
+            body = self.payload_bytes()
+            wire = self.header_bytes(IPV4_HEADER.size + len(body)) + body
+            _set_attr(self, "_wire", wire)
+        return wire
 
     @property
     def proto_name(self) -> str:
@@ -699,19 +737,27 @@ class Ethernet:
     src: str
     type: int
     payload: Union[ARP, IPv4, bytes]
+    _length: int | None = field(default=None, init=False, repr=False, compare=False)
+    _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def length(self) -> int:
-        payload = self.payload
-        return ETHERNET_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
-
-    @cached_property
-    def _bytes(self) -> bytes:
-        payload = self.payload
-        body = payload if isinstance(payload, bytes) else payload.to_bytes()
-        return _ETH_PACK(dst=mac_bytes(self.dst), src=mac_bytes(self.src), type=self.type) + body
+        """The frame's length (worked out once, like its bytes)."""
+        length = self._length
+        if length is None:
+            payload = self.payload
+            length = ETHERNET_HEADER.size + (len(payload) if isinstance(payload, bytes) else payload.length())
+            _set_attr(self, "_length", length)
+        return length
 
     def to_bytes(self) -> bytes:
-        return self._bytes
+        """The frame on the wire (worked out once; the frozen record keeps it beside its fields)."""
+        wire = self._wire
+        if wire is None:
+            payload = self.payload
+            body = payload if isinstance(payload, bytes) else payload.to_bytes()
+            wire = _ETH_STRUCT_PACK(mac_bytes(self.dst), mac_bytes(self.src), self.type) + body
+            _set_attr(self, "_wire", wire)
+        return wire
 
     @property
     def ip(self) -> IPv4 | None:
@@ -727,6 +773,26 @@ class Ethernet:
         payload = self.payload
         inner = payload.summary() if not isinstance(payload, bytes) else f"{len(payload)} bytes"
         return f"{self.src} > {self.dst} {inner}"
+
+
+_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
+R = TypeVar("R", bound=Union[ARP, ICMP, TCP, UDP, VXLAN, IPv4, Ethernet])
+
+
+def evolve(record: R, **changes: Any) -> R:
+    """`dataclasses.replace` for the packet records, without its checks: the walk rewrites a
+    TTL, a MAC or a payload at almost every hop. What a record worked out about itself (its
+    bytes, its length) stays behind."""
+    cls = type(record)
+    known = _FIELDS.get(cls)
+    if known is None:
+        order = tuple(f.name for f in fields(cls) if f.init)
+        known = _FIELDS[cls] = (order, frozenset(order))
+    names, allowed = known
+    if not changes.keys() <= allowed:
+        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - allowed)[0]!r}")
+    get = changes.get
+    return cls(*[get(name, getattr(record, name)) for name in names])
 
 
 def vxlan_of(frame: Ethernet) -> VXLAN | None:
@@ -784,7 +850,8 @@ def parse_ethernet(raw: bytes, vxlan_ports: tuple[int, ...] = (8472, 4789)) -> E
     payload: Union[ARP, IPv4, bytes] = body
     if etype == ETH_P_ARP and len(body) >= ARP_HEADER.size:
         a = ARP_HEADER.unpack(body)
-        payload = ARP(_int(a["op"]), _mac(a["sha"]), _ip(a["spa"]), _mac(a["tha"]), _ip(a["tpa"]))
+        payload = ARP(_int(a["op"]), _mac(a["sha"]), _ip(a["spa"]), _mac(a["tha"]), _ip(a["tpa"]),
+                      pad=len(body) - ARP_HEADER.size)
     elif etype == ETH_P_IP:
         payload = parse_ipv4(body, vxlan_ports)
     return Ethernet(_mac(eth["dst"]), _mac(eth["src"]), etype, payload)

@@ -3,7 +3,9 @@
 One Interface Description Block per capture point, named `netns/device` (e.g.
 `node1/flannel.1`), with LINKTYPE_ETHERNET, or LINKTYPE_RAW for raw-IP (TUN) devices. Each hop
 is an Enhanced Packet Block on its interface, with the direction (`epb_flags` inbound/outbound,
-as `tcpdump -Q` sees it) and the kernel's decisions as the packet comment. Timestamps are
+as `tcpdump -Q` sees it) and the kernel's decisions as the packet comment, each told by the
+function the caller passes (`netsim.views.sentence` writes sentences), else as its subsystem,
+kernel function, reason and verdict. Timestamps are
 deterministic: a fixed epoch plus the hop index in microseconds, so files are byte-identical
 between runs. Block layout from the pcapng specification (IETF draft-ietf-opsawg-pcapng).
 
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import struct
 from os import PathLike
-from typing import Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+Explain = Callable[[Any], str]
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
@@ -82,8 +86,14 @@ def _block(block_type: int, body: bytes) -> bytes:
     return struct.pack("<II", block_type, length) + body + struct.pack("<I", length)
 
 
-def pcapng_bytes(trace: Captured, comments: bool = True) -> bytes:
-    """The pcapng file for a trace, as bytes."""
+def _record(d: Any) -> str:
+    """A decision as its fields: `bridge br_forward fdb: forward`."""
+    return f"{d.subsystem} {d.function} {d.reason.value}: {d.verdict}"
+
+
+def pcapng_bytes(trace: Captured, comments: bool = True, explain: Explain | None = None) -> bytes:
+    """The pcapng file for a trace, as bytes; `explain` tells each decision in the comments."""
+    tell = explain or _record
     out = [_block(_SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
                   + _options(_option(_SHB_USERAPPL, b"netsim")))]
     interfaces: dict[str, int] = {}
@@ -102,14 +112,14 @@ def pcapng_bytes(trace: Captured, comments: bool = True) -> bytes:
         if comments:
             text = f"hop {hop.index} {hop.where} {hop.direction} ({hop.role}"
             text += f", {hop.verdict})" if hop.verdict else ")"
-            text += "".join(f"\n{d}" for d in hop.decisions)
+            text += "".join(f"\n{tell(d)}" for d in hop.decisions)
             opts.append(_option(_OPT_COMMENT, text.encode()))
         body = struct.pack("<IIIII", interfaces[hop.where], ts >> 32, ts & 0xFFFFFFFF, len(data), len(data))
         out.append(_block(_EPB, body + _pad(data) + _options(*opts)))
     return b"".join(out)
 
 
-def write(trace: Captured, path: str | PathLike, comments: bool = True) -> None:
+def write(trace: Captured, path: str | PathLike, comments: bool = True, explain: Explain | None = None) -> None:
     """Write `trace` to `path` as pcapng (see the module docstring)."""
     with open(path, "wb") as f:
-        f.write(pcapng_bytes(trace, comments))
+        f.write(pcapng_bytes(trace, comments, explain))

@@ -12,11 +12,11 @@ address of the namespace.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from dataclasses import dataclass, field
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping, NamedTuple
 
 from .errors import ConfigError
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .decision import RouteRef
 
 SCOPES = ("universe", "link", "host")
+_set_attr = object.__setattr__          # a frozen route filling in what it worked out
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,38 @@ class Route:
     metric: int = 0
     onlink: bool = False
     type: str = "unicast"   # unicast | local | broadcast | blackhole | unreachable
+    # worked out once (a route does not change): its hash, as every forwarded packet's decision
+    # looks its record up by the route, and its text
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+    _slot: tuple[int, int] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def slot(self) -> tuple[int, int]:
         """(prefix length, network address as an int): where the route sits in a table."""
-        return self.dst.prefixlen, int(self.dst.network_address)
+        slot = self._slot
+        if slot is None:
+            slot = (self.dst.prefixlen, int(self.dst.network_address))
+            _set_attr(self, "_slot", slot)
+        return slot
+
+    def __hash__(self) -> int:
+        value = self._hash
+        if value is None:
+            value = hash((self.dst, self.dev, self.via, self.src, self.scope, self.proto, self.metric, self.onlink,
+                          self.type))
+            _set_attr(self, "_hash", value)
+        return value
 
     def __str__(self) -> str:
+        """The route as `ip route` prints it."""
+        text = self._text
+        if text is None:
+            text = self.text()
+            _set_attr(self, "_text", text)
+        return text
+
+    def text(self) -> str:
         if self.dst.prefixlen == 0:
             dst = "default"
         elif self.dst.prefixlen == 32:
@@ -100,8 +126,14 @@ class RoutingTable:
         self.name = name
         self._by_len: dict[int, dict[int, tuple[Route, ...]]] = {}
         self._lengths: list[int] = []   # present prefix lengths, longest first
+        # address -> every route covering it, longest prefix first: what a lookup of it walks
+        # (a trace looks the same few addresses up again and again); emptied on every change
+        self._covering: dict[int, tuple[Route, ...]] = {}
+        self._local: dict[str, bool] = {}           # address text -> is its longest match `local`
 
     def add(self, route: Route) -> None:
+        self._covering.clear()
+        self._local.clear()
         plen = route.dst.prefixlen
         bucket = self._by_len.get(plen)
         if bucket is None:
@@ -119,6 +151,8 @@ class RoutingTable:
         """add() every route of `frozen` but `without`: one dict copy per prefix length when
         none of its destinations is in the table yet (flanneld's thousands of peer routes on
         a node of a big cluster), else one add() per route."""
+        self._covering.clear()
+        self._local.clear()
         for plen, entries in frozen.by_len.items():
             skip = without.slot[1] if without is not None and without.slot[0] == plen else None
             bucket = self._by_len.get(plen)
@@ -141,6 +175,8 @@ class RoutingTable:
         self._lengths = sorted(self._by_len, reverse=True)
 
     def remove(self, route: Route) -> None:
+        self._covering.clear()
+        self._local.clear()
         bucket = self._by_len.get(route.dst.prefixlen, {})
         routes = bucket.get(int(route.dst.network_address), ())
         if route not in routes:
@@ -159,14 +195,34 @@ class RoutingTable:
 
     def lookup(self, addr: int, usable=None) -> Route | None:
         """Longest prefix match; `usable(route)` filters out routes whose device is down."""
+        routes = self._covering.get(addr)
+        if routes is None:
+            routes = self._covers(addr)
+        for route in routes:
+            if usable is None or usable(route):
+                return route
+        return None
+
+    def is_local(self, addr: str) -> bool:
+        """Whether the longest match for the address `addr` is a `local` route (the local
+        table answering "is this one of ours?", which every received packet asks twice)."""
+        found = self._local.get(addr)
+        if found is None:
+            if len(self._local) >= 4096:
+                self._local.clear()
+            route = self.lookup(address_int(addr))
+            found = self._local[addr] = route is not None and route.type == "local"
+        return found
+
+    def _covers(self, addr: int) -> tuple[Route, ...]:
+        found: list[Route] = []
         for plen in self._lengths:
             mask = (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF
-            routes = self._by_len[plen].get(addr & mask)
-            if routes:
-                for route in routes:
-                    if usable is None or usable(route):
-                        return route
-        return None
+            found.extend(self._by_len[plen].get(addr & mask, ()))
+        if len(self._covering) >= 4096:
+            self._covering.clear()
+        routes = self._covering[addr] = tuple(found)
+        return routes
 
     def routes(self) -> list[Route]:
         """All routes in the order `ip route show` prints them: the FIB trie's order, by network
@@ -179,9 +235,9 @@ class RoutingTable:
         return sum(len(rs) for bucket in self._by_len.values() for rs in bucket.values())
 
 
-@dataclass(frozen=True)
-class RouteResult:
-    """What `ip route get ADDR` answers: the route, the device, the next hop and the source."""
+class RouteResult(NamedTuple):
+    """What `ip route get ADDR` answers: the route, the device, the next hop and the source (a
+    named tuple: every packet's route lookup makes one)."""
 
     dst: str
     route: Route
@@ -215,8 +271,14 @@ def route_ref(rr: "RouteResult | Route", text: str | None = None) -> "RouteRef":
     return _route_ref(route, src, dev, text)
 
 
+def route_ref_for(route: Route, src: str, dev: str, text: str | None = None) -> "RouteRef":
+    """route_ref of a lookup's result given by its parts: the route, the source it chose
+    ("" for none) and the device."""
+    return _route_ref(route, src, dev, text)
+
+
 @lru_cache(maxsize=1 << 14)
 def _route_ref(route: Route, src: str, dev: str, text: str | None) -> "RouteRef":
     from .decision import RouteRef
     table = "local" if route.type in ("local", "broadcast") else "main"
-    return RouteRef(table, text if text is not None else str(route), dev, route.via or "", src)
+    return RouteRef(table, text if text is not None else str(route), dev, route.via or "", src, route.type)

@@ -1,5 +1,5 @@
 """State views that print like the real tools: `ip addr`, `ip route`, `ip route get`, `ip neigh`,
-`bridge fdb`, `ip -d link show`, `iptables-save`, `conntrack -L` and `sysctl`.
+`bridge fdb`, `bridge [-d] link`, `ip -d link show`, `iptables-save`, `conntrack -L` and `sysctl`.
 
 Each function takes a `Namespace` and returns the text the tool prints inside that namespace
 (`ip netns exec NS ...`). The formats were compared with iproute2 6.1 on a Linux 6.18 kernel
@@ -17,8 +17,10 @@ unreachable routes). Deliberate differences, all to keep the output short and de
 - `qlen N` is printed as iproute2 prints it (ip/ipaddress.c print_txqlen): only when the
   device's transmit queue length is not 0, so flannel.1 and the CNI plugins' veth ends, which
   are created through netlink with a queue length of 0, show none, while cni0 shows `qlen 1000`.
-- Nothing is printed for the device flags a trace cannot observe (`promiscuity` counts,
-  queue and GSO limits, bridge-port timers in `ip -d link`).
+- `ip -d link` prints the fields the model has and stops: the `promiscuity` and `allmulti`
+  counts (a bridge port's are 1, as br_add_if leaves them), the VXLAN line, a bridge port's
+  hairpin/learning/flood; not `minmtu`/`maxmtu`, `addrgenmode`, queue counts, GSO limits, the
+  bridge's STP and multicast settings or the port timers. Each line is the start of the real one.
 - The kernel lists neighbour and FDB entries in hash-table order; the views use the order the
   entries were created, grouped by device in ifindex order as the kernel groups them.
 - `ip route get` prints `uid 0` (the reader is root) and the `cache` line as the kernel does;
@@ -26,6 +28,7 @@ unreachable routes). Deliberate differences, all to keep the output short and de
 """
 
 from __future__ import annotations
+
 
 from typing import TYPE_CHECKING
 
@@ -113,6 +116,8 @@ def _link_header(dev: Device, details: bool) -> list[str]:
         if isinstance(dev, Veth) and not isinstance(dev, Nic) and dev.peer is not None \
                 and dev.peer.netns is not dev.netns and dev.peer.netns is not None:
             second += f" link-netns {dev.peer.netns.name}"
+    if details:     # ip/ipaddress.c print_linkinfo: " promiscuity %u " then " allmulti %u "
+        second += f" promiscuity {dev.promiscuity}  allmulti {dev.allmulti}"
     return [first, second]
 
 
@@ -145,11 +150,15 @@ def ip_addr(ns: "Namespace", dev: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def ip_link_details(ns: "Namespace", dev: str) -> str:
-    """`ip -d link show DEV`: the link lines plus the driver's own line (for VXLAN the
-    `vxlan id ... udpcsum` line flannel's configuration produces) and, for a bridge port, the
-    port's hairpin, learning and flood settings."""
-    d = ns.device(dev)
+def ip_link_details(ns: "Namespace", dev: str | None = None) -> str:
+    """`ip -d link show [DEV]`: the link lines with the promiscuity and allmulti counts, the
+    driver's own line (for VXLAN the `vxlan id ... udpcsum` line flannel's configuration
+    produces) and, for a bridge port, the port's hairpin, learning and flood settings."""
+    devices = [ns.device(dev)] if dev is not None else _devices(ns)
+    return "\n".join(line for d in devices for line in _link_details(d))
+
+
+def _link_details(d: Device) -> list[str]:
     lines = _link_header(d, details=True)
     if isinstance(d, VxlanDevice):
         lines.append("    " + d.details())
@@ -162,9 +171,41 @@ def ip_link_details(ns: "Namespace", dev: str) -> str:
     if d.master is not None and isinstance(d.master, Bridge):
         port = d.master.ports[d.name]
         onoff = {True: "on", False: "off"}
-        lines.append(f"    bridge_slave state forwarding priority 32 cost 2 hairpin {onoff[port.hairpin]} "
+        lines.append(f"    bridge_slave state {_port_state(d)} priority 32 cost 2 hairpin {onoff[port.hairpin]} "
                      f"guard off root_block off fastleave off learning {onoff[port.learning]} "
                      f"flood {onoff[port.flood]}")
+    return lines
+
+
+def _port_state(dev: Device) -> str:
+    """A bridge port's STP state with STP off (cni0's): forwarding while its device is up with
+    carrier, disabled otherwise (br_port_carrier_check)."""
+    return "forwarding" if dev.up and _carrier(dev) else "disabled"
+
+
+def bridge_link(ns: "Namespace", details: bool = False, dev: str | None = None) -> str:
+    """`bridge link show [dev DEV]` and `bridge -d link show`: each bridge port, in ifindex
+    order, as iproute2 6.1 prints it (bridge/link.c print_linkinfo, print_protinfo); `-d` adds the
+    port's flags: hairpin, learning and flood as the model has them, the others at the values
+    br_add_if gives a new port (the CNI plugin changes none of them)."""
+    onoff = {True: "on", False: "off"}
+    ports = [d for d in _devices(ns) if d.master is not None and isinstance(d.master, Bridge)]
+    if dev is not None:
+        ports = [d for d in ports if d.name == dev]
+        if not ports:
+            raise ConfigError(f"bridge link show dev {dev}: no bridge port {dev!r} in {ns.name}; ports are "
+                              f"{', '.join(d.name for d in _devices(ns) if d.master is not None) or 'none'}")
+    lines = []
+    for d in ports:
+        assert isinstance(d.master, Bridge)
+        port = d.master.ports[d.name]
+        lines.append(f"{d.ifindex}: {_link_name(d)}: {_flags(d)} mtu {d.mtu} master {d.master.name} "
+                     f"state {_port_state(d)} priority 32 cost 2")
+        if details:
+            lines.append(f"    hairpin {onoff[port.hairpin]} guard off root_block off fastleave off "
+                         f"learning {onoff[port.learning]} flood {onoff[port.flood]} mcast_flood on bcast_flood on "
+                         f"mcast_router 1 mcast_to_unicast off neigh_suppress off vlan_tunnel off isolated off "
+                         f"locked off")
     return "\n".join(lines)
 
 
@@ -187,17 +228,26 @@ def ip_route(ns: "Namespace", table: str = "main") -> str:
 
 def ip_route_get(ns: "Namespace", addr: str, src: str | None = None) -> str:
     """`ip route get ADDR [from SRC]`, as iproute2 prints the kernel's answer:
-    `10.244.1.2 via 10.244.1.0 dev flannel.1 src 10.244.0.0 uid 0` then `    cache`; local
+    `10.244.1.2 via 10.244.1.0 dev flannel.1 src 10.244.0.0 uid 0` then `    cache`, or with a
+    learned path MTU (pmtu.py) `    cache expires 599sec mtu 1450` (trailing spaces left out); local
     destinations go through `lo` (`cache <local>`); with `from`, the source is printed after the
     destination and no `src` follows. An argument that is not an IPv4 address is a ConfigError
     (iproute2: `Error: any valid prefix is expected rather than ...`)."""
     addr = str(parse_address(addr, "ip route get: destination"))
     if src is not None:
         src = str(parse_address(src, "ip route get: from"))
-    rr = ns.route_get(addr, src)
+    rr = ns.route_output(addr, src)
     if rr is None:
         return "RTNETLINK answers: Network is unreachable"
-    return format_route_get(rr, src)
+    if addr == "0.0.0.0":
+        rr = rr._replace(dst=addr)              # the lookup went to this host; iproute2 prints the address asked
+    text = format_route_get(rr, src)
+    exception = ns.route_cache.get(rr.dst, ns.clock.us) if ns.route_cache.by_dst and rr.route.type == "unicast" else None
+    if exception is not None:
+        # rt_fill_info: the exception's expiry (seconds left) and its MTU metric, after "cache"
+        text += f" expires {exception.seconds_left(ns.clock.us)}sec mtu {'lock ' if exception.locked else ''}" \
+                f"{exception.mtu}"
+    return text
 
 
 def format_route_get(rr: RouteResult, src: str | None = None) -> str:
@@ -214,8 +264,14 @@ def format_route_get(rr: RouteResult, src: str | None = None) -> str:
     words += ["dev", rr.dev]
     if src is None and rr.src:
         words += ["src", rr.src]
+    if kind == "multicast":
+        # rt_fill_info copies rt_flags' high bits into rtm_flags: RTCF_MULTICAST (0x20000000) is
+        # the bit iproute2 reads as RTM_F_OFFLOAD_FAILED (as Linux 6.18 and iproute2 6.1 print it)
+        words.append("rt_offload_failed")
     words += ["uid", "0"]
-    cache = {"local": "    cache <local>", "broadcast": "    cache <local,brd>"}.get(kind, "    cache")
+    joined = kind == "multicast" and rr.dst == "224.0.0.1"      # every device is in the all-hosts group
+    cache = {"local": "    cache <local>", "broadcast": "    cache <local,brd>",
+             "multicast": "    cache <local,mc>" if joined else "    cache <mc>"}.get(kind, "    cache")
     return " ".join(words) + "\n" + cache
 
 
@@ -252,6 +308,16 @@ def iptables_save(ns: "Namespace", table: str | None = None) -> str:
     return ns.netfilter.save(table)
 
 
+def nft_list_ruleset(ns: "Namespace") -> str:
+    """`nft list ruleset`: the namespace's nf_tables tables, as nft 1.0.6 prints them."""
+    return ns.netfilter.nftables.list_ruleset()
+
+
+def nft_list_ruleset_handles(ns: "Namespace") -> str:
+    """`nft -a list ruleset`: the same with every chain's, set's and rule's handle."""
+    return ns.netfilter.nftables.list_ruleset(handles=True)
+
+
 def conntrack_list(ns: "Namespace") -> str:
     """`conntrack -L`."""
     return ns.conntrack.listing()
@@ -260,3 +326,18 @@ def conntrack_list(ns: "Namespace") -> str:
 def sysctl(ns: "Namespace") -> str:
     """`sysctl NAME...` for the modelled sysctls: `net.ipv4.ip_forward = 1`."""
     return "\n".join(ns.sysctl.lines())
+
+
+# the Node object --------------------------------------------------------------------------------
+
+def node_annotations(annotations: dict[str, str]) -> str:
+    """The `annotations:` block of `kubectl get node NODE -o yaml`: keys sorted, as kubectl
+    prints a map, and a value quoted the way its YAML writer quotes it (single quotes around
+    JSON, double quotes around a string YAML would read as something else: "true", "null")."""
+    def value(v: str) -> str:
+        if v.startswith(("{", "[")):
+            return "'" + v.replace("'", "''") + "'"
+        if v in ("true", "false", "null", "yes", "no", "on", "off", "~", ""):
+            return f'"{v}"'
+        return v
+    return "\n".join(["annotations:", *(f"  {k}: {value(v)}" for k, v in sorted(annotations.items()))])

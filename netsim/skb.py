@@ -8,7 +8,7 @@ VXLAN encapsulation for the conntrack reference: the outer packet is tracked as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .decision import Decision
@@ -16,11 +16,10 @@ from .packet import Ethernet, IPv4
 from .trace import Ended
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .conntrack import ConntrackEntry
-    from .walk import Walk
+    from .conntrack_entry import ConntrackEntry
 
 
-@dataclass
+@dataclass(slots=True)
 class Skb:
     mark: int = 0
     ct: "ConntrackEntry | None" = None
@@ -29,53 +28,58 @@ class Skb:
     bridged: bool = False           # br_netfilter already ran PREROUTING on this packet
     hash: int | None = None         # skb->hash: the sending socket's flow hash, if any
     frag_max: int = 0               # IPCB frag_max_size: the largest fragment nf_defrag reassembled
+    pmtu: int = 0                   # a local packet's learned path MTU, when below the device's (ip_skb_dst_mtu)
     eth: tuple[str, str] | None = None   # (source, destination) MAC the packet arrived with
     # br_netfilter's bridged DNAT waiting on ARP (nf_bridge->bridged_dnat): the port it came in
     # on (physindev) and the Ethernet source it had, restored once the bridge sends it
     bridged_dnat: tuple[str, str] | None = None
-    notes: list[str] = field(default_factory=list)
 
     def clone(self) -> "Skb":
-        """skb_clone for a copy of the packet: the same metadata, its own notes (what
-        dataclasses.replace does, without walking the fields one by one)."""
-        other = object.__new__(Skb)
-        other.__dict__.update(self.__dict__)
-        other.notes = []
+        """skb_clone for a copy of the packet: the same metadata."""
+        other = _new_skb(Skb)
+        other.mark, other.ct, other.ct_reply, other.ct_state = self.mark, self.ct, self.ct_reply, self.ct_state
+        other.bridged, other.hash, other.frag_max, other.pmtu = self.bridged, self.hash, self.frag_max, self.pmtu
+        other.eth, other.bridged_dnat = self.eth, self.bridged_dnat
         return other
 
     def scrub(self) -> "Skb":
-        """What survives a namespace crossing: only the flow hash."""
+        """What survives a namespace crossing (skb_scrub_packet): only the flow hash."""
         return Skb(hash=self.hash)
 
 
+_new_skb = object.__new__
+
+
 class _Draft:
-    """A hop being recorded: what `Hop` will be, and the copies that left it or ended on it."""
+    """A hop being recorded: the fields `Hop` will have, its decisions still a list, and the
+    copies that left it or ended on it (FlowLog.continued, FlowLog.pending). Walk.record_hop
+    fills it in; when the walk is over it becomes its `Hop` in place (Walk.finish): its class
+    changed. What most hops never set (verdict, reason) is a class default."""
 
-    __slots__ = ("index", "netns", "device", "direction", "frame", "packet_id", "role", "kind", "notes", "verdict",
-                 "reason", "continued", "pending")
-
-    def __init__(self, index: int, netns: str, device: str, direction: str, frame: Ethernet | IPv4,
-                 packet_id: int, role: str, kind: str):
-        self.index = index
-        self.netns = netns
-        self.device = device
-        self.direction = direction
-        self.frame = frame
-        self.packet_id = packet_id
-        self.role = role
-        self.kind = kind
-        self.notes: list[Decision] = []
-        self.verdict = ""
-        self.reason: Decision | None = None
-        self.continued = 0                   # copies that went on to a hop of their own
-        # copies that ended here without a hop of their own: (verdict, reason, netns, device, packet id)
-        self.pending: list[tuple[str, Decision, str, str, int]] = []
+    index: int
+    netns: str
+    device: str
+    direction: str
+    frame: Ethernet | IPv4
+    decisions: list[Decision]
+    packet_id: int
+    role: str
+    device_kind: str
+    verdict = ""
+    reason: Decision | None = None
 
 
-def _as_decision(item: Decision | str) -> Decision:
-    if isinstance(item, Decision):
-        return item
-    return Decision("", "", item)
+class FlowLog:
+    """What the packets of one walk share: their numbering, the copies that ended before they
+    reached any capture point (`Trace.ended`), and by hop index the copies that went on from a
+    hop to one of their own (`continued`) and those that ended on it without one (`pending`:
+    verdict, reason, netns, device, packet id)."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.ended: list[Ended] = []
+        self.continued: dict[int, int] = {}
+        self.pending: dict[int, list[tuple[str, Decision, str, str, int]]] = {}
 
 
 class Flow:
@@ -84,45 +88,49 @@ class Flow:
     `own` says whether `last` is a hop this flow recorded itself; a copy starts on the hop
     of the flow it was copied from, which it shares with its siblings."""
 
-    __slots__ = ("walk", "packet_id", "role", "last", "own", "early", "skb")
+    __slots__ = ("log", "packet_id", "role", "last", "own", "early", "skb")
 
-    def __init__(self, walk: "Walk", role: str, skb: Skb | None = None):
-        self.walk = walk
-        walk.packets += 1
-        self.packet_id = walk.packets
+    def __init__(self, log: FlowLog, role: str, skb: Skb | None = None):
+        self.log = log
+        log.packets += 1
+        self.packet_id = log.packets
         self.role = role
         self.last: _Draft | None = None
         self.own = False
         self.early: list[Decision] = []
         self.skb = skb or Skb()
 
-    def note(self, decision: Decision | str) -> None:
+    def note(self, decision: Decision) -> None:
         """Record a decision on the hop where the kernel has the packet in hand."""
-        d = decision if isinstance(decision, Decision) else _as_decision(decision)
         if self.last is not None:
-            self.last.notes.append(d)
+            self.last.decisions.append(decision)
         else:
-            self.early.append(d)
+            self.early.append(decision)
 
-    def end(self, verdict: str, decision: Decision | str, netns: str = "", device: str = "") -> None:
+    def end(self, verdict: str, decision: Decision, netns: str = "", device: str = "") -> None:
         """The packet is delivered or dropped here, for the reason `decision` gives.
 
         `netns`/`device` name where it ended when that is not the device of its last hop (a
         copy dropped on its way to a port, a packet refused before it reached any device)."""
-        d = decision if isinstance(decision, Decision) else _as_decision(decision)
+        d = decision
         self.note(d)
         last = self.last
         if last is not None and self.own:
             last.verdict = verdict
             last.reason = d
         elif last is not None:
-            last.pending.append((verdict, d, netns or last.netns, device or last.device, self.packet_id))
+            pending = self.log.pending
+            ended = (verdict, d, netns or last.netns, device or last.device, self.packet_id)
+            if last.index in pending:
+                pending[last.index].append(ended)
+            else:
+                pending[last.index] = [ended]
         else:
-            self.walk.ended.append(Ended(self.packet_id, self.role, netns, device, verdict, d, None))
+            self.log.ended.append(Ended(self.packet_id, self.role, netns, device, verdict, d, None))
 
     def copy(self, skb: Skb | None = None) -> "Flow":
         other = Flow.__new__(Flow)
-        other.walk, other.packet_id, other.role = self.walk, self.packet_id, self.role
+        other.log, other.packet_id, other.role = self.log, self.packet_id, self.role
         other.last, other.own, other.early = self.last, False, []
         other.skb = skb if skb is not None else self.skb.clone()
         return other

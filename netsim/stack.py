@@ -7,7 +7,8 @@ the module named for the kernel code it follows:
 
 | module | kernel |
 | --- | --- |
-| walk.py | net/core/dev.c: the receive queue, dev_queue_xmit, netif_receive_skb, NF_HOOK |
+| kernel.py | the services the modules below call on each other: the kernel interface |
+| walk.py | net/core/dev.c: the receive queue, dev_queue_xmit, netif_receive_skb, NF_HOOK; implements kernel.py |
 | veth.py | drivers/net/veth.c: veth_xmit, is_skb_forwardable; loopback_xmit |
 | bridge.py | net/bridge: br_handle_frame, br_forward, br_flood, br_dev_xmit, br_netfilter |
 | arp.py | net/ipv4/arp.c, net/core/neighbour.c: neighbour resolution and ARP |
@@ -18,7 +19,8 @@ the module named for the kernel code it follows:
 | icmp.py | net/ipv4/icmp.c: icmp_send |
 | vxlan.py | drivers/net/vxlan/vxlan_core.c: vxlan_xmit, vxlan_rcv |
 | tun.py | drivers/net/tun.c: tun_net_xmit |
-| sockets.py | the transport layer: sockets and the kernel's own responders |
+| sockets/ | the transport layer: sockets, the programs on them, the kernel's own responders |
+| netfilter/nf_reject_ipv4.py | what REJECT sends: nf_send_reset, nf_send_unreach |
 
 Each step records its decision (netsim.decision.Decision) on the hop where the kernel had the
 frame in hand; they become `Hop.decisions`, and the exchange's end becomes `Trace.outcome`
@@ -28,24 +30,29 @@ instead of hanging.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from . import sockets
 from .addresses import derive_mac, parse_address
 from .bridge import Bridge
-from .decision import Outcome
+from .clock import Clock
+from .decision import Outcome, OutcomeKind, OutcomeReason
 from .device import Nic, Veth
 from .errors import ConfigError
 from .ip_fragment import fragment
-from .ip_output import LOCAL_OUT_ERRNO, LOCAL_OUT_ERRORS
+from .ip_output import LOCAL_OUT_ERRNO
 from .netns import Namespace
 from .owners import network_owners
 from .params import check_send
-from .sockets import Client
+from .programs.events import Program
+from .programs.exchange import Exchange
 from .trace import Trace
 from .walk import MAX_HOPS, Flow, Walk
 
-__all__ = ["Network", "Walk", "Flow", "Client", "MAX_HOPS", "fragment", "LOCAL_OUT_ERRORS"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import UdpSocketOwner
+
+__all__ = ["Network", "Walk", "Flow", "MAX_HOPS", "fragment", "LOCAL_OUT_ERRNO"]
 
 
 class Network:
@@ -53,8 +60,10 @@ class Network:
 
     def __init__(self) -> None:
         self.namespaces: dict[str, Namespace] = {}
-        self.udp_programs: dict[tuple[str, int], sockets.UdpProgram] = {}
+        # userspace programs holding a UDP port (flanneld's udp proxy), by (namespace, port)
+        self.udp_programs: dict[tuple[str, int], UdpSocketOwner] = {}
         self.max_hops = MAX_HOPS
+        self.clock = Clock()          # the network's time: walks move it on (clock.py)
         # a Cluster sets this to name what only it knows (services, external hosts)
         self.owner_hook: Callable[[], dict[str, str]] | None = None
 
@@ -62,7 +71,8 @@ class Network:
     def add_netns(self, name: str) -> Namespace:
         if name in self.namespaces:
             raise ConfigError(f"a namespace named {name!r} exists already")
-        ns = self.namespaces[name] = Namespace(name, self)
+        ns = self.namespaces[name] = Namespace(name)
+        ns.clock = self.clock
         return ns
 
     def netns(self, name: str) -> Namespace:
@@ -127,36 +137,52 @@ class Network:
                 raise ConfigError(f"source {src} is not an address of {src_ns} (bind: Cannot assign requested address)")
         if cold:
             self.flush_caches()
-        walk = Walk(self, self.max_hops)
         rr = ns.route_get(dst, src)
         if rr is None:
-            return Trace((), title, Outcome("local-error", f"connect: Network is unreachable (no route to {dst} in "
-                                                           f"{src_ns})", "ENETUNREACH"), owners_from=self.owners)
-        if rr.route.type in LOCAL_OUT_ERRORS:
-            return Trace((), title, Outcome("local-error", f"connect: {LOCAL_OUT_ERRORS[rr.route.type]} (route "
-                                                           f"{rr.route} in {src_ns})", LOCAL_OUT_ERRNO[rr.route.type]),
+            return Trace((), title, Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ROUTE, "ENETUNREACH",
+                                            dst=dst, netns=src_ns), owners_from=self.owners)
+        if rr.route.type in LOCAL_OUT_ERRNO:
+            return Trace((), title, Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.ROUTE_ERROR,
+                                            LOCAL_OUT_ERRNO[rr.route.type], route=str(rr.route), netns=src_ns),
                          owners_from=self.owners)
-        sockets.connect(walk, ns, rr, dst, proto, dport, sport, payload, src)
+        walk = Walk(self.udp_programs, self.max_hops, self.clock)
+        program = Exchange(proto, dst, dport, sport, payload, src)
+        walk.state(sockets.SocketLayer).no_timers = True
+        sockets.spawn(walk, ns, program, oneshot=True)
         walk.run()
-        client = walk.client
-        assert client is not None
-        outcome = client.result
+        outcome = program.outcome
         if outcome is None:
-            unrecorded = [f"{e.verdict}: {e.reason}" for e in walk.ended]
-            text = "; ".join(["no answer reached the sender"] + unrecorded)
-            if walk.client_errno:
-                outcome = Outcome("local-error", text, walk.client_errno)
+            ended = tuple((e.verdict, e.reason) for e in walk.ended)
+            if program.local_errno:
+                outcome = Outcome(OutcomeKind.LOCAL_ERROR, OutcomeReason.NO_ANSWER, program.local_errno, ended=ended)
+            elif program.connected:
+                outcome = Outcome(OutcomeKind.CONNECTED, OutcomeReason.CONNECTED, peer=program.peer)
             else:
-                outcome = Outcome("timed-out", text, "ETIMEDOUT")
-        return Trace(walk.hops(), title or f"{src_ns} -> {dst} {proto}{'/' + str(dport) if dport else ''}",
-                     outcome, ended=walk.copies_ended(), owners_from=self.owners)
+                outcome = Outcome(OutcomeKind.TIMED_OUT, OutcomeReason.NO_ANSWER, "ETIMEDOUT", ended=ended)
+        hops, ended_copies = walk.finish()
+        return Trace(hops, title or f"{src_ns} -> {dst} {proto}{'/' + str(dport) if dport else ''}",
+                     outcome, ended=ended_copies, owners_from=self.owners)
+
+    def run(self, programs: list[tuple[str, Program]], cold: bool = False, title: str = "",
+            max_hops: int | None = None) -> Trace:
+        """Start each program in its namespace and walk until nothing is pending: the trace of
+        everything they sent and received. The programs hold their results (`program.result`).
+        `cold` flushes neighbours, learned FDB entries and conntrack first, as `send` does."""
+        if cold:
+            self.flush_caches()
+        walk = Walk(self.udp_programs, max_hops or self.max_hops, self.clock)
+        for ns_name, program in programs:
+            sockets.spawn(walk, self.netns(ns_name), program)
+        walk.run()
+        hops, ended = walk.finish()
+        return Trace(hops, title, "", ended=ended, owners_from=self.owners)
 
     def flush_caches(self) -> None:
         """`ip neigh flush`, forget learned FDB entries, `conntrack -F` in every namespace."""
         for ns in self.namespaces.values():
             ns.neighbours.flush_dynamic()
             ns.conntrack.flush()
-            for dev in ns.devices.values():
+            for dev in ns.bridges:
                 if isinstance(dev, Bridge):
                     dev.flush_learned()
 
@@ -164,5 +190,5 @@ class Network:
         """Who owns each MAC and IPv4 address in the network (see owners.py); a Cluster adds
         its services, nodes and pods."""
         extra = self.owner_hook() if self.owner_hook is not None else None
-        return network_owners(self, extra)
+        return network_owners(self.namespaces, extra)
 

@@ -21,6 +21,7 @@ from .decision import Decision, Outcome
 from .packet import ARP, Ethernet, IPv4, innermost_ip, vxlan_of
 
 Frame = Union[Ethernet, IPv4]
+_new_object, _set_dict = object.__new__, object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,10 @@ class Hop:
              reason: Decision | None) -> "Hop":
         """Hop(...) for the walk, which makes fifty of them per trace: the same record, filled
         in one step instead of one frozen-field assignment at a time."""
-        hop = object.__new__(cls)
-        hop.__dict__.update(index=index, netns=netns, device=device, direction=direction, frame=frame,
-                            decisions=decisions, packet_id=packet_id, role=role, verdict=verdict,
-                            device_kind=device_kind, reason=reason)
+        hop = _new_object(cls)
+        _set_dict(hop, "__dict__", {"index": index, "netns": netns, "device": device, "direction": direction,
+                                    "frame": frame, "decisions": decisions, "packet_id": packet_id, "role": role,
+                                    "verdict": verdict, "device_kind": device_kind, "reason": reason})
         return hop
 
     @property
@@ -54,13 +55,9 @@ class Hop:
         """The capture point, e.g. `node1/flannel.1`."""
         return f"{self.netns}/{self.device}"
 
-    @property
-    def explanation(self) -> str:
-        return "; ".join(self.decisions)
-
     def decided(self, function: str) -> list[Decision]:
         """The decisions at this hop that model the kernel function `function`."""
-        return [d for d in self.decisions if getattr(d, "function", "") == function]
+        return [d for d in self.decisions if d.function == function]
 
     @property
     def data(self) -> bytes:
@@ -120,9 +117,6 @@ class Ended:
     def where(self) -> str:
         return f"{self.netns}/{self.device}" if self.device else self.netns
 
-    def __str__(self) -> str:
-        return f"{self.verdict} at {self.where}: {self.reason}"
-
 
 @dataclass(frozen=True)
 class Trace:
@@ -130,7 +124,7 @@ class Trace:
 
     hops: tuple[Hop, ...]
     title: str = ""
-    outcome: Outcome | str = ""       # how the exchange ended (an Outcome; str() is one line)
+    outcome: Outcome | str = ""       # how the exchange ended (an Outcome; the lab's kernel traces carry text)
     ended: tuple[Ended, ...] = ()     # copies that ended without a hop of their own
     owners_from: Callable[[], Mapping[str, str]] | None = field(default=None, compare=False, repr=False)
 
@@ -189,10 +183,13 @@ class Trace:
         return "\n".join(h.summary() for h in self.hops)
 
     def __repr__(self) -> str:
-        return f"<Trace {self.title!r}: {len(self.hops)} hops; {self.outcome}>"
+        outcome = self.outcome
+        ended = (f"{outcome.kind} {outcome.errno}".rstrip() if isinstance(outcome, Outcome) else outcome) or "-"
+        return f"<Trace {self.title!r}: {len(self.hops)} hops; {ended}>"
 
-    def to_pcap(self, path) -> None:
-        """Write the trace as pcapng, one interface block per capture point: `netsim.pcap.write`,
-        imported only when called: the model itself writes no files."""
+    def to_pcap(self, path, explain: Callable[[Decision], str] | None = None) -> None:
+        """Write the trace as pcapng, one interface block per capture point; each packet's
+        comment lists the decisions at its hop, told by `explain` (pass
+        `netsim.views.sentence` for sentences), else by their fields."""
         from .pcap import write
-        write(self, path)
+        write(self, path, explain=explain)

@@ -9,16 +9,21 @@ flannel pkg/ip/tun.go).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
-from .decision import Decision
+from .decision import Decision, Subsystem, TunReason, Verdict
 from .device import Device
-from .packet import Ethernet, IPv4
-
+from .packet import IPv4
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .walk import Walk
+    from .kernel import Kernel
+
+
+class TunReader(Protocol):
+    """The userspace program holding a TUN device open: it reads what the kernel transmits."""
+
+    def from_tun(self, k: Kernel, tun: Tun, ip: IPv4, flow: Flow) -> None: ...
 
 
 class Tun(Device):
@@ -28,14 +33,13 @@ class Tun(Device):
 
     def __init__(self, name: str, mtu: int = 1500):
         super().__init__(name, "00:00:00:00:00:00", mtu)
-        self.program: Any = None   # reads what the kernel transmits: program.from_tun(walk, tun, packet, flow)
+        self.program: TunReader | None = None   # reads what the kernel transmits
 
 
-def tun_net_xmit(walk: Walk, dev: Tun, frame: IPv4, flow: Flow) -> None:
+def tun_net_xmit(k: Kernel, dev: Tun, frame: IPv4, flow: Flow) -> None:
     """tun_net_xmit: the packet waits for the program holding the device to read it; with
     none, it is discarded."""
     if dev.program is None:
-        flow.end("dropped", Decision("tun", "tun_net_xmit", f"nothing holds {dev.name} open: the packet is discarded",
-                                     verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.TUN, "tun_net_xmit", TunReason.NOT_OPEN, Verdict.DROP, dev=dev.name))
     else:
-        dev.program.from_tun(walk, dev, frame, flow)
+        dev.program.from_tun(k, dev, frame, flow)

@@ -5,7 +5,11 @@ Kernel behaviour modelled (drivers/net/veth.c `veth_xmit`, net/core/dev.c
 - what one end of a veth transmits is received by its peer; with no peer, or a peer that is
   down, the frame is dropped;
 - the peer accepts a frame only if it fits its MTU plus a VLAN tag (`is_skb_forwardable`);
-  a larger one is counted in its rx_dropped, without an ICMP error;
+  a larger one is counted in its rx_dropped, without an ICMP error; veth_xmit returns
+  NET_XMIT_DROP, which `ip_send_skb` turns into ENOBUFS (`net_xmit_errno`): a socket whose send
+  is still running sees it (ping prints "ping: sendmsg: No buffer space available"; UDP
+  reports it only with IP_RECVERR), a packet that waited for ARP went out after the send
+  returned and nobody is told (measured on Linux 6.18, tests/test_lab_sockets.py);
 - a frame crossing into another namespace is scrubbed (`skb_scrub_packet`): its mark and
   conntrack reference are gone, only the flow hash survives;
 - the loopback device receives what it sends, in the same namespace.
@@ -16,42 +20,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .decision import Decision
-from .device import Device, Veth
+from .decision import Decision, Subsystem, Verdict, VethReason
+from .device import VLAN_HLEN, Device, Veth, l3_length
 from .packet import Ethernet, IPv4
-from .skb import Flow, Skb
+from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .walk import Walk
-
-VLAN_HLEN = 4      # is_skb_forwardable lets a frame exceed the MTU by a VLAN tag
+    from .kernel import Kernel
 
 
-def l3_length(frame: Ethernet | IPv4) -> int:
-    """The size the MTU applies to: the frame without its Ethernet header."""
-    return frame.length() - 14 if isinstance(frame, Ethernet) else frame.length()
-
-
-def veth_xmit(walk: Walk, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None:
+def veth_xmit(k: Kernel, dev: Veth, frame: Ethernet | IPv4, flow: Flow) -> None:
     """veth_xmit: hand the frame to the peer, which receives it on the next turn of the queue."""
     peer = dev.peer
     if peer is None or not peer.up:
-        flow.end("dropped", Decision("veth", "veth_xmit", f"the peer of {dev.name} is missing or down",
-                                     verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.VETH, "veth_xmit", VethReason.NO_PEER, Verdict.DROP, dev=dev.name))
         return
     size = l3_length(frame)
     if size > peer.mtu + VLAN_HLEN:
-        flow.end("dropped", Decision(
-            "veth", "is_skb_forwardable", f"the peer {peer.where} drops it: a {size}-byte packet exceeds its MTU "
-                                          f"{peer.mtu} (is_skb_forwardable; counted in its rx_dropped, no ICMP)",
-            verdict="drop"), peer.netns.name if peer.netns else "", peer.name)
+        flow.end("dropped", Decision(Subsystem.VETH, "is_skb_forwardable", VethReason.TOO_BIG, Verdict.DROP,
+                                     peer=peer.where, size=size, mtu=peer.mtu),
+                 peer.netns.name if peer.netns else "", peer.name)
+        if dev.netns is not None:
+            k.sock_send_error(dev.netns, flow, "ENOBUFS")
         return
     crossing = peer.netns is not dev.netns
-    skb = Skb(hash=flow.skb.hash) if crossing else flow.skb
-    nxt = flow.copy(skb)
-    walk.queue.append(lambda: walk.receive(peer, frame, nxt))
+    skb = flow.skb.scrub() if crossing else flow.skb
+    k.netif_rx(peer, frame, flow.copy(skb))
 
 
-def loopback_xmit(walk: Walk, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+def loopback_xmit(k: Kernel, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
     """loopback_xmit: the frame comes straight back in on `lo`."""
-    walk.queue.append(lambda: walk.receive(dev, frame, flow))
+    k.netif_rx(dev, frame, flow)

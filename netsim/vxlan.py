@@ -19,18 +19,19 @@ device as a new packet (its conntrack state is not carried over).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable
 
 from .addresses import stable_hash
-from .decision import Decision, fdb_ref, field_change
+from .decision import Decision, Subsystem, Verdict, VxlanReason, fdb_ref, field_change
 from .device import Device
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4
 from .skb import Flow, Skb
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel
     from .netns import Namespace
-    from .walk import Walk
 
 VXLAN_DEFAULT_PORT = 8472
 VXLAN_OVERHEAD = 50   # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
@@ -80,6 +81,10 @@ class VxlanDevice(Device):
             raise ConfigError(f"no FDB entry for {mac} on {self.name}")
         del self.fdb[mac]
 
+    def udp_rcv(self, k: Kernel, ns: Namespace, outer: IPv4, flow: Flow) -> None:
+        """The device's kernel UDP socket received a datagram (encap_rcv)."""
+        vxlan_rcv(k, ns, self, outer, flow)
+
     def details(self) -> str:
         """The `ip -d link show` line for this device."""
         return (f"vxlan id {self.vni} local {self.local} dev {self.underlay} srcport 0 0 "
@@ -109,16 +114,28 @@ def flow_hash(frame: Ethernet, skb: Skb) -> int:
     return stable_hash("flow", *sorted((ip.src, ip.dst)), ip.proto, *ports)
 
 
-def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> None:
+def _encapsulated(dev: str, mac: str, remote: str, local: str, ttl: int, sport: int, dport: int, vni: int) -> Decision:
+    return Decision(
+        Subsystem.VXLAN, "vxlan_xmit", VxlanReason.ENCAPSULATED, Verdict.ENCAPSULATE,
+        consulted=(fdb_ref(dev, mac, dst=remote),), sport=sport, dport=dport, vni=vni, ttl=ttl,
+        changes=(field_change("outer-ipv4", "src", "", local), field_change("outer-ipv4", "dst", "", remote),
+                 field_change("outer-ipv4", "ttl", "", ttl), field_change("outer-udp", "sport", "", sport),
+                 field_change("outer-udp", "dport", "", dport), field_change("vxlan", "vni", "", vni)))
+
+
+@lru_cache(maxsize=1 << 12)
+def _decapsulated(port: int, vni: int, dev: str) -> Decision:
+    return Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.DECAPSULATED, Verdict.DECAPSULATE, port=port, vni=vni,
+                    dev=dev)
+
+
+def vxlan_xmit(k: Kernel, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> None:
     """vxlan_xmit: look the inner destination MAC up in the device's FDB and send the frame
     inside UDP to the remote VTEP, through the underlay's routing."""
-    assert dev.netns is not None
-    ns = dev.netns
+    ns: Namespace = dev.netns
     entry = dev.fdb.get(frame.dst)
     if entry is None:
-        flow.end("dropped", Decision("vxlan", "vxlan_xmit",
-                                     f"{dev.name}: no FDB entry for {frame.dst} and no default destination: "
-                                     f"the kernel drops the frame (learning is off)", verdict="drop",
+        flow.end("dropped", Decision(Subsystem.VXLAN, "vxlan_xmit", VxlanReason.NO_FDB, Verdict.DROP,
                                      consulted=(fdb_ref(dev.name, frame.dst),)))
         return
     inner_ip = frame.ip
@@ -129,15 +146,9 @@ def vxlan_xmit(walk: Walk, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> Non
     outer = IPv4(dev.local, entry.dst, IPPROTO_UDP,
                  UDP(sport, dev.dstport, VXLAN(dev.vni, frame), checksum=dev.udp_csum),
                  ttl=ns.sysctl.ip_default_ttl, id=ns.ip_id(dev.local, entry.dst, IPPROTO_UDP), df=False, tos=tos)
-    flow.note(Decision(
-        "vxlan", "vxlan_xmit", f"{dev.name}: FDB {frame.dst} dst {entry.dst}: encapsulated in UDP {sport} -> "
-                               f"{dev.dstport}, VNI {dev.vni}, outer TTL {outer.ttl}, DF clear",
-        verdict="encapsulate", consulted=(fdb_ref(dev.name, frame.dst, dst=entry.dst),),
-        changes=(field_change("outer-ipv4", "src", "", dev.local), field_change("outer-ipv4", "dst", "", entry.dst),
-                 field_change("outer-ipv4", "ttl", "", outer.ttl), field_change("outer-udp", "sport", "", sport),
-                 field_change("outer-udp", "dport", "", dev.dstport), field_change("vxlan", "vni", "", dev.vni))))
+    flow.note(_encapsulated(dev.name, frame.dst, entry.dst, dev.local, outer.ttl, sport, dev.dstport, dev.vni))
     outer_flow = flow.copy(Skb(hash=flow.skb.hash, mark=flow.skb.mark))
-    walk.local_out(ns, outer, outer_flow)
+    k.ip_local_out(ns, outer, outer_flow)
 
 
 def vxlan_sock_lookup(ns: Namespace, port: int) -> VxlanDevice | None:
@@ -148,20 +159,18 @@ def vxlan_sock_lookup(ns: Namespace, port: int) -> VxlanDevice | None:
     return None
 
 
-def vxlan_rcv(walk: Walk, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Flow) -> None:
+def vxlan_rcv(k: Kernel, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Flow) -> None:
     """vxlan_rcv: check the VXLAN header and receive the inner frame on the device."""
     udp = outer.payload
     vx = udp.payload if isinstance(udp, UDP) else None
     if not isinstance(vx, VXLAN) or not vx.flags & 0x08:
-        flow.end("dropped", Decision("vxlan", "vxlan_rcv",
-                                     f"UDP {dev.dstport}: not a valid VXLAN header (I flag clear)", verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.NOT_VXLAN, Verdict.DROP,
+                                     port=dev.dstport))
         return
     if vx.vni != dev.vni:
-        flow.end("dropped", Decision("vxlan", "vxlan_rcv", f"VXLAN VNI {vx.vni} does not match {dev.name} (VNI {dev.vni})",
-                                     verdict="drop"))
+        flow.end("dropped", Decision(Subsystem.VXLAN, "vxlan_rcv", VxlanReason.WRONG_VNI, Verdict.DROP,
+                                     vni=vx.vni, dev=dev.name, dev_vni=dev.vni))
         return
-    flow.end("delivered", Decision("vxlan", "vxlan_rcv",
-                                   f"UDP socket on port {dev.dstport}: VXLAN VNI {vx.vni}, decapsulated into {dev.name}",
-                                   verdict="decapsulate"))
+    flow.end("delivered", _decapsulated(dev.dstport, vx.vni, dev.name))
     inner = flow.copy(Skb(hash=flow.skb.hash))
-    walk.receive(dev, vx.payload, inner)
+    k.netif_receive_skb(dev, vx.payload, inner)

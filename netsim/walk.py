@@ -1,5 +1,6 @@
 """The walk of one exchange: the receive queue, hop recording and the netfilter hook calls,
-the job net/core/dev.c does for the kernel.
+the job net/core/dev.c does for the kernel, and the kernel interface (netsim/kernel.py) every
+protocol module is written against, implemented by dispatching through tables.
 
 Kernel behaviour modelled (net/core/dev.c, include/linux/netdevice.h, net/netfilter/core.c):
 - `dev_queue_xmit`: a frame handed to a device is seen by a capture on it (`tx`), then the
@@ -11,7 +12,11 @@ Kernel behaviour modelled (net/core/dev.c, include/linux/netdevice.h, net/netfil
   `eth_type_trans` drops what is addressed to another host (PACKET_OTHERHOST) and the
   EtherType picks the protocol handler (`PTYPE_HANDLERS`: ARP or IPv4).
 - `NF_HOOK`: each netfilter hook runs the namespace's tables on the packet; DROP and REJECT
-  end the packet there.
+  end the packet there (REJECT's answer: netfilter/nf_reject_ipv4.py).
+- the services the protocols export to each other (`neigh_output`, `ip_forward`, `ip_output`,
+  `ip_local_out`, `icmp_send`, `ip_protocol_deliver`, ...) are the protocol modules' own
+  functions, bound as `Walk` methods: a protocol calls another through the interface, and
+  the call costs what a direct call costs.
 
 Receive events wait in a FIFO (the backlog), so hops come out in time order. A `Flow` is one
 packet (or one copy of it) on its way; every decision it meets is noted on the hop where the
@@ -23,207 +28,245 @@ another copy left alive.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
-from . import arp, bridge, icmp, ip_input, ip_output, sockets, tun, veth, vxlan
-from . import endpoints as ep
-from .decision import Decision, FieldChange
+from . import arp, bridge, icmp, ip_input, sockets, tun, veth, vxlan
+from .clock import HOP_US, Clock
+from . import ip_forward as _forward
+from . import ip_fragment as _fragment
+from . import ip_output as _output
+from .decision import Decision, DevReason, NetfilterReason, Subsystem, Verdict
 from .device import Device
 from .errors import TraceError
-from .ip_fragment import ip_defrag
-from .packet import BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP_DEST_UNREACH, IPv4, TCP, Ethernet
-from .skb import Flow, Skb, _Draft
+from .netfilter.nf_reject_ipv4 import nf_reject
+from .packet import BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, IPv4, Ethernet
+from .skb import Flow, FlowLog, _Draft
 from .trace import Ended, Hop
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Kernel, UdpSocketOwner
     from .netns import Namespace
-    from .route import RouteResult
-    from .stack import Network
 
 MAX_HOPS = 5000
+_new_draft = object.__new__
+S = TypeVar("S")
 
 
-class Walk:
-    """The state of one trace: the hop drafts, the receive queue and the client socket."""
+class Walk(FlowLog):
+    """The state of one trace: the hop drafts, the receive queue and each protocol module's
+    per-walk state; it is the `Kernel` (netsim/kernel.py) the protocol modules call."""
 
-    def __init__(self, network: "Network", max_hops: int = MAX_HOPS):
-        self.network = network
+    def __init__(self, udp_programs: Mapping[tuple[str, int], UdpSocketOwner], max_hops: int = MAX_HOPS,
+                 clock: Clock | None = None):
+        super().__init__()
+        self.udp_programs = udp_programs        # userspace programs' UDP ports, by (namespace, port)
         self.max_hops = max_hops
+        self.clock = clock if clock is not None else Clock()
+        self.base_us = self.clock.us            # now_us() = base + HOP_US per hop recorded
         self.drafts: list[_Draft] = []
-        self.queue: deque[Callable[[], None]] = deque()
-        self.packets = 0
-        self.ended: list[Ended] = []
-        self.client: sockets.Client | None = None
-        self.pending_arp: dict[tuple[str, str, str], tuple[Namespace, Device, str]] = {}
-        self.reassembly: dict[tuple, list[IPv4]] = {}
-        self.client_errno = ""     # the error the client's own send failed with, if it did
+        # the backlog: (device, frame, flow) to receive, or (work, None, None) to run
+        self.queue: deque[tuple[Any, Any, Any]] = deque()
+        self.states: dict[type, Any] = {}
+        self.finished: tuple[tuple[Hop, ...], tuple[Ended, ...]] | None = None
+
+    def state(self, kind: type[S]) -> S:
+        found = self.states.get(kind)
+        if found is None:
+            found = self.states[kind] = kind()
+        return found  # type: ignore[no-any-return]
+
+    def now_us(self) -> int:
+        return self.base_us + len(self.drafts) * HOP_US
+
+    def advance_clock(self, us: int) -> None:
+        now = self.now_us()
+        if us > now:
+            self.base_us += us - now
+
+    def new_flow(self, role: str) -> Flow:
+        return Flow(self, role)
+
+    def schedule(self, work: Callable[[], None]) -> None:
+        self.queue.append((work, None, None))
 
     # recording ------------------------------------------------------------------------
-    def record(self, dev: Device, direction: str, frame: Ethernet | IPv4, flow: Flow) -> _Draft:
-        if len(self.drafts) >= self.max_hops:
-            last = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in self.drafts[-6:])
+    def record_hop(self, dev: Device, direction: str, frame: Ethernet | IPv4, flow: Flow) -> None:
+        drafts = self.drafts
+        index = len(drafts)
+        if index >= self.max_hops:
+            recent = "; ".join(f"{d.netns}/{d.device} {d.direction}" for d in drafts[-6:])
             raise TraceError(f"trace exceeded {self.max_hops} hops: a forwarding or bridging loop? "
-                             f"last hops: {last}")
-        assert dev.netns is not None
-        draft = _Draft(len(self.drafts), dev.netns.name, dev.name, direction, frame, flow.packet_id,
-                       flow.role, dev.kind)
-        if flow.early:
-            draft.notes.extend(flow.early)
+                             f"last hops: {recent}")
+        draft = _new_draft(_Draft)
+        draft.index = index
+        draft.netns = dev.netns.name
+        draft.device = dev.name
+        draft.direction = direction
+        draft.frame = frame
+        draft.packet_id = flow.packet_id
+        draft.role = flow.role
+        draft.device_kind = dev.kind
+        early = flow.early
+        if early:
+            draft.decisions = early
             flow.early = []
-        self.drafts.append(draft)
-        if flow.last is not None and not flow.own:
-            flow.last.continued += 1
+        else:
+            draft.decisions = []
+        drafts.append(draft)
+        last = flow.last
+        if last is not None and not flow.own:
+            continued = self.continued
+            continued[last.index] = continued.get(last.index, 0) + 1
         flow.last = draft
         flow.own = True
-        return draft
 
     def run(self) -> None:
-        queue = self.queue
+        """Drain the backlog; when the wire goes quiet, run the timers (IDLE_TIMERS, in that
+        order: the first that sends anything goes first) until none has anything left to do.
+        The network's clock then stands where the walk ended."""
+        queue, receive = self.queue, self.netif_receive_skb
         while True:
             while queue:
-                queue.popleft()()
-            if not arp.neigh_timer(self):
+                dev, frame, flow = queue.popleft()
+                if frame is None:
+                    dev()
+                else:
+                    receive(dev, frame, flow)
+            if not any(timer(self) for timer in IDLE_TIMERS):
                 break
+        self.clock.us = self.now_us()
 
     def hops(self) -> tuple[Hop, ...]:
         """The finished hops. A hop no copy went on from takes the verdict of the first copy
         that ended there; every other copy that ended without a hop of its own becomes an
-        `Ended` record (see `ended`)."""
-        out = []
-        make = Hop.make
-        for d in self.drafts:
-            verdict, reason = d.verdict, d.reason
-            if d.pending and not verdict and not d.continued:
-                verdict, reason = d.pending[0][0], d.pending[0][1]
-            out.append(make(d.index, d.netns, d.device, d.direction, d.frame, tuple(d.notes), d.packet_id,
-                            d.role, verdict, d.kind, reason))
-        return tuple(out)
+        `Ended` record (see `copies_ended`)."""
+        return (self.finished or self.finish())[0]
 
     def copies_ended(self) -> tuple[Ended, ...]:
         """Every copy that ended before a capture point of its own, in the order they ended
         at their hops (then those that never reached any)."""
-        out: list[Ended] = []
+        return (self.finished or self.finish())[1]
+
+    def finish(self) -> tuple[tuple[Hop, ...], tuple[Ended, ...]]:
+        """The hops and the copies that ended, in one pass over the drafts; each draft becomes
+        its Hop in place (a hop no copy went on from takes the verdict of the first copy that
+        ended there)."""
+        ended: list[Ended] = []
+        all_pending, continued = self.pending, self.continued
         for d in self.drafts:
-            for i, (verdict, reason, netns, device, packet_id) in enumerate(d.pending):
-                if i == 0 and not d.verdict and not d.continued:
-                    continue        # it gave the hop its verdict
-                out.append(Ended(packet_id, d.role, netns, device, verdict, reason, d.index))
-        return tuple(out) + tuple(self.ended)
+            pending = all_pending.get(d.index)
+            if pending:
+                first_gives_verdict = not d.verdict and not continued.get(d.index)
+                if first_gives_verdict:
+                    d.verdict, d.reason = pending[0][0], pending[0][1]
+                for i, (how, why, netns, device, packet_id) in enumerate(pending):
+                    if i or not first_gives_verdict:
+                        ended.append(Ended(packet_id, d.role, netns, device, how, why, d.index))
+            d.decisions = tuple(d.decisions)        # type: ignore[assignment]
+            d.__class__ = Hop        # type: ignore[assignment]
+        hops: tuple[Hop, ...] = tuple(self.drafts)      # type: ignore[arg-type]
+        self.drafts = []
+        self.finished = (hops, (*ended, *self.ended))
+        return self.finished
 
     # link layer: net/core/dev.c ---------------------------------------------------------
-    def transmit(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+    def dev_queue_xmit(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
         """dev_queue_xmit: a capture on `dev` sees the frame leave (lo records only its rx)."""
         if not dev.up:
-            flow.end("dropped", Decision("dev", "dev_queue_xmit", f"{dev.name} is down: the frame is not sent",
-                                         verdict="drop"), dev.netns.name if dev.netns else "", dev.name)
+            flow.end("dropped", Decision(Subsystem.DEV, "dev_queue_xmit", DevReason.DOWN_TX, Verdict.DROP, dev=dev.name),
+                     dev.netns.name if dev.netns else "", dev.name)
             return
         if dev.captured_tx:
-            self.record(dev, "tx", frame, flow)
+            self.record_hop(dev, "tx", frame, flow)
         xmit = NDO_START_XMIT.get(dev.kind)
         if xmit is None:
-            flow.end("dropped", Decision("dev", "dev_queue_xmit", f"{dev.name} ({dev.kind}) has no cable",
-                                         verdict="drop"), dev.netns.name if dev.netns else "", dev.name)
+            flow.end("dropped", Decision(Subsystem.DEV, "dev_queue_xmit", DevReason.NO_CABLE, Verdict.DROP,
+                                         dev=dev.name, kind=dev.kind), dev.netns.name if dev.netns else "", dev.name)
             return
         xmit(self, dev, frame, flow)
 
-    def receive(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+    def netif_rx(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
+        """netif_rx: the frame waits in the backlog, received on a later turn."""
+        self.queue.append((dev, frame, flow))
+
+    def netif_receive_skb(self, dev: Device, frame: Ethernet | IPv4, flow: Flow) -> None:
         """netif_receive_skb: a capture on `dev` sees the frame arrive."""
-        self.record(dev, "rx", frame, flow)
+        self.record_hop(dev, "rx", frame, flow)
         if not dev.up:
-            flow.end("dropped", Decision("dev", "netif_receive_skb", f"{dev.name} is down", verdict="drop"))
+            flow.end("dropped", Decision(Subsystem.DEV, "netif_receive_skb", DevReason.DOWN_RX, Verdict.DROP, dev=dev.name))
             return
         handler = dev.rx_handler
         if handler is not None:
             handler(self, dev, frame, flow)
             return
-        self.deliver(dev, frame, flow)
+        self.netif_deliver(dev, frame, flow)
 
-    def deliver(self, dev: Device, frame: Ethernet | IPv4, flow: Flow, otherhost: bool = True) -> None:
+    def netif_deliver(self, dev: Device, frame: Ethernet | IPv4, flow: Flow, otherhost: bool = True) -> None:
         """__netif_receive_skb_core after the rx handler: hand the payload to the protocol
         its EtherType names. `otherhost` drops frames for another MAC first (eth_type_trans
         marks them PACKET_OTHERHOST); a bridge passing a frame up has checked that already."""
         ns = dev.netns
-        assert ns is not None
         if isinstance(frame, IPv4):          # raw-IP device (TUN): no link-layer header
             ip_input.ip_rcv(self, ns, dev, frame, flow)
             return
-        if otherhost and frame.dst != dev.mac and frame.dst != BROADCAST_MAC:
-            flow.end("dropped", Decision(
-                "dev", "eth_type_trans", f"destination MAC {frame.dst} is not {dev.name}'s ({dev.mac}): "
-                                         f"not for this host (PACKET_OTHERHOST)", verdict="drop"))
+        if otherhost and frame.dst != dev.mac and frame.dst != BROADCAST_MAC and not int(frame.dst[:2], 16) & 1:
+            flow.end("dropped", Decision(Subsystem.DEV, "eth_type_trans", DevReason.OTHERHOST, Verdict.DROP,
+                                         dst=frame.dst, dev=dev.name, mac=dev.mac))
             return
         if frame.type == ETH_P_IP:
             flow.skb.eth = (frame.src, frame.dst)
         handler = PTYPE_HANDLERS.get(frame.type)
         if handler is None:
-            text = (f"EtherType {frame.type:#06x} has no handler here" if otherhost
-                    else f"EtherType {frame.type:#06x} has no handler")
-            flow.end("dropped", Decision("dev", "__netif_receive_skb_core", text, verdict="drop"))
+            flow.end("dropped", Decision(Subsystem.DEV, "__netif_receive_skb_core", DevReason.NO_HANDLER, Verdict.DROP,
+                                         ethertype=frame.type, here=otherhost))
             return
         handler(self, ns, dev, frame.payload, flow)
 
     # netfilter hooks: NF_HOOK --------------------------------------------------------------
-    def hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
-             outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
-        if hook == "PREROUTING" and ip.is_fragment and ns.netfilter.conntrack_active:
+    def nf_hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
+                outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
+        if hook == "PREROUTING" and (ip.mf or ip.frag) and ns.netfilter.conntrack_active:
             # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
             # gathered first; the output path cuts the packet back to the largest fragment size
-            gathered = ip_defrag(self, ("defrag", ns.name), ip, flow, "conntrack's defragmentation (nf_defrag_ipv4)",
-                                 "nf_defrag_ipv4")
+            gathered = self.ip_defrag(("defrag", ns.name), ip, flow, "nf_defrag_ipv4")
             if gathered is None:
                 return None
             ip = gathered
         result = ns.netfilter.hook(hook, ip, flow.skb, indev, outdev, nexthop)
-        # the records netfilter gives, or its sentences as records
-        decisions = getattr(result, "decisions", None)
-        if decisions is not None:
-            for d in decisions:
-                flow.note(d)
-        else:
-            for line in result.explanation:
-                flow.note(Decision("netfilter", "nf_hook", line))
+        decisions = result.decisions
+        if decisions:           # noted where the kernel has the packet in hand (Flow.note)
+            last = flow.last
+            (last.decisions if last is not None else flow.early).extend(decisions)
         if result.verdict == "ACCEPT":
             return result.packet
         where = outdev or indev or ""
         if result.verdict == "REJECT":
-            flow.end("dropped", Decision("netfilter", "nf_hook_slow", f"{hook}: REJECT", verdict="reject"),
-                     ns.name, where)
-            self._reject(ns, result.packet, result.reject_with, flow)
+            flow.end("dropped", Decision(Subsystem.NETFILTER, "nf_hook_slow", NetfilterReason.HOOK_VERDICT, Verdict.REJECT,
+                                         hook=hook), ns.name, where)
+            nf_reject(self, ns, result.packet, result.reject_with, flow)
             return None
-        flow.end("dropped", Decision("netfilter", "nf_hook_slow", f"{hook}: DROP", verdict="drop"), ns.name, where)
+        flow.end("dropped", Decision(Subsystem.NETFILTER, "nf_hook_slow", NetfilterReason.HOOK_VERDICT, Verdict.DROP,
+                                     hook=hook), ns.name, where)
         return None
 
-    def _reject(self, ns: Namespace, ip: IPv4, how: tuple[int, int] | str | None, flow: Flow) -> None:
-        """What REJECT sends about the packet as the hook left it (netsim/netfilter/reject.py):
-        nf_send_reset's RST goes out through ip_local_out, nf_send_unreach's error through
-        icmp_send (send_icmp_error)."""
-        from .netfilter.reject import nf_send_reset, nf_send_unreach
-        if how == "tcp-reset":
-            rst = nf_send_reset(ip, ns.sysctl.ip_default_ttl)
-            if rst is not None:
-                self.local_out(ns, rst, Flow(self, "reply"))
-            return
-        unreach = nf_send_unreach(ip, how if isinstance(how, tuple) else (ICMP_DEST_UNREACH, 3))
-        if unreach is not None:
-            self.send_icmp_error(ns, ip, unreach[0], unreach[1], flow, "rejected")
+    # sockets -------------------------------------------------------------------------------
+    def udp_sock_lookup(self, ns: Namespace, port: int) -> UdpSocketOwner | None:
+        """A VXLAN device's encapsulation socket, else a userspace program's."""
+        vx = vxlan.vxlan_sock_lookup(ns, port)
+        if vx is not None:
+            return vx
+        return self.udp_programs.get((ns.name, port))
 
-    # the two entry points the rest of the model (REJECT, flanneld) sends through
-    def local_out(self, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult | None = None) -> None:
-        """ip_local_out for a packet this namespace generates (ip_output.py)."""
-        ip_output.ip_local_out(self, ns, ip, flow, rr)
-
-    def send_icmp_error(self, ns: Namespace, offender: IPv4, itype: int, code: int, flow: Flow, what: str,
-                        rest: int = 0) -> None:
-        """icmp_send (icmp.py)."""
-        icmp.icmp_send(self, ns, offender, itype, code, flow, what, rest)
-
-    def local_error(self, ns: Namespace, flow: Flow, errno: str) -> None:
-        """The client's own packet was refused on its way out: its send fails with `errno`."""
-        client = self.client
-        if (client is not None and client.netns is ns and flow.last is None and not self.client_errno
-                and flow.role in ("request", "ack", "data")):
-            self.client_errno = errno
+    # what the protocols export to each other, bound as methods: the kernel interface
+    neigh_output = arp.neigh_output                  # neigh->output
+    ip_forward = _forward.ip_forward                 # dst_input of a forwarding route
+    ip_output = _output.ip_output                    # dst_output
+    ip_local_out = _output.ip_local_out
+    ip_do_fragment = staticmethod(_fragment.ip_fragment)
+    ip_defrag = _fragment.ip_defrag
+    icmp_send = icmp.icmp_send
+    ip_protocol_deliver = sockets.ip_protocol_deliver   # ip_local_deliver_finish -> inet_protos
+    sock_send_error = sockets.sock_send_error
 
 
 # ndo_start_xmit by device kind: what each device does with a frame it is asked to send.
@@ -242,4 +285,12 @@ PTYPE_HANDLERS: dict[int, Callable] = {
     ETH_P_IP: ip_input.ip_rcv,
 }
 
-__all__ = ["Flow", "Walk", "MAX_HOPS", "NDO_START_XMIT", "PTYPE_HANDLERS", "FieldChange", "sockets"]
+# timers that run when the backlog is empty; each returns whether it sent anything.
+IDLE_TIMERS: tuple[Callable[[Walk], bool], ...] = (arp.neigh_timer, sockets.sock_timers)
+
+if TYPE_CHECKING:  # pragma: no cover
+    def _walk_is_a_kernel(walk: Walk) -> Kernel:
+        return walk         # mypy checks that Walk implements every service of the interface
+
+
+__all__ = ["Flow", "Walk", "MAX_HOPS", "NDO_START_XMIT", "PTYPE_HANDLERS", "IDLE_TIMERS"]

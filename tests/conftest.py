@@ -36,6 +36,7 @@ FILE_MARKERS: tuple[tuple[str, str], ...] = (
     ("test_server_config*.py", "tools"),    # JupyterLab's save hook; importing nbformat costs 3 s
     ("test_bench_smoke*.py", "tools"),
     ("test_book_claims*.py", "tools"),      # reads the built book, building it when stale
+    ("test_chapter_traces*.py", "tools"),   # runs every chapter's code cells
     ("test_fuzz*.py", "fuzz"),
 )
 

@@ -21,6 +21,7 @@ import pytest
 
 import netsim
 from netsim.cli import main
+from netsim.decision import OutcomeReason
 from netsim.errors import ConfigError, InvalidNameError, NetsimError, UsageError
 from netsim.views.diagram import diagram, diagram_model
 from netsim.views.predict import best_challenge, challenge
@@ -390,7 +391,7 @@ def test_automatic_cluster_ip_skips_one_taken_by_hand():
     c.add_service("pinned", 80, 8080, pods=["pod-a"], cluster_ip="10.96.0.101")
     assert c.add_service("auto", 80, 8080, pods=["pod-b"]).cluster_ip == "10.96.0.102"
     assert c.add_service("auto2", 80, 8080).cluster_ip == "10.96.0.103"
-    assert len({s.cluster_ip for s in c.services.values()}) == 4
+    assert len({s.cluster_ip for s in c.services.values()}) == 5       # web, kube-dns (10.96.0.10), the three here
 
 
 def test_break_forwarding_may_be_repeated():
@@ -408,4 +409,5 @@ def test_valid_names_are_accepted():
         c.add_pod(name, containers=("app", "c-2"))
     c.add_service("a1", 80, 8080, pods=["0a"])
     c.add_service("s" * 63, 81, 8080)
-    assert c.send("pod-a", "0a").outcome.startswith("echo reply")
+    outcome = c.send("pod-a", "0a").outcome
+    assert (outcome.kind, outcome.reason, outcome.peer) == ("answered", OutcomeReason.ECHO_REPLY, c.pods["0a"].ip)

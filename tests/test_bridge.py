@@ -1,7 +1,7 @@
 """The Linux bridge: learning, FDB forwarding, flooding, hairpin, frames for the host."""
 
 from netsim.bridge import Bridge
-from netsim.decision import FdbRef
+from netsim.decision import FdbRef, OutcomeReason
 from netsim.device import Veth
 from netsim.packet import BROADCAST_MAC
 from tests.topologies import bridged_pods
@@ -99,7 +99,8 @@ def test_service_endpoint_on_the_clients_own_bridge_is_resolved_by_cni0_and_conn
     cluster = netsim.reference_cluster()
     cluster.add_service("svc", port=80, target_port=8080, pods=["pod-b"])
     trace = cluster.send("pod-a", "svc", proto="tcp")
-    assert trace.outcome == "connected to 10.96.0.101:80 (SYN-ACK)"
+    assert (trace.outcome.kind, trace.outcome.reason, trace.outcome.peer) == (
+        "connected", OutcomeReason.CONNECTED, "10.96.0.101:80")
     cni0_mac, pod_a_mac, pod_b_mac = "da:0d:8a:c2:5c:31", "82:e5:dd:73:ad:88", "ee:b7:a0:3c:d2:42"
     arrived = trace.where("node1/veth9bb860b4", "rx", "request")[0]
     assert [(d.subsystem, d.function, d.verdict) for d in arrived.decisions][-3:] == [
@@ -110,7 +111,8 @@ def test_service_endpoint_on_the_clients_own_bridge_is_resolved_by_cni0_and_conn
     arp = who_has.frame.payload
     assert (arp.op, arp.hwsrc, arp.psrc, arp.pdst) == (1, cni0_mac, "10.244.0.1", "10.244.0.3")
     assert {h.device for h in trace.of_role("arp") if h.frame.payload.pdst == "10.244.0.3"
-            and h.direction == "tx" and h.netns == "node1"} == {"cni0", "veth9bb860b4", "veth274a81a3"}
+            and h.direction == "tx" and h.netns == "node1"} == {"cni0", "veth9bb860b4", "veth274a81a3",
+                                                                 "veth8a32e516"}     # coredns's port too
     syn = [(h.netns, h.device, h.direction, h.frame.src, h.frame.dst, h.ip.dst, h.ip.ttl)
            for h in trace.request if h.ip.payload.flags == "S"]
     assert syn == [

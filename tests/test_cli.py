@@ -10,6 +10,7 @@ import pytest
 
 import netsim
 from netsim.cli import main
+from netsim.views.sentences import heading
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -29,7 +30,7 @@ def test_trace_prints_one_line_per_hop_without_colour_when_not_a_tty():
     trace = netsim.scenarios.pod_to_pod_cross_node(backend="host-gw", proto="icmp")
     lines = out.splitlines()
     assert code == 0 and "\033[" not in out
-    assert lines[0] == repr(trace)
+    assert lines[0] == heading(trace)
     assert len(lines) == 2 + len(trace)
     assert lines[2 + trace.request[0].index].split()[:4] == ["%d" % trace.request[0].index, "pod-a/eth0", "tx",
                                                               "request"]
@@ -108,3 +109,52 @@ def test_only_netsim_errors_become_exit_code_2(monkeypatch, capsys):
     monkeypatch.setitem(cli.scenarios.SIX, 4, crash)
     with pytest.raises(KeyError, match="a bug"):
         main(["trace", "4"], io.StringIO())
+
+
+# ------------------------------------------------------------------------------ the tools
+
+
+def test_ping_prints_what_iputils_prints_and_exits_with_its_status(capsys):
+    code, out = run("ping", "pod-a", "10.244.1.2", "-c", "1", "-s", "1472", "-M", "do")
+    assert code == 1
+    assert out.splitlines()[0] == "PING 10.244.1.2 (10.244.1.2) 1472(1500) bytes of data."
+    assert "1 packets transmitted, 0 received, +1 errors, 100% packet loss" in out
+    assert capsys.readouterr().err == "ping: local error: message too long, mtu=1450\n"
+
+
+def test_ping_refuses_a_size_over_65507_naming_it(capsys):
+    code, out = run("ping", "pod-a", "-c", "1", "-s", "65508", "pod-c")
+    assert (code, out) == (2, "")
+    assert capsys.readouterr().err == ("netsim: error: ping size 65508 is out of range: 0 to 65507 bytes of data fit "
+                                       "an IPv4 packet (65535 - 20 - 8)\n")
+
+
+@pytest.mark.parametrize("argv, words", [
+    (("ping", "pod-a", "-x", "pod-c"), ("invalid option -- 'x'",)),
+    (("ping", "pod-a", "-c", "1", "nosuch"), ("unknown host 'nosuch'",)),
+    (("traceroute", "pod-a", "-q", "11", "pod-c"), ("no more than 10 probes per hop",)),
+    (("curl", "pod-a", "-X", "http://web/"), ("-X",)),
+    (("nc", "pod-a", "pod-c"), ("HOST PORT",)),
+    (("dig", "node1", "web.default.svc.cluster.local"), ("node1",)),
+])
+def test_a_tools_bad_input_is_netsims_error(capsys, argv, words):
+    code, _ = run(*argv)
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("netsim: error: ") and all(w in err for w in words), err
+
+
+def test_traceroute_curl_and_nc(capsys):
+    code, out = run("traceroute", "pod-a", "-n", "-q", "1", "pod-c")
+    assert code == 0
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [["1", "10.244.0.1"], ["2", "10.244.1.0"],
+                                                                    ["3", "10.244.1.2"]]
+    assert run("curl", "pod-a", "http://pod-c:8080/5") == (0, "rrrrr")
+    code, out = run("nc", "pod-a", "-v", "pod-c", "8080", "--send", r"GET /2 HTTP/1.1\r\n\r\n")
+    assert (code, out) == (0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nrr")
+    assert capsys.readouterr().err == "Connection to 10.244.1.2 8080 port [tcp/http-alt] succeeded!\n"
+
+
+def test_a_tool_with_trace_prints_its_hops():
+    code, out = run("ping", "--trace", "pod-a", "-c", "1", "pod-b")
+    assert code == 0
+    assert "1 packets transmitted, 1 received" in out and "pod-b/eth0" in out and "pod-a/eth0" in out

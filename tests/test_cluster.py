@@ -6,6 +6,7 @@ import pytest
 import netsim
 from netsim import ConfigError, scenarios
 from netsim.cni import host_veth_name
+from netsim.decision import RuleRef
 
 
 def test_nodes_get_underlay_addresses_and_subnets_in_order():
@@ -238,7 +239,9 @@ def test_external_traffic_policy_local_keeps_client_ip_and_drops_without_local_e
     refused = c.send("ext", "192.168.50.11:30081")
     drop = [h for h in refused.drops if h.role == "request"][0]
     assert drop.where == "node1/eth0"
-    assert "has no local endpoints" in " ".join(drop.decisions)
+    dropped_by = [(r.table, r.hook, r.chain, r.rule, r.comment, r.target)
+                  for d in drop.decisions if d.verdict == "drop" for r in d.consulted_of(RuleRef)]
+    assert dropped_by == [("filter", "INPUT", "KUBE-EXTERNAL-SERVICES", 1, "default/local has no local endpoints", "DROP")]
 
 
 def test_conntrack_reassembles_fragments_and_cuts_them_back_on_output():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from netsim.conntrack import DST, SRC, ConnTuple, Conntrack, tuple_of
-from netsim.decision import ConntrackRef
+from netsim.decision import ConntrackReason, ConntrackRef
 from netsim.packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TCP, UDP
 from netsim.skb import Skb
 
@@ -91,8 +91,10 @@ def test_tcp_close_reaches_time_wait_and_a_new_syn_reopens():
         ("conntrack", "nf_conntrack_tcp_packet", "remove"), ("conntrack", "nf_conntrack_in", "new")]
     assert decisions[0].consulted == (ConntrackRef("tcp", "10.244.0.2:1000 -> 10.244.0.3:80",
                                                    "10.244.0.3:80 -> 10.244.0.2:1000", "TIME_WAIT", "original"),)
-    assert [str(d) for d in decisions] == ["conntrack: SYN reopens tcp 10.244.0.2:1000 -> 10.244.0.3:80 (TIME_WAIT), old entry removed",
-                     "conntrack: new tcp entry 10.244.0.2:1000 -> 10.244.0.3:80 (SYN_SENT)"]
+    assert [(d.reason, d.facts) for d in decisions] == [(ConntrackReason.REOPEN, ()),
+                                                        (ConntrackReason.NEW, (("tcp_state", "SYN_SENT"),))]
+    assert decisions[1].consulted == (ConntrackRef("tcp", "10.244.0.2:1000 -> 10.244.0.3:80",
+                                                   "10.244.0.3:80 -> 10.244.0.2:1000", "NEW", "original"),)
     assert ct.entries == [] and skb.ct_state == "NEW"
 
 
@@ -114,16 +116,14 @@ def test_packets_that_cannot_start_a_connection_are_invalid():
         skb = Skb()
         decision = ct.track(packet, skb)[0]
         assert (decision.subsystem, decision.verdict) == ("conntrack", "invalid")
-        results.append((skb.ct_state, skb.ct, str(decision)))
+        results.append((skb.ct_state, skb.ct, decision.reason, decision.facts, decision.consulted))
+    lone = ConntrackRef("tcp", "10.244.0.3:80 -> 10.244.0.2:1000", state="INVALID", direction="original")
     assert results == [
-        ("INVALID", None, "conntrack: tcp 10.244.0.3:80 -> 10.244.0.2:1000 [SA] belongs to no connection and "
-                          "cannot start one: INVALID, not tracked"),
-        ("INVALID", None, "conntrack: tcp 10.244.0.3:80 -> 10.244.0.2:1000 [R] belongs to no connection and "
-                          "cannot start one: INVALID, not tracked"),
-        ("INVALID", None, "conntrack: tcp 10.244.0.3:80 -> 10.244.0.2:1000 [F] belongs to no connection and "
-                          "cannot start one: INVALID, not tracked"),
-        ("INVALID", None, "conntrack: icmp type 0 from 10.244.0.3 to 10.244.0.2 answers no tracked request: "
-                          "INVALID, not tracked"),
+        ("INVALID", None, ConntrackReason.INVALID_TCP, (("flags", "SA"),), (lone,)),
+        ("INVALID", None, ConntrackReason.INVALID_TCP, (("flags", "R"),), (lone,)),
+        ("INVALID", None, ConntrackReason.INVALID_TCP, (("flags", "F"),), (lone,)),
+        ("INVALID", None, ConntrackReason.INVALID_ICMP, (("type", 0), ("src", "10.244.0.3"), ("dst", "10.244.0.2")),
+         (ConntrackRef("icmp", "10.244.0.3 -> 10.244.0.2 id 7", state="INVALID", direction="original"),)),
     ]
 
 

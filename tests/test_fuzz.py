@@ -18,8 +18,10 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import netsim
+from netsim.decision import Outcome
 from netsim.device import Veth
 from netsim.errors import NetsimError
+from netsim.views.sentences import outcome_text, sentence
 
 NODE_NAMES = ["node1", "node2", "node3", "node4"]
 POD_NAMES = ["p1", "db-0", "x", "p1", "db-0", "x", "Pod-A", "4", "node1", "web", "a b", "gateway"]
@@ -69,7 +71,7 @@ plans = st.builds(
                                          unique=True),
                                 st.sampled_from([None, None, 30080, 30081, 80, 32767]),
                                 st.sampled_from(["Cluster", "Local"]), st.sampled_from(["tcp", "udp"]),
-                                st.sampled_from([None, None, "10.96.0.100", "10.96.0.101", "10.0.0.1"])),
+                                st.sampled_from(["", None, "10.96.0.100", "10.96.0.101", "10.0.0.1"])),
                       max_size=3),
     breaks=st.lists(st.tuples(st.sampled_from(["break_fdb", "break_neighbour", "break_route", "break_forwarding",
                                                "break_masquerade", "set_mtu"]),
@@ -103,12 +105,14 @@ def apply_break(c: netsim.Cluster, method: str, a: str, b: str) -> None:
 
 
 def assert_every_copy_accounted_for(c: netsim.Cluster, trace: netsim.Trace) -> None:
-    assert trace.outcome, trace
+    assert isinstance(trace.outcome, Outcome) and outcome_text(trace.outcome), trace
     hops = list(trace)
     for i, hop in enumerate(hops):
         assert hop.verdict in ("", "delivered", "dropped"), hop
+        assert all(sentence(d) for d in hop.decisions), hop      # every record has its sentence
         if hop.verdict:
-            assert hop.decisions and all(hop.decisions), f"{hop.verdict} without a reason at hop {hop.index}"
+            assert hop.reason is not None and hop.reason in hop.decisions, \
+                f"{hop.verdict} without a reason at hop {hop.index}"
             continue
         later = [h for h in hops[i + 1:] if h.packet_id == hop.packet_id]
         dev = c.network.namespaces[hop.netns].devices[hop.device]

@@ -22,9 +22,13 @@ from netsim.lab import (
     BACKENDS, PROTOS, SCENARIOS, SHAPES, Lab, LabError, LabUnavailable, checksum_faults, compare, report,
     run_scenario, unavailable_reason,
 )
+from netsim.lab import plan
 from netsim.lab.conformance import Run
 from netsim.packet import TCP
 from netsim import ip_forward
+from netsim.walk import Walk
+from netsim.netfilter import ip_tables
+from netsim.netfilter.targets import MarkTarget
 
 REASON = unavailable_reason()
 if REASON:
@@ -136,7 +140,7 @@ class Labs:
     def get(self, shape: str, backend: str) -> Lab:
         if self.key != (shape, backend):
             self.close()
-            self.lab = Lab(SHAPES[shape][1](backend)).__enter__()
+            self.lab = Lab(SHAPES[shape][1](backend), trace_rules=True).__enter__()
             self.key = (shape, backend)
             TIMINGS[f"build {shape}/{backend}"] = self.lab.timings["build"]
         return self.lab
@@ -182,6 +186,8 @@ def test_model_matches_kernel(labs, shape, backend, scenario, proto):
     TIMINGS[_id((shape, backend, scenario, proto))] = result.seconds
     assert result.ok, "\n" + str(result)
     assert result.hops_compared > 0
+    if scenario != 1:       # every other exchange crosses a node's rules: the kernel traced them
+        assert result.compared["rule evaluations"] > 0 and result.compared["netfilter nat"] > 0
 
 
 @needs_lab
@@ -196,18 +202,56 @@ def test_a_wrong_model_fails_with_a_clear_diff(labs, monkeypatch):
     """A model whose node2 forgets to decrement the TTL when forwarding."""
     original = ip_forward.ip_forward
 
-    def forward_without_ttl_on_node2(walk, ns, in_dev, ip, rr, flow):
+    def forward_without_ttl_on_node2(kernel, ns, in_dev, ip, rr, flow):
         if ns.name == "node2":
             ip = replace(ip, ttl=ip.ttl + 1)
-        return original(walk, ns, in_dev, ip, rr, flow)
+        return original(kernel, ns, in_dev, ip, rr, flow)
 
-    monkeypatch.setattr(ip_forward, "ip_forward", forward_without_ttl_on_node2)
+    monkeypatch.setattr(Walk, "ip_forward", forward_without_ttl_on_node2)     # the kernel's dst_input
     result = run_scenario(labs.get("reference", "vxlan"), 4, "tcp")
     assert not result.ok
     lines = [str(d) for d in result.differences]
     assert any("node2/cni0 tx: ip ttl model 63 kernel 62" in line for line in lines), "\n".join(lines)
     assert any("node1/cni0 tx: ip ttl model 63 kernel 62" in line for line in lines), "\n".join(lines)  # the reply
     assert "ip ttl model 63 kernel 62" in str(result)
+
+
+@needs_lab
+def test_a_wrong_rule_number_in_the_model_is_found_in_the_kernels_trace(labs, monkeypatch):
+    """A model that names the KUBE-FORWARD rule after the one that accepted the packet: the
+    kernel's trace (xtables-monitor) names the rule by its handle, and the lab's numbering of
+    it disagrees with the model's record."""
+    original = ip_tables._rule_ref.__wrapped__       # every rule's record is made here, then shared
+
+    def off_by_one(table, hook, chain, path, rule, position):
+        ref = original(table, hook, chain, path, rule, position)
+        return replace(ref, rule=ref.rule + 1) if chain == "KUBE-FORWARD" else ref
+
+    def forget_shared_records():
+        ip_tables._rule_decision.cache_clear()
+        ip_tables._DECIDED.clear()
+
+    forget_shared_records()
+    monkeypatch.setattr(ip_tables, "_rule_ref", off_by_one)
+    try:
+        result = run_scenario(labs.get("reference", "vxlan"), 5, "tcp")
+    finally:
+        forget_shared_records()         # the records made with the wrong numbers go too
+    rules = [str(d) for d in result.differences if d.field == "netfilter rules"]
+    assert rules, str(result)
+    assert "-filter FORWARD KUBE-FORWARD rule 3 ACCEPT" in rules[0]
+    assert "+filter FORWARD KUBE-FORWARD rule 2 ACCEPT" in rules[0]
+
+
+@needs_lab
+def test_a_wrong_mark_in_the_model_is_found_in_the_kernels_trace(labs, monkeypatch):
+    """A model whose MARK sets 0x8000 where kube-proxy's KUBE-MARK-MASQ sets 0x4000: the mark the
+    kernel's FORWARD hook sees is not the model's."""
+    original = MarkTarget.apply
+    monkeypatch.setattr(MarkTarget, "apply", lambda self, mark: original(self, mark) << 1)
+    result = run_scenario(labs.get("reference", "vxlan"), 5, "tcp")
+    marks = [d for d in result.differences if d.field == "netfilter mark"]
+    assert marks and marks[0].model.startswith("0x8000") and marks[0].kernel == "0x4000", str(result)
 
 
 def _root_links() -> str:
@@ -247,13 +291,13 @@ def test_nothing_is_left_behind_when_an_ip_command_fails(monkeypatch):
     """A route the kernel refuses (its device does not exist) fails the node's `ip -batch`
     midway through the build; the namespaces made so far are deleted."""
     cluster = reference_cluster()
-    original = Lab._config_commands
+    original = plan.config_commands
 
-    def with_a_bad_route(self, ns):
-        lines = original(self, ns)
+    def with_a_bad_route(ns):
+        lines = original(ns)
         return lines + [("route", "add", "10.99.0.0/16", "dev", "nosuchdev")] if ns.name == "node2" else lines
 
-    monkeypatch.setattr(Lab, "_config_commands", with_a_bad_route)
+    monkeypatch.setattr(plan, "config_commands", with_a_bad_route)
     lab = Lab(cluster)
     with pytest.raises(LabError, match="-batch -` failed"):
         with lab:

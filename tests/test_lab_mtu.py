@@ -17,7 +17,9 @@ import pytest
 
 import netsim
 from netsim import Cluster, reference_cluster
+from netsim.decision import Outcome, OutcomeReason
 from netsim.lab import Lab, compare
+from netsim.views.sentences import outcome_text
 from test_lab import needs_lab
 
 UDP_TIMEOUT = 1.0          # a silent drop waits this long for the answer that never comes
@@ -32,7 +34,7 @@ def _populate(c: Cluster) -> Cluster:
 
 def _run(cluster: Cluster, size: int, check=None):
     """The model's trace and the kernel's for a `size`-byte UDP payload pod-a -> pod-c, compared."""
-    with Lab(cluster) as lab:
+    with Lab(cluster, trace_rules=True) as lab:
         model = cluster.send("pod-a", "pod-c", proto="udp", payload=bytes(size))
         observed = lab.exchange("pod-a", "pod-c", "udp", payload=bytes(size), timeout=UDP_TIMEOUT)
         extra = check(lab) if check else None
@@ -103,7 +105,8 @@ def test_a_pod_mtu_above_the_host_veth_is_a_silent_drop_counted_in_rx_dropped():
     assert [(h.where, h.direction) for h in observed.trace.request] == [("pod-a/eth0", "tx")]
     assert _ip(observed.trace.request[0]).length() == 1488 and _ip(observed.trace.request[0]).df
     assert not observed.trace.of_role("error") and not model.of_role("error")
-    assert observed.outcome == model.outcome == "no answer reached the sender"
+    assert observed.outcome == outcome_text(model.outcome) == "no answer reached the sender"
+    assert model.outcome == Outcome("timed-out", OutcomeReason.NO_ANSWER, "ETIMEDOUT", ended=())
     assert dropped >= 1                                    # the host veth counted it, nobody sent ICMP
 
 
@@ -122,7 +125,9 @@ def test_b_df_datagram_too_big_for_flannel_1_gets_frag_needed_mtu_1450():
         icmp = error.payload
         assert (error.src, error.dst, icmp.type, icmp.code, icmp.rest) == ("10.244.0.1", "10.244.0.2", 3, 4, 1450)
         assert error.length() == 576 and icmp.data[:20] == _ip(trace.request[0]).to_bytes()[:20]
-    assert observed.outcome == model.outcome == "error: ICMP destination unreachable code 4 from 10.244.0.1"
+    assert observed.outcome == outcome_text(model.outcome) == (
+        "error: ICMP destination unreachable code 4 from 10.244.0.1")
+    assert model.outcome == Outcome("icmp-error", OutcomeReason.ICMP_ERROR, "EMSGSIZE", "10.244.0.1", (3, 4))
 
 
 @needs_lab
@@ -147,7 +152,7 @@ def test_c_a_second_datagram_is_fragmented_the_same_way():
     """Whatever path MTU the first datagram taught node1 (the lab's cold start flushes neighbours,
     FDB and conntrack, not route exceptions), the second 1428-byte DF packet goes the same way."""
     c = _underlay_1400()
-    with Lab(c) as lab:
+    with Lab(c, trace_rules=True) as lab:
         lab.exchange("pod-a", "pod-c", "udp", payload=bytes(1400), timeout=UDP_TIMEOUT)
         observed = lab.exchange("pod-a", "pod-c", "udp", payload=bytes(1400), timeout=UDP_TIMEOUT)
         model = c.send("pod-a", "pod-c", proto="udp", payload=bytes(1400))   # the lab's cold start keeps PMTU

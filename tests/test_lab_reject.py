@@ -11,6 +11,7 @@ import warnings
 import pytest
 
 import netsim
+from netsim.decision import Outcome, OutcomeReason
 from netsim.lab import Lab, compare, unavailable_reason
 
 REASON = unavailable_reason()
@@ -23,7 +24,7 @@ def _compared(spec: str, proto: str, dport: int = 8080):
     cluster = netsim.reference_cluster()
     cluster.netns("node1").netfilter.insert("filter", "FORWARD", spec)
     model = cluster.send("pod-a", "pod-c", proto=proto, dport=dport)
-    with Lab(cluster) as lab:
+    with Lab(cluster, trace_rules=True) as lab:
         observed = lab.exchange("pod-a", "pod-c", proto, dport)
     return model, compare(model, observed, cluster=cluster, title=spec)
 
@@ -37,18 +38,22 @@ def _compared(spec: str, proto: str, dport: int = 8080):
 def test_reject_with_icmp_matches_the_kernel(spec, proto, code):
     model, result = _compared(spec, proto)
     assert result.ok, str(result)
-    assert model.outcome == f"error: ICMP destination unreachable code {code} from 10.244.0.1"
+    assert (model.outcome.reason, model.outcome.peer, model.outcome.icmp) == (OutcomeReason.ICMP_ERROR, "10.244.0.1",
+                                                                            (3, code))
     assert result.compared["icmp type"] >= 3 and result.compared["hop"] == 6
+    assert result.compared["rule evaluations"] >= 4     # the REJECT among them, by number and text
 
 
 @needs_lab
 def test_reject_with_tcp_reset_sends_the_kernels_rst():
     """Every value of the RST the kernel and the model both capture is the same (TTL, IP ID 0,
-    DF, ports, flags RA, window, MACs); the one difference is where it is first seen (next test)."""
+    DF, ports, flags RA, window, MACs); the differences are where it is first seen and, for the
+    same reason, the filter OUTPUT walk the model's RST makes and the kernel's does not (next test)."""
     model, result = _compared("-p tcp -d 10.244.1.2/32 -j REJECT --reject-with tcp-reset", "tcp")
-    assert model.outcome == "connection refused by 10.244.1.2:8080 (RST)"
-    (only,) = result.differences
-    assert str(only).startswith("reply path: hops model 3 hops kernel 2 hops")
+    assert model.outcome == Outcome("refused", OutcomeReason.RST, "ECONNREFUSED", "10.244.1.2:8080")
+    path, rules = result.differences
+    assert str(path).startswith("reply path: hops model 3 hops kernel 2 hops")
+    assert rules.field == "netfilter rules" and "-filter OUTPUT OUTPUT policy ACCEPT" in str(rules)
     assert result.compared["hop"] == 5 and result.compared["tcp flags"] >= 5
 
 
@@ -72,8 +77,9 @@ def test_a_service_without_endpoints_is_rejected_as_the_kernel_does(client, sour
     cluster = netsim.reference_cluster()
     cluster.add_service("empty", port=80, target_port=8080, pods=[], protocol=proto)
     model = cluster.send(client, "empty", proto=proto)
-    with Lab(cluster) as lab:
+    with Lab(cluster, trace_rules=True) as lab:
         observed = lab.exchange(client, "empty", proto, None)
     result = compare(model, observed, cluster=cluster, title=f"{client} -> empty ({proto})")
     assert result.ok, str(result)
-    assert model.outcome == f"error: ICMP destination unreachable code 3 from {source}"
+    assert model.outcome == Outcome("refused", OutcomeReason.ICMP_ERROR, "ECONNREFUSED", source, (3, 3))
+    assert result.compared["rule evaluations"] > 0

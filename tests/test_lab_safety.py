@@ -23,8 +23,9 @@ import pytest
 
 from netsim import reference_cluster
 from netsim.errors import ConfigError, NetsimError
-from netsim.lab import Lab, LabError, LabWarning, UnsafeArgument, commands, kernel, stale_namespaces
-from netsim.lab.kernel import FAMILY, _process_alive, _run
+from netsim.lab import Lab, LabError, LabWarning, UnsafeArgument, _netns, commands, stale_namespaces
+from netsim.lab.cleanup import FAMILY, process_alive
+from netsim.lab.process import run
 from netsim.netfilter import save_string
 from netsim.netfilter.matches import CommentMatch
 
@@ -295,7 +296,7 @@ def test_the_lab_refuses_a_hostile_name_at_exchange_time_too():
         with pytest.raises(UnsafeArgument):
             lab.netns(bad)
     with pytest.raises(UnsafeArgument):
-        kernel.netns_path("../../etc")
+        _netns.netns_path("../../etc")
 
 
 def test_every_refusal_is_netsim_s_own_error():
@@ -408,7 +409,7 @@ def test_a_command_past_its_timeout_is_killed_and_reaped():
     before = {pid for pid, _ in _children()}
     t0 = time.perf_counter()
     with pytest.raises(LabError, match="did not finish within 0.3 s; it was killed"):
-        _run(["sleep", "30"], timeout=0.3)
+        run(["sleep", "30"], timeout=0.3)
     assert time.perf_counter() - t0 < 10
     left = [(pid, state) for pid, state in _children() if pid not in before]
     assert left == [], f"children left (Z = zombie): {left}"
@@ -416,7 +417,7 @@ def test_a_command_past_its_timeout_is_killed_and_reaped():
 
 def test_a_failing_command_is_a_lab_error_with_its_argv_quoted():
     with pytest.raises(LabError, match="`sh -c 'exit 3'` failed \\(3\\)"):
-        _run(["sh", "-c", "exit 3"])
+        run(["sh", "-c", "exit 3"])
 
 
 def test_a_zombie_is_not_alive():
@@ -425,10 +426,10 @@ def test_a_zombie_is_not_alive():
     while time.time() < deadline and dict(_children()).get(proc.pid) != "Z":
         time.sleep(0.01)
     assert dict(_children()).get(proc.pid) == "Z"
-    assert not _process_alive(proc.pid)
+    assert not process_alive(proc.pid)
     proc.wait()
-    assert not _process_alive(proc.pid)
-    assert _process_alive(os.getpid())
+    assert not process_alive(proc.pid)
+    assert process_alive(os.getpid())
 
 
 # the lab itself (root) -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import warnings
 import pytest
 
 import netsim
+from netsim.decision import Outcome, OutcomeReason
 from netsim.lab import Lab, compare, unavailable_reason
 
 REASON = unavailable_reason()
@@ -25,9 +26,9 @@ def test_a_service_whose_endpoint_shares_the_clients_bridge_connects_as_in_the_k
     cluster = netsim.reference_cluster()
     cluster.add_service("svc", port=80, target_port=8080, pods=["pod-b"])
     model = cluster.send("pod-a", "svc", proto="tcp")
-    with Lab(cluster) as lab:
+    with Lab(cluster, trace_rules=True) as lab:
         observed = lab.exchange("pod-a", "svc", "tcp", None)
     result = compare(model, observed, cluster=cluster, title="pod-a -> svc (endpoint pod-b, same node)")
     assert result.ok, str(result)
-    assert model.outcome == "connected to 10.96.0.101:80 (SYN-ACK)"
+    assert model.outcome == Outcome("connected", OutcomeReason.CONNECTED, peer="10.96.0.101:80")
     assert result.compared["hop"] == 9 and result.compared["arp"] >= 20

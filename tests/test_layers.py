@@ -11,9 +11,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "netsim"
 # What models Kubernetes and its programs (everything else in netsim/ outside views/, lab/ and
 # the CLI is the kernel model).
-KUBERNETES = ("netsim.cluster", "netsim.kubeproxy", "netsim.cni", "netsim.flannel", "netsim.names",
-              "netsim.scenarios")
-NOT_KERNEL = (*KUBERNETES, "netsim.views", "netsim.lab", "netsim.cli", "netsim.__main__", "netsim.pcap")
+KUBERNETES = ("netsim.cluster", "netsim.kubeproxy", "netsim.kubeproxy_nft", "netsim.cni", "netsim.flannel",
+              "netsim.flannel_nft", "netsim.names", "netsim.networkpolicy", "netsim.scenarios")
+# The programs in the pods (netsim.programs) are userspace: a resolver may know kubelet's search list.
+NOT_KERNEL = (*KUBERNETES, "netsim.programs", "netsim.views", "netsim.lab", "netsim.cli", "netsim.__main__", "netsim.pcap")
 
 
 def module_name(path: Path, package: Path = PACKAGE) -> str:

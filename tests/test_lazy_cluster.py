@@ -8,6 +8,7 @@ import pytest
 import netsim
 from netsim import flannel, scenarios, show
 from netsim.cluster import EAGER_MAX_NODES
+from netsim.decision import BridgeReason
 
 VIEWS = (show.ip_link, show.ip_addr, show.ip_route, show.ip_neigh, show.bridge_fdb, show.iptables_save,
          show.conntrack_list, show.sysctl)
@@ -113,6 +114,9 @@ def test_the_switch_has_a_port_per_node_and_floods_only_to_the_plugged_ones():
     [pod_who_has] = [h for h in trace if h.where == "node40/cni0" and h.direction == "tx" and h.is_arp]
     assert [h.where for h in trace if h.packet_id == pod_who_has.packet_id and h.direction == "rx"] == [
         "p40-0/eth0", "p40-1/eth0", "p40-2/eth0"]
+    notes = [(d.function, d.reason, d.verdict, dict(d.facts)) for h in trace for d in h.decisions
+             if d.reason is BridgeReason.LAZY_NODES]
+    assert notes == [("br_flood", BridgeReason.LAZY_NODES, "flood", {"bridge": "sw0", "missing": 38, "nodes": 40})]
     assert not any(h.where.startswith("node2/") or h.where == "underlay/p-node2" for h in trace)
 
 

@@ -16,7 +16,27 @@ from netsim.conntrack import Conntrack
 from netsim.netfilter import Netfilter, reject_reply
 from netsim.packet import (ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, TCP, UDP,
                            internet_checksum)
+from netsim.decision import ConntrackRef, RuleRef
 from netsim.skb import Skb
+
+
+def told(d):
+    """A decision as the fields its sentence tells: the function, reason and verdict, the rule
+    (table, hook, chains jumped through, number, comment, target and its options) or the
+    connection (protocol, original tuple, direction), the named facts and the changes."""
+    refs = []
+    for c in d.consulted:
+        if isinstance(c, RuleRef):
+            refs.append((c.table, c.hook, c.path, c.rule, c.comment, c.target, c.target_options))
+        elif isinstance(c, ConntrackRef):
+            refs.append((c.proto, c.original, c.direction))
+    changes = tuple((f"{c.layer}.{c.field}", c.old, c.new) for c in d.changes)
+    return (d.function, d.reason.name, d.verdict.value, *refs, dict(d.facts), changes)
+
+
+def told_all(result):
+    """What a hook decided, decision by decision, as `told` gives each."""
+    return [told(d) for d in result.decisions]
 
 
 class FakeNetns:
@@ -51,13 +71,13 @@ def answer(packet: IPv4, flags: str = "SA") -> IPv4:
 
 
 def forward(nf: Netfilter, packet: IPv4, indev: str, outdev: str, nexthop: str | None = None,
-            skb: Skb | None = None) -> tuple[IPv4, list[str]]:
+            skb: Skb | None = None) -> tuple[IPv4, list[tuple]]:
     """A forwarded packet: PREROUTING, FORWARD, POSTROUTING, as ip_rcv/ip_forward/ip_output call them."""
     skb = skb or Skb()
-    lines: list[str] = []
+    lines: list[tuple] = []
     for hook, i, o in (("PREROUTING", indev, None), ("FORWARD", indev, outdev), ("POSTROUTING", None, outdev)):
         result = nf.hook(hook, packet, skb, i, o, nexthop if hook == "POSTROUTING" else None)
-        lines += result.explanation
+        lines += told_all(result)
         assert result.verdict == "ACCEPT", (hook, result)
         packet = result.packet
     return packet, lines
@@ -281,9 +301,12 @@ def test_flannel_postrtg_returns_for_pod_to_pod():
     out, lines = forward(ns.netfilter, syn, "cni0", "flannel.1", "10.244.1.0")
     assert out == syn
     assert lines == [
-        "conntrack: new tcp entry 10.244.0.2:57928 -> 10.244.1.2:8080 (SYN_SENT)",
-        'filter FORWARD: FLANNEL-FWD rule 1 "flanneld forward": ACCEPT',
-        'nat POSTROUTING: FLANNEL-POSTRTG rule 2 "flanneld masq": RETURN',
+        ('nf_conntrack_in', 'NEW', 'new', ('tcp', '10.244.0.2:57928 -> 10.244.1.2:8080', 'original'),
+         {'tcp_state': 'SYN_SENT'}, ()),
+        ('ipt_do_table', 'RULE', 'accept',
+         ('filter', 'FORWARD', ('FORWARD', 'FLANNEL-FWD'), 1, 'flanneld forward', 'ACCEPT', ()), {}, ()),
+        ('ipt_do_table', 'RULE', 'return',
+         ('nat', 'POSTROUTING', ('POSTROUTING', 'FLANNEL-POSTRTG'), 2, 'flanneld masq', 'RETURN', ()), {}, ()),
     ]
     assert ns.conntrack.listing() == (
         "tcp      6 119 SYN_SENT src=10.244.0.2 dst=10.244.1.2 sport=57928 dport=8080 [UNREPLIED] "
@@ -295,7 +318,9 @@ def test_flannel_returns_for_external_traffic_to_local_pods():
     flannel(ns.netfilter)
     out, lines = forward(ns.netfilter, tcp("203.0.113.10", 40000, "10.244.0.2", 8080), "eth0", "cni0")
     assert out.src == "203.0.113.10"
-    assert lines[-1] == 'nat POSTROUTING: FLANNEL-POSTRTG rule 4 "flanneld masq": RETURN'
+    assert lines[-1] == ('ipt_do_table', 'RULE', 'return',
+                         ('nat', 'POSTROUTING', ('POSTROUTING', 'FLANNEL-POSTRTG'), 4, 'flanneld masq', 'RETURN', ()),
+                         {}, ())
 
 
 def test_masquerade_rewrites_source_to_egress_address():
@@ -304,8 +329,12 @@ def test_masquerade_rewrites_source_to_egress_address():
     flannel(ns.netfilter)
     out, lines = forward(ns.netfilter, tcp("10.244.0.2", 45178, "203.0.113.10", 8080), "cni0", "eth0", "192.168.50.1")
     assert (out.src, out.payload.sport, out.dst, out.payload.dport) == ("192.168.50.11", 20269, "203.0.113.10", 8080)
-    assert lines[-1] == ('nat POSTROUTING: FLANNEL-POSTRTG rule 5 "flanneld masq": MASQUERADE --random-fully, '
-                         'source 10.244.0.2:45178 -> 192.168.50.11:20269')
+    assert lines[-1] == ('nf_nat_masquerade_ipv4', 'BINDING', 'masquerade',
+                         ('nat', 'POSTROUTING', ('POSTROUTING', 'FLANNEL-POSTRTG'), 5, 'flanneld masq', 'MASQUERADE',
+                          ('--random-fully',)),
+                         ('tcp', '10.244.0.2:45178 -> 203.0.113.10:8080', 'original'),
+                         {'manip': 'SRC', 'old': '10.244.0.2:45178', 'new': '192.168.50.11:20269'},
+                         (('ipv4.src', '10.244.0.2', '192.168.50.11'), ('tcp.sport', 45178, 20269)))
     assert ns.conntrack.entries[0].line() == (
         "tcp      6 119 SYN_SENT src=10.244.0.2 dst=203.0.113.10 sport=45178 dport=8080 [UNREPLIED] "
         "src=203.0.113.10 dst=192.168.50.11 sport=8080 dport=20269 mark=0 use=1")
@@ -318,13 +347,16 @@ def test_snat_reply_gets_destination_restored_at_prerouting():
     skb = Skb()
     result = ns.netfilter.hook("PREROUTING", answer(out), skb, "eth0", None)
     assert (result.packet.dst, result.packet.payload.dport) == ("10.244.0.2", 45178)
-    assert result.explanation == [
-        "conntrack: reply of tcp 10.244.0.2:45178 -> 203.0.113.10:8080 (SYN_SENT -> SYN_RECV)",
-        "conntrack: reply of tcp 10.244.0.2:45178 -> 203.0.113.10:8080, un-SNAT destination to 10.244.0.2:45178",
+    assert told_all(result) == [
+        ('nf_conntrack_in', 'TCP_STATE', 'established', ('tcp', '10.244.0.2:45178 -> 203.0.113.10:8080', 'reply'),
+         {'old': 'SYN_SENT', 'new': 'SYN_RECV', 'assured': False}, ()),
+        ('nf_nat_packet', 'REWRITE', 'rewrite', ('tcp', '10.244.0.2:45178 -> 203.0.113.10:8080', 'reply'),
+         {'manip': 'DST', 'to': '10.244.0.2:45178'},
+         (('ipv4.dst', '192.168.50.11', '10.244.0.2'), ('tcp.dport', 20269, 45178))),
     ]
     assert (skb.ct_reply, skb.ct_state) == (True, "ESTABLISHED")
     post = ns.netfilter.hook("POSTROUTING", result.packet, skb, None, "cni0")
-    assert post.packet == result.packet and post.explanation == []   # no rule runs for a reply
+    assert post.packet == result.packet and told_all(post) == []   # no rule runs for a reply
 
 
 def test_nat_chain_runs_only_for_first_packet():
@@ -338,9 +370,13 @@ def test_nat_chain_runs_only_for_first_packet():
     second, lines = forward(nf, ack, "cni0", "eth0", "192.168.50.1")
     assert (second.src, second.payload.sport) == (first.src, first.payload.sport) == ("192.168.50.11", 20269)
     assert lines == [
-        "conntrack: tcp 10.244.0.2:45178 -> 203.0.113.10:8080 (SYN_RECV -> ESTABLISHED, now ASSURED)",
-        'filter FORWARD: FLANNEL-FWD rule 1 "flanneld forward": ACCEPT',
-        "conntrack: tcp 10.244.0.2:45178 -> 203.0.113.10:8080, SNAT source to 192.168.50.11:20269",
+        ('nf_conntrack_in', 'TCP_STATE', 'established', ('tcp', '10.244.0.2:45178 -> 203.0.113.10:8080', 'original'),
+         {'old': 'SYN_RECV', 'new': 'ESTABLISHED', 'assured': True}, ()),
+        ('ipt_do_table', 'RULE', 'accept',
+         ('filter', 'FORWARD', ('FORWARD', 'FLANNEL-FWD'), 1, 'flanneld forward', 'ACCEPT', ()), {}, ()),
+        ('nf_nat_packet', 'REWRITE', 'rewrite', ('tcp', '10.244.0.2:45178 -> 203.0.113.10:8080', 'original'),
+         {'manip': 'SRC', 'to': '192.168.50.11:20269'},
+         (('ipv4.src', '10.244.0.2', '192.168.50.11'), ('tcp.sport', 45178, 20269))),
     ]
 
 
@@ -351,8 +387,9 @@ def test_client_ack_before_any_answer_is_invalid_and_not_nated():
     forward(ns.netfilter, tcp("10.244.0.2", 45178, "203.0.113.10", 8080), "cni0", "eth0")
     out, lines = forward(ns.netfilter, tcp("10.244.0.2", 45178, "203.0.113.10", 8080, "A"), "cni0", "eth0")
     assert (out.src, out.payload.sport) == ("10.244.0.2", 45178)
-    assert lines[0] == ("conntrack: tcp 10.244.0.2:45178 -> 203.0.113.10:8080: [A] is invalid in state "
-                        "SYN_SENT: INVALID, the packet loses its conntrack entry")
+    assert lines[0] == ('nf_conntrack_in', 'TCP_INVALID', 'invalid',
+                        ('tcp', '10.244.0.2:45178 -> 203.0.113.10:8080', 'original'),
+                        {'flags': 'A', 'old': 'SYN_SENT'}, ())
 
 
 def test_kube_proxy_nodeport_chain_dnat_and_mark():
@@ -363,32 +400,56 @@ def test_kube_proxy_nodeport_chain_dnat_and_mark():
     syn = tcp("203.0.113.10", 56756, "192.168.50.11", 30080, ttl=63)
     pre = nf.hook("PREROUTING", syn, skb, "eth0", None)
     assert (pre.packet.dst, pre.packet.payload.dport, skb.mark) == ("10.244.1.2", 8080, 0x4000)
-    assert pre.explanation == [
-        "conntrack: new tcp entry 203.0.113.10:56756 -> 192.168.50.11:30080 (SYN_SENT)",
-        'nat PREROUTING: KUBE-SERVICES -> KUBE-NODEPORTS -> KUBE-EXT-WEB -> KUBE-MARK-MASQ rule 1: '
-        'MARK or 0x4000, mark 0x0 -> 0x4000',
-        'nat PREROUTING: KUBE-SERVICES -> KUBE-NODEPORTS -> KUBE-EXT-WEB -> KUBE-SVC-WEB -> KUBE-SEP-WEB rule 2 '
-        '"default/web": DNAT, destination 192.168.50.11:30080 -> 10.244.1.2:8080',
+    assert told_all(pre) == [
+        ('nf_conntrack_in', 'NEW', 'new', ('tcp', '203.0.113.10:56756 -> 192.168.50.11:30080', 'original'),
+         {'tcp_state': 'SYN_SENT'}, ()),
+        ('ipt_do_table', 'MARK', 'continue',
+         ('nat', 'PREROUTING', ('PREROUTING', 'KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXT-WEB', 'KUBE-MARK-MASQ'), 1,
+          '', 'MARK', ('--set-xmark', '0x4000/0x4000')),
+         {}, (('skb.mark', 0, 0x4000),)),
+        ('nf_nat_inet_fn', 'BINDING', 'dnat',
+         ('nat', 'PREROUTING',
+          ('PREROUTING', 'KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-EXT-WEB', 'KUBE-SVC-WEB', 'KUBE-SEP-WEB'), 2,
+          'default/web', 'DNAT', ('--to-destination', '10.244.1.2:8080')),
+         ('tcp', '203.0.113.10:56756 -> 192.168.50.11:30080', 'original'),
+         {'manip': 'DST', 'old': '192.168.50.11:30080', 'new': '10.244.1.2:8080'},
+         (('ipv4.dst', '192.168.50.11', '10.244.1.2'), ('tcp.dport', 30080, 8080))),
     ]
     fwd = nf.hook("FORWARD", pre.packet, skb, "eth0", "flannel.1")
-    assert fwd.explanation == ['filter FORWARD: KUBE-FORWARD rule 2 "kubernetes forwarding rules": ACCEPT']
+    assert told_all(fwd) == [('ipt_do_table', 'RULE', 'accept',
+                              ('filter', 'FORWARD', ('FORWARD', 'KUBE-FORWARD'), 2, 'kubernetes forwarding rules',
+                               'ACCEPT', ()),
+                              {}, ())]
     post = nf.hook("POSTROUTING", fwd.packet, skb, None, "flannel.1", "10.244.1.0")
     out = post.packet
     assert (out.src, out.payload.sport, out.dst, out.payload.dport, skb.mark) == (
         "10.244.0.0", 26911, "10.244.1.2", 8080, 0)
-    assert post.explanation == [
-        "nat POSTROUTING: KUBE-POSTROUTING rule 2: MARK xor 0x4000, mark 0x4000 -> 0x0",
-        'nat POSTROUTING: KUBE-POSTROUTING rule 3 "kubernetes service traffic requiring SNAT": '
-        'MASQUERADE --random-fully, source 203.0.113.10:56756 -> 10.244.0.0:26911',
+    assert told_all(post) == [
+        ('ipt_do_table', 'MARK', 'continue',
+         ('nat', 'POSTROUTING', ('POSTROUTING', 'KUBE-POSTROUTING'), 2, '', 'MARK', ('--set-xmark', '0x4000/0x0')),
+         {}, (('skb.mark', 0x4000, 0),)),
+        ('nf_nat_masquerade_ipv4', 'BINDING', 'masquerade',
+         ('nat', 'POSTROUTING', ('POSTROUTING', 'KUBE-POSTROUTING'), 3, 'kubernetes service traffic requiring SNAT',
+          'MASQUERADE', ('--random-fully',)),
+         ('tcp', '203.0.113.10:56756 -> 192.168.50.11:30080', 'original'),
+         {'manip': 'SRC', 'old': '203.0.113.10:56756', 'new': '10.244.0.0:26911'},
+         (('ipv4.src', '203.0.113.10', '10.244.0.0'), ('tcp.sport', 56756, 26911))),
     ]
     # the handshake and close, each reply coming back from pod-c through flannel.1
     back, lines = forward(nf, answer(out), "flannel.1", "eth0", "192.168.50.1")
     assert (back.src, back.payload.sport, back.dst, back.payload.dport) == ("192.168.50.11", 30080, "203.0.113.10", 56756)
     assert lines == [
-        "conntrack: reply of tcp 203.0.113.10:56756 -> 192.168.50.11:30080 (SYN_SENT -> SYN_RECV)",
-        "conntrack: reply of tcp 203.0.113.10:56756 -> 192.168.50.11:30080, un-SNAT destination to 203.0.113.10:56756",
-        'filter FORWARD: KUBE-FORWARD rule 3 "kubernetes forwarding conntrack rule": ACCEPT',
-        "conntrack: reply of tcp 203.0.113.10:56756 -> 192.168.50.11:30080, un-DNAT source to 192.168.50.11:30080",
+        ('nf_conntrack_in', 'TCP_STATE', 'established', ('tcp', '203.0.113.10:56756 -> 192.168.50.11:30080', 'reply'),
+         {'old': 'SYN_SENT', 'new': 'SYN_RECV', 'assured': False}, ()),
+        ('nf_nat_packet', 'REWRITE', 'rewrite', ('tcp', '203.0.113.10:56756 -> 192.168.50.11:30080', 'reply'),
+         {'manip': 'DST', 'to': '203.0.113.10:56756'},
+         (('ipv4.dst', '10.244.0.0', '203.0.113.10'), ('tcp.dport', 26911, 56756))),
+        ('ipt_do_table', 'RULE', 'accept',
+         ('filter', 'FORWARD', ('FORWARD', 'KUBE-FORWARD'), 3, 'kubernetes forwarding conntrack rule', 'ACCEPT', ()),
+         {}, ()),
+        ('nf_nat_packet', 'REWRITE', 'rewrite', ('tcp', '203.0.113.10:56756 -> 192.168.50.11:30080', 'reply'),
+         {'manip': 'SRC', 'to': '192.168.50.11:30080'},
+         (('ipv4.src', '10.244.1.2', '192.168.50.11'), ('tcp.sport', 8080, 30080))),
     ]
     for flags, from_client in (("A", True), ("FA", True), ("FA", False), ("A", True)):
         if from_client:
@@ -411,8 +472,10 @@ def test_dnat_reply_gets_source_restored_at_postrouting():
     assert pre.packet == answer(out)                       # nothing to undo on the destination
     post = nf.hook("POSTROUTING", pre.packet, skb, None, "cni0")
     assert (post.packet.src, post.packet.payload.sport) == ("10.96.0.100", 80)
-    assert post.explanation == [
-        "conntrack: reply of tcp 10.244.0.2:40000 -> 10.96.0.100:80, un-DNAT source to 10.96.0.100:80"]
+    assert told_all(post) == [
+        ('nf_nat_packet', 'REWRITE', 'rewrite', ('tcp', '10.244.0.2:40000 -> 10.96.0.100:80', 'reply'),
+         {'manip': 'SRC', 'to': '10.96.0.100:80'},
+         (('ipv4.src', '10.244.1.2', '10.96.0.100'), ('tcp.sport', 8080, 80)))]
 
 
 def test_random_fully_is_deterministic():
@@ -433,8 +496,11 @@ def test_masquerade_without_random_keeps_the_port_until_it_clashes():
     b, lines = forward(ns.netfilter, tcp("10.244.0.3", 40000, "203.0.113.10", 8080), "cni0", "eth0")
     assert (a.src, a.payload.sport) == ("192.168.50.11", 40000)
     assert (b.src, b.payload.sport) == ("192.168.50.11", 29111)
-    assert lines[-1] == ("nat POSTROUTING: POSTROUTING rule 1: MASQUERADE, "
-                         "source 10.244.0.3:40000 -> 192.168.50.11:29111")
+    assert lines[-1] == ('nf_nat_masquerade_ipv4', 'BINDING', 'masquerade',
+                         ('nat', 'POSTROUTING', ('POSTROUTING',), 1, '', 'MASQUERADE', ()),
+                         ('tcp', '10.244.0.3:40000 -> 203.0.113.10:8080', 'original'),
+                         {'manip': 'SRC', 'old': '10.244.0.3:40000', 'new': '192.168.50.11:29111'},
+                         (('ipv4.src', '10.244.0.3', '192.168.50.11'), ('tcp.sport', 40000, 29111)))
 
 
 def test_icmp_echo_id_is_remapped_and_restored():
@@ -444,16 +510,24 @@ def test_icmp_echo_id_is_remapped_and_restored():
     ping = IPv4("10.244.0.2", "203.0.113.10", IPPROTO_ICMP, ICMP(8, 0, (1227 << 16) | 1, b"x" * 56))
     out, lines = forward(ns.netfilter, ping, "cni0", "eth0")
     assert (out.src, out.payload.id, out.payload.seq) == ("192.168.50.11", 63626, 1)
-    assert lines[0] == "conntrack: new icmp entry 10.244.0.2 -> 203.0.113.10 id 1227"
-    assert lines[-1] == ('nat POSTROUTING: FLANNEL-POSTRTG rule 5 "flanneld masq": MASQUERADE --random-fully, '
-                         'source 10.244.0.2 id 1227 -> 192.168.50.11 id 63626')
+    assert lines[0] == ('nf_conntrack_in', 'NEW', 'new', ('icmp', '10.244.0.2 -> 203.0.113.10 id 1227', 'original'),
+                        {'tcp_state': ''}, ())
+    assert lines[-1] == ('nf_nat_masquerade_ipv4', 'BINDING', 'masquerade',
+                         ('nat', 'POSTROUTING', ('POSTROUTING', 'FLANNEL-POSTRTG'), 5, 'flanneld masq', 'MASQUERADE',
+                          ('--random-fully',)),
+                         ('icmp', '10.244.0.2 -> 203.0.113.10 id 1227', 'original'),
+                         {'manip': 'SRC', 'old': '10.244.0.2 id 1227', 'new': '192.168.50.11 id 63626'},
+                         (('ipv4.src', '10.244.0.2', '192.168.50.11'), ('icmp.id', 1227, 63626)))
     pong = IPv4("203.0.113.10", "192.168.50.11", IPPROTO_ICMP, ICMP(0, 0, (63626 << 16) | 1, b"x" * 56))
     back, lines = forward(ns.netfilter, pong, "eth0", "cni0")
     assert (back.dst, back.payload.id) == ("10.244.0.2", 1227)
-    assert lines == ["conntrack: reply of icmp 10.244.0.2 -> 203.0.113.10 id 1227",
-                     "conntrack: reply of icmp 10.244.0.2 -> 203.0.113.10 id 1227, un-SNAT destination to "
-                     "10.244.0.2 id 1227",
-                     'filter FORWARD: FLANNEL-FWD rule 2 "flanneld forward": ACCEPT']
+    assert lines == [('nf_conntrack_in', 'TRACKED', 'established',
+                      ('icmp', '10.244.0.2 -> 203.0.113.10 id 1227', 'reply'), {}, ()),
+                     ('nf_nat_packet', 'REWRITE', 'rewrite', ('icmp', '10.244.0.2 -> 203.0.113.10 id 1227', 'reply'),
+                      {'manip': 'DST', 'to': '10.244.0.2 id 1227'},
+                      (('ipv4.dst', '192.168.50.11', '10.244.0.2'), ('icmp.id', 63626, 1227))),
+                     ('ipt_do_table', 'RULE', 'accept',
+                      ('filter', 'FORWARD', ('FORWARD', 'FLANNEL-FWD'), 2, 'flanneld forward', 'ACCEPT', ()), {}, ())]
     assert ns.conntrack.listing() == (
         "icmp     1 29 src=10.244.0.2 dst=203.0.113.10 type=8 code=0 id=1227 "
         "src=203.0.113.10 dst=192.168.50.11 type=0 code=0 id=63626 mark=0 use=1\n")
@@ -476,11 +550,14 @@ def test_related_icmp_error_is_rewritten_through_nat():
     assert inner[12:16] == bytes([10, 244, 0, 2]) and struct.unpack("!H", inner[20:22])[0] == 45178
     assert inner[16:20] == bytes([203, 0, 113, 10])
     assert internet_checksum(inner[:20]) == 0                       # quoted IP header still valid
-    assert pre.explanation == [
-        "conntrack: icmp error from 192.168.50.1 is RELATED to tcp 10.244.0.2:45178 -> 203.0.113.10:8080 "
-        "(reply direction)",
-        "conntrack: icmp error related to tcp 10.244.0.2:45178 -> 203.0.113.10:8080, un-SNAT destination "
-        "to 10.244.0.2, and the quoted packet's source to 10.244.0.2:45178",
+    assert told_all(pre) == [
+        ('nf_conntrack_icmpv4_error', 'RELATED', 'related', ('tcp', '10.244.0.2:45178 -> 203.0.113.10:8080', 'reply'),
+         {'src': '192.168.50.1'}, ()),
+        ('nf_nat_icmp_reply_translation', 'ICMP_ERROR', 'rewrite',
+         ('tcp', '10.244.0.2:45178 -> 203.0.113.10:8080', 'reply'),
+         {'manip': 'DST', 'to': '10.244.0.2', 'quoted': '10.244.0.2:45178'},
+         (('ipv4.dst', '192.168.50.11', '10.244.0.2'), ('quoted.ipv4.src', '192.168.50.11', '10.244.0.2'),
+          ('quoted.tcp.sport', 20269, 45178))),
     ]
     fwd = ns.netfilter.hook("FORWARD", fixed, skb, "eth0", "cni0")
     assert fwd.verdict == "ACCEPT"
@@ -495,7 +572,8 @@ def test_conntrack_state_match_drops_invalid_and_accepts_established():
     nf.hook("PREROUTING", stray, skb, "eth0", None)
     result = nf.hook("FORWARD", stray, skb, "eth0", "cni0")
     assert (skb.ct_state, result.verdict) == ("INVALID", "DROP")
-    assert result.explanation == ['filter FORWARD: KUBE-FORWARD rule 1: DROP']
+    assert told_all(result) == [('ipt_do_table', 'RULE', 'drop',
+                                 ('filter', 'FORWARD', ('FORWARD', 'KUBE-FORWARD'), 1, '', 'DROP', ()), {}, ())]
     assert result.rule == "filter FORWARD: KUBE-FORWARD rule 1"
     assert ns.conntrack.entries == []
 
@@ -513,7 +591,10 @@ def test_reject_results():
         ("REJECT", "tcp-reset", "tcp-reset"),
         ("REJECT", (3, 3), "icmp-port-unreachable"),
         ("REJECT", (3, 10), "icmp-host-prohibited")]
-    assert results[1].explanation == ["filter INPUT: INPUT rule 2: REJECT --reject-with icmp-port-unreachable"]
+    assert told_all(results[1]) == [('ipt_do_table', 'REJECT', 'reject',
+                                     ('filter', 'INPUT', ('INPUT',), 2, '', 'REJECT',
+                                      ('--reject-with', 'icmp-port-unreachable')),
+                                     {}, ())]
     syn = tcp("203.0.113.10", 40000, "192.168.50.11", 22)
     rst = reject_reply(syn, "tcp-reset")
     assert (rst.src, rst.dst, rst.payload.sport, rst.payload.dport, rst.payload.flags, rst.payload.ack,
@@ -533,9 +614,10 @@ def test_drop_before_confirmation_keeps_no_entry():
     nf.hook("PREROUTING", tcp("10.244.0.2", 1, "203.0.113.10", 80), skb, "cni0", None)
     result = nf.hook("FORWARD", tcp("10.244.0.2", 1, "203.0.113.10", 80), skb, "cni0", "eth0")
     assert result.verdict == "DROP"
-    assert result.explanation == [
-        "filter FORWARD: FORWARD rule 1: DROP",
-        "conntrack: packet dropped, unconfirmed tcp entry 10.244.0.2:1 -> 203.0.113.10:80 discarded"]
+    assert told_all(result) == [
+        ('ipt_do_table', 'RULE', 'drop', ('filter', 'FORWARD', ('FORWARD',), 1, '', 'DROP', ()), {}, ()),
+        ('nf_conntrack_destroy', 'DISCARD', 'discard', ('tcp', '10.244.0.2:1 -> 203.0.113.10:80', 'original'),
+         {'hook_verdict': 'DROP'}, ())]
     assert ns.conntrack.listing() == ""
 
 
@@ -552,10 +634,14 @@ def test_goto_return_and_policy():
     udp = IPv4("1.1.1.1", "192.168.50.11", IPPROTO_UDP, UDP(1, 2))
     result = nf.hook("INPUT", udp, Skb(), "eth0", None)
     # RETURN from B (reached by goto from A) goes back to INPUT, past the jump to A
-    assert result.explanation == ["filter INPUT: A -> B rule 1: RETURN", "filter INPUT: no rule decided, policy DROP"]
+    assert told_all(result) == [
+        ('ipt_do_table', 'RULE', 'return', ('filter', 'INPUT', ('INPUT', 'A', 'B'), 1, '', 'RETURN', ()), {}, ()),
+        ('ipt_do_table', 'POLICY', 'drop', ('filter', 'INPUT', ('INPUT',), 0, '', 'DROP', ()), {}, ()),
+    ]
     assert result.verdict == "DROP"
     icmp = IPv4("1.1.1.1", "192.168.50.11", IPPROTO_ICMP, ICMP(8, 0, 1))
-    assert nf.hook("INPUT", icmp, Skb(), "eth0", None).explanation == ["filter INPUT: A -> B rule 2: DROP"]
+    assert told_all(nf.hook("INPUT", icmp, Skb(), "eth0", None)) == [
+        ('ipt_do_table', 'RULE', 'drop', ('filter', 'INPUT', ('INPUT', 'A', 'B'), 2, '', 'DROP', ()), {}, ())]
 
 
 def test_interface_wildcard_and_negation():
@@ -590,7 +676,7 @@ def test_conntrack_stays_off_until_a_rule_needs_it():
     ns = FakeNetns()
     skb = Skb()
     result = ns.netfilter.hook("OUTPUT", tcp("10.244.0.2", 1, "10.244.0.3", 2), skb, None, "eth0")
-    assert (result.explanation, skb.ct, skb.ct_state, ns.conntrack.listing()) == ([], None, "", "")
+    assert (told_all(result), skb.ct, skb.ct_state, ns.conntrack.listing()) == ([], None, "", "")
     assert ns.netfilter.conntrack_active is False
     ns.netfilter.append("filter", "INPUT", "-m conntrack --ctstate INVALID -j DROP")
     assert ns.netfilter.conntrack_active is True
@@ -615,5 +701,7 @@ def test_later_fragments_follow_their_first_fragment():
     out1, _ = forward(ns.netfilter, first, "cni0", "eth0")
     out2, lines = forward(ns.netfilter, second, "cni0", "eth0")
     assert (out1.src, out2.src, out2.payload) == ("192.168.50.11", "192.168.50.11", b"b" * 100)
-    assert lines[-1] == ("netfilter POSTROUTING: fragment at offset 1480 follows its first fragment: ACCEPT, "
-                         "now 192.168.50.11 -> 203.0.113.10")
+    assert lines[-1] == ('ipv4_conntrack_defrag', 'FOLLOWS_FIRST', 'accept',
+                         {'hook': 'POSTROUTING', 'offset': 1480, 'src': '192.168.50.11', 'dst': '203.0.113.10',
+                          'rewritten': True},
+                         (('ipv4.src', '10.244.0.2', '192.168.50.11'),))

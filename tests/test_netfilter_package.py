@@ -14,7 +14,8 @@ import pytest
 
 import netsim
 from netsim import scenarios
-from netsim.decision import ConntrackRef, Decision, FieldChange, RuleRef
+from netsim.decision import (ConntrackRef, Decision, FieldChange, NatReason, NetfilterReason, Outcome, OutcomeReason,
+                             RuleRef)
 from netsim.errors import ConfigError, NetsimError
 from netsim.netfilter import (HOOK_ORDER, HOOKS, HookResult, Netfilter, RuleError, nf_send_reset, nf_send_unreach,
                               reject_reply)
@@ -40,8 +41,8 @@ def test_hook_order_is_the_kernels_registration_by_priority():
     for hook in HOOKS:
         priorities = [s.priority for s in HOOK_ORDER[hook]]
         assert priorities == sorted(priorities), hook
-    # every stage has its runner in Netfilter
-    assert {s.name for order in HOOK_ORDER.values() for s in order} == set(Netfilter._RUN)
+    # every stage has its runner in Netfilter (and an nft base chain's stage, "nft", too)
+    assert {s.name for order in HOOK_ORDER.values() for s in order} | {"nft"} == set(Netfilter._RUN)
     # without conntrack hooked in, only the tables' stages are left
     assert [s.name for s in stages("OUTPUT", False)] == ["raw", "mangle", "filter"]
     assert [s.name for s in stages("POSTROUTING", False)] == ["mangle"]
@@ -68,7 +69,7 @@ def test_mangle_runs_before_nat_and_filter_after_it_at_output():
 
 @pytest.mark.parametrize("spec, words", [
     ("-p tcp --frobnicate 1 -j ACCEPT", ["'--frobnicate'", "-m tcp|udp|icmp|mark|addrtype|conntrack|state|"
-                                          "comment|statistic", "-j ACCEPT|DROP|RETURN|REJECT|MARK|DNAT|SNAT|MASQUERADE"]),
+                                          "comment|nfacct|statistic", "-j ACCEPT|DROP|RETURN|REJECT|MARK|DNAT|SNAT|MASQUERADE"]),
     ("-p tcp -m multiport --dports 80 -j ACCEPT", ["-m multiport", "supported: -s, -d, -i, -o, -p"]),
     ("-m mark --mask 3 -j ACCEPT", ["unknown option '--mask'; -m mark takes --mark; supported:"]),
     ("-j REJECT --reject-type x", ["unknown option '--reject-type'; -j REJECT takes --reject-with; supported:"]),
@@ -123,7 +124,7 @@ def test_every_refusal_of_tables_chains_and_restore_is_a_rule_error():
     assert messages[12] == "unknown hook 'INGRESS'; hooks are PREROUTING, INPUT, FORWARD, OUTPUT, POSTROUTING"
 
 
-# ---- decisions: records whose str() is the sentence -------------------------------------------
+# ---- decisions: records naming the rule, the connection and the rewrite ------------------------
 
 def _nodeport_decisions(monkeypatch: pytest.MonkeyPatch) -> tuple[netsim.Cluster, netsim.Trace, list[HookResult]]:
     """Scenario 5 through the walk, keeping what node1's netfilter returned at each hook."""
@@ -147,7 +148,7 @@ def test_nodeport_dnat_decision_names_table_chain_rule_and_the_rewrite(monkeypat
     """Scenario 5 (ext -> node1:30080, served by pod-c): the DNAT decision names table nat, the
     KUBE-SEP chain, its rule number and the destination old -> new."""
     cluster, trace, results = _nodeport_decisions(monkeypatch)
-    assert trace.outcome.startswith("connected")
+    assert (trace.outcome.kind, trace.outcome.peer) == ("connected", "192.168.50.11:30080")
     dnats = [d for r in results for d in r.decisions if d.verdict == "dnat"]
     assert len(dnats) == 1                               # the nat table sees the first packet only
     dnat = dnats[0]
@@ -169,10 +170,12 @@ def test_nodeport_dnat_decision_names_table_chain_rule_and_the_rewrite(monkeypat
     sport = client.payload.sport
     assert conn == ConntrackRef("tcp", f"203.0.113.10:{sport} -> 192.168.50.11:30080",
                                 f"10.244.1.2:8080 -> 203.0.113.10:{sport}", "NEW", "original")
-    # the sentence is the one the hop shows, and the record's fields are in it
-    assert str(dnat) == (f"nat PREROUTING: KUBE-SERVICES -> KUBE-NODEPORTS -> {svc.ext_chain} -> {svc.svc_chain} -> "
-                         f"{sep} rule 2 \"default/web\": DNAT, destination 192.168.50.11:30080 -> 10.244.1.2:8080")
-    assert any(str(dnat) in hop.decisions for hop in trace.hops if hop.where == "node1/eth0")
+    assert (rule.matches, rule.target_options) == (("-p tcp", '-m comment --comment "default/web"', "-m tcp"),
+                                                   ("--to-destination", "10.244.1.2:8080"))
+    assert (dnat.reason, dnat.facts) == (NatReason.BINDING, (("manip", "DST"), ("old", "192.168.50.11:30080"),
+                                                             ("new", "10.244.1.2:8080")))
+    # the record is the one the hop shows
+    assert [hop.where for hop in trace.hops if dnat in hop.decisions] == ["node1/eth0"]
 
 
 def test_masquerade_and_un_nat_decisions_name_what_they_rewrote(monkeypatch):
@@ -211,20 +214,23 @@ def test_filter_decisions_name_the_rule_or_the_policy():
     dropped = nf.hook("INPUT", tcp("203.0.113.10", 5000, "192.168.50.11", 22), skb, "eth0", None)
     (policy,) = dropped.decisions                       # not tracked: no conntrack stage at INPUT
     assert (policy.subsystem, policy.function, policy.verdict) == ("netfilter", "ipt_do_table", "drop")
-    assert policy.consulted == (RuleRef("filter", "INPUT", "INPUT", 0, "-P INPUT DROP", ("INPUT",), "", "DROP"),)
-    assert str(policy) == "filter INPUT: no rule decided, policy DROP"
+    assert policy.consulted == (RuleRef("filter", "INPUT", "INPUT", 0, (), "DROP", (), ("INPUT",)),)
+    assert policy.consulted[0].text == "-P INPUT DROP"
+    assert (policy.reason, policy.facts) == (NetfilterReason.POLICY, ())
     invalid = nf.hook("FORWARD", tcp("10.244.0.2", 5000, "10.244.1.2", 8080), Skb(), "cni0", "flannel.1")
     assert invalid.decisions[-1].consulted == (RuleRef("filter", "FORWARD", "KUBE-FORWARD", 1,   # never tracked
-                                                       "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP",
-                                                       ("FORWARD", "KUBE-FORWARD"), "", "DROP"),)
+                                                       ("-m conntrack --ctstate INVALID",), "DROP", (),
+                                                       ("FORWARD", "KUBE-FORWARD")),)
+    assert invalid.decisions[-1].consulted[0].text == "-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP"
     only_flannel = FakeNetns().netfilter
     flannel(only_flannel)
     forwarded = only_flannel.hook("FORWARD", tcp("10.244.0.2", 5000, "10.244.1.2", 8080), Skb(), "cni0", "flannel.1")
     accept = forwarded.decisions[-1]
     assert accept.consulted == (RuleRef("filter", "FORWARD", "FLANNEL-FWD", 1,
-                                        '-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
-                                        ("FORWARD", "FLANNEL-FWD"), "flanneld forward", "ACCEPT"),)
-    assert forwarded.explanation == [str(d) for d in forwarded.decisions]
+                                        ("-s 10.244.0.0/16", '-m comment --comment "flanneld forward"'), "ACCEPT", (),
+                                        ("FORWARD", "FLANNEL-FWD"), "flanneld forward"),)
+    assert accept.consulted[0].text == ('-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment "flanneld forward" '
+                                        '-j ACCEPT')
     assert all(isinstance(d, Decision) for d in forwarded.decisions)
 
 
@@ -234,10 +240,11 @@ def test_mark_decision_changes_skb_mark():
     pre = nf.hook("PREROUTING", tcp("203.0.113.10", 56756, "192.168.50.11", 30080), skb, "eth0", None)
     mark = next(d for d in pre.decisions if d.verdict == "continue")
     assert mark.changes == (FieldChange("skb", "mark", 0, 0x4000),)
-    assert mark.consulted[0] == RuleRef("nat", "PREROUTING", "KUBE-MARK-MASQ", 1,
-                                        "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+    assert mark.consulted[0] == RuleRef("nat", "PREROUTING", "KUBE-MARK-MASQ", 1, (), "MARK",
+                                        ("--set-xmark", "0x4000/0x4000"),
                                         ("PREROUTING", "KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXT-WEB",
-                                         "KUBE-MARK-MASQ"), "", "MARK")
+                                         "KUBE-MARK-MASQ"))
+    assert mark.consulted[0].text == "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000"
 
 
 # ---- REJECT: what the kernel sends ----------------------------------------------------------
@@ -300,8 +307,10 @@ def test_a_service_without_endpoints_is_rejected_with_icmp_port_unreachable():
     trace = cluster.send("pod-a", "empty", proto="tcp")
     syn_hop = trace.where("node1/cni0", "rx", "request")[0]
     assert syn_hop.verdict == "dropped"
-    assert any(d.startswith("filter FORWARD: KUBE-SERVICES rule 1 \"default/empty has no endpoints\": "
-                            "REJECT --reject-with icmp-port-unreachable") for d in syn_hop.decisions)
+    rejected = [(d.reason, r.table, r.hook, r.path, r.rule, r.comment, r.target, r.target_options)
+                for d in syn_hop.decisions if d.verdict == "reject" for r in d.consulted_of(RuleRef)]
+    assert rejected == [(NetfilterReason.REJECT, "filter", "FORWARD", ("FORWARD", "KUBE-SERVICES"), 1,
+                         "default/empty has no endpoints", "REJECT", ("--reject-with", "icmp-port-unreachable"))]
     syn = syn_hop.ip
     errors = trace.of_role("error")
     assert [h.where + " " + h.direction for h in errors] == [
@@ -314,7 +323,7 @@ def test_a_service_without_endpoints_is_rejected_with_icmp_port_unreachable():
     # the whole SYN as the FORWARD hook had it: ip_forward decrements the TTL before the hook
     assert got.payload.data == replace(syn, ttl=syn.ttl - 1).to_bytes()
     assert syn.dst == svc.cluster_ip
-    assert trace.outcome == "error: ICMP destination unreachable code 3 from 10.244.0.1"
+    assert trace.outcome == Outcome("refused", OutcomeReason.ICMP_ERROR, "ECONNREFUSED", "10.244.0.1", (3, 3))
 
 
 def test_reject_with_tcp_reset_answers_the_syn_with_rst_ack():
@@ -331,7 +340,7 @@ def test_reject_with_tcp_reset_answers_the_syn_with_rst_ack():
     seg = rst.payload
     assert (seg.sport, seg.dport, seg.flags, seg.seq, seg.ack, seg.window, seg.options) == (
         8080, syn.payload.sport, "RA", 0, (syn.payload.seq + 1) & 0xFFFFFFFF, 0, b"")
-    assert trace.outcome == "connection refused by 10.244.1.2:8080 (RST)"
+    assert trace.outcome == Outcome("refused", OutcomeReason.RST, "ECONNREFUSED", "10.244.1.2:8080")
 
 
 def test_reject_with_icmp_host_unreachable_quotes_the_datagram():
@@ -345,14 +354,14 @@ def test_reject_with_icmp_host_unreachable_quotes_the_datagram():
     assert (got.payload.type, got.payload.code) == (3, 1)
     # quoted as the FORWARD hook saw it, TTL already decremented by ip_forward
     assert got.payload.data == replace(sent, ttl=sent.ttl - 1).to_bytes()
-    assert trace.outcome == "error: ICMP destination unreachable code 1 from 10.244.0.1"
+    assert trace.outcome == Outcome("icmp-error", OutcomeReason.ICMP_ERROR, "EHOSTUNREACH", "10.244.0.1", (3, 1))
 
 
 @pytest.mark.parametrize("number", sorted(scenarios.SIX))
 def test_every_decision_of_every_scenario_is_a_record_the_hop_shows(monkeypatch, number):
     """Across the six scenarios: each netfilter, conntrack and nat step is a Decision naming a
-    kernel function, with the RuleRef or ConntrackRef it consulted, and its sentence is the one
-    on the hop where the walk noted it."""
+    kernel function, with the RuleRef or ConntrackRef it consulted, and is the record noted on a
+    hop of the walk."""
     cluster = netsim.reference_cluster()
     results: list[HookResult] = []
     for name in ("node1", "node2", "pod-a", "pod-c", "ext"):
@@ -371,7 +380,7 @@ def test_every_decision_of_every_scenario_is_a_record_the_hop_shows(monkeypatch,
     # scenario 1 stays inside pod-a, whose namespace has no rules and no conntrack; every other
     # scenario crosses a node
     assert bool(decisions) == (number != 1)
-    noted = {sentence for hop in trace.hops for sentence in hop.decisions}
+    noted = {d for hop in trace.hops for d in hop.decisions}
     functions = {"ipt_do_table", "nf_conntrack_in", "nf_conntrack_tcp_packet", "nf_conntrack_icmpv4_error",
                  "nf_conntrack_destroy", "nf_nat_inet_fn", "nf_nat_masquerade_ipv4", "nf_nat_packet",
                  "nf_nat_setup_info", "nf_nat_alloc_null_binding", "nf_nat_icmp_reply_translation",
@@ -379,7 +388,7 @@ def test_every_decision_of_every_scenario_is_a_record_the_hop_shows(monkeypatch,
     for d in decisions:
         assert isinstance(d, Decision) and d.subsystem in ("netfilter", "conntrack", "nat"), d
         assert d.function in functions and d.verdict, d
-        assert str(d) in noted, d
+        assert d in noted, d
         if d.subsystem == "netfilter":
             assert [type(c) for c in d.consulted] == [RuleRef], d
         if d.subsystem == "nat":

@@ -23,8 +23,10 @@ from typing import Callable
 
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
+from netsim.decision import Decision
 from netsim.device import Veth
 from netsim.stack import Network
+from netsim.views.sentences import sentence
 from tests.checks import bad_checksums, scapy_rebuild_matches
 from tests.topologies import bridged_pods, flannel_pair, router_chain
 
@@ -121,6 +123,7 @@ def assert_conservation(net: Network, trace) -> None:
     hops = list(trace)
     for i, hop in enumerate(hops):
         assert hop.verdict in ("", "delivered", "dropped"), hop
+        assert all(sentence(d) for d in hop.decisions), hop      # every record has its sentence
         if hop.verdict:
             assert hop.reason is not None and hop.reason in hop.decisions, f"{hop.verdict} without a reason: {hop}"
         if hop.verdict:
@@ -136,7 +139,7 @@ def assert_conservation(net: Network, trace) -> None:
     assert not [h for h in hops if h.verdict == "dropped" and not h.decisions]
     # a copy that ended before a capture point of its own is kept, with its reason and where
     for ended in trace.ended:
-        assert ended.verdict in ("delivered", "dropped") and ended.reason and ended.netns, ended
+        assert ended.verdict in ("delivered", "dropped") and isinstance(ended.reason, Decision) and ended.netns, ended
         if ended.after is not None:
             assert hops[ended.after].packet_id == ended.packet_id and ended.reason in hops[ended.after].decisions
 

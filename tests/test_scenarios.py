@@ -8,6 +8,7 @@ import pytest
 
 import netsim
 from netsim import scenarios
+from netsim.decision import RuleRef
 from netsim.packet import TCP, UDP, VXLAN
 
 
@@ -51,14 +52,16 @@ def test_s2_same_node_is_bridged_with_ttl_unchanged(cluster):
     assert len({h.ip.id for h in trace.request}) == 1
 
 
-def test_s2_arp_broadcast_reaches_seven_device_directions_with_hairpin(cluster):
+def test_s2_arp_broadcast_reaches_nine_device_directions_with_hairpin(cluster):
+    """The broadcast goes out of every cni0 port (pod-a's own, by hairpin; pod-b's; the CoreDNS
+    pod's) and up cni0: every pod on the bridge sees pod-a's who-has."""
     trace = scenarios.pod_to_pod_same_node(cluster=cluster)
     first_request = next(h for h in trace.arp if h.frame.payload.op == 1)
     copies = [f"{h.where} {h.direction}" for h in trace.arp if h.packet_id == first_request.packet_id]
-    va, vb = veth(cluster, "pod-a"), veth(cluster, "pod-b")
+    va, vb, vd = veth(cluster, "pod-a"), veth(cluster, "pod-b"), veth(cluster, "coredns")
     assert sorted(copies) == sorted([
-        "pod-a/eth0 tx", f"node1/{va} rx", f"node1/{va} tx", f"node1/{vb} tx", "node1/cni0 rx",
-        "pod-a/eth0 rx", "pod-b/eth0 rx"])
+        "pod-a/eth0 tx", f"node1/{va} rx", f"node1/{va} tx", f"node1/{vb} tx", f"node1/{vd} tx", "node1/cni0 rx",
+        "pod-a/eth0 rx", "pod-b/eth0 rx", "coredns/eth0 rx"])
 
 
 def test_s2_bridged_flow_enters_node_conntrack_without_nat(cluster):
@@ -157,8 +160,10 @@ def test_s5_nodeport_is_dnat_and_snat_on_node1(cluster):
     assert (after.src, after.dst, syn_out.dport, after.ttl) == ("10.244.0.0", "10.244.1.2", 8080, 62)
     assert syn_out.sport != syn_in.sport
     assert trace.where("pod-c/eth0", "rx", "request")[0].ip.ttl == 61
-    decisions = " ".join(trace.where("node1/eth0", "rx", "request")[0].decisions)
-    assert "DNAT" in decisions and "MASQUERADE" in decisions and "KUBE-MARK-MASQ" in decisions
+    decisions = trace.where("node1/eth0", "rx", "request")[0].decisions
+    rules = {(d.verdict, r.chain, r.target) for d in decisions for r in d.consulted_of(RuleRef)}
+    assert ("continue", "KUBE-MARK-MASQ", "MARK") in rules
+    assert {(v, t) for v, _, t in rules} >= {("dnat", "DNAT"), ("masquerade", "MASQUERADE")}
 
 
 def test_s5_nodeport_reply_is_un_natted_by_conntrack(cluster):
@@ -186,7 +191,9 @@ def test_s6_pod_to_external_is_masqueraded_without_tunnel(cluster):
     assert (leaving.src, leaving.dst, leaving.ttl) == ("192.168.50.11", "203.0.113.10", 63)
     assert arriving.ttl == 62 and arriving.id == first.id
     assert trace.where("pod-a/eth0", "rx", "reply")[0].ip.dst == "10.244.0.2"
-    assert "FLANNEL-POSTRTG rule 5" in " ".join(trace.where("node1/cni0", "rx", "request")[0].decisions)
+    decisions = trace.where("node1/cni0", "rx", "request")[0].decisions
+    assert ("masquerade", "FLANNEL-POSTRTG", 5, "MASQUERADE") in {
+        (d.verdict, r.chain, r.rule, r.target) for d in decisions for r in d.consulted_of(RuleRef)}
 
 
 def test_host_to_remote_pod_takes_flannel_address(cluster):

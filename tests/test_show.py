@@ -128,12 +128,55 @@ def test_ip_link_details(net):
     n1 = net.netns("node1")
     assert show.ip_link_details(n1, "flannel.1") == f"""\
 4: flannel.1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000
-    link/ether {VTEP_MAC[1]} brd ff:ff:ff:ff:ff:ff
+    link/ether {VTEP_MAC[1]} brd ff:ff:ff:ff:ff:ff promiscuity 0  allmulti 0
     vxlan id 1 local 192.168.50.11 dev eth0 srcport 0 0 dstport 8472 nolearning ttl auto ageing 300 udpcsum"""
-    assert show.ip_link_details(n1, "veth10000000").splitlines()[2:] == [
+    assert show.ip_link_details(n1, "veth10000000").splitlines()[1:] == [
+        f"    link/ether {macs(net)['veth']} brd ff:ff:ff:ff:ff:ff link-netns n1pod0 promiscuity 1  allmulti 1",
         "    veth",
         "    bridge_slave state forwarding priority 32 cost 2 hairpin on guard off root_block off fastleave off "
         "learning on flood on"]
+
+
+def test_joining_a_bridge_makes_a_port_promiscuous_and_leaving_undoes_it():
+    """net/bridge/br_if.c: br_add_if raises allmulti, br_manage_promisc (no VLAN filtering)
+    promiscuity, nbp_delete_promisc lowers both; the bridge device itself stays at 0."""
+    from netsim.bridge import Bridge
+    from netsim.device import Veth
+    br, port, other = Bridge("br0"), Veth("vethx", "02:00:00:00:00:0a"), Veth("vethy", "02:00:00:00:00:0b")
+    assert (port.promiscuity, port.allmulti) == (0, 0)
+    br.attach(port)
+    br.attach(other)
+    assert (port.promiscuity, port.allmulti, other.promiscuity) == (1, 1, 1)
+    assert (br.promiscuity, br.allmulti) == (0, 0)
+    br.detach("vethx")
+    assert (port.promiscuity, port.allmulti, other.promiscuity) == (0, 0, 1)
+
+
+def test_ip_d_link_show_is_a_view_of_every_device_or_one():
+    import netsim
+    cluster = netsim.reference_cluster("vxlan")
+    node = show.ip_link_details(cluster.netns("node1"))
+    assert cluster.show("node1", "ip -d link show") == node
+    counts = {b[0].split(": ")[1].split("@")[0]: b[1].split(" promiscuity ")[1]
+              for b in (block.splitlines() for block in _blocks(node))}
+    ports = sorted(cluster.netns("node1").devices["cni0"].ports)
+    assert {n: c for n, c in counts.items() if c != "0  allmulti 0"} == {p: "1  allmulti 1" for p in ports}
+    assert set(counts) == {"lo", "eth0", "flannel.1", "cni0", *ports}
+    first = next(iter(cluster.netns("node1").devices["cni0"].ports))      # pod-a's, attached first
+    one = cluster.show("node1", f"ip -d link show {first}").splitlines()
+    assert one[0].startswith("5: " + first + "@if2: ") and one[1].endswith(" link-netns pod-a promiscuity 1  allmulti 1")
+    with pytest.raises(ConfigError, match="has no device 'nope'"):
+        cluster.show("node1", "ip -d link show nope")
+
+
+def _blocks(text: str) -> list[str]:
+    out: list[str] = []
+    for line in text.splitlines():
+        if line[0].isdigit():
+            out.append(line)
+        else:
+            out[-1] += "\n" + line
+    return out
 
 
 def test_sysctl(net):
@@ -141,7 +184,13 @@ def test_sysctl(net):
 net.ipv4.ip_forward = 1
 net.bridge.bridge-nf-call-iptables = 1
 net.ipv4.ip_local_port_range = 32768\t60999
-net.ipv4.ip_default_ttl = 64"""
+net.ipv4.ip_default_ttl = 64
+net.ipv4.route.mtu_expires = 600
+net.ipv4.route.min_pmtu = 552
+net.ipv4.ip_no_pmtu_disc = 0
+net.ipv4.icmp_ratelimit = 1000
+net.ipv4.icmp_ratemask = 6168
+net.ipv4.icmp_echo_ignore_broadcasts = 1"""
 
 
 def test_iptables_and_conntrack_views_delegate(net):
@@ -165,3 +214,24 @@ def test_netlink_made_devices_print_no_qlen():
         all(h.endswith("master cni0 state UP group default") for name, h in heads.items() if name.startswith("veth"))
     pod = cluster.show("pod-a", "ip addr").splitlines()
     assert pod[4] == "2: eth0@if5: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP group default"
+
+
+def test_node_annotations_carry_the_vtep_mac_and_public_ip_the_peers_program():
+    """flanneld's Node annotations (pkg/subnet/kube/annotations.go): what node1's FDB and
+    neighbour entries for node2 are made from."""
+    import netsim
+    from netsim import flannel
+    cluster = netsim.reference_cluster()
+    mac = flannel.vtep_mac("node2")
+    assert cluster.show("node2", "node annotations") == f"""\
+annotations:
+  flannel.alpha.coreos.com/backend-data: '{{"VNI":1,"VtepMAC":"{mac}"}}'
+  flannel.alpha.coreos.com/backend-type: vxlan
+  flannel.alpha.coreos.com/kube-subnet-manager: "true"
+  flannel.alpha.coreos.com/public-ip: 192.168.50.12"""
+    assert f"{mac} dev flannel.1 dst 192.168.50.12 self permanent" in cluster.show("node1", "bridge fdb")
+    assert f"10.244.1.0 dev flannel.1 lladdr {mac} PERMANENT" in cluster.show("node1", "ip neigh")
+    hostgw = netsim.reference_cluster("host-gw").show("node2", "node annotations").splitlines()
+    assert hostgw[1] == '  flannel.alpha.coreos.com/backend-data: "null"'
+    with pytest.raises(netsim.ConfigError, match="pod-a"):
+        cluster.show("pod-a", "node annotations")

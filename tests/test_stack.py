@@ -4,7 +4,10 @@ import struct
 
 import pytest
 
-from netsim.decision import Decision, FieldChange, NeighbourRef, Outcome, RouteRef
+import dataclasses
+
+from netsim.decision import (Decision, FieldChange, IpReason, NeighbourRef, NetfilterReason, Outcome, OutcomeReason,
+                             RouteRef, RuleRef, Subsystem, Verdict)
 from netsim.errors import TraceError
 from netsim.packet import ICMP
 from netsim.stack import Network
@@ -229,9 +232,16 @@ def test_udp_and_tcp_exchanges_with_listeners():
     udp = net.send("h1", "10.0.0.2", "udp", dport=9090)
     assert outcome(udp) == ("answered", "", "10.0.0.2:9090", None)
     assert udp.reply[0].ip.payload.payload == b"RSP" and udp.reply[0].ip.id != 0   # unconnected socket: hashed ID
-    tcp = net.send("h1", "10.0.0.2", "tcp", dport=8080, payload=b"REQ")
-    assert outcome(tcp) == ("received", "", "10.0.0.2:8080", None)
-    assert [h.ip.payload.flags for h in non_arp(tcp) if h.direction == "tx"] == ["S", "SA", "A", "PA", "PA"]
+    # the HTTP echo server: the request is ACKed at once (quick ACK), answered, and the server closes
+    tcp = net.send("h1", "10.0.0.2", "tcp", dport=8080, payload=b"GET / HTTP/1.1\r\n\r\n")
+    assert outcome(tcp) == ("received", "", "10.0.0.2:8080", None) and tcp.outcome.fact("size") == 60
+    assert [h.ip.payload.flags for h in non_arp(tcp) if h.direction == "tx"] == ["S", "SA", "A", "PA", "A", "PA", "FA"]
+    assert [h.role for h in non_arp(tcp) if h.direction == "tx"] == ["request", "reply", "ack", "data", "ack",
+                                                                     "response", "fin"]
+    # something else than an HTTP request: acknowledged, never answered; the connection stays open
+    other = net.send("h1", "10.0.0.2", "tcp", dport=8080, payload=b"REQ")
+    assert outcome(other) == ("connected", "", "10.0.0.2:8080", None)
+    assert [h.ip.payload.flags for h in non_arp(other) if h.direction == "tx"] == ["S", "SA", "A", "PA", "A"]
 
 
 def test_loopback_traffic_never_leaves_lo():
@@ -314,10 +324,12 @@ def test_every_frame_ends_delivered_or_dropped_with_a_reason():
     assert isinstance(trace.request[0].ip.payload, ICMP)
 
 
-def test_the_outcome_is_a_record_whose_text_is_the_summary():
+def test_the_outcome_is_a_record_not_a_string():
     trace = two_hosts().send("h1", "10.0.0.2", "tcp", dport=80)
-    assert isinstance(trace.outcome, Outcome)
-    assert str(trace.outcome) == trace.outcome.text == "connection refused by 10.0.0.2:80 (RST)"
+    assert isinstance(trace.outcome, Outcome) and not isinstance(trace.outcome, str)
+    assert trace.outcome == Outcome("refused", OutcomeReason.RST, "ECONNREFUSED", "10.0.0.2:80")
+    assert trace.outcome != Outcome("refused", OutcomeReason.RST, "ECONNREFUSED", "10.0.0.2:81")
+    assert not trace.outcome.ok
 
 
 def test_every_decision_is_a_record_and_the_reason_is_one_of_them():
@@ -362,12 +374,22 @@ def test_a_copy_with_no_sibling_that_goes_on_marks_the_hop_it_died_at():
     assert outcome(trace) == ("icmp-error", "EHOSTUNREACH", "10.0.0.2", (3, 1))
 
 
-def test_a_decision_reads_as_its_sentence_where_sentences_were_read():
+def test_a_decision_is_a_frozen_record_with_value_equality():
     trace = router_chain(1).send("h1", "10.1.0.2")
     forward = trace.where("r1/left0", "rx", "request")[0].decided("ip_forward")[0]
-    assert forward == str(forward) == "forwarded: TTL 64 -> 63" and forward.startswith("forwarded:")
-    assert repr(forward) == repr("forwarded: TTL 64 -> 63")        # printed lists of decisions look as before
+    assert not isinstance(forward, str)
+    same = Decision(Subsystem.IP, "ip_forward", IpReason.FORWARDED, Verdict.FORWARD,
+                    changes=(FieldChange("ipv4", "ttl", 64, 63),))
+    assert forward == same and hash(forward) == hash(same)
+    assert forward != dataclasses.replace(same, verdict=Verdict.DROP)       # the verdict counts, not a text
     assert forward.change("ipv4", "ttl") == FieldChange("ipv4", "ttl", 64, 63)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        forward.verdict = Verdict.DROP  # type: ignore[misc]
+
+
+def _policy(hook: str) -> Decision:
+    return Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.POLICY, Verdict.ACCEPT,
+                    consulted=(RuleRef("filter", hook, hook, 0, (), "ACCEPT", (), (hook,)),))
 
 
 class _RecordingNetfilter:
@@ -381,8 +403,7 @@ class _RecordingNetfilter:
     def hook(self, hook, packet, skb, indev, outdev, nexthop=None):
         from types import SimpleNamespace
         self.seen.append(hook)
-        record = Decision("netfilter", "ipt_do_table", f"filter {hook}: policy ACCEPT", verdict="accept")
-        return SimpleNamespace(verdict="ACCEPT", packet=packet, decisions=[record], explanation=["unused"])
+        return SimpleNamespace(verdict="ACCEPT", packet=packet, decisions=[_policy(hook)])
 
 
 def test_the_walk_takes_netfilters_records_when_the_hook_gives_them():
@@ -391,7 +412,7 @@ def test_the_walk_takes_netfilters_records_when_the_hook_gives_them():
     trace = net.send("h1", "10.0.0.2")
     arrived = trace.where("h2/eth0", "rx", "request")[0]
     assert [(d.function, d.verdict) for d in arrived.decisions[:2]] == [("ipt_do_table", "accept")] * 2
-    assert [str(d) for d in arrived.decisions[:2]] == ["filter PREROUTING: policy ACCEPT", "filter INPUT: policy ACCEPT"]
+    assert arrived.decisions[:2] == (_policy("PREROUTING"), _policy("INPUT"))
     assert stub.seen[:2] == ["PREROUTING", "INPUT"] and trace.outcome.kind == "answered"
 
 

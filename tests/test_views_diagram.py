@@ -141,14 +141,15 @@ def test_labels_are_at_least_11_px_at_book_width_and_fit_their_boxes(c4):
 
 def test_svg_has_title_desc_marker_and_reveals_the_path_as_walked(c4):
     cluster, trace = c4
-    svg = diagram(cluster, trace, 13).svg()
+    at = next(h.index for h in trace.hops if (h.where, h.role) == ("node1/flannel.1", "request"))    # hop 15
+    svg = diagram(cluster, trace, at).svg()
     assert 'role="img" aria-labelledby="netsim-diagram-title netsim-diagram-desc"' in svg
     assert '<title id="netsim-diagram-title">Cluster diagram: node1, node2 and their pods</title>' in svg
     assert "pod-a (pod, 10.244.0.2; devices lo, eth0)" in svg
-    m = diagram_model(cluster, trace, 13)
+    m = diagram_model(cluster, trace, at)
     ids = dom_ids(m, "netsim-diagram")
-    later = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to > 13]
-    walked = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to <= 13]
+    later = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to > at]
+    walked = [ids[f"seg:{s.frm}->{s.to}"] for s in m.segments if s.to <= at]
     assert later and walked
     hidden = svg[svg.rindex("<style>"):]
     assert all(f"#{d}," in hidden or f"#{d}{{visibility:hidden}}" in hidden for d in later)
@@ -158,3 +159,40 @@ def test_svg_has_title_desc_marker_and_reveals_the_path_as_walked(c4):
     assert f'<g id="netsim-diagram-pkt" class="pkt" transform="translate({x} {y})">' in svg
     for kind in ("cable or port", "tunnel on eth0", "request", "reply", "this hop", "packet"):
         assert f">{kind}</text>" in svg
+
+
+def test_graph_finds_an_edge_from_either_end_and_lists_each_once_in_insertion_order():
+    from netsim.views.graph import Graph
+    g = Graph()
+    g.add_node("a", pos=(0.0, 1.0))
+    g.add_edge("a", "b", kind="cable")
+    g.add_edge("b", "c", kind="port")
+    g.add_edge("b", "a", kind="lower")          # the same edge again: its attributes are updated
+    assert g.edges["b", "a"] is g.edges["a", "b"]
+    assert g.edges["a", "b"] == {"kind": "lower"}
+    assert g.edges(data=True) == [("a", "b", {"kind": "lower"}), ("b", "c", {"kind": "port"})]
+    assert list(g) == ["a", "b", "c"] and len(g.edges) == 2
+    assert g.nodes["a"] == {"pos": (0.0, 1.0)} and g.nodes["c"] == {}
+    assert ("c", "b") in g.edges and ("a", "c") not in g.edges and "d" not in g
+    assert sorted(g.neighbors("b")) == ["a", "c"]
+    with pytest.raises(ValueError, match="loop"):
+        g.add_edge("a", "a")
+
+
+@pytest.mark.tools
+def test_the_width_table_is_what_the_dejavu_sans_fonts_give():
+    """netsim/views/dejavu_sans.json, regenerated from Debian's fonts-dejavu-core, is unchanged."""
+    out = subprocess.run([sys.executable, "tools/font_metrics.py", "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_labels_are_measured_with_the_width_table_at_the_labels_font_size():
+    from netsim.views.diagram import FONT, PT_PER_UNIT, _metrics, _text_width
+    m = _metrics()
+    assert m["family"] == "DejaVu Sans" and m["units_per_em"] == 2048
+    em = FONT / PT_PER_UNIT                       # one em, in layout units
+    # digits share one advance; bold is wider; a character the table lacks counts as an "M"
+    assert _text_width("0123456789") == pytest.approx(10 * _text_width("0"))
+    assert _text_width("node1", bold=True) > _text_width("node1")
+    assert _text_width("\u4e00") == pytest.approx(m["normal"]["M"] / 2048 * em)
+    assert _text_width("") == 0.0

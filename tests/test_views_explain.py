@@ -133,8 +133,8 @@ def test_un_nat_names_the_conntrack_entry(nodeport):
 def test_minimal_form_of_scenario_4_is_the_ttl_changes_and_the_encapsulation(cross_node):
     lines = render(cross_node, "minimal").splitlines()
     ttl = [l for l in lines if " ipv4.ttl " in l]
-    assert ttl == [" 12 node1/cni0 rx ipv4.ttl 64 -> 63", " 29 node2/flannel.1 rx ipv4.ttl 63 -> 62",
-                   " 41 node2/cni0 rx ipv4.ttl 64 -> 63", " 47 node1/flannel.1 rx ipv4.ttl 63 -> 62"]
+    assert ttl == [" 14 node1/cni0 rx ipv4.ttl 64 -> 63", " 31 node2/flannel.1 rx ipv4.ttl 63 -> 62",
+                   " 43 node2/cni0 rx ipv4.ttl 64 -> 63", " 49 node1/flannel.1 rx ipv4.ttl 63 -> 62"]
     rest = [l for l in lines if l not in ttl]
     for where, src, dst, leaving in (("node1/flannel.1", "192.168.50.11", "192.168.50.12", "node1/eth0"),
                                      ("node2/flannel.1", "192.168.50.12", "192.168.50.11", "node2/eth0")):
@@ -146,7 +146,7 @@ def test_minimal_form_of_scenario_4_is_the_ttl_changes_and_the_encapsulation(cro
             head + "outer-ipv4.ttl (new) -> 64", head + f"outer-udp.sport (new) -> {sport}",
             head + "outer-udp.dport (new) -> 8472", head + "vxlan.vni (new) -> 1"]
     decap = [l for l in rest if "decapsulated" in l]
-    assert [l.split(" decapsulated")[0] for l in decap] == [" 28 node2/eth0 rx", " 46 node1/eth0 rx"]
+    assert [l.split(" decapsulated")[0] for l in decap] == [" 30 node2/eth0 rx", " 48 node1/eth0 rx"]
     assert len(rest) == 12 + len(decap)
     assert render(scenarios.SIX[4](), "minimal") == "\n".join(lines)     # stable across runs
 
@@ -208,3 +208,49 @@ def test_hop_text_is_the_hop_of_each_level(nodeport):
         assert field_meanings(nodeport, hop, hop_layers(hop), names) == field_meanings(nodeport, hop)
     with pytest.raises(UsageError, match="unknown level 'full'"):
         hop_text(nodeport, nodeport[0], "full")
+
+
+def test_an_nftables_rule_shows_as_an_iptables_rule_does():
+    """kube-proxy's nftables mode: the DNAT of a NodePort SYN names the table, hook, chain and
+    handle, the chains jumped through, the rule's match expressions and its statements; the
+    set element that decided shows with the lookup."""
+    from netsim.endpoints import tcp_syn
+    from netsim.views.explain import detailed_lines, port_names
+    from tests.nft_topology import model_pass, model_ruleset, node_netfilter
+
+    hooks = node_netfilter(model_ruleset())
+    syn = tcp_syn("203.0.113.10", "192.168.50.11", 40002, 30080, 1460, 64, 1)
+    _, _, decisions = model_pass(hooks, syn, "eth1")
+    hop = Hop(0, "node1", "eth1", "rx", syn, tuple(decisions), 1, "request")
+    ep = "endpoint-X665QFQS-default/web/tcp/__10.244.1.2/8080"
+    assert [r.decision.function for r in rewrites(hop)] == [
+        "nft_do_chain", "nft_nat_eval", "nft_do_chain", "nf_nat_masquerade_ipv4"]
+    assert rewrites(hop)[0].lines() == [
+        "table ip kube-proxy, PREROUTING, chain mark-for-masquerade, handle 35 (via nat-prerouting > services > "
+        "external-PFISGYVC-default/web/tcp/ > mark-for-masquerade)",
+        "  match:  (every packet)",
+        "  action: meta mark set meta mark | 0x00004000",
+        "  skb.mark 0 -> 16384"]
+    by = {r.decision.function: r for r in rewrites(hop)}
+    assert by["nft_nat_eval"].lines() == [
+        f"table ip kube-proxy, PREROUTING, chain {ep}, handle 107 (via nat-prerouting > services > "
+        f"external-PFISGYVC-default/web/tcp/ > service-PFISGYVC-default/web/tcp/ > {ep})",
+        "  match:  meta l4proto tcp",
+        "  action: dnat to 10.244.1.2:8080",
+        "  ipv4.dst 192.168.50.11 -> 10.244.1.2",
+        "  tcp.dport 30080 -> 8080"]
+    assert by["nf_nat_masquerade_ipv4"].lines()[:3] == [
+        "table ip kube-proxy, POSTROUTING, chain masquerading, handle 38 (via nat-postrouting > masquerading)",
+        "  match:  (every packet)",
+        "  action: masquerade fully-random"]
+    text = "\n".join(detailed_lines(Trace((hop,), "nft"), hop))
+    assert ("        table ip kube-proxy, PREROUTING, chain services, handle 54 (via nat-prerouting > services)\n"
+            "          match:  ip daddr @nodeport-ips\n"
+            "          action: meta l4proto . th dport vmap @service-nodeports (element tcp . 30080 : goto "
+            "external-PFISGYVC-default/web/tcp/ of @service-nodeports)") in text
+    assert ("        table ip kube-proxy, FORWARD, chain filter-forward, policy\n"
+            "          match:  (every packet)\n"
+            "          action: accept") in text
+    names = port_names(Trace((hop,), "nft"))
+    assert names[("server", 30080)] == "the NodePort"
+    assert names[("server", 8080)] == "the endpoint's port (DNAT's choice)"

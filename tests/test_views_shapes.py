@@ -22,6 +22,7 @@ import pytest
 import netsim
 from netsim.views import Stepper, diagram
 from netsim.views.diagram import diagram_model, dom_ids
+from netsim.views.stepper import decode_payload
 
 BACKENDS = ("vxlan", "host-gw", "udp")
 # One node and three nodes without an external host (the gateway then has no eth1), six with one.
@@ -75,8 +76,7 @@ def _overlap(a, b) -> bool:
 
 
 def _data(page: str) -> dict:
-    raw = re.search(r'<script type="application/json" id="[^"]+-data">(.*?)</script>', page, re.S).group(1)
-    return json.loads(raw.replace("<\\/", "</"))
+    return decode_payload(page)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=_shape_id)

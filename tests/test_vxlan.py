@@ -150,7 +150,6 @@ def test_vxlan_outer_tos_carries_inner_ecn_with_ce_as_ect0():
     bits, except that congestion-experienced goes out as ECT(0)."""
     from netsim.packet import IPPROTO_ICMP, ICMP, IPv4, Ethernet, ETH_P_IP
     from netsim.skb import Skb
-    from netsim.skb import Flow
     from netsim.vxlan import vxlan_xmit
     from netsim.walk import Walk
     import netsim
@@ -161,9 +160,9 @@ def test_vxlan_outer_tos_carries_inner_ecn_with_ce_as_ect0():
     peer_mac = c.netns("node2").devices["flannel.1"].mac
     outer_tos = {}
     for ecn in (0, 1, 2, 3):
-        walk = Walk(c.network)
+        walk = Walk(c.network.udp_programs)
         inner = IPv4("10.244.0.2", "10.244.1.2", IPPROTO_ICMP, ICMP(8, 0, 1, b""), ttl=63, tos=0x20 | ecn)
-        vxlan_xmit(walk, vx, Ethernet(peer_mac, vx.mac, ETH_P_IP, inner), Flow(walk, "request"))
+        vxlan_xmit(walk, vx, Ethernet(peer_mac, vx.mac, ETH_P_IP, inner), walk.new_flow("request"))
         walk.run()
         outer_tos[ecn] = next(h.ip.tos for h in walk.hops() if h.where == "node1/eth0" and h.encapsulated)
     assert outer_tos == {0: 0, 1: 1, 2: 2, 3: 2}

@@ -7,8 +7,13 @@ slower: the load average is printed with the table.
 
   scenario N          one trace of scenario N on one reused reference cluster, request and
                       reply, with the bytes of every hop formed (`hop.data`)
+  scenario 5 nft      scenario 5 with kube-proxy and flannel in nftables mode against the same
+                      cluster in iptables mode, alternating trace by trace in one run; the
+                      ratio of the medians (issue #26: at most 1.3x)
   stepper             a parameter change (the backend) to a rendered stepper: cluster, trace,
-                      diagram, header views and the stepper's HTML
+                      diagram, header views and the stepper's HTML; and a 50-hop stepper (with
+                      its explanations, questions and pcapng name) rendered from a made trace,
+                      its time and its size
   build/trace K       a cluster of K nodes x 110 pods built in a fresh process: build time,
                       peak RSS, the first cross-node trace (pod on node1 to a pod on the last
                       node; builds what it touches) and the same trace again (median)
@@ -17,10 +22,14 @@ slower: the load average is printed with the table.
   kernel              netsim.lab: the reference cluster built in real network namespaces and
                       scenario 4 run there, against netsim building and tracing the same
   make test-fast      the model's own unit and property tests, wall time of one run (median)
+  page                'Edit and run' in the built, served book (tools/bench_page.py): the bytes
+                      a chapter loads for it before it is pressed, Pyodide's cold start to the
+                      first result, a second run, scenario 4's trace inside the page's Python
 
-Usage: python tools/bench.py [--quick] [--skip-book] [--skip-kernel] [--json PATH]
+Usage: python tools/bench.py [--quick] [--skip-book] [--skip-kernel] [--skip-page] [--json PATH]
        python tools/bench.py --baseline REV [--quick] [--repeat N]
---quick: tiny sizes and few repeats, no book, no kernel, no test run (the smoke test runs it).
+--quick: tiny sizes and few repeats, no book, no kernel, no test run, no page (the smoke test runs it).
+The page figures need a built book (make html); they read FAIL without one.
 --baseline REV: time the commit REV side by side with the working tree in one run, since a
 ratio measured on a shared, noisy machine in one run is the figure that counts. REV is
 checked out with `git worktree` in a temporary directory; each figure runs in fresh
@@ -48,7 +57,7 @@ PY = sys.executable
 PODS_PER_NODE = 110                    # Kubernetes' documented limit per node
 SIZES = (10, 100, 1000, 5000)          # 5,000 nodes: Kubernetes' documented limit
 QUICK_SIZES = (10, 100)
-MS, S, MIB = "ms", "s", "MiB"
+MS, S, MIB, KB = "ms", "s", "MiB", "kB"
 SCENARIO_4_MS = 1.0                    # request and reply, bytes at every hop (median)
 BIG_RSS_MIB = 200.0                    # issue #21: the 5,000 x 110 build in at most 200 MiB
 TEST_FAST_S = 15.0                     # issue #21: the model's unit tests in at most 15 s
@@ -56,6 +65,7 @@ TEST_FAST_S = 15.0                     # issue #21: the model's unit tests in at
 RATIO_TARGETS = {"build": 0.4, "scenario 4": 0.6}
 TEST_FAST_CMD = [PY, "-m", "pytest", "-q", "-p", "no:nbval", "-p", "no:cacheprovider",
                  "-m", "not lab and not tools and not fuzz", "tests"]
+NFT_RATIO = 1.3                        # issue #26: scenario 5 in nftables mode, at most 1.3x iptables mode
 
 # The commands of `make html` and `make test-notebooks` (Makefile: JB_BUILD, test-notebooks).
 BOOK_CMD = [str(ROOT / ".venv/bin/jupyter-book"), "build", "-W", "-n", "--keep-going",
@@ -132,6 +142,37 @@ def bench_scenarios(table: Table, repeat: int) -> float:
     return result
 
 
+def bench_nftables(table: Table, repeat: int) -> None:
+    """Scenario 5 (external client to NodePort) with kube-proxy and flannel in nftables mode
+    against the same cluster in iptables mode, measured in one run: the two alternate, trace
+    by trace, so both medians see the same load."""
+    import netsim
+    from netsim import scenarios
+    from netsim.lab.conformance import SHAPES
+
+    clusters = {"iptables": netsim.reference_cluster(), "nftables": SHAPES["nftables"][1]("vxlan")}
+
+    def trace(cluster):
+        for hop in scenarios.SIX[5](cluster=cluster):
+            hop.data
+
+    times: dict[str, list[float]] = {mode: [] for mode in clusters}
+    for cluster in clusters.values():
+        trace(cluster)
+        trace(cluster)
+    for _ in range(repeat):
+        for mode, cluster in clusters.items():
+            gc.collect()
+            t0 = time.perf_counter()
+            trace(cluster)
+            times[mode].append(time.perf_counter() - t0)
+    ms = {mode: statistics.median(t) * 1000 for mode, t in times.items()}
+    table.add("scenario 5 trace, nftables mode", ms["nftables"], MS, None,
+              f"iptables mode {ms['iptables']:.3f} ms in the same run")
+    table.add("scenario 5 nftables/iptables", ms["nftables"] / ms["iptables"], "x", NFT_RATIO,
+              "kube-proxy and flannel in nftables mode vs iptables mode")
+
+
 # ------------------------------------------------------------------------------- stepper
 def bench_stepper(table: Table, repeat: int) -> None:
     import netsim
@@ -162,6 +203,17 @@ def bench_stepper(table: Table, repeat: int) -> None:
     ms = median_ms(render, repeat)
     table.add("parameter change -> stepper", ms, MS, 150.0, "backend changed: cluster + scenario 4 + Stepper HTML")
 
+    # issue #20: a 50-hop stepper with its explanations, questions and pcapng, rendered on the
+    # Python side (HopViews, data, diagram, HTML) from a trace and cluster already made
+    cluster = netsim.reference_cluster()
+    trace = scenarios.SIX[4](cluster=cluster)
+    Stepper(trace, cluster, predict=True).to_html()          # warm up (the layout's SVG, imports)
+    ms = median_ms(lambda: len(Stepper(trace, cluster, predict=True).to_html()), repeat)
+    size = len(Stepper(trace, cluster, predict=True).to_html().encode()) / 1000
+    note = f"scenario 4, {len(trace)} hops, predict=True"
+    table.add("50-hop stepper render", ms, MS, 100.0, note)
+    table.add("50-hop stepper size", size, "KB", 150.0, note)
+
 
 # ------------------------------------------------------------------------------- scale
 def scale_child(nodes: int, repeat: int) -> dict:
@@ -183,7 +235,7 @@ def scale_child(nodes: int, repeat: int) -> dict:
     warm_ms = median_ms(lambda: cluster.send(src, dst, proto="tcp"), repeat, warmup=1)
     return {"nodes": nodes, "pods": len(cluster.pods), "build_s": build, "build_cpu_s": build_cpu, "lazy": cluster.lazy,
             "built_namespaces": cluster.built, "first_trace_ms": first_ms, "trace_ms": warm_ms,
-            "hops": len(first), "outcome": first.outcome,
+            "hops": len(first), "outcome": f"{first.outcome.kind} {first.outcome.peer}",
             "peak_rss_mib": peak_rss_mib(), "netsim": netsim.__file__}
 
 
@@ -347,6 +399,30 @@ def bench_book(table: Table) -> None:
               status=None if done.returncode == 0 else "FAIL")
 
 
+# ------------------------------------------------------------------------------- page
+PAGE_ROWS = (("bytes", "page: loader before Edit and run", KB), ("cold", "page: cold start to first result", S),
+             ("second", "page: second run", S), ("s4", "page: scenario 4 trace (Pyodide)", MS))
+
+
+def bench_page(table: Table, skip: str | None = None) -> None:
+    from tools.bench_page import TARGETS, measure
+
+    if skip is None:
+        try:
+            figures = measure(ROOT / "_build" / "html")
+        except Exception as exc:          # no book, no browser: each row says why, and counts as missed
+            for key, name, unit in PAGE_ROWS:
+                table.add(name, None, unit, TARGETS[key], f"{type(exc).__name__}: {exc}"[:90], status="FAIL")
+            return
+        notes = {"bytes": "the chapter's bytes with the loader minus without it", "cold": "Pyodide, netsim, cell 1",
+                 "second": "the same cell again (median of 5)", "s4": "request and reply, bytes at every hop"}
+        for key, name, unit in PAGE_ROWS:
+            table.add(name, figures[key], unit, TARGETS[key], notes[key])
+        return
+    for key, name, unit in PAGE_ROWS:
+        table.add(name, None, unit, TARGETS[key], skip, status="skip")
+
+
 # ------------------------------------------------------------------------------- kernel
 def bench_kernel(table: Table, netsim_ms: float, repeat: int) -> None:
     try:
@@ -399,6 +475,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes, few repeats, no book, no kernel")
     ap.add_argument("--skip-book", action="store_true", help="skip the book build and nbval (slow)")
     ap.add_argument("--skip-kernel", action="store_true", help="skip the real-namespace comparison")
+    ap.add_argument("--skip-page", action="store_true", help="skip 'Edit and run' in the served book")
     ap.add_argument("--json", default=str(ROOT / "bench-results.json"), help="where to write the rows")
     ap.add_argument("--repeat", type=int, default=None, help="repeats per median")
     ap.add_argument("--baseline", metavar="REV", help="time commit REV side by side with the working tree")
@@ -422,6 +499,7 @@ def main(argv=None) -> int:
         bench_baseline(table, args.baseline, args.quick, args.repeat)
         return finish(table, args, load)
     bench_scenarios(table, repeat)
+    bench_nftables(table, max(repeat, 20))
     bench_stepper(table, max(3, repeat // 3))
     bench_scale(table, QUICK_SIZES if args.quick else SIZES, 5 if args.quick else 20)
     if args.quick or args.skip_book:
@@ -437,6 +515,7 @@ def main(argv=None) -> int:
         table.add("make test-fast", None, S, TEST_FAST_S, "skipped (--quick)", status="skip")
     else:
         bench_test_fast(table, 3)
+    bench_page(table, "skipped (--skip-page)" if args.quick or args.skip_page else None)
     return finish(table, args, load)
 
 

@@ -30,6 +30,9 @@ LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 # The element that holds a page's own text in sphinx-book-theme.
 MAIN_CONTENT = "main#main-content article"
 HTML = REPO / "_build" / "html"
+# True once a page has loaded and each of its hop steppers is ready (netsim.views.stepper).
+READY = ("() => document.readyState === 'complete' && [...document.querySelectorAll('.netsim-stepper')]"
+         ".every(s => s.dataset.state === 'ready')")
 # Pages Sphinx writes for itself rather than from the TOC; index.html is a redirect.
 GENERATED = {"genindex.html", "search.html", "index.html"}
 
@@ -121,8 +124,9 @@ def check_page(browser, path_or_url, main_selector: str = MAIN_CONTENT) -> PageR
     page.on("pageerror", on_page_error)
     try:
         page.goto(url, wait_until="load")
-        # Let scripts that start work after load (MathJax typesetting, lazy assets) run.
-        page.wait_for_load_state("networkidle")
+        # Wait for conditions, never for a quiet network: the page has loaded (every resource
+        # fetched or refused) and every hop stepper has decoded its data and drawn its hop.
+        page.wait_for_function(READY)
         # MathJax typesets after loading; wait for it to finish if the page uses it.
         page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
         report.math_formulas = page.locator(".math").count()

@@ -3,7 +3,7 @@
 For every case (the six scenarios and the extras under each backend and protocol, the
 troubleshooting breakages, MTU cases, other cluster shapes) it records per hop the capture
 point, direction, role, packet id, verdict and a digest of the bytes on the wire, and per
-trace the outcome and a digest of every decision sentence. State views (`ip route`, `ip neigh`,
+trace the outcome and a digest of every decision sentence (as netsim.views.sentences writes them). State views (`ip route`, `ip neigh`,
 `bridge fdb`, `iptables-save`, `conntrack -L`) after the exchange are digested too.
 
     python tools/trace_digests.py            # print the digests as JSON
@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 import netsim
 from netsim import scenarios
+from netsim.views.sentences import outcome_text, sentence
 
 STORE = Path(__file__).resolve().parent.parent / "tests" / "data" / "trace_digests.json"
 VIEWS = ("ip route", "ip neigh", "bridge fdb", "iptables-save", "conntrack -L")
@@ -113,7 +114,7 @@ def cases() -> Iterator[tuple[str, Callable[[], tuple[netsim.Cluster, netsim.Tra
             t4 = c.send("p1", "ext", proto="icmp")
             t5 = c.send("p1", "p2", proto="udp", dport=9, payload=bytes(3000))
             hops = t1.hops + t2.hops + t3.hops + t4.hops + t5.hops
-            outcome = " | ".join(t.outcome for t in (t1, t2, t3, t4, t5))
+            outcome = " | ".join(outcome_text(t.outcome) for t in (t1, t2, t3, t4, t5))
             return c, netsim.Trace(hops, "shape", outcome)
         yield f"shape/{sname}", run
 
@@ -130,13 +131,13 @@ def digest(cluster: netsim.Cluster, trace: netsim.Trace) -> dict:
         [h.index, h.where, h.direction, h.role, h.packet_id, h.verdict, h.device_kind, _sha(h.data)]
         for h in trace.hops
     ]
-    decisions = _sha("\n".join(f"{h.index}: " + " | ".join(str(d) for d in h.decisions) for h in trace.hops))
+    decisions = _sha("\n".join(f"{h.index}: " + " | ".join(sentence(d) for d in h.decisions) for h in trace.hops))
     views = {}
     for host in sorted(set(cluster.nodes) | {"underlay"}):
         if host == "underlay":
             continue
         views[host] = _sha("\n".join(cluster.show(host, v) for v in VIEWS))
-    return {"hops": _sha(json.dumps(hops)), "n": len(hops), "outcome": str(trace.outcome),
+    return {"hops": _sha(json.dumps(hops)), "n": len(hops), "outcome": outcome_text(trace.outcome),
             "decisions": decisions, "views": _sha(json.dumps(views, sort_keys=True)),
             "path": [f"{h[1]} {h[2]} {h[3]} {h[5]}".rstrip() for h in hops]}
 

@@ -9,8 +9,14 @@ where it enters and hands the building to the rooms of this package:
 | builder.py | the namespaces, as kubelet, the CNI plugin, flanneld and kube-proxy program them; lazy clusters |
 | services.py | Services: kube-apiserver's checks and allocations, kube-proxy's rules on every node |
 | endpoints.py | what a name in `send()` stands for |
+| dns.py | the cluster's DNS records, a pod's resolv.conf, a DNS server attached to a pod, name resolution |
+| tools.py | ping, traceroute, dig, curl and nc run in a host: `ToolRun` (output, exit status, traces) |
 | breakages.py | the `break_*` methods and `set_mtu`, for the troubleshooting chapter |
-| owners.py | who owns an address only the cluster knows (a service's ClusterIP) |
+| owners.py | who owns an address only the cluster knows (a service's ClusterIP, a load-balancer IP) |
+| objects.py | StatefulSets, readiness, NetworkPolicy objects, EndpointSlices, `bridge link set` (Cluster's methods) |
+| metallb.py | MetalLB's layer-2 speaker: the election and the ARP answer for a LoadBalancer address |
+| policies.py | NetworkPolicy objects and kube-network-policies' table on every node |
+| records.py | the DNS server's data built from the cluster (CoreDNS's kubernetes plugin), StatefulSet names |
 
 Endpoints are named: a pod (`pod-a`), a container (`pod-a/sidecar`), a node (`node1`), an
 external host (`ext`), a service (`web`), or an address, optionally with a port
@@ -26,26 +32,37 @@ from ..errors import ConfigError
 from ..names import check_name
 from ..params import check_port, check_protocol
 from ..trace import Trace
-from . import breakages
+from . import breakages, tools
+from . import dns as cluster_dns
 from .builder import EAGER_MAX_NODES, Builder
+from .dns import DnsServer, Resolution
+from .tools import ToolRun
 from .endpoints import Endpoint, resolve
+from .objects import ClusterObjects
 from .owners import cluster_owners
 from .spec import (DEFAULT_CONTAINERS, EXTERNAL_NET, FIRST_SERVICE_IP, GATEWAY_EXTERNAL_IP, MIN_MTU, POD_PORTS, SERVICE_CIDR,
                    ClusterSpec, External, Node, Pod)
 
-__all__ = ["Cluster", "Endpoint", "External", "Node", "Pod", "reference_cluster", "EAGER_MAX_NODES",
+__all__ = ["Cluster", "DnsServer", "Endpoint", "External", "Node", "Pod", "Resolution", "ToolRun",
+           "reference_cluster", "EAGER_MAX_NODES",
            "EXTERNAL_NET", "FIRST_SERVICE_IP", "GATEWAY_EXTERNAL_IP", "MIN_MTU", "POD_PORTS", "SERVICE_CIDR"]
 
 
-class Cluster:
+class Cluster(ClusterObjects):
     """A Kubernetes cluster with Flannel, as the kernel of each machine sees it."""
 
     def __init__(self, nodes: int = 2, backend: str = "vxlan", pod_cidr: str = "10.244.0.0/16",
                  subnet_len: int = 24, underlay_cidr: str = "192.168.50.0/24", underlay_mtu: int = 1500,
-                 lazy: bool | None = None):
+                 lazy: bool | None = None, proxy_mode: str = "iptables", flannel_nftables: bool = False):
+        """`proxy_mode` is kube-proxy's --proxy-mode: "iptables" (chains KUBE-*, iptables-save) or
+        "nftables" (table `ip kube-proxy`, `nft list ruleset`); `flannel_nftables` is flannel's
+        EnableNFTables (net-conf.json, v0.25.0 and later): its masquerade and forward rules in
+        table `ip flannel-ipv4` instead of the chains FLANNEL-POSTRTG and FLANNEL-FWD."""
         if lazy is not None and not isinstance(lazy, bool):
             raise ConfigError(f"lazy must be True, False or None (decide by size), got {lazy!r}")
-        spec = self.spec = ClusterSpec(nodes, backend, pod_cidr, subnet_len, underlay_cidr, underlay_mtu)
+        spec = self.spec = ClusterSpec(nodes, backend, pod_cidr, subnet_len, underlay_cidr, underlay_mtu,
+                                       proxy_mode, flannel_nftables)
+        self.proxy_mode, self.flannel_nftables = spec.proxy_mode, spec.flannel_nftables
         # The description's parameters and records, under the names users know.
         self.backend, self.pod_cidr, self.underlay, self.mtu = spec.backend, spec.pod_cidr, spec.underlay, spec.mtu
         self.subnet_len, self.underlay_mtu, self.gateway_ip = spec.subnet_len, spec.underlay_mtu, spec.gateway_ip
@@ -54,6 +71,7 @@ class Cluster:
         self._builder = Builder(spec, self.lazy)
         self.network = self._builder.network
         self.network.owner_hook = lambda: cluster_owners(spec)     # traces name services' ClusterIPs
+        self.dns: DnsServer | None = None          # the DNS server pods resolve names with (set_dns)
 
     @property
     def built(self) -> int:
@@ -67,12 +85,16 @@ class Cluster:
 
     # populating -----------------------------------------------------------------------------
     def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = DEFAULT_CONTAINERS,
-                listen: tuple[tuple[str, int], ...] = POD_PORTS) -> Pod:
+                listen: tuple[tuple[str, int], ...] = POD_PORTS, *, namespace: str = "default",
+                labels: dict[str, str] | None = None, hostname: str = "", subdomain: str = "",
+                ready: bool = True) -> Pod:
         """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes).
-        Pod and container names are DNS-1123 labels (netsim.names)."""
-        pod = self.spec.add_pod(name, node, containers, listen)
-        if node in self.network.namespaces:      # its node is built: CNI ADD now (else with the node)
-            self._builder.build_pod(pod)
+        Pod, container and namespace names are DNS-1123 labels (netsim.names); names are unique
+        across namespaces too, since each pod is a network namespace of that name. `hostname`
+        and `subdomain` are spec.hostname and spec.subdomain (a StatefulSet pod's identity, which
+        a headless Service of that name turns into DNS names); `ready` its Ready condition."""
+        pod = self.spec.add_pod(name, node, containers, listen, namespace, labels, hostname, subdomain, ready)
+        self._builder.pod_added(pod)
         return pod
 
     def add_external(self, name: str, ip: str = "203.0.113.10",
@@ -95,14 +117,35 @@ class Cluster:
         self.externals[name] = ext
         return ext
 
-    def add_service(self, name: str, port: int, target_port: int, pods: list[str] | tuple[str, ...] = (),
-                    node_port: int | None = None, external_traffic_policy: str = "Cluster",
-                    protocol: str = "tcp", cluster_ip: str | None = None) -> kubeproxy.Service:
-        """A Service: kube-proxy programs its ClusterIP (and NodePort) on every node. The name
-        is a DNS-1035 label (netsim.names); the ClusterIP and NodePort are checked and allocated
-        as kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
-        return self._builder.kube_proxy.add_service(name, port, target_port, pods, node_port,
-                                                    external_traffic_policy, protocol, cluster_ip)
+    def add_service(self, name: str, port: int | None = None, target_port: int | None = None,
+                    pods: list[str] | tuple[str, ...] = (), node_port: int | None = None,
+                    external_traffic_policy: str = "Cluster", protocol: str = "tcp", cluster_ip: object = "",
+                    *, ports: object = None, namespace: str = "default", type: str | None = None,
+                    load_balancer_ip: str | None = None, load_balancer_source_ranges: object = (),
+                    health_check_node_port: int | None = None,
+                    publish_not_ready_addresses: bool = False) -> kubeproxy.Service:
+        """A Service in front of `pods` (its selector, as names; endpoints are the ready ones):
+        kube-proxy programs it on every node.
+
+        One port (`port`, `target_port`, `protocol`, `node_port`) or several: `ports=[{"name":
+        "dns", "port": 53, "protocol": "udp"}, {"name": "dns-tcp", "port": 53}, ...]` (targetPort
+        defaults to port, protocol to tcp; with two or more ports each needs a distinct name, and
+        no two may share protocol and port, as validation.go requires). `cluster_ip`: "" (the
+        default) allocates one, an address asks for it, None makes a headless Service
+        (clusterIP: None: no virtual address, no rules, DNS answers with the pods). `type`:
+        ClusterIP, NodePort (the default when a nodePort is given; missing nodePorts are
+        allocated) or LoadBalancer: a NodePort Service whose status.loadBalancer.ingress gets an
+        address from MetalLB's pool (`load_balancer_ip` asks for one), announced in layer 2 by
+        the elected node's speaker (`Cluster.speaker`); `load_balancer_source_ranges` limits its
+        clients, and with externalTrafficPolicy Local it gets a healthCheckNodePort. The name is
+        a DNS-1035 label (netsim.names); addresses and ports are checked and allocated as
+        kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
+        svc = self._builder.kube_proxy.add_service(
+            name, port, target_port, pods, node_port, external_traffic_policy, protocol, cluster_ip, ports=ports,
+            namespace=namespace, type=type, load_balancer_ip=load_balancer_ip,
+            load_balancer_source_ranges=load_balancer_source_ranges, health_check_node_port=health_check_node_port,
+            publish_not_ready_addresses=publish_not_ready_addresses)
+        return svc
 
     # hosts, endpoints and sending -----------------------------------------------------------
     def netns(self, name: str):
@@ -144,21 +187,84 @@ class Cluster:
         title = f"{src} -> {dst} ({proto}{'/' + str(dport) if dport else ''})"
         return self.network.send(source.netns, target.ip, proto, dport, sport, payload, cold=cold, title=title)
 
+    # the tools a reader types (tools.py) ---------------------------------------------------
+    def ping(self, src: str, dst: str, count: int = 1, size: int = 56, ttl: int | None = None,
+             pmtudisc: str = "want", tos: int = 0, broadcast: bool = False, cold: bool = True) -> ToolRun:
+        """`ping -c COUNT -s SIZE [-t TTL] -M want|do|dont [-Q TOS] [-b] DST` run in `src`; prints
+        as iputils' ping does (`str(run)`), with the trace of every probe and answer."""
+        return tools.ping(self, src, dst, count, size, ttl, pmtudisc, tos, broadcast, cold)
+
+    def traceroute(self, src: str, dst: str, mode: str = "udp", queries: int = 3, max_ttl: int = 30,
+                   first_ttl: int = 1, port: int | None = None, wait: float = 5.0, packetlen: int | None = None,
+                   numeric: bool = False, dont_fragment: bool = False, cold: bool = True) -> ToolRun:
+        """`traceroute` run in `src`: UDP probes (the default), ICMP echo (`mode="icmp"`, -I) or
+        TCP SYNs (`mode="tcp"`, -T), as traceroute 2.1 sends and prints them."""
+        return tools.traceroute(self, src, dst, mode, queries, max_ttl, first_ttl, port, wait, packetlen, numeric,
+                                dont_fragment, cold=cold)
+
+    def dig(self, src: str, name: str, server: str | None = None, tcp: bool = False, search: bool = False,
+            qtype: str = "A", short: bool = False, cold: bool = True) -> ToolRun:
+        """`dig [@SERVER] NAME [+tcp] [+search]` run in `src`, to the pod's resolv.conf nameserver
+        unless `server` is given; prints as BIND's dig does."""
+        return tools.dig(self, src, name, server, tcp, search, qtype, short, cold)
+
+    def fetch(self, src: str, target: str, size: int | None = None, data: bytes | None = None,
+              max_time: float | None = None, cold: bool = True) -> ToolRun:
+        """`curl -sS URL` run in `src`: an HTTP request over a TCP connection, its response (`size`
+        bytes of body from the pods' HTTP server), the teardown. `target` is a URL or host[:port]."""
+        return tools.fetch(self, src, target, size, data, max_time, cold)
+
+    def nc(self, src: str, dst: str, port: int, data: bytes = b"", udp: bool = False, verbose: bool = False,
+           zero: bool = False, wait: int | None = None, cold: bool = True) -> ToolRun:
+        """`nc [-u] [-v] [-z] [-w WAIT] DST PORT` run in `src`, sending `data` (then FIN, as -N)."""
+        return tools.nc(self, src, dst, port, data, udp, verbose, zero, wait, cold=cold)
+
+    # names -----------------------------------------------------------------------------------
+    def set_dns(self, pod: str, nameserver: str | None = None) -> DnsServer:
+        """Run a DNS server in CoreDNS's role in `pod` (UDP and TCP 53, the cluster's Services and
+        pods as records) and name `nameserver` (default: the pod's address; a kube-dns ClusterIP
+        in front of it) in every pod's resolv.conf. The tools then resolve names with DNS queries."""
+        return cluster_dns.attach_dns(self, pod, nameserver)
+
+    def resolv_conf(self, pod: str) -> str:
+        """The pod's /etc/resolv.conf, as kubelet writes it for a ClusterFirst pod."""
+        conf = cluster_dns.resolv_conf(self, pod)
+        if conf is None:
+            raise ConfigError(f"{pod!r} is not a pod: only pods get kubelet's resolv.conf (pods: "
+                              f"{', '.join(self.pods) or 'none'})")
+        return conf.text()
+
     # views --------------------------------------------------------------------------------
     def show(self, host: str, what: str) -> str:
-        """A state view of one host: "ip addr", "ip route", "ip neigh", "bridge fdb",
-        "iptables-save", "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR" and
-        "ip route get ADDR from SRC"."""
+        """A state view of one host: "ip addr", "ip -d link show [DEV]", "ip route", "ip neigh",
+        "bridge fdb", "bridge link" and "bridge -d link" (each also "... show [dev DEV]"),
+        "iptables-save", "nft list ruleset" (and "nft -a list ruleset", with handles),
+        "conntrack -L", "subnet.env" (nodes only), "ip route get ADDR", "ip route get ADDR
+        from SRC" and "node annotations" (flanneld's annotations on the Node object, nodes
+        only)."""
         from .. import show
         views = {
-            "ip addr": show.ip_addr, "ip route": show.ip_route, "ip neigh": show.ip_neigh,
-            "bridge fdb": show.bridge_fdb, "iptables-save": show.iptables_save, "conntrack -L": show.conntrack_list,
+            "ip addr": show.ip_addr, "ip -d link show": show.ip_link_details, "ip route": show.ip_route,
+            "ip neigh": show.ip_neigh, "bridge fdb": show.bridge_fdb, "iptables-save": show.iptables_save,
+            "nft list ruleset": show.nft_list_ruleset, "nft -a list ruleset": show.nft_list_ruleset_handles,
+            "conntrack -L": show.conntrack_list,
+            "bridge link": show.bridge_link, "bridge -d link": lambda ns: show.bridge_link(ns, details=True),
         }
-        names = ", ".join([*views, "ip route get ADDR [from SRC]", "subnet.env"])
+        names = ", ".join([*views, "ip -d link show DEV", "bridge [-d] link show [dev DEV]",
+                           "ip route get ADDR [from SRC]", "subnet.env", "node annotations"])
         if not isinstance(what, str):
             raise ConfigError(f"view {what!r} must be a string, one of: {names}")
         words = what.split()
         route_get = words[:3] == ["ip", "route", "get"]
+        if words[:4] == ["ip", "-d", "link", "show"] and len(words) == 5:
+            return show.ip_link_details(self.netns(host), words[4])
+        if what == "node annotations":          # kubectl get node NODE -o yaml: metadata.annotations
+            n = self.spec.check_node_name(host)
+            return show.node_annotations(flannel.node_annotations(n.lease, self.backend))
+        bridge_link = _bridge_link_words(words)
+        if bridge_link is not None:
+            details, dev = bridge_link
+            return show.bridge_link(self.netns(host), details, dev)
         if not route_get and " ".join(words) not in views and what != "subnet.env":
             raise ConfigError(f"unknown view {what!r}; views are {names}")
         ns = self.netns(host)
@@ -188,8 +294,9 @@ class Cluster:
         breakages.break_forwarding(self.spec, self._builder, node)
 
     def break_masquerade(self, node: str) -> None:
-        """`iptables -t nat -D FLANNEL-POSTRTG ...`: remove the pod-to-outside MASQUERADE rule on
-        `node`. An error if it is gone already."""
+        """`iptables -t nat -D FLANNEL-POSTRTG ...` (flannel's nftables mode: `nft delete rule ip
+        flannel-ipv4 postrtg handle N`): remove the pod-to-outside masquerade rule on `node`. An
+        error if it is gone already."""
         breakages.break_masquerade(self.spec, self._builder, node)
 
     def break_route(self, node: str, peer: str) -> None:
@@ -197,19 +304,61 @@ class Cluster:
         the udp backend has one route for the whole pod network). An error if it is gone."""
         breakages.break_route(self.spec, self._builder, node, peer)
 
+    def break_backend_port(self, node: str) -> None:
+        """`iptables -A INPUT -p udp -m udp --dport 8472 -j DROP` on `node`: a host firewall that
+        lets no VXLAN packet in (8285 for the udp backend). An error if the rule is there already."""
+        breakages.break_backend_port(self.spec, self._builder, node)
+
+    def break_public_ip(self, node: str, address: str) -> None:
+        """flanneld on `node` picked the wrong interface: its public-ip annotation is `address`
+        and every other node sends `node`'s VXLAN packets there (vxlan backend)."""
+        breakages.break_public_ip(self.spec, self._builder, node, address)
+
     def set_mtu(self, host: str, dev: str, mtu: int) -> None:
         """`ip link set DEV mtu MTU` on any host, e.g. a pod's eth0 left at 1500."""
         breakages.set_mtu(self._builder, host, dev, mtu)
 
 
-def reference_cluster(backend: str = "vxlan", lazy: bool | None = None) -> Cluster:
+def _bridge_link_words(words: list[str]) -> tuple[bool, str | None] | None:
+    """`bridge [-d] link [show [dev DEV]]` as (details, device), or None for another view."""
+    details = words[1:2] == ["-d"]
+    rest = words[2:] if details else words[1:]
+    if words[:1] != ["bridge"] or rest[:1] != ["link"]:
+        return None
+    rest = rest[1:]
+    if rest in ([], ["show"]):
+        return details, None
+    if len(rest) == 3 and rest[:2] == ["show", "dev"]:
+        return details, rest[2]
+    raise ConfigError(f"view {' '.join(words)!r}: use 'bridge [-d] link [show [dev DEV]]'")
+
+
+# kubeadm's DNS add-on: the CoreDNS pod's ports and the kube-dns Service in front of it
+# (cmd/kubeadm/app/phases/addons/dns/manifests.go: ports dns/UDP 53, dns-tcp/TCP 53, metrics/TCP
+# 9153; the ClusterIP is the tenth address of the service CIDR, 10.96.0.10 for kubeadm's default
+# 10.96.0.0/12, GetDNSIP in cmd/kubeadm/app/constants)
+KUBE_DNS_IP = "10.96.0.10"
+KUBE_DNS_PORTS = ({"name": "dns", "port": 53, "protocol": "udp"}, {"name": "dns-tcp", "port": 53, "protocol": "tcp"},
+                  {"name": "metrics", "port": 9153, "protocol": "tcp"})
+COREDNS_LISTEN = (("udp", 53), ("tcp", 53), ("tcp", 9153))
+
+
+def reference_cluster(backend: str = "vxlan", lazy: bool | None = None, proxy_mode: str = "iptables") -> Cluster:
     """The book's cluster (kernel-observations.md): two nodes, pods a and b on node1, pod c
     on node2, an external host behind the gateway, and service `web` (ClusterIP 10.96.0.100:80,
-    NodePort 30080) in front of pod-c:8080. `lazy=True` builds it lazily (for tests)."""
-    cluster = Cluster(nodes=2, backend=backend, lazy=lazy)
+    NodePort 30080) in front of pod-c:8080; and the DNS every kubeadm cluster has: pod `coredns`
+    (namespace kube-system, on node1, 10.244.0.4) behind Service `kube-dns` (10.96.0.10, ports
+    dns/UDP 53, dns-tcp/TCP 53, metrics/TCP 9153). CoreDNS is added after the other pods so
+    they keep the addresses the book's chapters show (on a real cluster it starts first and
+    takes .2). `lazy=True` builds it lazily (for tests)."""
+    cluster = Cluster(nodes=2, backend=backend, lazy=lazy, proxy_mode=proxy_mode)
     cluster.add_pod("pod-a", node="node1", containers=("app", "sidecar"))
     cluster.add_pod("pod-b", node="node1")
     cluster.add_pod("pod-c", node="node2")
+    cluster.add_pod("coredns", node="node1", namespace="kube-system", labels={"k8s-app": "kube-dns"},
+                    listen=COREDNS_LISTEN)
     cluster.add_external("ext", ip="203.0.113.10")
     cluster.add_service("web", port=80, target_port=8080, pods=["pod-c"], node_port=30080)
+    cluster.add_service("kube-dns", namespace="kube-system", cluster_ip=KUBE_DNS_IP, pods=["coredns"],
+                        ports=list(KUBE_DNS_PORTS))
     return cluster

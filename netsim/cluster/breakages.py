@@ -7,9 +7,13 @@ docstring would. Deleting what is gone already is an error, as it is for `ip` an
 
 from __future__ import annotations
 
+from dataclasses import replace
+from ipaddress import IPv4Address
+
 from .. import flannel
+from ..addresses import parse_address
 from ..errors import ConfigError
-from ..vxlan import VxlanDevice
+from ..vxlan import VXLAN_DEFAULT_PORT, VxlanDevice
 from .builder import Builder
 from .spec import MIN_MTU, ClusterSpec, Node
 
@@ -58,8 +62,19 @@ def break_forwarding(spec: ClusterSpec, builder: Builder, node: str) -> None:
 
 
 def break_masquerade(spec: ClusterSpec, builder: Builder, node: str) -> None:
-    """`iptables -t nat -D FLANNEL-POSTRTG ...` (the pod-to-outside MASQUERADE rule) on `node`."""
+    """`iptables -t nat -D FLANNEL-POSTRTG ...` (the pod-to-outside MASQUERADE rule) on `node`;
+    in flannel's nftables mode `nft delete rule ip flannel-ipv4 postrtg handle N`, N that
+    rule's handle as `nft -a list ruleset` shows it."""
     ns = builder.host(spec.check_node_name(node).name)
+    if spec.flannel_nftables:
+        wanted = f"ip saddr {spec.pod_cidr} ip daddr != 224.0.0.0/4 masquerade fully-random"
+        chain = ns.netfilter.nftables.table("ip", "flannel-ipv4").chains["postrtg"]
+        handle = next((r.handle for r in chain.rules if r.text == wanted), None)
+        if handle is None:
+            raise ConfigError(f"break_masquerade({node!r}): already broken: chain postrtg of table ip flannel-ipv4 "
+                              f"on {node} has no rule '{wanted}'")
+        ns.netfilter.nftables.run(f"delete rule ip flannel-ipv4 postrtg handle {handle}\n")
+        return
     spec_text = f'-s {spec.pod_cidr} ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully'
     try:
         ns.netfilter.delete("nat", "FLANNEL-POSTRTG", spec_text)
@@ -76,6 +91,54 @@ def break_route(spec: ClusterSpec, builder: Builder, node: str, peer: str) -> No
                           f"whole pod network {spec.pod_cidr} to flannel0, with no route per node")
     n, p = _node_and_peer(spec, node, peer)
     builder.host(n.name).route_del(str(p.subnet))
+
+
+BACKEND_PORTS = {"vxlan": VXLAN_DEFAULT_PORT, "udp": flannel.UDP_PORT}
+
+
+def backend_port_rule(spec: ClusterSpec) -> str:
+    """The rule `break_backend_port` appends: the backend's UDP port dropped on arrival."""
+    return f"-p udp -m udp --dport {BACKEND_PORTS[spec.backend]} -j DROP"
+
+
+def break_backend_port(spec: ClusterSpec, builder: Builder, node: str) -> None:
+    """`iptables -A INPUT -p udp -m udp --dport 8472 -j DROP` on `node`: a host firewall that
+    lets no tunnelled packet in (8472 for vxlan, the kernel's default VXLAN port; 8285 for udp,
+    flanneld's; flannel Documentation/troubleshooting.md "Firewalls")."""
+    if spec.backend not in BACKEND_PORTS:
+        raise ConfigError(f"break_backend_port applies to the vxlan and udp backends, which tunnel through a UDP "
+                          f"port; this cluster uses {spec.backend}, which sends pod packets unencapsulated")
+    ns = builder.host(spec.check_node_name(node).name)
+    rule = backend_port_rule(spec)
+    if rule in ns.netfilter.save("filter"):
+        raise ConfigError(f"break_backend_port({node!r}): already broken: INPUT on {node} drops UDP port "
+                          f"{BACKEND_PORTS[spec.backend]} already")
+    ns.netfilter.append("filter", "INPUT", rule)
+
+
+def break_public_ip(spec: ClusterSpec, builder: Builder, node: str, address: str) -> None:
+    """flanneld on `node` chose the wrong interface (no `--iface`, or the wrong one): its
+    `flannel.alpha.coreos.com/public-ip` annotation says `address`, and every other node's
+    flanneld programs that address as `node`'s VTEP, `bridge fdb replace <VTEP MAC> dev
+    flannel.1 dst ADDRESS` (handleSubnetEvents, pkg/backend/vxlan/vxlan_network.go). `node`'s
+    own flannel.1 is left as it was (vxlan backend)."""
+    _need_backend(spec, "vxlan", "break_public_ip")
+    n = spec.check_node_name(node)
+    addr = parse_address(address, "public IP")
+    if str(addr) == n.lease.public_ip:
+        raise ConfigError(f"break_public_ip({node!r}, {address!r}): {address} is {node}'s own address already; "
+                          f"name an address its peers cannot reach it at (Vagrant's NAT address 10.0.2.15, say)")
+    if addr.is_multicast or addr.is_unspecified or addr == IPv4Address("255.255.255.255") or addr.is_loopback:
+        raise ConfigError(f"public IP {address!r} must be a unicast address, not multicast, loopback or unspecified")
+    builder.materialize_all()             # every peer programs the address now
+    mac = flannel.vtep_mac(n.name)
+    for peer in spec.node_list:
+        if peer is n:
+            continue
+        dev = builder.host(peer.name).devices["flannel.1"]
+        assert isinstance(dev, VxlanDevice)
+        dev.fdb_append(mac, str(addr))
+    n.lease = replace(n.lease, public_ip=str(addr))
 
 
 def set_mtu(builder: Builder, host: str, dev: str, mtu: int) -> None:

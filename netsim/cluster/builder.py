@@ -33,10 +33,12 @@ from __future__ import annotations
 
 from .. import cni, flannel
 from ..device import Veth
+from ..decision import BridgeReason, Decision, Subsystem, Verdict
 from ..errors import ConfigError
 from ..netns import Namespace
 from ..packet import ARP_REQUEST, ETH_P_ARP
 from ..stack import Network
+from . import metallb
 from .services import KubeProxy
 from .spec import EXTERNAL_NET, GATEWAY_EXTERNAL_IP, ClusterSpec, External, Node, Pod, listing
 
@@ -68,7 +70,7 @@ class Builder:
         self.kube_proxy = KubeProxy(spec, self.network)
         self.peers = flannel.PeerTables.of([node.lease for node in spec.node_list], spec.backend)
         self._ports: dict[str, Veth] = {}        # node -> its port on the underlay switch
-        self._built_nodes = 0
+        self._built: set[str] = set()             # the nodes built so far
         self._build_underlay()
         if not lazy:
             for node in spec.node_list:
@@ -105,7 +107,7 @@ class Builder:
         flannel.setup_device(net, node.lease, spec.backend, spec.underlay_mtu)
         flannel.add_peers(net, self.peers, node.index, spec.pod_cidr)
         self.kube_proxy.sync_rules(name)
-        self._built_nodes += 1
+        self._built.add(name)
         for pod in node.pods:
             self.build_pod(spec.pods[pod])
 
@@ -118,6 +120,11 @@ class Builder:
         cni.add_pod(self.network, pod.node, pod.name, pod.ip, node.subnet, spec.pod_cidr, spec.mtu)
         for proto, port in pod.listen:
             ns.listen(proto, port)
+
+    def pod_added(self, pod: Pod) -> None:
+        """A new pod record: built now if its node is (else with its node)."""
+        if pod.node in self._built:
+            self.build_pod(pod)
 
     def build_external(self, ext: External, listen: tuple[tuple[str, int], ...]) -> None:
         """The external host's namespace, cabled to the gateway's eth1."""
@@ -140,7 +147,7 @@ class Builder:
             if pod is None:
                 return
             node = spec.nodes[pod.node]
-        if node.name not in self.network.namespaces:
+        if node.name not in self._built:
             self.build_node(node)
 
     def materialize_all(self) -> None:
@@ -170,12 +177,19 @@ class Builder:
 
     # the switch's floods -----------------------------------------------------------------
     def _arp_target(self, frame) -> str | None:
-        """The node an ARP request asks for, if it is one of ours."""
+        """The node an ARP request asks for, if it is one of ours: the node with that address,
+        or the one whose MetalLB speaker answers for a load-balancer address."""
         if frame.type != ETH_P_ARP or frame.payload.op != ARP_REQUEST:
             return None
-        name = self.spec.owner_at(frame.payload.pdst)
+        pdst = frame.payload.pdst
+        name = self.spec.owner_at(pdst)
         node = self.spec.nodes.get(name) if name is not None else None
-        return name if node is not None and node.ip == frame.payload.pdst else None
+        if node is not None and node.ip == pdst:
+            return name
+        for svc in self.spec.services.values():
+            if pdst in svc.load_balancer_ips:
+                return metallb.announcer(self.spec, svc, pdst)
+        return None
 
     def _underlay_flood(self, frame, flow) -> None:
         """sw0 is about to flood `frame`: build the node an ARP request asks for, and say how
@@ -183,7 +197,7 @@ class Builder:
         target = self._arp_target(frame)
         if target is not None:
             self.materialize(target)
-        missing = len(self.spec.nodes) - self._built_nodes
+        missing = len(self.spec.nodes) - len(self._built)
         if missing:
-            flow.note(f"{self._switch.name}: {missing} of {len(self.spec.nodes)} nodes are not built (lazy cluster) and "
-                      f"are left out of the flood; their NICs would ignore it")
+            flow.note(Decision(Subsystem.BRIDGE, "br_flood", BridgeReason.LAZY_NODES, Verdict.FLOOD,
+                               bridge=self._switch.name, missing=missing, nodes=len(self.spec.nodes)))

@@ -50,6 +50,9 @@ def resolve(spec: ClusterSpec, builder: Builder, name: str, *, source: bool = Fa
         return Endpoint("gateway", spec.gateway_ip)
     if text in spec.services:
         svc = spec.services[text]
+        if svc.cluster_ip is None:
+            raise ConfigError(f"service {text} is headless (clusterIP: None): it has no address of its own; "
+                              f"send to one of its pods, whose addresses DNS gives")
         return Endpoint(None, svc.cluster_ip, svc.port)
     port = None
     if text.count(":") == 1:

@@ -1,5 +1,5 @@
 """Who owns an address in a cluster beyond its devices (netsim.owners names those): each
-service's ClusterIP, which no device holds."""
+service's ClusterIP and load-balancer IP, which no device holds."""
 
 from __future__ import annotations
 
@@ -8,4 +8,8 @@ from .spec import ClusterSpec
 
 def cluster_owners(spec: ClusterSpec) -> dict[str, str]:
     """What a cluster knows beyond its devices: each service's ClusterIP."""
-    return {svc.cluster_ip: f"service {svc.name}'s ClusterIP" for svc in spec.services.values()}
+    owners = {svc.cluster_ip: f"service {svc.name}'s ClusterIP" for svc in spec.services.values()
+              if svc.cluster_ip is not None}
+    owners.update({ip: f"service {svc.name}'s load-balancer IP" for svc in spec.services.values()
+                   for ip in svc.load_balancer_ips})
+    return owners

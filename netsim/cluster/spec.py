@@ -14,9 +14,10 @@ pod CIDR (its lease); host-local IPAM gives its pods .2 upward in the order they
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from .. import cni, flannel, kubeproxy
 from ..addresses import check_unicast_network, parse_network
@@ -33,7 +34,12 @@ POD_PORTS = (("tcp", 8080), ("udp", 9090))
 DEFAULT_CONTAINERS = ("app",)
 MIN_MTU = 68
 OWN_HOSTS = ("underlay", "gateway")
-_POD_NAME = quick_match("pod")      # the namespaces every cluster has besides its nodes and pods
+_POD_NAME = quick_match("pod")
+# MetalLB's address pool for LoadBalancer Services (an IPAddressPool in the nodes' own layer-2
+# network, as layer-2 mode needs): .200 to .250 of the underlay
+LB_POOL = (200, 250)
+# kube-proxy's --proxy-mode values netsim models (ipvs is explained in the book, not modelled)
+PROXY_MODES = ("iptables", "nftables")
 
 
 @dataclass(slots=True)
@@ -53,11 +59,20 @@ class Node:
 
 @dataclass(slots=True)
 class Pod:
+    """A pod: its node and address, and the fields Services, DNS and NetworkPolicy read: its
+    namespace and labels, spec.hostname and spec.subdomain (a StatefulSet's pods get their own
+    name and the governing Service), and its Ready condition."""
+
     name: str
     node: str
     ip: str
     containers: tuple[str, ...] = DEFAULT_CONTAINERS
     listen: tuple[tuple[str, int], ...] = field(default=POD_PORTS, repr=False, compare=False)
+    namespace: str = "default"
+    labels: tuple[tuple[str, str], ...] = ()
+    hostname: str = ""
+    subdomain: str = ""
+    ready: bool = True
 
     @property
     def netns(self) -> str:
@@ -78,15 +93,15 @@ class PodTable(Mapping[str, Pod]):
     __slots__ = ("rows", "_records")
 
     def __init__(self) -> None:
-        # name -> (node, ip, containers, listen), filled by ClusterSpec.add_pod
-        self.rows: dict[str, tuple[str, str, tuple[str, ...], tuple[tuple[str, int], ...]]] = {}
+        # name -> (node, ip, containers, listen[, namespace, labels, hostname, subdomain, ready]),
+        # the arguments of its Pod after the name, filled by ClusterSpec.add_pod
+        self.rows: dict[str, tuple[Any, ...]] = {}
         self._records: dict[str, Pod] = {}
 
     def __getitem__(self, name: str) -> Pod:
         pod = self._records.get(name)
         if pod is None:
-            node, ip, containers, listen = self.rows[name]
-            pod = self._records[name] = Pod(name, node, ip, containers, listen)
+            pod = self._records[name] = Pod(name, *self.rows[name])
         return pod
 
     def __contains__(self, name: object) -> bool:
@@ -112,6 +127,28 @@ class External:
         return self.name
 
 
+LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                       r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
+def check_labels(owner: str, labels: object) -> tuple[tuple[str, str], ...]:
+    """metadata.labels as sorted (key, value) pairs: keys an optional DNS subdomain prefix and
+    a name of up to 63 characters, values up to 63 (IsQualifiedName, IsValidLabelValue)."""
+    if labels is None:
+        return ()
+    if not isinstance(labels, dict):
+        raise ConfigError(f"pod {owner}: labels {labels!r} must be a dict such as {{'app': 'web'}}")
+    for key, value in labels.items():
+        if not isinstance(key, str) or not LABEL_KEY.fullmatch(key) or len(key.split("/")[-1]) > 63:
+            raise ConfigError(f"pod {owner}: label key {key!r} is not a qualified name (e.g. 'app' or "
+                              f"'app.kubernetes.io/name')")
+        if not isinstance(value, str) or not LABEL_VALUE.fullmatch(value) or len(value) > 63:
+            raise ConfigError(f"pod {owner}: label {key}={value!r}: a value is at most 63 letters, digits, "
+                              f"'-', '_' or '.', starting and ending with a letter or digit")
+    return tuple(sorted(labels.items()))
+
+
 def listing(names: list[str], most: int = 12) -> str:
     """Names for an error message: all of them, or the first few and how many there are."""
     if len(names) <= most:
@@ -123,9 +160,17 @@ class ClusterSpec:
     """The validated parameters of a cluster and the records of what it holds."""
 
     def __init__(self, nodes: int, backend: str, pod_cidr: str, subnet_len: int, underlay_cidr: str,
-                 underlay_mtu: int):
+                 underlay_mtu: int, proxy_mode: str = "iptables", flannel_nftables: bool = False):
         if not isinstance(backend, str) or backend not in flannel.BACKENDS:
             raise ConfigError(f"backend {backend!r} is not one of {', '.join(flannel.BACKENDS)}")
+        if not isinstance(proxy_mode, str) or proxy_mode not in PROXY_MODES:
+            raise ConfigError(f"proxy_mode {proxy_mode!r} is not one of {', '.join(PROXY_MODES)} (kube-proxy's "
+                              f"--proxy-mode; ipvs is not modelled)")
+        if not isinstance(flannel_nftables, bool):
+            raise ConfigError(f"flannel_nftables must be True or False (flannel's EnableNFTables), got "
+                              f"{flannel_nftables!r}")
+        self.proxy_mode = proxy_mode
+        self.flannel_nftables = flannel_nftables
         if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
             raise ConfigError(f"nodes must be a positive integer, got {nodes!r}")
         self.backend = backend
@@ -162,6 +207,11 @@ class ClusterSpec:
         self.pods = PodTable()
         self.externals: dict[str, External] = {}
         self.services: dict[str, kubeproxy.Service] = {}
+        self.allocated_ips: set[str] = set()     # the services whose ClusterIP was allocated, not asked for
+        self.selectors: dict[str, Any] = {}
+        self.network_policies: dict[tuple[str, str], Any] = {}    # (namespace, name) -> networkpolicy.NetworkPolicy
+        self.namespace_labels: dict[str, dict[str, str]] = {}      # service name -> the pods it selects (services.Selection)
+        self.lb_pool = (self.underlay.network_address + LB_POOL[0], self.underlay.network_address + LB_POOL[1])
         self.gateway_ip = str(self.underlay.network_address + 1)
         self._subnets = self.pod_cidr.subnets(new_prefix=subnet_len)
         for i in range(1, nodes + 1):
@@ -176,16 +226,34 @@ class ClusterSpec:
         self.node_list.append(node)
         return node
 
-    def add_pod(self, name: str, node: str, containers: tuple[str, ...], listen: tuple[tuple[str, int], ...]) -> Pod:
+    def taken_node_ports(self) -> dict[int, str]:
+        """Every allocated nodePort and healthCheckNodePort, with its service."""
+        taken = {sp.node_port: s.name for s in self.services.values() for sp in s.ports if sp.node_port is not None}
+        taken.update({s.health_check_node_port: s.name for s in self.services.values()
+                      if s.health_check_node_port is not None})
+        return taken
+
+    def add_pod(self, name: str, node: str, containers: tuple[str, ...], listen: tuple[tuple[str, int], ...],
+                namespace: str = "default", labels: object = None, hostname: str = "", subdomain: str = "",
+                ready: bool = True) -> Pod:
         """The pod's record: checked names, its address from the node's IPAM (the rest of CNI
         ADD happens when its node's namespace is built)."""
         nodes = self.nodes
         n = nodes.get(node) if type(node) is str else None
         rows = self.pods.rows
+        plain = (namespace == "default" and labels is None and not hostname and not subdomain and ready is True)
         if (n is None or type(name) is not str or not _POD_NAME(name) or name in rows or name in nodes
-                or name in self.externals or name in self.services or name in OWN_HOSTS):
+                or name in self.externals or name in self.services or name in OWN_HOSTS or not plain):
             self.check_new_name("pod", name)            # says what is wrong, in this order
             n = self.check_node_name(node)
+            check_name("namespace", namespace)
+            label_items = check_labels(name, labels)
+            if hostname:
+                check_name("pod", hostname)
+            if subdomain:
+                check_name("service", subdomain)
+            if not isinstance(ready, bool):
+                raise ConfigError(f"pod {name}: ready must be True or False, got {ready!r}")
         if containers is not DEFAULT_CONTAINERS:
             if isinstance(containers, str) or not isinstance(containers, (tuple, list)) or not containers:
                 raise ConfigError(f"pod {name}: containers {containers!r} must be a non-empty tuple of names, "
@@ -198,9 +266,13 @@ class ClusterSpec:
         if listen is not POD_PORTS:
             listen = self.check_listen(listen, f"pod {name}")
         ip = n.ipam.allocate(name)
-        rows[name] = (node, ip, containers, listen)
+        if plain:
+            rows[name] = (node, ip, containers, listen)
+        else:
+            rows[name] = (node, ip, containers, listen, namespace, label_items, hostname, subdomain, ready)
         n.pods.append(name)
-        return Pod(name, node, ip, containers, listen)
+        # a plain pod's record is made when it is asked for (a fresh one here, equal to it)
+        return Pod(name, node, ip, containers, listen) if plain else self.pods[name]
 
     def check_new_name(self, kind: str, name: object) -> str:
         """A new object's name: Kubernetes' rule for its kind (netsim.names), and unique across

@@ -9,6 +9,10 @@
 
 - `Lab` (kernel.py): builds the cluster from netsim's own state, runs one exchange with real
   sockets and captures every device (`Lab.exchange` -> `Observation`, with a netsim `Trace`).
+  Its parts: `plan` (the build as checked command lines), `process` (running a command),
+  `cleanup` (namespaces removed whatever way the process ends), `capture` (a socket on every
+  device), `frames` (captures ordered and classified into a `Trace`), `traffic` (the servers
+  and the client).
 - `commands` (commands.py): the validators every name and value passes before it reaches a
   command line (`UnsafeArgument`), and the checks on batch and iptables-restore input.
 - `compare` (compare.py): lines a model trace up with an observation, field by field.
@@ -20,10 +24,13 @@ The core never imports this package.
 from .compare import KNOWN_DEVIATIONS, RULES, Comparison, Difference, checksum_faults, compare
 from .conformance import BACKENDS, PROTOS, SCENARIOS, SHAPES, Run, conformance, report, run_scenario
 from .commands import LabError, UnsafeArgument
-from .kernel import (
-    Capture, Lab, LabUnavailable, LabWarning, Observation, Plan, classify, order, reclaim_stale, resolve,
-    stale_namespaces, to_trace, unavailable_reason,
-)
+from .capture import Capture
+from .cleanup import LabWarning, reclaim_stale, stale_namespaces
+from .frames import classify, order, to_trace
+from .kernel import Lab, Observation
+from .plan import Plan
+from .process import LabUnavailable, unavailable_reason
+from .traffic import resolve
 
 __all__ = [
     "BACKENDS", "Capture", "Comparison", "Difference", "KNOWN_DEVIATIONS", "Lab", "LabError", "LabUnavailable",

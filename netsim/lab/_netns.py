@@ -10,7 +10,10 @@ started here (subprocess) is born in the namespace too.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
+import socket
+import struct
 import threading
 from typing import Callable, TypeVar
 
@@ -18,6 +21,8 @@ from .commands import UnsafeArgument
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
+SIOCETHTOOL = 0x8946
+ETHTOOL_STXCSUM = 0x17
 NETNS_RUN_DIR = "/run/netns"
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -56,3 +61,32 @@ def in_netns(name: str, fn: Callable[[], T]) -> T:
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
     return box["value"]  # type: ignore[return-value]
+
+
+def write_sysctls(name: str, values: list[tuple[str, str]], missing: type[Exception]) -> None:
+    """Write each (key, value) under /proc/sys in namespace `name`, what `sysctl -w` does; a key
+    the namespace lacks raises `missing`, except an IPv6 one (no IPv6: nothing to disable)."""
+    def write() -> None:
+        for key, value in values:
+            path = "/proc/sys/" + key.replace(".", "/")
+            if not os.path.exists(path):
+                if key.startswith("net.ipv6"):
+                    continue
+                raise missing(f"{key} does not exist in a new namespace")
+            with open(path, "w") as fh:
+                fh.write(value)
+
+    in_netns(name, write)
+
+
+def tx_checksum_off(name: str, devices: list[str]) -> None:
+    """Transmit checksum offload off on `devices` of namespace `name` (the ETHTOOL_STXCSUM ioctl,
+    what `ethtool -K IF tx off` does)."""
+    def apply() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for dev in devices:
+                value = ctypes.create_string_buffer(struct.pack("II", ETHTOOL_STXCSUM, 0), 8)
+                ifreq = struct.pack("16sP", dev.encode(), ctypes.addressof(value)).ljust(40, b"\0")
+                fcntl.ioctl(s.fileno(), SIOCETHTOOL, ifreq)
+
+    in_netns(name, apply)

@@ -176,6 +176,8 @@ def shown(argv: Sequence[str]) -> str:
 TABLES = ("raw", "mangle", "filter", "nat", "security")
 POLICIES = ("ACCEPT", "DROP", "-")
 COMMENT_MAX = 255                      # xt_comment's XT_MAX_COMMENT_LEN is 256 with its NUL
+# options iptables-save prints with two blanks before their argument (libxt_nfacct.c)
+TWO_BLANKS_AFTER = ("--nfacct-name",)
 
 
 # one word of a rule line in the shape iptables-save prints: a bare word, or a double-quoted
@@ -200,6 +202,8 @@ def restore_tokens(text: str) -> list[tuple[str, bool]]:
         bare = m.group(2)
         out.append((bare, False) if bare is not None else (_UNESCAPE.sub(r"\1", m.group(1)), True))
         pos = m.end() + 1
+        if bare in TWO_BLANKS_AFTER and text[pos:pos + 1] == " ":
+            pos += 1
         if pos == end:
             raise _refuse("iptables-restore line", text, "no blank at its end")
     return out
@@ -228,7 +232,7 @@ def _check_rule(line: str) -> None:
             chain(tok)
         printed.append(tok)
         before = tok
-    if " ".join(printed) != line:
+    if "".join(w + ("  " if w in TWO_BLANKS_AFTER else " ") for w in printed).rstrip() != line:
         raise _refuse("iptables-restore line", line, "exactly its words printed back as iptables-save does")
 
 
@@ -258,4 +262,48 @@ def check_restore(text: str) -> str:
             _check_rule(line)
     if table is not None:
         raise _refuse("iptables-restore input", f"*{table}", "every table closed by COMMIT")
+    return text
+
+
+NFACCT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,30}")
+
+
+def nfacct_name(value: object) -> str:
+    """An nfacct object's name (NFACCT_NAME_MAX 32 with its NUL), as `nfacct add` takes it."""
+    if not isinstance(value, str) or NFACCT_NAME.fullmatch(value) is None:
+        raise _refuse("nfacct object name", value, "1 to 31 characters of [A-Za-z0-9_-], not starting with '-'")
+    return value
+
+
+# nft -f input -------------------------------------------------------------------------------
+
+NFT_VERBS = ("add", "flush", "delete")
+NFT_OBJECTS = ("table", "chain", "set", "map", "rule", "element")
+NFT_FAMILIES = ("ip", "ip6")
+# nft's scanner (src/scanner.l) reads `include`, `define` and `$VAR` as directives and `#` as a
+# comment: none may appear. A bare word is one of these characters; a quoted string (a comment)
+# holds letters, digits, blanks and a few marks, never a quote or a backslash.
+NFT_WORD = re.compile(r"[A-Za-z0-9_.:/,;{}@!=<>&|^-]+")
+NFT_QUOTED = re.compile(r'"[A-Za-z0-9 _./:@,-]{0,128}"')
+
+
+def check_nft(text: str) -> str:
+    """`text` (one batch of netsim's nftables journal), checked before `nft -f -` reads it:
+    lines of printable ASCII, each an `add|flush|delete` of a table, chain, set, map, rule or
+    element of the ip or ip6 family, made of plain words and plain double-quoted comments."""
+    if "\0" in text or "\r" in text or not text.endswith("\n"):
+        raise _refuse("nft -f input", text[-80:], "lines of printable ASCII, each ended by a newline")
+    for line in text[:-1].split("\n"):
+        if PRINTABLE.fullmatch(line) is None:
+            raise _refuse("nft -f line", line, "printable ASCII")
+        words = re.findall(r'"[^"]*"|[^ "]+|"', line)
+        if " ".join(words) != line or len(words) < 3 or words[0] not in NFT_VERBS \
+                or words[1] not in NFT_OBJECTS or words[2] not in NFT_FAMILIES:
+            raise _refuse("nft -f line", line, "VERB OBJECT FAMILY ... (add|flush|delete table|chain|set|map|"
+                          "rule|element ip|ip6), words separated by single blanks")
+        for w in words[3:]:
+            if w.startswith('"') and NFT_QUOTED.fullmatch(w) is None or \
+                    not w.startswith('"') and (NFT_WORD.fullmatch(w) is None or w in ("include", "define")):
+                raise _refuse("nft -f word", w, "a word of [A-Za-z0-9_.:/,;{}@!=<>&|^-] or a double-quoted comment "
+                              "of letters, digits, blanks and ._/:@,-")
     return text

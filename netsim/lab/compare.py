@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -47,6 +46,9 @@ from ..packet import (
     tcp_options,
 )
 from ..trace import Frame, Hop, Trace
+from ..views.sentences import outcome_text
+from .comparison import Comparison, Difference, base_field as _base
+from .rules import compare_rules
 
 if TYPE_CHECKING:
     from ..cluster import Cluster
@@ -81,53 +83,9 @@ RULES = {
     "fragments": "each piece (whole packet, or fragment at an offset) has its own path, compared as above; a later "
                  "fragment's data exactly; a fragment takes the role of the packet it reassembles into",
     "drops": "a packet the model drops is last seen by the kernel at the model's drop hop",
-    "icmp errors": "rest (next-hop MTU) and the quoted header exact; its quoted IP ID and source port those of a "
-                   "request packet on the same side",
+    "icmp errors": "rest (next-hop MTU) and the quoted header exact; its quoted IP ID and client port those of a "
+                   "packet of the exchange on the same side (a request's source port, a reply's destination port)",
 }
-
-
-@dataclass(frozen=True)
-class Difference:
-    hop: int | None          # the model hop's index (None: not tied to one hop)
-    where: str               # "node1/flannel.1 tx"
-    field: str
-    model: object
-    kernel: object
-
-    def __str__(self) -> str:
-        at = f"hop {self.hop} {self.where}" if self.hop is not None else self.where
-        return f"{at}: {self.field} model {self.model} kernel {self.kernel}"
-
-
-@dataclass
-class Comparison:
-    title: str
-    model: Trace
-    kernel: Trace
-    differences: list[Difference] = field(default_factory=list)
-    known: list[Difference] = field(default_factory=list)   # in KNOWN_DEVIATIONS: reported, not failures
-    compared: Counter = field(default_factory=Counter)      # field -> how many values were compared
-    notes: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return not self.differences
-
-    @property
-    def hops_compared(self) -> int:
-        return self.compared["hop"]
-
-    def summary(self) -> str:
-        verdict = "match" if self.ok else f"{len(self.differences)} difference(s)"
-        if self.known:
-            verdict += f" ({len(self.known)} known deviation(s): {', '.join(sorted({_base(d.field) for d in self.known}))})"
-        return f"{self.title}: {self.hops_compared} hops, {sum(self.compared.values())} values compared, {verdict}"
-
-    def __str__(self) -> str:
-        lines = [self.summary(), *(f"  {d}" for d in self.differences),
-                 *(f"  known deviation: {d}" for d in self.known), *(f"  note: {n}" for n in self.notes)]
-        return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------
@@ -228,6 +186,10 @@ class _Collector:
     def __init__(self, comparison: Comparison, owners: dict[str, str]):
         self.c = comparison
         self.owners = owners
+        # (source, destination) of the model's reply packets: an ICMP error that quotes one of
+        # them quotes the server's port as its source and the client's random one as its
+        # destination (a reply dropped on its way back)
+        self.replies: set[tuple[str, str]] = set()
 
     def exact(self, m: Hop, field_name: str, mv: object, kv: object) -> None:
         self.c.compared[field_name.strip()] += 1
@@ -317,7 +279,9 @@ def _compare_icmp(col: _Collector, m: Hop, prefix: str, pa: ICMP, pb: ICMP) -> N
         for name in exact_fields(IPV4_HEADER):
             attr = LABELS.get(name, IPV4_HEADER.slot(name).field.attribute)
             col.exact(m, f"{prefix}icmp quoted ip {attr}", qa.get(attr), qb.get(attr))
-        col.exact(m, f"{prefix}icmp quoted dport", qa.get("dport"), qb.get("dport"))
+        # the server's port exactly; the client's (random) by rule, in _compare_quoted
+        server = "sport" if (qa.get("src"), qa.get("dst")) in col.replies else "dport"
+        col.exact(m, f"{prefix}icmp quoted {server}", qa.get(server), qb.get(server))
     if echo:
         col.exact(m, f"{prefix}icmp data length", len(pa.data), len(pb.data))
         col.exact(m, f"{prefix}icmp data after the timestamp", pa.data[PING_TIMESTAMP:].hex(),
@@ -454,26 +418,28 @@ def _compare_rules(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]], por
 
 
 def _compare_quoted(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]]) -> None:
-    """An ICMP error quotes the offending packet: its IP ID and source port, random values, must
-    be those of a request packet seen on the same side (model or kernel)."""
+    """An ICMP error quotes the offending packet: its IP ID and client port, random values, must
+    be those of a packet of the exchange seen on the same side (model or kernel): the source
+    port of a request packet, or the destination port of a reply packet."""
     for m, k in pairs.get("error", []):
-        for side, hop, hops in (("model", m, [a for a, _ in pairs.get("request", [])]),
-                                ("kernel", k, [b for _, b in pairs.get("request", [])])):
+        for side, hop, at in (("model", m, 0), ("kernel", k, 1)):
             icmp = hop.inner_ip.payload if hop.inner_ip is not None else None
             if not isinstance(icmp, ICMP) or not icmp.is_error:
                 continue
             q = _quoted(icmp.data)
+            reply = (q.get("src"), q.get("dst")) in col.replies
+            role, port = ("reply", "dport") if reply else ("request", "sport")
             seen = set()
-            for h in hops:
-                for _, ip in _layers(h.frame):
+            for pair in pairs.get(role, []):
+                for _, ip in _layers(pair[at].frame):
                     if ip.src == q.get("src") and ip.dst == q.get("dst"):
                         ports = _ports(ip)
-                        seen.add((ip.id, ports[0] if ports else None))
-            col.c.compared["icmp quoted id and sport"] += 1
-            if seen and (q.get("id"), q.get("sport")) not in seen:
-                col.c.differences.append(Difference(m.index, _key(m), "icmp quoted id and sport",
-                                                    "those of a request packet", f"{side} {q.get('id')}, "
-                                                    f"{q.get('sport')}"))
+                        seen.add((ip.id, (ports[1] if reply else ports[0]) if ports else None))
+            name = f"icmp quoted id and {port}"
+            col.c.compared[name] += 1
+            if seen and (q.get("id"), q.get(port)) not in seen:
+                col.c.differences.append(Difference(m.index, _key(m), name, f"those of a {role} packet",
+                                                    f"{side} {q.get('id')}, {q.get(port)}"))
 
 
 # checksums ----------------------------------------------------------------------------
@@ -529,10 +495,6 @@ def _arp_set(trace: Trace) -> Counter[str]:
     return out
 
 
-def _base(field_name: str) -> str:
-    return field_name.replace("inner ", "").replace("outer ", "").strip()
-
-
 def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: str | None = None,
             known: dict[str, str] | None = None) -> Comparison:
     """Compare a model trace with the kernel's (a lab `Observation`, or a `Trace`).
@@ -561,12 +523,13 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
         if first is not None:
             port_range = cluster.network.namespaces[first.netns].sysctl.ip_local_port_range
     col = _Collector(comparison, owners)
+    col.replies = {(ip.src, ip.dst) for h in model.hops if h.role == "reply" for _, ip in _layers(h.frame)}
 
     # the outcome
     comparison.compared["outcome"] += 1
-    if model.outcome != kernel.outcome:
-        comparison.differences.append(Difference(None, "exchange", "outcome", repr(model.outcome),
-                                                 repr(kernel.outcome)))
+    if outcome_text(model.outcome) != outcome_text(kernel.outcome):
+        comparison.differences.append(Difference(None, "exchange", "outcome", repr(outcome_text(model.outcome)),
+                                                 repr(outcome_text(kernel.outcome))))
 
     roles = [r for r in dict.fromkeys([h.role for h in model.hops] + [h.role for h in kernel.hops])
              if r not in IGNORED_ROLES]
@@ -598,6 +561,7 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
                         mh[-1].index, name, "drop point", f"dropped after {_key(mh[-1])}",
                         f"last seen at {_key(kh[-1])}" if kh else "never seen"))
         pairs[role] = matched
+        comparison.pairs.extend(matched)
         for m, k in matched:
             _compare_hop(col, m, k)
     _compare_rules(col, pairs, port_range, vxlan_range, getattr(observed, "client_port", None))
@@ -626,6 +590,8 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
         comparison.differences.append(Difference(None, "arp", "frame", f"{line} x{n}", "absent"))
     for line, n in sorted((ka - ma).items()):
         comparison.differences.append(Difference(None, "arp", "frame", "absent", f"{line} x{n}"))
+    if cluster is not None:
+        compare_rules(model, observed, cluster, comparison)     # the kernel's netfilter trace, if taken
     comparison.known = [d for d in comparison.differences if _base(d.field) in known]
     comparison.differences = [d for d in comparison.differences if _base(d.field) not in known]
     return comparison

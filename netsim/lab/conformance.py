@@ -15,7 +15,7 @@ from typing import Callable
 
 from .. import scenarios
 from ..cluster import Cluster, reference_cluster
-from .compare import KNOWN_DEVIATIONS, RULES, Comparison, compare
+from .compare import IGNORED_ROLES, KNOWN_DEVIATIONS, RULES, Comparison, compare
 from .kernel import Lab
 
 SCENARIOS: dict[object, tuple[str, Callable]] = {
@@ -56,6 +56,9 @@ SHAPES: dict[str, tuple[str, Callable[[str], Cluster]]] = {
     "small-subnets": ("pod_cidr 10.50.0.0/16 with subnet_len 26",
                       lambda b: _populate(Cluster(nodes=2, backend=b, pod_cidr="10.50.0.0/16", subnet_len=26))),
     "jumbo": ("underlay_mtu 9000", lambda b: _populate(Cluster(nodes=2, backend=b, underlay_mtu=9000))),
+    "nftables": ("the reference cluster with kube-proxy in nftables mode and flannel's EnableNFTables "
+                 "(table ip kube-proxy, table ip flannel-ipv4; no iptables rule on the nodes)",
+                 lambda b: _populate(Cluster(nodes=2, backend=b, proxy_mode="nftables", flannel_nftables=True))),
 }
 
 
@@ -113,7 +116,7 @@ def conformance(shapes=tuple(SHAPES), backends=BACKENDS, protos=PROTOS, scenario
         for backend in backends:
             cluster = SHAPES[shape][1](backend)
             run = Run(shape, backend)
-            with Lab(cluster) as lab:
+            with Lab(cluster, trace_rules=True) as lab:
                 run.build = lab.timings["build"]
                 for key in scenario_keys:
                     for proto in protos:
@@ -126,8 +129,22 @@ def conformance(shapes=tuple(SHAPES), backends=BACKENDS, protos=PROTOS, scenario
     return runs
 
 
-def report(runs: list[Run], generated: str = "") -> str:
-    """The conformance appendix, in Markdown."""
+def capture_points(comparisons: list[Comparison]) -> str:
+    """One line: how many of the model's hops had the kernel's frame at the same device and
+    direction compared with them (Comparison.pairs), on how many devices of which kinds."""
+    def point(h) -> tuple[str, str, str]:
+        return (h.netns, h.device, h.direction)
+    hops = sum(1 for c in comparisons for h in c.model.hops if h.role not in IGNORED_ROLES)
+    lined = [m for c in comparisons for m, k in c.pairs if point(m) == point(k)]
+    kinds = {(m.netns, m.device): m.device_kind for m in lined}
+    count = {kind: sum(1 for k in kinds.values() if k == kind) for kind in ("bridge", "vxlan")}
+    return (f"- Capture points: {len(lined)} of the model's {hops} hops compared with the kernel's frame on the same "
+            f"device in the same direction, on {len(kinds)} devices ({count['bridge']} of them bridge devices such as "
+            f"cni0, {count['vxlan']} VXLAN devices); ARP frames as a set per device and direction.")
+
+
+def report(runs: list[Run], generated: str = "", cni: str = "") -> str:
+    """The conformance appendix, in Markdown. `cni`: a line on the real CNI plugins' pods."""
     kernels = sorted({r.kernel for r in runs})
     total = sum(r.seconds for r in runs)
     comparisons = [c for r in runs for c in r.comparisons]
@@ -146,6 +163,13 @@ def report(runs: list[Run], generated: str = "") -> str:
         f"- {len(comparisons)} exchanges in {len(runs)} labs, {sum(c.hops_compared for c in comparisons)} hops, "
         f"{sum(sum(c.compared.values()) for c in comparisons)} values compared; "
         f"{len(comparisons) - len(failed)} match, {len(failed)} differ.",
+        f"- {sum(c.compared['rule evaluations'] for c in comparisons)} netfilter rule evaluations checked against "
+        f"the kernel's own trace (`xtables-monitor --trace`, `nft monitor trace` for nftables rulesets; "
+        f"{sum(c.compared['netfilter mark'] for c in comparisons)} "
+        f"marks, {sum(c.compared['netfilter nat'] for c in comparisons)} NAT results); "
+        f"{sum(1 for c in comparisons for d in c.differences if d.field.startswith('netfilter'))} differ.",
+        capture_points(comparisons),
+        *([f"- {cni}"] if cni else []),
         f"- Time: {total:.1f} s in all (lab builds {sum(r.build for r in runs):.2f} s, "
         f"teardowns {sum(r.teardown for r in runs):.2f} s).",
         "- Regenerate with `python tools/conformance_report.py` (root, Linux); `tests/test_lab.py` runs the same "

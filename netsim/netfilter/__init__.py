@@ -28,7 +28,8 @@ The modules, one per piece of the kernel or of iptables:
 
 The nat table is walked only for a connection's first packet; every other packet is rewritten
 from the conntrack entry (netsim/conntrack.py). Every step leaves a `netsim.decision.Decision`
-on the `HookResult`; `str()` of each is the sentence the book prints.
+on the `HookResult`: a record (function, reason code, the rule or conntrack entry consulted, the
+fields changed) that netsim.views.sentences tells as the sentence the book prints.
 """
 
 from .core import HookResult, Netfilter

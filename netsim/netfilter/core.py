@@ -2,13 +2,18 @@
 (net/netfilter/core.c) runs it.
 
 `Netfilter` holds the namespace's iptables tables and answers the iptables commands (-N, -X,
--A, -I, -D, -F, -P, iptables-save, iptables-restore). `Netfilter.hook()` runs one hook's
-stages in the order of `HOOK_ORDER` (hooks.py): the raw, mangle and filter tables through
-ipt_do_table (ip_tables.py), conntrack's nf_conntrack_in and nf_conntrack_confirm
-(netsim/conntrack.py), and the nat stages (nat.py); the first verdict other than ACCEPT ends
-the hook. As in the kernel, conntrack is hooked into a namespace only once something needs it:
-a nat table, or a rule with a conntrack/state match or a NAT target. What each stage decided is
-a list of `Decision` records on the `HookResult`.
+-A, -I, -D, -F, -P, iptables-save, iptables-restore), and its nf_tables ruleset (`nftables`,
+an NftRuleset that `nft -f` changes: nft.py). `Netfilter.hook()` runs one hook's stages in the
+order of their priorities, as nf_hook_slow runs a hook's callbacks: the stages of `HOOK_ORDER`
+(hooks.py: the raw, mangle and filter tables through ipt_do_table (ip_tables.py), conntrack's
+nf_conntrack_in and nf_conntrack_confirm (netsim/conntrack.py), the nat core (nat.py)) and,
+beside them, every filter-type nft base chain registered on the hook at its own priority (at
+equal priority the callback registered last runs first: nf_hook_entries_grow); the first
+verdict other than ACCEPT ends the hook. nft's nat-type base chains and iptables' nat table
+are not callbacks of their own: the nat core calls them (`nat_lookups`). As in the kernel,
+conntrack is hooked into a namespace only once something needs it: a nat table or nat chain,
+or a rule with a conntrack/state match, a ct expression or a NAT target. What each stage
+decided is a list of `Decision` records on the `HookResult`.
 
 Facts: iptables-extensions(8); the kernel's ip_tables.c, xt_*.c and nf_nat_*.c; checked
 behaviour in shared/reference/flannel-kubernetes-facts.md F and I and kernel-observations.md s5
@@ -18,40 +23,28 @@ and s6.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
-from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conn_text, conntrack_ref
-from ..decision import Decision, FieldChange
+from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conntrack_ref
+from ..decision import VERDICT_OF, ConntrackReason, Decision, FieldChange, NetfilterReason, Subsystem, Verdict
 from ..packet import IPv4
 from ..skb import Skb
 from . import save_restore
 from .grammar import TARGETS, Rule, parse_rule
-from .hooks import HOOKS, Stage, stages
+from .hooks import HOOKS, NAT_CORE_PRIORITY, HookResult, Stage, stages
 from .ip_tables import BUILTIN_CHAINS, TABLE_ORDER, Chain, Table, WalkOutcome, ipt_do_table
-from .nat import nf_nat_inet_fn
+from .nat import NatChoice, iptables_nat_lookup, nf_nat_inet_fn
+from .nft import NftRuleset
+from .nft_eval import nft_filter_stage, nft_nat_lookup, uses_conntrack
 from .reject import RejectTarget
 from .targets import STANDARD, StandardTarget
 from .xtables import PacketContext, error
 
 
-@dataclass
-class HookResult:
-    """What one hook decided about a packet."""
-
-    verdict: str                     # ACCEPT, DROP or REJECT
-    packet: IPv4                     # the packet after any rewrite
-    decisions: list[Decision] = field(default_factory=list)
-    reject_with: tuple[int, int] | str | None = None   # REJECT: ICMP (type, code) or "tcp-reset"
-    reject_name: str | None = None   # the --reject-with name, e.g. "icmp-port-unreachable"
-    rule: str | None = None          # the rule that decided, e.g. 'filter INPUT: INPUT rule 1'
-
-    @property
-    def explanation(self) -> list[str]:
-        """The decisions' sentences, as the walk notes them on the hop."""
-        return [d.text for d in self.decisions]
-
-
 _FRAGMENT_MEMORY = 1024
+
+# a nat chain as the nat core calls it: (hook, ctx, result) -> (verdict, its NAT choice or None)
+NatLookup = Callable[[str, PacketContext, HookResult], tuple[str, NatChoice | None]]
 
 
 class Netfilter:
@@ -60,8 +53,12 @@ class Netfilter:
     def __init__(self, netns: Any):
         self.netns = netns
         self.tables: dict[str, Table] = {}
+        self.nftables = NftRuleset()
+        self._registered: dict[str, int] = {}       # iptables table -> when its hooks were registered
         self._conntrack_users = False
         self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+        self._callbacks = Callbacks(self)
+        self._nft_ct = (-1, False)                  # (ruleset generation, does it need conntrack)
 
     # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
     @property
@@ -74,7 +71,15 @@ class Netfilter:
         """Is conntrack hooked into this namespace? The kernel registers it when a nat table
         exists or a rule needs it (conntrack/state match, NAT target); until then packets are
         not tracked and `conntrack -L` stays empty (as in a pod namespace)."""
-        return "nat" in self.tables or self._conntrack_users
+        if "nat" in self.tables or self._conntrack_users:
+            return True
+        if not self.nftables.tables:
+            return False
+        generation, active = self._nft_ct
+        if generation != self.nftables.generation:
+            active = uses_conntrack(self.nftables)
+            self._nft_ct = (self.nftables.generation, active)
+        return active
 
     def _table(self, name: str, create: bool = True) -> Table:
         """A table; like iptables-nft, changing a table creates it, reading one does not."""
@@ -84,6 +89,10 @@ class Netfilter:
             if not create:
                 return Table.new(name)
             self.tables[name] = Table.new(name)
+            # its built-in chains are registered on their hooks now (iptables-nft: base chains of
+            # table `ip NAME`, which takes a table handle), numbered in one sequence with nft's
+            self._registered[name] = self.nftables.next_registration()
+            self.nftables.table_handles += 1
         return self.tables[name]
 
     def _chain(self, table: str, chain: str, create: bool = True) -> Chain:
@@ -218,24 +227,39 @@ class Netfilter:
         before = (packet.src, packet.dst)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
         run = self._RUN
-        for stage in stages(hook, self.conntrack_active):
+        for stage in self.stages(hook):
             run[stage.name](self, stage, hook, ctx, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
         result.packet = ctx.packet
         entry = skb.ct
         if result.verdict != "ACCEPT" and entry is not None and not entry.confirmed and not entry.dying:
-            fate = "dropped" if result.verdict == "DROP" else "rejected"
             result.decisions.append(Decision(
-                "conntrack", "nf_conntrack_destroy",
-                f"conntrack: packet {fate}, unconfirmed {entry.original.proto_name} entry "
-                f"{conn_text(entry.original)} discarded",
-                verdict="discard",
-                consulted=(conntrack_ref(entry, REPLY if skb.ct_reply else ORIGINAL, skb.ct_state),)))
+                Subsystem.CONNTRACK, "nf_conntrack_destroy", ConntrackReason.DISCARD, Verdict.DISCARD,
+                consulted=(conntrack_ref(entry, REPLY if skb.ct_reply else ORIGINAL, skb.ct_state),),
+                hook_verdict=result.verdict))
             skb.ct, skb.ct_state = None, ""
         if packet.mf:
             self._remember_fragment(hook, packet, before, result)
         return result
+
+    # ---- which stages, in which order -----------------------------------------------------------
+    def stages(self, hook: str) -> tuple[Stage, ...]:
+        """The callbacks on `hook`, in the order nf_hook_slow runs them."""
+        if not self.nftables.tables:
+            return stages(hook, self.conntrack_active)
+        return self._callbacks.of(hook)[0]
+
+    def nat_lookups(self, hook: str) -> tuple[NatLookup, ...]:
+        """The nat chains the nat core calls at `hook` for a connection's first packet, in
+        order: iptables' nat table and nft's nat-type base chains, by priority (at equal
+        priority the one registered last first)."""
+        if not self.nftables.tables:
+            return (self._ipt_nat,)
+        return self._callbacks.of(hook)[1]
+
+    def _ipt_nat(self, hook: str, ctx: PacketContext, result: HookResult) -> tuple[str, NatChoice | None]:
+        return iptables_nat_lookup(self, hook, ctx, result)
 
     # ---- the stages, one method each; _RUN maps a Stage's name to its method ------------------
     def _conntrack_in(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
@@ -264,9 +288,14 @@ class Netfilter:
                      nexthop: str | None) -> None:
         self._filter_like(stage.table, hook, ctx, result)
 
+    def _nft_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+                   nexthop: str | None) -> None:
+        table, chain = stage.nft
+        nft_filter_stage(table, chain, hook, ctx, result)
+
     _RUN: ClassVar[dict[str, Callable[["Netfilter", Stage, str, PacketContext, HookResult, str | None], None]]] = {
         "raw": _table_stage, "conntrack": _conntrack_in, "mangle": _table_stage, "nat-dst": _nat_dst,
-        "filter": _table_stage, "nat-src": _nat_src, "confirm": _confirm,
+        "filter": _table_stage, "nat-src": _nat_src, "confirm": _confirm, "nft": _nft_stage,
     }
 
     def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
@@ -304,10 +333,8 @@ class Netfilter:
         key = (hook, packet.src, packet.dst, packet.proto, packet.id)
         found = self._fragments.get(key)
         if found is None:
-            result.decisions.append(Decision(
-                "netfilter", "ipv4_conntrack_defrag",
-                f"netfilter {hook}: fragment at offset {packet.frag * 8} of "
-                f"an unseen datagram, passed untouched", verdict="accept"))
+            result.decisions.append(Decision(Subsystem.NETFILTER, "ipv4_conntrack_defrag", NetfilterReason.UNSEEN_FRAGMENT,
+                                             Verdict.ACCEPT, hook=hook, offset=packet.frag * 8))
             return result
         verdict, src, dst = found
         result.verdict = verdict
@@ -316,10 +343,79 @@ class Netfilter:
             self._fragments[(hook, src, dst, packet.proto, packet.id)] = found
         changes = tuple(FieldChange("ipv4", name, old, new)
                         for name, old, new in (("src", packet.src, src), ("dst", packet.dst, dst)) if old != new)
-        result.decisions.append(Decision(
-            "netfilter", "ipv4_conntrack_defrag",
-            f"netfilter {hook}: fragment at offset {packet.frag * 8} follows "
-            f"its first fragment: {verdict}"
-            + (f", now {src} -> {dst}" if (src, dst) != (packet.src, packet.dst) else ""),
-            verdict=verdict.lower(), changes=changes))
+        result.decisions.append(Decision(Subsystem.NETFILTER, "ipv4_conntrack_defrag", NetfilterReason.FOLLOWS_FIRST,
+                                         VERDICT_OF[verdict], changes=changes, hook=hook, offset=packet.frag * 8,
+                                         src=src, dst=dst, rewritten=(src, dst) != (packet.src, packet.dst)))
         return result
+
+
+def iptables_first(nf: Netfilter) -> bool:
+    """Whether iptables' tables were registered before nft's first base chain (the order the
+    lab loads them in: registration order decides between callbacks of equal priority)."""
+    if not nf._registered:
+        return False
+    chains = [c.registered for t in nf.nftables.tables.values() for c in t.chains.values() if c.base]
+    return not chains or min(nf._registered.values()) < min(chains)
+
+
+def nfacct_objects(tables: Iterable[Table]) -> list[str]:
+    """The nfacct accounting objects the rules of `tables` count in (`-m nfacct --nfacct-name`),
+    in the order first used: each must exist (nfnetlink_acct, `nfacct add NAME`) before its rule."""
+    names: list[str] = []
+    for table in tables:
+        for chain in table.chains.values():
+            for rule in chain.rules:
+                for match in rule.matches:
+                    name = getattr(match, "object", None) if match.name == "nfacct" else None
+                    if name is not None and name not in names:
+                        names.append(name)
+    return names
+
+
+class Callbacks:
+    """The callbacks registered on each hook of a namespace that has nftables base chains, as
+    nf_hook_entries_grow orders them: iptables' stages (HOOK_ORDER) and the filter-type nft
+    base chains by priority, at equal priority the one registered last first; and the nat
+    chains the nat core calls, in the same order. Rebuilt when the ruleset or the set of
+    iptables tables changes."""
+
+    def __init__(self, nf: Netfilter):
+        self.nf = nf
+        self._key: tuple[int, int, bool] | None = None
+        self._hooks: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
+
+    def of(self, hook: str) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
+        nf = self.nf
+        key = (nf.nftables.generation, len(nf.tables), nf.conntrack_active)
+        if key != self._key:
+            self._hooks = {h: self._merge(h, key[2]) for h in HOOKS}
+            self._key = key
+        return self._hooks[hook]
+
+    def _merge(self, hook: str, active: bool) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
+        nf = self.nf
+        ranked: list[tuple[int, int, int, Stage]] = []
+        for i, stage in enumerate(stages(hook, active)):
+            if stage.name in ("raw", "mangle", "filter"):
+                if stage.table not in nf.tables:
+                    continue
+                ranked.append((stage.priority, -nf._registered[stage.table], i, stage))
+            else:
+                ranked.append((stage.priority, 0, i, stage))
+        nat: list[tuple[int, int, NatLookup]] = []
+        if "nat" in nf.tables and hook in nf.tables["nat"].chains:
+            nat.append((NAT_CORE_PRIORITY[hook], -nf._registered["nat"], nf._ipt_nat))
+        for table, chain in nf.nftables.base_chains(hook.lower()):
+            priority = chain.priority or 0
+            if chain.type == "nat":
+                nat.append((priority, -chain.registered, _nft_nat(table, chain)))
+            else:
+                ranked.append((priority, -chain.registered, len(ranked) + 100,
+                               Stage("nft", priority, "nft_do_chain", table=table.ident, nft=(table, chain))))
+        ranked.sort(key=lambda r: r[:3])
+        nat.sort(key=lambda n: n[:2])
+        return tuple(r[3] for r in ranked), tuple(n[2] for n in nat)
+
+
+def _nft_nat(table: Any, chain: Any) -> NatLookup:
+    return lambda hook, ctx, result: nft_nat_lookup(table, chain, hook, ctx, result)

@@ -56,10 +56,12 @@ class Rule:
     target: Target | None = None
     position: int = 0           # 1-based place in its chain, kept up to date by the chain
     _spec: str | None = field(default=None, init=False, repr=False)
+    _saved: tuple[tuple[str, ...], tuple[str, ...]] | None = field(default=None, init=False, repr=False)
     # -s and -d as (network, mask) integers, the form ip_packet_match compares
     _src_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _dst_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _tests: tuple[Match, ...] | None = field(default=None, init=False, repr=False)   # matches that test
+    _headers: bool = field(default=True, init=False, repr=False)     # any ipt_ip test at all
 
     def _prepare(self) -> tuple[Match, ...]:
         """At the first packet: keep the address tests as integers, and the matches that test
@@ -69,6 +71,8 @@ class Rule:
             self._src_mask = (int(self.src.network_address), int(self.src.netmask))
         if self.dst is not None:
             self._dst_mask = (int(self.dst.network_address), int(self.dst.netmask))
+        self._headers = not (self.src is None and self.dst is None and self.iface_in is None
+                             and self.iface_out is None and self.proto is None)
         self._tests = tuple(m for m in self.matches if not isinstance(m, CommentMatch))
         return self._tests
 
@@ -81,7 +85,18 @@ class Rule:
         return self._spec
 
     def _save(self) -> str:
-        parts = []
+        matches, target = self.saved()
+        return " ".join((*matches, *target))
+
+    def saved(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The rule's tests, one per entry, and its target's tokens (`-j`/`-g`, the name, the
+        options), as iptables-save prints them (worked out once)."""
+        if self._saved is None:
+            self._saved = self._parts()
+        return self._saved
+
+    def _parts(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        parts: list[str] = []
         if self.src is not None and (self.src.prefixlen or self.src_inv):
             parts.append(f"{'! ' if self.src_inv else ''}-s {self.src}")
         if self.dst is not None and (self.dst.prefixlen or self.dst_inv):
@@ -93,9 +108,8 @@ class Rule:
         if self.proto is not None:
             parts.append(f"{'! ' if self.proto_inv else ''}-p {PROTO_NAMES[self.proto]}")
         parts.extend(match.save() for match in self.matches)
-        if self.target is not None:
-            parts.append(self.target.save())
-        return " ".join(parts)
+        target = tuple(self.target.save().split(" ")) if self.target is not None else ()
+        return tuple(parts), target
 
     @property
     def comment(self) -> str | None:
@@ -112,6 +126,11 @@ class Rule:
         tests = self._tests
         if tests is None:
             tests = self._prepare()
+        if not self._headers:           # most of kube-proxy's rules test matches alone
+            for match in tests:
+                if not match.matches(ctx):
+                    return False
+            return True
         packet = ctx.packet
         src = self._src_mask
         if src is not None and ((ip_int(packet.src) & src[1]) == src[0]) == self.src_inv:

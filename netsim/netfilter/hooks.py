@@ -16,7 +16,11 @@ only then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..decision import Decision
+from ..packet import IPv4
 
 # enum nf_inet_hooks, by the names iptables gives the built-in chains
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
@@ -40,8 +44,9 @@ class Stage:
     name: str            # raw, conntrack, mangle, nat-dst, filter, nat-src, confirm
     priority: int
     function: str
-    table: str = ""      # the iptables table it walks ("" for conntrack's own stages)
+    table: str = ""      # the iptables table it walks ("" for conntrack's own stages; nft: "ip NAME")
     conntrack: bool = False   # registered only while conntrack is active in the namespace
+    nft: Any = field(default=None, compare=False)   # an nft base chain: (its Table, the Chain)
 
 
 RAW = Stage("raw", NF_IP_PRI_RAW, "iptable_raw_hook", table="raw")
@@ -62,6 +67,12 @@ HOOK_ORDER: dict[str, tuple[Stage, ...]] = {
 }
 
 
+# the nat core's own callbacks (nf_nat_ipv4_ops): where iptables' nat table sits among the hook's
+# nat chains
+NAT_CORE_PRIORITY = {"PREROUTING": NF_IP_PRI_NAT_DST, "OUTPUT": NF_IP_PRI_NAT_DST,
+                     "INPUT": NF_IP_PRI_NAT_SRC, "POSTROUTING": NF_IP_PRI_NAT_SRC}
+
+
 def stages(hook: str, conntrack_active: bool) -> tuple[Stage, ...]:
     """The stages a packet meets at `hook`: all of them, or without conntrack's."""
     return _ACTIVE[hook] if conntrack_active else _INACTIVE[hook]
@@ -69,3 +80,15 @@ def stages(hook: str, conntrack_active: bool) -> tuple[Stage, ...]:
 
 _ACTIVE = HOOK_ORDER
 _INACTIVE = {hook: tuple(s for s in order if not s.conntrack) for hook, order in HOOK_ORDER.items()}
+
+
+@dataclass
+class HookResult:
+    """What one hook decided about a packet."""
+
+    verdict: str                     # ACCEPT, DROP or REJECT
+    packet: IPv4                     # the packet after any rewrite
+    decisions: list[Decision] = field(default_factory=list)
+    reject_with: tuple[int, int] | str | None = None   # REJECT: ICMP (type, code) or "tcp-reset"
+    reject_name: str | None = None   # the --reject-with name, e.g. "icmp-port-unreachable"
+    rule: str | None = None          # the rule that decided, e.g. 'filter INPUT: INPUT rule 1'

@@ -16,9 +16,10 @@ the rule as iptables-save prints it, the jump path and the comment.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Iterator, Protocol
 
-from ..decision import Decision, FieldChange, RuleRef
+from ..decision import VERDICT_OF, Decision, FieldChange, NetfilterReason, RuleRef, Subsystem, Verdict
 from .grammar import Rule
 from .hooks import HOOKS
 from .nat import NatTarget
@@ -26,8 +27,11 @@ from .reject import RejectTarget
 from .targets import MarkTarget, StandardTarget
 from .xtables import PacketContext
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .core import HookResult
+
+class HookDecisions(Protocol):
+    """Where a table's walk leaves its decisions: the hook's result (core.HookResult)."""
+
+    decisions: list[Decision]
 
 TABLE_ORDER = ("mangle", "raw", "filter", "nat")      # the order iptables-save (nf_tables) prints
 BUILTIN_CHAINS = {
@@ -84,99 +88,172 @@ class WalkOutcome:
     verdict: str | None = None       # ACCEPT, DROP, REJECT, or None for "continue" (nat: no rule)
     nat: NatTarget | None = None
     rule: Rule | None = None
-    where: str = ""                  # 'nat PREROUTING: KUBE-SERVICES -> ... rule 2 "comment"'
-    ref: RuleRef | None = None
+    ref: RuleRef | None = None       # the rule (or the policy) that decided
+    _where: str | None = field(default=None, repr=False, compare=False)
 
     def consulted(self) -> tuple[RuleRef, ...]:
         return (self.ref,) if self.ref is not None else ()
 
+    @property
+    def where(self) -> str:
+        """The rule that decided as an error message names it, from `ref`:
+        'nat PREROUTING: KUBE-SERVICES -> KUBE-SVC-... rule 2 "comment"', 'filter INPUT policy'
+        (worked out once: a rule's verdict is one shared outcome)."""
+        where = self._where
+        if where is None:
+            ref = self.ref
+            if ref is None:
+                where = ""
+            elif ref.rule == 0:
+                where = f"{ref.table} {ref.hook} policy"
+            else:
+                path = ref.path[1:]
+                where = f"{ref.table} {ref.hook}: {' -> '.join(path) if path else ref.chain} rule {ref.rule}"
+                where += f' "{ref.comment}"' if ref.comment else ""
+            self._where = where
+        return where
+
 
 def _ref(table: str, hook: str, chain: str, path: list[str], rule: Rule) -> RuleRef:
-    target = rule.target
-    return RuleRef(table, hook, chain, rule.position, str(rule), (hook, *path), rule.comment or "",
-                   target.name if target is not None else "")
+    return _rule_ref(table, hook, chain, tuple(path), rule, rule.position)
 
 
-def _where(prefix: str, chain: str, path: list[str], rule: Rule) -> str:
-    where = f"{prefix}: {' -> '.join(path) if path else chain} rule {rule.position}"
-    if rule.comment:
-        where += f' "{rule.comment}"'
-    return where
+@lru_cache(maxsize=1 << 12)
+def _rule_ref(table: str, hook: str, chain: str, path: tuple[str, ...], rule: Rule, position: int) -> RuleRef:
+    """The same rule met the same way is the same record (every trace meets the same few)."""
+    matches, target = rule.saved()
+    return RuleRef(table, hook, chain, position, matches, target[1] if target else "", target[2:],
+                   (hook, *path), rule.comment or "", target[:1] == ("-g",))
 
 
-def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: "HookResult") -> WalkOutcome:
+@lru_cache(maxsize=1 << 12)
+def _rule_decision(reason: NetfilterReason, verdict: Verdict, table: str, hook: str, chain: str,
+                   path: tuple[str, ...], rule: Rule | None, position: int) -> Decision:
+    """ipt_do_table's verdict on a rule (or, with no rule, the chain's policy `chain`): the
+    same verdict on the same rule met the same way is the same record."""
+    if rule is None:
+        ref = RuleRef(table, hook, hook, 0, (), chain, (), (hook,))
+    else:
+        ref = _rule_ref(table, hook, chain, path, rule, position)
+    return Decision(Subsystem.NETFILTER, "ipt_do_table", reason, verdict, consulted=(ref,))
+
+
+def _ref_of(decision: Decision) -> RuleRef:
+    ref = decision.consulted[0]
+    if TYPE_CHECKING:
+        assert isinstance(ref, RuleRef)
+    return ref
+
+
+# What ipt_do_table does with a rule that matched, by its target's class (StandardTarget by name).
+_MARK, _NAT, _REJECT = 1, 2, 3
+_TARGET_KIND = {MarkTarget: _MARK, NatTarget: _NAT, RejectTarget: _REJECT}
+_NOTHING = WalkOutcome()            # no rule decided (shared: a WalkOutcome is only read)
+_DECIDED: dict[tuple, tuple[Decision, WalkOutcome]] = {}
+_POLICIES: dict[tuple[str, str, str], tuple[Decision, WalkOutcome]] = {}   # (table, hook, policy)
+
+
+def _decided(reason: NetfilterReason, verdict: Verdict, table: str, hook: str, chain: str,
+             path: tuple[str, ...], rule: Rule) -> tuple[Decision, WalkOutcome]:
+    """_rule_decision for a rule, and the walk's outcome when that verdict ends it, found by
+    the rule itself (hashed by identity) and how it was met, without hashing the enums: the
+    walk meets the same few rules in every trace (an outcome is only read, so it is shared)."""
+    key = (rule, hook, path, rule.position, verdict is Verdict.RETURN)
+    found = _DECIDED.get(key)
+    if found is None:
+        if len(_DECIDED) >= 1 << 12:
+            _DECIDED.clear()
+        decision = _rule_decision(reason, verdict, table, hook, chain, path, rule, rule.position)
+        outcome = WalkOutcome(verdict.name if verdict is not Verdict.RETURN else None, rule=rule,
+                              ref=_ref_of(decision))
+        found = _DECIDED[key] = (decision, outcome)
+    return found
+
+
+def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: HookDecisions) -> WalkOutcome:
     """Walk `table`'s built-in chain for `hook` with jumps, gotos and RETURN; leave a Decision
-    on `result` for every rule that acted and for a policy that decided."""
-    if table is None or hook not in table.chains:
-        return WalkOutcome()
-    chain = table.chains[hook]
+    on `result` for every rule that acted and for a policy that decided. A jump (-j) into an
+    empty chain comes straight back, so it is not taken. Each chain is walked by an iterator
+    over its rules; a jump keeps the caller's iterator on the stack, where the walk resumes."""
+    if table is None:
+        return _NOTHING
+    chains = table.chains
+    chain = chains.get(hook)
+    if chain is None:
+        return _NOTHING
     if not chain.rules and chain.policy == "ACCEPT":
-        return WalkOutcome()
+        return _NOTHING
     table_name = table.name
-    prefix = f"{table_name} {hook}"
-    stack: list[tuple[Chain, int, list[str]]] = []
-    path: list[str] = []
-    index = 0
+    stack: list[tuple[Chain, Iterator[Rule], tuple[str, ...]]] = []
+    path: tuple[str, ...] = ()
+    rules: Iterator[Rule] = iter(chain.rules)
     decisions = result.decisions
     while True:
-        if index >= len(chain.rules):
+        for rule in rules:
+            if not rule.matches_packet(ctx):
+                continue
+            target = rule.target
+            if target is None:        # a rule with matches only (KUBE-FW-'s last): counted, the walk goes on
+                decisions.append(_decided(NetfilterReason.RULE, Verdict.CONTINUE, table_name, hook, chain.name,
+                                          path, rule)[0])
+                continue
+            kind = _TARGET_KIND.get(type(target))
+            if kind is _MARK:
+                if TYPE_CHECKING:
+                    assert isinstance(target, MarkTarget)
+                skb = ctx.skb
+                old = skb.mark
+                skb.mark = target.apply(old)
+                decisions.append(Decision(Subsystem.NETFILTER, "ipt_do_table", NetfilterReason.MARK, Verdict.CONTINUE,
+                                          consulted=(_ref(table_name, hook, chain.name, list(path), rule),),
+                                          changes=(FieldChange("skb", "mark", old, skb.mark),)))
+                continue
+            if kind is _NAT:
+                if TYPE_CHECKING:
+                    assert isinstance(target, NatTarget)
+                return WalkOutcome(nat=target, rule=rule, ref=_ref(table_name, hook, chain.name, list(path), rule))
+            if kind is _REJECT:
+                decision, outcome = _decided(NetfilterReason.REJECT, Verdict.REJECT, table_name, hook, chain.name,
+                                             path, rule)
+                decisions.append(decision)
+                return outcome
+            if TYPE_CHECKING:     # the class was looked up above; no test on the hot path
+                assert isinstance(target, StandardTarget)
+            name = target.name
+            if name == "ACCEPT" or name == "DROP":
+                decision, outcome = _decided(NetfilterReason.RULE, VERDICT_OF[name], table_name, hook, chain.name,
+                                             path, rule)
+                decisions.append(decision)
+                return outcome
+            if name == "RETURN":
+                if stack:
+                    decisions.append(_decided(NetfilterReason.RULE, Verdict.RETURN, table_name, hook, chain.name,
+                                              path, rule)[0])
+                    chain, rules, path = stack.pop()
+                else:
+                    rules = iter(())          # RETURN in a built-in chain: its policy
+                break
+            called = chains[name]
+            if target.goto:
+                path = path + (name,)
+                chain, rules = called, iter(called.rules)
+                break
+            if called.rules:
+                stack.append((chain, rules, path))
+                path = path + (name,)
+                chain, rules = called, iter(called.rules)
+                break
+        else:       # the chain ran out: back to the caller, or the built-in chain's policy
             if not stack:
                 if table_name == "nat":
-                    return WalkOutcome()
+                    return _NOTHING
                 policy = chain.policy or "ACCEPT"
-                ref = RuleRef(table_name, hook, hook, 0, f"-P {hook} {policy}", (hook,), "", policy)
-                decisions.append(Decision("netfilter", "ipt_do_table",
-                                          f"{prefix}: no rule decided, policy {policy}",
-                                          verdict=policy.lower(), consulted=(ref,)))
-                return WalkOutcome(policy, where=f"{prefix} policy", ref=ref)
-            chain, index, path = stack.pop()
-            continue
-        rule = chain.rules[index]
-        index += 1
-        if not rule.matches_packet(ctx):
-            continue
-        target = rule.target
-        if target is None:
-            continue
-        if isinstance(target, MarkTarget):
-            where = _where(prefix, chain.name, path, rule)
-            old = ctx.skb.mark
-            ctx.skb.mark = target.apply(old)
-            decisions.append(Decision("netfilter", "ipt_do_table",
-                                      f"{where}: {target.describe()}, mark {old:#x} -> {ctx.skb.mark:#x}",
-                                      verdict="continue",
-                                      consulted=(_ref(table_name, hook, chain.name, path, rule),),
-                                      changes=(FieldChange("skb", "mark", old, ctx.skb.mark),)))
-            continue
-        if isinstance(target, NatTarget):
-            return WalkOutcome(nat=target, rule=rule, where=_where(prefix, chain.name, path, rule),
-                               ref=_ref(table_name, hook, chain.name, path, rule))
-        if isinstance(target, RejectTarget):
-            where = _where(prefix, chain.name, path, rule)
-            ref = _ref(table_name, hook, chain.name, path, rule)
-            decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: {target.describe()}",
-                                      verdict="reject", consulted=(ref,)))
-            return WalkOutcome("REJECT", rule=rule, where=where, ref=ref)
-        assert isinstance(target, StandardTarget)
-        name = target.name
-        if name in ("ACCEPT", "DROP"):
-            where = _where(prefix, chain.name, path, rule)
-            ref = _ref(table_name, hook, chain.name, path, rule)
-            decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: {name}",
-                                      verdict=name.lower(), consulted=(ref,)))
-            return WalkOutcome(name, rule=rule, where=where, ref=ref)
-        if name == "RETURN":
-            if stack:
-                where = _where(prefix, chain.name, path, rule)
-                decisions.append(Decision("netfilter", "ipt_do_table", f"{where}: RETURN",
-                                          verdict="return",
-                                          consulted=(_ref(table_name, hook, chain.name, path, rule),)))
-                chain, index, path = stack.pop()
-                continue
-            index = len(chain.rules)          # RETURN in a built-in chain: its policy
-            continue
-        called = table.chains[name]
-        if not target.goto:
-            stack.append((chain, index, path))
-        path = path + [called.name]
-        chain, index = called, 0
+                found = _POLICIES.get((table_name, hook, policy))
+                if found is None:
+                    decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy,
+                                              (), None, 0)
+                    found = (decision, WalkOutcome(policy, ref=_ref_of(decision)))
+                    _POLICIES[(table_name, hook, policy)] = found
+                decisions.append(found[0])
+                return found[1]
+            chain, rules, path = stack.pop()

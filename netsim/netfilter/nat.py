@@ -2,9 +2,12 @@
 net/netfilter/nf_nat_core.c, nf_nat_proto.c, xt_nat.c and nf_nat_masquerade.c do.
 
 The nat table is walked only for a connection's first packet (nf_nat_inet_fn: "if
-(!nf_nat_initialized(ct, maniptype))"). A rule's target binds the connection (nf_nat_setup_info,
-which picks a unique tuple, netsim/conntrack.py); where no rule binds it, a null binding is made
-(nf_nat_alloc_null_binding), which may still remap a clashing source port. Every packet of the
+(!nf_nat_initialized(ct, maniptype))"). Every nat-type chain of the hook hangs off the nat core
+(nf_nat_register_fn): iptables' nat table and nftables' nat base chains alike, called in the
+order of their priorities (at equal priority the one registered last first) until one of them
+binds the connection (`Netfilter.nat_lookups`). A rule's target or NAT statement binds it
+(nf_nat_setup_info, which picks a unique tuple, netsim/conntrack.py); where none does, a null
+binding is made (nf_nat_alloc_null_binding), which may still remap a clashing source port. Every packet of the
 connection, the first included, is then rewritten from the binding (nf_nat_packet ->
 nf_nat_manip_pkt): DNAT at PREROUTING/OUTPUT (NF_IP_PRI_NAT_DST), SNAT and MASQUERADE at
 POSTROUTING/INPUT (NF_IP_PRI_NAT_SRC), and the reverse rewrite ("un-NAT") on the replies.
@@ -19,18 +22,15 @@ Each step leaves a `Decision` (subsystem "nat") naming the rule (RuleRef), the c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from ..conntrack import DST, ORIGINAL, REPLY, SRC, ConntrackEntry, conn_text, conntrack_ref, endpoint, parse_quoted
-from ..decision import Decision, FieldChange
+from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, ConntrackEntry, conntrack_ref, endpoint, parse_quoted
+from ..decision import VERDICT_OF, Decision, FieldChange, NatReason, NftRuleRef, RuleRef, Subsystem, Verdict
 from ..errors import NetsimError
 from ..packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, PROTO_NAMES, IPv4, TCP, UDP
-from .xtables import PacketContext, Target, error, parse_port_range, port_range_text
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .core import HookResult, Netfilter
-    from .grammar import Rule
+from .xtables import PacketContext, RuleHeader, Target, error, parse_port_range, port_range_text
 
 # The hooks each NAT target may run at (the .hooks of its struct xt_target: xt_nat.c for DNAT
 # and SNAT, xt_MASQUERADE.c for MASQUERADE). The kernel refuses a rule set in which a target
@@ -47,7 +47,7 @@ _NAT_HOOKS_TEXT = ", ".join(f"{name} belongs to {'/'.join(hooks)}" for name, hoo
 class NatTarget(Target):
     """DNAT --to-destination, SNAT --to-source, MASQUERADE [--to-ports]; --random, --random-fully."""
 
-    def __init__(self, rule: "Rule", name: str):
+    def __init__(self, rule: RuleHeader, name: str):
         super().__init__(rule)
         self.name = name
         self.manip = DST if name == "DNAT" else SRC
@@ -114,16 +114,75 @@ class NatTarget(Target):
                 text += f" {name}"
         return text
 
-    def describe(self) -> str:
-        """The target and its flags; the address change itself is printed as old -> new."""
-        text = self.name
-        if self.name == "MASQUERADE" and self.ports:
-            text += f" --to-ports {self.to_text()}"
-        for flag, name in ((self.random, "--random"), (self.random_fully, "--random-fully"),
-                           (self.persistent, "--persistent")):
-            if flag:
-                text += f" {name}"
-        return text
+
+@dataclass(frozen=True)
+class NatChoice:
+    """What the rule a nat chain reached asks the nat core for: DNAT, SNAT or MASQUERADE, the
+    address (MASQUERADE: None, the output device's) and port range, the random flags, the rule
+    (an iptables RuleRef or an NftRuleRef), the function that binds (nf_nat_inet_fn for
+    iptables' DNAT and SNAT, nft_nat_eval for nft's dnat, nf_nat_masquerade_ipv4) and the rule
+    named for an error message."""
+
+    name: str
+    addr: str | None
+    ports: tuple[int, int] | None
+    random: bool
+    random_fully: bool
+    ref: RuleRef | NftRuleRef
+    function: str
+    where: str
+
+
+class NatHookResult(Protocol):
+    """What a nat stage sets on its hook's result (core.HookResult)."""
+
+    verdict: str
+    decisions: list[Decision]
+    rule: str | None
+
+
+class NatTableWalk(Protocol):
+    """What a nat stage reads of the nat chain's walk (ip_tables.WalkOutcome)."""
+
+    nat: NatTarget | None
+    ref: RuleRef | None
+
+    @property
+    def where(self) -> str: ...
+
+
+# A nat chain's lookup as the nat core calls it: (hook, ctx, result) -> (verdict, choice).
+NatLookup = Callable[[str, PacketContext, Any], "tuple[str, NatChoice | None]"]
+
+
+class NatNetfilter(Protocol):
+    """What a nat stage asks of its namespace's netfilter (core.Netfilter)."""
+
+    netns: Any
+
+    @property
+    def conntrack(self) -> Conntrack: ...
+
+    def do_table(self, table: str, hook: str, ctx: PacketContext, result: Any) -> NatTableWalk: ...
+
+    def nat_lookups(self, hook: str) -> Iterable[NatLookup]: ...
+
+
+def iptables_nat_lookup(nf: NatNetfilter, hook: str, ctx: PacketContext,
+                        result: NatHookResult) -> tuple[str, NatChoice | None]:
+    """iptables' nat table as the nat core calls it (iptable_nat_do_chains): the rule that
+    matched, if it has a NAT target."""
+    walk = nf.do_table("nat", hook, ctx, result)
+    target = walk.nat
+    if target is None or walk.ref is None:
+        return "ACCEPT", None
+    if hook not in NAT_HOOKS[target.name]:
+        # the kernel refuses such a rule set when it is loaded; netsim finds out here
+        raise error(f"{walk.where}: -j {target.name} reached in {hook}; iptables "
+                    f"refuses this: {_NAT_HOOKS_TEXT}")
+    function = "nf_nat_masquerade_ipv4" if target.name == "MASQUERADE" else "nf_nat_inet_fn"
+    return "ACCEPT", NatChoice(target.name, target.addr, target.ports, target.random, target.random_fully,
+                               walk.ref, function, walk.where)
 
 
 def field_changes(before: IPv4, after: IPv4) -> tuple[FieldChange, ...]:
@@ -169,7 +228,7 @@ def _side(packet: IPv4, manip: str) -> tuple[str, int]:
     return (packet.src if manip == SRC else packet.dst), 0
 
 
-def nf_nat_inet_fn(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, result: "HookResult",
+def nf_nat_inet_fn(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, result: NatHookResult,
                    nexthop: str | None) -> None:
     """One nat stage of a hook (NF_IP_PRI_NAT_DST or NF_IP_PRI_NAT_SRC): for a connection's
     first packet walk the nat chain (or make a null binding), then rewrite the packet from the
@@ -182,93 +241,83 @@ def nf_nat_inet_fn(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, r
     direction = REPLY if skb.ct_reply else ORIGINAL
     if skb.ct_state == "RELATED":
         before = ctx.packet
-        packet, what = ct.nat_icmp_error(entry, direction, manip, before)
-        if what:
+        packet, rewritten = ct.nat_icmp_error(entry, direction, manip, before)
+        if rewritten is not None:
             ctx.packet = packet
             result.decisions.append(Decision(
-                "nat", "nf_nat_icmp_reply_translation",
-                f"conntrack: icmp error related to {entry.original.proto_name} {conn_text(entry.original)}, {what}",
-                verdict="rewrite", consulted=(conntrack_ref(entry, direction, "RELATED"),),
-                changes=field_changes(before, packet)))
+                Subsystem.NAT, "nf_nat_icmp_reply_translation", NatReason.ICMP_ERROR, Verdict.REWRITE,
+                consulted=(conntrack_ref(entry, direction, "RELATED"),), changes=field_changes(before, packet),
+                manip=manip, to=rewritten[0], quoted=rewritten[1]))
         return
     if skb.ct_state == "NEW" and not ct.nat_done(entry, manip):
         _first_packet(nf, hook, manip, ctx, result, nexthop, entry, direction)
         return
+    if not (entry.snat or entry.dnat):
+        return          # no binding changes anything: nf_nat_packet leaves the packet as it is
     before = ctx.packet
-    packet, what = ct.nat_packet(entry, direction, manip, before)
-    if what:
+    packet, to = ct.nat_packet(entry, direction, manip, before)
+    if to is not None:
         ctx.packet = packet
-        head = "reply of " if direction == REPLY else ""
         result.decisions.append(Decision(
-            "nat", "nf_nat_packet",
-            f"conntrack: {head}{entry.original.proto_name} {conn_text(entry.original)}, {what}",
-            verdict="rewrite", consulted=(conntrack_ref(entry, direction, skb.ct_state),),
-            changes=field_changes(before, packet)))
+            Subsystem.NAT, "nf_nat_packet", NatReason.REWRITE, Verdict.REWRITE,
+            consulted=(conntrack_ref(entry, direction, skb.ct_state),), changes=field_changes(before, packet),
+            manip=manip, to=to))
 
 
-def _first_packet(nf: "Netfilter", hook: str, manip: str, ctx: PacketContext, result: "HookResult",
+def _first_packet(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, result: NatHookResult,
                   nexthop: str | None, entry: ConntrackEntry, direction: int) -> None:
-    """nf_nat_inet_fn() for a connection's first packet: the nat chain's rule (or none) binds
-    the connection, and the packet is rewritten from the binding."""
+    """nf_nat_inet_fn() for a connection's first packet: the hook's nat chains, in order, until
+    one binds the connection (else a null binding), and the packet rewritten from the binding."""
     ct = nf.conntrack
-    walk = nf.do_table("nat", hook, ctx, result)
+    choice = None
+    for lookup in nf.nat_lookups(hook):
+        verdict, choice = lookup(hook, ctx, result)
+        if verdict != "ACCEPT":
+            result.verdict = verdict
+            return
+        if choice is not None:
+            break
     before = ctx.packet
-    target = walk.nat
-    function = "nf_nat_inet_fn"
-    if target is not None:
-        if hook not in NAT_HOOKS[target.name]:
-            # the kernel refuses such a rule set when it is loaded; netsim finds out here
-            raise error(f"{walk.where}: -j {target.name} reached in {hook}; iptables "
-                        f"refuses this: {_NAT_HOOKS_TEXT}")
-        addr = target.addr
-        if target.name == "MASQUERADE":
-            function = "nf_nat_masquerade_ipv4"
+    if choice is not None:
+        addr = choice.addr
+        if choice.name == "MASQUERADE":
             addr, why = masquerade_source(nf, ctx.outdev, nexthop)
             if addr is None:
                 result.verdict = "DROP"
-                result.decisions.append(Decision(
-                    "nat", function,
-                    f"{walk.where}: MASQUERADE finds no source address ({why}): packet dropped",
-                    verdict="drop", consulted=walk.consulted()))
+                result.decisions.append(Decision(Subsystem.NAT, choice.function, NatReason.NO_SOURCE, Verdict.DROP,
+                                                 consulted=(choice.ref,), error=why))
                 return
-        ok = ct.setup_nat(entry, manip, addr, target.ports, target.random, target.random_fully)
+        ok = ct.setup_nat(entry, manip, addr, choice.ports, choice.random, choice.random_fully)
     else:
         ok = ct.setup_nat(entry, manip, None)
     after_tuple = entry.reply.invert()
     if not ok:
         result.verdict = "DROP"
+        refs = (choice.ref,) if choice is not None else ()
         result.decisions.append(Decision(
-            "nat", "nf_nat_setup_info",
-            f"nat {hook}: no free {'port' if entry.proto != IPPROTO_ICMP else 'id'} "
-            f"for {conn_text(entry.original)}: packet dropped",
-            verdict="drop", consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW"))))
+            Subsystem.NAT, "nf_nat_setup_info", NatReason.NO_FREE_TUPLE, Verdict.DROP,
+            consulted=(*refs, conntrack_ref(entry, direction, "NEW")), hook=hook))
         return
     packet, _ = ct.nat_packet(entry, direction, manip, before)
     ctx.packet = packet
-    if target is not None:
+    if choice is not None:
         old = endpoint(entry.proto, *_side(before, manip))
         new = endpoint(entry.proto, after_tuple.src if manip == SRC else after_tuple.dst,
                        after_tuple.sport if manip == SRC or entry.proto == IPPROTO_ICMP else after_tuple.dport)
-        side = "source" if manip == SRC else "destination"
-        change = f"{old} -> {new}" if old != new else f"{old} unchanged"
         result.decisions.append(Decision(
-            "nat", function, f"{walk.where}: {target.describe()}, {side} {change}",
-            verdict=target.name.lower(),
-            consulted=(*walk.consulted(), conntrack_ref(entry, direction, "NEW")),
-            changes=field_changes(before, packet)))
-        result.rule = walk.where
-    elif packet != before:
+            Subsystem.NAT, choice.function, NatReason.BINDING, VERDICT_OF[choice.name],
+            consulted=(choice.ref, conntrack_ref(entry, direction, "NEW")),
+            changes=field_changes(before, packet), manip=manip, old=old, new=new))
+        result.rule = choice.where
+    elif packet is not before and packet != before:
         result.decisions.append(Decision(
-            "nat", "nf_nat_alloc_null_binding",
-            f"nat {hook}: {conn_text(entry.original)} would clash with another "
-            f"connection, source port remapped: "
-            f"{endpoint(entry.proto, *_side(before, SRC))} -> "
-            f"{endpoint(entry.proto, *_side(packet, SRC))}",
-            verdict="snat", consulted=(conntrack_ref(entry, direction, "NEW"),),
+            Subsystem.NAT, "nf_nat_alloc_null_binding", NatReason.NULL_BINDING_CLASH, Verdict.SNAT,
+            consulted=(conntrack_ref(entry, direction, "NEW"),), hook=hook,
+            old=endpoint(entry.proto, *_side(before, SRC)), new=endpoint(entry.proto, *_side(packet, SRC)),
             changes=field_changes(before, packet)))
 
 
-def masquerade_source(nf: "Netfilter", outdev: str | None, nexthop: str | None) -> tuple[str | None, str]:
+def masquerade_source(nf: NatNetfilter, outdev: str | None, nexthop: str | None) -> tuple[str | None, str]:
     """nf_nat_masquerade_ipv4(): the source address MASQUERADE maps to, the one the output
     device would pick toward the next hop (inet_select_addr), or None and why there is none
     (the kernel then returns NF_DROP)."""

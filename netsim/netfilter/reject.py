@@ -4,22 +4,19 @@
 The target drops the packet and answers it. `--reject-with tcp-reset` runs nf_send_reset(): a
 new RST built from the rejected segment (nf_reject_iphdr_put, nf_reject_ip_tcphdr_put) and sent
 with ip_local_out(); every other type runs nf_send_unreach(), which hands the packet to
-icmp_send() (net/ipv4/icmp.c) with ICMP type 3 and the type's code. The walk (netsim/stack.py,
-Walk._reject) asks this module what to send; icmp_send's own work (choosing the source address,
-the IP ID, quoting the packet) stays with the stack's send_icmp_error, built by
-netsim.endpoints.icmp_error, so there is one model of each.
+icmp_send() (net/ipv4/icmp.c) with ICMP type 3 and the type's code. nf_reject_ipv4.py asks this
+module what to send and sends it; icmp_send's own work (choosing the source address, the IP ID,
+quoting the packet) stays with icmp.py, built by netsim.endpoints.icmp_error, so there is one
+model of each.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from ..endpoints import icmp_error
 from ..packet import ICMP, IPPROTO_TCP, IPv4, TCP
-from .xtables import MASK32, Target, error
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .grammar import Rule
+from .xtables import MASK32, RuleHeader, Target, error
 
 ICMP_DEST_UNREACH = 3
 # icmp_is_err(): the ICMP types that are errors; icmp_send never answers one of them
@@ -46,7 +43,7 @@ class RejectTarget(Target):
     name = "REJECT"
     options = {"--reject-with": 1}
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         super().__init__(rule)
         self.reject_with = "icmp-port-unreachable"
 
@@ -63,9 +60,6 @@ class RejectTarget(Target):
 
     def save(self) -> str:
         return f"-j REJECT --reject-with {self.reject_with}"
-
-    def describe(self) -> str:
-        return f"REJECT --reject-with {self.reject_with}"
 
     @property
     def reply(self) -> tuple[int, int] | str:

@@ -13,14 +13,19 @@ whole input is checked before anything changes; an error names the line.
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .grammar import parse_rule
+from .grammar import Rule, parse_rule
 from .ip_tables import BUILTIN_CHAINS, TABLE_ORDER, Chain, Table
 from .xtables import RuleError, error
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .core import Netfilter
+
+class RestoreInto(Protocol):
+    """What iptables-restore changes of a namespace's netfilter state (core.Netfilter)."""
+
+    tables: dict[str, Table]
+
+    def note_rule(self, rule: Rule) -> None: ...
 
 
 def save(tables: dict[str, Table], table: str | None = None) -> str:
@@ -39,7 +44,7 @@ def save(tables: dict[str, Table], table: str | None = None) -> str:
     return "".join(line + "\n" for line in lines)
 
 
-def restore(nf: "Netfilter", text: str, noflush: bool = False) -> None:
+def restore(nf: RestoreInto, text: str, noflush: bool = False) -> None:
     """iptables-restore [--noflush] into `nf`; nothing changes if any line is refused."""
     staged: dict[str, Table] = {}
     current: Table | None = None

@@ -10,12 +10,9 @@ the next rule; libxt_MARK.c turns --set-mark, --or-mark, --and-mark and --xor-ma
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-from .xtables import MASK32, Target, error, parse_value_mask
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .grammar import Rule
+from .xtables import MASK32, RuleHeader, Target, error, parse_value_mask
 
 STANDARD = ("ACCEPT", "DROP", "RETURN")
 VERDICTS = ("ACCEPT", "DROP", "REJECT")
@@ -24,7 +21,7 @@ VERDICTS = ("ACCEPT", "DROP", "REJECT")
 class StandardTarget(Target):
     """ACCEPT, DROP, RETURN, or a jump (-j) / goto (-g) to a user chain."""
 
-    def __init__(self, rule: "Rule", name: str, goto: bool = False):
+    def __init__(self, rule: RuleHeader, name: str, goto: bool = False):
         super().__init__(rule)
         self.name = name
         self.goto = goto
@@ -40,7 +37,7 @@ class MarkTarget(Target):
     options = {"--set-mark": 1, "--set-xmark": 1, "--or-mark": 1, "--and-mark": 1, "--xor-mark": 1}
     terminal = False
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         super().__init__(rule)
         self.value: int | None = None
         self.mask = MASK32
@@ -73,16 +70,3 @@ class MarkTarget(Target):
     def apply(self, mark: int) -> int:
         assert self.value is not None
         return (mark & ~self.mask & MASK32) ^ self.value
-
-    def describe(self) -> str:
-        value, mask = self.value, self.mask
-        assert value is not None
-        if mask == MASK32:
-            return f"MARK set {value:#x}"
-        if value == mask:
-            return f"MARK or {value:#x}"
-        if mask == 0:
-            return f"MARK xor {value:#x}"
-        if value == 0:
-            return f"MARK and {~mask & MASK32:#x}"
-        return f"MARK --set-xmark {value:#x}/{mask:#x}"

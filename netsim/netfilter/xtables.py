@@ -16,14 +16,11 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Protocol, Sequence
 
 from ..errors import ConfigError
 from ..packet import IPv4
 from ..skb import Skb
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .grammar import Rule
 
 MASK32 = 0xFFFFFFFF
 
@@ -132,6 +129,19 @@ class PacketContext:
     indev: str | None
     outdev: str | None
     netns: Any
+    nft: Any = None          # the packet as nftables' expressions read it (nft_eval.pkt_of), made when needed
+
+
+class RuleHeader(Protocol):
+    """What an extension sees of the rule it belongs to when it checks its options (struct
+    xt_mtchk_param / xt_tgchk_param: the table, the rule's ipt_ip header), and its place, which
+    error messages name. grammar.Rule is one."""
+
+    table: str
+    chain: str
+    proto: int | None
+    proto_inv: bool
+    position: int
 
 
 class Match:
@@ -141,7 +151,7 @@ class Match:
     name = ""
     options: dict[str, int] = {}           # option -> number of arguments
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         self.rule = rule
 
     def parse(self, option: str, args: Sequence[str], invert: bool) -> None:  # pragma: no cover
@@ -165,7 +175,7 @@ class Target:
     options: dict[str, int] = {}
     terminal = True
 
-    def __init__(self, rule: "Rule"):
+    def __init__(self, rule: RuleHeader):
         self.rule = rule
 
     def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
@@ -176,6 +186,3 @@ class Target:
 
     def save(self) -> str:
         return f"-j {self.name}"
-
-    def describe(self) -> str:
-        return self.name

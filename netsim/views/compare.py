@@ -12,6 +12,7 @@ from html import escape
 
 from ..trace import Hop, Trace
 from .headers import hop_layers
+from .sentences import outcome_text
 
 
 def _endpoints(hop: Hop) -> tuple[str, str, str, str]:
@@ -62,7 +63,7 @@ def path_facts(trace: Trace) -> PathFacts:
             dnat = f"{_join(d0, q0)} -> {_join(d1, q1)}"
     encap = sorted({_encap_name(h) for h in req if h.encapsulated})
     return PathFacts(trace.title, len(trace), tuple(f"{h.where} {h.direction}" for h in req), ttl,
-                     ", ".join(encap) or "none", snat, dnat, len(trace.arp), trace.outcome)
+                     ", ".join(encap) or "none", snat, dnat, len(trace.arp), outcome_text(trace.outcome))
 
 
 def _encap_name(hop: Hop) -> str:

@@ -2,28 +2,28 @@
 
 The layout is fixed (computed from the cluster's structure, never a random force layout), so
 the same cluster gives the same picture every run. `diagram_model` returns the data behind
-the picture (elements with positions, the networkx graph of cables and bridge ports, the
+the picture (elements with positions, the graph of cables and bridge ports (`graph.Graph`), the
 trace's path, what the current hop highlights), so tests check what is highlighted without
-looking at pixels. `render_svg` draws it into a deterministic SVG whose elements carry DOM
-ids, so the stepper can highlight them from CSS or JavaScript: matplotlib draws the cluster
-(legend, links, boxes, labels) once per layout; the trace's arrows and the packet marker are
-written as plain SVG, and arrows of hops not yet reached are hidden (`walked_css`). Every
-colour is a CSS variable with a light fallback, so a dark page (`dark_css`) recolours it, and
-labels are sized so that at the stepper's minimum width (`min_width_px`) they are 11 px.
+looking at pixels. `render_svg` writes it as SVG directly, byte for byte the same in CPython
+and in the browser's Pyodide: boxes are paths inside groups whose DOM ids the stepper
+highlights from CSS or JavaScript, labels are SVG text whose widths come from a table of
+DejaVu Sans advance widths (`dejavu_sans.json`, written by tools/font_metrics.py), the trace's
+arrows and the packet marker sit on top, and arrows of hops not yet reached are hidden
+(`walked_css`). Every colour is a CSS variable with a light fallback, so a dark page
+(`dark_css`) recolours it, and labels are sized so that at the stepper's minimum width
+(`min_width_px`) they are 11 px.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from html import escape
-
-import networkx as nx
 
 from ..errors import UsageError
 from ..trace import Hop, Trace
 from .args import check_cluster, check_hop
+from .graph import Graph
 from .headers import previous_hop
 
 NODE_H = (1.5, 7.3)         # y range of a node box
@@ -67,7 +67,7 @@ class Segment:
 @dataclass(frozen=True)
 class DiagramModel:
     elements: tuple[Element, ...]
-    graph: nx.Graph                       # devices, with cables, veth pairs and bridge ports
+    graph: Graph                          # devices, with cables, veth pairs and bridge ports
     segments: tuple[Segment, ...] = ()    # one per hop that moved to another device
     path: tuple[str, ...] = ()            # devices the request and reply crossed, in order
     current: str | None = None            # the current hop's device
@@ -93,7 +93,7 @@ class _Layout:
     def __init__(self, cluster):
         self.cluster = cluster
         self.elements: list[Element] = []
-        self.graph = nx.Graph()
+        self.graph = Graph()
 
     def host(self, name: str, kind: str, label: str, x0: float, y0: float, w: float, h: float,
              parent: str | None = None) -> None:
@@ -125,16 +125,19 @@ def _build(cluster) -> _Layout:
     node_eth: dict[str, float] = {}
     for node in cluster.nodes.values():
         pods = node.pods
-        w = max(3.0, (POD_W + 0.2) * len(pods) + 0.4)
+        labels = [f"{p}  {cluster.pods[p].ip}" for p in pods]
+        widths = [max(POD_W, round(_text_width(label, bold=True) + 0.15, 2)) for label in labels]
+        w = max(3.0, sum(pw + 0.2 for pw in widths) + 0.4)
         lay.host(node.name, "node", f"{node.name}  {node.ip}", x, NODE_H[0], w, NODE_H[1] - NODE_H[0])
-        for i, pod_name in enumerate(pods):
+        px = x + 0.3
+        for pod_name, label, pw in zip(pods, labels, widths):
             pod = cluster.pods[pod_name]
-            px = x + 0.3 + i * (POD_W + 0.2)
-            lay.host(pod_name, "pod", f"{pod_name}  {pod.ip}", px, 5.05, POD_W, POD_H, node.name)
+            lay.host(pod_name, "pod", label, px, 5.05, pw, POD_H, node.name)
             lay.device(pod_name, "lo", px + 0.25 + 0.35, 6.1, 0.7)
-            lay.device(pod_name, "eth0", px + POD_W / 2 + 0.1, 5.4, 1.6)
+            lay.device(pod_name, "eth0", px + pw / 2 + 0.1, 5.4, 1.6)
             lay.rest(pod_name, px + 1.4, 6.1)
-            lay.device(node.name, pod.host_veth, px + POD_W / 2, 4.45, 1.65)
+            lay.device(node.name, pod.host_veth, px + pw / 2, 4.45, 1.65)
+            px += pw + 0.2
         devs = namespaces[node.name].devices
         cni_w = w - 0.6
         if "cni0" in devs:
@@ -147,24 +150,28 @@ def _build(cluster) -> _Layout:
         node_eth[node.name] = x + w / 2
         lay.rest(node.name, x + 1.0, 2.75)
         x += w + GAP
-    # the right-hand column: gateway below, external hosts above
+    # the gateway and the outside in a row under the switch, at its right end: the picture grows
+    # down rather than wide, so a node with three pods still fits the book's column
+    nodes_w = x - GAP if cluster.nodes else 0.0
     col = 2.4
+    row = col + (GAP + col) * len(cluster.externals) if "gateway" in namespaces else 0.0
+    bx = max(0.0, nodes_w - row)
     if "gateway" in namespaces:
-        lay.host("gateway", "gateway", "gateway (router)", x, 1.5, col, 2.1)
-        lay.device("gateway", "eth0", x + col / 2 + 0.2, 1.95)
+        lay.host("gateway", "gateway", "gateway (router)", bx, -2.45, col, 2.1)
+        lay.device("gateway", "eth0", bx + col / 2 + 0.2, -0.8)
         if "eth1" in namespaces["gateway"].devices:    # the outside port, made by add_external
-            lay.device("gateway", "eth1", x + col / 2 + 0.2, 3.0)
-        lay.device("gateway", "lo", x + 0.45, 2.47, 0.6)
-        lay.rest("gateway", x + 1.2, 2.45)
-        node_eth["gateway"] = x + col / 2
-    y = 4.6
+            lay.device("gateway", "eth1", bx + col / 2 + 0.2, -1.85)
+        lay.device("gateway", "lo", bx + 0.45, -1.33, 0.6)
+        lay.rest("gateway", bx + 1.2, -1.35)
+        node_eth["gateway"] = bx + col / 2
+    ex = bx + col + GAP
     for ext in cluster.externals.values():
-        lay.host(ext.name, "external", f"{ext.name}  {ext.ip}", x, y, col, 1.6)
-        lay.device(ext.name, "eth0", x + col / 2 + 0.2, y + 0.4)
-        lay.device(ext.name, "lo", x + 0.45, y + 1.0, 0.6)
-        lay.rest(ext.name, x + 1.2, y + 1.0)
-        y += 1.9
-    total = x + col
+        lay.host(ext.name, "external", f"{ext.name}  {ext.ip}", ex, -2.45, col, 1.6)
+        lay.device(ext.name, "eth0", ex + col / 2 + 0.2, -1.85)
+        lay.device(ext.name, "lo", ex + 0.45, -1.25, 0.6)
+        lay.rest(ext.name, ex + 1.2, -1.25)
+        ex += col + GAP
+    total = max(nodes_w, bx + row)
     # the underlay switch along the bottom, one port under each host's eth0
     if "underlay" in namespaces:
         lay.host("underlay", "underlay", "underlay (switch sw0)", 0.0, 0.0, total, 1.45)
@@ -181,7 +188,19 @@ def _build(cluster) -> _Layout:
             lay.host(ns_name, "host", ns_name, total + GAP, 1.5, col, 1.2)
             lay.rest(ns_name, total + GAP + 0.6, 2.0)
     _wire(lay)
+    _lift(lay)
     return lay
+
+
+def _lift(lay: _Layout) -> None:
+    """Move the picture up so its lowest box starts at 0 (the row under the switch sits below it)."""
+    low = min(e.y - e.h / 2 for e in lay.elements) if lay.elements else 0.0
+    if low >= 0:
+        return
+    lay.elements = [replace(e, y=e.y - low) for e in lay.elements]
+    for attrs in lay.graph.nodes.values():
+        if "pos" in attrs:
+            attrs["pos"] = (attrs["pos"][0], attrs["pos"][1] - low)
 
 
 def _wire(lay: _Layout) -> None:
@@ -296,38 +315,112 @@ def marker_xy(model: DiagramModel, ident: str) -> tuple[float, float]:
     return round((e.x + e.w / 2) * PT_PER_UNIT, 1), round((model.height + LEGEND_H - e.y) * PT_PER_UNIT, 1)
 
 
+def _metrics() -> dict:
+    """DejaVu Sans advance widths (font units), regular and bold: netsim/views/dejavu_sans.json."""
+    global _FONT
+    if _FONT is None:
+        from importlib.resources import files
+        _FONT = json.loads(files(__package__).joinpath("dejavu_sans.json").read_text(encoding="utf-8"))
+    return _FONT
+
+
+_FONT: dict | None = None
+
+
 def _text_width(text: str, bold: bool = False) -> float:
-    """The width of `text` at FONT, in layout units."""
-    if not text:
-        return 0.0
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
-    prop = FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal", size=FONT)
-    return TextPath((0, 0), text, prop=prop).get_extents().width / PT_PER_UNIT
+    """The width of `text` at FONT, in layout units: the sum of its characters' advances."""
+    m = _metrics()
+    weight = "bold" if bold else "normal"
+    widths, fallback = m[weight], m[f"{weight}_fallback"]
+    units = sum(widths.get(c, fallback) for c in text)
+    return units / m["units_per_em"] * FONT / PT_PER_UNIT
+
+
+def _n(v: float) -> str:
+    """A coordinate in points, at most two decimals, the same text in every Python."""
+    text = f"{v:.2f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def _c(colour: str) -> str:
+    """A colour as its CSS variable with the light value as fallback (see DARK)."""
+    return f"var({_VAR[colour]}, {colour})" if colour in _VAR else colour
+
+
+class _Svg:
+    """Shapes in layout units (y up) written as SVG in points (y down), in layers drawn bottom first."""
+
+    def __init__(self, model: DiagramModel):
+        self.top = model.height + LEGEND_H
+        self.layers: dict[int, list[str]] = {z: [] for z in range(6)}
+
+    def xy(self, x: float, y: float) -> str:
+        return f"{_n(x * PT_PER_UNIT)} {_n((self.top - y) * PT_PER_UNIT)}"
+
+    def box(self, z: int, x0: float, y0: float, w: float, h: float, r: float, fill: str, edge: str,
+            lw: float, gid: str | None = None) -> None:
+        """A rounded rectangle from its lower left corner, as one path (a highlight restyles `#id path`)."""
+        x1, y1 = x0 + w, y0 + h
+        d = (f"M {self.xy(x0 + r, y0)} L {self.xy(x1 - r, y0)} Q {self.xy(x1, y0)} {self.xy(x1, y0 + r)} "
+             f"L {self.xy(x1, y1 - r)} Q {self.xy(x1, y1)} {self.xy(x1 - r, y1)} L {self.xy(x0 + r, y1)} "
+             f"Q {self.xy(x0, y1)} {self.xy(x0, y1 - r)} L {self.xy(x0, y0 + r)} Q {self.xy(x0, y0)} "
+             f"{self.xy(x0 + r, y0)} z")
+        path = f'<path d="{d}" style="fill: {_c(fill)}; stroke: {_c(edge)}; stroke-width: {_n(lw)}"/>'
+        self.layers[z].append(f'<g id="{gid}">{path}</g>' if gid else path)
+
+    def line(self, z: int, x1: float, y1: float, x2: float, y2: float, colour: str, lw: float,
+             dotted: bool = False) -> None:
+        dash = f"stroke-dasharray: {_n(lw)},{_n(lw * 1.65)}; " if dotted else ""
+        self.layers[z].append(f'<path d="M {self.xy(x1, y1)} L {self.xy(x2, y2)}" style="fill: none; {dash}'
+                              f'stroke: {_c(colour)}; stroke-width: {_n(lw)}"/>')
+
+    def arrow(self, z: int, x1: float, x2: float, y: float, colour: str, lw: float) -> None:
+        """A horizontal arrow with a filled head (the legend's request and reply)."""
+        head = 5.0 / PT_PER_UNIT
+        self.line(z, x1, y, x2 - head, y, colour, lw)
+        half = 2.6 / PT_PER_UNIT
+        self.layers[z].append(f'<path d="M {self.xy(x2, y)} L {self.xy(x2 - head, y + half)} L '
+                              f'{self.xy(x2 - head, y - half)} z" style="fill: {_c(colour)}; stroke: {_c(colour)}; '
+                              f'stroke-width: 0.8"/>')
+
+    def dot(self, z: int, x: float, y: float, r_pt: float, fill: str, edge: str, lw: float) -> None:
+        self.layers[z].append(f'<circle cx="{_n(x * PT_PER_UNIT)}" cy="{_n((self.top - y) * PT_PER_UNIT)}" '
+                              f'r="{_n(r_pt)}" style="fill: {_c(fill)}; stroke: {_c(edge)}; stroke-width: {_n(lw)}"/>')
+
+    def text(self, z: int, x: float, y: float, text: str, colour: str, anchor: str = "middle",
+             bold: bool = False) -> None:
+        """`text` centred vertically on y: its baseline half a capital's height below."""
+        m = _metrics()
+        base = (self.top - y) * PT_PER_UNIT + m["cap_height"] / m["units_per_em"] * FONT / 2
+        weight = "font-weight: bold; " if bold else ""
+        self.layers[z].append(f'<text x="{_n(x * PT_PER_UNIT)}" y="{_n(base)}" style="font-size: {_n(FONT)}px; '
+                              f"font-family: 'DejaVu Sans', sans-serif; {weight}text-anchor: {anchor}; "
+                              f'fill: {_c(colour)}">{escape(text)}</text>')
+
+    def svg(self, w_pt: float, h_pt: float) -> str:
+        body = "\n".join(s for z in sorted(self.layers) for s in self.layers[z])
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{_n(w_pt)}pt" height="{_n(h_pt)}pt" '
+                f'viewBox="0 0 {_n(w_pt)} {_n(h_pt)}" version="1.1">\n{body}\n</svg>\n')
 
 
 LEGEND = (("link", "cable or port"), ("lower", "tunnel on eth0"),
           ("request", "request"), ("reply", "reply"), ("hop", "this hop"), ("packet", "packet"))
 
 
-def _legend(ax, model: DiagramModel) -> None:
+def _legend(out: _Svg, model: DiagramModel) -> None:
     """One row across the top: what each line style, colour and mark means."""
     y = model.height + LEGEND_H / 2
     x = 0.1
     for kind, text in LEGEND:
         if kind in ("link", "lower"):
-            ax.plot([x, x + 0.45], [y, y], "-" if kind == "link" else ":", color=LINK, lw=1.4, zorder=1)
+            out.line(1, x, y, x + 0.45, y, LINK, 1.4, dotted=kind == "lower")
         elif kind in ("request", "reply"):
-            from matplotlib.patches import FancyArrowPatch
-            ax.add_artist(FancyArrowPatch((x, y), (x + 0.45, y), arrowstyle="-|>", mutation_scale=8, lw=1.4,
-                                          color=ARROW[kind], zorder=4))
+            out.arrow(4, x, x + 0.45, y, ARROW[kind], 1.4)
         elif kind == "hop":
-            from matplotlib.patches import FancyBboxPatch
-            ax.add_artist(FancyBboxPatch((x + 0.02, y - 0.13), 0.41, 0.26, boxstyle="round,pad=0,rounding_size=0.05",
-                                         fc="#ffffff", ec=MARK, lw=2.0, zorder=2))
+            out.box(2, x + 0.02, y - 0.13, 0.41, 0.26, 0.05, "#ffffff", MARK, 2.0)
         else:
-            ax.plot([x + 0.22], [y], "o", ms=7, mfc=MARK, mec="#ffffff", mew=1.5, zorder=5)
-        ax.text(x + 0.55, y, text, ha="left", va="center", fontsize=FONT, color="#1f2328", zorder=3)
+            out.dot(5, x + 0.22, y, 3.5, MARK, "#ffffff", 1.5)
+        out.text(3, x + 0.55, y, text, "#1f2328", anchor="start")
         x += 0.55 + _text_width(text) + 0.3
 
 
@@ -353,55 +446,28 @@ _CACHE: dict[tuple, str] = {}
 def _cluster_svg(model: DiagramModel) -> str:
     """The cluster without the trace (legend, links, boxes, labels), DOM ids as `@@-eN`.
 
-    Drawn by matplotlib once per layout and kept: every stepper of a chapter shares it."""
-    import matplotlib
-    from matplotlib.figure import Figure
-    from matplotlib.patches import FancyBboxPatch
-
+    Written once per layout and kept: every stepper of a chapter shares it."""
     key = (model.elements, tuple(sorted((a, b, d["kind"]) for a, b, d in model.graph.edges(data=True))))
     if key in _CACHE:
         return _CACHE[key]
     ids = dom_ids(model, "@@")
-    w_pt, h_pt = svg_size(model)
-    with matplotlib.rc_context({"svg.hashsalt": "netsim", "svg.fonttype": "none", "font.size": FONT,
-                                "font.family": "DejaVu Sans"}):
-        fig = Figure(figsize=(w_pt / 72, h_pt / 72))
-        fig.patch.set_alpha(0)
-        ax = fig.add_axes((0, 0, 1, 1))
-        ax.set_xlim(0, model.width)
-        ax.set_ylim(0, model.height + LEGEND_H)
-        ax.set_axis_off()
-        ax.patch.set_alpha(0)
-        _legend(ax, model)
-        for a, b, data in sorted(model.graph.edges(data=True)):
-            (x1, y1), (x2, y2) = model.graph.nodes[a]["pos"], model.graph.nodes[b]["pos"]
-            style = {"cable": "-", "port": "-", "lower": ":"}[data["kind"]]
-            ax.plot([x1, x2], [y1, y2], style, color=LINK, lw=1.2, zorder=1)
-        for e in model.elements:
-            fill, edge, ink = COLOURS.get(e.kind, ("#ffffff", "#555555", "#1f2328"))
-            is_host = "/" not in e.id
-            box = FancyBboxPatch((e.x - e.w / 2, e.y - e.h / 2), e.w, e.h,
-                                 boxstyle="round,pad=0,rounding_size=0.08", fc=fill, ec=edge,
-                                 lw=1.0 if is_host else 0.9, zorder=0 if e.kind in ("node", "underlay") else 2)
-            box.set_gid(ids[e.id])
-            ax.add_artist(box)
-            if is_host:
-                ax.text(e.x - e.w / 2 + 0.1, e.y + e.h / 2 - 0.19, e.label, ha="left", va="center",
-                        fontsize=FONT, fontweight="bold", color=ink, zorder=3)
-            else:
-                ax.text(e.x, e.y + (0.1 if e.detail else 0), e.label, ha="center", va="center",
-                        fontsize=FONT, color=ink, zorder=3)
-                if e.detail:
-                    ax.text(e.x, e.y - 0.12, e.detail, ha="center", va="center", fontsize=FONT, color=DETAIL,
-                            zorder=3)
-        buf = io.StringIO()
-        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]                      # drop the XML prologue and doctype
-    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
-    svg = re.sub(r"\n\s*", "\n", svg)
-    svg = re.sub(r"#[0-9a-f]{6}\b", lambda m: f"var({_VAR[m.group(0)]}, {m.group(0)})" if m.group(0) in _VAR
-                 else m.group(0), svg)
+    out = _Svg(model)
+    _legend(out, model)
+    for a, b, data in sorted(model.graph.edges(data=True), key=lambda e: (e[0], e[1])):
+        (x1, y1), (x2, y2) = model.graph.nodes[a]["pos"], model.graph.nodes[b]["pos"]
+        out.line(1, x1, y1, x2, y2, LINK, 1.2, dotted=data["kind"] == "lower")
+    for e in model.elements:
+        fill, edge, ink = COLOURS.get(e.kind, ("#ffffff", "#555555", "#1f2328"))
+        is_host = "/" not in e.id
+        out.box(0 if e.kind in ("node", "underlay") else 2, e.x - e.w / 2, e.y - e.h / 2, e.w, e.h, 0.08,
+                fill, edge, 1.0 if is_host else 0.9, ids[e.id])
+        if is_host:
+            out.text(3, e.x - e.w / 2 + 0.1, e.y + e.h / 2 - 0.19, e.label, ink, anchor="start", bold=True)
+        else:
+            out.text(3, e.x, e.y + (0.1 if e.detail else 0), e.label, ink)
+            if e.detail:
+                out.text(3, e.x, e.y - 0.12, e.detail, DETAIL)
+    svg = out.svg(*svg_size(model))
     if len(_CACHE) > 32:
         _CACHE.clear()
     _CACHE[key] = svg
@@ -431,7 +497,7 @@ def _arrow(model: DiagramModel, s: Segment, dom: str) -> str:
 
 
 def render_svg(model: DiagramModel, prefix: str = "netsim", width_in: float | None = None) -> str:
-    """The picture as an SVG string, byte-identical between runs (fixed hashsalt, no date).
+    """The picture as an SVG string, byte-identical between runs and between Pythons.
 
     Every colour is `var(--nsdN, light)` (see DARK); trace arrows carry class `seg` and the
     packet marker is `<g id="{prefix}-pkt">`, so a page can reveal the walked path and move

@@ -1,13 +1,15 @@
 """The explanation layer: what each field means at this hop, what the kernel rewrote, at three
 levels of detail.
 
-Everything here is generated from records, never from the walk's sentences: the header tables
+Everything here is generated from records, never from the decisions' sentences: the header tables
 of `netsim.packet` (titles and meanings, TCP options decoded with `tcp_options`), the hop's
 role and direction, the trace's owners (`Trace.owner`: "node2's flannel.1 (VTEP)") and each
-`Decision`'s fields (subsystem, function, verdict, the RuleRef/ConntrackRef/FdbRef/
-NeighbourRef it consulted, its FieldChanges). The only text read apart is a RuleRef's rule as
-iptables-save prints it (`-A CHAIN match -j action`), split at its `-j` into match and action,
-the way ovn-trace --detailed shows a flow's match and actions.
+`Decision`'s fields (subsystem, function, verdict, the RuleRef/NftRuleRef/ConntrackRef/FdbRef/
+NeighbourRef it consulted, its FieldChanges). A rule shows as its match (an iptables rule's
+matches, an nftables rule's match expressions) and its action (the target and its options, or
+nft's statements and the set element that decided), the way ovn-trace --detailed shows a flow's
+match and actions; an iptables rule is named by table, hook, chain and number, an nftables rule
+by family and table, hook, chain and handle.
 
 Where a change shows: the walk records a rewrite on the hop where the kernel had the packet in
 hand (DNAT, the TTL and the new MACs on the receiving device; VXLAN's outer headers on the
@@ -25,11 +27,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..decision import ConntrackRef, Decision, FdbRef, FieldChange, NeighbourRef, RouteRef, RuleRef
+from ..decision import (ConntrackRef, Decision, FdbRef, FieldChange, NeighbourRef, NftRuleRef, RouteRef, RuleRef,
+                        Subsystem, Verdict)
 from ..errors import UsageError
 from ..packet import TCP, TCP_OPTIONS, UDP, Ethernet, tcp_options, vxlan_of
 from ..trace import Hop, Trace
 from .headers import Layer, hop_layers
+from .sentences import ended_text, heading, outcome_text
 
 LEVELS = ("minimal", "summary", "detailed")
 
@@ -57,7 +61,7 @@ class Rewrite:
     match: str
     action: str
     changes: tuple[FieldChange, ...]
-    rule: RuleRef | None = None
+    rule: RuleRef | NftRuleRef | None = None
 
     def lines(self) -> list[str]:
         out = [self.by]
@@ -80,26 +84,54 @@ def change_text(c: FieldChange) -> str:
 _SIDES = {"request": ("client", "server"), "reply": ("server", "client")}   # (source side, destination side)
 
 
+def nat_kind(rule: RuleRef | NftRuleRef) -> str:
+    """DNAT, SNAT or MASQUERADE: what the rule's target (iptables) or NAT statement (nft) is,
+    "" for any other rule."""
+    if isinstance(rule, RuleRef):
+        return rule.target if rule.target in ("DNAT", "SNAT", "MASQUERADE") else ""
+    for stmt in rule.statements:
+        word = stmt.split()[0]
+        if word in ("dnat", "snat", "masquerade"):
+            return word.upper()
+    return ""
+
+
+def _via_nodeport(rule: RuleRef | NftRuleRef) -> bool:
+    """Whether kube-proxy reached the DNAT rule through its NodePort chains (iptables:
+    KUBE-NODEPORTS; nftables: the service's external-* chain, which the service-nodeports map
+    jumps to)."""
+    if isinstance(rule, RuleRef):
+        return "KUBE-NODEPORTS" in rule.path
+    return any(chain.startswith("external-") for chain in rule.path)
+
+
+def _rule_of(d: Decision) -> RuleRef | NftRuleRef | None:
+    for c in d.consulted:
+        if isinstance(c, (RuleRef, NftRuleRef)):
+            return c
+    return None
+
+
 def port_names(trace: Trace) -> dict[tuple[str, int], str]:
     """What the NAT decisions of the trace say each port is: the port a DNAT rule rewrote is
-    the NodePort (the rule was reached through KUBE-NODEPORTS) or the service port; its new
-    value the endpoint's port; a source port SNAT or MASQUERADE rewrote, the port it picked."""
+    the NodePort (the rule was reached through kube-proxy's NodePort chains) or the service
+    port; its new value the endpoint's port; a source port SNAT or MASQUERADE rewrote, the port
+    it picked."""
     names: dict[tuple[str, int], str] = {}
     for hop in trace.hops:
         for d in hop.decisions:
-            rules = d.consulted_of(RuleRef)
-            if not rules or not d.changes:
+            rule = _rule_of(d)
+            if rule is None or not d.changes:
                 continue
-            rule = rules[0]
+            kind = nat_kind(rule)
             for c in d.changes:
                 if c.layer not in ("tcp", "udp") or not isinstance(c.old, int) or not isinstance(c.new, int):
                     continue
-                if c.field == "dport" and rule.target == "DNAT":
-                    kind = "the NodePort" if "KUBE-NODEPORTS" in rule.path else "the service port"
-                    names.setdefault(("server", c.old), kind)
+                if c.field == "dport" and kind == "DNAT":
+                    names.setdefault(("server", c.old), "the NodePort" if _via_nodeport(rule) else "the service port")
                     names.setdefault(("server", c.new), "the endpoint's port (DNAT's choice)")
-                elif c.field == "sport" and rule.target in ("SNAT", "MASQUERADE"):
-                    names.setdefault(("client", c.new), f"the client's port as {rule.target} rewrote it")
+                elif c.field == "sport" and kind in ("SNAT", "MASQUERADE"):
+                    names.setdefault(("client", c.new), f"the client's port as {kind} rewrote it")
     return names
 
 
@@ -163,33 +195,42 @@ def field_meanings(trace: Trace, hop: Hop, layers: list[Layer] | None = None,
 
 
 # ----------------------------------------------------------------------- rewrites
-def _split_rule(rule: RuleRef) -> tuple[str, str]:
-    """A rule's match and action from its iptables-save form: `-A CHAIN MATCH -j ACTION`; a
-    chain's policy (`-P CHAIN ACCEPT`) matches every packet."""
-    words = rule.text.split(" ", 2)
-    if rule.rule == 0 or len(words) < 3:
-        return "", rule.target or rule.text
-    body = words[2]
-    if body.startswith("-j "):
-        return "", body[3:]
-    match, sep, action = body.partition(" -j ")
-    return (match, action) if sep else (body, rule.target)
+def _split_rule(rule: RuleRef | NftRuleRef) -> tuple[str, str]:
+    """A rule's match (its tests) and action (the target and its options, a goto keeping its
+    `-g`; for nft its statements, and the set element that decided); a chain's policy matches
+    every packet."""
+    if isinstance(rule, NftRuleRef):
+        if not rule.handle:
+            return "", rule.verdict
+        statements = " ".join(rule.statements)
+        if rule.element:
+            statements += f" (element {rule.element}" + (f" of @{rule.set_name})" if rule.set_name else ")")
+        return " ".join(rule.matches), statements
+    if rule.rule == 0:
+        return "", rule.target
+    action = rule.action
+    return " ".join(rule.matches), " ".join(action[1:] if action[:1] == ("-j",) else action)
 
 
-def _rule_by(rule: RuleRef) -> str:
-    number = "policy" if rule.rule == 0 else f"rule {rule.rule}"
+def _rule_by(rule: RuleRef | NftRuleRef) -> str:
+    """table, hook, chain and rule number (iptables) or handle (nft), and the chains jumped
+    through to it."""
     via = f" (via {' > '.join(rule.path)})" if len(rule.path) > 1 else ""
+    if isinstance(rule, NftRuleRef):
+        number = "policy" if rule.handle == 0 else f"handle {rule.handle}"
+        return f"table {rule.family} {rule.table}, {rule.hook}, chain {rule.chain}, {number}{via}"
+    number = "policy" if rule.rule == 0 else f"rule {rule.rule}"
     return f"table {rule.table}, {rule.hook}, chain {rule.chain}, {number}{via}"
 
 
 def describe(hop: Hop, d: Decision) -> tuple[str, str, str]:
     """(by, match, action) for one decision, from what it consulted."""
-    rules = d.consulted_of(RuleRef)
-    if rules:
-        match, action = _split_rule(rules[0])
-        return _rule_by(rules[0]), match, action
+    rule = _rule_of(d)
+    if rule is not None:
+        match, action = _split_rule(rule)
+        return _rule_by(rule), match, action
     ct = d.consulted_of(ConntrackRef)
-    if d.subsystem == "nat" and ct:
+    if d.subsystem is Subsystem.NAT and ct:
         fields = {c.field for c in d.changes if c.layer == "ipv4"}
         undo = "un-SNAT (destination restored)" if "dst" in fields else "un-DNAT (source restored)"
         return (f"conntrack entry {ct[0].proto} {ct[0].original} (reply {ct[0].reply}), "
@@ -216,8 +257,7 @@ def rewrites(hop: Hop) -> list[Rewrite]:
     for d in hop.decisions:
         if d.changes:
             by, match, action = describe(hop, d)
-            rules = d.consulted_of(RuleRef)
-            out.append(Rewrite(hop.index, d, by, match, action, d.changes, rules[0] if rules else None))
+            out.append(Rewrite(hop.index, d, by, match, action, d.changes, _rule_of(d)))
     return out
 
 
@@ -249,7 +289,7 @@ def _decapsulated(hop: Hop) -> list[str]:
     """A decapsulation at `hop` (the frame there is still the tunnelled one): what came off."""
     out = []
     for d in hop.decisions:
-        if d.verdict == "decapsulate":
+        if d.verdict is Verdict.DECAPSULATE:
             outer = hop.ip
             vx = vxlan_of(hop.frame) if isinstance(hop.frame, Ethernet) else None
             udp = outer.payload if outer is not None else None
@@ -296,7 +336,7 @@ def minimal(trace: Trace) -> str:
 
 # The subsystems whose verdict says where a frame goes next (the others look things up on the
 # way: neighbours, conntrack, netfilter rules that let it pass).
-_STEERING = ("vxlan", "tun", "ip", "bridge", "socket", "flannel")
+_STEERING = (Subsystem.VXLAN, Subsystem.TUN, Subsystem.IP, Subsystem.BRIDGE, Subsystem.SOCKET, Subsystem.FLANNEL)
 
 
 def _verdict(hop: Hop) -> str:
@@ -305,7 +345,7 @@ def _verdict(hop: Hop) -> str:
         return hop.verdict
     for subsystem in _STEERING:
         for d in hop.decisions:
-            if d.subsystem == subsystem and d.verdict:
+            if d.subsystem is subsystem:
                 return d.verdict
     return "-"
 
@@ -320,15 +360,15 @@ def summary_line(trace: Trace, hop: Hop) -> str:
 
 def summary(trace: Trace) -> str:
     """One line per hop: where, direction, role, verdict, what changed."""
-    lines = [repr(trace)] + [summary_line(trace, hop) for hop in trace.hops]
-    lines.append(f"outcome: {trace.outcome}")
+    lines = [heading(trace)] + [summary_line(trace, hop) for hop in trace.hops]
+    lines.append(f"outcome: {outcome_text(trace.outcome)}")
     return "\n".join(lines)
 
 
 def _consulted(hop: Hop, d: Decision) -> list[str]:
     out = []
     for c in d.consulted:
-        if isinstance(c, RuleRef):
+        if isinstance(c, (RuleRef, NftRuleRef)):
             match, action = _split_rule(c)
             out += [_rule_by(c), f"  match:  {match or '(every packet)'}", f"  action: {action}"]
         elif isinstance(c, RouteRef):
@@ -348,7 +388,7 @@ def detailed_lines(trace: Trace, hop: Hop) -> list[str]:
     changed, then the encapsulation it leaves with or the decapsulation made there."""
     lines = [f"{_head(hop)} {hop.role} {hop.verdict}".rstrip() + f": {hop.frame.summary()}"]
     for d in hop.decisions:
-        lines.append(f"    {d.subsystem} {d.function}: {d.verdict or '-'}")
+        lines.append(f"    {d.subsystem} {d.function}: {d.verdict}")
         lines += [f"        {line}" for line in _consulted(hop, d)]
         lines += [f"        {change_text(c)}" for c in d.changes]
     return lines + [f"    {note}" for note in hop_notes(trace, hop)]
@@ -373,12 +413,12 @@ def hop_text(trace: Trace, hop: Hop, level: str = "summary") -> str:
 
 def detailed(trace: Trace) -> str:
     """Every decision of every hop, with what it consulted and changed."""
-    lines = [repr(trace)]
+    lines = [heading(trace)]
     for hop in trace.hops:
         lines += detailed_lines(trace, hop)
     for e in trace.ended:
-        lines.append(f"    {e}")
-    lines.append(f"outcome: {trace.outcome}")
+        lines.append(f"    {ended_text(e)}")
+    lines.append(f"outcome: {outcome_text(trace.outcome)}")
     return "\n".join(lines)
 
 

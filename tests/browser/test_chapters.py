@@ -16,7 +16,8 @@ CHAPTERS = [name for name in toc_files() if name.startswith("notebooks/")]
 # Chapters that draw a matplotlib figure, and chapters with a hop stepper (netsim.views).
 WITH_FIGURES = {"notebooks/11-scale"}
 WITH_STEPPERS = {"notebooks/02-containers-in-a-pod", "notebooks/03-pod-to-pod-same-node", "notebooks/04-host-to-pod",
-                 "notebooks/05-vxlan-across-nodes", "notebooks/07-nodeport", "notebooks/08-pod-to-outside"}
+                 "notebooks/05-vxlan-across-nodes", "notebooks/06-backends", "notebooks/07-nodeport",
+                 "notebooks/08-pod-to-outside", "notebooks/10-troubleshooting", "notebooks/12-other-backends"}
 
 
 def open_offline(browser, name):
@@ -35,7 +36,7 @@ def open_offline(browser, name):
 
     page.route("**/*", route)
     page.goto(path.as_uri(), wait_until="load")
-    page.wait_for_load_state("networkidle")
+    page.wait_for_function(pagecheck.READY)        # the page loaded and its steppers are ready
     return context, page, requests
 
 
@@ -85,6 +86,9 @@ def test_the_hop_stepper_steps_without_a_kernel(browser, name):
         assert stepper.get_attribute("data-hop") == "0"
         position = stepper.locator(".pos").first
         before = position.inner_text()
+        if stepper.locator(".panel .quiz").count():        # a question at the first hop: answer it
+            stepper.locator(".panel .quiz .ch").first.click()
+            stepper.locator(".panel .reveal").wait_for()
         stepper.locator('[data-a="next"]').click()
         assert stepper.get_attribute("data-hop") == "1"
         assert position.inner_text() != before

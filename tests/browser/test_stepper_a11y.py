@@ -1,5 +1,6 @@
 """The stepper as a reader meets it in the built book, offline: keys, the ARP toggle, dark mode,
-phones, contrast, the live region and a hovered field beside its bytes.
+phones, contrast, the live region and a hovered field beside its bytes. Each check waits for
+the condition it reads (the page loaded, the steppers ready), never for a quiet network.
 
 The chapter pages store the stepper output of their last execution, so each page here is the
 built chapter (theme, page CSS, sticky header) with its stepper re-rendered by this netsim:
@@ -64,7 +65,7 @@ def _open(browser, path, width=1366, height=900, theme="light"):
     pg = context.new_page()
     pg.on("pageerror", lambda e: errors.append(str(e)))
     pg.goto(path.as_uri(), wait_until="load")
-    pg.wait_for_load_state("networkidle")
+    pg.wait_for_function(pagecheck.READY)          # the page loaded and its steppers are ready
     return context, pg, requests, errors
 
 
@@ -148,7 +149,8 @@ def test_a_hovered_field_and_its_bytes_are_both_in_view_at_1366(page, scenario4)
             " return {x: r.x, y: r.y, width: r.width, height: r.height}; })")
         assert len(boxes) > 1
         for b in boxes:
-            assert 0 <= b["y"] and b["y"] + b["height"] <= 900 and 0 <= b["x"] and b["x"] + b["width"] <= 1366, (field, b)
+            # (a pixel of slack: Playwright scrolls a hovered row just into view, at sub-pixel offsets)
+            assert -1 <= b["y"] and b["y"] + b["height"] <= 901 and 0 <= b["x"] and b["x"] + b["width"] <= 1366, (field, b)
     # beside each other, not stacked
     hdr = pg.locator(f"{st} .panel .hdr").bounding_box()
     hexd = pg.locator(f"{st} .panel .hex").bounding_box()
@@ -180,8 +182,17 @@ def test_the_stepper_follows_the_theme_and_keeps_its_contrast(browser, chapter, 
         lum = pg.evaluate(_luminance_js(), bg)
         assert (lum < 0.05) if theme == "dark" else (lum > 0.9), bg
         pg.click(f"{st} button[data-a=next]")
-        for sel in (".off", "ol.hops li.r-arp", "ol.hops li.on", "td.fm", "td.fv", ".pos", ".out", ".rng", ".title",
-                    "ul.why li", "button"):
+        for sel in (".off", "ol.hops li.r-arp", "ol.hops li.on", "td.fm", "td.fv", ".pos", ".rng", ".title",
+                    "ul.why li", "button", "a.pcap", ".tools"):
+            ratios = pg.evaluate(CONTRAST_JS, f"{st} {sel}")
+            assert ratios and min(ratios) >= 4.5, (sel, min(ratios))
+        # answered, the outcome shows; a routing hop lines up its headers before and after
+        stepper = chapter[1]
+        for q in stepper.challenges:
+            pg.click(f"{st} ol.hops li[data-i='{q.hop}']")
+            pg.click(f"{st} .quiz .ch >> nth=0")
+        pg.click(f"{st} ol.hops li[data-i='{stepper.challenges[0].hop}']")
+        for sel in (".out", ".ba td", ".ba th", "ol.rw li", ".quiz .qx", ".quiz button"):
             ratios = pg.evaluate(CONTRAST_JS, f"{st} {sel}")
             assert ratios and min(ratios) >= 4.5, (sel, min(ratios))
         # diagram labels: at least 11 px as rendered

@@ -1,0 +1,25 @@
+"""The network's clock: what jiffies are to the kernel, in microseconds, and deterministic.
+
+A walk starts at the network's clock and moves it on: `HOP_US` per capture point a frame
+crosses (a stand-in for the time the kernels take; the same walk always takes the same time),
+and a jump to the next timer when nothing is in flight (an ARP retry after `retrans_time`, a
+delayed ACK, a retransmission, a program's own timer). What outlives a walk and expires (a
+route exception's learned path MTU, net.ipv4.route.mtu_expires) is dated by this clock, so
+`ip route get` after an exchange shows the time left as the kernel would.
+"""
+
+from __future__ import annotations
+
+HOP_US = 2                     # microseconds per capture point a frame crosses
+
+
+class Clock:
+    """The time of a network, in microseconds since it was made."""
+
+    __slots__ = ("us",)
+
+    def __init__(self, us: int = 0) -> None:
+        self.us = us
+
+    def __repr__(self) -> str:
+        return f"<Clock {self.us} us>"

@@ -1,0 +1,88 @@
+"""The real tools in the lab: ping, traceroute, dig, curl, nc run in a lab namespace, every frame
+they cause captured, for comparison with `Cluster.ping()` and its kin.
+
+`run_tool(lab, src, argv)` runs one command (an argument list: the tool is one of TOOLS, found
+on the machine; every argument is a string without NUL, passed as it is, never through a
+shell) in the lab namespace of model host `src`, after the cold start `Lab.exchange` does, and
+returns a `ToolObservation`: the return code, stdout, stderr, and the frames every capture
+socket saw, as a `Trace` in the order the kernel handled them (frames.to_trace).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
+from ..device import Veth
+from ..errors import ConfigError
+from ..trace import Trace
+from ._netns import in_netns
+from .capture import Capture, drain
+from .frames import order, to_trace
+from .process import tool
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .kernel import Lab
+
+TOOLS = ("ping", "traceroute", "dig", "curl", "nc", "ip", "socat")
+SETTLE = 0.1                  # seconds of quiet on every device that end the capture
+
+
+@dataclass
+class ToolObservation:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    trace: Trace
+    captures: list[Capture]
+    seconds: float
+
+
+def _checked(argv: Sequence[str]) -> list[str]:
+    if not argv or argv[0] not in TOOLS:
+        raise ConfigError(f"the lab runs only {', '.join(TOOLS)}, not {argv[:1]!r}")
+    for arg in argv:
+        if not isinstance(arg, str) or "\0" in arg:
+            raise ConfigError(f"argument {arg!r} must be a string without NUL")
+    path = tool(argv[0])
+    if path is None:
+        raise ConfigError(f"{argv[0]} is not installed on this machine")
+    return [path, *argv]
+
+
+def run_tool(lab: Lab, src: str, argv: Sequence[str], cold: bool = True, timeout: float = 120.0,
+             stdin: str | None = None) -> ToolObservation:
+    """Run `argv` in `src`'s lab namespace and capture what it causes (the module docstring)."""
+    command = _checked(argv)
+    source = lab.cluster.resolve(src, source=True)
+    if source.netns is None:
+        raise ConfigError(f"{src!r} is not a host")
+    t0 = time.perf_counter()
+    if cold:
+        lab.cold_start()
+        time.sleep(0.01)
+    sockets = lab._sockets                    # the capture sockets the lab opened on every device
+    drain(sockets)
+    netns = lab.netns(source.netns)
+    # argv[0] stays the tool's name (it prints it in its messages); the path is the executable
+    # bytes in and out (no newline translation: an HTTP response keeps its \r\n)
+    data = stdin.encode("latin-1") if stdin is not None else None
+    done = in_netns(netns, lambda: subprocess.run(command[1:], executable=command[0], capture_output=True,
+                                                   timeout=timeout, input=data))
+    captures: list[Capture] = []
+    while True:
+        time.sleep(SETTLE)
+        batch = drain(sockets)
+        captures += batch
+        if not batch:
+            break
+    kinds = {(n, d.name): d.kind for n, ns in lab.cluster.network.namespaces.items() for d in ns.devices.values()}
+    peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in lab.cluster.network.namespaces.items()
+             for d in ns.devices.values() if isinstance(d, Veth) and d.peer is not None and d.peer.netns is not None}
+    captures = order(captures, kinds, peers)
+    trace = to_trace(captures, title="kernel: " + " ".join(argv), kinds=kinds, peers=peers)
+    return ToolObservation(tuple(argv), done.returncode, done.stdout.decode("latin-1"),
+                           done.stderr.decode("latin-1"), trace, captures, time.perf_counter() - t0)
