@@ -23,6 +23,7 @@ and s6.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from types import MethodType
 from typing import Any, Callable, ClassVar, Iterable
 
 from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conntrack_ref
@@ -43,6 +44,9 @@ from .xtables import PacketContext, error
 
 _FRAGMENT_MEMORY = 1024
 
+_TABLE_STAGES = frozenset(("raw", "mangle", "filter"))     # the stages that only walk their table
+# a hook's stage as a bound Netfilter method: (stage, hook, ctx, result, nexthop)
+StageMethod = Callable[[Stage, str, PacketContext, HookResult, "str | None"], None]
 # a nat chain as the nat core calls it: (hook, ctx, result) -> (verdict, its NAT choice or None)
 NatLookup = Callable[[str, PacketContext, HookResult], tuple[str, NatChoice | None]]
 
@@ -226,9 +230,8 @@ class Netfilter:
             return self._non_first_fragment(hook, packet, result)
         before = (packet.src, packet.dst)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
-        run = self._RUN
-        for stage in self.stages(hook):
-            run[stage.name](self, stage, hook, ctx, result, nexthop)
+        for run, stage in self._callbacks.plan(hook):
+            run(stage, hook, ctx, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
         result.packet = ctx.packet
@@ -286,7 +289,20 @@ class Netfilter:
 
     def _table_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
                      nexthop: str | None) -> None:
-        self._filter_like(stage.table, hook, ctx, result)
+        """The raw, mangle and filter stages: walk the table; its verdict is the hook's."""
+        t = self.tables.get(stage.table)
+        chain = t.chains.get(hook) if t is not None else None
+        if chain is None or (not chain.rules and chain.policy == "ACCEPT"):
+            return                  # nothing to walk (kube-proxy's empty mangle chains)
+        walk = ipt_do_table(t, hook, ctx, result)
+        if walk.rule is not None:
+            result.rule = walk.where
+        if walk.verdict in ("DROP", "REJECT"):
+            result.verdict = walk.verdict
+            if walk.verdict == "REJECT" and walk.rule is not None:
+                assert isinstance(walk.rule.target, RejectTarget)
+                result.reject_name = walk.rule.target.reject_with
+                result.reject_with = walk.rule.target.reply
 
     def _nft_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
                    nexthop: str | None) -> None:
@@ -301,21 +317,6 @@ class Netfilter:
     def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
         """ipt_do_table() on this namespace's `table`, for `hook`."""
         return ipt_do_table(self.tables.get(table), hook, ctx, result)
-
-    def _filter_like(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> None:
-        """The raw, mangle and filter stages: walk the table; its verdict is the hook's."""
-        t = self.tables.get(table)
-        if t is None or hook not in t.chains:
-            return
-        walk = ipt_do_table(t, hook, ctx, result)
-        if walk.rule is not None:
-            result.rule = walk.where
-        if walk.verdict in ("DROP", "REJECT"):
-            result.verdict = walk.verdict
-            if walk.verdict == "REJECT" and walk.rule is not None:
-                assert isinstance(walk.rule.target, RejectTarget)
-                result.reject_name = walk.rule.target.reject_with
-                result.reject_with = walk.rule.target.reply
 
     # conntrack defragments at PREROUTING/OUTPUT, so iptables sees whole packets. netsim keeps
     # fragments apart: the first fragment (it carries the ports) is tracked and filtered; each
@@ -383,6 +384,22 @@ class Callbacks:
         self.nf = nf
         self._key: tuple[int, int, bool] | None = None
         self._hooks: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
+        self._plan_key: tuple[int, int, bool] | None = None
+        self._plans: dict[str, tuple[tuple[StageMethod, Stage], ...]] = {}
+
+    def plan(self, hook: str) -> tuple[tuple[StageMethod, Stage], ...]:
+        """The callbacks `hook` runs, as (the Netfilter method, its stage) in order, worked out
+        again when the ruleset changes, a table is created or a rule hooks conntrack in (iptables'
+        tables are never removed). A table stage whose table does not exist registered nothing."""
+        nf = self.nf
+        key = (nf.nftables.generation, len(nf.tables), nf._conntrack_users)
+        if key != self._plan_key:
+            run = nf._RUN
+            self._plans = {h: tuple((MethodType(run[s.name], nf), s) for s in nf.stages(h)
+                                    if s.name not in _TABLE_STAGES or s.table in nf.tables)
+                           for h in HOOKS}
+            self._plan_key = key
+        return self._plans[hook]
 
     def of(self, hook: str) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
         nf = self.nf
@@ -396,7 +413,7 @@ class Callbacks:
         nf = self.nf
         ranked: list[tuple[int, int, int, Stage]] = []
         for i, stage in enumerate(stages(hook, active)):
-            if stage.name in ("raw", "mangle", "filter"):
+            if stage.name in _TABLE_STAGES:
                 if stage.table not in nf.tables:
                     continue
                 ranked.append((stage.priority, -nf._registered[stage.table], i, stage))
