@@ -23,6 +23,7 @@ and s6.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from types import MethodType
 from typing import Any, Callable, ClassVar, Iterable
 
@@ -62,6 +63,7 @@ class Netfilter:
         self._conntrack_users = False
         self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
         self._callbacks = Callbacks(self)
+        self._ipt_nat: tuple[NatLookup] = (partial(iptables_nat_lookup, self),)    # the nat table, for the nat core
         self._nft_ct = (-1, False)                  # (ruleset generation, does it need conntrack)
 
     # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
@@ -258,11 +260,8 @@ class Netfilter:
         order: iptables' nat table and nft's nat-type base chains, by priority (at equal
         priority the one registered last first)."""
         if not self.nftables.tables:
-            return (self._ipt_nat,)
+            return self._ipt_nat
         return self._callbacks.of(hook)[1]
-
-    def _ipt_nat(self, hook: str, ctx: PacketContext, result: HookResult) -> tuple[str, NatChoice | None]:
-        return iptables_nat_lookup(self, hook, ctx, result)
 
     # ---- the stages, one method each; _RUN maps a Stage's name to its method ------------------
     def _conntrack_in(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
@@ -384,21 +383,21 @@ class Callbacks:
         self.nf = nf
         self._key: tuple[int, int, bool] | None = None
         self._hooks: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
-        self._plan_key: tuple[int, int, bool] | None = None
         self._plans: dict[str, tuple[tuple[StageMethod, Stage], ...]] = {}
+        self._plan_for = (-1, -1, False)     # the ruleset generation, number of tables and conntrack users
 
     def plan(self, hook: str) -> tuple[tuple[StageMethod, Stage], ...]:
         """The callbacks `hook` runs, as (the Netfilter method, its stage) in order, worked out
         again when the ruleset changes, a table is created or a rule hooks conntrack in (iptables'
         tables are never removed). A table stage whose table does not exist registered nothing."""
         nf = self.nf
-        key = (nf.nftables.generation, len(nf.tables), nf._conntrack_users)
-        if key != self._plan_key:
+        generation, tables, users = self._plan_for
+        if nf.nftables.generation != generation or len(nf.tables) != tables or nf._conntrack_users != users:
             run = nf._RUN
             self._plans = {h: tuple((MethodType(run[s.name], nf), s) for s in nf.stages(h)
                                     if s.name not in _TABLE_STAGES or s.table in nf.tables)
                            for h in HOOKS}
-            self._plan_key = key
+            self._plan_for = (nf.nftables.generation, len(nf.tables), nf._conntrack_users)
         return self._plans[hook]
 
     def of(self, hook: str) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
@@ -421,7 +420,7 @@ class Callbacks:
                 ranked.append((stage.priority, 0, i, stage))
         nat: list[tuple[int, int, NatLookup]] = []
         if "nat" in nf.tables and hook in nf.tables["nat"].chains:
-            nat.append((NAT_CORE_PRIORITY[hook], -nf._registered["nat"], nf._ipt_nat))
+            nat.append((NAT_CORE_PRIORITY[hook], -nf._registered["nat"], nf._ipt_nat[0]))
         for table, chain in nf.nftables.base_chains(hook.lower()):
             priority = chain.priority or 0
             if chain.type == "nat":
