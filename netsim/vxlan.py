@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable
 
 from .addresses import stable_hash
-from .decision import Decision, Subsystem, Verdict, VxlanReason, fdb_ref, field_change
+from .decision import Decision, FieldChange, Subsystem, Verdict, VxlanReason, fdb_ref, field_change
 from .device import Device
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4
@@ -115,12 +115,20 @@ def flow_hash(frame: Ethernet, skb: Skb) -> int:
 
 
 def _encapsulated(dev: str, mac: str, remote: str, local: str, ttl: int, sport: int, dport: int, vni: int) -> Decision:
+    outer_ip, outer_rest = _outer_changes(local, remote, ttl, dport, vni)
     return Decision(
         Subsystem.VXLAN, "vxlan_xmit", VxlanReason.ENCAPSULATED, Verdict.ENCAPSULATE,
         consulted=(fdb_ref(dev, mac, dst=remote),), sport=sport, dport=dport, vni=vni, ttl=ttl,
-        changes=(field_change("outer-ipv4", "src", "", local), field_change("outer-ipv4", "dst", "", remote),
-                 field_change("outer-ipv4", "ttl", "", ttl), field_change("outer-udp", "sport", "", sport),
-                 field_change("outer-udp", "dport", "", dport), field_change("vxlan", "vni", "", vni)))
+        changes=(*outer_ip, field_change("outer-udp", "sport", "", sport), *outer_rest))
+
+
+@lru_cache(maxsize=1 << 12)
+def _outer_changes(local: str, remote: str, ttl: int, dport: int,
+                   vni: int) -> tuple[tuple[FieldChange, ...], tuple[FieldChange, ...]]:
+    """The outer headers' fields but the source port (it follows the flow), before and after it."""
+    return ((field_change("outer-ipv4", "src", "", local), field_change("outer-ipv4", "dst", "", remote),
+             field_change("outer-ipv4", "ttl", "", ttl)),
+            (field_change("outer-udp", "dport", "", dport), field_change("vxlan", "vni", "", vni)))
 
 
 @lru_cache(maxsize=1 << 12)

@@ -46,8 +46,9 @@ from .xtables import PacketContext, error
 _FRAGMENT_MEMORY = 1024
 
 _TABLE_STAGES = frozenset(("raw", "mangle", "filter"))     # the stages that only walk their table
-# a hook's stage as a bound Netfilter method: (stage, hook, ctx, result, nexthop)
-StageMethod = Callable[[Stage, str, PacketContext, HookResult, "str | None"], None]
+_NAT_MANIP = {"nat-dst": DST, "nat-src": SRC}               # the nat core's stages and what they rewrite
+# a hook's callback as the plan calls it: (hook, its stage or the nat stage's manip, ctx, result, nexthop)
+StageCall = Callable[[str, Any, PacketContext, HookResult, "str | None"], None]
 # a nat chain as the nat core calls it: (hook, ctx, result) -> (verdict, its NAT choice or None)
 NatLookup = Callable[[str, PacketContext, HookResult], tuple[str, NatChoice | None]]
 
@@ -230,10 +231,12 @@ class Netfilter:
         result = HookResult("ACCEPT", packet)
         if packet.frag > 0:
             return self._non_first_fragment(hook, packet, result)
-        before = (packet.src, packet.dst)
+        plan = self._callbacks.plan(hook)
+        if not plan and not packet.mf:
+            return result               # no callback on this hook (a pod's namespace)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
-        for run, stage in self._callbacks.plan(hook):
-            run(stage, hook, ctx, result, nexthop)
+        for run, arg in plan:
+            run(hook, arg, ctx, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
         result.packet = ctx.packet
@@ -245,7 +248,7 @@ class Netfilter:
                 hook_verdict=result.verdict))
             skb.ct, skb.ct_state = None, ""
         if packet.mf:
-            self._remember_fragment(hook, packet, before, result)
+            self._remember_fragment(hook, packet, (packet.src, packet.dst), result)
         return result
 
     # ---- which stages, in which order -----------------------------------------------------------
@@ -263,30 +266,23 @@ class Netfilter:
             return self._ipt_nat
         return self._callbacks.of(hook)[1]
 
-    # ---- the stages, one method each; _RUN maps a Stage's name to its method ------------------
-    def _conntrack_in(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+    # ---- the stages, one method each (the nat stages: nat.py's nf_nat_inet_fn, called with the
+    # manip it makes); _RUN maps a Stage's name to its method
+    def _conntrack_in(self, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
                       nexthop: str | None) -> None:
         """nf_conntrack_in (ipv4_conntrack_in / ipv4_conntrack_local)."""
         skb = ctx.skb
         if skb.ct is None and not skb.ct_state:   # else already tracked (loopback, br_netfilter)
-            result.decisions.extend(self.conntrack.track(ctx.packet, skb))
+            result.decisions.extend(self.netns.conntrack.track(ctx.packet, skb))
 
-    def _confirm(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+    def _confirm(self, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
                  nexthop: str | None) -> None:
         """nf_conntrack_confirm (ipv4_confirm): a new entry enters the table."""
         entry = ctx.skb.ct
         if entry is not None and not entry.confirmed and not entry.dying:
-            self.conntrack.confirm(entry)
+            self.netns.conntrack.confirm(entry)
 
-    def _nat_dst(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
-                 nexthop: str | None) -> None:
-        nf_nat_inet_fn(self, hook, DST, ctx, result, nexthop)
-
-    def _nat_src(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
-                 nexthop: str | None) -> None:
-        nf_nat_inet_fn(self, hook, SRC, ctx, result, nexthop)
-
-    def _table_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+    def _table_stage(self, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
                      nexthop: str | None) -> None:
         """The raw, mangle and filter stages: walk the table; its verdict is the hook's."""
         t = self.tables.get(stage.table)
@@ -303,14 +299,14 @@ class Netfilter:
                 result.reject_name = walk.rule.target.reject_with
                 result.reject_with = walk.rule.target.reply
 
-    def _nft_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
+    def _nft_stage(self, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
                    nexthop: str | None) -> None:
         table, chain = stage.nft
         nft_filter_stage(table, chain, hook, ctx, result)
 
-    _RUN: ClassVar[dict[str, Callable[["Netfilter", Stage, str, PacketContext, HookResult, str | None], None]]] = {
-        "raw": _table_stage, "conntrack": _conntrack_in, "mangle": _table_stage, "nat-dst": _nat_dst,
-        "filter": _table_stage, "nat-src": _nat_src, "confirm": _confirm, "nft": _nft_stage,
+    _RUN: ClassVar[dict[str, Callable[..., None]]] = {
+        "raw": _table_stage, "conntrack": _conntrack_in, "mangle": _table_stage, "nat-dst": nf_nat_inet_fn,
+        "filter": _table_stage, "nat-src": nf_nat_inet_fn, "confirm": _confirm, "nft": _nft_stage,
     }
 
     def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
@@ -383,18 +379,18 @@ class Callbacks:
         self.nf = nf
         self._key: tuple[int, int, bool] | None = None
         self._hooks: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
-        self._plans: dict[str, tuple[tuple[StageMethod, Stage], ...]] = {}
+        self._plans: dict[str, tuple[tuple[StageCall, Any], ...]] = {}
         self._plan_for = (-1, -1, False)     # the ruleset generation, number of tables and conntrack users
 
-    def plan(self, hook: str) -> tuple[tuple[StageMethod, Stage], ...]:
-        """The callbacks `hook` runs, as (the Netfilter method, its stage) in order, worked out
-        again when the ruleset changes, a table is created or a rule hooks conntrack in (iptables'
-        tables are never removed). A table stage whose table does not exist registered nothing."""
+    def plan(self, hook: str) -> tuple[tuple[StageCall, Any], ...]:
+        """The callbacks `hook` runs, in order, as (a bound Netfilter._RUN entry, its stage or a nat
+        stage's manip), worked out again when the ruleset changes, a table is created or a rule
+        hooks conntrack in (iptables' tables are never removed). A table stage whose table does
+        not exist registered nothing."""
         nf = self.nf
         generation, tables, users = self._plan_for
         if nf.nftables.generation != generation or len(nf.tables) != tables or nf._conntrack_users != users:
-            run = nf._RUN
-            self._plans = {h: tuple((MethodType(run[s.name], nf), s) for s in nf.stages(h)
+            self._plans = {h: tuple(self._call(s) for s in nf.stages(h)
                                     if s.name not in _TABLE_STAGES or s.table in nf.tables)
                            for h in HOOKS}
             self._plan_for = (nf.nftables.generation, len(nf.tables), nf._conntrack_users)
@@ -407,6 +403,9 @@ class Callbacks:
             self._hooks = {h: self._merge(h, key[2]) for h in HOOKS}
             self._key = key
         return self._hooks[hook]
+
+    def _call(self, stage: Stage) -> tuple[StageCall, Any]:
+        return MethodType(self.nf._RUN[stage.name], self.nf), _NAT_MANIP.get(stage.name, stage)
 
     def _merge(self, hook: str, active: bool) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
         nf = self.nf
