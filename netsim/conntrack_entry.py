@@ -55,7 +55,7 @@ class ConnTuple(NamedTuple):
 
     @property
     def proto_name(self) -> str:
-        return PROTO_NAMES.get(self.proto, str(self.proto))
+        return PROTO_NAMES.get(self.proto) or str(self.proto)
 
     def fields(self) -> str:
         """The tuple as `conntrack -L` prints it."""

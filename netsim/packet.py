@@ -488,6 +488,11 @@ _UDP_CSUM = UDP_HEADER.slot("checksum").offset
 _VXLAN_PACK = VXLAN_HEADER.pack
 
 
+@lru_cache(maxsize=1 << 14)       # the same few links carry every frame of a trace
+def _ethernet_header(dst: str, src: str, ethertype: int) -> bytes:
+    return _ETH_STRUCT_PACK(mac_bytes(dst), mac_bytes(src), ethertype)
+
+
 def _with_checksum(data: bytes, offset: int, csum: int) -> bytes:
     return data[:offset] + csum.to_bytes(2, "big") + data[offset + 2:]
 
@@ -755,7 +760,7 @@ class Ethernet:
         if wire is None:
             payload = self.payload
             body = payload if isinstance(payload, bytes) else payload.to_bytes()
-            wire = _ETH_STRUCT_PACK(mac_bytes(self.dst), mac_bytes(self.src), self.type) + body
+            wire = _ethernet_header(self.dst, self.src, self.type) + body
             _set_attr(self, "_wire", wire)
         return wire
 
