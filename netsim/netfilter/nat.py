@@ -290,7 +290,6 @@ def _first_packet(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, r
         ok = ct.setup_nat(entry, manip, addr, choice.ports, choice.random, choice.random_fully)
     else:
         ok = ct.setup_nat(entry, manip, None)
-    after_tuple = entry.reply.invert()
     if not ok:
         result.verdict = "DROP"
         refs = (choice.ref,) if choice is not None else ()
@@ -301,6 +300,7 @@ def _first_packet(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, r
     packet, _ = ct.nat_packet(entry, direction, manip, before)
     ctx.packet = packet
     if choice is not None:
+        after_tuple = entry.reply.invert()
         old = endpoint(entry.proto, *_side(before, manip))
         new = endpoint(entry.proto, after_tuple.src if manip == SRC else after_tuple.dst,
                        after_tuple.sport if manip == SRC or entry.proto == IPPROTO_ICMP else after_tuple.dport)
