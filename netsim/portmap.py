@@ -45,6 +45,7 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
 
 from .errors import ConfigError
 from .params import check_port
@@ -57,7 +58,7 @@ MASQ_CHAIN = "CNI-HOSTPORT-MASQ"
 MAX_CHAIN_LENGTH = 28                 # pkg/utils/utils.go maxChainLength
 MULTIPORT_MAX = 15                    # utils.go splitPortList: multiport takes 15 ports
 PROTOCOLS = ("tcp", "udp")            # the pod spec also allows SCTP, which netsim does not model
-CNI_CONFLIST = {                      # kube-flannel.yml's cni-conf.json
+CNI_CONFLIST: dict[str, Any] = {     # kube-flannel.yml's cni-conf.json
     "name": NETWORK_NAME,
     "cniVersion": "0.3.1",
     "plugins": [
