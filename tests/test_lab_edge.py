@@ -1,0 +1,44 @@
+"""Chapter 18's exchanges on the running kernel (netsim.lab.edge): the LoadBalancer paths and the
+NetworkPolicy drop through `breakages.run_case` (frames, rule evaluations and drop counters
+compared with the model), and the chapter's curl runs through the Ingress controller frame by
+frame at every capture point (netsim.lab.conversation). Each in a lab of its own. Root on Linux
+only; skipped with the reason elsewhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from netsim.counters import CounterKey
+from netsim.lab import Lab, edge
+from netsim.lab.breakages import run_case
+from netsim.lab.conversation import differences
+from netsim.lab.tools import run_tool
+from test_lab import needs_lab
+
+# what Linux 6.18 moved among the counters netsim.lab.counters reads (nstat, iptables -L -v),
+# measured in the lab: nothing for these exchanges (the policy's drop is an nftables rule, whose
+# evaluation the comparison checks through nft monitor trace)
+KERNEL_COUNTERS: dict[str, dict[CounterKey, int]] = {}
+
+
+@needs_lab
+@pytest.mark.parametrize("key", [c.key for c in edge.CASES])
+def test_the_chapters_exchange_on_the_kernel_is_the_models(key):
+    result = run_case(edge.BY_KEY[key], "edge")
+    assert result.comparison.ok, "\n" + str(result.comparison)
+    assert result.counters == []
+    assert result.kernel_counters == KERNEL_COUNTERS.get(key, {})
+    if key == "policy-default-deny":
+        assert result.comparison.compared["rule evaluations"] > 0
+
+
+@needs_lab
+@pytest.mark.parametrize("key", [c.key for c in edge.TOOL_RUNS])
+def test_the_chapters_curl_runs_are_the_kernels_frame_for_frame(key):
+    case = edge.TOOLS_BY_KEY[key]
+    cluster = case.build()
+    with Lab(cluster) as lab:
+        kernel = run_tool(lab, case.src, list(case.argv))
+    model = case.model(cluster)
+    assert (kernel.returncode, kernel.stdout) == (model.status, model.stdout)
+    assert differences(model.trace, kernel.trace) == []
