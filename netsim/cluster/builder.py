@@ -120,6 +120,8 @@ class Builder:
         cni.add_pod(self.network, pod.node, pod.name, pod.ip, node.subnet, spec.pod_cidr, spec.mtu)
         for proto, port in pod.listen:
             ns.listen(proto, port)
+        for (proto, port), factory in spec.servers.get(pod.name, {}).items():
+            ns.listen(proto, port, factory)
 
     def pod_added(self, pod: Pod) -> None:
         """A new pod record: built now if its node is (else with its node)."""

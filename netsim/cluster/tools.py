@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..addresses import stable_hash
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, UnknownHostError, UsageError
 from ..params import check_port
 from ..programs.dig import Dig, DigOptions, dig_stderr, format_dig, parse_dig_args
 from ..programs.events import Program
 from ..programs.http import Fetch, format_fetch
 from ..programs.nc import Nc
 from ..programs.ping import MAX_PAYLOAD, Ping, PingOptions, PingResult, api_options, format_ping, ping_stderr, ping_stdout
-from ..programs.resolver import Resolve, ResolvConf
+from ..programs.resolver import Resolve, ResolvConf, search_names
 from ..programs.traceroute import MAX_PACKET, Traceroute, TracerouteOptions, TracerouteResult, format_traceroute
 from ..trace import Trace
 from .dns import Cluster, Resolution, resolv_conf, resolve_quietly
@@ -78,7 +78,11 @@ def walk(cluster: Cluster, ns: str, program: Program, title: str, cold: bool) ->
 
 def destination(cluster: Cluster, src: str, ns: str, name: str, cold: bool) -> tuple[Resolution, tuple[Trace, ...]]:
     """The address a tool sends to: resolved by netsim without traffic when it can be
-    (dns.resolve_quietly), else by glibc's resolver in the pod, walked like any traffic."""
+    (dns.resolve_quietly), else by glibc's resolver in the pod, walked like any traffic. A
+    name every query of the search list found NXDOMAIN is an unknown host: netsim's own
+    UnknownHostError naming it, the names tried and the known ones, with the lookup's trace
+    (the real tool would print "Name or service not known"); a lookup that failed for another
+    reason (SERVFAIL, no answer, no data) is the tool's own output, as the network made it."""
     found = resolve_quietly(cluster, src, name)
     if found is not None:
         return found, ()
@@ -87,6 +91,11 @@ def destination(cluster: Cluster, src: str, ns: str, name: str, cold: bool) -> t
     lookup = Resolve(name, conf, seed=ns)
     trace = walk(cluster, ns, lookup, f"getaddrinfo({name}) in {src}", cold)
     result = lookup.lookup.result
+    if result is not None and result.error == "EAI_NONAME":
+        known = ", ".join([*cluster.pods, *cluster.nodes, *cluster.externals, *cluster.services])
+        raise UnknownHostError(f"unknown host {name!r}: the cluster DNS answered NXDOMAIN for every name {src}'s "
+                               f"resolver tried ({', '.join(search_names(name, conf))}); known names: {known}",
+                               (trace,))
     if result is None or result.error or not result.addresses:
         return Resolution(name, "", "failed"), (trace,)
     ipv4 = [a for a in result.addresses if ":" not in a]
