@@ -12,6 +12,10 @@ the very exchanges the chapter shows:
   with Flannel alone, then dropped on node2 once `default-deny` selects every pod of the
   namespace (kube-network-policies' table, with the agent's verdict in chain nfqueue-100 standing
   in for the NFQUEUE verdict this kernel cannot give: CONFIG_NFT_QUEUE is off).
+- `headless_cluster`: StatefulSet `db` (three pods) behind the headless Service `db`; the
+  chapter's two `dig` runs in pod-a (TOOL_RUNS), compared by tests/test_lab_edge.py with
+  tests/test_lab_dns.py's rules (the query id and client cookie by rule, every frame per capture
+  point, the output but what dig's clock and random numbers decide).
 - `ingress_cluster`: the Ingress controller and its two backends (tests/ingress_topology.py
   builds the same); `TOOL_RUNS` are the curl runs the chapter makes through it, compared frame
   by frame by tests/test_lab_ingress.py and tests/test_lab_edge.py (netsim.lab.conversation).
@@ -82,6 +86,13 @@ class ToolCase:
     model: Callable[[Any], Any]
 
 
+def headless_cluster() -> Cluster:
+    cluster = reference_cluster()
+    cluster.add_statefulset("db", service="db", replicas=3, nodes=["node1", "node2"])
+    cluster.add_service("db", port=5432, target_port=5432, pods=["db-0", "db-1", "db-2"], cluster_ip=None)
+    return cluster
+
+
 TOOL_RUNS = (
     ToolCase("ingress-shop", "chapter 18: curl on ext through the Ingress controller to the shop",
              ingress_cluster, "ext", ("curl", "-sS", "-H", f"Host: {HOST}", "http://192.168.50.200/cart"),
@@ -89,5 +100,11 @@ TOOL_RUNS = (
     ToolCase("ingress-unknown-host", "chapter 18: curl on ext with a Host no rule names",
              ingress_cluster, "ext", ("curl", "-sS", "-H", "Host: other.example.com", "http://192.168.50.200/cart"),
              lambda c: c.fetch("ext", "http://192.168.50.200/cart", host="other.example.com")),
+    ToolCase("headless-service-name", "chapter 18: dig in pod-a for a headless Service's name",
+             headless_cluster, "pod-a", ("dig", "@10.96.0.10", "db.default.svc.cluster.local"),
+             lambda c: c.dig("pod-a", "db.default.svc.cluster.local", server="10.96.0.10")),
+    ToolCase("headless-pod-name", "chapter 18: dig +short in pod-a for a StatefulSet pod's name",
+             headless_cluster, "pod-a", ("dig", "@10.96.0.10", "db-1.db.default.svc.cluster.local", "+short"),
+             lambda c: c.dig("pod-a", "db-1.db.default.svc.cluster.local", server="10.96.0.10", short=True)),
 )
 TOOLS_BY_KEY = {case.key: case for case in TOOL_RUNS}
