@@ -214,10 +214,11 @@ class Cluster(ClusterObjects):
         return tools.dig(self, src, name, server, tcp, search, qtype, short, cold)
 
     def fetch(self, src: str, target: str, size: int | None = None, data: bytes | None = None,
-              max_time: float | None = None, cold: bool = True) -> ToolRun:
+              max_time: float | None = None, cold: bool = True, host: str | None = None) -> ToolRun:
         """`curl -sS URL` run in `src`: an HTTP request over a TCP connection, its response (`size`
-        bytes of body from the pods' HTTP server), the teardown. `target` is a URL or host[:port]."""
-        return tools.fetch(self, src, target, size, data, max_time, cold)
+        bytes of body from the pods' HTTP server), the teardown. `target` is a URL or host[:port];
+        `host` the Host header to send instead (curl -H "Host: HOST"), as for an Ingress rule."""
+        return tools.fetch(self, src, target, size, data, max_time, cold, host)
 
     def nc(self, src: str, dst: str, port: int, data: bytes = b"", udp: bool = False, verbose: bool = False,
            zero: bool = False, wait: int | None = None, cold: bool = True) -> ToolRun:
