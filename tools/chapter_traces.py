@@ -158,7 +158,7 @@ def book_chapters() -> list[Path]:
 
 def lab_exchanges() -> list[LabExchange]:
     """Every exchange a lab family compares with the kernel, with its model trace."""
-    from netsim.lab import breakages, chapters, exchanges
+    from netsim.lab import breakages, chapters, edge, exchanges
     from netsim.lab.conformance import BACKENDS, PROTOS, SCENARIOS, SHAPES
     from tools.conformance_report import MTU_CASES
     out: list[LabExchange] = []
@@ -181,6 +181,12 @@ def lab_exchanges() -> list[LabExchange]:
     for cc in chapters.CASES:
         out.append(LabExchange("chapters", cc.key, cc.send(cc.build())))
     out += [LabExchange(family, key, trace) for family, key, trace in exchanges.model_exchanges()]
+    for ec in edge.CASES:                  # chapter 18's exchanges (tests/test_lab_edge.py)
+        out.append(LabExchange("edge", ec.key, ec.send(ec.build())))
+    for tc in edge.TOOL_RUNS:
+        run = tc.model(tc.build())
+        for j, trace in enumerate(run.traces):
+            out.append(LabExchange("edge", tc.key + (f" trace {j + 1}" if len(run.traces) > 1 else ""), trace))
     return out
 
 
