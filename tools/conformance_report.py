@@ -47,7 +47,7 @@ from netsim.lab import breakages, chapters  # noqa: E402
 from netsim.lab.breakages import CaseResult, run_case  # noqa: E402
 from tools import chapter_traces  # noqa: E402
 from netsim.lab import state as lab_state  # noqa: E402
-from netsim.lab.cni import compare_cni, plugins_reason, real_cni_node  # noqa: E402
+from netsim.lab.cni import compare_cni, compare_portmap, plugins_reason, real_cni_node  # noqa: E402
 from netsim.lab import (BACKENDS, KNOWN_DEVIATIONS, PROTOS, SHAPES, Comparison, Lab, compare,  # noqa: E402
                         conformance, report, unavailable_reason)
 
@@ -384,13 +384,81 @@ def cni_family() -> tuple[str, list[str]]:
     if reason:
         return f"Real CNI plugins: not run ({reason}).", []
     cluster = reference_cluster()
-    cluster.add_pod("pod-d", node="node1")
+    cluster.add_pod("pod-d", node="node1", host_ports=[{"container_port": 8080, "host_port": 8081}])
     real = real_cni_node(cluster, "node1", f"nsl-{os.getpid()}-cni-")
     diff = compare_cni(cluster, "node1", real)
+    ports = compare_portmap(cluster, "node1", real)
     return (f"Real CNI plugins: containernetworking-plugins {real.version} (`bridge` with `host-local`, `loopback`, "
             f"flannel's delegate configuration) made node1 with {len(real.pods)} pods; addresses, routes, cni0, "
             f"host veths, hairpin, promiscuity and sysctls compared with netsim's: "
-            + ("the same (cni0's MAC and the veth names by pattern)." if not diff else f"{len(diff)} differ.")), diff
+            + ("the same (cni0's MAC and the veth names by pattern)." if not diff else f"{len(diff)} differ.")
+            + " `portmap`, second in flannel's conflist, forwarded pod-d's hostPort 8081: its nat rules "
+            f"(`iptables-save -t nat`, chain names included) and cni0's route_localnet against netsim's: "
+            + ("the same." if not ports else f"{len(ports)} differ.")
+            + " The hostPort exchanges (from outside, from another node's pod, hairpin, localhost) are compared "
+              "frame by frame and rule by rule with the kernel's trace in tests/test_lab_portmap.py."), diff + ports
+
+
+# The lab families whose cases live in their test files: run by pytest here, counted per file.
+PYTEST_FAMILIES: dict[str, str] = {
+    "tests/test_lab_sockets.py": "the tools on the kernel: iputils ping (sizes and DF on both sides of each MTU, "
+                                 "ENOBUFS, special destinations), traceroute in three modes from a pod and to a "
+                                 "NodePort, curl's 6,000- and 100,000-byte transfers segment by segment, the MSS "
+                                 "drop and the route exception after a frag-needed",
+    "tests/test_lab_dns.py": "the real dig through kube-dns's ClusterIP over UDP and TCP, same node and other node, "
+                             "both proxy modes, every frame at every capture point; glibc's query sequence",
+    "tests/test_lab_kube_dns.py": "kube-dns's three ports from coredns's node and the other, both proxy modes, "
+                                  "rule by rule",
+    "tests/test_lab_hairpin.py": "a pod calling its own Service: hairpin on/off x br_netfilter on/off x both "
+                                 "proxy modes, rule by rule",
+    "tests/test_lab_loadbalancer.py": "LoadBalancer Services: MetalLB's ARP answer, policy Cluster and Local, "
+                                      "source ranges, the health-check node port, both proxy modes",
+    "tests/test_lab_ingress.py": "the Ingress path: curl from ext, the proxy's two TCP connections at every "
+                                 "capture point; real nginx's request headers",
+    "tests/test_lab_edge.py": "chapter 18's exchanges and tool runs (LoadBalancer, NetworkPolicy, headless dig, "
+                              "Ingress curl)",
+    "tests/test_lab_cluster_networkpolicy.py": "NetworkPolicy with kube-network-policies' table: allowed and "
+                                               "denied SYNs, rule by rule, both proxy modes",
+    "tests/test_lab_cluster_nftables.py": "kube-proxy's nftables mode: the Service paths rule by rule",
+    "tests/test_lab_portmap.py": "hostPorts through the real portmap plugin: its rules, and ext, another node's "
+                                 "pod, a hairpin and localhost to the hostPort, rule by rule",
+    "tests/test_lab_inject.py": "frames crafted with scapy, sent through a packet socket",
+    "tests/test_lab_goto_policy.py": "a chain reached by goto from a built-in chain ends in its policy",
+    "tests/test_lab_capture_points.py": "every model hop against the kernel's frame on the same device and "
+                                        "direction",
+    "tests/test_lab_chapters_15_17.py": "the tool runs of chapters 15 to 17 with the real tools",
+}
+
+
+def pytest_families() -> list[tuple[str, str, int, int]]:
+    """(test file, what it compares, tests passed, tests not passed) for PYTEST_FAMILIES' files
+    that exist, from one pytest run (its JUnit XML)."""
+    import tempfile
+    import xml.etree.ElementTree as ET
+    files = [f for f in PYTEST_FAMILIES if (ROOT / f).is_file()]
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "lab.xml"
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:nbval", "-p", "no:cacheprovider",
+                        f"--junitxml={xml}", *files], cwd=ROOT, capture_output=True, text=True)
+        cases = ET.parse(xml).getroot().iter("testcase") if xml.is_file() else iter(())
+        counts = {f: [0, 0] for f in files}
+        for case in cases:
+            name = case.get("classname", "").replace(".", "/") + ".py"
+            if name not in counts:
+                continue
+            bad = any(child.tag in ("failure", "error", "skipped") for child in case)
+            counts[name][1 if bad else 0] += 1
+    return [(f, PYTEST_FAMILIES[f], ok, bad) for f, (ok, bad) in counts.items()]
+
+
+def pytest_section(rows: list[tuple[str, str, int, int]]) -> list[str]:
+    out = ["## More lab families", "",
+           "These families keep their cases in their test files (frames, rule evaluations and outputs compared as "
+           "above, by the test's own rules); this report runs them and counts their tests.", "",
+           "| Test file | What is compared | This run |", "|---|---|---|"]
+    for f, text, ok, bad in rows:
+        out.append(f"| `{f}` | {text} | {ok} of {ok + bad} pass |")
+    return out + [""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -428,9 +496,14 @@ def main(argv: list[str] | None = None) -> int:
     text = report(runs, generated=today, cni=cni_line)
     head, sep, rest = text.partition("## What is compared, and how")
     text = head + "\n".join(families_section(runs, mtu, state, cases)) + "\n" + sep + rest
+    pytest_bad: list[tuple[str, str, int, int]] = []
     if mtu or state:
         extra = [line for family, results in cases.items() for line in cases_section(family, results)]
-        text = text.rstrip() + "\n\n" + "\n".join(mtu_section(mtu) + extra + chapters_section(chapter_traces.coverage())
+        more = pytest_families()
+        say(f"pytest families: {sum(r[2] for r in more)} of {sum(r[2] + r[3] for r in more)} pass")
+        pytest_bad = [r for r in more if r[3]]
+        text = text.rstrip() + "\n\n" + "\n".join(mtu_section(mtu) + extra + pytest_section(more)
+                                                   + chapters_section(chapter_traces.coverage())
                                                    + state_section(state) + deviations_section(mtu))
     Path(args.out).write_text(text.rstrip() + "\n")
     differing = [c for r in runs for c in r.comparisons if not c.ok]
@@ -452,7 +525,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CNI pod differs: {line}", file=sys.stderr)
     for r in cases_bad:
         print(r.comparison, *r.counters, sep="\n", file=sys.stderr)
-    return 1 if differing or unexpected or state_bad or cni_diff or cases_bad else 0
+    for f, _text, ok, bad in pytest_bad:
+        print(f"{f}: {bad} of {ok + bad} tests did not pass", file=sys.stderr)
+    return 1 if differing or unexpected or state_bad or cni_diff or cases_bad or pytest_bad else 0
 
 
 if __name__ == "__main__":

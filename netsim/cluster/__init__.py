@@ -88,13 +88,17 @@ class Cluster(ClusterObjects):
     def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = DEFAULT_CONTAINERS,
                 listen: tuple[tuple[str, int], ...] = POD_PORTS, *, namespace: str = "default",
                 labels: dict[str, str] | None = None, hostname: str = "", subdomain: str = "",
-                ready: bool = True) -> Pod:
+                ready: bool = True, host_ports: object = ()) -> Pod:
         """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes).
         Pod, container and namespace names are DNS-1123 labels (netsim.names); names are unique
         across namespaces too, since each pod is a network namespace of that name. `hostname`
         and `subdomain` are spec.hostname and spec.subdomain (a StatefulSet pod's identity, which
-        a headless Service of that name turns into DNS names); `ready` its Ready condition."""
-        pod = self.spec.add_pod(name, node, containers, listen, namespace, labels, hostname, subdomain, ready)
+        a headless Service of that name turns into DNS names); `ready` its Ready condition.
+        `host_ports` are its ports with a hostPort (`[{"container_port": 80, "host_port": 8080,
+        "protocol": "tcp"}]`, optional "host_ip"): the CNI chain's portmap plugin forwards them
+        on the node (netsim.portmap)."""
+        pod = self.spec.add_pod(name, node, containers, listen, namespace, labels, hostname, subdomain, ready,
+                                host_ports)
         self._builder.pod_added(pod)
         return pod
 
@@ -210,10 +214,11 @@ class Cluster(ClusterObjects):
         return tools.dig(self, src, name, server, tcp, search, qtype, short, cold)
 
     def fetch(self, src: str, target: str, size: int | None = None, data: bytes | None = None,
-              max_time: float | None = None, cold: bool = True) -> ToolRun:
+              max_time: float | None = None, cold: bool = True, host: str | None = None) -> ToolRun:
         """`curl -sS URL` run in `src`: an HTTP request over a TCP connection, its response (`size`
-        bytes of body from the pods' HTTP server), the teardown. `target` is a URL or host[:port]."""
-        return tools.fetch(self, src, target, size, data, max_time, cold)
+        bytes of body from the pods' HTTP server), the teardown. `target` is a URL or host[:port];
+        `host` the Host header to send instead (curl -H "Host: HOST"), as for an Ingress rule."""
+        return tools.fetch(self, src, target, size, data, max_time, cold, host)
 
     def nc(self, src: str, dst: str, port: int, data: bytes = b"", udp: bool = False, verbose: bool = False,
            zero: bool = False, wait: int | None = None, cold: bool = True) -> ToolRun:

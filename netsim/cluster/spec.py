@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Iterator, Mapping
 
-from .. import cni, flannel, kubeproxy
+from .. import cni, flannel, kubeproxy, portmap
 from ..addresses import check_unicast_network, parse_network
 from ..errors import ConfigError
 from ..names import check_name, quick_match
@@ -73,10 +73,16 @@ class Pod:
     hostname: str = ""
     subdomain: str = ""
     ready: bool = True
+    host_ports: tuple[portmap.HostPort, ...] = ()
 
     @property
     def netns(self) -> str:
         return self.name
+
+    @property
+    def container_id(self) -> str:
+        """Its sandbox's container ID, netsim's deterministic one (portmap.container_id)."""
+        return portmap.container_id(self.namespace, self.name)
 
     @property
     def host_veth(self) -> str:
@@ -236,13 +242,14 @@ class ClusterSpec:
 
     def add_pod(self, name: str, node: str, containers: tuple[str, ...], listen: tuple[tuple[str, int], ...],
                 namespace: str = "default", labels: object = None, hostname: str = "", subdomain: str = "",
-                ready: bool = True) -> Pod:
+                ready: bool = True, host_ports: object = ()) -> Pod:
         """The pod's record: checked names, its address from the node's IPAM (the rest of CNI
         ADD happens when its node's namespace is built)."""
         nodes = self.nodes
         n = nodes.get(node) if type(node) is str else None
         rows = self.pods.rows
-        plain = (namespace == "default" and labels is None and not hostname and not subdomain and ready is True)
+        plain = (namespace == "default" and labels is None and not hostname and not subdomain and ready is True
+                 and (type(host_ports) is tuple and not host_ports))
         if (n is None or type(name) is not str or not _POD_NAME(name) or name in rows or name in nodes
                 or name in self.externals or name in self.services or name in OWN_HOSTS or not plain):
             self.check_new_name("pod", name)            # says what is wrong, in this order
@@ -266,14 +273,30 @@ class ClusterSpec:
             containers = tuple(containers)
         if listen is not POD_PORTS:
             listen = self.check_listen(listen, f"pod {name}")
-        ip = n.ipam.allocate(name)
         if plain:
+            ip = n.ipam.allocate(name)
             rows[name] = (node, ip, containers, listen)
         else:
-            rows[name] = (node, ip, containers, listen, namespace, label_items, hostname, subdomain, ready)
+            mappings = portmap.check_host_ports(name, host_ports)
+            self._check_host_ports_free(n, name, mappings)
+            ip = n.ipam.allocate(name)
+            rows[name] = (node, ip, containers, listen, namespace, label_items, hostname, subdomain, ready, mappings)
         n.pods.append(name)
         # a plain pod's record is made when it is asked for (a fresh one here, equal to it)
         return Pod(name, node, ip, containers, listen) if plain else self.pods[name]
+
+    def _check_host_ports_free(self, node: Node, name: str, mappings: tuple[portmap.HostPort, ...]) -> None:
+        """kube-scheduler's NodePorts filter: a pod fits a node only if none of its host ports
+        (protocol, port, host IP; 0.0.0.0 or none overlapping every address) is taken there."""
+        for other in node.pods:
+            for used in self.pods[other].host_ports:
+                for wanted in mappings:
+                    if (used.protocol, used.host_port) == (wanted.protocol, wanted.host_port) and (
+                            used.host_ip in ("", "0.0.0.0") or wanted.host_ip in ("", "0.0.0.0")
+                            or used.host_ip == wanted.host_ip):
+                        raise ConfigError(f"pod {name}: host port {wanted.host_port}/{wanted.protocol} is taken on "
+                                          f"{node.name} by pod {other} (the scheduler's NodePorts filter would not "
+                                          f"place it there)")
 
     def check_new_name(self, kind: str, name: object) -> str:
         """A new object's name: Kubernetes' rule for its kind (netsim.names), and unique across

@@ -258,10 +258,15 @@ def split_target(cluster: Cluster, target: str) -> tuple[str, int | None, str]:
 
 
 def fetch(cluster: Cluster, src: str, target: str, size: int | None = None, data: bytes | None = None,
-          max_time: float | None = None, cold: bool = True) -> ToolRun:
-    """`curl -sS [-d DATA] [-m SECONDS] http://HOST[:PORT]/[SIZE]` in `src`. `target` is a URL
-    or a host[:port]; the port defaults to a Service's port for a Service name, else 8080 (the
-    pods' HTTP server, which answers `/N` with N bytes); `size` asks for a response of that size."""
+          max_time: float | None = None, cold: bool = True, host: str | None = None) -> ToolRun:
+    """`curl -sS [-d DATA] [-m SECONDS] [-H "Host: HOST"] http://HOST[:PORT]/[SIZE]` in `src`.
+    `target` is a URL or a host[:port]; the port defaults to a Service's port for a Service name,
+    else 8080 (the pods' HTTP server, which answers `/N` with N bytes); `size` asks for a
+    response of that size; `host` is the Host header curl sends instead of its own (-H)."""
+    if host is not None and (not isinstance(host, str) or not host or not host.isascii()
+                             or any(c in host for c in "\r\n\0 ")):
+        raise UsageError(f"fetch host {host!r} must be a host name for the Host header, without spaces or line ends")
+    host_header = host
     host, port, path = split_target(cluster, target)
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= 1 << 30:
@@ -278,14 +283,16 @@ def fetch(cluster: Cluster, src: str, target: str, size: int | None = None, data
         raise UsageError(f"fetch max_time {max_time!r} must be a positive number of seconds")
     url = f"http://{host}{':' + str(port) if port != 80 else ''}{path}"
     argv = ["curl", "-sS"] + (["-d", data.decode("latin-1")] if data is not None else [])
-    argv += (["-m", f"{max_time:g}"] if max_time else []) + [url]
+    argv += (["-m", f"{max_time:g}"] if max_time else []) + (["-H", f"Host: {host_header}"] if host_header else [])
+    argv += [url]
     ns = source(cluster, src)
     resolution, traces = destination(cluster, src, ns, host, cold)
     if resolution.how == "failed":
         text = f"curl: (6) Could not resolve host: {host}\n"
         return ToolRun("curl", tuple(argv), src, None, 6, "", text, text, traces, resolution)
     address_url = f"http://{resolution.address}:{port}{path}"
-    program = Fetch(address_url, data, int(max_time * 1000) if max_time else 0, host_name=host)
+    program = Fetch(address_url, data, int(max_time * 1000) if max_time else 0, host_name=host,
+                    host_header=host_header or "")
     trace = walk(cluster, ns, program, " ".join(argv) + f" (in {src})", cold and not traces)
     result = program.result
     out, err = format_fetch(result)  # type: ignore[arg-type]
