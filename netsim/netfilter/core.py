@@ -224,6 +224,8 @@ class Netfilter:
         result = HookResult("ACCEPT", packet)
         if packet.frag > 0:
             return self._non_first_fragment(hook, packet, result)
+        if not (self.tables or self._conntrack_users or self.nftables.tables or packet.mf):
+            return result       # nothing registered on the hook (a pod's namespace): nf_hook's fast path
         before = (packet.src, packet.dst)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
         run = self._RUN
@@ -286,7 +288,24 @@ class Netfilter:
 
     def _table_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
                      nexthop: str | None) -> None:
-        self._filter_like(stage.table, hook, ctx, result)
+        """The raw, mangle and filter stages: walk the table; its verdict is the hook's. An
+        empty built-in chain with policy ACCEPT decides nothing (ipt_do_table reaches the
+        policy at once) and leaves no record."""
+        t = self.tables.get(stage.table)
+        if t is None:
+            return
+        chain = t.chains.get(hook)
+        if chain is None or (not chain.rules and chain.policy == "ACCEPT"):
+            return
+        walk = ipt_do_table(t, hook, ctx, result)
+        if walk.rule is not None:
+            result.rule = walk.where
+        if walk.verdict in ("DROP", "REJECT"):
+            result.verdict = walk.verdict
+            if walk.verdict == "REJECT" and walk.rule is not None:
+                assert isinstance(walk.rule.target, RejectTarget)
+                result.reject_name = walk.rule.target.reject_with
+                result.reject_with = walk.rule.target.reply
 
     def _nft_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
                    nexthop: str | None) -> None:
@@ -301,21 +320,6 @@ class Netfilter:
     def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
         """ipt_do_table() on this namespace's `table`, for `hook`."""
         return ipt_do_table(self.tables.get(table), hook, ctx, result)
-
-    def _filter_like(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> None:
-        """The raw, mangle and filter stages: walk the table; its verdict is the hook's."""
-        t = self.tables.get(table)
-        if t is None or hook not in t.chains:
-            return
-        walk = ipt_do_table(t, hook, ctx, result)
-        if walk.rule is not None:
-            result.rule = walk.where
-        if walk.verdict in ("DROP", "REJECT"):
-            result.verdict = walk.verdict
-            if walk.verdict == "REJECT" and walk.rule is not None:
-                assert isinstance(walk.rule.target, RejectTarget)
-                result.reject_name = walk.rule.target.reject_with
-                result.reject_with = walk.rule.target.reply
 
     # conntrack defragments at PREROUTING/OUTPUT, so iptables sees whole packets. netsim keeps
     # fragments apart: the first fragment (it carries the ports) is tracked and filtered; each
