@@ -19,6 +19,7 @@ shared/reference/kernel-observations.md (s5, s6).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .conntrack_entry import (DST, ICMP_ERROR_TYPES, ICMP_NEW_TYPES, ICMP_QUERY_REPLY, ICMP_TIMEOUT, ORIGINAL, REPLY,
@@ -258,12 +259,15 @@ class Conntrack:
     nat_icmp_error = staticmethod(nat_icmp_error)
 
 
-# The decisions of the common cases, from the tuples and states they name.
+# The decisions of the common cases, from the tuples and states they name. A connection's
+# packets meet the same few (its tuples, direction, ctstate, TCP state change): a frozen record
+# costs more to build than to look up, so equal decisions are one shared record.
 def _new_connection(original: ConnTuple, reply: ConnTuple, tcp_state: str) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.NEW, Verdict.NEW,
                     consulted=(conntrack_ref_of(original, reply, "NEW", False),), tcp_state=tcp_state)
 
 
+@lru_cache(maxsize=1 << 12)
 def _tcp_state(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str, old: str, new: str,
                assured: bool) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TCP_STATE, VERDICT_OF[ct_state],
@@ -271,6 +275,7 @@ def _tcp_state(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: 
                     assured=assured)
 
 
+@lru_cache(maxsize=1 << 12)
 def _tracked(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TRACKED, VERDICT_OF[ct_state],
                     consulted=(conntrack_ref_of(original, reply, ct_state, is_reply),))
