@@ -226,7 +226,6 @@ class Netfilter:
             return self._non_first_fragment(hook, packet, result)
         if not (self.tables or self._conntrack_users or self.nftables.tables or packet.mf):
             return result       # nothing registered on the hook (a pod's namespace): nf_hook's fast path
-        before = (packet.src, packet.dst)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
         run = self._RUN
         for stage in self.stages(hook):
@@ -242,7 +241,7 @@ class Netfilter:
                 hook_verdict=result.verdict))
             skb.ct, skb.ct_state = None, ""
         if packet.mf:
-            self._remember_fragment(hook, packet, before, result)
+            self._remember_fragment(hook, packet, (packet.src, packet.dst), result)
         return result
 
     # ---- which stages, in which order -----------------------------------------------------------
