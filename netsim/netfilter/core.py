@@ -287,13 +287,10 @@ class Netfilter:
 
     def _table_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
                      nexthop: str | None) -> None:
-        """The raw, mangle and filter stages: walk the table; its verdict is the hook's. An
-        empty built-in chain with policy ACCEPT decides nothing (ipt_do_table reaches the
-        policy at once) and leaves no record."""
+        """The raw, mangle and filter stages: walk the table; its verdict is the hook's (an
+        empty built-in chain with policy ACCEPT decides nothing and leaves no record)."""
         t = self.tables.get(stage.table)
-        if t is None:
-            return
-        chain = t.chains.get(hook)
+        chain = t.chains.get(hook) if t is not None else None
         if chain is None or (not chain.rules and chain.policy == "ACCEPT"):
             return
         walk = ipt_do_table(t, hook, ctx, result)

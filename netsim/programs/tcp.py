@@ -207,6 +207,16 @@ class SendQueue:
         if data and self.skbs:
             self.mark_push(self.skbs[-1])
 
+    def in_flight(self) -> int:
+        """The segments sent and not yet acknowledged: the queue's head, as segments leave in
+        order (write_xmit) and are acknowledged in order (acked)."""
+        count = 0
+        for skb in self.skbs:
+            if not skb.sent:
+                break
+            count += 1
+        return count
+
     def mark_push(self, skb: Skb) -> None:
         skb.psh = True
         self.pushed_seq = self.write_seq
@@ -416,15 +426,7 @@ class TcpConnection(SequenceSpace):
 
     @property
     def packets_out(self) -> int:
-        """The segments sent and not yet acknowledged: the queue's head, as segments leave in
-        order (write_xmit) and are acknowledged in order (SendQueue.acked)."""
-        skbs = self.queue.skbs
-        count = 0
-        for skb in skbs:
-            if not skb.sent:
-                break
-            count += 1
-        return count
+        return self.queue.in_flight()
 
     def segment(self, flags: str, seq: int, payload: bytes = b"", now_ms: int = 0) -> TCP:
         """A segment of the established connection: ACK set, the window, the timestamps."""
