@@ -23,6 +23,8 @@ and s6.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
+from types import MethodType
 from typing import Any, Callable, ClassVar, Iterable
 
 from ..conntrack import DST, ORIGINAL, REPLY, SRC, Conntrack, conntrack_ref
@@ -43,6 +45,9 @@ from .xtables import PacketContext, error
 
 _FRAGMENT_MEMORY = 1024
 
+_TABLE_STAGES = frozenset(("raw", "mangle", "filter"))     # the stages that only walk their table
+# a hook's stage as a bound Netfilter method: (stage, hook, ctx, result, nexthop)
+StageMethod = Callable[[Stage, str, PacketContext, HookResult, "str | None"], None]
 # a nat chain as the nat core calls it: (hook, ctx, result) -> (verdict, its NAT choice or None)
 NatLookup = Callable[[str, PacketContext, HookResult], tuple[str, NatChoice | None]]
 
@@ -58,6 +63,7 @@ class Netfilter:
         self._conntrack_users = False
         self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
         self._callbacks = Callbacks(self)
+        self._ipt_nat: tuple[NatLookup] = (partial(iptables_nat_lookup, self),)    # the nat table, for the nat core
         self._nft_ct = (-1, False)                  # (ruleset generation, does it need conntrack)
 
     # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
@@ -227,9 +233,8 @@ class Netfilter:
         if not (self.tables or self._conntrack_users or self.nftables.tables or packet.mf):
             return result       # nothing registered on the hook (a pod's namespace): nf_hook's fast path
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
-        run = self._RUN
-        for stage in self.stages(hook):
-            run[stage.name](self, stage, hook, ctx, result, nexthop)
+        for run, stage in self._callbacks.plan(hook):
+            run(stage, hook, ctx, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
         result.packet = ctx.packet
@@ -256,11 +261,8 @@ class Netfilter:
         order: iptables' nat table and nft's nat-type base chains, by priority (at equal
         priority the one registered last first)."""
         if not self.nftables.tables:
-            return (self._ipt_nat,)
+            return self._ipt_nat
         return self._callbacks.of(hook)[1]
-
-    def _ipt_nat(self, hook: str, ctx: PacketContext, result: HookResult) -> tuple[str, NatChoice | None]:
-        return iptables_nat_lookup(self, hook, ctx, result)
 
     # ---- the stages, one method each; _RUN maps a Stage's name to its method ------------------
     def _conntrack_in(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
@@ -287,12 +289,11 @@ class Netfilter:
 
     def _table_stage(self, stage: Stage, hook: str, ctx: PacketContext, result: HookResult,
                      nexthop: str | None) -> None:
-        """The raw, mangle and filter stages: walk the table; its verdict is the hook's (an
-        empty built-in chain with policy ACCEPT decides nothing and leaves no record)."""
+        """The raw, mangle and filter stages: walk the table; its verdict is the hook's."""
         t = self.tables.get(stage.table)
         chain = t.chains.get(hook) if t is not None else None
         if chain is None or (not chain.rules and chain.policy == "ACCEPT"):
-            return
+            return                  # nothing to walk (kube-proxy's empty mangle chains)
         walk = ipt_do_table(t, hook, ctx, result)
         if walk.rule is not None:
             result.rule = walk.where
@@ -383,6 +384,22 @@ class Callbacks:
         self.nf = nf
         self._key: tuple[int, int, bool] | None = None
         self._hooks: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
+        self._plans: dict[str, tuple[tuple[StageMethod, Stage], ...]] = {}
+        self._plan_for = (-1, -1, False)     # the ruleset generation, number of tables and conntrack users
+
+    def plan(self, hook: str) -> tuple[tuple[StageMethod, Stage], ...]:
+        """The callbacks `hook` runs, as (the Netfilter method, its stage) in order, worked out
+        again when the ruleset changes, a table is created or a rule hooks conntrack in (iptables'
+        tables are never removed). A table stage whose table does not exist registered nothing."""
+        nf = self.nf
+        generation, tables, users = self._plan_for
+        if nf.nftables.generation != generation or len(nf.tables) != tables or nf._conntrack_users != users:
+            run = nf._RUN
+            self._plans = {h: tuple((MethodType(run[s.name], nf), s) for s in nf.stages(h)
+                                    if s.name not in _TABLE_STAGES or s.table in nf.tables)
+                           for h in HOOKS}
+            self._plan_for = (nf.nftables.generation, len(nf.tables), nf._conntrack_users)
+        return self._plans[hook]
 
     def of(self, hook: str) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
         nf = self.nf
@@ -396,7 +413,7 @@ class Callbacks:
         nf = self.nf
         ranked: list[tuple[int, int, int, Stage]] = []
         for i, stage in enumerate(stages(hook, active)):
-            if stage.name in ("raw", "mangle", "filter"):
+            if stage.name in _TABLE_STAGES:
                 if stage.table not in nf.tables:
                     continue
                 ranked.append((stage.priority, -nf._registered[stage.table], i, stage))
@@ -404,7 +421,7 @@ class Callbacks:
                 ranked.append((stage.priority, 0, i, stage))
         nat: list[tuple[int, int, NatLookup]] = []
         if "nat" in nf.tables and hook in nf.tables["nat"].chains:
-            nat.append((NAT_CORE_PRIORITY[hook], -nf._registered["nat"], nf._ipt_nat))
+            nat.append((NAT_CORE_PRIORITY[hook], -nf._registered["nat"], nf._ipt_nat[0]))
         for table, chain in nf.nftables.base_chains(hook.lower()):
             priority = chain.priority or 0
             if chain.type == "nat":

@@ -82,7 +82,7 @@ _ACTIVE = HOOK_ORDER
 _INACTIVE = {hook: tuple(s for s in order if not s.conntrack) for hook, order in HOOK_ORDER.items()}
 
 
-@dataclass
+@dataclass(slots=True)
 class HookResult:
     """What one hook decided about a packet."""
 

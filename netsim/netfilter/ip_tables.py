@@ -193,9 +193,11 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
     decisions = result.decisions
     while True:
         for rule in rules:
+            target = rule.target
+            if target is not None and target.jump is not None and not chains[target.jump].rules:
+                continue        # a call into an empty chain comes straight back: nothing to match
             if not rule.matches_packet(ctx):
                 continue
-            target = rule.target
             if target is None:        # a rule with matches only (KUBE-FW-'s last): counted, the walk goes on
                 decisions.append(_decided(NetfilterReason.RULE, Verdict.CONTINUE, table_name, hook, chain.name,
                                           path, rule)[0])

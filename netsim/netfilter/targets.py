@@ -25,6 +25,9 @@ class StandardTarget(Target):
         super().__init__(rule)
         self.name = name
         self.goto = goto
+        # the user chain a -j calls (None for ACCEPT, DROP, RETURN and a goto): ipt_do_table
+        # skips such a rule while that chain is empty, as the call would come straight back
+        self.jump = None if goto or name in STANDARD else name
 
     def save(self) -> str:
         return f"{'-g' if self.goto else '-j'} {self.name}"

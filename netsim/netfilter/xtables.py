@@ -119,7 +119,7 @@ def iface_matches(pattern: str, name: str | None) -> bool:
 
 # ---- the context a rule is evaluated in ----------------------------------------------------------
 
-@dataclass
+@dataclass(slots=True)
 class PacketContext:
     """What a match or target sees (struct xt_action_param and the skb): the packet as it is
     now, its skb, the input and output devices, and the namespace (for addrtype, MASQUERADE)."""
@@ -174,6 +174,7 @@ class Target:
     name = ""
     options: dict[str, int] = {}
     terminal = True
+    jump: str | None = None     # the user chain a -j calls (targets.StandardTarget)
 
     def __init__(self, rule: RuleHeader):
         self.rule = rule
