@@ -207,6 +207,16 @@ class SendQueue:
         if data and self.skbs:
             self.mark_push(self.skbs[-1])
 
+    def in_flight(self) -> int:
+        """The segments sent and not yet acknowledged: the queue's head, as segments leave in
+        order (write_xmit) and are acknowledged in order (acked)."""
+        count = 0
+        for skb in self.skbs:
+            if not skb.sent:
+                break
+            count += 1
+        return count
+
     def mark_push(self, skb: Skb) -> None:
         skb.psh = True
         self.pushed_seq = self.write_seq
@@ -296,13 +306,15 @@ class SequenceSpace:
 
     @property
     def unsent(self) -> bool:
-        """Queued data (or FIN) not yet sent."""
-        return any(not skb.sent for skb in self.queue.skbs)
+        """Queued data (or FIN) not yet sent (the sent segments are the queue's head)."""
+        skbs = self.queue.skbs
+        return bool(skbs) and not skbs[-1].sent
 
     @property
     def unacked(self) -> bool:
         """Something sent waits for its ACK (the retransmission timer runs)."""
-        return self.state in ("SYN_SENT", "SYN_RECV") or any(skb.sent for skb in self.queue.skbs)
+        skbs = self.queue.skbs
+        return self.state in ("SYN_SENT", "SYN_RECV") or (bool(skbs) and skbs[0].sent)
 
     def tsval(self, now_ms: int) -> int:
         return (self.ts_base + now_ms) % SEQ_MOD
@@ -414,7 +426,7 @@ class TcpConnection(SequenceSpace):
 
     @property
     def packets_out(self) -> int:
-        return sum(1 for skb in self.queue.skbs if skb.sent)
+        return self.queue.in_flight()
 
     def segment(self, flags: str, seq: int, payload: bytes = b"", now_ms: int = 0) -> TCP:
         """A segment of the established connection: ACK set, the window, the timestamps."""
@@ -463,22 +475,23 @@ class TcpConnection(SequenceSpace):
         """tcp_write_xmit: send queued segments the congestion and peer windows allow."""
         out: list[TCP] = []
         mss = self.mss_now
-        for skb in self.queue.skbs:
-            if skb.sent:
-                continue
-            if self.packets_out >= self.cwnd:
+        skbs = self.queue.skbs
+        packets_out = self.packets_out
+        for skb in skbs[packets_out:]:                    # the sent ones are the queue's head
+            if packets_out >= self.cwnd:
                 break
             if skb.seq + len(skb.data) > self.snd_una + self.snd_wnd:
                 break                                     # tcp_snd_wnd_test
             short = len(skb.data) < mss and not skb.fin
-            if short and self.packets_out and self.snd_una < self.snd_sml <= self.snd_nxt:
+            if short and packets_out and self.snd_una < self.snd_sml <= self.snd_nxt:
                 break                                     # tcp_nagle_check (Minshall)
             out.append(self.skb_segment(skb, now_ms))
             skb.sent = True
+            packets_out += 1
             self.snd_nxt = max(self.snd_nxt, skb.end)
             if short:
                 self.snd_sml = skb.end
-            self.max_packets_out = max(self.max_packets_out, self.packets_out)
+            self.max_packets_out = max(self.max_packets_out, packets_out)
             self.ack_sent()
         return TcpOutput(tuple(out))
 
@@ -497,10 +510,10 @@ class TcpConnection(SequenceSpace):
             if self.state == "SYN_RECV":
                 return TcpOutput((self.synack(now_ms),))
             return TcpOutput((self.segment("A", self.snd_nxt, now_ms=now_ms),))
-        out = TcpOutput()
-        if "A" in seg.flags:
-            out += self.rcv_ack(seg, now_ms)
-        out += self.rcv_data(seg, now_ms)
+        acked = self.rcv_ack(seg, now_ms) if "A" in seg.flags else None
+        out = self.rcv_data(seg, now_ms)
+        if acked is not None and (acked.segments or acked.connected):
+            return acked + out
         return out
 
     def rcv_synsent(self, seg: TCP, now_ms: int) -> TcpOutput:
@@ -555,7 +568,7 @@ class TcpConnection(SequenceSpace):
             self.snd_wnd = window
             self.max_window = max(self.max_window, window)
         out = self.write_xmit(now_ms)
-        return TcpOutput(out.segments, connected=connected)
+        return TcpOutput(out.segments, connected=True) if connected else out
 
     def fin_acked(self) -> None:
         if not any(skb.fin for skb in self.queue.skbs) and self.state in ("FIN_WAIT1", "CLOSING", "LAST_ACK"):
