@@ -83,8 +83,20 @@ def test_a_fault_changes_the_exchange(tmp_path):
     assert broken is not None and (broken.family, broken.key) == ("troubleshooting", "fdb-back")
 
 
-def test_the_udp_backend_is_the_only_reason_given():
-    assert list(ct.NOT_IN_THE_LAB) == ["udp backend"]
+def test_a_dns_lookup_is_not_in_the_lab_but_a_datagram_to_kube_dns_is():
+    c = netsim.reference_cluster()
+    c.set_dns("coredns", "10.96.0.10")
+    lookup = c.dig("pod-a", "web", search=True).trace
+    assert ct.exempt(ct.ChapterTrace("x", 0, lookup, "vxlan")) == "dns lookup"
+    plain = netsim.reference_cluster()        # coredns's port 53 runs the plain answering server
+    datagram = ct.ChapterTrace("x", 0, plain.send("pod-c", "10.96.0.10", proto="udp", dport=53), "vxlan")
+    assert ct.exempt(datagram) is None
+    found = ct.match(datagram, ct.lab_exchanges())
+    assert found is not None and (found.family, found.key) == ("kube-dns", "iptables pod-c udp/53")
+
+
+def test_the_reasons_given():
+    assert list(ct.NOT_IN_THE_LAB) == ["udp backend", "dns lookup"]
     udp = netsim.reference_cluster("udp")
     assert ct.exempt(ct.ChapterTrace("x", 0, udp.send("pod-a", "pod-c"), "udp")) == "udp backend"
     assert ct.exempt(ct.ChapterTrace("x", 0, netsim.reference_cluster().send("pod-a", "pod-c"), "vxlan")) is None

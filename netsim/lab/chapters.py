@@ -3,7 +3,9 @@
 The scenario family (netsim.lab.conformance) runs the six paths and two extras; the chapters
 walk a few more: chapter 1's small networks of namespaces (a veth pair, a bridge, a router with
 forwarding on, a DROP rule and a MASQUERADE rule), a pod calling its own address (chapter 2),
-and a NodePort with `externalTrafficPolicy: Local` entered through either node (chapter 7).
+a NodePort with `externalTrafficPolicy: Local` entered through either node (chapter 7), and a
+ClusterIP whose endpoint is on the client's own bridge with bridge-nf-call-iptables off
+(chapter 13: the reply is bridged past the un-DNAT).
 Each is a `LabCase` (netsim.lab.breakages) run by `run_case`: its network in a lab of its own,
 frames and drop counters compared.
 
@@ -102,6 +104,13 @@ def routed(forwarding: bool = True, rules: tuple[tuple[str, str, str], ...] = ()
     return NetworkCluster(net)
 
 
+def _bridge_nf_off() -> Cluster:
+    """node1 with net.bridge.bridge-nf-call-iptables 0: bridged frames skip iptables."""
+    cluster = reference_cluster()
+    cluster.netns("node1").set_sysctl("net.bridge.bridge-nf-call-iptables", 0)
+    return cluster
+
+
 def _local_policy() -> Cluster:
     cluster = reference_cluster()
     cluster.add_service("web-local", port=81, target_port=8080, pods=["pod-c"], node_port=30081,
@@ -126,6 +135,8 @@ CASES = (
             "pod-a", "10.244.0.2:8080", "tcp"),
     LabCase("local-policy-node1", "chapter 7: NodePort with externalTrafficPolicy Local, no endpoint on node1",
             _local_policy, "ext", "192.168.50.11:30081", "tcp", wait=TCP_WAIT),
+    LabCase("clusterip-same-node-brnf-off", "chapter 13: a ClusterIP whose endpoint shares the client's bridge, "
+            "bridge-nf-call-iptables 0", _bridge_nf_off, "pod-b", "10.96.0.10:53", "udp"),
     LabCase("local-policy-node2", "chapter 7: NodePort with externalTrafficPolicy Local, endpoint on node2",
             _local_policy, "ext", "192.168.50.12:30081", "tcp"),
 )
