@@ -17,7 +17,8 @@ CHAPTERS = [name for name in toc_files() if name.startswith("notebooks/")]
 WITH_FIGURES = {"notebooks/11-scale"}
 WITH_STEPPERS = {"notebooks/02-containers-in-a-pod", "notebooks/03-pod-to-pod-same-node", "notebooks/04-host-to-pod",
                  "notebooks/05-vxlan-across-nodes", "notebooks/06-backends", "notebooks/07-nodeport",
-                 "notebooks/08-pod-to-outside", "notebooks/10-troubleshooting", "notebooks/12-other-backends"}
+                 "notebooks/08-pod-to-outside", "notebooks/10-troubleshooting", "notebooks/12-other-backends",
+                 "notebooks/15-when-packets-die"}
 
 
 def open_offline(browser, name):
