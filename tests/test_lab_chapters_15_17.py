@@ -200,3 +200,19 @@ def test_ch15_one_tcp_probe_to_a_nodeport_is_answered_from_the_node_quoting_the_
     assert quotes(kernel.trace) == quotes(model.trace) == [
         ("ext/eth0", "rx", "192.168.50.11", "203.0.113.10", "192.168.50.11", 30080),
         ("node2/flannel.1", "tx", "10.244.1.0", "10.244.0.0", "10.244.1.2", 8080)]
+
+
+# ------------------------------------------------------------------------------ chapter 16
+
+
+def test_ch16_a_2000_byte_ping_leaves_the_pod_in_two_fragments():
+    """ping -s 2000 -M want from pod-a to pod-c (vxlan, MTU 1450): the 2,028-byte packet is
+    cut by pod-a's stack into 1444 and 604 bytes, DF clear; pod-c reassembles and answers."""
+    from test_lab_sockets import fragments_at
+    cluster = reference_cluster()
+    with Lab(cluster) as lab:
+        kernel = run_tool(lab, "pod-a", ["ping", "-c", "1", "-s", "2000", "-M", "want", "10.244.1.2"])
+    model = cluster.ping("pod-a", "10.244.1.2", size=2000, pmtudisc="want")
+    same_run(kernel, model)
+    assert fragments_at(kernel.trace, "pod-a/eth0", "tx") == fragments_at(model.trace, "pod-a/eth0", "tx") == [
+        (1444, False, True, 0), (604, False, False, 1424)]
