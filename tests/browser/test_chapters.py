@@ -18,7 +18,8 @@ WITH_FIGURES = {"notebooks/11-scale"}
 WITH_STEPPERS = {"notebooks/02-containers-in-a-pod", "notebooks/03-pod-to-pod-same-node", "notebooks/04-host-to-pod",
                  "notebooks/05-vxlan-across-nodes", "notebooks/06-backends", "notebooks/07-nodeport",
                  "notebooks/08-pod-to-outside", "notebooks/10-troubleshooting", "notebooks/12-other-backends",
-                 "notebooks/15-when-packets-die"}
+                 "notebooks/15-when-packets-die", "notebooks/16-mtu",
+                 "notebooks/17-kube-proxy-modes"}
 
 
 def open_offline(browser, name):
