@@ -5,7 +5,7 @@
 #   make test       install what the checks need (pip and apt) and run them all
 #   make lab        run the notebooks live in JupyterLab
 #   make notebooks  sync each .ipynb from its .md and re-execute it (refreshes the stored outputs)
-#   make bench      measure netsim against its performance targets (BENCH_ARGS=--skip-book ...)
+#   make bench      measure netsim against its performance targets (BENCH_ARGS=--skip-book, --baseline REV ...)
 #   make lock       regenerate requirements/constraints.txt and environment.yml
 #
 # Every pip install goes through requirements/constraints.txt, so a build next month
@@ -188,7 +188,8 @@ notebooks: $(STAMP)
 	$(PY) tools/make_notebooks.py
 	$(PY) tools/execute_notebooks.py notebooks/[0-9][0-9]-*.ipynb
 
-# Figures against the targets of issue #8; the table is printed and written to bench-results.json.
+# Figures against the targets of issues #8 and #21 (BENCH_ARGS=--baseline REV: that commit beside the
+# working tree, as ratios); the table is printed and written to bench-results.json.
 bench: $(STAMP)
 	$(PY) tools/bench.py $(BENCH_ARGS)
 

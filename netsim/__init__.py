@@ -9,7 +9,7 @@
 
 from . import scenarios
 from .cluster import Cluster, Endpoint, External, Node, Pod, reference_cluster
-from .errors import ConfigError, InvalidNameError, NetsimError, TraceError, UsageError
+from .errors import ConfigError, InvalidNameError, NetsimError, TraceError, UnknownHostError, UsageError
 from .packet import ARP, ICMP, TCP, UDP, VXLAN, Ethernet, IPv4
 from .stack import Network
 from .trace import Hop, Trace
@@ -18,5 +18,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ARP", "Cluster", "ConfigError", "Endpoint", "Ethernet", "External", "Hop", "ICMP", "IPv4", "InvalidNameError", "Network",
-    "NetsimError", "Node", "Pod", "TCP", "Trace", "TraceError", "UDP", "UsageError", "VXLAN", "reference_cluster", "scenarios",
+    "NetsimError", "Node", "Pod", "TCP", "Trace", "TraceError", "UDP", "UnknownHostError", "UsageError", "VXLAN", "reference_cluster", "scenarios",
 ]

@@ -80,6 +80,7 @@ class Bridge(Device):
         self.fixed_mac = mac is not None
         self.ports: dict[str, BridgePort] = {}
         self.fdb: dict[str, FdbEntry] = {}
+        self._learned: set[str] = set()      # MACs learned since the last flush (flush_learned)
 
     def attach(self, dev: Device, hairpin: bool = False, learning: bool = True) -> BridgePort:
         """`ip link set DEV master BRIDGE`."""
@@ -119,6 +120,7 @@ class Bridge(Device):
         if entry is not None and entry.port == port:
             return False
         self.fdb[mac] = FdbEntry(mac, port, self.name)
+        self._learned.add(mac)
         return True
 
     def is_local_mac(self, mac: str) -> bool:
@@ -128,8 +130,14 @@ class Bridge(Device):
         return entry is not None and entry.local
 
     def flush_learned(self) -> None:
-        for mac in [m for m, e in self.fdb.items() if not (e.local or e.static)]:
-            del self.fdb[mac]
+        """Forget the learned entries (a switch with a port per node holds thousands of
+        local ones, which stay)."""
+        fdb = self.fdb
+        for mac in self._learned:
+            entry = fdb.get(mac)
+            if entry is not None and not (entry.local or entry.static):
+                del fdb[mac]
+        self._learned.clear()
 
 
 def _mac_key(mac: str) -> bytes:
@@ -141,7 +149,7 @@ def forwarding(port: BridgePort) -> bool:
     whose device has no link partner (a switch port with no cable plugged in) has no carrier,
     and br_port_carrier_check (net/bridge/br_if.c) disables it; should_deliver
     (br_forward.c) sends only to forwarding ports."""
-    return port.dev.has_link
+    return port.dev.has_link     # (br_flood tests port.dev.has_link inline: a switch has thousands)
 
 
 def is_multicast(mac: str) -> bool:
@@ -328,7 +336,7 @@ def br_flood(k: Kernel, br: Bridge, in_dev: Device | None, frame: Ethernet, flow
     if br.flood_hook is not None:
         br.flood_hook(frame, flow)
     targets = [p for name, p in br.ports.items()
-               if p.flood and (in_dev is None or name != in_dev.name or p.hairpin) and forwarding(p)]
+               if p.flood and p.dev.has_link and (in_dev is None or name != in_dev.name or p.hairpin)]
     for port in targets:
         copy = flow.copy()
         if in_dev is not None and port.dev is in_dev:

@@ -54,6 +54,9 @@ class Device:
         # `<...>` (dev_get_flags shows only what a user asked for, dev->gflags).
         self.promiscuity = 0
         self.allmulti = 0
+        # net.ipv4.conf.DEV.route_localnet (IN_DEV_ROUTE_LOCALNET): 127/8 may be routed to and
+        # from this device; the CNI portmap plugin turns it on for cni0
+        self.route_localnet = False
         # netdev_rx_handler_register: what takes a received frame before the protocols do
         # (br_handle_frame for a bridge port), called as rx_handler(kernel, dev, frame, flow),
         # and what it registered with it (rx_handler_data: the bridge port)

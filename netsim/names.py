@@ -22,6 +22,7 @@ import re
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 from .errors import InvalidNameError
 
@@ -76,15 +77,28 @@ def _reads_as_ipv4(name: str) -> str | None:
         return None
 
 
-# The common case first: a string of the kind's pattern, not starting with a digit (so
-# inet_aton cannot read it). check_name runs once per pod of a cluster of half a million.
-_FULLMATCH = {kind: _compiled(rule.pattern).fullmatch for kind, rule in RULES.items()}
+def _quick(rule: NameRule) -> Callable[[str], object]:
+    """The rule's pattern as one regular expression that also bounds the length and refuses a
+    leading digit (so that inet_aton cannot read the name): the common case at C speed."""
+    body = rule.pattern.replace("*", f"{{0,{MAX_LABEL - 2}}}", 1)
+    assert body != rule.pattern and body.endswith(")?")
+    return re.compile(f"(?![0-9]){body}").fullmatch
+
+
+_QUICK = {kind: _quick(rule) for kind, rule in RULES.items()}
+
+
+def quick_match(kind: str) -> Callable[[str], object]:
+    """A test of a string that is true only for a name `check_name(kind, name)` accepts (a
+    false answer means: ask check_name, which says why, or accepts a name with a leading
+    digit). For callers that check half a million pod names."""
+    return _QUICK[kind]
 
 
 def check_name(kind: str, name: object) -> str:
     """`name` if it is a valid name for an object of `kind` (see RULES); otherwise an
     InvalidNameError naming the rule and the name."""
-    if type(name) is str and len(name) <= MAX_LABEL and not name[:1].isdigit() and _FULLMATCH[kind](name):
+    if type(name) is str and _QUICK[kind](name):
         return name
     rule = RULES[kind]
     if not isinstance(name, str):

@@ -49,6 +49,7 @@ class Neighbour:
 class NeighbourTable:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Neighbour] = {}
+        self._dynamic: set[tuple[str, str]] = set()      # keys ever set to a learned state (flush_dynamic)
 
     def get(self, dev: str, ip: str) -> Neighbour | None:
         return self._entries.get((dev, ip))
@@ -57,6 +58,8 @@ class NeighbourTable:
         if state not in STATES:
             raise ConfigError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
         entry = self._entries.get((dev, ip))
+        if state != PERMANENT and state != NOARP:
+            self._dynamic.add((dev, ip))
         if entry is None:
             entry = self._entries[(dev, ip)] = Neighbour(ip, dev, lladdr, state)
         else:
@@ -70,6 +73,10 @@ class NeighbourTable:
         PERMANENT entry for every other lease): a record of this table's own for each."""
         if state not in STATES:
             raise ConfigError(f"neighbour state {state!r} is not one of {', '.join(STATES)}")
+        if state != PERMANENT and state != NOARP:
+            for ip, lladdr in pairs:
+                self.set(dev, ip, lladdr, state)
+            return
         entries = self._entries
         if not entries:
             self._entries = {(dev, ip): Neighbour(ip, dev, lladdr, state) for ip, lladdr in pairs}
@@ -91,8 +98,12 @@ class NeighbourTable:
 
     def flush_dynamic(self) -> None:
         """`ip neigh flush all` of learned entries: PERMANENT and NOARP ones stay."""
-        for key in [k for k, e in self._entries.items() if e.state not in (PERMANENT, NOARP)]:
-            del self._entries[key]
+        entries = self._entries
+        for key in self._dynamic:
+            entry = entries.get(key)
+            if entry is not None and entry.state not in (PERMANENT, NOARP):
+                del entries[key]
+        self._dynamic.clear()
 
     def flush_dev(self, dev: str) -> None:
         for key in [k for k in self._entries if k[0] == dev]:

@@ -75,6 +75,18 @@ def _interface_ints(iface: IPv4Interface) -> tuple[int, int, str]:
     return int(network.network_address), int(network.netmask), str(iface.ip)
 
 
+def _device_sysctl(devices: dict, key: object, value: object) -> bool:
+    """net.ipv4.conf.DEV.route_localnet written to DEV (True), or not a per-device key (False)."""
+    parts = key.split(".") if isinstance(key, str) else []
+    if len(parts) != 5 or parts[:3] != ["net", "ipv4", "conf"] or parts[4] != "route_localnet" \
+            or parts[3] not in devices:
+        return False
+    if str(value) not in ("0", "1"):
+        raise ConfigError(f"sysctl {key}: {value!r} must be 0 or 1")
+    devices[parts[3]].route_localnet = str(value) == "1"
+    return True
+
+
 class Namespace:
     def __init__(self, name: str):
         from .conntrack import Conntrack
@@ -131,7 +143,9 @@ class Namespace:
                               f"it has {', '.join(self.devices)}") from None
 
     def set_sysctl(self, key: str, value) -> None:
-        """`sysctl -w KEY=VALUE` with the kernel's names."""
+        """`sysctl -w KEY=VALUE` with the kernel's names (per device: net.ipv4.conf.DEV.route_localnet)."""
+        if _device_sysctl(self.devices, key, value):
+            return
         attr = Sysctls.NAMES.get(key)
         if attr is None:
             raise ConfigError(f"unknown sysctl {key!r}; modelled ones are {', '.join(Sysctls.NAMES)}")

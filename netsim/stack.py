@@ -51,6 +51,7 @@ from .walk import MAX_HOPS, Flow, Walk
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import UdpSocketOwner
+    from .packet import Ethernet, IPv4
 
 __all__ = ["Network", "Walk", "Flow", "MAX_HOPS", "fragment", "LOCAL_OUT_ERRNO"]
 
@@ -173,6 +174,20 @@ class Network:
         walk = Walk(self.udp_programs, max_hops or self.max_hops, self.clock)
         for ns_name, program in programs:
             sockets.spawn(walk, self.netns(ns_name), program)
+        walk.run()
+        hops, ended = walk.finish()
+        return Trace(hops, title, "", ended=ended, owners_from=self.owners)
+
+    def inject(self, ns_name: str, dev_name: str, frame: Ethernet | IPv4, cold: bool = False,
+               title: str = "") -> Trace:
+        """A frame written to a packet socket bound to device `dev_name` of `ns_name`
+        (packet_snd -> dev_queue_xmit: no routing, no netfilter in the sender), walked from
+        that device on until nothing is pending. `cold` flushes the caches first, as `send`."""
+        dev = self.netns(ns_name).devices[dev_name]
+        if cold:
+            self.flush_caches()
+        walk = Walk(self.udp_programs, self.max_hops, self.clock)
+        walk.dev_queue_xmit(dev, frame, walk.new_flow("request"))
         walk.run()
         hops, ended = walk.finish()
         return Trace(hops, title, "", ended=ended, owners_from=self.owners)

@@ -12,7 +12,8 @@ single tests in otherwise model-only files are marked by node id below or with a
 `pytest -m "not lab and not tools and not fuzz" tests`. The markers are declared in pyproject.toml.
 
 A file whose every test the `-m` expression leaves out is not even imported: importing
-test_notebooks_meta.py alone (nbformat builds its schema parsers) costs seconds.
+test_notebooks_meta.py or test_server_config.py alone (nbformat loads jsonschema, whose
+rfc3987 grammar takes 3 s to build) costs seconds.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FILE_MARKERS: tuple[tuple[str, str], ...] = (
     ("test_pipeline_guards*.py", "tools"),
     ("test_environment*.py", "tools"),
     ("test_notebooks_meta*.py", "tools"),
+    ("test_server_config*.py", "tools"),    # JupyterLab's save hook; importing nbformat costs 3 s
     ("test_bench_smoke*.py", "tools"),
     ("test_book_claims*.py", "tools"),      # reads the built book, building it when stale
     ("test_chapter_traces*.py", "tools"),   # runs every chapter's code cells
@@ -39,10 +41,14 @@ FILE_MARKERS: tuple[tuple[str, str], ...] = (
 )
 
 # (file name, test function name) -> marker: tests that start a fresh interpreter per hash seed
+# or run a toolchain
 TEST_MARKERS: dict[tuple[str, str], str] = {
     ("test_views_diagram.py", "test_svg_is_byte_identical_across_processes_and_hash_seeds"): "tools",
     ("test_views_stepper.py", "test_html_is_byte_identical_across_processes_and_hash_seeds"): "tools",
     ("test_properties.py", "test_traces_do_not_depend_on_the_hash_seed"): "tools",
+    # a small Jupyter Book build each (about 6 s of CPU)
+    ("test_links.py", "test_without_repo_url_the_book_has_no_launch_repository_or_issue_button"): "tools",
+    ("test_links.py", "test_with_repo_url_every_button_points_at_that_repository"): "tools",
 }
 
 _KEYWORDS = {"and", "or", "not"}

@@ -1,21 +1,23 @@
 """No chapter shows a trace without a lab comparison of the same exchange.
 
 A chapter's traces are the exchanges its code cells walk (tools/chapter_traces.py runs each
-chapter's cells with `Network.send` recorded); the lab's comparisons are every exchange a lab
-family compares with the kernel (the scenario family, the MTU cases, the troubleshooting
-cases, the chapters' other exchanges). Two are the same exchange when the lab's own comparison
+chapter's cells with `Network.send` and `Network.run` recorded: the tools' walks too); the
+lab's comparisons are every exchange a lab family compares with the kernel (the scenario
+family, the MTU cases, the troubleshooting cases, the chapters' other exchanges, and the tools',
+hairpin, kube-dns and LoadBalancer lab tests' cases, netsim.lab.exchanges). Two are the same exchange when the lab's own comparison
 finds no difference between them. A chapter trace with no lab comparison is allowed only for a
 reason in NOT_IN_THE_LAB, which the conformance appendix prints.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 import netsim
-from netsim.lab import breakages, chapters
+from netsim.lab import breakages, chapters, exchanges
 from tools import chapter_traces as ct
 from tools.toc import REPO
 
@@ -86,3 +88,53 @@ def test_the_udp_backend_is_the_only_reason_given():
     udp = netsim.reference_cluster("udp")
     assert ct.exempt(ct.ChapterTrace("x", 0, udp.send("pod-a", "pod-c"), "udp")) == "udp backend"
     assert ct.exempt(ct.ChapterTrace("x", 0, netsim.reference_cluster().send("pod-a", "pod-c"), "vxlan")) is None
+
+
+def test_a_tool_run_in_a_chapter_is_recorded_and_found_in_the_tools_lab(tmp_path):
+    """A traceroute a chapter runs is the traceroute tests/test_lab_sockets.py runs on the kernel."""
+    path = _chapter(tmp_path, 'from netsim.lab.exchanges import quiet_limits\n'
+                              'quiet_limits(netsim.reference_cluster()).traceroute("pod-a", "10.244.1.2", mode="icmp", '
+                              'numeric=True)')
+    [(item, found, reason)] = ct.coverage([path])
+    assert item.trace.title == "traceroute -I -q 3 -n 10.244.1.2 (in pod-a)"
+    assert found is not None and (found.family, found.key) == ("tools", "traceroute pod-a -I -n 10.244.1.2")
+
+
+def test_a_tool_run_no_lab_compares_is_found_missing(tmp_path):
+    """Three echo requests: no lab case sends three; the chapter would show an unchecked trace."""
+    path = _chapter(tmp_path, 'netsim.reference_cluster().ping("pod-a", "10.244.1.2", count=3)')
+    [(item, found, reason)] = ct.coverage([path])
+    assert item.trace.title == "ping -c 3 -s 56 -M want 10.244.1.2 (in pod-a)"
+    assert found is None and reason is None
+
+
+def test_the_resolvers_walk_is_a_trace_of_its_own(tmp_path):
+    """curl http://web/ with a DNS server attached walks glibc's queries, then the connection:
+    two traces, each needing its own lab comparison."""
+    path = _chapter(tmp_path, 'c = netsim.reference_cluster()\nc.set_dns("coredns", "10.96.0.10")\n'
+                              'c.fetch("pod-a", "web")')
+    titles = [item.trace.title for item in ct.chapter_traces(path)]
+    assert titles == ["getaddrinfo(web) in pod-a", "curl -sS http://web/ (in pod-a)"]
+
+
+def test_hairpin_kube_dns_and_load_balancer_exchanges_are_the_lab_tests_cases():
+    by_family: dict[str, list[str]] = {}
+    for ex in ct.lab_exchanges():
+        by_family.setdefault(ex.family, []).append(ex.key)
+    assert len(by_family["hairpin"]) == 2 * len(exchanges.HAIRPIN_CASES) == 16
+    assert len(by_family["kube-dns"]) == 2 * 2 * len(exchanges.KUBE_DNS_PORTS) == 12
+    assert len(by_family["loadbalancer"]) == 2 * len(exchanges.LB_PATHS) == 10
+    assert {k.split(" run ")[0].split(" trace ")[0] for k in by_family["tools"]} == set(exchanges.TOOL_BY_KEY)
+
+
+def test_every_case_of_netsim_lab_exchanges_is_run_by_its_lab_test():
+    text = {name: (REPO / "tests" / f"{name}.py").read_text()
+            for name in ("test_lab_sockets", "test_lab_hairpin", "test_lab_kube_dns", "test_lab_loadbalancer")}
+    for key in ("enobufs", "pmtu-cache", "mss-lowered"):
+        assert f'TOOL_BY_KEY["{key}"]' in text["test_lab_sockets"]
+    assert 'TOOL_BY_KEY[f"transfer {backend} {size}"]' in text["test_lab_sockets"]
+    for name in ("TRANSFERS", "TRACEROUTES", "PING_CASES", "SPECIAL"):
+        assert re.search(rf'@pytest.mark.parametrize\("[^"]*", {name}\b', text["test_lab_sockets"]), name
+    assert "CASES = HAIRPIN_CASES" in text["test_lab_hairpin"]
+    assert "PORTS = KUBE_DNS_PORTS" in text["test_lab_kube_dns"] and "KUBE_DNS_CLIENTS)" in text["test_lab_kube_dns"]
+    assert "PATHS = LB_PATHS" in text["test_lab_loadbalancer"]

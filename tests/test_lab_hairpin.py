@@ -12,7 +12,7 @@ import pytest
 
 from netsim.lab import Lab, compare, unavailable_reason
 from netsim.lab import state
-from tests.hairpin_topology import ECHO_IP, POD_C_PORT, PORTS, hairpin_cluster
+from tests.hairpin_topology import ECHO_IP, HAIRPIN_CASES, POD_C_PORT, PORTS, hairpin_cluster, hairpin_key
 
 REASON = unavailable_reason()
 if REASON:
@@ -20,16 +20,11 @@ if REASON:
 needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
 DROP_TIMEOUT = 0.9      # a silent drop: waited for less than TCP's first SYN retransmission (1 s)
 
-# (proxy mode, br_netfilter, hairpin, what pod-c sees over tcp, over udp)
-CASES = [
-    (mode, brnf, hairpin,
-     f"connected to {ECHO_IP}:80 (SYN-ACK)" if hairpin or not brnf else "no answer reached the sender",
-     f"udp reply from {ECHO_IP}:90" if hairpin or not brnf else "no answer reached the sender")
-    for mode in ("iptables", "nftables") for brnf in (True, False) for hairpin in (True, False)]
+# (proxy mode, br_netfilter, hairpin, what pod-c sees over tcp, over udp): netsim.lab.exchanges
+CASES = HAIRPIN_CASES
 
 
-@pytest.fixture(scope="module", params=CASES, ids=[f"{c[0]}-brnf-{'on' if c[1] else 'off'}-hairpin-"
-                                                  f"{'on' if c[2] else 'off'}" for c in CASES])
+@pytest.fixture(scope="module", params=CASES, ids=[hairpin_key(*c[:3]) for c in CASES])
 def case(request):
     if REASON:
         pytest.skip(REASON)

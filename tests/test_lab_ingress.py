@@ -1,15 +1,29 @@
-"""The Ingress controller program against real nginx: the request the backend receives, byte for
-byte but for the random X-Request-ID, and the source address it comes from.
+"""The Ingress path on the kernel, and the Ingress controller program against real nginx.
 
-nginx 1.22.1 (Debian's nginx-light) runs in a namespace with the `location` block ingress-nginx
-controller-v1.15.1 writes for one path (the `proxy_set_header` lines of nginx.tmpl in their
-order, the `$connection_upgrade` and `$req_id` maps, `proxy_http_version 1.1`, an upstream with
-`keepalive 320`), listening on the controller pod's address 10.244.1.5:80. Namespaces (npi-<pid>-
-<role>, `ip netns` through argument lists): `ingress` holds 10.244.1.5 on a veth to `outside`,
-which holds the client's address 192.168.0.50 and the backend pod's 10.244.0.7 on its lo. curl
-(7.88.1) sends from 192.168.0.50 with `Host: shop.example.com`; a Python backend on
-10.244.0.7:8080 records each request's bytes and its peer. netsim's IngressNginx gets the same
-client bytes on DirectWire. Tests wait for lines from the processes, never for a fixed time.
+1. The path (tests/ingress_topology.py): the model's reference cluster with the ingress-nginx
+   controller pod behind its LoadBalancer Service, rebuilt by netsim.lab; the controller's port
+   80 runs netsim's own IngressNginx program on real sockets in the pod's namespace (lab/
+   programs.py ProgramRunner, which also opens the proxy's upstream connection there), the
+   backends netsim's echoserver; real curl 7.88.1 on ext asks http://192.168.50.200/... with
+   `Host: shop.example.com`. Every frame at every capture point is compared with
+   `Cluster.fetch` (netsim/lab/conversation.py: exact headers, payload bytes, sequence numbers
+   relative to the ISNs, ports by rule), ARP as a set: 0 differences. One Lab per case: the lab's
+   proxy keeps its state (its keepalive pool, its request count) across requests, a walk's is
+   fresh.
+
+2. The program against nginx: nginx 1.22.1 (Debian's nginx-light) runs in a namespace with the
+   `location` block ingress-nginx controller-v1.15.1 writes for one path (the `proxy_set_header`
+   lines of nginx.tmpl in their order, the `$connection_upgrade` and `$req_id` maps,
+   `proxy_http_version 1.1`, an upstream with `keepalive 320`), listening on the controller
+   pod's address 10.244.1.5:80. Namespaces (npi-<pid>-<role>, `ip netns` through argument
+   lists): `ingress` holds 10.244.1.5 on a veth to `outside`, which holds the client's address
+   192.168.0.50 and the backend pod's 10.244.0.7 on its lo. curl (7.88.1) sends from
+   192.168.0.50 with `Host: shop.example.com`; a Python backend on 10.244.0.7:8080 records each
+   request's bytes and its peer. netsim's IngressNginx gets the same client bytes on DirectWire.
+   What is compared: the request the backend reads, header for header and the body, but the
+   random X-Request-ID; the peer address it accepted; the names and order of the response
+   headers curl gets but nginx's Server and Date. Tests wait for lines from the processes, never
+   for a fixed time.
 """
 
 from __future__ import annotations
@@ -24,15 +38,56 @@ import tempfile
 
 import pytest
 
+from netsim.cluster.ingress import tcp_connections
+from netsim.lab import Lab, unavailable_reason
+from netsim.lab.conversation import differences
+from netsim.lab.tools import run_tool
 from netsim.programs.ingress import (
     EchoHeaders, HttpMessage, IngressNginx, IngressPath, IngressRule, ServiceBackend, parse_message,
 )
 from netsim.programs.wire import DirectWire
+from tests.ingress_topology import HOST, LB_IP, ingress_cluster
 from tests.test_programs_ingress import Curl
 
-pytestmark = pytest.mark.skipif(
+needs_nginx = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "nginx", "curl")),
     reason="needs root, iproute2, nginx (nginx-light) and curl")
+LAB_REASON = unavailable_reason() or (None if shutil.which("curl") else "curl is not installed")
+needs_lab = pytest.mark.skipif(LAB_REASON is not None, reason=f"real-kernel lab unavailable: {LAB_REASON}")
+
+# (id, cluster arguments, how ext reaches the controller, path)
+PATHS = [
+    ("lb-cluster-policy", {}, "lb", "/cart"),
+    ("lb-path-to-api", {}, "lb", "/api/items"),
+    ("lb-local-policy", {"policy": "Local"}, "lb", "/cart"),
+    ("service-upstream", {"service_upstream": True}, "lb", "/cart"),
+    ("nodeport-other-node", {"service_type": "NodePort"}, "node2", "/cart"),
+    ("lb-nftables-mode", {"proxy_mode": "nftables"}, "lb", "/cart"),
+    ("unknown-host-404", {}, "lb", "/cart"),
+]
+
+
+@needs_lab
+@pytest.mark.parametrize("case", PATHS, ids=[p[0] for p in PATHS])
+def test_the_ingress_path_is_the_kernels_frame_for_frame(case):
+    name, kw, entry, path = case
+    cluster, controller = ingress_cluster(**kw)
+    svc = cluster.services[controller.service]
+    url = f"http://{LB_IP}{path}" if entry == "lb" else f"http://192.168.50.12:{svc.node_port}{path}"
+    host = "other.example.com" if name == "unknown-host-404" else HOST
+    with Lab(cluster) as lab:
+        kernel = run_tool(lab, "ext", ["curl", "-sS", "-H", f"Host: {host}", url])
+        errors = list(lab._servers.errors)
+    model = cluster.fetch("ext", url, host=host)
+    assert errors == []
+    assert (kernel.returncode, kernel.stdout, kernel.stderr) == (model.status, model.stdout, model.stderr) == (
+        0, model.stdout, "")
+    assert differences(model.trace, kernel.trace) == []
+    connections = tcp_connections(model.trace)
+    assert [c.server for c in connections] == (["ingress-nginx"] if name == "unknown-host-404" else
+                                               ["ingress-nginx", "pod-b" if "api" in path else "pod-c"])
+    # the conversation is all there: each connection's handshake and data at the pods
+    assert len(model.trace) > 100 and sum(1 for h in kernel.trace if h.where == "ingress-nginx/eth0") > 10
 
 PREFIX = f"npi-{os.getpid()}-"
 ROLES = ("ingress", "outside")
@@ -142,7 +197,7 @@ def reclaim_stale() -> None:
 
 
 @pytest.fixture(scope="module")
-def lab():
+def nginx_lab():
     reclaim_stale()
     procs: list[subprocess.Popen] = []
     try:
@@ -214,8 +269,9 @@ def without_request_id(message: HttpMessage) -> HttpMessage:
                        message.body)
 
 
-def test_the_backend_gets_what_nginx_sends_from_the_proxy_pods_address(lab):
-    peer, real, out = kernel_request(lab, "http://10.244.1.5/cart")
+@needs_nginx
+def test_the_backend_gets_what_nginx_sends_from_the_proxy_pods_address(nginx_lab):
+    peer, real, out = kernel_request(nginx_lab, "http://10.244.1.5/cart")
     model, response = model_request("http://10.244.1.5:80/cart")
     assert peer == "10.244.1.5"
     assert re.fullmatch(r"[0-9a-f]{32}", real.header("X-Request-ID"))
@@ -227,8 +283,9 @@ def test_the_backend_gets_what_nginx_sends_from_the_proxy_pods_address(lab):
     assert head[-1] == "Connection: keep-alive"
 
 
-def test_a_post_and_a_clients_own_x_forwarded_for(lab):
-    peer, real, _ = kernel_request(lab, "-d", "n=1", "-H", "X-Forwarded-For: 203.0.113.9",
+@needs_nginx
+def test_a_post_and_a_clients_own_x_forwarded_for(nginx_lab):
+    peer, real, _ = kernel_request(nginx_lab, "-d", "n=1", "-H", "X-Forwarded-For: 203.0.113.9",
                                    "http://10.244.1.5/api/items")
 
     class Behind(Curl):

@@ -13,13 +13,14 @@ import pytest
 import netsim
 from netsim.lab import Lab, compare, unavailable_reason
 from netsim.lab import state
+from netsim.lab.exchanges import KUBE_DNS_CLIENTS, KUBE_DNS_PORTS
 
 REASON = unavailable_reason()
 if REASON:
     warnings.warn(f"tests/test_lab_kube_dns.py: the real-kernel lab is skipped: {REASON}")
 needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
 
-PORTS = [("udp", 53), ("tcp", 53), ("tcp", 9153)]
+PORTS = KUBE_DNS_PORTS          # netsim.lab.exchanges, where tools/chapter_traces.py lists them too
 
 
 @pytest.fixture(scope="module", params=["iptables", "nftables"])
@@ -31,7 +32,7 @@ def lab(request):
 
 
 @needs_lab
-@pytest.mark.parametrize("client", ["pod-b", "pod-c"])
+@pytest.mark.parametrize("client", KUBE_DNS_CLIENTS)
 @pytest.mark.parametrize("proto, port", PORTS, ids=[f"{p}-{n}" for p, n in PORTS])
 def test_each_port_of_the_cluster_ip_matches_the_kernel(lab, client, proto, port):
     model = lab.cluster.send(client, "10.96.0.10", proto=proto, dport=port)

@@ -15,7 +15,7 @@ import pytest
 
 from netsim.lab import Lab, compare, unavailable_reason
 from netsim.lab import state
-from tests.lb_topology import LB, lb_cluster
+from tests.lb_topology import LB, LB_PATHS, lb_cluster
 
 REASON = unavailable_reason()
 if REASON:
@@ -23,14 +23,8 @@ if REASON:
 needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
 DROP_TIMEOUT = 0.9
 
-# (id, destination, port, what ext sees)
-PATHS = [
-    ("cluster-policy-cross-node", LB["web-lb"], 80, f"connected to {LB['web-lb']}:80 (SYN-ACK)"),
-    ("local-policy", LB["local-lb"], 80, f"connected to {LB['local-lb']}:80 (SYN-ACK)"),
-    ("source-range-allows", LB["open-lb"], 80, f"connected to {LB['open-lb']}:80 (SYN-ACK)"),
-    ("source-range-drops", LB["shut-lb"], 80, "no answer reached the sender"),
-    ("health-check-port", "192.168.50.12", 30088, "connected to 192.168.50.12:30088 (SYN-ACK)"),
-]
+# (id, destination, port, what ext sees): netsim.lab.exchanges
+PATHS = LB_PATHS
 
 
 @pytest.fixture(scope="module", params=["iptables", "nftables"])

@@ -19,8 +19,11 @@ import shutil
 
 import pytest
 
-from netsim import Cluster, reference_cluster
+from netsim import reference_cluster
 from netsim.lab import Lab
+from netsim.lab.exchanges import (
+    PING_CASES, POD_C, SPECIAL, TOOL_BY_KEY, TRACEROUTES, TRANSFERS, UPLOAD, model_traceroute, ping_size, pmtu_cluster, quiet_limits,
+)
 from netsim.lab.tools import run_tool
 from netsim.packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP, UDP
 from test_lab import needs_lab
@@ -28,7 +31,7 @@ from test_lab import needs_lab
 MISSING = [t for t in ("ping", "traceroute", "curl", "dig") if shutil.which(t) is None]
 pytestmark = [needs_lab, pytest.mark.skipif(bool(MISSING), reason=f"missing {MISSING} (Debian packages iputils-ping, "
                                                                   f"traceroute, curl, bind9-dnsutils)")]
-POD_C = "10.244.1.2"
+# the clusters and the model side of each case: netsim.lab.exchanges (tools/chapter_traces.py lists them)
 
 
 def without_times(text: str) -> str:
@@ -60,12 +63,12 @@ def test_a_veth_dropping_an_oversize_frame_gives_the_sender_enobufs():
     20 times, 500 ms apart (ping retries an ENOBUFS until the failures reach its 10 s linger),
     then ping prints the sendmsg error. Compared: stderr, the statistics line but its time,
     and every echo request pod-a's eth0 sent (the kernel's and the model's: 21 each)."""
-    cluster = reference_cluster()
-    cluster.set_mtu("pod-a", "eth0", 1500)
+    case = TOOL_BY_KEY["enobufs"]
+    cluster = case.build()
     argv = ["ping", "-c", "2", "-s", "1472", "-M", "do", POD_C]
     with Lab(cluster) as lab:
         kernel = run_tool(lab, "pod-a", argv, timeout=60)
-    model = cluster.ping("pod-a", POD_C, count=2, size=1472, pmtudisc="do")
+    [model] = case.run(cluster)
     assert kernel.stderr == model.stderr == "ping: sendmsg: No buffer space available\n"
     assert without_times(kernel.stdout) == without_times(model.stdout)
     assert kernel.returncode == model.status == 1
@@ -78,15 +81,6 @@ def test_a_veth_dropping_an_oversize_frame_gives_the_sender_enobufs():
 
 
 # ------------------------------------------------------------------------------ the PMTU cache
-
-
-def pmtu_cluster(backend: str = "vxlan") -> Cluster:
-    """pod-a, its host veth and cni0 at 1500: node1 forwards onto flannel.1 (1450 under vxlan,
-    the underlay's 1500 under host-gw) and answers a bigger DF packet with fragmentation needed."""
-    cluster = reference_cluster(backend)
-    for host, dev in (("pod-a", "eth0"), ("node1", cluster.pods["pod-a"].host_veth), ("node1", "cni0")):
-        cluster.set_mtu(host, dev, 1500)
-    return cluster
 
 
 def route_get(text: str) -> tuple[str, int | None]:
@@ -103,15 +97,15 @@ def test_frag_needed_is_learned_as_a_route_exception_and_used_by_the_next_probes
     left compared within 5 of each other); the next -M do probe is refused by pod-a's own stack
     (`ping: local error: message too long, mtu=1450`); a -M want probe leaves pod-a already cut
     into fragments for 1450 (1444 + 76 bytes), DF clear, and is answered."""
-    cluster = pmtu_cluster()
+    case = TOOL_BY_KEY["pmtu-cache"]
+    cluster = case.build()
     do = ["ping", "-c", "1", "-s", "1472", "-M", "do", POD_C]
     want = ["ping", "-c", "1", "-s", "1472", "-M", "want", POD_C]
     with Lab(cluster) as lab:
         kernel = [run_tool(lab, "pod-a", do), run_tool(lab, "pod-a", ["ip", "route", "get", POD_C], cold=False),
                   run_tool(lab, "pod-a", do, cold=False), run_tool(lab, "pod-a", want, cold=False)]
-    model = [cluster.ping("pod-a", POD_C, size=1472, pmtudisc="do"), cluster.show("pod-a", f"ip route get {POD_C}"),
-             cluster.ping("pod-a", POD_C, size=1472, pmtudisc="do", cold=False),
-             cluster.ping("pod-a", POD_C, size=1472, pmtudisc="want", cold=False)]
+    runs = case.run(cluster)             # ping -M do, -M do again, -M want (the route is read after all three:
+    model = [runs[0], cluster.show("pod-a", f"ip route get {POD_C}"), *runs[1:]]    # the second and third keep it)
     assert without_times(kernel[0].stdout) == without_times(model[0].stdout)
     assert "From 10.244.0.1 icmp_seq=1 Frag needed and DF set (mtu = 1450)" in model[0].stdout
     (k_route, k_left), (m_route, m_left) = route_get(kernel[1].stdout), route_get(model[1])
@@ -148,8 +142,23 @@ def tcp_segments(trace, where: str, direction: str, src: str) -> list[tuple[str,
     return out
 
 
-@pytest.mark.parametrize("backend, mss", [("vxlan", 1398), ("host-gw", 1448)])
-@pytest.mark.parametrize("size", [6000, 100000])
+def fin_apart(segs: list[tuple[str, int, int | None, int]]) -> list[tuple[str, int, int | None, int]]:
+    """The segments with a FIN the kernel set on its last data segment written as that data
+    and a FIN of its own. tcp_send_fin sets FIN on the send queue's tail when the tail has not
+    left yet: the server's close() comes while its last bytes still wait for the window (the
+    timing of the real machine's ACKs decides, run by run); the model sends the FIN after the
+    data has left. Same bytes, same sequence space either way."""
+    out = []
+    for flags, seq, ack, length in segs:
+        if "F" in flags and length:
+            out.append((flags.replace("F", ""), seq, ack, length))
+            out.append(("FA", seq + length, ack, 0))
+        else:
+            out.append((flags, seq, ack, length))
+    return out
+
+
+@pytest.mark.parametrize("backend, mss, size", TRANSFERS)
 def test_a_transfer_across_nodes_is_the_kernels_segment_for_segment(backend, mss, size):
     """curl on pod-a fetches SIZE bytes from pod-c's HTTP server (netsim's program on real
     sockets), the response delivered whole. Compared exactly, relative to the ISNs: the request
@@ -160,14 +169,15 @@ def test_a_transfer_across_nodes_is_the_kernels_segment_for_segment(backend, mss
     windows pod-a advertises after the first data (the kernel grows its receive window, the
     model does not: programs/tcp.py) and the interleaving of the two directions at one capture
     point (the kernel batches receives)."""
-    cluster = reference_cluster(backend)
+    case = TOOL_BY_KEY[f"transfer {backend} {size}"]
+    cluster = case.build()
     url = f"http://{POD_C}:8080/{size}"
     with Lab(cluster) as lab:
         kernel = run_tool(lab, "pod-a", ["curl", "-sS", url])
-    model = cluster.fetch("pod-a", url)
+    [model] = case.run(cluster)
     assert kernel.returncode == model.status == 0
     assert kernel.stdout == model.stdout == "r" * size
-    k_server = tcp_segments(kernel.trace, "pod-c/eth0", "tx", POD_C)
+    k_server = fin_apart(tcp_segments(kernel.trace, "pod-c/eth0", "tx", POD_C))
     m_server = tcp_segments(model.trace, "pod-c/eth0", "tx", POD_C)
     k_client = tcp_segments(kernel.trace, "pod-a/eth0", "tx", "10.244.0.2")
     m_client = tcp_segments(model.trace, "pod-a/eth0", "tx", "10.244.0.2")
@@ -205,15 +215,12 @@ def test_a_connection_lowers_its_mss_on_frag_needed():
     needed (mtu 1450). pod-a learns the path MTU (`ip route get`: mtu 1450) and sends the lost
     bytes again cut at the new MSS, 1398: every segment pod-a sends, relative to its ISN, is
     the kernel's (4 x 1448 and 249; then 4 x 1398 and 200; the FIN; the last ACKs)."""
-    cluster = reference_cluster()
-    for host, dev in (("pod-a", "eth0"), ("node1", cluster.pods["pod-a"].host_veth), ("node1", "cni0"),
-                      ("pod-c", "eth0"), ("node2", cluster.pods["pod-c"].host_veth), ("node2", "cni0")):
-        cluster.set_mtu(host, dev, 1500)
-    upload = b"POST / HTTP/1.1\r\nContent-Length: 6000\r\n\r\n" + b"x" * 6000
+    case = TOOL_BY_KEY["mss-lowered"]
+    cluster = case.build()
     with Lab(cluster) as lab:
-        kernel = run_tool(lab, "pod-a", ["nc", "-N", POD_C, "8080"], stdin=upload.decode())
+        kernel = run_tool(lab, "pod-a", ["nc", "-N", POD_C, "8080"], stdin=UPLOAD.decode())
         route = run_tool(lab, "pod-a", ["ip", "route", "get", POD_C], cold=False)
-    model = cluster.nc("pod-a", "pod-c", 8080, upload)
+    [model] = case.run(cluster)
     assert kernel.returncode == model.status == 0 and kernel.stdout == model.stdout
     k_segs = tcp_segments(kernel.trace, "pod-a/eth0", "tx", "10.244.0.2")
     m_segs = tcp_segments(model.trace, "pod-a/eth0", "tx", "10.244.0.2")
@@ -223,14 +230,6 @@ def test_a_connection_lowers_its_mss_on_frag_needed():
 
 
 # ------------------------------------------------------------------------------ traceroute
-
-
-def quiet_limits(cluster: Cluster) -> Cluster:
-    """icmp_ratelimit 0 everywhere (model and lab): a traceroute's 16 probes in flight draw
-    more errors from the destination than the 6 a burst allows (icmp.py)."""
-    for ns in cluster.network.namespaces.values():
-        ns.set_sysctl("net.ipv4.icmp_ratelimit", 0)
-    return cluster
 
 
 def quoted(trace, where: str) -> list[tuple[int, int, str, str, int]]:
@@ -245,16 +244,6 @@ def quoted(trace, where: str) -> list[tuple[int, int, str, str, int]]:
             _src, proto, probe = quoted_probe(ip.payload.data)
             out.append((ip.payload.type, ip.payload.code, ip.src, probe.dst, probe.dport if proto == 6 else 0))
     return sorted(set(out))
-
-
-TRACEROUTES = [
-    ("pod-a", ["-n", POD_C], dict(dst=POD_C)),
-    ("pod-a", ["-I", "-n", POD_C], dict(dst=POD_C, mode="icmp")),
-    ("pod-a", ["-T", "-p", "8080", "-n", POD_C], dict(dst=POD_C, mode="tcp", port=8080)),
-    ("ext", ["-n", "192.168.50.11"], dict(dst="192.168.50.11")),
-    ("ext", ["-I", "-n", "192.168.50.11"], dict(dst="192.168.50.11", mode="icmp")),
-    ("ext", ["-T", "-p", "30080", "-n", "192.168.50.11"], dict(dst="192.168.50.11", mode="tcp", port=30080)),
-]
 
 
 @pytest.fixture(scope="module")
@@ -278,8 +267,7 @@ def test_traceroute_prints_and_sends_what_the_real_one_does(traceroute_lab, host
     of microseconds on the real machine."""
     cluster, lab = traceroute_lab
     kernel = run_tool(lab, host, ["traceroute", *args], timeout=120)
-    kwargs = dict(call)
-    model = cluster.traceroute(host, kwargs.pop("dst"), numeric=True, **kwargs)
+    model = model_traceroute(cluster, host, call)
     assert kernel.returncode == model.status == 0
     assert without_times(kernel.stdout) == without_times(model.stdout)
     src = cluster.resolve(host, source=True)
@@ -299,10 +287,6 @@ def test_traceroute_prints_and_sends_what_the_real_one_does(traceroute_lab, host
 
 
 # ------------------------------------------------------------------------------ ping sizes and DF
-
-
-PING_CASES = [(backend, delta, mode) for backend in ("vxlan", "host-gw") for delta in (0, 1)
-              for mode in ("do", "want", "dont")]
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +312,7 @@ def test_ping_on_both_sides_of_the_pod_mtu(ping_labs, backend, delta, mode):
     dont), each fragment's length and offset."""
     clusters, labs = ping_labs
     cluster = clusters[backend]
-    size = cluster.netns("pod-a").devices["eth0"].mtu - 28 + delta
+    size = ping_size(cluster, delta)
     argv = ["ping", "-c", "1", "-s", str(size), "-M", mode, POD_C]
     kernel = run_tool(labs[backend], "pod-a", argv)
     model = cluster.ping("pod-a", POD_C, size=size, pmtudisc=mode)
@@ -346,12 +330,6 @@ def icmp_path(trace) -> list[tuple[str, str, str, str, str, int, bool]]:
     (the kernel's flood copies come out in another order than the walk's)."""
     return sorted((h.where, h.direction, h.frame.dst, h.ip.src, h.ip.dst, h.ip.ttl, h.ip.df) for h in trace.hops
                   if h.ip is not None and h.ip.proto == IPPROTO_ICMP)
-
-
-SPECIAL = [
-    ("0.0.0.0", False), ("10.244.0.255", False), ("10.244.0.255", True), ("255.255.255.255", False),
-    ("255.255.255.255", True), ("224.0.0.1", False),
-]
 
 
 @pytest.fixture(scope="module")

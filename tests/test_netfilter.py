@@ -259,8 +259,8 @@ def test_unknown_option_is_a_clear_error():
         nf.append("filter", "INPUT", "-p tcp --frobnicate 1 -j ACCEPT")
     with pytest.raises(ValueError, match="-m physdev is not modelled"):
         nf.append("filter", "FORWARD", "-m physdev --physdev-is-bridged -j ACCEPT")
-    with pytest.raises(ValueError, match="-m multiport: match not modelled"):
-        nf.append("filter", "INPUT", "-p tcp -m multiport --dports 80,443 -j ACCEPT")
+    with pytest.raises(ValueError, match="-m set: match not modelled"):
+        nf.append("filter", "INPUT", "-p tcp -m set --match-set x src -j ACCEPT")
     with pytest.raises(ValueError, match="-j LOG: no such target or chain"):
         nf.append("filter", "INPUT", "-j LOG")
     with pytest.raises(ValueError, match="-m tcp needs -p tcp"):
@@ -642,6 +642,26 @@ def test_goto_return_and_policy():
     icmp = IPv4("1.1.1.1", "192.168.50.11", IPPROTO_ICMP, ICMP(8, 0, 1))
     assert told_all(nf.hook("INPUT", icmp, Skb(), "eth0", None)) == [
         ('ipt_do_table', 'RULE', 'drop', ('filter', 'INPUT', ('INPUT', 'A', 'B'), 2, '', 'DROP', ()), {}, ())]
+
+
+def test_the_end_of_a_chain_reached_by_goto_from_the_built_in_chain_is_its_policy():
+    """With nothing on the stack, the end of a user chain (or RETURN in it) is the hook's
+    underflow entry, the built-in chain's policy (ipt_do_table: `e = get_entry(table_base,
+    private->underflow[hook])`), not ACCEPT."""
+    nf = FakeNetns().netfilter
+    nf.new_chain("filter", "B")
+    nf.append("filter", "INPUT", "-g B")
+    nf.append("filter", "B", "-p tcp -j ACCEPT")
+    nf.append("filter", "B", "-p udp -j RETURN")
+    nf.set_policy("filter", "INPUT", "DROP")
+    icmp = IPv4("1.1.1.1", "192.168.50.11", IPPROTO_ICMP, ICMP(8, 0, 1))
+    result = nf.hook("INPUT", icmp, Skb(), "eth0", None)
+    assert result.verdict == "DROP"
+    assert told_all(result) == [
+        ('ipt_do_table', 'POLICY', 'drop', ('filter', 'INPUT', ('INPUT',), 0, '', 'DROP', ()), {}, ())]
+    udp = IPv4("1.1.1.1", "192.168.50.11", IPPROTO_UDP, UDP(1, 2))
+    assert nf.hook("INPUT", udp, Skb(), "eth0", None).verdict == "DROP"
+    assert nf.hook("INPUT", tcp("1.1.1.1", 1, "192.168.50.11", 2), Skb(), "eth0", None).verdict == "ACCEPT"
 
 
 def test_interface_wildcard_and_negation():

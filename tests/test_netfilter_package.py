@@ -69,8 +69,10 @@ def test_mangle_runs_before_nat_and_filter_after_it_at_output():
 
 @pytest.mark.parametrize("spec, words", [
     ("-p tcp --frobnicate 1 -j ACCEPT", ["'--frobnicate'", "-m tcp|udp|icmp|mark|addrtype|conntrack|state|"
-                                          "comment|nfacct|statistic", "-j ACCEPT|DROP|RETURN|REJECT|MARK|DNAT|SNAT|MASQUERADE"]),
-    ("-p tcp -m multiport --dports 80 -j ACCEPT", ["-m multiport", "supported: -s, -d, -i, -o, -p"]),
+                                          "comment|nfacct|statistic|multiport", "-j ACCEPT|DROP|RETURN|REJECT|MARK|DNAT|SNAT|MASQUERADE"]),
+    ("-p tcp -m set --match-set x src -j ACCEPT", ["-m set", "supported: -s, -d, -i, -o, -p"]),
+    ("-p icmp -m multiport --dports 80 -j ACCEPT", ["multiport needs `-p tcp' or `-p udp'"]),
+    ("-p tcp -m multiport --dports 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15:16 -j ACCEPT", ["too many ports"]),
     ("-m mark --mask 3 -j ACCEPT", ["unknown option '--mask'; -m mark takes --mark; supported:"]),
     ("-j REJECT --reject-type x", ["unknown option '--reject-type'; -j REJECT takes --reject-with; supported:"]),
     ("-j LOG", ["-j LOG", "no such target or chain", "supported:"]),

@@ -250,16 +250,6 @@ def test_bad_input_is_netsims_own_error_naming_the_value(call, words):
     assert all(w in str(caught.value) for w in words), str(caught.value)
 
 
-def test_a_service_name_resolves_from_the_clusters_records_without_dns_traffic():
-    cluster = reference_cluster()
-    run = cluster.fetch("pod-a", "web", size=5)
-    assert run.stdout == "rrrrr"
-    assert (run.resolution.how, run.resolution.address, run.resolution.fqdn) == (
-        "records", "10.96.0.100", "web.default.svc.cluster.local.")
-    assert len(run.traces) == 1 and not [h for h in run.trace.hops if h.ip is not None
-                                         and isinstance(h.ip.payload, UDP) and h.ip.payload.dport == 53]
-
-
 def test_an_attached_dns_server_answers_the_pods_resolver():
     cluster = reference_cluster()
     cluster.set_dns("pod-b")

@@ -10,6 +10,16 @@ slower: the load average is printed with the table.
   scenario 5 nft      scenario 5 with kube-proxy and flannel in nftables mode against the same
                       cluster in iptables mode, alternating trace by trace in one run; the
                       ratio of the medians (issue #26: at most 1.3x)
+  tools               as ratios to scenario 4's trace time in the same run (issue #22): curl
+                      fetching 100,000 bytes pod-a -> pod-c (handshake, 72 segments each way
+                      with their ACKs, teardown; at most 20x) and dig through kube-dns's
+                      ClusterIP from pod-a (DNAT to coredns, the answer un-DNATed; at most 1.5x)
+  scenario 4 vs       scenario 4 measured side by side with the commit(s) given by --s4-baseline
+                      (default 1512ebb, the commit before issue #22's work; also f16976d): each
+                      tree exported with git archive into a temporary directory and timed in
+                      its own process, the processes alternating round by round; the ratio of
+                      medians, current / baseline (at most 1.05: the medians' noise on a shared
+                      machine)
   stepper             a parameter change (the backend) to a rendered stepper: cluster, trace,
                       diagram, header views and the stepper's HTML; and a 50-hop stepper (with
                       its explanations, questions and pcapng name) rendered from a made trace,
@@ -21,13 +31,22 @@ slower: the load average is printed with the table.
                       runs them (the book goes to a temporary directory; _build is left alone)
   kernel              netsim.lab: the reference cluster built in real network namespaces and
                       scenario 4 run there, against netsim building and tracing the same
+  make test-fast      the model's own unit and property tests, wall time of one run (median)
   page                'Edit and run' in the built, served book (tools/bench_page.py): the bytes
                       a chapter loads for it before it is pressed, Pyodide's cold start to the
                       first result, a second run, scenario 4's trace inside the page's Python
 
 Usage: python tools/bench.py [--quick] [--skip-book] [--skip-kernel] [--skip-page] [--json PATH]
---quick: tiny sizes and few repeats, no book, no kernel, no page (the smoke test runs it).
+                            [--s4-baseline COMMIT ...] [--only tools]
+       python tools/bench.py --baseline REV [--quick] [--repeat N]
+--quick: tiny sizes and few repeats, no book, no kernel, no test run, no page (the smoke test runs it).
+--only tools: scenario 4, the tools' rows and scenario 4 against the --s4-baseline commits.
 The page figures need a built book (make html); they read FAIL without one.
+--baseline REV: time the commit REV side by side with the working tree in one run, since a
+ratio measured on a shared, noisy machine in one run is the figure that counts. REV is
+checked out with `git worktree` in a temporary directory; each figure runs in fresh
+processes, the two trees alternately (baseline, working tree, baseline, ...), and the table
+gives both medians and their ratio beside the target ratio of issue #21.
 """
 
 from __future__ import annotations
@@ -52,7 +71,17 @@ SIZES = (10, 100, 1000, 5000)          # 5,000 nodes: Kubernetes' documented lim
 QUICK_SIZES = (10, 100)
 MS, S, MIB, KB = "ms", "s", "MiB", "kB"
 SCENARIO_4_MS = 1.0                    # request and reply, bytes at every hop (median)
+BIG_RSS_MIB = 200.0                    # issue #21: the 5,000 x 110 build in at most 200 MiB
+TEST_FAST_S = 15.0                     # issue #21: the model's unit tests in at most 15 s
+# issue #21's targets against the commit before it, as ratios (working tree / baseline)
+RATIO_TARGETS = {"build": 0.4, "scenario 4": 0.6}
+TEST_FAST_CMD = [PY, "-m", "pytest", "-q", "-p", "no:nbval", "-p", "no:cacheprovider",
+                 "-m", "not lab and not tools and not fuzz", "tests"]
 NFT_RATIO = 1.3                        # issue #26: scenario 5 in nftables mode, at most 1.3x iptables mode
+FETCH_RATIO, DIG_RATIO = 20.0, 1.5     # issue #22: a 100 kB transfer and a dig, as multiples of scenario 4
+BASELINES = ("1512ebb", "f16976d")     # the commit before issue #22's work, and an older one
+BASELINE_RATIO = 1.05                  # "no slower than before": the ratio of medians, with their noise
+X = "x"
 
 # The commands of `make html` and `make test-notebooks` (Makefile: JB_BUILD, test-notebooks).
 BOOK_CMD = [str(ROOT / ".venv/bin/jupyter-book"), "build", "-W", "-n", "--keep-going",
@@ -127,6 +156,86 @@ def bench_scenarios(table: Table, repeat: int) -> float:
         if n == 4:
             result = ms
     return result
+
+
+def bench_tools(table: Table, repeat: int, s4_ms: float) -> None:
+    """The tools' rows (issue #22), each as a ratio to scenario 4's trace in this run."""
+    import netsim
+
+    cluster = netsim.reference_cluster()
+    fetch = cluster.fetch("pod-a", "pod-c", size=100_000)
+    assert fetch.status == 0 and len(fetch.stdout) == 100_000, fetch.stderr
+    dig = cluster.dig("pod-a", "web.default.svc.cluster.local")
+    assert dig.status == 0 and "10.96.0.100" in dig.stdout, dig.text
+    fetch_ms = median_ms(lambda: cluster.fetch("pod-a", "pod-c", size=100_000), max(3, repeat // 5), warmup=1)
+    dig_ms = median_ms(lambda: cluster.dig("pod-a", "web.default.svc.cluster.local"), repeat)
+    table.add("curl 100 kB pod-a -> pod-c / s4", fetch_ms / s4_ms, X, FETCH_RATIO,
+              f"{fetch_ms:.1f} ms, {len(fetch.trace)} hops")
+    table.add("dig via ClusterIP / s4", dig_ms / s4_ms, X, DIG_RATIO, f"{dig_ms:.3f} ms, {len(dig.trace)} hops")
+
+
+S4_CHILD = """
+import gc, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import netsim
+from netsim import scenarios
+cluster = netsim.reference_cluster()
+def trace():
+    t = scenarios.SIX[4](cluster=cluster)
+    for hop in t.hops:
+        hop.data
+for _ in range(3):
+    trace()
+times = []
+for _ in range(int(sys.argv[2])):
+    gc.collect()
+    t0 = time.perf_counter()
+    trace()
+    times.append(time.perf_counter() - t0)
+print(statistics.median(times) * 1000)
+"""
+
+
+def export_tree(commit: str, into: str) -> str:
+    """`git archive COMMIT | tar -x` into a directory of its own (argument lists, no shell)."""
+    if not commit or commit.startswith("-") or not all(ch.isalnum() or ch in "._/~^" for ch in commit):
+        raise SystemExit(f"--baseline {commit!r}: give a commit id or a branch name")
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{commit}^{{commit}}"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    target = os.path.join(into, sha[:12])
+    os.makedirs(target)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", sha, "netsim"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", target], input=archive, check=True)
+    return target
+
+
+def bench_baselines(table: Table, commits: list[str], repeat: int, rounds: int = 5) -> None:
+    """Scenario 4 here and at each baseline commit, in alternating processes (see the docstring)."""
+    with tempfile.TemporaryDirectory(prefix="netsim-bench-") as tmp:
+        trees = {"current": str(ROOT)}
+        missing = []
+        for commit in commits:
+            try:
+                trees[commit] = export_tree(commit, tmp)
+            except (subprocess.CalledProcessError, OSError):      # not in this clone (a shallow CI checkout)
+                missing.append(commit)
+        commits = [c for c in commits if c not in missing]
+        medians: dict[str, list[float]] = {name: [] for name in trees}
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        for _ in range(rounds):
+            for name, tree in trees.items():
+                out = subprocess.run([PY, "-c", S4_CHILD, tree, str(repeat)], capture_output=True, text=True,
+                                     env=env, cwd=tmp, check=True).stdout
+                medians[name].append(float(out.strip().splitlines()[-1]))
+        now = statistics.median(medians["current"])
+        table.add("scenario 4, this tree", now, MS, None, f"median of {rounds} processes x {repeat} traces")
+        for commit in missing:
+            table.add(f"scenario 4 vs {commit}", None, X, BASELINE_RATIO, "commit not in this clone", status="skip")
+        for commit in commits:
+            then = statistics.median(medians[commit])
+            table.add(f"scenario 4 vs {commit}", now / then, X, BASELINE_RATIO, f"{commit}: {then:.3f} ms, here "
+                      f"{now:.3f} ms")
 
 
 def bench_nftables(table: Table, repeat: int) -> None:
@@ -207,23 +316,23 @@ def scale_child(nodes: int, repeat: int) -> dict:
     """Runs in a fresh process: build nodes x 110 pods, then trace across the cluster."""
     import netsim
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     cluster = netsim.Cluster(nodes=nodes, pod_cidr="10.128.0.0/9", underlay_cidr="172.16.0.0/16")
     for i in range(1, nodes + 1):
         node = f"node{i}"
         for j in range(PODS_PER_NODE):
             cluster.add_pod(f"pod-{i}-{j}", node=node)
     gc.collect()          # the collection the build owes, so that it does not land in the first trace
-    build = time.perf_counter() - t0
+    build, build_cpu = time.perf_counter() - t0, time.process_time() - cpu0
     src, dst = "pod-1-0", f"pod-{nodes}-0"
     t0 = time.perf_counter()
     first = cluster.send(src, dst, proto="tcp")
     first_ms = (time.perf_counter() - t0) * 1000
     warm_ms = median_ms(lambda: cluster.send(src, dst, proto="tcp"), repeat, warmup=1)
-    return {"nodes": nodes, "pods": len(cluster.pods), "build_s": build, "lazy": cluster.lazy,
+    return {"nodes": nodes, "pods": len(cluster.pods), "build_s": build, "build_cpu_s": build_cpu, "lazy": cluster.lazy,
             "built_namespaces": cluster.built, "first_trace_ms": first_ms, "trace_ms": warm_ms,
             "hops": len(first), "outcome": f"{first.outcome.kind} {first.outcome.peer}",
-            "peak_rss_mib": peak_rss_mib()}
+            "peak_rss_mib": peak_rss_mib(), "netsim": netsim.__file__}
 
 
 def peak_rss_mib() -> float:
@@ -250,13 +359,121 @@ def bench_scale(table: Table, sizes, repeat: int) -> None:
         mode = "lazy" if r["lazy"] else "eager"
         table.add(f"build {nodes} x {PODS_PER_NODE} pods", r["build_s"], S, 10.0 if big else None,
                   f"{r['pods']:,} pods, {mode}")
-        table.add(f"peak RSS {nodes} nodes", r["peak_rss_mib"], MIB, 2048.0 if big else None,
+        table.add(f"peak RSS {nodes} nodes", r["peak_rss_mib"], MIB, BIG_RSS_MIB if big else None,
                   "fresh process, after build and traces")
         table.add(f"first trace {nodes} nodes", r["first_trace_ms"], MS, None,
                   f"node1 -> node{nodes}, {r['hops']} hops; " +
                   (f"{r['built_namespaces']} namespaces built by then" if r["lazy"] else "all built beforehand"))
         table.add(f"trace {nodes} nodes", r["trace_ms"], MS, 10.0 if big else None,
                   f"same trace again, {r['outcome'][:30]}")
+
+
+# ------------------------------------------------------------------------------- test-fast
+def test_fast_seconds(tree: Path, env: dict | None = None) -> float | None:
+    """Wall time of the model's own tests (make test-fast's selection) in `tree`, or None if
+    they failed. Bytecode is cached, as make test-fast lets it be."""
+    run_env = {k: v for k, v in (env or os.environ).items() if k != "PYTHONDONTWRITEBYTECODE"}
+    t0 = time.perf_counter()
+    done = subprocess.run(TEST_FAST_CMD, cwd=tree, env=run_env, capture_output=True, text=True)
+    return time.perf_counter() - t0 if done.returncode == 0 else None
+
+
+def bench_test_fast(table: Table, repeat: int) -> None:
+    test_fast_seconds(ROOT)                              # compile and cache the bytecode first
+    times = [test_fast_seconds(ROOT) for _ in range(repeat)]
+    if any(t is None for t in times):
+        table.add("make test-fast", None, S, TEST_FAST_S, "the tests failed", status="FAIL")
+        return
+    table.add("make test-fast", statistics.median(times), S, TEST_FAST_S, f"median of {repeat} runs")
+
+
+# ------------------------------------------------------------------------------- baseline
+def scenario_child(repeat: int) -> dict:
+    """Runs in a fresh process: scenario 4's median trace time (bytes at every hop)."""
+    import netsim
+    from netsim import scenarios
+
+    cluster = netsim.reference_cluster()
+
+    def trace():
+        for hop in scenarios.SIX[4](cluster=cluster).hops:
+            hop.data
+    return {"ms": median_ms(trace, repeat), "netsim": netsim.__file__}
+
+
+def _child(tree: Path, args: list[str]) -> dict:
+    """One child of this script with `tree`'s netsim first on the path; checks that it is the
+    netsim it imported."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run([PY, __file__, *args], capture_output=True, text=True, cwd=tree, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{tree}: {' '.join(args)} failed: {done.stderr.strip()[-300:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if not Path(result["netsim"]).resolve().is_relative_to(tree.resolve()):
+        raise RuntimeError(f"the child for {tree} imported {result['netsim']}")
+    return result
+
+
+def alternate(trees: dict[str, Path], runs: int, measure) -> dict[str, list]:
+    """measure(tree) for each tree in turn, `runs` rounds: both see the same machine."""
+    got: dict[str, list] = {name: [] for name in trees}
+    for _ in range(runs):
+        for name, tree in trees.items():
+            got[name].append(measure(tree))
+    return got
+
+
+def compare(table: Table, name: str, unit: str, got: dict[str, list], ratio_target: float | None,
+            absolute_target: float | None = None, note: str = "") -> None:
+    """Rows: the baseline's median, the working tree's (beside an absolute target, if any) and
+    their ratio (beside the target ratio, if any)."""
+    base, work = statistics.median(got["baseline"]), statistics.median(got["work"])
+    table.add(f"{name}: baseline", base, unit, None, f"median of {len(got['baseline'])}")
+    table.add(f"{name}: working tree", work, unit, absolute_target, note)
+    table.add(f"{name}: ratio", work / base, "x", ratio_target,
+              "working tree / baseline, measured in this run")
+
+
+def bench_baseline(table: Table, rev: str, quick: bool, repeat: int | None) -> None:
+    """The figures of issue #21, baseline commit `rev` against the working tree, alternately."""
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    print(f"baseline {rev} = {sha[:12]}; working tree {ROOT}")
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, capture_output=True,
+                       text=True, check=True)
+        try:
+            trees = {"baseline": tree, "work": ROOT}
+            runs = repeat or (2 if quick else 5)
+            nodes = QUICK_SIZES[-1] if quick else SIZES[-1]
+            builds = alternate(trees, runs, lambda t: _child(t, ["--scale-child", str(nodes), "--repeat", "3"]))
+            compare(table, f"build {nodes} x {PODS_PER_NODE}", S, {k: [r["build_s"] for r in v] for k, v in
+                                                                 builds.items()}, RATIO_TARGETS["build"])
+            compare(table, f"build {nodes} x {PODS_PER_NODE} CPU", S,
+                    {k: [r["build_cpu_s"] for r in v] for k, v in builds.items()}, RATIO_TARGETS["build"],
+                    note="process CPU time: what the other processes on the machine take is not counted")
+            compare(table, f"peak RSS {nodes} nodes", MIB, {k: [r["peak_rss_mib"] for r in v] for k, v in
+                                                          builds.items()}, None, BIG_RSS_MIB if not quick else None,
+                    "fresh process, after build and traces")
+            compare(table, f"first trace {nodes} nodes", MS, {k: [r["first_trace_ms"] for r in v] for k, v in
+                                                            builds.items()}, None)
+            s4 = alternate(trees, runs, lambda t: _child(t, ["--scenario-child", "--repeat", "10" if quick else "200"]))
+            compare(table, "scenario 4 trace", MS, {k: [r["ms"] for r in v] for k, v in s4.items()},
+                    RATIO_TARGETS["scenario 4"], SCENARIO_4_MS)
+            if quick:
+                table.add("make test-fast: ratio", None, "x", None, "skipped (--quick)", status="skip")
+                return
+            for t in trees.values():
+                test_fast_seconds(t, {**os.environ, "PYTHONPATH": str(t)})     # cache bytecode in both
+            fast = alternate(trees, max(2, runs // 2),
+                             lambda t: test_fast_seconds(t, {**os.environ, "PYTHONPATH": str(t)}))
+            if any(v is None for vs in fast.values() for v in vs):
+                table.add("make test-fast", None, S, TEST_FAST_S, f"tests failed: {fast}", status="FAIL")
+                return
+            compare(table, "make test-fast", S, fast, None, TEST_FAST_S, "each tree's own tests")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
 
 
 # ------------------------------------------------------------------------------- book
@@ -357,10 +574,18 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-page", action="store_true", help="skip 'Edit and run' in the served book")
     ap.add_argument("--json", default=str(ROOT / "bench-results.json"), help="where to write the rows")
     ap.add_argument("--repeat", type=int, default=None, help="repeats per median")
+    ap.add_argument("--baseline", metavar="REV", help="time commit REV side by side with the working tree")
+    ap.add_argument("--s4-baseline", action="append", metavar="COMMIT",
+                    help=f"compare scenario 4 with this commit (repeatable; default {' and '.join(BASELINES)})")
+    ap.add_argument("--only", choices=("tools",), help="only scenario 4, the tools and the s4 baselines")
     ap.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--scenario-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.scale_child:
         print(json.dumps(scale_child(args.scale_child, args.repeat or 20)))
+        return 0
+    if args.scenario_child:
+        print(json.dumps(scenario_child(args.repeat or 200)))
         return 0
     repeat = args.repeat or (5 if args.quick else 30)
     table = Table()
@@ -369,7 +594,15 @@ def main(argv=None) -> int:
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'figure':<34} {'median':>14}  {'target':<14} status")
     sys.path.insert(0, str(ROOT))
-    bench_scenarios(table, repeat)
+    if args.baseline:
+        bench_baseline(table, args.baseline, args.quick, args.repeat)
+        return finish(table, args, load)
+    s4_ms = bench_scenarios(table, repeat)
+    bench_tools(table, repeat, s4_ms)
+    bench_baselines(table, args.s4_baseline or list(BASELINES), 5 if args.quick else max(repeat, 30),
+                    2 if args.quick else 5)
+    if args.only == "tools":
+        return finish(table, args, load)
     bench_nftables(table, max(repeat, 20))
     bench_stepper(table, max(3, repeat // 3))
     bench_scale(table, QUICK_SIZES if args.quick else SIZES, 5 if args.quick else 20)
@@ -382,13 +615,22 @@ def main(argv=None) -> int:
         table.add("kernel build + scenario 4", None, S, None, "skipped (--skip-kernel)", status="skip")
     else:
         bench_kernel(table, netsim_build_and_trace_ms(repeat), 3)
+    if args.quick:
+        table.add("make test-fast", None, S, TEST_FAST_S, "skipped (--quick)", status="skip")
+    else:
+        bench_test_fast(table, 3)
     bench_page(table, "skipped (--skip-page)" if args.quick or args.skip_page else None)
+    return finish(table, args, load)
+
+
+def finish(table: Table, args, load) -> int:
     missed = [r["name"] for r in table.rows if r["status"] in ("MISS", "FAIL")]
     print(f"{len(missed)} of {sum(1 for r in table.rows if r['status'] in ('ok', 'MISS', 'FAIL'))} targets missed"
           + (f": {', '.join(missed)}" if missed else ""))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"load_average": load, "python": platform.python_version(),
-                                           "quick": args.quick, "rows": table.rows}, indent=1) + "\n")
+                                           "quick": args.quick, "baseline": args.baseline, "rows": table.rows},
+                                          indent=1) + "\n")
     print(f"wrote {args.json}")
     return 0
 

@@ -4,14 +4,16 @@
 
 A chapter's traces are the traces its code computes: the chapter's code cells (from its MyST
 source, in order, in a fresh namespace, working directory notebooks/, as nbval runs them) are
-executed with `netsim.stack.Network.send` wrapped, so every exchange any cell walks, through
-`Cluster.send`, a scenario function or a bare `Network`, is recorded with the cell it came from.
-Nothing is displayed: a stepper is built, not rendered.
+executed with `netsim.stack.Network.send` and `Network.run` wrapped, so every exchange any cell
+walks, through `Cluster.send`, a scenario function, a bare `Network` or a tool (`Cluster.ping`,
+`traceroute`, `dig`, `fetch`, `nc`: each walk of its resolver and of its own traffic), is
+recorded with the cell it came from. Nothing is displayed: a stepper is built, not rendered.
 
 The lab's comparisons are every exchange a lab family runs on the kernel (`lab_exchanges()`):
 the scenario family (netsim.lab.conformance: every shape, backend, scenario and protocol), the
-MTU cases (tools/conformance_report.py), the troubleshooting cases (netsim.lab.breakages) and
-the chapters' other exchanges (netsim.lab.chapters).
+MTU cases (tools/conformance_report.py), the troubleshooting cases (netsim.lab.breakages), the
+chapters' other exchanges (netsim.lab.chapters), and the cases of the tools', hairpin, kube-dns
+and LoadBalancer lab tests (netsim.lab.exchanges).
 For each, the model's trace is computed here, without root, as the family computes it.
 
 A chapter's trace and a lab exchange are the same exchange when the lab's own comparison
@@ -62,7 +64,7 @@ class ChapterTrace:
 class LabExchange:
     """One exchange a lab family runs on the kernel, with the model trace it compares."""
 
-    family: str               # "scenarios", "mtu", "troubleshooting"
+    family: str               # "scenarios", "mtu", "troubleshooting", "chapters", "tools", "hairpin", ...
     key: str                  # within its family: "reference vxlan s4 tcp", "a", "fdb"
     trace: Trace
 
@@ -95,20 +97,25 @@ def code_cells(path: Path) -> list[str]:
 
 @contextlib.contextmanager
 def recording(out: list[tuple[Trace, object]]) -> Iterator[None]:
-    """Every trace `Network.send` returns meanwhile goes to `out`, with its network."""
+    """Every trace `Network.send` or `Network.run` (the tools' walks) returns meanwhile goes to
+    `out`, with its network."""
     from netsim.stack import Network
-    original = Network.send
+    originals = {name: getattr(Network, name) for name in ("send", "run")}
 
-    def send(self, *args, **kwargs):
-        trace = original(self, *args, **kwargs)
-        out.append((trace, self))
-        return trace
+    def recorded(original):
+        def walk(self, *args, **kwargs):
+            trace = original(self, *args, **kwargs)
+            out.append((trace, self))
+            return trace
+        return walk
 
-    Network.send = send          # type: ignore[method-assign]
+    for name, original in originals.items():
+        setattr(Network, name, recorded(original))
     try:
         yield
     finally:
-        Network.send = original  # type: ignore[method-assign]
+        for name, original in originals.items():
+            setattr(Network, name, original)
 
 
 def _backend(network) -> str | None:
@@ -151,7 +158,7 @@ def book_chapters() -> list[Path]:
 
 def lab_exchanges() -> list[LabExchange]:
     """Every exchange a lab family compares with the kernel, with its model trace."""
-    from netsim.lab import breakages, chapters
+    from netsim.lab import breakages, chapters, exchanges
     from netsim.lab.conformance import BACKENDS, PROTOS, SCENARIOS, SHAPES
     from tools.conformance_report import MTU_CASES
     out: list[LabExchange] = []
@@ -173,6 +180,7 @@ def lab_exchanges() -> list[LabExchange]:
         out.append(LabExchange("troubleshooting", bc.key, bc.send(bc.build())))
     for cc in chapters.CASES:
         out.append(LabExchange("chapters", cc.key, cc.send(cc.build())))
+    out += [LabExchange(family, key, trace) for family, key, trace in exchanges.model_exchanges()]
     return out
 
 

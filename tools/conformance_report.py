@@ -47,7 +47,7 @@ from netsim.lab import breakages, chapters  # noqa: E402
 from netsim.lab.breakages import CaseResult, run_case  # noqa: E402
 from tools import chapter_traces  # noqa: E402
 from netsim.lab import state as lab_state  # noqa: E402
-from netsim.lab.cni import compare_cni, plugins_reason, real_cni_node  # noqa: E402
+from netsim.lab.cni import compare_cni, compare_portmap, plugins_reason, real_cni_node  # noqa: E402
 from netsim.lab import (BACKENDS, KNOWN_DEVIATIONS, PROTOS, SHAPES, Comparison, Lab, compare,  # noqa: E402
                         conformance, report, unavailable_reason)
 
@@ -384,13 +384,19 @@ def cni_family() -> tuple[str, list[str]]:
     if reason:
         return f"Real CNI plugins: not run ({reason}).", []
     cluster = reference_cluster()
-    cluster.add_pod("pod-d", node="node1")
+    cluster.add_pod("pod-d", node="node1", host_ports=[{"container_port": 8080, "host_port": 8081}])
     real = real_cni_node(cluster, "node1", f"nsl-{os.getpid()}-cni-")
     diff = compare_cni(cluster, "node1", real)
+    ports = compare_portmap(cluster, "node1", real)
     return (f"Real CNI plugins: containernetworking-plugins {real.version} (`bridge` with `host-local`, `loopback`, "
             f"flannel's delegate configuration) made node1 with {len(real.pods)} pods; addresses, routes, cni0, "
             f"host veths, hairpin, promiscuity and sysctls compared with netsim's: "
-            + ("the same (cni0's MAC and the veth names by pattern)." if not diff else f"{len(diff)} differ.")), diff
+            + ("the same (cni0's MAC and the veth names by pattern)." if not diff else f"{len(diff)} differ.")
+            + " `portmap`, second in flannel's conflist, forwarded pod-d's hostPort 8081: its nat rules "
+            f"(`iptables-save -t nat`, chain names included) and cni0's route_localnet against netsim's: "
+            + ("the same." if not ports else f"{len(ports)} differ.")
+            + " The hostPort exchanges (from outside, from another node's pod, hairpin, localhost) are compared "
+              "frame by frame and rule by rule with the kernel's trace in tests/test_lab_portmap.py."), diff + ports
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,9 @@ where it enters and hands the building to the rooms of this package:
 | builder.py | the namespaces, as kubelet, the CNI plugin, flanneld and kube-proxy program them; lazy clusters |
 | services.py | Services: kube-apiserver's checks and allocations, kube-proxy's rules on every node |
 | endpoints.py | what a name in `send()` stands for |
-| dns.py | the cluster's DNS records, a pod's resolv.conf, a DNS server attached to a pod, name resolution |
+| dns.py | a pod's resolv.conf, the DNS server attached to a pod (answering from records.py), name resolution |
 | tools.py | ping, traceroute, dig, curl and nc run in a host: `ToolRun` (output, exit status, traces) |
+| inject.py | a crafted frame written to a packet socket on a device, walked from there |
 | breakages.py | the `break_*` methods and `set_mtu`, for the troubleshooting chapter |
 | owners.py | who owns an address only the cluster knows (a service's ClusterIP, a load-balancer IP) |
 | objects.py | StatefulSets, readiness, NetworkPolicy objects, EndpointSlices, `bridge link set` (Cluster's methods) |
@@ -87,13 +88,17 @@ class Cluster(ClusterObjects):
     def add_pod(self, name: str, node: str = "node1", containers: tuple[str, ...] = DEFAULT_CONTAINERS,
                 listen: tuple[tuple[str, int], ...] = POD_PORTS, *, namespace: str = "default",
                 labels: dict[str, str] | None = None, hostname: str = "", subdomain: str = "",
-                ready: bool = True) -> Pod:
+                ready: bool = True, host_ports: object = ()) -> Pod:
         """Schedule a pod: CNI ADD on its node (cni0, veth pair, host-local address, routes).
         Pod, container and namespace names are DNS-1123 labels (netsim.names); names are unique
         across namespaces too, since each pod is a network namespace of that name. `hostname`
         and `subdomain` are spec.hostname and spec.subdomain (a StatefulSet pod's identity, which
-        a headless Service of that name turns into DNS names); `ready` its Ready condition."""
-        pod = self.spec.add_pod(name, node, containers, listen, namespace, labels, hostname, subdomain, ready)
+        a headless Service of that name turns into DNS names); `ready` its Ready condition.
+        `host_ports` are its ports with a hostPort (`[{"container_port": 80, "host_port": 8080,
+        "protocol": "tcp"}]`, optional "host_ip"): the CNI chain's portmap plugin forwards them
+        on the node (netsim.portmap)."""
+        pod = self.spec.add_pod(name, node, containers, listen, namespace, labels, hostname, subdomain, ready,
+                                host_ports)
         self._builder.pod_added(pod)
         return pod
 
@@ -209,21 +214,31 @@ class Cluster(ClusterObjects):
         return tools.dig(self, src, name, server, tcp, search, qtype, short, cold)
 
     def fetch(self, src: str, target: str, size: int | None = None, data: bytes | None = None,
-              max_time: float | None = None, cold: bool = True) -> ToolRun:
+              max_time: float | None = None, cold: bool = True, host: str | None = None) -> ToolRun:
         """`curl -sS URL` run in `src`: an HTTP request over a TCP connection, its response (`size`
-        bytes of body from the pods' HTTP server), the teardown. `target` is a URL or host[:port]."""
-        return tools.fetch(self, src, target, size, data, max_time, cold)
+        bytes of body from the pods' HTTP server), the teardown. `target` is a URL or host[:port];
+        `host` the Host header to send instead (curl -H "Host: HOST"), as for an Ingress rule."""
+        return tools.fetch(self, src, target, size, data, max_time, cold, host)
 
     def nc(self, src: str, dst: str, port: int, data: bytes = b"", udp: bool = False, verbose: bool = False,
            zero: bool = False, wait: int | None = None, cold: bool = True) -> ToolRun:
         """`nc [-u] [-v] [-z] [-w WAIT] DST PORT` run in `src`, sending `data` (then FIN, as -N)."""
         return tools.nc(self, src, dst, port, data, udp, verbose, zero, wait, cold=cold)
 
+    def inject(self, host: str, device: str, packet: object, cold: bool = False) -> Trace:
+        """Write a frame crafted with scapy (`Ether(...)/IP(...)/...`, or bytes; an IPv4 packet
+        on flannel0) to a packet socket on `device` of `host` and walk it from there on, as
+        packet_snd hands it to dev_queue_xmit: no routing or netfilter in the sender
+        (cluster/inject.py)."""
+        from .inject import inject
+        return inject(self, host, device, packet, cold)
+
     # names -----------------------------------------------------------------------------------
     def set_dns(self, pod: str, nameserver: str | None = None) -> DnsServer:
-        """Run a DNS server in CoreDNS's role in `pod` (UDP and TCP 53, the cluster's Services and
-        pods as records) and name `nameserver` (default: the pod's address; a kube-dns ClusterIP
-        in front of it) in every pod's resolv.conf. The tools then resolve names with DNS queries."""
+        """Run a DNS server in CoreDNS's role in `pod` (UDP and TCP 53, answering from
+        `dns_records()`) and name `nameserver` (default: the pod's address; a kube-dns ClusterIP
+        in front of it) in every pod's resolv.conf. The tools then resolve names with DNS queries.
+        The reference cluster does this for its coredns pod behind kube-dns (10.96.0.10)."""
         return cluster_dns.attach_dns(self, pod, nameserver)
 
     def resolv_conf(self, pod: str) -> str:
@@ -348,7 +363,8 @@ def reference_cluster(backend: str = "vxlan", lazy: bool | None = None, proxy_mo
     on node2, an external host behind the gateway, and service `web` (ClusterIP 10.96.0.100:80,
     NodePort 30080) in front of pod-c:8080; and the DNS every kubeadm cluster has: pod `coredns`
     (namespace kube-system, on node1, 10.244.0.4) behind Service `kube-dns` (10.96.0.10, ports
-    dns/UDP 53, dns-tcp/TCP 53, metrics/TCP 9153). CoreDNS is added after the other pods so
+    dns/UDP 53, dns-tcp/TCP 53, metrics/TCP 9153), running the CoreDNS-role server on UDP and TCP
+    53 (`set_dns`), so the tools' names are looked up through the ClusterIP. CoreDNS is added after the other pods so
     they keep the addresses the book's chapters show (on a real cluster it starts first and
     takes .2). `lazy=True` builds it lazily (for tests)."""
     cluster = Cluster(nodes=2, backend=backend, lazy=lazy, proxy_mode=proxy_mode)
@@ -361,4 +377,5 @@ def reference_cluster(backend: str = "vxlan", lazy: bool | None = None, proxy_mo
     cluster.add_service("web", port=80, target_port=8080, pods=["pod-c"], node_port=30080)
     cluster.add_service("kube-dns", namespace="kube-system", cluster_ip=KUBE_DNS_IP, pods=["coredns"],
                         ports=list(KUBE_DNS_PORTS))
+    cluster.set_dns("coredns", KUBE_DNS_IP)          # every pod's resolv.conf names kube-dns's ClusterIP
     return cluster

@@ -31,7 +31,7 @@ were built, which in a lazy cluster is the order traces reached them.
 
 from __future__ import annotations
 
-from .. import cni, flannel
+from .. import cni, flannel, portmap
 from ..device import Veth
 from ..decision import BridgeReason, Decision, Subsystem, Verdict
 from ..errors import ConfigError
@@ -118,8 +118,11 @@ class Builder:
         node = spec.nodes[pod.node]
         ns = self.network.add_netns(pod.name)
         cni.add_pod(self.network, pod.node, pod.name, pod.ip, node.subnet, spec.pod_cidr, spec.mtu)
+        self.kube_proxy.portmap(pod)
         for proto, port in pod.listen:
             ns.listen(proto, port)
+        for (proto, port), factory in spec.servers.get(pod.name, {}).items():
+            ns.listen(proto, port, factory)
 
     def pod_added(self, pod: Pod) -> None:
         """A new pod record: built now if its node is (else with its node)."""

@@ -111,6 +111,33 @@ class ClusterObjects:
                               f"to announce")
         return metallb.announcer(self.spec, svc, svc.load_balancer_ips[0])
 
+    def add_ingress_controller(self, rules: object, *, name: str = "ingress-nginx", node: str = "node1",
+                               service_type: str = "LoadBalancer", external_traffic_policy: str = "Cluster",
+                               node_port: int | None = None, load_balancer_ip: str | None = None,
+                               service_upstream: bool = False):
+        """An Ingress controller (ingress-nginx's role, cluster/ingress.py): pod `name` on `node`
+        running the reverse proxy (netsim/programs/ingress.py) on port 80, Service
+        `<name>-controller` of `service_type` in front of it, serving the Ingress `rules`
+        ([{"host": "shop.example.com", "paths": [{"path": "/", "pathType": "Prefix", "service":
+        "web", "port": 80}]}]). The proxy connects to the backend pods' own addresses, or with
+        `service_upstream=True` to the backend Service's ClusterIP. Returns the controller
+        record (`.log`: the requests the latest walk proxied)."""
+        from .ingress import add_ingress_controller
+        return add_ingress_controller(self, rules, name=name, node=node, service_type=service_type,
+                                      external_traffic_policy=external_traffic_policy, node_port=node_port,
+                                      load_balancer_ip=load_balancer_ip, service_upstream=service_upstream)
+
+    def add_echoserver(self, pod: str, port: int = 8080) -> None:
+        """Port `port` of `pod` runs a server in the role of Kubernetes' e2e echoserver: each
+        request answered 200 with the peer address it accepted and the request's headers as the
+        body (netsim.programs.ingress.EchoHeaders), the connection kept open."""
+        from ..params import check_port
+        from ..programs.ingress import EchoHeaders
+        if not isinstance(pod, str) or pod not in self.spec.pods:
+            raise ConfigError(f"no pod {pod!r}; pods are {', '.join(self.spec.pods) or 'none'}")
+        check_port(port, "echoserver port")
+        self.netns(pod).listen("tcp", port, lambda: EchoHeaders(port))
+
     def bridge_link_set(self, host: str, dev: str, *, hairpin: bool | None = None, learning: bool | None = None,
                         flood: bool | None = None) -> None:
         """`bridge link set dev DEV hairpin on|off [learning on|off] [flood on|off]` on `host`:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
 
-from .. import flannel, flannel_nft, kubeproxy, kubeproxy_nft
+from .. import flannel, flannel_nft, kubeproxy, kubeproxy_nft, portmap
 from ..addresses import parse_address
 from ..errors import ConfigError
 from ..names import check_name
@@ -53,14 +53,29 @@ class KubeProxy:
             # fixed, and this one keeps a node's nftables batches together, as the lab replays them
             self._policies(nf, node)
             self._flannel(nf, node)
+        else:
+            kubeproxy.base_rules(nf)
+            self._flannel(nf, node)
+            for svc in spec.services.values():
+                local = [ip for pod, ip in svc.endpoints if spec.pods[pod].node == node]
+                kubeproxy.service_rules(nf, svc, str(spec.pod_cidr), local, record.ip)
+            kubeproxy.finish_nodeports(nf)
+            self._policies(nf, node)
+        for pod in record.pods:                 # the pods' portmap chains, written at their CNI ADD
+            if pod in self.network.namespaces:
+                self.portmap(spec.pods[pod])
+
+    def portmap(self, pod) -> None:
+        """CNI ADD's second plugin for `pod` on its node: portmap's chains (netsim.portmap),
+        if the pod has a hostPort, and route_localnet on cni0."""
+        spec = self.spec
+        iface = next(iter(self.network.namespaces[pod.name].devices["eth0"].addresses))
+        add = portmap.plan(pod.container_id, iface, pod.host_ports)
+        if add is None:
             return
-        kubeproxy.base_rules(nf)
-        self._flannel(nf, node)
-        for svc in spec.services.values():
-            local = [ip for pod, ip in svc.endpoints if spec.pods[pod].node == node]
-            kubeproxy.service_rules(nf, svc, str(spec.pod_cidr), local, record.ip)
-        kubeproxy.finish_nodeports(nf)
-        self._policies(nf, node)
+        ns = self.network.namespaces[pod.node]
+        portmap.install(ns.netfilter, add)
+        ns.set_sysctl(f"net.ipv4.conf.{add.route_localnet}.route_localnet", 1)
 
     def _policies(self, nf, node: str) -> None:
         """kube-network-policies' table, after kube-proxy's and flanneld's rules."""

@@ -17,12 +17,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
+from typing import Any, Iterator, Mapping
 
-from .. import cni, flannel, kubeproxy
+from .. import cni, flannel, kubeproxy, portmap
 from ..addresses import check_unicast_network, parse_network
 from ..errors import ConfigError
-from ..names import check_name
+from ..names import check_name, quick_match
 from ..params import check_port
 from ..route import address_int
 
@@ -34,9 +34,10 @@ POD_PORTS = (("tcp", 8080), ("udp", 9090))
 DEFAULT_CONTAINERS = ("app",)
 MIN_MTU = 68
 OWN_HOSTS = ("underlay", "gateway")
+_POD_NAME = quick_match("pod")
 # MetalLB's address pool for LoadBalancer Services (an IPAddressPool in the nodes' own layer-2
 # network, as layer-2 mode needs): .200 to .250 of the underlay
-LB_POOL = (200, 250)      # the namespaces every cluster has besides its nodes and pods
+LB_POOL = (200, 250)
 # kube-proxy's --proxy-mode values netsim models (ipvs is explained in the book, not modelled)
 PROXY_MODES = ("iptables", "nftables")
 
@@ -72,15 +73,54 @@ class Pod:
     hostname: str = ""
     subdomain: str = ""
     ready: bool = True
+    host_ports: tuple[portmap.HostPort, ...] = ()
 
     @property
     def netns(self) -> str:
         return self.name
 
     @property
+    def container_id(self) -> str:
+        """Its sandbox's container ID, netsim's deterministic one (portmap.container_id)."""
+        return portmap.container_id(self.namespace, self.name)
+
+    @property
     def host_veth(self) -> str:
         """The host end of its veth pair, on its node (cni.host_veth_name)."""
         return cni.host_veth_name(self.name)
+
+
+class PodTable(Mapping[str, Pod]):
+    """The pods by name, in the order they were added. A pod is kept as a plain tuple until
+    its `Pod` record is first asked for (then the record is kept and is the pod from then
+    on): the garbage collector stops tracking such tuples, so a cluster of half a million
+    pods costs no collection that walks them all, again and again, while it is built."""
+
+    __slots__ = ("rows", "_records")
+
+    def __init__(self) -> None:
+        # name -> (node, ip, containers, listen[, namespace, labels, hostname, subdomain, ready]),
+        # the arguments of its Pod after the name, filled by ClusterSpec.add_pod
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        self._records: dict[str, Pod] = {}
+
+    def __getitem__(self, name: str) -> Pod:
+        pod = self._records.get(name)
+        if pod is None:
+            pod = self._records[name] = Pod(name, *self.rows[name])
+        return pod
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.rows
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        return f"<PodTable: {len(self)} pods>"
 
 
 @dataclass
@@ -170,13 +210,14 @@ class ClusterSpec:
         self.underlay_mtu = underlay_mtu
         self.nodes: dict[str, Node] = {}
         self.node_list: list[Node] = []       # by index: node N is node_list[N - 1]
-        self.pods: dict[str, Pod] = {}
+        self.pods = PodTable()
         self.externals: dict[str, External] = {}
         self.services: dict[str, kubeproxy.Service] = {}
         self.allocated_ips: set[str] = set()     # the services whose ClusterIP was allocated, not asked for
         self.selectors: dict[str, Any] = {}
         self.network_policies: dict[tuple[str, str], Any] = {}    # (namespace, name) -> networkpolicy.NetworkPolicy
         self.namespace_labels: dict[str, dict[str, str]] = {}      # service name -> the pods it selects (services.Selection)
+        self.servers: dict[str, dict[tuple[str, int], Any]] = {}   # pod -> (proto, port) -> the program factory it runs
         self.lb_pool = (self.underlay.network_address + LB_POOL[0], self.underlay.network_address + LB_POOL[1])
         self.gateway_ip = str(self.underlay.network_address + 1)
         self._subnets = self.pod_cidr.subnets(new_prefix=subnet_len)
@@ -201,19 +242,26 @@ class ClusterSpec:
 
     def add_pod(self, name: str, node: str, containers: tuple[str, ...], listen: tuple[tuple[str, int], ...],
                 namespace: str = "default", labels: object = None, hostname: str = "", subdomain: str = "",
-                ready: bool = True) -> Pod:
+                ready: bool = True, host_ports: object = ()) -> Pod:
         """The pod's record: checked names, its address from the node's IPAM (the rest of CNI
         ADD happens when its node's namespace is built)."""
-        self.check_new_name("pod", name)
-        n = self.check_node_name(node)
-        check_name("namespace", namespace)
-        label_items = check_labels(name, labels)
-        if hostname:
-            check_name("pod", hostname)
-        if subdomain:
-            check_name("service", subdomain)
-        if not isinstance(ready, bool):
-            raise ConfigError(f"pod {name}: ready must be True or False, got {ready!r}")
+        nodes = self.nodes
+        n = nodes.get(node) if type(node) is str else None
+        rows = self.pods.rows
+        plain = (namespace == "default" and labels is None and not hostname and not subdomain and ready is True
+                 and (type(host_ports) is tuple and not host_ports))
+        if (n is None or type(name) is not str or not _POD_NAME(name) or name in rows or name in nodes
+                or name in self.externals or name in self.services or name in OWN_HOSTS or not plain):
+            self.check_new_name("pod", name)            # says what is wrong, in this order
+            n = self.check_node_name(node)
+            check_name("namespace", namespace)
+            label_items = check_labels(name, labels)
+            if hostname:
+                check_name("pod", hostname)
+            if subdomain:
+                check_name("service", subdomain)
+            if not isinstance(ready, bool):
+                raise ConfigError(f"pod {name}: ready must be True or False, got {ready!r}")
         if containers is not DEFAULT_CONTAINERS:
             if isinstance(containers, str) or not isinstance(containers, (tuple, list)) or not containers:
                 raise ConfigError(f"pod {name}: containers {containers!r} must be a non-empty tuple of names, "
@@ -225,10 +273,30 @@ class ClusterSpec:
             containers = tuple(containers)
         if listen is not POD_PORTS:
             listen = self.check_listen(listen, f"pod {name}")
-        pod = self.pods[name] = Pod(name, node, n.ipam.allocate(name), containers, listen, namespace, label_items,
-                                    hostname, subdomain, ready)
+        if plain:
+            ip = n.ipam.allocate(name)
+            rows[name] = (node, ip, containers, listen)
+        else:
+            mappings = portmap.check_host_ports(name, host_ports)
+            self._check_host_ports_free(n, name, mappings)
+            ip = n.ipam.allocate(name)
+            rows[name] = (node, ip, containers, listen, namespace, label_items, hostname, subdomain, ready, mappings)
         n.pods.append(name)
-        return pod
+        # a plain pod's record is made when it is asked for (a fresh one here, equal to it)
+        return Pod(name, node, ip, containers, listen) if plain else self.pods[name]
+
+    def _check_host_ports_free(self, node: Node, name: str, mappings: tuple[portmap.HostPort, ...]) -> None:
+        """kube-scheduler's NodePorts filter: a pod fits a node only if none of its host ports
+        (protocol, port, host IP; 0.0.0.0 or none overlapping every address) is taken there."""
+        for other in node.pods:
+            for used in self.pods[other].host_ports:
+                for wanted in mappings:
+                    if (used.protocol, used.host_port) == (wanted.protocol, wanted.host_port) and (
+                            used.host_ip in ("", "0.0.0.0") or wanted.host_ip in ("", "0.0.0.0")
+                            or used.host_ip == wanted.host_ip):
+                        raise ConfigError(f"pod {name}: host port {wanted.host_port}/{wanted.protocol} is taken on "
+                                          f"{node.name} by pod {other} (the scheduler's NodePorts filter would not "
+                                          f"place it there)")
 
     def check_new_name(self, kind: str, name: object) -> str:
         """A new object's name: Kubernetes' rule for its kind (netsim.names), and unique across

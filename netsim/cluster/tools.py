@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..addresses import stable_hash
-from ..errors import ConfigError, UsageError
+from ..errors import ConfigError, UnknownHostError, UsageError
 from ..params import check_port
 from ..programs.dig import Dig, DigOptions, dig_stderr, format_dig, parse_dig_args
 from ..programs.events import Program
 from ..programs.http import Fetch, format_fetch
 from ..programs.nc import Nc
 from ..programs.ping import MAX_PAYLOAD, Ping, PingOptions, PingResult, api_options, format_ping, ping_stderr, ping_stdout
-from ..programs.resolver import Resolve, ResolvConf
+from ..programs.resolver import Resolve, ResolvConf, search_names
 from ..programs.traceroute import MAX_PACKET, Traceroute, TracerouteOptions, TracerouteResult, format_traceroute
 from ..trace import Trace
 from .dns import Cluster, Resolution, resolv_conf, resolve_quietly
@@ -78,7 +78,11 @@ def walk(cluster: Cluster, ns: str, program: Program, title: str, cold: bool) ->
 
 def destination(cluster: Cluster, src: str, ns: str, name: str, cold: bool) -> tuple[Resolution, tuple[Trace, ...]]:
     """The address a tool sends to: resolved by netsim without traffic when it can be
-    (dns.resolve_quietly), else by glibc's resolver in the pod, walked like any traffic."""
+    (dns.resolve_quietly), else by glibc's resolver in the pod, walked like any traffic. A
+    name every query of the search list found NXDOMAIN is an unknown host: netsim's own
+    UnknownHostError naming it, the names tried and the known ones, with the lookup's trace
+    (the real tool would print "Name or service not known"); a lookup that failed for another
+    reason (SERVFAIL, no answer, no data) is the tool's own output, as the network made it."""
     found = resolve_quietly(cluster, src, name)
     if found is not None:
         return found, ()
@@ -87,6 +91,11 @@ def destination(cluster: Cluster, src: str, ns: str, name: str, cold: bool) -> t
     lookup = Resolve(name, conf, seed=ns)
     trace = walk(cluster, ns, lookup, f"getaddrinfo({name}) in {src}", cold)
     result = lookup.lookup.result
+    if result is not None and result.error == "EAI_NONAME":
+        known = ", ".join([*cluster.pods, *cluster.nodes, *cluster.externals, *cluster.services])
+        raise UnknownHostError(f"unknown host {name!r}: the cluster DNS answered NXDOMAIN for every name {src}'s "
+                               f"resolver tried ({', '.join(search_names(name, conf))}); known names: {known}",
+                               (trace,))
     if result is None or result.error or not result.addresses:
         return Resolution(name, "", "failed"), (trace,)
     ipv4 = [a for a in result.addresses if ":" not in a]
@@ -249,10 +258,15 @@ def split_target(cluster: Cluster, target: str) -> tuple[str, int | None, str]:
 
 
 def fetch(cluster: Cluster, src: str, target: str, size: int | None = None, data: bytes | None = None,
-          max_time: float | None = None, cold: bool = True) -> ToolRun:
-    """`curl -sS [-d DATA] [-m SECONDS] http://HOST[:PORT]/[SIZE]` in `src`. `target` is a URL
-    or a host[:port]; the port defaults to a Service's port for a Service name, else 8080 (the
-    pods' HTTP server, which answers `/N` with N bytes); `size` asks for a response of that size."""
+          max_time: float | None = None, cold: bool = True, host: str | None = None) -> ToolRun:
+    """`curl -sS [-d DATA] [-m SECONDS] [-H "Host: HOST"] http://HOST[:PORT]/[SIZE]` in `src`.
+    `target` is a URL or a host[:port]; the port defaults to a Service's port for a Service name,
+    else 8080 (the pods' HTTP server, which answers `/N` with N bytes); `size` asks for a
+    response of that size; `host` is the Host header curl sends instead of its own (-H)."""
+    if host is not None and (not isinstance(host, str) or not host or not host.isascii()
+                             or any(c in host for c in "\r\n\0 ")):
+        raise UsageError(f"fetch host {host!r} must be a host name for the Host header, without spaces or line ends")
+    host_header = host
     host, port, path = split_target(cluster, target)
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= 1 << 30:
@@ -269,14 +283,16 @@ def fetch(cluster: Cluster, src: str, target: str, size: int | None = None, data
         raise UsageError(f"fetch max_time {max_time!r} must be a positive number of seconds")
     url = f"http://{host}{':' + str(port) if port != 80 else ''}{path}"
     argv = ["curl", "-sS"] + (["-d", data.decode("latin-1")] if data is not None else [])
-    argv += (["-m", f"{max_time:g}"] if max_time else []) + [url]
+    argv += (["-m", f"{max_time:g}"] if max_time else []) + (["-H", f"Host: {host_header}"] if host_header else [])
+    argv += [url]
     ns = source(cluster, src)
     resolution, traces = destination(cluster, src, ns, host, cold)
     if resolution.how == "failed":
         text = f"curl: (6) Could not resolve host: {host}\n"
         return ToolRun("curl", tuple(argv), src, None, 6, "", text, text, traces, resolution)
     address_url = f"http://{resolution.address}:{port}{path}"
-    program = Fetch(address_url, data, int(max_time * 1000) if max_time else 0, host_name=host)
+    program = Fetch(address_url, data, int(max_time * 1000) if max_time else 0, host_name=host,
+                    host_header=host_header or "")
     trace = walk(cluster, ns, program, " ".join(argv) + f" (in {src})", cold and not traces)
     result = program.result
     out, err = format_fetch(result)  # type: ignore[arg-type]

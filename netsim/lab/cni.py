@@ -14,6 +14,14 @@ from the model: addresses, routes and their order, cni0's address, MTU and MAC a
 each host veth's name pattern, MTU, master, hairpin flag and promiscuity and allmulti counts
 (1 each: joining cni0 sets them, net/bridge/br_if.c), the pods' eth0 counts (0), and the
 sysctls the plugin sets.
+A pod with host ports gets the conflist's second plugin, `portmap`, as a runtime calls it: its
+configuration from kube-flannel.yml's cni-conf.json (netsim.portmap.CNI_CONFLIST: name
+`cbr0`, `"capabilities": {"portMappings": true}`), `runtimeConfig.portMappings` as
+containerd's CRI fills it from the pod's ports with a hostPort, and `prevResult` the bridge's
+result; every call for a pod names netsim's deterministic container ID, so the plugin's
+CNI-DN-<hash> chain is the model's. `compare_portmap` then compares the nat table the plugin
+wrote (`iptables-save -t nat` in the node's namespace) with the model's portmap rules, and
+cni0's route_localnet.
 What the plugins randomise (cni0's MAC, the veth names) is compared by pattern.
 
 Safe as the rest of the lab: every namespace, container id and interface name passes the
@@ -33,6 +41,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import portmap
 from . import commands as tok
 from ._netns import netns_path
 from .process import LabUnavailable, run, tool
@@ -43,12 +52,13 @@ if TYPE_CHECKING:
 CNI_PATH = "/usr/lib/cni"
 CNI_VERSION = "0.3.1"          # the cniVersion kube-flannel.yml's cni-conf.json names
 VETH_NAME = re.compile(r"veth[0-9a-f]{8}")
+CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 MAC = re.compile(r"(?:[0-9a-f]{2}:){5}[0-9a-f]{2}")
 
 
 def plugins_reason() -> str | None:
     """Why the real plugins cannot run here, or None."""
-    for name in ("bridge", "host-local", "loopback"):
+    for name in ("bridge", "host-local", "loopback", "portmap"):
         if not os.access(os.path.join(CNI_PATH, name), os.X_OK):
             return f"{CNI_PATH}/{name} is missing (Debian package containernetworking-plugins)"
     return None
@@ -105,6 +115,8 @@ class RealNode:
     ports: list[dict[str, Any]] = field(default_factory=list)     # the host veths, `ip -j -d link`
     ip_forward: str = ""
     version: str = ""
+    nat: str = ""                        # `iptables-save -t nat` of the node, after the plugins
+    route_localnet: str = ""             # net.ipv4.conf.cni0.route_localnet
 
 
 def _ip(ns: str, *args: str) -> Any:
@@ -130,11 +142,18 @@ def real_cni_node(cluster: "Cluster", node: str, prefix: str) -> RealNode:
             run([ip, "netns", "add", n])
         node_ns = names[0]
         for pod, pod_ns in zip(pods, names[1:]):
-            base = {"CNI_CONTAINERID": f"{pod_ns}", "CNI_NETNS": netns_path(pod_ns), "CNI_PATH": CNI_PATH,
+            spec = cluster.spec.pods[pod]
+            cid = spec.container_id
+            if not CONTAINER_ID.fullmatch(cid):
+                raise tok.UnsafeArgument(f"container ID {cid!r} is not 64 hex digits; nothing more was run")
+            base = {"CNI_CONTAINERID": cid, "CNI_NETNS": netns_path(pod_ns), "CNI_PATH": CNI_PATH,
                     "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
             _plugin("loopback", {**base, "CNI_COMMAND": "ADD", "CNI_IFNAME": "lo"},
                     {"cniVersion": CNI_VERSION, "name": "lo", "type": "loopback"}, node_ns)
             result = _plugin("bridge", {**base, "CNI_COMMAND": "ADD", "CNI_IFNAME": "eth0"}, config, node_ns)
+            if spec.host_ports:
+                _plugin("portmap", {**base, "CNI_COMMAND": "ADD", "CNI_IFNAME": "eth0"},
+                        portmap_config(spec.host_ports, result), node_ns)
             link = _ip(pod_ns, "-d", "link", "show", "eth0")[0]
             addrs = [f"{a['local']}/{a['prefixlen']}" for i in _ip(pod_ns, "addr", "show", "eth0")
                      for a in i.get("addr_info", []) if a.get("family") == "inet"]
@@ -150,11 +169,59 @@ def real_cni_node(cluster: "Cluster", node: str, prefix: str) -> RealNode:
                                  for a in i.get("addr_info", []) if a.get("family") == "inet"]
         real.ports = [link for link in _ip(node_ns, "-d", "link", "show") if link.get("master") == "cni0"]
         real.ip_forward = run([ip, "netns", "exec", node_ns, "cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
+        real.route_localnet = run([ip, "netns", "exec", node_ns, "cat",
+                                   "/proc/sys/net/ipv4/conf/cni0/route_localnet"]).stdout.strip()
+        real.nat = run([ip, "netns", "exec", node_ns, tool("iptables-save") or "iptables-save", "-t", "nat"],
+                       check=False).stdout
     finally:
         for n in reversed(names):
             run([ip, "netns", "del", n], check=False)
         shutil.rmtree(state, ignore_errors=True)
     return real
+
+
+def portmap_config(host_ports, prev_result: dict[str, Any]) -> dict[str, Any]:
+    """portmap's configuration as libcni builds it from the conflist for one pod: the
+    conflist's name and cniVersion, the plugin's own entry, runtimeConfig.portMappings (the
+    capability it declares, filled by the runtime) and prevResult."""
+    entry = next(p for p in portmap.CNI_CONFLIST["plugins"] if p["type"] == "portmap")
+    mappings = [{"hostPort": int(tok.number(h.host_port, 1, 65535, "host port")),
+                 "containerPort": int(tok.number(h.container_port, 1, 65535, "container port")),
+                 "protocol": tok.word(h.protocol, portmap.PROTOCOLS),
+                 **({"hostIP": tok.ipv4(h.host_ip)} if h.host_ip else {})} for h in host_ports]
+    return {"cniVersion": CNI_VERSION, "name": portmap.NETWORK_NAME, **entry,
+            "runtimeConfig": {"portMappings": mappings}, "prevResult": prev_result}
+
+
+def portmap_lines(saved: str) -> list[str]:
+    """The lines of an iptables-save nat table that are portmap's: its chains' declarations
+    (counters cleared) and every rule in them or jumping to them."""
+    out = []
+    for line in saved.splitlines():
+        if line.startswith(":CNI-"):
+            out.append(line.split(" [")[0])
+        elif line.startswith("-A ") and ("CNI-" in line.split()[1] or " -j CNI-" in line):
+            out.append(line)
+    return out
+
+
+def compare_portmap(cluster: "Cluster", node: str, real: RealNode) -> list[str]:
+    """What differs between portmap's rules in the model's nat table of `node` and the ones
+    the real plugin wrote (the same lines in the same order; rule numbers in the built-in
+    chains differ only by kube-proxy's and flanneld's rules, which the plugin's node lacks),
+    and cni0's route_localnet."""
+    out: list[str] = []
+    model = portmap_lines(cluster.netns(node).netfilter.save("nat"))
+    plugin = portmap_lines(real.nat)
+    for i in range(max(len(model), len(plugin))):
+        m = model[i] if i < len(model) else None
+        p = plugin[i] if i < len(plugin) else None
+        if m != p:
+            out.append(f"nat line {i + 1}: model {m!r}, plugin {p!r}")
+    model_localnet = str(int(bool(getattr(cluster.netns(node).devices["cni0"], "route_localnet", False))))
+    if real.route_localnet != model_localnet:
+        out.append(f"cni0 route_localnet: model {model_localnet}, plugin {real.route_localnet}")
+    return out
 
 
 def chapter_record(real: RealNode, node: str) -> dict[str, Any]:

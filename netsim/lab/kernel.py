@@ -188,6 +188,7 @@ class Lab:
             self._batch(name, plan.links[name])
         self._parallel(lambda n: self._batch(n, plan.config[n]), names)
         self._parallel(lambda n: self._batch(n, plan.bridge[n], self._bridge), names)
+        self._parallel(lambda n: self._sysctls(n, plan.device_sysctls[n]), names)
         self._parallel(self._check_mtus, names)
         self._parallel(lambda n: self._netfilter(n, plan), names)
         if self.tracer is not None and self.nft_tracer is not None:

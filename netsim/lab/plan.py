@@ -39,6 +39,7 @@ class Plan:
 
     names: list[str]                                       # model namespaces, in model order
     sysctls: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    device_sysctls: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # once the devices exist
     links: dict[str, list[Line]] = field(default_factory=dict)      # ip -n NS -batch -
     config: dict[str, list[Line]] = field(default_factory=dict)     # ip -n NS -batch -
     bridge: dict[str, list[Line]] = field(default_factory=dict)     # bridge -n NS -batch -
@@ -69,6 +70,8 @@ def make_plan(cluster: Cluster, netns: Callable[[str], str]) -> Plan:
         plan.config[name] = [tok.check_line(line) for line in config_commands(ns)]
         plan.bridge[name] = [tok.check_line(line) for line in bridge_commands(ns)]
         plan.sysctls[name] = sysctl_values(ns)
+        plan.device_sysctls[name] = [(f"net.ipv4.conf.{tok.ifname(d.name)}.route_localnet", "1")
+                                     for d in ns.devices.values() if getattr(d, "route_localnet", False)]
         text = restore_input(ns.netfilter.save())
         plan.iptables[name] = tok.check_restore(text) if text.strip() else ""
         plan.nft[name] = [(tok.check_nft(batch), check) for batch, check in ns.netfilter.nftables.journal]

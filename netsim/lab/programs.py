@@ -11,14 +11,15 @@ and what the comparison checks is what the kernels do with them.
 
 from __future__ import annotations
 
+import errno
 import selectors
 import socket
 import threading
 from typing import TYPE_CHECKING, Callable
 
 from ..programs.events import (
-    Accepted, Action, Bind, Close, ConnectionReset, DataReceived, DatagramReceived, Event, Listen, Open, PeerClosed,
-    Program, Send, SendTo, Shutdown,
+    Accepted, Action, Bind, Close, Connect, Connected, ConnectionReset, DataReceived, DatagramReceived, Event, Listen,
+    Open, PeerClosed, Program, Send, SendTo, Shutdown, SocketError,
 )
 from ._netns import in_netns
 
@@ -35,6 +36,7 @@ class ProgramRunner:
         self.selector = selectors.DefaultSelector()
         self.socks: dict[tuple[int, str], socket.socket] = {}    # (program id, socket name) -> socket
         self.programs: dict[int, Program] = {}
+        self.netns: dict[int, str] = {}                               # program id -> its lab namespace
         self.lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -44,6 +46,7 @@ class ProgramRunner:
         """Start `program` in namespace `lab_netns`: its sockets are made there."""
         with self.lock:
             self.programs[id(program)] = program
+            self.netns[id(program)] = lab_netns
             in_netns(lab_netns, lambda: self.perform(program, program.start()))
         return program
 
@@ -83,7 +86,9 @@ class ProgramRunner:
     def _call(self, program: Program, key: tuple[int, str], action: Action) -> None:
         if isinstance(action, Open):
             kind = socket.SOCK_STREAM if action.kind == "tcp" else socket.SOCK_DGRAM
-            s = socket.socket(socket.AF_INET, kind)
+            # made in the program's namespace: a socket keeps the namespace it was created in,
+            # whichever thread opens it (the selector thread, for a proxy's upstream)
+            s = in_netns(self.netns[id(program)], lambda: socket.socket(socket.AF_INET, kind))
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self.socks[key] = s
         elif isinstance(action, (Listen, Bind)):
@@ -94,6 +99,13 @@ class ProgramRunner:
             if isinstance(action, Listen):
                 s.setblocking(False)
                 self.selector.register(s, selectors.EVENT_READ, (program, key[1], "listen"))
+        elif isinstance(action, Connect):
+            # a program's own connection (a proxy's upstream): connect() without blocking the
+            # thread; writable means done, SO_ERROR says how (Connected or SocketError)
+            s = self.socks[key]
+            s.setblocking(False)
+            s.connect_ex((action.dst, action.dport))
+            self.selector.register(s, selectors.EVENT_WRITE, (program, key[1], "connecting"))
         elif isinstance(action, SendTo):
             self.socks[key].sendto(action.data, (action.dst, action.dport))
         elif isinstance(action, Send):
@@ -131,6 +143,14 @@ class ProgramRunner:
             if s.type == socket.SOCK_DGRAM:
                 data, (ip, port) = s.recvfrom(65535)
                 events.append(DatagramReceived(name, data, ip, port))
+            elif role == "connecting":
+                code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    self.selector.unregister(s)
+                    events.append(SocketError(name, errno.errorcode.get(code, str(code)), "local"))
+                else:
+                    self.selector.modify(s, selectors.EVENT_READ, (program, name, "conn"))
+                    events.append(Connected(name, local=s.getsockname()[0]))
             elif role == "listen":
                 conn, (ip, port) = s.accept()
                 conn.setblocking(False)

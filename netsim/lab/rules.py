@@ -139,6 +139,12 @@ def _assign(walks: list[TraceWalk], packets: dict) -> list[_Walk]:
         match = next((e for e in packets.get((ident, length), []) if e[0] == src or e[1] == dst), None)
         if match is None:
             match = next((e for e in packets.get((ident, -1), []) if e[0] == src and e[1] == dst), None)
+        if match is None and (src.startswith("127.") or dst.startswith("127.")) \
+                and len(packets.get((ident, length), [])) == 1:
+            # a localhost packet DNATed in OUTPUT and masqueraded in POSTROUTING (portmap's
+            # localhost hostPort) is captured with both addresses rewritten: its IP ID and length
+            # name it when one captured packet has them
+            match = packets[(ident, length)][0]
         if match is not None and match[2] in ROLES:
             outer = match[3] or w.packet.get("DPORT") in VXLAN_PORTS
             out.append(_Walk(w, match[2], outer))

@@ -10,6 +10,7 @@ socket saw, as a `Trace` in the order the kernel handled them (frames.to_trace).
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -72,6 +73,38 @@ def run_tool(lab: Lab, src: str, argv: Sequence[str], cold: bool = True, timeout
     data = stdin.encode("latin-1") if stdin is not None else None
     done = in_netns(netns, lambda: subprocess.run(command[1:], executable=command[0], capture_output=True,
                                                    timeout=timeout, input=data))
+    trace, captures = _captured(lab, sockets, "kernel: " + " ".join(argv))
+    return ToolObservation(tuple(argv), done.returncode, done.stdout.decode("latin-1"),
+                           done.stderr.decode("latin-1"), trace, captures, time.perf_counter() - t0)
+
+
+def inject_frame(lab: Lab, host: str, device: str, frame: bytes, cold: bool = True) -> ToolObservation:
+    """Write `frame` to a packet socket bound to `device` in `host`'s lab namespace (what
+    Cluster.inject models: packet_snd -> dev_queue_xmit) and capture what follows."""
+    if not isinstance(frame, bytes) or not frame:
+        raise ConfigError(f"frame {frame!r} must be non-empty bytes")
+    ns = lab.cluster.netns(host)
+    if not isinstance(device, str) or device not in ns.devices:
+        raise ConfigError(f"no device {device!r} in {host}")
+    t0 = time.perf_counter()
+    if cold:
+        lab.cold_start()
+        time.sleep(0.01)
+    sockets = lab._sockets
+    drain(sockets)
+
+    def send() -> int:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
+            s.bind((device, 0))
+            return s.send(frame)
+    sent = in_netns(lab.netns(ns.name), send)
+    trace, captures = _captured(lab, sockets, f"kernel: inject {len(frame)} bytes on {host}/{device}")
+    return ToolObservation(("inject", host, device), 0 if sent == len(frame) else 1, "", "", trace, captures,
+                           time.perf_counter() - t0)
+
+
+def _captured(lab: Lab, sockets: dict, title: str) -> tuple[Trace, list[Capture]]:
+    """Every frame the capture sockets see until the devices go quiet, as a trace."""
     captures: list[Capture] = []
     while True:
         time.sleep(SETTLE)
@@ -83,6 +116,4 @@ def run_tool(lab: Lab, src: str, argv: Sequence[str], cold: bool = True, timeout
     peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in lab.cluster.network.namespaces.items()
              for d in ns.devices.values() if isinstance(d, Veth) and d.peer is not None and d.peer.netns is not None}
     captures = order(captures, kinds, peers)
-    trace = to_trace(captures, title="kernel: " + " ".join(argv), kinds=kinds, peers=peers)
-    return ToolObservation(tuple(argv), done.returncode, done.stdout.decode("latin-1"),
-                           done.stderr.decode("latin-1"), trace, captures, time.perf_counter() - t0)
+    return to_trace(captures, title=title, kinds=kinds, peers=peers), captures

@@ -184,6 +184,9 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
     if not chain.rules and chain.policy == "ACCEPT":
         return _NOTHING
     table_name = table.name
+    # the end of a chain with nothing on the stack (a goto from the built-in chain, RETURN there)
+    # is the built-in chain's policy: ipt_do_table jumps to the hook's underflow entry
+    base_policy = chain.policy or "ACCEPT"
     stack: list[tuple[Chain, Iterator[Rule], tuple[str, ...]]] = []
     path: tuple[str, ...] = ()
     rules: Iterator[Rule] = iter(chain.rules)
@@ -247,7 +250,7 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
             if not stack:
                 if table_name == "nat":
                     return _NOTHING
-                policy = chain.policy or "ACCEPT"
+                policy = base_policy
                 found = _POLICIES.get((table_name, hook, policy))
                 if found is None:
                     decision = _rule_decision(NetfilterReason.POLICY, VERDICT_OF[policy], table_name, hook, policy,

@@ -12,7 +12,9 @@ prints for it:
 - `-m nfacct --nfacct-name NAME` (xt_nfacct.c): matches everything and adds the packet to the
   named accounting object (nfnetlink_acct), which must exist before the rule is added;
 - `-m statistic --mode random` (xt_statistic.c), with a deterministic draw in place of
-  get_random_u32().
+  get_random_u32();
+- `-m multiport` (xt_multiport.c, revision 1): --sports/--dports/--ports, up to 15 ports
+  with a range counting twice, under -p tcp or udp.
 
 Non-first fragments match no port or ICMP test (the kernel's `par->fragoff != 0` check).
 `MATCHES` is the table the rule grammar loads extensions from.
@@ -24,7 +26,7 @@ import zlib
 from typing import Callable, Sequence
 
 from ..conntrack import tuple_of
-from ..packet import ICMP, TCP, UDP
+from ..packet import ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP, UDP
 from .xtables import (MASK32, Match, PacketContext, RuleHeader, error, parse_int, parse_port_range,
                       parse_value_mask, port_range_text, save_string)
 
@@ -379,6 +381,56 @@ class StatisticMatch(Match):
         return (self.draw(ctx) < self.probability) != self.invert
 
 
+class MultiportMatch(Match):
+    """-m multiport (xt_multiport.c, revision 1 as libxt_multiport.c writes it): one list of up
+    to XT_MULTI_PORTS (15) ports and `first:last` ranges (a range takes two slots), tested
+    against the source port, the destination port, or either (--ports)."""
+
+    name = "multiport"
+    options = {"--sports": 1, "--source-ports": 1, "--dports": 1, "--destination-ports": 1, "--ports": 1}
+    MAX_PORTS = 15                  # XT_MULTI_PORTS (include/uapi/linux/netfilter/xt_multiport.h)
+
+    def __init__(self, rule: RuleHeader):
+        super().__init__(rule)
+        self.flag: str | None = None          # "--sports", "--dports" or "--ports"
+        self.ports: tuple[tuple[int, int], ...] = ()
+        self.invert = False
+
+    def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
+        if self.flag is not None:
+            raise error("-m multiport takes one of --sports, --dports, --ports, once")
+        self.flag = {"--source-ports": "--sports", "--destination-ports": "--dports"}.get(option, option)
+        ranges = [parse_port_range(item, option) for item in args[0].split(",")]
+        if sum(1 if low == high else 2 for low, high in ranges) > self.MAX_PORTS:
+            raise error(f"{option} {args[0]}: too many ports specified (at most {self.MAX_PORTS}, "
+                        f"a range counting as two)")
+        self.ports, self.invert = tuple(ranges), invert
+
+    def finish(self) -> None:
+        # libxt_multiport.c check_proto(): the rule's protocol must carry ports
+        if self.rule.proto not in (IPPROTO_TCP, IPPROTO_UDP) or self.rule.proto_inv:
+            raise error("multiport needs `-p tcp' or `-p udp' (netsim models no other protocol with ports)")
+        if self.flag is None:
+            raise error("-m multiport needs --sports, --dports or --ports")
+
+    def save(self) -> str:
+        ports = ",".join(port_range_text(r) for r in self.ports)
+        return f"-m multiport{' !' if self.invert else ''} {self.flag} {ports}"
+
+    def matches(self, ctx: PacketContext) -> bool:
+        """ports_match_v1(): a hit on any entry gives !invert; non-first fragments never match."""
+        payload = ctx.packet.payload
+        if not isinstance(payload, (TCP, UDP)) or ctx.packet.frag:
+            return False
+        sport, dport = payload.sport, payload.dport
+        for low, high in self.ports:
+            if self.flag in ("--sports", "--ports") and low <= sport <= high:
+                return not self.invert
+            if self.flag in ("--dports", "--ports") and low <= dport <= high:
+                return not self.invert
+        return self.invert
+
+
 MATCHES: dict[str, Callable[[RuleHeader], Match]] = {
     "tcp": lambda rule: PortMatch(rule, "tcp"),
     "udp": lambda rule: PortMatch(rule, "udp"),
@@ -390,6 +442,7 @@ MATCHES: dict[str, Callable[[RuleHeader], Match]] = {
     "comment": CommentMatch,
     "nfacct": NfacctMatch,
     "statistic": StatisticMatch,
+    "multiport": MultiportMatch,
 }
 UNSUPPORTED_MATCHES = {
     "physdev": "-m physdev is not modelled by netsim (bridge port matching needs br_netfilter's "

@@ -33,7 +33,7 @@ from .dns import (
 )
 from .events import (
     Action, CancelTimer, Close, Connect, Connected, ConnectionReset, DataReceived, DatagramReceived, Done, Event,
-    Open, PeerClosed, Program, Send, SetTimer, SocketError, Started, TimerFired,
+    Open, PeerClosed, Program, Send, SetTimer, SocketError, SocketOptions, Started, TimerFired,
 )
 from .resolver import ResolvConf
 
@@ -180,6 +180,9 @@ def when_text(epoch_seconds: float) -> str:
     return time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(epoch_seconds))
 
 
+BIND_MAXSEG = 1280 - 20 - 40          # NM_MAXSEG: the IPv6 minimum MTU less the IPv6 and TCP headers
+
+
 class Dig(Program):
     """dig as a sans-IO client: sockets "dig1", "dig2", ... one per try."""
 
@@ -252,7 +255,12 @@ class Dig(Program):
         self.sent_at = at
         self.stream = b""
         timer = SetTimer(self.sock, self.options.timeout * 1_000_000)
-        opened: list[Action] = [Open(self.sock, self.proto), Connect(self.sock, self.server, self.options.port)]
+        # BIND's netmgr (lib/isc/netmgr) turns path MTU discovery off on its UDP sockets
+        # (isc__nm_socket_disable_pmtud: IP_MTU_DISCOVER = IP_PMTUDISC_OMIT, so no DF) and sets
+        # TCP_MAXSEG to NM_MAXSEG (1280 - 40 - 20 = 1220) on its TCP sockets before connecting:
+        # measured in tests/test_lab_dns.py (DF clear; SYN with MSS 1220, window 64660)
+        opts = SocketOptions(pmtudisc="omit") if self.proto == "udp" else SocketOptions(maxseg=BIND_MAXSEG)
+        opened: list[Action] = [Open(self.sock, self.proto, opts), Connect(self.sock, self.server, self.options.port)]
         if self.proto == "tcp":
             return opened + [timer]
         return opened + [Send(self.sock, self.current.to_bytes()), timer]

@@ -169,7 +169,7 @@ Event = Union[Started, Connected, Accepted, DataReceived, DatagramReceived, Echo
 
 # ------------------------------------------------------------------------------ actions
 
-PMTUDISC = ("dont", "want", "do", "probe")     # IP_PMTUDISC_DONT, _WANT, _DO, _PROBE (include/uapi/linux/in.h)
+PMTUDISC = ("dont", "want", "do", "probe", "omit")  # IP_PMTUDISC_DONT, _WANT, _DO, _PROBE, _OMIT (include/uapi/linux/in.h)
 SOCKET_KINDS = ("udp", "tcp", "icmp", "raw-tcp")
 
 
@@ -178,13 +178,16 @@ class SocketOptions:
     """setsockopt() calls a program makes before it sends: IP_TTL (None: the namespace's
     net.ipv4.ip_default_ttl), IP_TOS, IP_MTU_DISCOVER (None: the socket's default, which is
     IP_PMTUDISC_WANT unless net.ipv4.ip_no_pmtu_disc is set), SO_BROADCAST, IP_RECVERR (every
-    ICMP error is reported, not only the "hard" ones a connected socket gets without it)."""
+    ICMP error is reported, not only the "hard" ones a connected socket gets without it),
+    TCP_MAXSEG set before connect() (the user MSS: the SYN offers min(route's advmss, it), and
+    the initial window is rounded to it; netsim clamps only what the SYN offers)."""
 
     ttl: int | None = None
     tos: int = 0
     pmtudisc: str | None = None
     broadcast: bool = False
     recverr: bool = False
+    maxseg: int | None = None
 
 
 @dataclass(frozen=True)

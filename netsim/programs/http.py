@@ -120,9 +120,11 @@ class Fetch(Program):
 
     name = "curl"
 
-    def __init__(self, url: str, data: bytes | None = None, max_time_ms: int = 0, host_name: str = "") -> None:
+    def __init__(self, url: str, data: bytes | None = None, max_time_ms: int = 0, host_name: str = "",
+                 host_header: str = "") -> None:
         super().__init__()
         self.url = url
+        self.host_header = host_header             # curl -H "Host: NAME": written in its own Host line's place
         self.host, self.port, self.path = parse_url(url)
         self.host_name = host_name or self.host    # the host as typed: the Host header and curl's messages
         self.data, self.max_time_ms = data, max_time_ms
@@ -132,6 +134,7 @@ class Fetch(Program):
 
     def request(self) -> bytes:
         host = f"{self.host_name}:{self.port}" if self.port != 80 else self.host_name
+        host = self.host_header or host
         lines = [f"{'POST' if self.data is not None else 'GET'} {self.path} HTTP/1.1", f"Host: {host}",
                  f"User-Agent: curl/{CURL_VERSION}", "Accept: */*"]
         if self.data is not None:

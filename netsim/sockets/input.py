@@ -343,7 +343,7 @@ def icmp_error(k: Kernel, ns: Namespace, ip: IPv4, icmp: ICMP, flow: Flow) -> No
         if sock.closed or sock.muted:
             continue
         if sock.kind == "udp" and frag_needed:
-            if sock.options.pmtudisc == "dont":
+            if sock.options.pmtudisc in ("dont", "omit"):
                 continue
             hard = True
         connected = sock.raddr is not None

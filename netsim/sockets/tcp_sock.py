@@ -20,6 +20,8 @@ Kernel behaviour modelled (net/ipv4/tcp_ipv4.c `tcp_v4_connect`, `tcp_v4_rcv`,
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -112,7 +114,11 @@ def tcp_connect(k: Kernel, sock: Sock, dst: str, dport: int) -> list[Event]:
     assert src is not None
     sport = local_port(sock, src, rr.dst, dport)
     sock.laddr, sock.raddr, sock.rport = src, rr.dst, dport
-    conn, out = TcpConnection.connect(src, sport, rr.dst, dport, config_for(sock.ns.path_mtu(rr)), now_ms(k))
+    config = config_for(sock.ns.path_mtu(rr))
+    maxseg = sock.options.maxseg
+    if maxseg is not None and maxseg < config.advmss:          # TCP_MAXSEG: tcp_mss_clamp in tcp_connect_init
+        config = replace(config, advmss=maxseg)
+    conn, out = TcpConnection.connect(src, sport, rr.dst, dport, config, now_ms(k))
     sock.conn = conn
     sock.layer.add_tcp(sock)
     transmit(k, sock, out)

@@ -1,0 +1,31 @@
+"""Chapter 18's exchanges are the ones netsim.lab.edge compares with the kernel.
+
+tools/chapter_traces.py runs the chapter's cells and records every exchange they walk through
+`Network.send`; each must be the same exchange (the lab's own comparison finds no difference) as
+one of netsim.lab.edge's CASES, which tests/test_lab_edge.py runs on the kernel. The chapter's
+curl and dig runs are edge.TOOL_RUNS, compared frame by frame there too."""
+
+from __future__ import annotations
+
+from tools import chapter_traces as ct
+from tools.toc import REPO
+
+from netsim.lab import edge
+
+CHAPTER = REPO / "notebooks" / "18-in-from-the-edge.md"
+
+
+def test_every_exchange_chapter_18_walks_is_an_edge_lab_case():
+    exchanges = [ct.LabExchange("edge", case.key, case.send(case.build())) for case in edge.CASES]
+    found = {item.label: getattr(ct.match(item, exchanges), "key", None) for item in ct.chapter_traces(CHAPTER)}
+    assert sorted(found.values(), key=str) == sorted(case.key for case in edge.CASES), found
+
+
+def test_the_chapters_curl_commands_are_the_tool_runs_the_lab_compares():
+    text = CHAPTER.read_text()
+    for case in edge.TOOL_RUNS:
+        if case.argv[0] == "curl":
+            host = case.argv[3].removeprefix("Host: ")
+            assert f'edge.fetch("ext", "{case.argv[-1]}", host="{host}")' in text, case.key
+        else:
+            assert f'dns_names.dig("pod-a", "{case.argv[2]}", server="{case.argv[1][1:]}"' in text, case.key

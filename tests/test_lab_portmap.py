@@ -1,0 +1,66 @@
+"""A pod with a hostPort on the kernel: Debian's portmap plugin (containernetworking-plugins
+1.1.1) writes its nat rules for the pod, as the CNI chain flannel's conflist names runs it, and
+they are netsim's rules line for line (chain names included); then the hostPort exchanges run
+in the lab with netfilter tracing, every frame and every rule evaluation compared with the
+model's (tests/test_portmap.py pins the model's verdicts). Needs root and the plugins; skipped
+with the reason otherwise."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+
+from netsim.lab import Lab, compare, unavailable_reason
+from netsim.lab.cni import compare_portmap, plugins_reason, portmap_lines, real_cni_node
+from tests.test_portmap import CID, DN, NODE1, hostport_cluster
+
+REASON = unavailable_reason() or plugins_reason()
+if REASON:
+    warnings.warn(f"tests/test_lab_portmap.py: the real-kernel lab is skipped: {REASON}")
+needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab or CNI plugins unavailable: {REASON}")
+
+
+@needs_lab
+def test_the_real_portmap_plugin_writes_netsims_rules():
+    cluster = hostport_cluster()
+    real = real_cni_node(cluster, "node1", f"nsl-{os.getpid()}-7-")
+    assert compare_portmap(cluster, "node1", real) == []
+    lines = portmap_lines(real.nat)
+    assert f":{DN} -" in lines and real.route_localnet == "1"
+    assert f'-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"cbr0\\" id: \\"{CID}\\"" ' \
+           f'-m multiport --dports 8080 -j {DN}' in lines
+    assert f"-A {DN} -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.244.0.5:80" in lines
+    # the comparison sees a difference: a model rule the plugin did not write
+    cluster.netns("node1").netfilter.append("nat", DN, "-p udp --dport 9 -j RETURN")
+    diffs = compare_portmap(cluster, "node1", real)
+    assert diffs and f"model '-A {DN} -p udp -m udp --dport 9 -j RETURN'" in diffs[0]
+
+
+@pytest.fixture(scope="module")
+def lab():
+    if REASON:
+        pytest.skip(REASON)
+    with Lab(hostport_cluster(), trace_rules=True) as lab:
+        yield lab
+
+
+# (client, destination, what the client sees)
+EXCHANGES = [
+    ("ext", "node1", f"connected to {NODE1}:8080 (SYN-ACK)"),          # DNAT in PREROUTING
+    ("pod-c", "node1", f"connected to {NODE1}:8080 (SYN-ACK)"),        # from node2, behind its masquerade
+    ("pod-b", "node1", f"connected to {NODE1}:8080 (SYN-ACK)"),        # same node: marked, masqueraded
+    ("node1", "127.0.0.1", "connected to 127.0.0.1:8080 (SYN-ACK)"),   # localhost: route_localnet, masqueraded
+]
+
+
+@needs_lab
+@pytest.mark.parametrize("src, dst, seen", EXCHANGES, ids=[f"{s}-{d}" for s, d, _ in EXCHANGES])
+def test_a_hostport_exchange_matches_the_kernel_rule_by_rule(lab, src, dst, seen):
+    model = lab.cluster.send(src, dst, proto="tcp", dport=8080)
+    observed = lab.exchange(src, dst, "tcp", 8080)
+    result = compare(model, observed, cluster=lab.cluster, title=f"{src} -> {dst}:8080 (hostPort)")
+    assert result.ok, "\n" + str(result)
+    assert observed.outcome == seen
+    assert result.compared["rule evaluations"] > 0
