@@ -9,7 +9,8 @@ read the same list:
 - `HAIRPIN_CASES` (tests/test_lab_hairpin.py): a pod calling its own Service, hairpin and
   br_netfilter on and off, both kube-proxy modes;
 - `KUBE_DNS_CASES` (tests/test_lab_kube_dns.py): kube-dns's three ports from either node;
-- `LB_PATHS` (tests/test_lab_loadbalancer.py): LoadBalancer Services entered from outside.
+- `LB_PATHS` (tests/test_lab_loadbalancer.py): LoadBalancer Services entered from outside;
+- `CHAPTER_TOOL_CASES` (tests/test_lab_chapters_15_17.py): chapters 15 and 16's tool runs.
 
 `model_exchanges()` yields (family, key, model trace) for each, computed as the test computes
 its model side.
@@ -156,6 +157,63 @@ TOOL_CASES = _tool_cases()
 TOOL_BY_KEY = {case.key: case for case in TOOL_CASES}
 
 
+
+# ------------------------------------------------------------------------------ chapters 15 and 16
+
+def _no_endpoints() -> Cluster:
+    cluster = reference_cluster()
+    cluster.add_service("api", port=80, target_port=8080, pods=[])
+    return cluster
+
+
+def _quiet_broken(fault: str) -> Callable[[], Cluster]:
+    def build() -> Cluster:
+        cluster = _quiet()
+        getattr(cluster, fault)("node1", "node2")
+        return cluster
+    return build
+
+
+def _ch15_healthy(c: Cluster) -> list[ToolRun]:
+    """Chapter 15's tool runs on its healthy cluster, in the chapter's order."""
+    runs = [c.nc("pod-a", "pod-c", 9999, b"hello\n", verbose=True), c.ping("ext", POD_C), c.ping("gateway", POD_C)]
+    runs += [c.traceroute("pod-a", POD_C, mode=mode, port=port, numeric=True)
+             for mode, port in (("udp", None), ("icmp", None), ("tcp", 8080))]
+    runs += [c.traceroute("ext", "192.168.50.11", mode="tcp", port=30080, numeric=True),
+             c.traceroute("ext", "192.168.50.11", mode="tcp", port=30080, numeric=True, first_ttl=3, max_ttl=3,
+                          queries=1),
+             c.traceroute("ext", "192.168.50.11", numeric=True), c.fetch("pod-a", f"{POD_C}:9999")]
+    return runs
+
+
+def _ch15_no_endpoints(c: Cluster) -> list[ToolRun]:
+    c.send("pod-a", "api", proto="tcp")
+    api = str(c.services["api"].cluster_ip)
+    return [c.fetch("pod-a", f"{api}:80"), c.nc("pod-a", api, 80, b"x", verbose=True)]
+
+
+def _ch15_neighbour(c: Cluster) -> list[ToolRun]:
+    c.send("pod-a", "pod-c")
+    return [c.ping("pod-a", POD_C)]
+
+
+def _ch15_route(c: Cluster) -> list[ToolRun]:
+    c.send("pod-a", "pod-c")
+    return [c.traceroute("pod-a", POD_C, numeric=True, max_ttl=4, wait=1)]
+
+
+# Chapters 15 and 16's tool runs, each case one cluster built and driven as the chapter drives it
+# (tests/test_lab_chapters_15_17.py runs the same commands with the real tools, in the same order).
+CHAPTER_TOOL_CASES = [
+    ToolCase("ch15 healthy", _quiet, _ch15_healthy),
+    ToolCase("ch15 no-endpoints", _no_endpoints, _ch15_no_endpoints),
+    ToolCase("ch15 neighbour", _quiet_broken("break_neighbour"), _ch15_neighbour),
+    ToolCase("ch15 route", _quiet_broken("break_route"), _ch15_route),
+    ToolCase("ch16 ping 2000", reference_cluster, lambda c: [c.ping("pod-a", POD_C, size=2000, pmtudisc="want")]),
+]
+CHAPTER_TOOL_BY_KEY = {case.key: case for case in CHAPTER_TOOL_CASES}
+
+
 # ------------------------------------------------------------------------------ hairpin
 
 ECHO_IP = "10.96.0.101"
@@ -241,6 +299,10 @@ def model_exchanges() -> Iterator[tuple[str, str, Trace]]:
             for j, trace in enumerate(run.traces):
                 suffix = (f" run {i + 1}" if len(runs) > 1 else "") + (f" trace {j + 1}" if len(run.traces) > 1 else "")
                 yield "tools", case.key + suffix, trace
+    for case in CHAPTER_TOOL_CASES:
+        for i, run in enumerate(case.run(case.build())):
+            for j, trace in enumerate(run.traces):
+                yield "chapter-tools", f"{case.key} run {i + 1}" + (f" trace {j + 1}" if len(run.traces) > 1 else ""), trace
     for mode, brnf, hairpin, _tcp, _udp in HAIRPIN_CASES:
         for proto, port in HAIRPIN_PORTS.items():
             cluster = hairpin_cluster(mode, brnf, hairpin)

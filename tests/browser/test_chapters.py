@@ -18,7 +18,8 @@ WITH_FIGURES = {"notebooks/11-scale"}
 WITH_STEPPERS = {"notebooks/02-containers-in-a-pod", "notebooks/03-pod-to-pod-same-node", "notebooks/04-host-to-pod",
                  "notebooks/05-vxlan-across-nodes", "notebooks/06-backends", "notebooks/07-nodeport",
                  "notebooks/08-pod-to-outside", "notebooks/10-troubleshooting", "notebooks/12-other-backends",
-                 "notebooks/13-pod-calls-a-service", "notebooks/14-pod-calls-itself", "notebooks/18-in-from-the-edge"}
+                 "notebooks/13-pod-calls-a-service", "notebooks/14-pod-calls-itself", "notebooks/15-when-packets-die",
+                 "notebooks/16-mtu", "notebooks/17-kube-proxy-modes", "notebooks/18-in-from-the-edge"}
 
 
 def open_offline(browser, name):
