@@ -72,7 +72,7 @@ class LabCase:
     src: str
     dst: str
     proto: str = "icmp"
-    payload: int | None = None          # UDP payload size
+    payload: int | bytes | None = None  # UDP payload: its size (zero bytes), or the bytes
     wait: float = 1.0                   # how long the lab's client waits for an answer
     dport: int | None = None
 

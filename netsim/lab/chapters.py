@@ -20,6 +20,7 @@ from ..addresses import parse_address
 from ..cluster import Cluster, reference_cluster
 from ..cluster.endpoints import Endpoint
 from ..errors import ConfigError
+from ..programs.dns import query
 from ..stack import Network
 from ..trace import Trace
 from .breakages import TCP_WAIT, LabCase
@@ -104,6 +105,10 @@ def routed(forwarding: bool = True, rules: tuple[tuple[str, str, str], ...] = ()
     return NetworkCluster(net)
 
 
+# chapter 13's DNS query for web, sent to kube-dns (the coredns pod answers it)
+DNS_QUERY = query(0x2A, "web.default.svc.cluster.local").to_bytes()
+
+
 def _bridge_nf_off() -> Cluster:
     """node1 with net.bridge.bridge-nf-call-iptables 0: bridged frames skip iptables."""
     cluster = reference_cluster()
@@ -136,7 +141,7 @@ CASES = (
     LabCase("local-policy-node1", "chapter 7: NodePort with externalTrafficPolicy Local, no endpoint on node1",
             _local_policy, "ext", "192.168.50.11:30081", "tcp", wait=TCP_WAIT),
     LabCase("clusterip-same-node-brnf-off", "chapter 13: a ClusterIP whose endpoint shares the client's bridge, "
-            "bridge-nf-call-iptables 0", _bridge_nf_off, "pod-b", "10.96.0.10:53", "udp"),
+            "bridge-nf-call-iptables 0", _bridge_nf_off, "pod-b", "10.96.0.10:53", "udp", payload=DNS_QUERY),
     LabCase("local-policy-node2", "chapter 7: NodePort with externalTrafficPolicy Local, endpoint on node2",
             _local_policy, "ext", "192.168.50.12:30081", "tcp"),
 )

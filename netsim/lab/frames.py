@@ -50,6 +50,9 @@ def classify(frame: Ethernet | IPv4, refused: bool = False, request: bytes = b"R
         return {8: "request", 0: "reply"}.get(p.type, "error" if p.is_error else "other")
     if isinstance(p, UDP):
         data = p.payload if isinstance(p.payload, bytes) else b""
+        if data != request and len(request) >= 12 and len(data) >= 12 and data[:2] == request[:2] \
+                and data[2] & 0x80 and not request[2] & 0x80:
+            return "reply"      # a DNS response to the DNS query sent: its ID, QR set (RFC 1035 4.1.1)
         return {request: "request", b"RSP": "reply"}.get(data, "other")
     return "other"
 
