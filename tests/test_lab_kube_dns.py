@@ -20,6 +20,8 @@ if REASON:
     warnings.warn(f"tests/test_lab_kube_dns.py: the real-kernel lab is skipped: {REASON}")
 needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
 
+from netsim.lab.exchanges import kube_dns_payload  # noqa: E402
+
 PORTS = KUBE_DNS_PORTS          # netsim.lab.exchanges, where tools/chapter_traces.py lists them too
 
 
@@ -35,8 +37,9 @@ def lab(request):
 @pytest.mark.parametrize("client", KUBE_DNS_CLIENTS)
 @pytest.mark.parametrize("proto, port", PORTS, ids=[f"{p}-{n}" for p, n in PORTS])
 def test_each_port_of_the_cluster_ip_matches_the_kernel(lab, client, proto, port):
-    model = lab.cluster.send(client, "10.96.0.10", proto=proto, dport=port)
-    observed = lab.exchange(client, "10.96.0.10", proto, port)
+    payload = kube_dns_payload(proto, port)
+    model = lab.cluster.send(client, "10.96.0.10", proto=proto, dport=port, payload=payload)
+    observed = lab.exchange(client, "10.96.0.10", proto, port, payload=payload)
     result = compare(model, observed, cluster=lab.cluster, title=f"{client} -> kube-dns {proto}/{port}")
     assert result.ok, "\n" + str(result)
     assert observed.outcome == ("udp reply from 10.96.0.10:53" if proto == "udp" else

@@ -253,6 +253,14 @@ KUBE_DNS_PORTS = [("udp", 53), ("tcp", 53), ("tcp", 9153)]
 KUBE_DNS_CLIENTS = ("pod-b", "pod-c")       # on coredns's node, on the other node
 
 
+def kube_dns_payload(proto: str, port: int) -> bytes | None:
+    """What a client sends to kube-dns's port: a DNS query for web on UDP 53 (the coredns pod
+    serves DNS and answers nothing else there), the lab's default datagram or a bare connect
+    otherwise."""
+    from ..programs.dns import query
+    return query(0x2A, "web.default.svc.cluster.local").to_bytes() if (proto, port) == ("udp", 53) else None
+
+
 # ------------------------------------------------------------------------------ LoadBalancer
 
 LB = {"web-lb": "192.168.50.200", "local-lb": "192.168.50.201", "open-lb": "192.168.50.202",
@@ -313,6 +321,6 @@ def model_exchanges() -> Iterator[tuple[str, str, Trace]]:
             for proto, port in KUBE_DNS_PORTS:
                 cluster = reference_cluster(proxy_mode=mode)
                 yield "kube-dns", f"{mode} {client} {proto}/{port}", cluster.send(
-                    client, KUBE_DNS_IP, proto=proto, dport=port)
+                    client, KUBE_DNS_IP, proto=proto, dport=port, payload=kube_dns_payload(proto, port))
         for key, dst, port, _seen in LB_PATHS:
             yield "loadbalancer", f"{mode} {key}", lb_cluster(mode).send("ext", f"{dst}:{port}", proto="tcp")
