@@ -302,7 +302,8 @@ def cases_section(family: str, results: list[CaseResult]) -> list[str]:
         c = r.comparison
         verdict = "match" if r.ok else f"**{len(c.differences) + len(r.counters)} differences**"
         moved = ", ".join(f"{k.host} {k.name} +{v}" for k, v in r.kernel_counters.items()) or "none"
-        proto = f"{r.case.proto}" + (f", {r.case.payload} bytes" if r.case.payload else "")
+        size = len(r.case.payload) if isinstance(r.case.payload, bytes) else r.case.payload
+        proto = f"{r.case.proto}" + (f", {size} bytes" if size else "")
         out.append(f"| {r.case.key}: {r.case.title} | {r.case.src} -> {r.case.dst} ({proto}) | {c.hops_compared} | "
                    f"{sum(c.compared.values())} | {verdict} | {moved} | {r.seconds:.2f} s |")
     return out + [""]
