@@ -146,6 +146,13 @@ def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None
     serves ptype_base, where arp_rcv is, before the device's ptype_specific list), and may
     answer it itself."""
     if arp.op == ARP_REQUEST:
+        if arp.psrc.startswith("127.") and not getattr(dev, "route_localnet", False) \
+                and ns.is_local_address(arp.pdst):
+            # arp_process answers only if ip_route_input_noref(tip, sip) succeeds: a loopback
+            # sender is a martian source there unless the device has route_localnet
+            flow.end("dropped", Decision(Subsystem.ARP, "arp_process", ArpReason.MARTIAN_SENDER, Verdict.DROP,
+                                         sender=arp.psrc, dev=dev.name))
+            return
         if not ns.is_local_address(arp.pdst) or arp.pdst.startswith("127."):
             entry = ns.neighbours.get(dev.name, arp.psrc)
             if entry is not None and entry.state not in ("PERMANENT", "NOARP") and entry.lladdr != arp.hwsrc:
@@ -225,7 +232,8 @@ def neigh_timer(k: Kernel) -> bool:
             continue
         if entry.probes < MCAST_SOLICIT:
             entry.probes += 1
-            arp_solicit(k, ns, dev, ip, None)
+            # neigh_probe: the source is chosen for the newest queued packet (arp_solicit's skb)
+            arp_solicit(k, ns, dev, ip, entry.queue[-1][0].src if entry.queue else None)
             progressed = True
             continue
         entry.state = FAILED

@@ -4,6 +4,11 @@ Kernel behaviour modelled (net/ipv4/ip_input.c `ip_rcv`, `ip_rcv_finish`, `ip_lo
 `ip_local_deliver_finish`; net/ipv4/route.c `ip_route_input_slow`, `ip_error`;
 net/ipv4/fib_frontend.c `fib_validate_source`):
 - PREROUTING runs first (unless br_netfilter ran it already while the frame was bridged);
+- a packet from a device other than lo whose destination (or else source) is in 127.0.0.0/8
+  is a martian and dropped unless the device has route_localnet (ip_route_input_slow:
+  `ipv4_is_loopback(daddr)` -> martian_destination, `ipv4_is_loopback(saddr)` ->
+  martian_source; no ICMP, no SNMP counter); kube-proxy sets route_localnet for NodePorts on
+  localhost, the portmap plugin for hostPorts on localhost;
 - a packet from outside whose source is one of our own addresses is a martian and dropped
   (accept_local=0), whatever its destination;
 - a packet for one of our addresses (or the limited broadcast) runs INPUT, is reassembled if
@@ -42,6 +47,15 @@ def ip_rcv(k: Kernel, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
             return
         ip = hooked
     flow.skb.bridged = False
+    if (ip.dst.startswith("127.") or ip.src.startswith("127.")) and "LOOPBACK" not in dev.flags \
+            and not getattr(dev, "route_localnet", False):
+        # ip_route_input_slow, before the route lookup: 127/8 belongs to lo unless the device
+        # that received the packet has route_localnet (IN_DEV_NET_ROUTE_LOCALNET)
+        dst = ip.dst.startswith("127.")
+        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow",
+                                     RouteReason.MARTIAN_DESTINATION if dst else RouteReason.MARTIAN_LOOPBACK_SOURCE,
+                                     Verdict.DROP, src=ip.src, dst=ip.dst, dev=dev.name, netns=ns.name))
+        return
     if ns.is_local_address(ip.src) and "LOOPBACK" not in dev.flags:
         # fib_validate_source: a packet arriving from outside with one of our own addresses
         # as source is a martian (accept_local=0), whether it is for us or to be forwarded.

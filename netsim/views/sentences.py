@@ -284,6 +284,8 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     ("arp_process", A.REPLY): lambda d, f: (
         f"ARP: {f.target} is an address of this host: replying is-at {f.mac}; "
         f"neighbour {f.sender} lladdr {f.sender_mac} STALE on {f.dev}"),
+    ("arp_process", A.MARTIAN_SENDER): lambda d, f: (
+        f"ARP request from {f.sender} on {f.dev}: a loopback sender is a martian without route_localnet, no reply"),
     ("arp_process", A.UNSOLICITED): lambda d, f: (
         f"unsolicited ARP reply from {f.sender}: no entry to update (arp_accept=0)"),
     ("arp_process", A.KEEP): lambda d, f: (
@@ -307,6 +309,10 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
 
     # ip_input.py, ip_forward.py, ip_output.py: routing decisions
     ("ip_route_input", R.FORWARD): lambda d, f: f"route: {_one(d, RouteRef).route}",
+    ("ip_route_input_slow", R.MARTIAN_DESTINATION): lambda d, f: (
+        f"martian destination {f.dst} on {f.dev}: 127.0.0.0/8 belongs to lo, and {f.dev} has route_localnet 0"),
+    ("ip_route_input_slow", R.MARTIAN_LOOPBACK_SOURCE): lambda d, f: (
+        f"martian source {f.src} on {f.dev}: 127.0.0.0/8 belongs to lo, and {f.dev} has route_localnet 0"),
     ("fib_validate_source", R.MARTIAN): lambda d, f: (
         f"martian source {f.src} on {f.dev}: the source is an address of {f.netns} (accept_local=0)"),
     ("ip_route_input_slow", R.BROADCAST_LOCAL): lambda d, f: (
