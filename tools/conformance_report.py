@@ -470,9 +470,11 @@ def pytest_families() -> list[tuple[str, str, int, int]]:
     files = [f for f in PYTEST_FAMILIES if (ROOT / f).is_file()]
     with tempfile.TemporaryDirectory() as tmp:
         xml = Path(tmp) / "lab.xml"
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:nbval", "-p", "no:cacheprovider",
-                        f"--junitxml={xml}", *files], cwd=ROOT, capture_output=True, text=True)
-        cases = ET.parse(xml).getroot().iter("testcase") if xml.is_file() else iter(())
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:nbval", "-p", "no:cacheprovider",
+                               f"--junitxml={xml}", *files], cwd=ROOT, capture_output=True, text=True)
+        if not xml.is_file() or done.returncode in (2, 3, 4, 5):     # interrupted, internal, usage, none collected
+            raise RuntimeError(f"the lab families' pytest run ended with {done.returncode}:\n{done.stdout[-3000:]}")
+        cases = ET.parse(xml).getroot().iter("testcase")
         counts = {f: [0, 0] for f in files}
         for case in cases:
             name = case.get("classname", "").replace(".", "/") + ".py"
