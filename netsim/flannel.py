@@ -149,7 +149,9 @@ def add_peers(network, tables: PeerTables, index: int, cluster_cidr: IPv4Network
 
 def setup_udp_backend(network, lease: Lease, cluster_cidr: IPv4Network, peers: list[Lease]) -> "UdpProxy":
     ns = network.netns(lease.node)
-    ns.route_add(str(cluster_cidr), dev="flannel0")
+    # configureIface (pkg/backend/udp/udp_network_amd64.go) adds the route itself with
+    # netlink.SCOPE_UNIVERSE, so `ip route` prints no "scope link" for it
+    ns.route_add(str(cluster_cidr), dev="flannel0", scope="universe")
     proxy = UdpProxy(lease.node, lease.public_ip, {p.subnet: p.public_ip for p in peers})
     ns.devices["flannel0"].program = proxy
     network.udp_programs[(lease.node, UDP_PORT)] = proxy
