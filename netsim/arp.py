@@ -13,6 +13,9 @@ Kernel behaviour modelled (net/ipv4/arp.c `arp_rcv`, `arp_process`, `arp_solicit
 - an ARP request for one of our addresses is answered and teaches us its sender (STALE,
   `neigh_event_ns`); one for another address is ignored, though it refreshes an existing
   entry for its sender whose MAC changed;
+- a request whose sender is in 127/8 arriving on a device without route_localnet gets no
+  answer and teaches nothing (arp_process asks ip_route_input_noref(skb, tip, sip, ...), which
+  finds a martian source);
 - an ARP reply makes a waiting entry REACHABLE and sends its queue; a reply nobody asked for
   is ignored (arp_accept=0); PERMANENT and NOARP entries never change;
 - a userspace program with a packet socket for ARP (MetalLB's speaker) sees every request
@@ -35,6 +38,7 @@ from .neighbour import FAILED, INCOMPLETE, MCAST_SOLICIT, REACHABLE, STALE, Neig
 RETRANS_TIME_US = 1_000_000          # neigh retrans_time: a second between ARP requests
 from .packet import ARP, ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP_DEST_UNREACH, Ethernet, IPv4
 
+from .netns import route_localnet
 from .route import address_int
 from .skb import Flow
 
@@ -157,6 +161,10 @@ def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None
                     flow.note(answer[0])
                     k.dev_queue_xmit(dev, answer[1], k.new_flow("arp"))
             return
+        if arp.psrc.startswith("127.") and not route_localnet(ns, dev):
+            flow.end("dropped", Decision(Subsystem.ARP, "arp_process", ArpReason.MARTIAN_SENDER, Verdict.IGNORE,
+                                         sender=arp.psrc, dev=dev.name))
+            return
         existing = ns.neighbours.get(dev.name, arp.psrc)
         if existing is None or existing.state not in ("PERMANENT", "NOARP"):
             ns.neighbours.set(dev.name, arp.psrc, arp.hwsrc, STALE)
@@ -225,7 +233,8 @@ def neigh_timer(k: Kernel) -> bool:
             continue
         if entry.probes < MCAST_SOLICIT:
             entry.probes += 1
-            arp_solicit(k, ns, dev, ip, None)
+            # neigh_probe solicits with the newest queued packet (skb_peek_tail), as the first time
+            arp_solicit(k, ns, dev, ip, entry.queue[-1][0].src if entry.queue else None)
             progressed = True
             continue
         entry.state = FAILED

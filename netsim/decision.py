@@ -153,6 +153,7 @@ class BridgeReason(Reason):
 
 class ArpReason(Reason):
     NOT_FOR_US = "not-for-us"
+    MARTIAN_SENDER = "martian-sender"    # a request from 127/8 on a device without route_localnet
     REPLY = "reply"
     UNSOLICITED = "unsolicited"
     KEEP = "keep"
@@ -172,6 +173,8 @@ class NeighReason(Reason):
 class RouteReason(Reason):
     FORWARD = "forward"
     MARTIAN = "martian"
+    MARTIAN_DESTINATION = "martian-destination"   # 127/8 arriving from outside without route_localnet
+    LOOPBACK_SOURCE = "loopback-source"  # a 127/8 source routed out of a device without route_localnet
     BROADCAST_LOCAL = "broadcast-local"  # a broadcast or a joined multicast group: delivered here
     NOT_MEMBER = "not-member"            # a multicast group this host has not joined
     NOT_FORWARDING = "not-forwarding"

@@ -54,6 +54,10 @@ class KubeProxy:
             self._policies(nf, node)
             self._flannel(nf, node)
         else:
+            # iptables mode with localhost NodePorts (the IPv4 default) writes
+            # net/ipv4/conf/all/route_localnet=1 at start (pkg/proxy/iptables/proxier.go,
+            # NewProxier: sysctlRouteLocalnet); the nftables mode has no localhost NodePorts
+            ns.set_sysctl("net.ipv4.conf.all.route_localnet", 1)
             kubeproxy.base_rules(nf)
             self._flannel(nf, node)
             for svc in spec.services.values():
