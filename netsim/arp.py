@@ -13,6 +13,9 @@ Kernel behaviour modelled (net/ipv4/arp.c `arp_rcv`, `arp_process`, `arp_solicit
 - an ARP request for one of our addresses is answered and teaches us its sender (STALE,
   `neigh_event_ns`); one for another address is ignored, though it refreshes an existing
   entry for its sender whose MAC changed;
+- a request whose sender is in 127/8 arriving on a device without route_localnet gets no
+  answer and teaches nothing (arp_process asks ip_route_input_noref(skb, tip, sip, ...), which
+  finds a martian source);
 - an ARP reply makes a waiting entry REACHABLE and sends its queue; a reply nobody asked for
   is ignored (arp_accept=0); PERMANENT and NOARP entries never change;
 - a userspace program with a packet socket for ARP (MetalLB's speaker) sees every request
@@ -35,6 +38,7 @@ from .neighbour import FAILED, INCOMPLETE, MCAST_SOLICIT, REACHABLE, STALE, Neig
 RETRANS_TIME_US = 1_000_000          # neigh retrans_time: a second between ARP requests
 from .packet import ARP, ARP_REPLY, ARP_REQUEST, BROADCAST_MAC, ETH_P_ARP, ETH_P_IP, ICMP_DEST_UNREACH, Ethernet, IPv4
 
+from .netns import route_localnet
 from .route import address_int
 from .skb import Flow
 
@@ -146,13 +150,6 @@ def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None
     serves ptype_base, where arp_rcv is, before the device's ptype_specific list), and may
     answer it itself."""
     if arp.op == ARP_REQUEST:
-        if arp.psrc.startswith("127.") and not getattr(dev, "route_localnet", False) \
-                and ns.is_local_address(arp.pdst):
-            # arp_process answers only if ip_route_input_noref(tip, sip) succeeds: a loopback
-            # sender is a martian source there unless the device has route_localnet
-            flow.end("dropped", Decision(Subsystem.ARP, "arp_process", ArpReason.MARTIAN_SENDER, Verdict.DROP,
-                                         sender=arp.psrc, dev=dev.name))
-            return
         if not ns.is_local_address(arp.pdst) or arp.pdst.startswith("127."):
             entry = ns.neighbours.get(dev.name, arp.psrc)
             if entry is not None and entry.state not in ("PERMANENT", "NOARP") and entry.lladdr != arp.hwsrc:
@@ -163,6 +160,10 @@ def arp_rcv(k: Kernel, ns: Namespace, dev: Device, arp: ARP, flow: Flow) -> None
                 if answer is not None:
                     flow.note(answer[0])
                     k.dev_queue_xmit(dev, answer[1], k.new_flow("arp"))
+            return
+        if arp.psrc.startswith("127.") and not route_localnet(ns, dev):
+            flow.end("dropped", Decision(Subsystem.ARP, "arp_process", ArpReason.MARTIAN_SENDER, Verdict.IGNORE,
+                                         sender=arp.psrc, dev=dev.name))
             return
         existing = ns.neighbours.get(dev.name, arp.psrc)
         if existing is None or existing.state not in ("PERMANENT", "NOARP"):
@@ -232,7 +233,7 @@ def neigh_timer(k: Kernel) -> bool:
             continue
         if entry.probes < MCAST_SOLICIT:
             entry.probes += 1
-            # neigh_probe: the source is chosen for the newest queued packet (arp_solicit's skb)
+            # neigh_probe solicits with the newest queued packet (skb_peek_tail), as the first time
             arp_solicit(k, ns, dev, ip, entry.queue[-1][0].src if entry.queue else None)
             progressed = True
             continue

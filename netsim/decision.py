@@ -153,9 +153,9 @@ class BridgeReason(Reason):
 
 class ArpReason(Reason):
     NOT_FOR_US = "not-for-us"
+    MARTIAN_SENDER = "martian-sender"    # a request from 127/8 on a device without route_localnet
     REPLY = "reply"
     UNSOLICITED = "unsolicited"
-    MARTIAN_SENDER = "martian-sender"    # a request from 127/8: its input route is a martian
     KEEP = "keep"
     SOLICIT = "solicit"
 
@@ -173,8 +173,8 @@ class NeighReason(Reason):
 class RouteReason(Reason):
     FORWARD = "forward"
     MARTIAN = "martian"
-    MARTIAN_DESTINATION = "martian-destination"   # 127/8 from a device without route_localnet
-    MARTIAN_LOOPBACK_SOURCE = "martian-loopback-source"
+    MARTIAN_DESTINATION = "martian-destination"   # 127/8 arriving from outside without route_localnet
+    LOOPBACK_SOURCE = "loopback-source"  # a 127/8 source routed out of a device without route_localnet
     BROADCAST_LOCAL = "broadcast-local"  # a broadcast or a joined multicast group: delivered here
     NOT_MEMBER = "not-member"            # a multicast group this host has not joined
     NOT_FORWARDING = "not-forwarding"

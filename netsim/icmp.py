@@ -4,8 +4,10 @@ Kernel behaviour modelled (net/ipv4/icmp.c `icmp_send`, `__icmp_send`):
 - never about an ICMP error (no error answers an error);
 - only about the first fragment of a packet: a fragment with a non-zero offset gets no error
   (`if (iph->frag_off & htons(IP_OFFSET)) goto out;`, "Only reply to fragment 0");
-- addressed to the offending packet's source, from the source address the route back to it
-  selects (else the address the offender was sent to);
+- addressed to the offending packet's source; from the address the offender was sent to when
+  that is ours (`saddr = iph->daddr` for an RTCF_LOCAL route: 127.0.0.1 for a packet to
+  127.0.0.1, which then leaves only by a device with route_localnet), else from the source
+  address the route back to it selects;
 - the offender's header and as much of its payload as fits in 576 bytes are quoted, with
   TOS 0xc0 and DF clear (endpoints.icmp_error builds it);
 - rate limited per destination (`icmpv4_xrlim_allow`, `inet_peer_xrlim_allow`): the types in
@@ -28,6 +30,7 @@ from . import endpoints as ep
 from .conntrack_entry import ORIGINAL, REPLY, conntrack_ref
 from .decision import ConntrackReason, Decision, IcmpReason, Subsystem, Verdict
 from .packet import ICMP, IPPROTO_ICMP, IPv4
+from .route import address_int
 from .skb import Flow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,7 +74,8 @@ def icmp_send(k: Kernel, ns: Namespace, offender: IPv4, itype: int, code: int, f
         flow.note(Decision(Subsystem.ICMP, "icmp_send", IcmpReason.RATELIMITED, Verdict.DROP, type=itype, code=code,
                            dst=offender.src, ratelimit=ns.sysctl.icmp_ratelimit))
         return
-    src = rr.src or offender.dst
+    local = ns.is_local_address(offender.dst) or address_int(offender.dst) >> 24 == 127
+    src = offender.dst if local else rr.src or offender.dst
     error = ep.icmp_error(offender, src, itype, code, ns.sysctl.ip_default_ttl,
                           ns.ip_id(src, offender.src, IPPROTO_ICMP), rest)
     err_flow = k.new_flow("error")

@@ -4,11 +4,12 @@ Kernel behaviour modelled (net/ipv4/ip_input.c `ip_rcv`, `ip_rcv_finish`, `ip_lo
 `ip_local_deliver_finish`; net/ipv4/route.c `ip_route_input_slow`, `ip_error`;
 net/ipv4/fib_frontend.c `fib_validate_source`):
 - PREROUTING runs first (unless br_netfilter ran it already while the frame was bridged);
-- a packet from a device other than lo whose destination (or else source) is in 127.0.0.0/8
-  is a martian and dropped unless the device has route_localnet (ip_route_input_slow:
-  `ipv4_is_loopback(daddr)` -> martian_destination, `ipv4_is_loopback(saddr)` ->
-  martian_source; no ICMP, no SNMP counter); kube-proxy sets route_localnet for NodePorts on
-  localhost, the portmap plugin for hostPorts on localhost;
+- a packet from outside to 127/8 is a martian destination, one from 127/8 a martian source,
+  and dropped, unless net.ipv4.conf.{all,DEV}.route_localnet is 1 (ip_route_input_slow:
+  `ipv4_is_loopback(daddr)` and `IN_DEV_NET_ROUTE_LOCALNET` before the FIB lookup; it moves
+  no SNMP counter, only the per-CPU in_martian_dst / in_martian_src of /proc/net/stat/rt_cache,
+  which is not per namespace); kube-proxy's iptables mode writes all.route_localnet=1 for
+  NodePorts on localhost, the portmap plugin cni0's for hostPorts;
 - a packet from outside whose source is one of our own addresses is a martian and dropped
   (accept_local=0), whatever its destination;
 - a packet for one of our addresses (or the limited broadcast) runs INPUT, is reassembled if
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 from .decision import Decision, RouteReason, Subsystem, Verdict
 from .device import Device
 from .packet import ICMP_DEST_UNREACH, IPv4
+from .netns import route_localnet
 from .route import address_int, route_ref
 
 ALL_HOSTS = "224.0.0.1"
@@ -47,14 +49,13 @@ def ip_rcv(k: Kernel, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
             return
         ip = hooked
     flow.skb.bridged = False
-    if (ip.dst.startswith("127.") or ip.src.startswith("127.")) and "LOOPBACK" not in dev.flags \
-            and not getattr(dev, "route_localnet", False):
-        # ip_route_input_slow, before the route lookup: 127/8 belongs to lo unless the device
-        # that received the packet has route_localnet (IN_DEV_NET_ROUTE_LOCALNET)
-        dst = ip.dst.startswith("127.")
-        flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow",
-                                     RouteReason.MARTIAN_DESTINATION if dst else RouteReason.MARTIAN_LOOPBACK_SOURCE,
-                                     Verdict.DROP, src=ip.src, dst=ip.dst, dev=dev.name, netns=ns.name))
+    if (address_int(ip.dst) >> 24 == 127 or address_int(ip.src) >> 24 == 127) and not route_localnet(ns, dev):
+        if address_int(ip.dst) >> 24 == 127:
+            flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.MARTIAN_DESTINATION,
+                                         Verdict.DROP, dst=ip.dst, src=ip.src, dev=dev.name))
+        else:
+            flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.MARTIAN, Verdict.DROP,
+                                         dst=ip.dst, src=ip.src, dev=dev.name))
         return
     if ns.is_local_address(ip.src) and "LOOPBACK" not in dev.flags:
         # fib_validate_source: a packet arriving from outside with one of our own addresses

@@ -5,6 +5,9 @@ Kernel behaviour modelled (net/ipv4/ip_output.c `ip_local_out`, `__ip_local_out`
 - a locally generated packet takes the output route (`ip route get`); a `blackhole` route
   fails the send with EINVAL, an `unreachable` one with EHOSTUNREACH, no route with
   ENETUNREACH;
+- a 127/8 source may leave only by the loopback device or one with route_localnet
+  (__mkroute_output: `ipv4_is_loopback(fl4->saddr)` without `IN_DEV_ROUTE_LOCALNET` is EINVAL),
+  both for the first output route and for the one a DNAT in OUTPUT asks again;
 - OUTPUT runs; a DNAT there sends the packet through the route lookup again;
 - a packet for one of our own addresses runs POSTROUTING and goes out of `lo`;
 - a locally generated packet with DF set larger than the path MTU (the device's, or a lower
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
 from .packet import ETH_P_IP, Ethernet, IPv4
+from .netns import route_localnet
 from .route import Route, RouteResult, route_ref, route_ref_for
 from .skb import Flow
 
@@ -54,6 +58,8 @@ def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult
                                      consulted=(route_ref(rr),), errno=LOCAL_OUT_ERRNO[rr.route.type]), ns.name)
         k.sock_send_error(ns, flow, LOCAL_OUT_ERRNO[rr.route.type])
         return
+    if _loopback_source_refused(k, ns, ip, rr, flow, "ip_route_output_key"):
+        return
     flow.note(_output_route(rr.route, rr.src or "", rr.dev, rr.dst))
     original_dst = ip.dst
     hooked = k.nf_hook(ns, "OUTPUT", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
@@ -68,6 +74,8 @@ def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult
             k.sock_send_error(ns, flow, "ENETUNREACH")       # the output route lookup's error
             return
         rr = rerouted
+        if _loopback_source_refused(k, ns, ip, rr, flow, "ip_route_me_harder"):
+            return
         flow.note(Decision(Subsystem.ROUTE, "ip_route_me_harder", RouteReason.REROUTED, Verdict.OUTPUT,
                            consulted=(route_ref(rr),), dst=rr.dst))
     if rr.is_local:
@@ -89,6 +97,18 @@ def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult
         k.sock_send_error(ns, flow, "EMSGSIZE")
         return
     k.ip_output(ns, ip, rr, flow)
+
+
+def _loopback_source_refused(k: Kernel, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow, fn: str) -> bool:
+    """__mkroute_output's check: a 127/8 source routed out of a device other than `lo` without
+    route_localnet fails the route with EINVAL (the packet is dropped, the sender told)."""
+    if rr.is_local or ip.src[:4] != "127." or route_localnet(ns, ns.devices[rr.dev]):
+        return False
+    flow.end("dropped", Decision(Subsystem.ROUTE, fn, RouteReason.LOOPBACK_SOURCE, Verdict.DROP,
+                                 consulted=(route_ref(rr),), src=ip.src, dst=ip.dst, dev=rr.dev, errno="EINVAL"),
+             ns.name)
+    k.sock_send_error(ns, flow, "EINVAL")
+    return True
 
 
 def ip_output(k: Kernel, ns: Namespace, ip: IPv4, rr: RouteResult, flow: Flow) -> None:

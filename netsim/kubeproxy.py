@@ -29,9 +29,9 @@ brought it; the book's chapters show the current rules):
   (`! -s 127.0.0.0/8 -d 127.0.0.0/8 ... ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`, issue
   #90259), which kubelet has written since v1.19 (PR #91569) and kube-proxy writes too while
   localhost NodePorts are on (the IPv4 default), jumped to last from INPUT and OUTPUT (kubelet
-  put its jump there first; kube-proxy's own jumps are inserted above it). netsim applies
-  route_localnet in routing (ip_input.py, arp.py) but does not set it for localhost NodePorts
-  as kube-proxy does (sysctl net.ipv4.conf.all.route_localnet=1): a reader sets it per device.
+  put its jump there first; kube-proxy's own jumps are inserted above it). For localhost
+  NodePorts kube-proxy also writes net.ipv4.conf.all.route_localnet=1 (ip_input.py and
+  ip_output.py apply it).
 
 On the wire nothing changed: the same DNAT, the same MASQUERADE --random-fully.
 

@@ -37,6 +37,7 @@ class Sysctls:
     icmp_ratelimit: int = 1000                     # net.ipv4.icmp_ratelimit (ms per error and peer)
     icmp_ratemask: int = 0x1818                    # net.ipv4.icmp_ratemask: unreachable, quench, time exceeded, param
     icmp_echo_ignore_broadcasts: bool = True       # net.ipv4.icmp_echo_ignore_broadcasts
+    route_localnet: bool = False                   # net.ipv4.conf.all.route_localnet (kube-proxy sets it)
 
     NAMES = {
         "net.ipv4.ip_forward": "ip_forward",
@@ -49,6 +50,7 @@ class Sysctls:
         "net.ipv4.icmp_ratelimit": "icmp_ratelimit",
         "net.ipv4.icmp_ratemask": "icmp_ratemask",
         "net.ipv4.icmp_echo_ignore_broadcasts": "icmp_echo_ignore_broadcasts",
+        "net.ipv4.conf.all.route_localnet": "route_localnet",
     }
     # the integer sysctls and their ranges (what the kernel's proc handlers accept)
     RANGES = {"ip_default_ttl": (1, 255), "mtu_expires": (0, 1 << 31), "min_pmtu": (68, 65535),
@@ -78,13 +80,20 @@ def _interface_ints(iface: IPv4Interface) -> tuple[int, int, str]:
 def _device_sysctl(devices: dict, key: object, value: object) -> bool:
     """net.ipv4.conf.DEV.route_localnet written to DEV (True), or not a per-device key (False)."""
     parts = key.split(".") if isinstance(key, str) else []
+    # sysctl(8) writes a dot in a device name as '/': net.ipv4.conf.flannel/1.route_localnet
     if len(parts) != 5 or parts[:3] != ["net", "ipv4", "conf"] or parts[4] != "route_localnet" \
-            or parts[3] not in devices:
+            or parts[3].replace("/", ".") not in devices:
         return False
     if str(value) not in ("0", "1"):
         raise ConfigError(f"sysctl {key}: {value!r} must be 0 or 1")
-    devices[parts[3]].route_localnet = str(value) == "1"
+    devices[parts[3].replace("/", ".")].route_localnet = str(value) == "1"
     return True
+
+
+def route_localnet(ns: Namespace, dev: Device) -> bool:
+    """IN_DEV_ROUTE_LOCALNET: net.ipv4.conf.all.route_localnet or DEV's own key is 1, so 127/8
+    may be routed to and from `dev` (the loopback device needs neither)."""
+    return ns.sysctl.route_localnet or dev.route_localnet or "LOOPBACK" in dev.flags
 
 
 class Namespace:

@@ -190,7 +190,8 @@ net.ipv4.route.min_pmtu = 552
 net.ipv4.ip_no_pmtu_disc = 0
 net.ipv4.icmp_ratelimit = 1000
 net.ipv4.icmp_ratemask = 6168
-net.ipv4.icmp_echo_ignore_broadcasts = 1"""
+net.ipv4.icmp_echo_ignore_broadcasts = 1
+net.ipv4.conf.all.route_localnet = 0"""
 
 
 def test_iptables_and_conntrack_views_delegate(net):

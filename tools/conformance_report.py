@@ -431,9 +431,11 @@ PYTEST_FAMILIES: dict[str, str] = {
                                  "ENOBUFS, special destinations), traceroute in three modes from a pod and to a "
                                  "NodePort, curl's 6,000- and 100,000-byte transfers segment by segment, the MSS "
                                  "drop and the route exception after a frag-needed",
-    "tests/test_lab_route_localnet.py": "route_localnet: a pod's packet for 127.0.0.1 dropped as a martian destination "
-                                        "on cni0, and with route_localnet on, node1's ARP from 127.0.0.1 that pod-a "
-                                        "never answers",
+    "tests/test_lab_route_localnet.py": "route_localnet on and off: a pod's datagram for 127.0.0.1 (a martian "
+                                        "destination, or node1's port unreachable from 127.0.0.1 that the pod drops as a "
+                                        "martian source) and node1's own connection to a hostPort on 127.0.0.1",
+    "tests/test_lab_route_localnet_arp.py": "a pod's echo for 127.0.0.1 dropped at cni0, and with route_localnet on, "
+                                            "node1's ARP 'tell 127.0.0.1' probed three times and never answered",
     "tests/test_lab_nc_udp.py": "netcat-openbsd's `nc -u` to a closed and an open UDP port on the same node, with -v's "
                                 "udptest probes: output, exit status and pod-a's datagrams (one known deviation)",
     "tests/test_lab_dns.py": "the real dig through kube-dns's ClusterIP over UDP and TCP, same node and other node, "

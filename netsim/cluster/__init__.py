@@ -27,6 +27,9 @@ ConfigError naming the value and what would be valid.
 
 from __future__ import annotations
 
+import functools
+from typing import Callable, Concatenate, ParamSpec, TypeVar
+
 from .. import flannel, kubeproxy
 from ..addresses import parse_address
 from ..errors import ConfigError
@@ -36,6 +39,7 @@ from ..trace import Trace
 from . import breakages, tools
 from . import dns as cluster_dns
 from .builder import EAGER_MAX_NODES, Builder
+from .services import KubeProxy
 from .dns import DnsServer, Resolution
 from .tools import ToolRun
 from .endpoints import Endpoint, resolve
@@ -47,6 +51,19 @@ from .spec import (DEFAULT_CONTAINERS, EXTERNAL_NET, FIRST_SERVICE_IP, GATEWAY_E
 __all__ = ["Cluster", "DnsServer", "Endpoint", "External", "Node", "Pod", "Resolution", "ToolRun",
            "reference_cluster", "EAGER_MAX_NODES",
            "EXTERNAL_NET", "FIRST_SERVICE_IP", "GATEWAY_EXTERNAL_IP", "MIN_MTU", "POD_PORTS", "SERVICE_CIDR"]
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _kube_proxy_method(fn: Callable[Concatenate[KubeProxy, _P], _R]) -> Callable[Concatenate[Cluster, _P], _R]:
+    """A Cluster method that is `fn` on the cluster's kube-proxy: the same signature, type hints
+    and docstring, written once."""
+    @functools.wraps(fn)
+    def method(self: Cluster, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return fn(self._builder.kube_proxy, *args, **kwargs)
+    return method
 
 
 class Cluster(ClusterObjects):
@@ -122,35 +139,8 @@ class Cluster(ClusterObjects):
         self.externals[name] = ext
         return ext
 
-    def add_service(self, name: str, port: int | None = None, target_port: int | None = None,
-                    pods: list[str] | tuple[str, ...] = (), node_port: int | None = None,
-                    external_traffic_policy: str = "Cluster", protocol: str = "tcp", cluster_ip: object = "",
-                    *, ports: object = None, namespace: str = "default", type: str | None = None,
-                    load_balancer_ip: str | None = None, load_balancer_source_ranges: object = (),
-                    health_check_node_port: int | None = None,
-                    publish_not_ready_addresses: bool = False) -> kubeproxy.Service:
-        """A Service in front of `pods` (its selector, as names; endpoints are the ready ones):
-        kube-proxy programs it on every node.
-
-        One port (`port`, `target_port`, `protocol`, `node_port`) or several: `ports=[{"name":
-        "dns", "port": 53, "protocol": "udp"}, {"name": "dns-tcp", "port": 53}, ...]` (targetPort
-        defaults to port, protocol to tcp; with two or more ports each needs a distinct name, and
-        no two may share protocol and port, as validation.go requires). `cluster_ip`: "" (the
-        default) allocates one, an address asks for it, None makes a headless Service
-        (clusterIP: None: no virtual address, no rules, DNS answers with the pods). `type`:
-        ClusterIP, NodePort (the default when a nodePort is given; missing nodePorts are
-        allocated) or LoadBalancer: a NodePort Service whose status.loadBalancer.ingress gets an
-        address from MetalLB's pool (`load_balancer_ip` asks for one), announced in layer 2 by
-        the elected node's speaker (`Cluster.speaker`); `load_balancer_source_ranges` limits its
-        clients, and with externalTrafficPolicy Local it gets a healthCheckNodePort. The name is
-        a DNS-1035 label (netsim.names); addresses and ports are checked and allocated as
-        kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
-        svc = self._builder.kube_proxy.add_service(
-            name, port, target_port, pods, node_port, external_traffic_policy, protocol, cluster_ip, ports=ports,
-            namespace=namespace, type=type, load_balancer_ip=load_balancer_ip,
-            load_balancer_source_ranges=load_balancer_source_ranges, health_check_node_port=health_check_node_port,
-            publish_not_ready_addresses=publish_not_ready_addresses)
-        return svc
+    # the Service API: one signature, KubeProxy.add_service's (its docstring is this method's)
+    add_service = _kube_proxy_method(KubeProxy.add_service)
 
     # hosts, endpoints and sending -----------------------------------------------------------
     def netns(self, name: str):

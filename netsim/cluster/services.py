@@ -54,6 +54,10 @@ class KubeProxy:
             self._policies(nf, node)
             self._flannel(nf, node)
         else:
+            # iptables mode with localhost NodePorts (the IPv4 default) writes
+            # net/ipv4/conf/all/route_localnet=1 at start (pkg/proxy/iptables/proxier.go,
+            # NewProxier: sysctlRouteLocalnet); the nftables mode has no localhost NodePorts
+            ns.set_sysctl("net.ipv4.conf.all.route_localnet", 1)
             kubeproxy.base_rules(nf)
             self._flannel(nf, node)
             for svc in spec.services.values():
@@ -98,8 +102,22 @@ class KubeProxy:
                     load_balancer_ip: str | None = None, load_balancer_source_ranges: object = (),
                     health_check_node_port: int | None = None,
                     publish_not_ready_addresses: bool = False) -> kubeproxy.Service:
-        """A Service (see Cluster.add_service): checked as kube-apiserver checks it, its
-        addresses allocated, then kube-proxy's rules rewritten on every built node."""
+        """A Service in front of `pods` (its selector, as names; endpoints are the ready ones):
+        kube-proxy programs it on every node.
+
+        One port (`port`, `target_port`, `protocol`, `node_port`) or several: `ports=[{"name":
+        "dns", "port": 53, "protocol": "udp"}, {"name": "dns-tcp", "port": 53}, ...]` (targetPort
+        defaults to port, protocol to tcp; with two or more ports each needs a distinct name, and
+        no two may share protocol and port, as validation.go requires). `cluster_ip`: "" (the
+        default) allocates one, an address asks for it, None makes a headless Service
+        (clusterIP: None: no virtual address, no rules, DNS answers with the pods). `type`:
+        ClusterIP, NodePort (the default when a nodePort is given; missing nodePorts are
+        allocated) or LoadBalancer: a NodePort Service whose status.loadBalancer.ingress gets an
+        address from MetalLB's pool (`load_balancer_ip` asks for one), announced in layer 2 by
+        the elected node's speaker (`Cluster.speaker`); `load_balancer_source_ranges` limits its
+        clients, and with externalTrafficPolicy Local it gets a healthCheckNodePort. The name is
+        a DNS-1035 label (netsim.names); addresses and ports are checked and allocated as
+        kube-apiserver does (kubeproxy.check_cluster_ip, allocate_cluster_ip, check_node_port)."""
         spec = self.spec
         spec.check_new_name("service", name)
         namespace = check_name("namespace", namespace)

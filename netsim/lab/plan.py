@@ -133,6 +133,8 @@ def sysctl_values(ns: Namespace) -> list[tuple[str, str]]:
         ("net.ipv6.conf.lo.disable_ipv6", "1"),
         ("net.ipv4.conf.all.rp_filter", "0"), ("net.ipv4.conf.default.rp_filter", "0"),
         ("net.ipv4.ip_forward", tok.number(s.ip_forward, 0, 1, "ip_forward")),
+        # written even when 0: a new namespace inherits init_net's IPv4 "all" values
+        ("net.ipv4.conf.all.route_localnet", tok.number(s.route_localnet, 0, 1, "route_localnet")),
         ("net.ipv4.ip_local_port_range", f"{tok.number(low, 1, 65535, 'port')} {tok.number(high, 1, 65535, 'port')}"),
         ("net.ipv4.ip_default_ttl", tok.number(s.ip_default_ttl, 1, 255, "ip_default_ttl")),
         ("net.ipv4.route.mtu_expires", tok.number(s.mtu_expires, 0, 1 << 31, "mtu_expires")),

@@ -284,12 +284,12 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     ("arp_process", A.REPLY): lambda d, f: (
         f"ARP: {f.target} is an address of this host: replying is-at {f.mac}; "
         f"neighbour {f.sender} lladdr {f.sender_mac} STALE on {f.dev}"),
-    ("arp_process", A.MARTIAN_SENDER): lambda d, f: (
-        f"ARP request from {f.sender} on {f.dev}: a loopback sender is a martian without route_localnet, no reply"),
     ("arp_process", A.UNSOLICITED): lambda d, f: (
         f"unsolicited ARP reply from {f.sender}: no entry to update (arp_accept=0)"),
     ("arp_process", A.KEEP): lambda d, f: (
         lambda n: f"ARP reply from {n.ip}: the entry is {n.state} and stays")(_one(d, NeighbourRef)),
+    ("arp_process", A.MARTIAN_SENDER): lambda d, f: (
+        f"ARP request from {f.sender} on {f.dev}: a 127/8 sender is a martian here (route_localnet 0): no reply"),
     ("arp_solicit", A.SOLICIT): lambda d, f: (
         f"ARP: who-has {f.target} tell {f.sender} (no neighbour entry on {f.dev})"),
     ("neigh_update", N.REACHABLE): lambda d, f: (
@@ -309,12 +309,12 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
 
     # ip_input.py, ip_forward.py, ip_output.py: routing decisions
     ("ip_route_input", R.FORWARD): lambda d, f: f"route: {_one(d, RouteRef).route}",
-    ("ip_route_input_slow", R.MARTIAN_DESTINATION): lambda d, f: (
-        f"martian destination {f.dst} on {f.dev}: 127.0.0.0/8 belongs to lo, and {f.dev} has route_localnet 0"),
-    ("ip_route_input_slow", R.MARTIAN_LOOPBACK_SOURCE): lambda d, f: (
-        f"martian source {f.src} on {f.dev}: 127.0.0.0/8 belongs to lo, and {f.dev} has route_localnet 0"),
     ("fib_validate_source", R.MARTIAN): lambda d, f: (
         f"martian source {f.src} on {f.dev}: the source is an address of {f.netns} (accept_local=0)"),
+    ("ip_route_input_slow", R.MARTIAN_DESTINATION): lambda d, f: (
+        f"martian destination {f.dst} from {f.src} on {f.dev}: 127/8 from outside, and route_localnet is 0"),
+    ("ip_route_input_slow", R.MARTIAN): lambda d, f: (
+        f"martian source {f.src} (to {f.dst}) on {f.dev}: 127/8 from outside, and route_localnet is 0"),
     ("ip_route_input_slow", R.BROADCAST_LOCAL): lambda d, f: (
         f"{f.dst} is a broadcast address here: delivered locally, never forwarded"),
     ("ip_route_input_mc", R.BROADCAST_LOCAL): lambda d, f: (
@@ -333,6 +333,11 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
     ("__ip_rt_update_pmtu", R.PMTU_LEARNED): lambda d, f: (
         f"route exception: the path MTU to {f.dst} drops {f.was} -> {f.mtu} for {f.expires} s "
         f"(net.ipv4.route.mtu_expires){'; locked at min_pmtu, DF no longer set' if f.locked else ''}"),
+    ("ip_route_output_key", R.LOOPBACK_SOURCE): lambda d, f: (
+        f"{f.src} -> {f.dst}: a 127/8 source may not leave by {f.dev} (route_localnet 0): {STRERROR[f.errno]}"),
+    ("ip_route_me_harder", R.LOOPBACK_SOURCE): lambda d, f: (
+        f"after NAT, {f.src} -> {f.dst}: a 127/8 source may not leave by {f.dev} (route_localnet 0): "
+        f"{STRERROR[f.errno]}"),
     ("ip_route_me_harder", R.NO_ROUTE): lambda d, f: f"no route to {f.dst} after NAT",
     ("ip_route_me_harder", R.REROUTED): lambda d, f: (
         f"rerouted after DNAT: {route_get_line(f.dst, _one(d, RouteRef))}"),
