@@ -26,6 +26,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from ipaddress import IPv4Address
+from operator import attrgetter
 from typing import Any, Callable, ClassVar, TypeVar, Union
 
 from .errors import ConfigError
@@ -780,24 +781,28 @@ class Ethernet:
         return f"{self.src} > {self.dst} {inner}"
 
 
-_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
+_FIELDS: dict[type, tuple[Callable[[Any], tuple], dict[str, int]]] = {}
 R = TypeVar("R", bound=Union[ARP, ICMP, TCP, UDP, VXLAN, IPv4, Ethernet])
 
 
 def evolve(record: R, **changes: Any) -> R:
     """`dataclasses.replace` for the packet records, without its checks: the walk rewrites a
     TTL, a MAC or a payload at almost every hop. What a record worked out about itself (its
-    bytes, its length) stays behind."""
+    bytes, its length) stays behind. The fields are read in one call (an attrgetter)."""
     cls = type(record)
     known = _FIELDS.get(cls)
     if known is None:
         order = tuple(f.name for f in fields(cls) if f.init)
-        known = _FIELDS[cls] = (order, frozenset(order))
-    names, allowed = known
-    if not changes.keys() <= allowed:
-        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - allowed)[0]!r}")
-    get = changes.get
-    return cls(*[get(name, getattr(record, name)) for name in names])
+        getter = attrgetter(*order) if len(order) > 1 else (lambda r: (getattr(r, order[0]),))
+        known = _FIELDS[cls] = (getter, {name: i for i, name in enumerate(order)})
+    getter, index = known
+    values = list(getter(record))
+    for name, value in changes.items():
+        i = index.get(name)
+        if i is None:
+            raise TypeError(f"{cls.__name__} has no field {name!r}")
+        values[i] = value
+    return cls(*values)
 
 
 def vxlan_of(frame: Ethernet) -> VXLAN | None:

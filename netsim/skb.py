@@ -44,7 +44,11 @@ class Skb:
 
     def scrub(self) -> "Skb":
         """What survives a namespace crossing (skb_scrub_packet): only the flow hash."""
-        return Skb(hash=self.hash)
+        other = _new_skb(Skb)       # every field set here, as clone() does: no keyword call
+        other.mark, other.ct, other.ct_reply, other.ct_state = 0, None, False, ""
+        other.bridged, other.hash, other.frag_max, other.pmtu = False, self.hash, 0, 0
+        other.eth, other.bridged_dnat = None, None
+        return other
 
 
 _new_skb = object.__new__
