@@ -227,8 +227,8 @@ class Walk(FlowLog):
                 outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
         nf = ns.netfilter
         if not ip.mf and not ip.frag:
-            if not nf.plan(hook):
-                return ip               # no callback on this hook (a pod's namespace): nothing to run
+            if nf.passes(hook, flow.skb):
+                return ip               # no callback with anything to do (a pod's namespace, an established flow)
         elif hook == "PREROUTING" and nf.conntrack_active:
             # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
             # gathered first; the output path cuts the packet back to the largest fragment size

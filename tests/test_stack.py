@@ -400,8 +400,8 @@ class _RecordingNetfilter:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def plan(self, hook):
-        return (hook,)          # a callback on every hook: the walk calls `hook` for each
+    def passes(self, hook, skb):
+        return False            # a callback on every hook: the walk calls `hook` for each
 
     def hook(self, hook, packet, skb, indev, outdev, nexthop=None):
         from types import SimpleNamespace

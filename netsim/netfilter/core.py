@@ -47,6 +47,7 @@ _FRAGMENT_MEMORY = 1024
 
 _TABLE_STAGES = frozenset(("raw", "mangle", "filter"))     # the stages that only walk their table
 _NAT_MANIP = {"nat-dst": DST, "nat-src": SRC}               # the nat core's stages and what they rewrite
+_PASSIVE_STAGES = frozenset(("nat-dst", "nat-src", "confirm"))   # nothing to do for an established, unNATed packet
 # a hook's callback as the plan calls it: (hook, its stage or the nat stage's manip, ctx, result, nexthop)
 StageCall = Callable[[str, Any, PacketContext, HookResult, "str | None"], None]
 # a nat chain as the nat core calls it: (hook, ctx, result) -> (verdict, its NAT choice or None)
@@ -69,11 +70,10 @@ class Netfilter:
         self._nft_ct = (-1, False)                  # (ruleset generation, does it need conntrack)
         self._plans: dict[str, Plan] | None = None  # each hook's callbacks (None: work them out again)
         self._plans_generation = -1                 # the nft ruleset generation they were worked out for
+        self._passive: frozenset[str] = frozenset()  # the hooks with only nat and confirm callbacks
 
     def changed(self) -> None:
-        """A table, a built-in chain's rules or policy, or conntrack's registration changed:
-        each hook's plan of callbacks is worked out again on its next packet. Every change to
-        the iptables tables goes through this class (or iptables-restore), which calls it."""
+        """The tables changed (every change goes through this class): the hooks' plans are redone."""
         self._plans = None
 
     # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
@@ -270,14 +270,30 @@ class Netfilter:
 
     # ---- which stages, in which order -----------------------------------------------------------
     def plan(self, hook: str) -> Plan:
-        """The callbacks `hook` runs, in order (Callbacks.plans), kept until the tables or the
-        nft ruleset change."""
+        """The callbacks `hook` runs, in order (Callbacks.plans), until the rules change."""
         plans = self._plans
-        generation = self.nftables.generation
-        if plans is None or self._plans_generation != generation:
-            plans = self._plans = self._callbacks.plans()
-            self._plans_generation = generation
+        if plans is None or self._plans_generation != self.nftables.generation:
+            plans = self._replan()
         return plans[hook]
+
+    def passes(self, hook: str, skb: Skb) -> bool:
+        """Would `hook` leave a whole packet as it is, recording nothing? Yes with no callback, or only
+        the nat core's and confirm with nothing to do (no entry, or established, unNATed, confirmed)."""
+        plans = self._plans
+        if plans is None or self._plans_generation != self.nftables.generation:
+            plans = self._replan()
+        if not plans[hook]:
+            return True
+        if hook not in self._passive:
+            return False
+        entry = skb.ct
+        return entry is None or (skb.ct_state == "ESTABLISHED" and not entry.snat and not entry.dnat
+                                 and (entry.confirmed or entry.dying))
+
+    def _replan(self) -> dict[str, Plan]:
+        self._plans, self._passive = self._callbacks.plans()     # see Callbacks.plans
+        self._plans_generation = self.nftables.generation
+        return self._plans
 
     def stages(self, hook: str) -> tuple[Stage, ...]:
         """The callbacks on `hook`, in the order nf_hook_slow runs them."""
@@ -414,15 +430,18 @@ class Callbacks:
         self._key: tuple[int, int, bool] | None = None
         self._hooks: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
 
-    def plans(self) -> dict[str, Plan]:
+    def plans(self) -> tuple[dict[str, Plan], frozenset[str]]:
         """The callbacks each hook runs, in order, as (a bound Netfilter._RUN entry, its stage or a
         nat stage's manip). A table stage whose table does not exist registered nothing; one
         whose built-in chain for the hook is empty with policy ACCEPT is left out too, since
         walking it changes nothing (kube-proxy's empty mangle chains): Netfilter.plan keeps
-        these until a table, a rule or the nft ruleset changes."""
+        these until a table, a rule or the nft ruleset changes. And the hooks whose callbacks
+        are only the nat core's and conntrack's confirmation (Netfilter.passes)."""
         nf = self.nf
-        return {h: tuple(self._call(s) for s in nf.stages(h) if s.name not in _TABLE_STAGES or _walks(nf, s.table, h))
-                for h in HOOKS}
+        stages = {h: [s for s in nf.stages(h) if s.name not in _TABLE_STAGES or _walks(nf, s.table, h)] for h in HOOKS}
+        passive = frozenset(h for h, found in stages.items()
+                            if found and all(s.name in _PASSIVE_STAGES for s in found))
+        return {h: tuple(self._call(s) for s in found) for h, found in stages.items()}, passive
 
     def of(self, hook: str) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
         nf = self.nf
