@@ -190,12 +190,17 @@ class Conntrack:
             ct_state = "ESTABLISHED"
         else:
             ct_state = "ESTABLISHED" if entry.seen_reply else "NEW"
-        reason = ConntrackReason.TRACKED
-        facts: dict[str, Any] = {}
         payload = packet.payload
         if isinstance(payload, TCP):
             old = entry.state
             new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_STATE_INDEX[old]]
+            if new == old == sES and entry.assured and (direction == ORIGINAL or entry.seen_reply):
+                # the common case, a segment of an established connection: nothing changes
+                skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, ct_state
+                return [_tcp_state(entry.original, entry.reply, direction == REPLY, ct_state, old, new, False)]
+        reason = ConntrackReason.TRACKED
+        facts: dict[str, Any] = {}
+        if isinstance(payload, TCP):
             if new == sIV:
                 _set_untracked(skb)
                 return [_decision(ConntrackReason.TCP_INVALID, Verdict.INVALID, conntrack_ref(entry, direction, "INVALID"),

@@ -382,10 +382,9 @@ class Namespace:
     def ip_id(self, src: str, dst: str, proto: int) -> int:
         """`ip_select_ident`: a counter per (destination, protocol) bucket, never 0."""
         key = ("ipid", src, dst, proto)
-        value = self.counter(key, stable_hash(self.name, src, dst, proto))
-        if value == 0:
-            value = self.counter(key, 1)
-        return value
+        value = self._counters.get(key)     # the seed is hashed for the bucket's first packet only
+        value = self.counter(key, stable_hash(self.name, src, dst, proto) if value is None else value)
+        return value or self.counter(key, 1)
 
     def ephemeral_port(self, src: str, dst: str, dport: int, proto: str) -> int:
         """`__inet_hash_connect`: a hashed offset into ip_local_port_range, then the next one."""

@@ -26,9 +26,12 @@ import sys
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from ipaddress import IPv4Address
+from operator import attrgetter
 from typing import Any, Callable, ClassVar, TypeVar, Union
 
 from .errors import ConfigError
+# the tables' own module; packet.py declares every header with them (and names them for its importers)
+from .header_table import Field, FieldValue, Header, Slot, Word  # noqa: F401
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
@@ -62,7 +65,10 @@ TCP_FLAG_ORDER = "FSRPAUEC"
 
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
-_set_attr = object.__setattr__          # a frozen record filling in what it worked out
+# a frozen record filling in what it worked out; the hot records' own __init__ (IPv4, Ethernet,
+# TCP, UDP, VXLAN) sets its whole dict in one call instead of the dataclass's one frozen-safe
+# setattr per field: the walk makes several of them per hop
+_set_attr = object.__setattr__
 
 
 @lru_cache(maxsize=1 << 16)       # a trace packs the same few MACs into every frame
@@ -116,144 +122,6 @@ def tcp_flags_text(value: int) -> str:
 # and one sentence of meaning. Packing, parsing, the header view (views/headers.py), the hex
 # byte ranges (views/hexdump.py) and the lab's field-by-field comparison (lab/compare.py) all
 # read these tables; nothing else writes an offset down.
-
-FieldValue = Union[int, bytes]
-
-
-@dataclass(frozen=True)
-class Field:
-    """One header field. `fmt` is its struct code (B, H, I, 6s, 4s); a field inside a `Word`
-    has `bits=(shift, width)` instead: its slice of the word read as a big-endian number.
-    `show` names how the header view writes the value; `attr` is the attribute of the header
-    class that holds it ("" when the class does not keep it: checksums, lengths, constants)."""
-
-    name: str
-    title: str
-    meaning: str
-    fmt: str = ""
-    default: FieldValue = 0
-    bits: tuple[int, int] | None = None
-    show: str = "int"
-    attr: str | None = None
-
-    @property
-    def attribute(self) -> str:
-        return self.name if self.attr is None else self.attr
-
-
-@dataclass(frozen=True)
-class Word:
-    """Bit fields that share one struct item (`fmt` B, H or I), most significant first."""
-
-    fmt: str
-    fields: tuple[Field, ...]
-
-
-@dataclass(frozen=True)
-class Slot:
-    """Where a field sits in its header: `size` bytes at `offset` (-1: to the end of the
-    header), and for a bit field, `bits=(shift, width)` within exactly those bytes."""
-
-    field: Field
-    offset: int
-    size: int
-    bits: tuple[int, int] | None = None
-
-    @property
-    def name(self) -> str:
-        return self.field.name
-
-    def read(self, raw: bytes) -> int:
-        """The field's number in a header's bytes (bytes fields: their big-endian value)."""
-        number = int.from_bytes(raw[self.offset:self.offset + self.size], "big")
-        if self.bits is not None:
-            shift, width = self.bits
-            number = (number >> shift) & ((1 << width) - 1)
-        return number
-
-
-class Header:
-    """A header's table, compiled once at import: one `struct.Struct` for the fixed part, the
-    offset of every field, and a packer generated from the table (as `dataclasses` generates
-    `__init__`), so packing costs what hand-written `struct.pack` costs.
-
-    `tail` is a variable part up to the header length (IP and TCP options), which
-    `length_from=(field, unit)` gives: the header length is that field times `unit` bytes."""
-
-    def __init__(self, kind: str, title: str, entries: tuple[Field | Word, ...], tail: Field | None = None,
-                 length_from: tuple[str, int] | None = None) -> None:
-        self.kind, self.title, self.tail, self.length_from = kind, title, tail, length_from
-        self.words = tuple(e if isinstance(e, Word) else Word(e.fmt, (e,)) for e in entries)
-        self.struct = struct.Struct("!" + "".join(w.fmt for w in self.words))
-        self.size = self.struct.size
-        slots: list[Slot] = []
-        offset = 0
-        for word in self.words:
-            width = struct.calcsize("!" + word.fmt)
-            for f in word.fields:
-                if f.bits is None:
-                    slots.append(Slot(f, offset, width))
-                    continue
-                shift, nbits = f.bits
-                first = width - 1 - (shift + nbits - 1) // 8     # the bytes that hold the slice
-                last = width - 1 - shift // 8
-                slots.append(Slot(f, offset + first, last - first + 1, (shift - 8 * (width - 1 - last), nbits)))
-            offset += width
-        if tail is not None:
-            slots.append(Slot(tail, offset, -1))
-        self.slots: tuple[Slot, ...] = tuple(slots)
-        self._by_name = {s.name: s for s in slots}
-        self.pack_source = self._pack_source()
-        namespace: dict[str, object] = {"_pack": self.struct.pack}
-        exec(self.pack_source, namespace)          # noqa: S102 (generated from the table above)
-        self.pack: Callable[..., bytes] = namespace["pack"]    # type: ignore[assignment]
-
-    def _pack_source(self) -> str:
-        params, items = [], []
-        for word in self.words:
-            parts = []
-            for f in word.fields:
-                params.append(f"{f.name}={f.default!r}")
-                if f.bits is None:
-                    parts.append(f.name)
-                else:
-                    shift, width = f.bits
-                    masked = f"({f.name} & {(1 << width) - 1:#x})"
-                    parts.append(f"({masked} << {shift})" if shift else masked)
-            items.append(" | ".join(parts))
-        return f"def pack(*, {', '.join(params)}):\n    return _pack({', '.join(items)})\n"
-
-    def slot(self, name: str) -> Slot:
-        return self._by_name[name]
-
-    @property
-    def fields(self) -> tuple[Field, ...]:
-        return tuple(s.field for s in self.slots)
-
-    def length(self, raw: bytes) -> int:
-        """The header's length in `raw`, options included."""
-        if self.length_from is None:
-            return self.size
-        name, unit = self.length_from
-        return self.slot(name).read(raw) * unit
-
-    def unpack(self, raw: bytes) -> dict[str, FieldValue]:
-        """Every field's value, by name; the tail (if any) as bytes up to the header length."""
-        out: dict[str, FieldValue] = {}
-        for word, value in zip(self.words, self.struct.unpack_from(raw)):
-            for f in word.fields:
-                if f.bits is None:
-                    out[f.name] = value
-                else:
-                    shift, width = f.bits
-                    out[f.name] = (value >> shift) & ((1 << width) - 1)
-        if self.tail is not None:
-            out[self.tail.name] = bytes(raw[self.size:self.length(raw)])
-        return out
-
-    def __repr__(self) -> str:
-        return f"Header({self.kind!r}, {self.size} bytes, {len(self.slots)} fields)"
-
 
 F = Field
 
@@ -586,6 +454,11 @@ class TCP:
     # that differ only in their TTL, and its checksum covers the addresses alone
     _encoded: tuple[str, str, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __init__(self, sport: int, dport: int, seq: int = 0, ack: int = 0, flags: str = "S", window: int = 64240,
+                 options: bytes = b"", payload: bytes = b"") -> None:
+        _set_attr(self, "__dict__", {"sport": sport, "dport": dport, "seq": seq, "ack": ack, "flags": flags,
+                                     "window": window, "options": options, "payload": payload, "_encoded": None})
+
     @property
     def option_list(self) -> tuple[TCPOption, ...]:
         """The options decoded (worked out once: a segment's options are read several times)."""
@@ -625,6 +498,9 @@ class VXLAN:
     payload: "Ethernet"
     flags: int = VXLAN_FLAG_I
 
+    def __init__(self, vni: int, payload: Ethernet, flags: int = VXLAN_FLAG_I) -> None:
+        _set_attr(self, "__dict__", {"vni": vni, "payload": payload, "flags": flags})
+
     def to_bytes(self) -> bytes:
         return _VXLAN_PACK(flags=self.flags, vni=self.vni) + self.payload.to_bytes()
 
@@ -642,6 +518,9 @@ class UDP:
     dport: int
     payload: Union[VXLAN, "IPv4", bytes] = b""
     checksum: bool = True
+
+    def __init__(self, sport: int, dport: int, payload: Union[VXLAN, IPv4, bytes] = b"", checksum: bool = True) -> None:
+        _set_attr(self, "__dict__", {"sport": sport, "dport": dport, "payload": payload, "checksum": checksum})
 
     def payload_bytes(self) -> bytes:
         payload = self.payload
@@ -687,6 +566,12 @@ class IPv4:
     # worked out once, on first use (the same packet is measured and packed at several hops)
     _length: int | None = field(default=None, init=False, repr=False, compare=False)
     _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __init__(self, src: str, dst: str, proto: int, payload: Transport, ttl: int = 64, id: int = 0,
+                 df: bool = True, tos: int = 0, mf: bool = False, frag: int = 0) -> None:
+        _set_attr(self, "__dict__", {"src": src, "dst": dst, "proto": proto, "payload": payload, "ttl": ttl,
+                                     "id": id, "df": df, "tos": tos, "mf": mf, "frag": frag, "_length": None,
+                                     "_wire": None})
 
     @property
     def is_fragment(self) -> bool:
@@ -745,6 +630,10 @@ class Ethernet:
     _length: int | None = field(default=None, init=False, repr=False, compare=False)
     _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __init__(self, dst: str, src: str, type: int, payload: Union[ARP, IPv4, bytes]) -> None:
+        _set_attr(self, "__dict__", {"dst": dst, "src": src, "type": type, "payload": payload, "_length": None,
+                                     "_wire": None})
+
     def length(self) -> int:
         """The frame's length (worked out once, like its bytes)."""
         length = self._length
@@ -780,24 +669,28 @@ class Ethernet:
         return f"{self.src} > {self.dst} {inner}"
 
 
-_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str]]] = {}
+_FIELDS: dict[type, tuple[Callable[[Any], tuple], dict[str, int]]] = {}
 R = TypeVar("R", bound=Union[ARP, ICMP, TCP, UDP, VXLAN, IPv4, Ethernet])
 
 
 def evolve(record: R, **changes: Any) -> R:
     """`dataclasses.replace` for the packet records, without its checks: the walk rewrites a
     TTL, a MAC or a payload at almost every hop. What a record worked out about itself (its
-    bytes, its length) stays behind."""
+    bytes, its length) stays behind. The fields are read in one call (an attrgetter)."""
     cls = type(record)
     known = _FIELDS.get(cls)
     if known is None:
         order = tuple(f.name for f in fields(cls) if f.init)
-        known = _FIELDS[cls] = (order, frozenset(order))
-    names, allowed = known
-    if not changes.keys() <= allowed:
-        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - allowed)[0]!r}")
-    get = changes.get
-    return cls(*[get(name, getattr(record, name)) for name in names])
+        getter = attrgetter(*order) if len(order) > 1 else (lambda r: (getattr(r, order[0]),))
+        known = _FIELDS[cls] = (getter, {name: i for i, name in enumerate(order)})
+    getter, index = known
+    values = list(getter(record))
+    for name, value in changes.items():
+        i = index.get(name)
+        if i is None:
+            raise TypeError(f"{cls.__name__} has no field {name!r}")
+        values[i] = value
+    return cls(*values)
 
 
 def vxlan_of(frame: Ethernet) -> VXLAN | None:

@@ -44,10 +44,20 @@ class Skb:
 
     def scrub(self) -> "Skb":
         """What survives a namespace crossing (skb_scrub_packet): only the flow hash."""
-        return Skb(hash=self.hash)
+        return fresh_skb(self.hash)
 
 
 _new_skb = object.__new__
+
+
+def fresh_skb(hash: int | None = None, mark: int = 0) -> Skb:
+    """`Skb(hash=hash, mark=mark)`, every field set here as clone() sets them (no keyword
+    call: a packet gets a new skb at every namespace crossing and encapsulation)."""
+    other = _new_skb(Skb)
+    other.mark, other.ct, other.ct_reply, other.ct_state = mark, None, False, ""
+    other.bridged, other.hash, other.frag_max, other.pmtu = False, hash, 0, 0
+    other.eth, other.bridged_dnat = None, None
+    return other
 
 
 class _Draft:
@@ -98,7 +108,7 @@ class Flow:
         self.last: _Draft | None = None
         self.own = False
         self.early: list[Decision] = []
-        self.skb = skb or Skb()
+        self.skb = skb or fresh_skb()
 
     def note(self, decision: Decision) -> None:
         """Record a decision on the hop where the kernel has the packet in hand."""

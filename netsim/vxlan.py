@@ -27,7 +27,7 @@ from .decision import Decision, FieldChange, Subsystem, Verdict, VxlanReason, fd
 from .device import Device
 from .errors import ConfigError
 from .packet import IPPROTO_UDP, TCP, UDP, VXLAN, Ethernet, IPv4
-from .skb import Flow, Skb
+from .skb import Flow, Skb, fresh_skb
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernel import Kernel
@@ -156,7 +156,7 @@ def vxlan_xmit(k: Kernel, dev: VxlanDevice, frame: Ethernet, flow: Flow) -> None
                  UDP(sport, dev.dstport, VXLAN(dev.vni, frame), checksum=dev.udp_csum),
                  ttl=ns.sysctl.ip_default_ttl, id=ns.ip_id(dev.local, entry.dst, IPPROTO_UDP), df=False, tos=tos)
     flow.note(_encapsulated(dev.name, frame.dst, entry.dst, dev.local, outer.ttl, sport, dev.dstport, dev.vni))
-    outer_flow = flow.copy(Skb(hash=flow.skb.hash, mark=flow.skb.mark))
+    outer_flow = flow.copy(fresh_skb(flow.skb.hash, flow.skb.mark))
     k.ip_local_out(ns, outer, outer_flow)
 
 
@@ -181,5 +181,5 @@ def vxlan_rcv(k: Kernel, ns: Namespace, dev: VxlanDevice, outer: IPv4, flow: Flo
                                      vni=vx.vni, dev=dev.name, dev_vni=dev.vni))
         return
     flow.end("delivered", _decapsulated(dev.dstport, vx.vni, dev.name))
-    inner = flow.copy(Skb(hash=flow.skb.hash))
+    inner = flow.copy(fresh_skb(flow.skb.hash))
     k.netif_receive_skb(dev, vx.payload, inner)

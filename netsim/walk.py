@@ -225,14 +225,18 @@ class Walk(FlowLog):
     # netfilter hooks: NF_HOOK --------------------------------------------------------------
     def nf_hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
                 outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
-        if hook == "PREROUTING" and (ip.mf or ip.frag) and ns.netfilter.conntrack_active:
+        nf = ns.netfilter
+        if not ip.mf and not ip.frag:
+            if nf.passes(hook, flow.skb):
+                return ip               # no callback with anything to do (a pod's namespace, an established flow)
+        elif hook == "PREROUTING" and nf.conntrack_active:
             # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
             # gathered first; the output path cuts the packet back to the largest fragment size
             gathered = self.ip_defrag(("defrag", ns.name), ip, flow, "nf_defrag_ipv4")
             if gathered is None:
                 return None
             ip = gathered
-        result = ns.netfilter.hook(hook, ip, flow.skb, indev, outdev, nexthop)
+        result = nf.hook(hook, ip, flow.skb, indev, outdev, nexthop)
         decisions = result.decisions
         if decisions:           # noted where the kernel has the packet in hand (Flow.note)
             last = flow.last

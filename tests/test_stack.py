@@ -400,6 +400,9 @@ class _RecordingNetfilter:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
+    def passes(self, hook, skb):
+        return False            # a callback on every hook: the walk calls `hook` for each
+
     def hook(self, hook, packet, skb, indev, outdev, nexthop=None):
         from types import SimpleNamespace
         self.seen.append(hook)

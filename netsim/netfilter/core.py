@@ -47,10 +47,12 @@ _FRAGMENT_MEMORY = 1024
 
 _TABLE_STAGES = frozenset(("raw", "mangle", "filter"))     # the stages that only walk their table
 _NAT_MANIP = {"nat-dst": DST, "nat-src": SRC}               # the nat core's stages and what they rewrite
+_PASSIVE_STAGES = frozenset(("nat-dst", "nat-src", "confirm"))   # nothing to do for an established, unNATed packet
 # a hook's callback as the plan calls it: (hook, its stage or the nat stage's manip, ctx, result, nexthop)
 StageCall = Callable[[str, Any, PacketContext, HookResult, "str | None"], None]
 # a nat chain as the nat core calls it: (hook, ctx, result) -> (verdict, its NAT choice or None)
 NatLookup = Callable[[str, PacketContext, HookResult], tuple[str, NatChoice | None]]
+Plan = tuple[tuple[StageCall, Any], ...]       # a hook's callbacks in order, with their argument
 
 
 class Netfilter:
@@ -62,10 +64,17 @@ class Netfilter:
         self.nftables = NftRuleset()
         self._registered: dict[str, int] = {}       # iptables table -> when its hooks were registered
         self._conntrack_users = False
-        self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+        self._fragments = FragmentVerdicts()      # later fragments follow their first
         self._callbacks = Callbacks(self)
         self._ipt_nat: tuple[NatLookup] = (partial(iptables_nat_lookup, self),)    # the nat table, for the nat core
         self._nft_ct = (-1, False)                  # (ruleset generation, does it need conntrack)
+        self._plans: dict[str, Plan] | None = None  # each hook's callbacks (None: work them out again)
+        self._plans_generation = -1                 # the nft ruleset generation they were worked out for
+        self._passive: frozenset[str] = frozenset()  # the hooks with only nat and confirm callbacks
+
+    def changed(self) -> None:
+        """The tables changed (every change goes through this class): the hooks' plans are redone."""
+        self._plans = None
 
     # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
     @property
@@ -96,6 +105,7 @@ class Netfilter:
             if not create:
                 return Table.new(name)
             self.tables[name] = Table.new(name)
+            self.changed()
             # its built-in chains are registered on their hooks now (iptables-nft: base chains of
             # table `ip NAME`, which takes a table handle), numbered in one sequence with nft's
             self._registered[name] = self.nftables.next_registration()
@@ -118,8 +128,9 @@ class Netfilter:
 
     def note_rule(self, rule: Rule) -> None:
         """A rule entered the tables: does it hook conntrack into the namespace?"""
-        if rule.uses_conntrack():
+        if rule.uses_conntrack() and not self._conntrack_users:
             self._conntrack_users = True
+            self.changed()
 
     def new_chain(self, table: str, chain: str) -> None:
         """iptables -t TABLE -N CHAIN."""
@@ -151,6 +162,7 @@ class Netfilter:
         target = self._chain(table, chain)
         target.rules.append(rule)
         rule.position = len(target.rules)
+        self.changed()
         self.note_rule(rule)
         return rule
 
@@ -162,6 +174,7 @@ class Netfilter:
             raise error(f"index of insertion too big: {position}")
         target.rules.insert(position - 1, rule)
         target.renumber()
+        self.changed()
         self.note_rule(rule)
         return rule
 
@@ -181,6 +194,7 @@ class Netfilter:
             else:
                 raise error(f"bad rule (does a matching rule exist in that chain?): {spec_or_index}")
         target.renumber()
+        self.changed()
 
     def flush(self, table: str | None = None, chain: str | None = None) -> None:
         """iptables -F: empty one chain, every chain of a table, or (table None) every table.
@@ -190,6 +204,7 @@ class Netfilter:
             chains = [self._chain(t.name, chain)] if chain is not None else list(t.chains.values())
             for c in chains:
                 c.rules.clear()
+        self.changed()
 
     def set_policy(self, table: str, chain: str, policy: str) -> None:
         """iptables -t TABLE -P CHAIN ACCEPT|DROP (built-in chains only)."""
@@ -199,6 +214,7 @@ class Netfilter:
         if policy not in ("ACCEPT", "DROP"):
             raise error(f"policy must be ACCEPT or DROP, not {policy!r}")
         found.policy = policy
+        self.changed()
 
     def rules(self, table: str, chain: str) -> list[Rule]:
         return list(self._chain(table, chain, create=False).rules)
@@ -218,6 +234,7 @@ class Netfilter:
         added and only chains declared with a `:CHAIN` line are emptied, as kube-proxy relies
         on). The whole input is checked first; on an error nothing changes."""
         save_restore.restore(self, text, noflush)
+        self.changed()
 
     # ---- the data path --------------------------------------------------------------------
     def hook(self, hook: str, packet: IPv4, skb: Skb, indev: str | None, outdev: str | None,
@@ -230,8 +247,8 @@ class Netfilter:
             raise error(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
         result = HookResult("ACCEPT", packet)
         if packet.frag > 0:
-            return self._non_first_fragment(hook, packet, result)
-        plan = self._callbacks.plan(hook)
+            return self._fragments.follow(hook, packet, result)
+        plan = self.plan(hook)
         if not plan and not packet.mf:
             return result               # no callback on this hook (a pod's namespace)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
@@ -248,10 +265,36 @@ class Netfilter:
                 hook_verdict=result.verdict))
             skb.ct, skb.ct_state = None, ""
         if packet.mf:
-            self._remember_fragment(hook, packet, (packet.src, packet.dst), result)
+            self._fragments.remember(hook, packet, (packet.src, packet.dst), result)
         return result
 
     # ---- which stages, in which order -----------------------------------------------------------
+    def plan(self, hook: str) -> Plan:
+        """The callbacks `hook` runs, in order (Callbacks.plans), until the rules change."""
+        plans = self._plans
+        if plans is None or self._plans_generation != self.nftables.generation:
+            plans = self._replan()
+        return plans[hook]
+
+    def passes(self, hook: str, skb: Skb) -> bool:
+        """Would `hook` leave a whole packet as it is, recording nothing? Yes with no callback, or only
+        the nat core's and confirm with nothing to do (no entry, or established, unNATed, confirmed)."""
+        plans = self._plans
+        if plans is None or self._plans_generation != self.nftables.generation:
+            plans = self._replan()
+        if not plans[hook]:
+            return True
+        if hook not in self._passive:
+            return False
+        entry = skb.ct
+        return entry is None or (skb.ct_state == "ESTABLISHED" and not entry.snat and not entry.dnat
+                                 and (entry.confirmed or entry.dying))
+
+    def _replan(self) -> dict[str, Plan]:
+        self._plans, self._passive = self._callbacks.plans()     # see Callbacks.plans
+        self._plans_generation = self.nftables.generation
+        return self._plans
+
     def stages(self, hook: str) -> tuple[Stage, ...]:
         """The callbacks on `hook`, in the order nf_hook_slow runs them."""
         if not self.nftables.tables:
@@ -313,19 +356,26 @@ class Netfilter:
         """ipt_do_table() on this namespace's `table`, for `hook`."""
         return ipt_do_table(self.tables.get(table), hook, ctx, result)
 
-    # conntrack defragments at PREROUTING/OUTPUT, so iptables sees whole packets. netsim keeps
-    # fragments apart: the first fragment (it carries the ports) is tracked and filtered; each
-    # later fragment of the same datagram (same src, dst, protocol and IP id) gets at every hook
-    # the verdict and address rewrite its first fragment got there. A later fragment seen before
-    # its first fragment passes untouched (the kernel would hold it until reassembly).
-    def _remember_fragment(self, hook: str, packet: IPv4, before: tuple[str, str],
-                           result: HookResult) -> None:
+
+class FragmentVerdicts:
+    """What netfilter decided about each first fragment, for the later fragments of its datagram.
+
+    conntrack defragments at PREROUTING/OUTPUT, so iptables sees whole packets. netsim keeps
+    fragments apart: the first fragment (it carries the ports) is tracked and filtered; each
+    later fragment of the same datagram (same src, dst, protocol and IP id) gets at every hook
+    the verdict and address rewrite its first fragment got there. A later fragment seen before
+    its first fragment passes untouched (the kernel would hold it until reassembly)."""
+
+    def __init__(self) -> None:
+        self._fragments: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+
+    def remember(self, hook: str, packet: IPv4, before: tuple[str, str], result: HookResult) -> None:
         key = (hook, before[0], before[1], packet.proto, packet.id)
         self._fragments[key] = (result.verdict, result.packet.src, result.packet.dst)
         if len(self._fragments) > _FRAGMENT_MEMORY:
             del self._fragments[next(iter(self._fragments))]
 
-    def _non_first_fragment(self, hook: str, packet: IPv4, result: HookResult) -> HookResult:
+    def follow(self, hook: str, packet: IPv4, result: HookResult) -> HookResult:
         key = (hook, packet.src, packet.dst, packet.proto, packet.id)
         found = self._fragments.get(key)
         if found is None:
@@ -379,22 +429,19 @@ class Callbacks:
         self.nf = nf
         self._key: tuple[int, int, bool] | None = None
         self._hooks: dict[str, tuple[tuple[Stage, ...], tuple[NatLookup, ...]]] = {}
-        self._plans: dict[str, tuple[tuple[StageCall, Any], ...]] = {}
-        self._plan_for = (-1, -1, False)     # the ruleset generation, number of tables and conntrack users
 
-    def plan(self, hook: str) -> tuple[tuple[StageCall, Any], ...]:
-        """The callbacks `hook` runs, in order, as (a bound Netfilter._RUN entry, its stage or a nat
-        stage's manip), worked out again when the ruleset changes, a table is created or a rule
-        hooks conntrack in (iptables' tables are never removed). A table stage whose table does
-        not exist registered nothing."""
+    def plans(self) -> tuple[dict[str, Plan], frozenset[str]]:
+        """The callbacks each hook runs, in order, as (a bound Netfilter._RUN entry, its stage or a
+        nat stage's manip). A table stage whose table does not exist registered nothing; one
+        whose built-in chain for the hook is empty with policy ACCEPT is left out too, since
+        walking it changes nothing (kube-proxy's empty mangle chains): Netfilter.plan keeps
+        these until a table, a rule or the nft ruleset changes. And the hooks whose callbacks
+        are only the nat core's and conntrack's confirmation (Netfilter.passes)."""
         nf = self.nf
-        generation, tables, users = self._plan_for
-        if nf.nftables.generation != generation or len(nf.tables) != tables or nf._conntrack_users != users:
-            self._plans = {h: tuple(self._call(s) for s in nf.stages(h)
-                                    if s.name not in _TABLE_STAGES or s.table in nf.tables)
-                           for h in HOOKS}
-            self._plan_for = (nf.nftables.generation, len(nf.tables), nf._conntrack_users)
-        return self._plans[hook]
+        stages = {h: [s for s in nf.stages(h) if s.name not in _TABLE_STAGES or _walks(nf, s.table, h)] for h in HOOKS}
+        passive = frozenset(h for h, found in stages.items()
+                            if found and all(s.name in _PASSIVE_STAGES for s in found))
+        return {h: tuple(self._call(s) for s in found) for h, found in stages.items()}, passive
 
     def of(self, hook: str) -> tuple[tuple[Stage, ...], tuple[NatLookup, ...]]:
         nf = self.nf
@@ -430,6 +477,14 @@ class Callbacks:
         ranked.sort(key=lambda r: r[:3])
         nat.sort(key=lambda n: n[:2])
         return tuple(r[3] for r in ranked), tuple(n[2] for n in nat)
+
+
+def _walks(nf: Netfilter, table: str, hook: str) -> bool:
+    """Would walking `table` at `hook` do anything: does the table exist, with a built-in chain
+    for the hook that has a rule or a policy other than ACCEPT?"""
+    found = nf.tables.get(table)
+    chain = found.chains.get(hook) if found is not None else None
+    return chain is not None and (bool(chain.rules) or chain.policy != "ACCEPT")
 
 
 def _nft_nat(table: Any, chain: Any) -> NatLookup:

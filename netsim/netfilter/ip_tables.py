@@ -25,7 +25,7 @@ from .hooks import HOOKS
 from .nat import NatTarget
 from .reject import RejectTarget
 from .targets import MarkTarget, StandardTarget
-from .xtables import PacketContext
+from .xtables import PacketContext, ip_int
 
 
 class HookDecisions(Protocol):
@@ -48,6 +48,9 @@ class Chain:
     builtin: bool
     policy: str | None = None       # ACCEPT or DROP for built-in chains, None for user chains
     rules: list[Rule] = field(default_factory=list)
+    # the rules by the one destination address they test (rules_for), with the rules it was made from
+    _by_dst: tuple[tuple[Rule, ...], dict[int, tuple[Rule, ...]], tuple[Rule, ...]] | None = field(
+        default=None, init=False, repr=False, compare=False)
 
     def renumber(self) -> None:
         for position, rule in enumerate(self.rules, 1):
@@ -112,6 +115,35 @@ class WalkOutcome:
                 where += f' "{ref.comment}"' if ref.comment else ""
             self._where = where
         return where
+
+
+_INDEXED = 8       # a chain of at least this many rules is walked through its destination index
+
+
+def rules_for(chain: Chain, dst: str) -> list[Rule] | tuple[Rule, ...]:
+    """The rules of `chain` a packet to `dst` can match, in order: a rule whose -d is one
+    other address (`-d 10.96.0.10/32`, as kube-proxy writes a Service's rule in KUBE-SERVICES)
+    cannot, so a long chain skips those (ip_packet_match would refuse each of them, and a rule
+    that does not match leaves no record). The index is made again whenever the chain's rules
+    are not the ones it was made from."""
+    rules = chain.rules
+    if len(rules) < _INDEXED:
+        return rules
+    index = chain._by_dst
+    snapshot = tuple(rules)
+    if index is None or index[0] != snapshot:       # the same Rule objects: compared by identity
+        index = chain._by_dst = _index_by_dst(snapshot)
+    return index[1].get(ip_int(dst), index[2])
+
+
+def _index_by_dst(rules: tuple[Rule, ...]) -> tuple[tuple[Rule, ...], dict[int, tuple[Rule, ...]], tuple[Rule, ...]]:
+    """(the rules, address -> the rules a packet to it can match, the rules for any other address)."""
+    def one_address(rule: Rule) -> int | None:
+        dst = rule.dst
+        return int(dst.network_address) if dst is not None and not rule.dst_inv and dst.prefixlen == 32 else None
+    addresses = {a for a in map(one_address, rules) if a is not None}
+    by_dst = {a: tuple(r for r in rules if one_address(r) in (None, a)) for a in addresses}
+    return rules, by_dst, tuple(r for r in rules if one_address(r) is None)
 
 
 def _ref(table: str, hook: str, chain: str, path: list[str], rule: Rule) -> RuleRef:
@@ -189,7 +221,8 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
     base_policy = chain.policy or "ACCEPT"
     stack: list[tuple[Chain, Iterator[Rule], tuple[str, ...]]] = []
     path: tuple[str, ...] = ()
-    rules: Iterator[Rule] = iter(chain.rules)
+    dst = ctx.packet.dst            # no rule of a table walk rewrites the packet
+    rules: Iterator[Rule] = iter(rules_for(chain, dst))
     decisions = result.decisions
     while True:
         for rule in rules:
@@ -241,12 +274,12 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
             called = chains[name]
             if target.goto:
                 path = path + (name,)
-                chain, rules = called, iter(called.rules)
+                chain, rules = called, iter(rules_for(called, dst))
                 break
             if called.rules:
                 stack.append((chain, rules, path))
                 path = path + (name,)
-                chain, rules = called, iter(called.rules)
+                chain, rules = called, iter(rules_for(called, dst))
                 break
         else:       # the chain ran out: back to the caller, or the built-in chain's policy
             if not stack:

@@ -237,9 +237,12 @@ def nf_nat_inet_fn(nf: NatNetfilter, hook: str, manip: str, ctx: PacketContext, 
     entry = skb.ct
     if entry is None:
         return
+    state = skb.ct_state
+    if state == "ESTABLISHED" and not (entry.snat or entry.dnat):
+        return          # no binding changes anything: nf_nat_packet leaves the packet as it is
     ct = nf.conntrack
     direction = REPLY if skb.ct_reply else ORIGINAL
-    if skb.ct_state == "RELATED":
+    if state == "RELATED":
         before = ctx.packet
         packet, rewritten = ct.nat_icmp_error(entry, direction, manip, before)
         if rewritten is not None:

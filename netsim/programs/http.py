@@ -128,7 +128,8 @@ class Fetch(Program):
         self.host, self.port, self.path = parse_url(url)
         self.host_name = host_name or self.host    # the host as typed: the Host header and curl's messages
         self.data, self.max_time_ms = data, max_time_ms
-        self.buffer = b""
+        self.buffer = bytearray()                  # what arrived (appended to in place: no copy per segment)
+        self.expected: int | None = None            # the head's length plus Content-Length, once the head is in
         self.started_at = 0
         self.connected = False
 
@@ -153,9 +154,12 @@ class Fetch(Program):
             return [Send("curl", self.request())]
         if isinstance(event, DataReceived) and event.sock == "curl":
             self.buffer += event.data
-            head, sep, body = self.buffer.partition(b"\r\n\r\n")
-            length = self.content_length(head) if sep else None
-            if length is not None and len(body) >= length:
+            if self.expected is None:       # the head is read once, when its blank line has arrived
+                head, sep, _ = bytes(self.buffer).partition(b"\r\n\r\n")
+                length = self.content_length(head) if sep else None
+                if length is not None:
+                    self.expected = len(head) + len(sep) + length
+            if self.expected is not None and len(self.buffer) >= self.expected:
                 return self.finish(event.at)
             return []
         if isinstance(event, PeerClosed) and event.sock == "curl":
@@ -185,7 +189,7 @@ class Fetch(Program):
         return None
 
     def finish(self, at: int) -> list[Action]:
-        head, _, body = self.buffer.partition(b"\r\n\r\n")
+        head, _, body = bytes(self.buffer).partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         headers = tuple((k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
         result = FetchResult(self.url, lines[0], headers, body, len(self.buffer), "", 0, (at - self.started_at) // 1000)

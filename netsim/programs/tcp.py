@@ -62,6 +62,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import islice
 
 from ..addresses import stable_hash
 from ..endpoints import WSCALE, initial_window, tcp_options, ts_option
@@ -163,6 +164,9 @@ class TcpOutput:
     def __add__(self, other: TcpOutput) -> TcpOutput:
         return TcpOutput(self.segments + other.segments, self.connected or other.connected, self.data + other.data,
                          self.eof or other.eof, self.error or other.error)
+
+
+_NOTHING_SENT = TcpOutput()      # write_xmit with nothing it may send (a frozen record: shared)
 
 
 @dataclass
@@ -474,10 +478,12 @@ class TcpConnection(SequenceSpace):
     def write_xmit(self, now_ms: int = 0) -> TcpOutput:
         """tcp_write_xmit: send queued segments the congestion and peer windows allow."""
         out: list[TCP] = []
-        mss = self.mss_now
         skbs = self.queue.skbs
         packets_out = self.packets_out
-        for skb in skbs[packets_out:]:                    # the sent ones are the queue's head
+        if packets_out >= len(skbs) or packets_out >= self.cwnd:
+            return _NOTHING_SENT                          # nothing unsent, or the congestion window is full
+        mss = self.mss_now
+        for skb in islice(skbs, packets_out, None):       # the sent ones are the queue's head
             if packets_out >= self.cwnd:
                 break
             if skb.seq + len(skb.data) > self.snd_una + self.snd_wnd:

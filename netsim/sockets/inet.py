@@ -157,7 +157,7 @@ def emit(k: Kernel, sock: Sock, ip: IPv4, role: str, rr: RouteResult | None = No
                                   netns=ns.name, packet=ip, source=ip.src, dst=ip.dst))
     else:
         reason = SocketReason.ANSWER_SENT if sock.server else SocketReason.SENT
-        flow.note(socket_decision("sendmsg", reason, Verdict.SEND, netns=ns.name, packet=ip))
+        flow.note(Decision(Subsystem.SOCKET, "sendmsg", reason, Verdict.SEND, netns=ns.name, packet=ip))
     sock.sent += 1
     if layer.performing:
         sock.answered += 1
