@@ -22,7 +22,7 @@ from netsim.trace import Trace
 from netsim.views import Stepper, auto_challenges, challenge, header_view, outcome_text, sentence
 from netsim.views.hopinfo import main_drop
 from netsim.views.pcapfiles import METADATA_KEY, notebook_pcaps, page_links
-from netsim.views.predict import KINDS, find_hop
+from netsim.views.predict import KINDS, challenges, find_hop
 from netsim.views.stepper import decode_payload
 from netsim.views.symptom import symptom
 
@@ -315,6 +315,19 @@ def test_drop_and_errno_questions(no_fdb):
     assert e.correct == "ETIMEDOUT (Connection timed out)" and "no error: the answer arrives" in e.choices
     assert e.feedback(e.answer).startswith("Right. ") and e.feedback(None).startswith(
         "Skipped: the answer is ETIMEDOUT (Connection timed out). ")
+
+
+def test_no_errno_question_on_a_tools_walk():
+    """A tool's walk has no outcome (the tool's output says what the program got): a ping into a
+    silent drop must not be asked as if "no error: the answer arrives" were right."""
+    cluster = netsim.reference_cluster()
+    run = cluster.ping("pod-a", "10.244.9.9", count=1)
+    (trace,) = run.traces
+    assert not trace.outcome and "0 received" in run.stdout
+    assert find_hop(trace, "errno", cluster) is None
+    assert [q.kind for q in challenges(trace, ["errno", "drop"], cluster)] == ["drop"]
+    sent = cluster.send("pod-a", "10.244.9.9", proto="icmp")
+    assert find_hop(sent, "errno", cluster) == 0
 
 
 def test_every_kind_is_asked_somewhere_in_the_six_scenarios_or_a_broken_cluster(no_fdb):

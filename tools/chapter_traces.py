@@ -75,19 +75,13 @@ class LabExchange:
 NOT_IN_THE_LAB: dict[str, str] = {
     "udp backend": "the udp backend: its flannel0 is a TUN device served by flanneld's userspace proxy, which has "
                    "no kernel counterpart without flanneld (netsim follows proxy_amd64.c instead)",
-    "dns lookup": "a DNS lookup walked through the resolver or dig: the lab's pods have no resolv.conf of their own "
-                  "yet, and its comparison takes a DNS message's random ID and cookie for exact bytes",
 }
-DNS_HEADER = 12               # a DNS message's fixed header: shorter UDP payloads to port 53 are not DNS
 
 
 def exempt(item: ChapterTrace) -> str | None:
     """The NOT_IN_THE_LAB key that excuses a chapter trace, if one does."""
     if item.backend == "udp" or any(h.device == "flannel0" for h in item.trace.hops):
         return "udp backend"
-    if any(isinstance(h.ip.payload, UDP) and 53 in (h.ip.payload.sport, h.ip.payload.dport)
-           and len(h.ip.payload.payload_bytes()) >= DNS_HEADER for h in item.trace.hops if h.ip is not None):
-        return "dns lookup"
     return None
 
 

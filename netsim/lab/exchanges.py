@@ -10,7 +10,8 @@ read the same list:
   br_netfilter on and off, both kube-proxy modes;
 - `KUBE_DNS_CASES` (tests/test_lab_kube_dns.py): kube-dns's three ports from either node;
 - `LB_PATHS` (tests/test_lab_loadbalancer.py): LoadBalancer Services entered from outside;
-- `CHAPTER_TOOL_CASES` (tests/test_lab_chapters_15_17.py): chapters 15 and 16's tool runs.
+- `CHAPTER_TOOL_CASES` (tests/test_lab_chapters_15_17.py): chapters 15 and 16's tool runs;
+- `GETADDRINFO_CASES` (tests/test_lab_dns.py): chapter 13's lookups through glibc's resolver.
 
 `model_exchanges()` yields (family, key, model trace) for each, computed as the test computes
 its model side.
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from ..cluster import Cluster, reference_cluster
 from ..cluster.tools import ToolRun
 from ..cni import host_veth_name
+from ..errors import ConfigError
 from ..trace import Trace
 
 POD_C = "10.244.1.2"
@@ -261,6 +263,27 @@ def kube_dns_payload(proto: str, port: int) -> bytes | None:
     return query(0x2A, "web.default.svc.cluster.local").to_bytes() if (proto, port) == ("udp", 53) else None
 
 
+# ------------------------------------------------------------------------------ getaddrinfo
+
+# Chapter 13's lookups (tests/test_lab_dns.py): getaddrinfo(name) with AF_UNSPEC and no flags in
+# a pod, the A and AAAA queries glibc sends back to back from one socket for each name of the
+# search list; the lab runs the same call (Python's socket.getaddrinfo, which is glibc's) in
+# the pod's namespace with kubelet's resolv.conf.
+GETADDRINFO_CASES = (("pod-a", "web"), ("pod-a", "example.com"))
+
+
+def getaddrinfo_trace(cluster: Cluster, pod: str, name: str) -> tuple[Trace, Any]:
+    """(the walk of getaddrinfo(name) in pod, the resolver's result), as chapter 13 runs it."""
+    from ..cluster.dns import resolv_conf
+    from ..programs.resolver import Resolve
+    conf = resolv_conf(cluster, pod)
+    if conf is None:
+        raise ConfigError(f"{pod!r} has no resolv.conf: the cluster serves no DNS (Cluster.set_dns)")
+    program = Resolve(name, conf, seed=pod)
+    trace = cluster.network.run([(pod, program)], cold=True, title=f"getaddrinfo({name}) in {pod}")
+    return trace, program.lookup.result
+
+
 # ------------------------------------------------------------------------------ LoadBalancer
 
 LB = {"web-lb": "192.168.50.200", "local-lb": "192.168.50.201", "open-lb": "192.168.50.202",
@@ -316,6 +339,8 @@ def model_exchanges() -> Iterator[tuple[str, str, Trace]]:
             cluster = hairpin_cluster(mode, brnf, hairpin)
             yield "hairpin", f"{hairpin_key(mode, brnf, hairpin)} {proto}", cluster.send(
                 "pod-c", ECHO_IP, proto=proto, dport=port)
+    for pod, name in GETADDRINFO_CASES:
+        yield "dns", f"getaddrinfo {name} in {pod}", getaddrinfo_trace(reference_cluster(), pod, name)[0]
     for mode in ("iptables", "nftables"):
         for client in KUBE_DNS_CLIENTS:
             for proto, port in KUBE_DNS_PORTS:

@@ -431,6 +431,10 @@ def find_hop(trace: Trace, kind: str, cluster=None, start: int = 0) -> int | Non
         if kind == "drop" and drop is None:
             return None
         if kind == "errno":
+            # a tool's walk (Network.run) ends with no outcome: what its program got back is in
+            # the tool's output (ToolRun), not in the trace, so there is nothing to ask here
+            if not trace.outcome:
+                return None
             return start if start < len(trace.hops) else None
         assert drop is not None
         sent = next((h.index for h in hops if h.role == drop.role), None)
