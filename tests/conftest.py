@@ -31,6 +31,9 @@ from pathlib import Path
 
 import pytest
 
+# the lab test files' shared helpers assert; rewritten like a test module, so a failure shows the values
+pytest.register_assert_rewrite("tests.labkit")
+
 # file name pattern -> marker given to every test in a matching file
 FILE_MARKERS: tuple[tuple[str, str], ...] = (
     ("test_lab.py", "lab"),
