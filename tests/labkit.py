@@ -6,10 +6,15 @@
 - `module_lab(build, ...)`: a module-scoped `lab` fixture, one Lab for all the tests of a file
   (or one per kube-proxy mode), torn down after the file's last test.
 - `assert_rulesets_are_netsims(lab, host)`: the node's rules on the kernel as netsim wrote them.
+- `Namespaces(tag)`, `run(...)`: for the files that build a few namespaces by hand with ip(8)
+  rather than through netsim.lab: commands as argument lists, names that say which run made them.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,3 +71,34 @@ def assert_rulesets_are_netsims(lab: Lab, host: str) -> None:
     kernel = [t.strip() for t in "\n".join(state.kernel_view(lab, host, "iptables-save")).split("COMMIT")]
     model = [t.strip() for t in "\n".join(state.model_view(lab.cluster, host, "iptables-save")).split("COMMIT")]
     assert [t for t in kernel if not t.startswith("*raw")] == model
+
+
+def run(*args: str, input: str | None = None, check: bool = True) -> str:
+    """Run a command given as an argument list (never through a shell); its stdout. A failure
+    with check is an AssertionError carrying the command and its stderr."""
+    done = subprocess.run(list(args), input=input, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{args}: {done.stderr.strip()}")
+    return done.stdout
+
+
+class Namespaces:
+    """Network namespaces a test file builds by hand, named `TAG-PID-ROLE`: the pid says which
+    run made them, so a run killed midway leaves names the next run can reclaim."""
+
+    def __init__(self, tag: str) -> None:
+        if not re.fullmatch(r"[a-z]+", tag):
+            raise ValueError(f"namespace tag {tag!r}: lower-case letters only")
+        self.tag = tag
+        self.prefix = f"{tag}-{os.getpid()}-"
+
+    def in_ns(self, role: str, *args: str, input: str | None = None, check: bool = True) -> str:
+        """`ip netns exec` the command in the namespace of `role`."""
+        return run("ip", "netns", "exec", self.prefix + role, *args, input=input, check=check)
+
+    def reclaim_stale(self) -> None:
+        """Delete this tag's namespaces whose run is gone (its pid no longer exists)."""
+        for line in run("ip", "netns", "list").splitlines():
+            found = re.match(rf"{self.tag}-(\d+)-\S+", line)
+            if found and not os.path.exists(f"/proc/{found.group(1)}"):
+                run("ip", "netns", "del", found.group(0), check=False)
