@@ -35,12 +35,12 @@ class Gate:
 
 
 def gate(file: str, extra: Callable[[], str | None] | None = None,
-         unavailable: str = "real-kernel lab unavailable") -> Gate:
+         unavailable: str = "real-kernel lab unavailable", skipped: str = "the real-kernel lab is skipped") -> Gate:
     """The lab's gate for the test file `file` (pass `__file__`): the reason is the lab's own,
     else `extra()`'s; a warning names the file when there is one."""
     reason = unavailable_reason() or (extra() if extra else None)
     if reason:
-        warnings.warn(f"tests/{Path(file).name}: the real-kernel lab is skipped: {reason}")
+        warnings.warn(f"tests/{Path(file).name}: {skipped}: {reason}")
     return Gate(reason, pytest.mark.skipif(reason is not None, reason=f"{unavailable}: {reason}"))
 
 
