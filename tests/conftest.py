@@ -14,16 +14,25 @@ single tests in otherwise model-only files are marked by node id below or with a
 A file whose every test the `-m` expression leaves out is not even imported: importing
 test_notebooks_meta.py or test_server_config.py alone (nbformat loads jsonschema, whose
 rfc3987 grammar takes 3 s to build) costs seconds.
+
+The cyclic garbage collector is tuned for a test session (see `_GC_THRESHOLDS`): every cluster
+netsim builds is a web of cycles (namespaces and their devices, sockets and their namespaces),
+so a session leaves hundreds of thousands of objects for the collector, and Python's default
+thresholds spent some 4 s of a 20 s `make test-fast` in it, most in full collections.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 import re
 from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+
+# the lab test files' shared helpers assert; rewritten like a test module, so a failure shows the values
+pytest.register_assert_rewrite("tests.labkit")
 
 # file name pattern -> marker given to every test in a matching file
 FILE_MARKERS: tuple[tuple[str, str], ...] = (
@@ -52,6 +61,24 @@ TEST_MARKERS: dict[tuple[str, str], str] = {
 }
 
 _KEYWORDS = {"and", "or", "not"}
+
+# (gen0, gen1, gen2) for gc.set_threshold; Python's default is (700, 10, 10). A larger youngest
+# generation lets most of a test's short-lived cycles die in far fewer passes (about 400 young
+# collections a session instead of 6,000, and 3 full ones instead of 14), for the same peak
+# memory (about 280 MB of RSS either way). Only when garbage is found changes, never what is.
+_GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    gc.set_threshold(*_GC_THRESHOLDS)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Everything the session leaves alive (cached clusters, traces, modules) goes into the
+    collector's permanent generation, so the interpreter's exit does not walk it all once more
+    in a last full collection (about 2 s after pytest's summary line)."""
+    gc.freeze()
 
 
 def file_marker(name: str) -> str | None:

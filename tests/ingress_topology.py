@@ -3,17 +3,21 @@ and chapter 18: an ingress-nginx controller pod on node1 (10.244.0.5, after core
 its LoadBalancer Service `ingress-nginx-controller` (MetalLB gives it 192.168.50.200, node1 wins
 the election), one Ingress for host shop.example.com: `/` to Service `shop` (pod-c on node2,
 port 80 -> 8080), Prefix `/api` to Service `api` (pod-b on node1); both backends run the
-echoserver that answers with the headers it received."""
+echoserver that answers with the headers it received.
+
+The host and the rules are chapter 18's, from netsim.lab.edge (whose `ingress_cluster` is this
+one with every default: test_ingress_path checks that they build the same cluster); this one
+also takes the controller Service's policy and type, service_upstream and kube-proxy's mode."""
 
 from __future__ import annotations
 
 import netsim
+from netsim.lab.edge import HOST, INGRESS_RULES as RULES
 
-HOST = "shop.example.com"
+__all__ = ["CONTROLLER_IP", "HOST", "LB_IP", "RULES", "ingress_cluster"]
+
 LB_IP = "192.168.50.200"
 CONTROLLER_IP = "10.244.0.5"
-RULES = [{"host": HOST, "paths": [{"path": "/", "pathType": "Prefix", "service": "shop", "port": 80},
-                                  {"path": "/api", "pathType": "Prefix", "service": "api", "port": 80}]}]
 
 
 def ingress_cluster(policy: str = "Cluster", service_type: str = "LoadBalancer", service_upstream: bool = False,

@@ -31,9 +31,24 @@ from netsim.views.stepper import Stepper, header_view
 @dataclass(frozen=True)
 class Bad:
     id: str
-    call: Callable[[netsim.Cluster], object]      # given a fresh reference cluster (eager or lazy)
+    call: Callable[[netsim.Cluster], object]      # given a fresh reference cluster (eager or lazy): an OnFirstUse
     error: type[NetsimError]
     says: tuple[str, ...]                        # texts the message must contain
+
+
+class OnFirstUse:
+    """A fresh reference cluster, built when a row first reads one of its attributes: the rows
+    that never touch it (a `Cluster(...)` of their own, the views on the shared trace) build
+    none, and every row that does gets a cluster no other row has used."""
+
+    def __init__(self, lazy: bool) -> None:
+        self._lazy = lazy
+        self._cluster: netsim.Cluster | None = None
+
+    def __getattr__(self, name: str) -> object:
+        if self._cluster is None:
+            self._cluster = netsim.reference_cluster(lazy=self._lazy)
+        return getattr(self._cluster, name)
 
 
 @cache
@@ -297,7 +312,7 @@ def test_api_refuses_bad_input(case: Bad, lazy: bool):
     """On a fully built and on a lazy reference cluster alike (a lazy one builds namespaces
     when they are named, so its checks run on another path)."""
     with pytest.raises(NetsimError) as err:
-        case.call(netsim.reference_cluster(lazy=lazy))
+        case.call(OnFirstUse(lazy))
     assert isinstance(err.value, case.error), f"{type(err.value).__name__}: {err.value}"
     message = str(err.value)
     for text in case.says:

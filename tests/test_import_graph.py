@@ -15,9 +15,12 @@ counting it would put every package's `__init__` in a circle with the submodules
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
+
+from tests.sources import nodes
 
 PACKAGE = Path(__file__).resolve().parent.parent / "netsim"
 
@@ -44,7 +47,7 @@ def import_graph(package: Path) -> dict[str, dict[str, int]]:
     for name, path in paths.items():
         here = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
         edges: dict[str, int] = {}
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in nodes(path):
             targets: list[str] = []
             if isinstance(node, ast.ImportFrom):
                 if node.level:
@@ -110,12 +113,17 @@ def reachable(graph: dict[str, dict[str, int]], start: str) -> set[str]:
     return seen
 
 
-GRAPH = import_graph(PACKAGE)
+@cache
+def netsim_graph() -> dict[str, dict[str, int]]:
+    """netsim's own graph, read on first use rather than at import: collecting this file (which
+    every pytest-xdist worker does) then parses nothing. Shared: read it, never change it."""
+    return import_graph(PACKAGE)
 
 
 def test_netsim_has_no_import_circle():
-    found = circles(GRAPH)
-    described = [" -> ".join(f"{m} (line {GRAPH[m][n]})" for m, n in zip(c, c[1:] + c[:1]) if n in GRAPH[m])
+    graph = netsim_graph()
+    found = circles(graph)
+    described = [" -> ".join(f"{m} (line {graph[m][n]})" for m, n in zip(c, c[1:] + c[:1]) if n in graph[m])
                  for c in found]
     assert found == [], "\n".join(described)
 
@@ -143,14 +151,16 @@ def test_a_protocol_module_is_written_against_the_kernel_interface(module):
     """It imports netsim.kernel, and nothing it imports, directly or not, is the walk, the
     network, or another protocol module (flanneld may import the classes of the devices it
     creates)."""
-    assert "netsim.kernel" in GRAPH[module]
+    graph = netsim_graph()
+    assert "netsim.kernel" in graph[module]
     allowed = DEVICE_CLASSES.get(module, set())
-    assert sorted(reachable(GRAPH, module) & (set(PROTOCOLS) | set(HUB)) - allowed) == []
+    assert sorted(reachable(graph, module) & (set(PROTOCOLS) | set(HUB)) - allowed) == []
 
 
 def test_the_walk_implements_the_interface_and_the_interface_names_no_protocol():
-    assert {"netsim.kernel", *PROTOCOLS} - {"netsim.flannel"} <= set(GRAPH["netsim.walk"])
-    assert sorted(reachable(GRAPH, "netsim.kernel") & (set(PROTOCOLS) | set(HUB))) == []
+    graph = netsim_graph()
+    assert {"netsim.kernel", *PROTOCOLS} - {"netsim.flannel"} <= set(graph["netsim.walk"])
+    assert sorted(reachable(graph, "netsim.kernel") & (set(PROTOCOLS) | set(HUB))) == []
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -158,6 +168,6 @@ def test_rooms_of_a_sane_size(path):
     """No module over 900 lines, no class over 300 (the developers' rules)."""
     source = path.read_text()
     assert len(source.splitlines()) <= MAX_MODULE_LINES
-    big = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(source))
+    big = [(node.name, node.end_lineno - node.lineno + 1) for node in nodes(path)
            if isinstance(node, ast.ClassDef) and node.end_lineno - node.lineno + 1 > MAX_CLASS_LINES]
     assert big == []

@@ -17,6 +17,7 @@ import pytest
 
 from netsim.cluster.ingress import TcpConnection, tcp_connections
 from netsim.errors import ConfigError, UsageError
+from netsim.lab import edge
 from netsim.programs.ingress import HttpMessage
 from tests.ingress_topology import CONTROLLER_IP, HOST, LB_IP, RULES, ingress_cluster
 
@@ -27,6 +28,18 @@ def request(policy="Cluster", path="/cart", host=HOST, **kw):
     cluster, controller = ingress_cluster(policy, **kw)
     run = cluster.fetch("ext", f"http://{LB_IP}{path}", host=host)
     return cluster, controller, run
+
+
+def test_with_every_default_this_is_the_cluster_chapter_18s_lab_case_builds():
+    """netsim.lab.edge.ingress_cluster (the lab's curl runs) and ingress_cluster() are one build:
+    the same rules on every node and the same bytes at every hop of the same fetch."""
+    ours, _controller = ingress_cluster()
+    labs = edge.ingress_cluster()
+    for node in ours.nodes:
+        assert ours.show(node, "iptables-save") == labs.show(node, "iptables-save"), node
+    mine, theirs = (c.fetch("ext", f"http://{LB_IP}/cart", host=HOST) for c in (ours, labs))
+    assert mine.stdout == theirs.stdout and mine.status == theirs.status == 0
+    assert [[h.data for h in t.hops] for t in mine.traces] == [[h.data for h in t.hops] for t in theirs.traces]
 
 
 def backend_lines(run) -> dict[str, str]:

@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import replace
 
 import pytest
@@ -29,11 +28,10 @@ from netsim import ip_forward
 from netsim.walk import Walk
 from netsim.netfilter import ip_tables
 from netsim.netfilter.targets import MarkTarget
+from tests import labkit
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
+GATE = labkit.gate(__file__)
+needs_lab = GATE.needs_lab          # test_lab_breakages and others import it from here
 
 TIMINGS: dict[str, float] = {}
 

@@ -14,20 +14,17 @@ first test (the check itself, on netsim's traces alone), which needs no root."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 import netsim
-from netsim.lab import Lab, compare, unavailable_reason
+from netsim.lab import Lab, compare
 from netsim.lab.compare import IGNORED_ROLES
 from netsim.lab.conformance import run_scenario
 from netsim.trace import Trace
+from tests import labkit
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_capture_points.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
+GATE = labkit.gate(__file__)
+needs_lab = GATE.needs_lab
 
 
 def _point(h) -> tuple[str, str, str]:

@@ -8,18 +8,15 @@ tests/test_lab.py; skipped with the reason otherwise."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
-from netsim.lab import Lab, compare, unavailable_reason
+from netsim.lab import compare
 from netsim.lab import state
+from tests import labkit
 from tests.netpol_cluster import netpol_cluster
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_cluster_networkpolicy.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
+GATE = labkit.gate(__file__)
+needs_lab = GATE.needs_lab
 DROP_TIMEOUT = 0.9
 
 PATHS = [("pod-a", "tcp", 8080, "connected to 10.244.1.2:8080 (SYN-ACK)"),
@@ -27,12 +24,7 @@ PATHS = [("pod-a", "tcp", 8080, "connected to 10.244.1.2:8080 (SYN-ACK)"),
          ("pod-a", "udp", 9090, "no answer reached the sender")]
 
 
-@pytest.fixture(scope="module", params=["iptables", "nftables"])
-def lab(request):
-    if REASON:
-        pytest.skip(REASON)
-    with Lab(netpol_cluster(request.param), trace_rules=True) as built:
-        yield built
+lab = labkit.module_lab(GATE, netpol_cluster, per_proxy_mode=True, trace_rules=True)
 
 
 @needs_lab

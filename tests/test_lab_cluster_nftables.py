@@ -9,20 +9,18 @@ like tests/test_lab.py; skipped with the reason otherwise."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import pytest
 
 from netsim import Cluster
-from netsim.lab import Lab, compare, unavailable_reason
+from netsim.lab import Lab, compare
 from netsim.lab import state
 from netsim.netfilter import nft_eval
+from tests import labkit
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_cluster_nftables.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
+GATE = labkit.gate(__file__)
+needs_lab = GATE.needs_lab
 
 DROP_TIMEOUT = 0.9     # a silent drop: waited for less than TCP's first SYN retransmission (1 s)
 
@@ -53,12 +51,7 @@ PATHS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if REASON:
-        pytest.skip(REASON)
-    with Lab(services_cluster(), trace_rules=True) as built:
-        yield built
+lab = labkit.module_lab(GATE, services_cluster, trace_rules=True)
 
 
 def run_path(lab, client, dst, port, proto="tcp"):

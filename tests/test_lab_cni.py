@@ -11,21 +11,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import pytest
 
 import netsim
-from netsim.lab import unavailable_reason
 from netsim.lab._netns import netns_path
 from netsim.lab.cni import (MAC, VETH_NAME, chapter_record, compare_cni, delegate_config, masked, plugins_reason,
                             real_cni_node)
+from tests import labkit
 
-REASON = unavailable_reason() or plugins_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_cni.py: the real CNI plugins are not run: {REASON}")
-needs_plugins = pytest.mark.skipif(REASON is not None, reason=f"real CNI plugins unavailable: {REASON}")
+GATE = labkit.gate(__file__, plugins_reason, unavailable="real CNI plugins unavailable",
+                   skipped="the real CNI plugins are not run")
+needs_plugins = GATE.needs_lab
 
 
 CHAPTER_DATA = Path(__file__).resolve().parent.parent / "notebooks" / "data" / "cni-result.json"

@@ -7,17 +7,14 @@ Needs root on Linux, like tests/test_lab.py; skipped with the reason otherwise."
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 import netsim
-from netsim.lab import Lab, compare, unavailable_reason
+from netsim.lab import Lab, compare
+from tests import labkit
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_goto_policy.py: the real-kernel lab is skipped: {REASON}")
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")]
+GATE = labkit.gate(__file__)
+pytestmark = [pytest.mark.lab, GATE.needs_lab]
 DROP_TIMEOUT = 0.9      # a silent drop: waited for less than TCP's first SYN retransmission (1 s)
 
 

@@ -6,18 +6,15 @@ root on Linux, like tests/test_lab.py; skipped with the reason otherwise."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
-from netsim.lab import Lab, compare, unavailable_reason
+from netsim.lab import Lab, compare
 from netsim.lab import state
+from tests import labkit
 from tests.hairpin_topology import ECHO_IP, HAIRPIN_CASES, POD_C_PORT, PORTS, hairpin_cluster, hairpin_key
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_hairpin.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
+GATE = labkit.gate(__file__)
+needs_lab = GATE.needs_lab
 DROP_TIMEOUT = 0.9      # a silent drop: waited for less than TCP's first SYN retransmission (1 s)
 
 # (proxy mode, br_netfilter, hairpin, what pod-c sees over tcp, over udp): netsim.lab.exchanges
@@ -26,8 +23,8 @@ CASES = HAIRPIN_CASES
 
 @pytest.fixture(scope="module", params=CASES, ids=[hairpin_key(*c[:3]) for c in CASES])
 def case(request):
-    if REASON:
-        pytest.skip(REASON)
+    if GATE.reason:
+        pytest.skip(GATE.reason)
     mode, brnf, hairpin, tcp_seen, udp_seen = request.param
     with Lab(hairpin_cluster(mode, brnf, hairpin), trace_rules=True) as lab:
         yield lab, {"tcp": tcp_seen, "udp": udp_seen}, hairpin

@@ -46,6 +46,7 @@ from netsim.programs.ingress import (
     EchoHeaders, HttpMessage, IngressNginx, IngressPath, IngressRule, ServiceBackend, parse_message,
 )
 from netsim.programs.wire import DirectWire
+from tests import labkit
 from tests.ingress_topology import HOST, LB_IP, ingress_cluster
 from tests.test_programs_ingress import Curl
 
@@ -89,7 +90,9 @@ def test_the_ingress_path_is_the_kernels_frame_for_frame(case):
     # the conversation is all there: each connection's handshake and data at the pods
     assert len(model.trace) > 100 and sum(1 for h in kernel.trace if h.where == "ingress-nginx/eth0") > 10
 
-PREFIX = f"npi-{os.getpid()}-"
+NAMESPACES = labkit.Namespaces("npi")
+PREFIX = NAMESPACES.prefix
+run, in_ns, reclaim_stale = labkit.run, NAMESPACES.in_ns, NAMESPACES.reclaim_stale
 ROLES = ("ingress", "outside")
 
 NGINX_CONF = """
@@ -176,24 +179,6 @@ while True:
     c, peer = s.accept()
     threading.Thread(target=serve, args=(c, peer), daemon=True).start()
 """
-
-
-def run(*args: str, input: str | None = None, check: bool = True) -> str:
-    done = subprocess.run(list(args), input=input, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{args}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def in_ns(role: str, *args: str, check: bool = True) -> str:
-    return run("ip", "netns", "exec", PREFIX + role, *args, check=check)
-
-
-def reclaim_stale() -> None:
-    for line in run("ip", "netns", "list").splitlines():
-        found = re.match(r"npi-(\d+)-\S+", line)
-        if found and not os.path.exists(f"/proc/{found.group(1)}"):
-            run("ip", "netns", "del", found.group(0), check=False)
 
 
 @pytest.fixture(scope="module")

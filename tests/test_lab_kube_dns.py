@@ -6,31 +6,21 @@ the reason otherwise."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 import netsim
-from netsim.lab import Lab, compare, unavailable_reason
-from netsim.lab import state
-from netsim.lab.exchanges import KUBE_DNS_CLIENTS, KUBE_DNS_PORTS
+from netsim.lab import compare
+from netsim.lab.exchanges import KUBE_DNS_CLIENTS, KUBE_DNS_PORTS, kube_dns_payload
+from tests import labkit
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_kube_dns.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
-
-from netsim.lab.exchanges import kube_dns_payload  # noqa: E402
+GATE = labkit.gate(__file__)
+needs_lab = GATE.needs_lab
 
 PORTS = KUBE_DNS_PORTS          # netsim.lab.exchanges, where tools/chapter_traces.py lists them too
 
 
-@pytest.fixture(scope="module", params=["iptables", "nftables"])
-def lab(request):
-    if REASON:
-        pytest.skip(REASON)
-    with Lab(netsim.reference_cluster(proxy_mode=request.param), trace_rules=True) as built:
-        yield built
+lab = labkit.module_lab(GATE, lambda mode: netsim.reference_cluster(proxy_mode=mode), per_proxy_mode=True,
+                        trace_rules=True)
 
 
 @needs_lab
@@ -51,9 +41,4 @@ def test_each_port_of_the_cluster_ip_matches_the_kernel(lab, client, proto, port
 @pytest.mark.parametrize("host", ["node1", "node2"])
 def test_the_rulesets_are_netsims(lab, host):
     """iptables-save without the raw table, where the lab's tracer puts its TRACE rules."""
-    if lab.cluster.proxy_mode == "nftables":
-        assert state.differences(lab, lab.cluster, host, "nft -a list ruleset") == []
-        return
-    kernel = [t.strip() for t in "\n".join(state.kernel_view(lab, host, "iptables-save")).split("COMMIT")]
-    model = [t.strip() for t in "\n".join(state.model_view(lab.cluster, host, "iptables-save")).split("COMMIT")]
-    assert [t for t in kernel if not t.startswith("*raw")] == model
+    labkit.assert_rulesets_are_netsims(lab, host)

@@ -9,30 +9,21 @@ tests/test_lab.py; skipped with the reason otherwise."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
-from netsim.lab import Lab, compare, unavailable_reason
-from netsim.lab import state
+from netsim.lab import compare
+from tests import labkit
 from tests.lb_topology import LB, LB_PATHS, lb_cluster
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_loadbalancer.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
+GATE = labkit.gate(__file__)
+needs_lab = GATE.needs_lab
 DROP_TIMEOUT = 0.9
 
 # (id, destination, port, what ext sees): netsim.lab.exchanges
 PATHS = LB_PATHS
 
 
-@pytest.fixture(scope="module", params=["iptables", "nftables"])
-def lab(request):
-    if REASON:
-        pytest.skip(REASON)
-    with Lab(lb_cluster(request.param), trace_rules=True) as built:
-        yield built
+lab = labkit.module_lab(GATE, lb_cluster, per_proxy_mode=True, trace_rules=True)
 
 
 @needs_lab
@@ -62,9 +53,4 @@ def test_the_speaker_answers_from_the_elected_node_only(lab):
 @needs_lab
 @pytest.mark.parametrize("host", ["node1", "node2"])
 def test_the_rulesets_are_netsims(lab, host):
-    if lab.cluster.proxy_mode == "nftables":
-        assert state.differences(lab, lab.cluster, host, "nft -a list ruleset") == []
-        return
-    kernel = [t.strip() for t in "\n".join(state.kernel_view(lab, host, "iptables-save")).split("COMMIT")]
-    model = [t.strip() for t in "\n".join(state.model_view(lab.cluster, host, "iptables-save")).split("COMMIT")]
-    assert [t for t in kernel if not t.startswith("*raw")] == model
+    labkit.assert_rulesets_are_netsims(lab, host)

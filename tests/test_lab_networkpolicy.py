@@ -27,32 +27,17 @@ import time
 import pytest
 
 from netsim.endpoints import tcp_syn
+from tests import labkit
 from tests.npol_topology import engine, forward, model_ruleset, node2_netfilter, rule_hits
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "nft")),
     reason="needs root, iproute2 and nftables to build namespaces and load the ruleset")
 
-PREFIX = f"npl-{os.getpid()}-"
+NAMESPACES = labkit.Namespaces("npl")
+PREFIX = NAMESPACES.prefix
+run, in_ns, reclaim_stale = labkit.run, NAMESPACES.in_ns, NAMESPACES.reclaim_stale
 ROLES = ("node1", "node2", "pod-c")
-
-
-def run(*args: str, input: str | None = None, check: bool = True) -> str:
-    done = subprocess.run(list(args), input=input, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{args}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def in_ns(role: str, *args: str, input: str | None = None, check: bool = True) -> str:
-    return run("ip", "netns", "exec", PREFIX + role, *args, input=input, check=check)
-
-
-def reclaim_stale() -> None:
-    for line in run("ip", "netns", "list").splitlines():
-        found = re.match(r"npl-(\d+)-\S+", line)
-        if found and not os.path.exists(f"/proc/{found.group(1)}"):
-            run("ip", "netns", "del", found.group(0), check=False)
 
 
 def build() -> None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import pytest
 
 from netsim.endpoints import tcp_syn, tcp_synack
+from tests import labkit
 from tests.nft_topology import (HOSTS, NODE_ADDRS, ModelNode, batches, model_events, model_pass, model_ruleset,
                                 node_netfilter)
 
@@ -42,7 +43,9 @@ pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not all(shutil.which(tool) for tool in ("ip", "nft", "conntrack")),
     reason="needs root, iproute2, nftables and conntrack to build namespaces and load rulesets")
 
-PREFIX = f"nftl-{os.getpid()}-"
+NAMESPACES = labkit.Namespaces("nftl")
+PREFIX = NAMESPACES.prefix
+run, in_ns, reclaim_stale = labkit.run, NAMESPACES.in_ns, NAMESPACES.reclaim_stale
 ROLES = ("node", "pod-a", "pod-b", "remote", "ext")
 TRACE_TABLE = ("add table ip nsltrace\n"
                "add chain ip nsltrace pre { type filter hook prerouting priority -350 ; }\n"
@@ -53,28 +56,9 @@ TRACE_TABLE = ("add table ip nsltrace\n"
 
 # ---- the kernel side: namespaces through argument lists ---------------------------------------------
 
-def run(*args: str, input: str | None = None, check: bool = True) -> str:
-    done = subprocess.run(list(args), input=input, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{args}: {done.stderr.strip()}")
-    return done.stdout
-
-
-def in_ns(role: str, *args: str, input: str | None = None, check: bool = True) -> str:
-    return run("ip", "netns", "exec", PREFIX + role, *args, input=input, check=check)
-
-
 def load(role: str, pairs: list[tuple[str, bool]]) -> None:
     for text, check in pairs:
         in_ns(role, "nft", *(["-c"] if check else []), "-f", "-", input=text)
-
-
-def reclaim_stale() -> None:
-    """Namespaces an earlier, killed run of this file left (its pid is gone)."""
-    for line in run("ip", "netns", "list").splitlines():
-        found = re.match(r"nftl-(\d+)-\S+", line)
-        if found and not os.path.exists(f"/proc/{found.group(1)}"):
-            run("ip", "netns", "del", found.group(0), check=False)
 
 
 def build() -> None:

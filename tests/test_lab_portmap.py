@@ -8,18 +8,16 @@ with the reason otherwise."""
 from __future__ import annotations
 
 import os
-import warnings
 
 import pytest
 
-from netsim.lab import Lab, compare, unavailable_reason
+from netsim.lab import compare
 from netsim.lab.cni import compare_portmap, plugins_reason, portmap_lines, real_cni_node
+from tests import labkit
 from tests.test_portmap import CID, DN, NODE1, hostport_cluster
 
-REASON = unavailable_reason() or plugins_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_portmap.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab or CNI plugins unavailable: {REASON}")
+GATE = labkit.gate(__file__, plugins_reason, unavailable="real-kernel lab or CNI plugins unavailable")
+needs_lab = GATE.needs_lab
 
 
 @needs_lab
@@ -38,12 +36,7 @@ def test_the_real_portmap_plugin_writes_netsims_rules():
     assert diffs and f"model '-A {DN} -p udp -m udp --dport 9 -j RETURN'" in diffs[0]
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if REASON:
-        pytest.skip(REASON)
-    with Lab(hostport_cluster(), trace_rules=True) as lab:
-        yield lab
+lab = labkit.module_lab(GATE, hostport_cluster, trace_rules=True)
 
 
 # (client, destination, what the client sees)

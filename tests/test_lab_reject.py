@@ -6,18 +6,15 @@ field by field. Needs root on Linux, like tests/test_lab.py; skipped with the re
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 import netsim
 from netsim.decision import Outcome, OutcomeReason
-from netsim.lab import Lab, compare, unavailable_reason
+from netsim.lab import Lab, compare
+from tests import labkit
 
-REASON = unavailable_reason()
-if REASON:
-    warnings.warn(f"tests/test_lab_reject.py: the real-kernel lab is skipped: {REASON}")
-needs_lab = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
+GATE = labkit.gate(__file__)
+needs_lab = GATE.needs_lab
 
 
 def _compared(spec: str, proto: str, dport: int = 8080):

@@ -6,18 +6,14 @@ counts joining a bridge sets, the VXLAN and bridge-port settings), `ip route`, p
 
 Skipped, with the reason, where the lab cannot run (no root, no namespaces)."""
 
-import warnings
-
 import pytest
 
 import netsim
-from netsim.lab import Lab, unavailable_reason
+from netsim.lab import Lab
 from netsim.lab.state import HOSTS, VIEWS, differences, kernel_view
+from tests import labkit
 
-REASON = unavailable_reason()
-if REASON is not None:
-    warnings.warn(f"tests/test_lab_state.py: the real-kernel lab is skipped: {REASON}")
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"real-kernel lab unavailable: {REASON}")
+pytestmark = labkit.gate(__file__).needs_lab
 
 
 @pytest.mark.parametrize("backend", ["vxlan", "host-gw"])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sources import nodes
+
 PACKAGE = Path(__file__).resolve().parent.parent / "netsim"
 # What models Kubernetes and its programs (everything else in netsim/ outside views/, lab/ and
 # the CLI is the kernel model).
@@ -28,7 +30,7 @@ def imports(path: Path, package_dir: Path = PACKAGE) -> list[tuple[str, int]]:
     name = module_name(path, package_dir)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
     out = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in nodes(path):
         if isinstance(node, ast.ImportFrom):
             base = package.split(".")[:len(package.split(".")) - node.level + 1] if node.level else []
             target = ".".join([*base, node.module] if node.module else base) if node.level else node.module or ""
@@ -61,7 +63,7 @@ def test_a_kernel_module_imports_nothing_of_kubernetes(path):
 
 @pytest.mark.parametrize("path", KERNEL, ids=module_name)
 def test_a_kernel_module_opens_no_file(path):
-    calls = [node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+    calls = [node for node in nodes(path) if isinstance(node, ast.Call)
              and (getattr(node.func, "id", None) == "open"
                   or getattr(node.func, "attr", None) in ("write_text", "write_bytes", "open"))]
     assert [c.lineno for c in calls] == []

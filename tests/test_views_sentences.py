@@ -24,6 +24,7 @@ from netsim.packet import ICMP, IPPROTO_ICMP, IPPROTO_UDP, IPv4, UDP
 from netsim.trace import Ended
 from netsim.views import explanation, heading, outcome_text, sentence
 from netsim.views.sentences import OUTCOMES, SENTENCES, ended_text
+from tests.sources import nodes
 
 NETSIM = Path(netsim.__file__).parent
 CORE = sorted(p for p in NETSIM.rglob("*.py") if p.relative_to(NETSIM).parts[0] not in ("views", "lab", "cli.py"))
@@ -705,7 +706,7 @@ def test_a_hop_a_trace_and_an_ended_copy_in_words():
 # ---- the core writes no sentence -------------------------------------------------------------
 
 def _builder_calls(path: Path):
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in nodes(path):
         if isinstance(node, ast.Call):
             name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
             if name in BUILDERS:
@@ -734,7 +735,7 @@ def test_no_core_decision_or_outcome_is_built_from_a_sentence():
 def test_the_core_never_imports_the_views():
     imports = []
     for path in CORE:
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in nodes(path):
             if isinstance(node, ast.ImportFrom):
                 module = ("." * node.level) + (node.module or "")
                 names = [module] + [f"{module}.{a.name}" for a in node.names]
