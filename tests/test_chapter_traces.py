@@ -83,12 +83,14 @@ def test_a_fault_changes_the_exchange(tmp_path):
     assert broken is not None and (broken.family, broken.key) == ("troubleshooting", "fdb-back")
 
 
-def test_a_dns_lookup_is_not_in_the_lab_but_a_datagram_to_kube_dns_is():
-    c = netsim.reference_cluster()
-    c.set_dns("coredns", "10.96.0.10")
-    lookup = c.dig("pod-a", "web", search=True).trace
-    assert ct.exempt(ct.ChapterTrace("x", 0, lookup, "vxlan")) == "dns lookup"
-    # one query sent by send() (no resolver) is the kube-dns lab case, compared with the kernel
+def test_chapter_13s_lookups_are_the_dns_lab_cases_and_a_datagram_to_kube_dns_is_kube_dns(tmp_path):
+    """getaddrinfo(web) walked in pod-a is the lab's DNS lookup case (tests/test_lab_dns.py runs
+    glibc's); one query sent by send() (no resolver) is the kube-dns lab case."""
+    path = _chapter(tmp_path, 'from netsim.lab.exchanges import model_lookup\n'
+                              'model_lookup(netsim.reference_cluster(), "pod-a", "web")')
+    [(item, found, reason)] = ct.coverage([path])
+    assert item.trace.title == "getaddrinfo(web) in pod-a"
+    assert found is not None and (found.family, found.key) == ("dns-lookup", "pod-a web")
     from netsim.lab.exchanges import kube_dns_payload
     plain = netsim.reference_cluster()
     datagram = ct.ChapterTrace("x", 0, plain.send("pod-c", "10.96.0.10", proto="udp", dport=53,
@@ -97,8 +99,16 @@ def test_a_dns_lookup_is_not_in_the_lab_but_a_datagram_to_kube_dns_is():
     assert found is not None and (found.family, found.key) == ("kube-dns", "iptables pod-c udp/53")
 
 
+def test_a_lookup_of_another_name_is_another_exchange(tmp_path):
+    """example.com from pod-c: no lab case walks it; the chapter would show an unchecked trace."""
+    path = _chapter(tmp_path, 'from netsim.lab.exchanges import model_lookup\n'
+                              'model_lookup(netsim.reference_cluster(), "pod-c", "example.com")')
+    [(item, found, reason)] = ct.coverage([path])
+    assert found is None and reason is None
+
+
 def test_the_reasons_given():
-    assert list(ct.NOT_IN_THE_LAB) == ["udp backend", "dns lookup"]
+    assert list(ct.NOT_IN_THE_LAB) == ["udp backend"]
     udp = netsim.reference_cluster("udp")
     assert ct.exempt(ct.ChapterTrace("x", 0, udp.send("pod-a", "pod-c"), "udp")) == "udp backend"
     assert ct.exempt(ct.ChapterTrace("x", 0, netsim.reference_cluster().send("pod-a", "pod-c"), "vxlan")) is None

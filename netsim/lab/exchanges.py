@@ -10,7 +10,8 @@ read the same list:
   br_netfilter on and off, both kube-proxy modes;
 - `KUBE_DNS_CASES` (tests/test_lab_kube_dns.py): kube-dns's three ports from either node;
 - `LB_PATHS` (tests/test_lab_loadbalancer.py): LoadBalancer Services entered from outside;
-- `CHAPTER_TOOL_CASES` (tests/test_lab_chapters_15_17.py): chapters 15 and 16's tool runs.
+- `CHAPTER_TOOL_CASES` (tests/test_lab_chapters_15_17.py): chapters 15 and 16's tool runs;
+- `DNS_LOOKUPS` (tests/test_lab_dns.py): glibc's getaddrinfo in a pod, chapter 13's lookups.
 
 `model_exchanges()` yields (family, key, model trace) for each, computed as the test computes
 its model side.
@@ -297,6 +298,30 @@ LB_PATHS = [
 ]
 
 
+# ------------------------------------------------------------------------------ DNS lookups
+
+# (pod, name): getaddrinfo(name) with AF_UNSPEC and no flags (A and AAAA asked), as chapter 13
+# walks it; tests/test_lab_dns.py runs glibc's in the pod's namespace with kubelet's resolv.conf.
+DNS_LOOKUPS = [("pod-a", "web"), ("pod-a", "example.com")]
+
+
+def lookup_program(cluster: Cluster, pod: str, name: str):
+    """The model of glibc's getaddrinfo(name) in `pod`, seeded as chapter 13 seeds it."""
+    from ..cluster.dns import resolv_conf
+    from ..programs.resolver import Resolve
+    conf = resolv_conf(cluster, pod)
+    if conf is None:
+        raise ValueError(f"{pod!r} is not a pod")
+    return Resolve(name, conf, seed=pod)
+
+
+def model_lookup(cluster: Cluster, pod: str, name: str) -> tuple[Trace, object]:
+    """The walk of the lookup's queries (cold caches) and the program, whose `lookup.result` it returned."""
+    program = lookup_program(cluster, pod, name)
+    trace = cluster.network.run([(pod, program)], cold=True, title=f"getaddrinfo({name}) in {pod}")
+    return trace, program
+
+
 # ------------------------------------------------------------------------------ all of them
 
 def model_exchanges() -> Iterator[tuple[str, str, Trace]]:
@@ -324,3 +349,5 @@ def model_exchanges() -> Iterator[tuple[str, str, Trace]]:
                     client, KUBE_DNS_IP, proto=proto, dport=port, payload=kube_dns_payload(proto, port))
         for key, dst, port, _seen in LB_PATHS:
             yield "loadbalancer", f"{mode} {key}", lb_cluster(mode).send("ext", f"{dst}:{port}", proto="tcp")
+    for pod, name in DNS_LOOKUPS:
+        yield "dns-lookup", f"{pod} {name}", model_lookup(reference_cluster(), pod, name)[0]
