@@ -178,15 +178,16 @@ LOOKUP = ("import socket, sys\n"
           "    print([k for k in dir(socket) if k.startswith('EAI_') and getattr(socket, k) == e.errno][0])\n")
 
 
-@pytest.mark.xfail(strict=True, reason="back-to-back-dns-queries (tools/conformance_report.py DEVIATIONS): the kernel "
-                   "walks the A query to its end inside sendmsg, so the AAAA query is bridged without a node1/cni0 "
-                   "tx frame and keeps its port; the model queues both and gives the second another port")
 @pytest.mark.parametrize("src, name", DNS_LOOKUPS, ids=[f"{s}-{n}" for s, n in DNS_LOOKUPS])
 def test_chapter_13s_lookups_are_glibcs_walk(dns_lab, src, name):
     """getaddrinfo(name) with AF_UNSPEC and no flags, as curl calls it (A and AAAA asked for every
     name tried): Python's socket.getaddrinfo is glibc's, run in the pod's namespace with
     kubelet's resolv.conf. The model's lookup (netsim.lab.exchanges.DNS_LOOKUPS, the lab case
-    chapter 13's cells are matched with) walks the same frames at every capture point."""
+    chapter 13's cells are matched with) walks the same frames at every capture point. The A
+    query's walk ends before the AAAA query leaves (the kernel runs it inside sendmsg): the AAAA
+    query meets node1's neighbour for coredns reachable, with its header cached, and is bridged
+    straight to coredns's port (br_nf_pre_routing_finish_bridge: no node1/cni0 tx frame), on
+    the conntrack entry the A query made (the same port)."""
     import sys
     cluster, lab = dns_lab
     kernel = run_tool(lab, src, ["ip", "netns", "exec", lab.netns(src), sys.executable, "-c", LOOKUP, name])

@@ -228,22 +228,6 @@ DEVIATIONS = {
         "model has them. So the lab's capture socket reads the second fragment's bytes after node2 has "
         "rewritten them (its copy shares the packet's data), and the model's single decrement is right; the "
         "lab's capture, not the model, needs the fix"),
-    "back-to-back-dns-queries": Deviation(
-        "back-to-back-dns-queries",
-        "glibc's A and AAAA queries sent back to back on one socket to kube-dns, from a pod on coredns's node "
-        "(chapter 13's lookups of web and example.com)",
-        "Measured on Linux 6.18 (tests/test_lab_dns.py, getaddrinfo(AF_UNSPEC) run by Python in pod-a's "
-        "namespace with kubelet's resolv.conf): the kernel walks the A query to coredns and back inside its "
-        "sendmsg (veth_xmit's backlog runs when the sender's softirqs are enabled again), so the AAAA query "
-        "meets node1's neighbour for 10.244.0.4 REACHABLE with its hardware header cached and "
-        "br_nf_pre_routing_finish_bridge bridges it straight to coredns's port (no node1/cni0 tx frame), "
-        "and it keeps the conntrack entry's port (coredns/eth0 rx: the same source port for both). The "
-        "model queues both queries before walking either: the AAAA query waits on the same ARP as the A "
-        "query (a second node1/cni0 tx frame) and leaves node1 with another source port (43482 becomes 9745 at node1/veth8a32e516 tx). Every other "
-        "frame, the questions, answers, rcodes and the lookup's result are the kernel's",
-        "tests/test_lab_dns.py::test_chapter_13s_lookups_are_glibcs_walk (a strict xfail: it fails the suite "
-        "the day the model runs a datagram's walk to the end inside its send)",
-    ),
 }
 
 NOT_IN_THE_LAB = (
