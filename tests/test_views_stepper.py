@@ -317,6 +317,23 @@ def test_drop_and_errno_questions(no_fdb):
         "Skipped: the answer is ETIMEDOUT (Connection timed out). ")
 
 
+def test_no_errno_question_on_a_tool_trace():
+    """A tool's walk has no outcome (each of its sockets has its own errors): the generator does
+    not ask the errno there, and asking it by hand is refused, instead of answering "no error"
+    for a traceroute whose last probes end in port unreachables."""
+    from netsim.errors import UsageError
+    from netsim.views.predict import challenges
+    cluster = netsim.reference_cluster()
+    trace = cluster.traceroute("pod-a", "10.244.1.2", numeric=True).traces[0]
+    assert any(h.inner_ip is not None and getattr(h.inner_ip.payload, "type", None) == 3 for h in trace.hops)
+    assert find_hop(trace, "errno", cluster) is None
+    assert "errno" not in [c.kind for c in challenges(trace, ["errno", "drop"], cluster)]
+    with pytest.raises(UsageError, match="has no outcome to ask the errno of"):
+        challenge(trace, 0, "errno", cluster)
+    sent = cluster.send("pod-a", "pod-c", proto="udp")
+    assert find_hop(sent, "errno", cluster) == 0
+
+
 def test_every_kind_is_asked_somewhere_in_the_six_scenarios_or_a_broken_cluster(no_fdb):
     seen = set()
     for number, make in sorted(netsim.scenarios.SIX.items()):
