@@ -8,7 +8,14 @@ Checked on this machine:
 - `-v`: "Connection to HOST PORT port [tcp/SERVICE] succeeded!" on stderr once connected
   (SERVICE from /etc/services; netsim knows a few, else "*").
 - `-z`: connect and close at once, sending nothing (a port check).
-- `-u`: UDP: send the input as one datagram and print what comes back, until -w.
+- `-u`: UDP: send the input as one datagram and print what comes back, until -w. An ICMP port
+  unreachable (ECONNREFUSED on the socket) ends it quietly with status 0 (measured: nothing
+  printed, exit 0).
+- `-u -v` (or `-z`): before the input, udptest() checks the port by writing "X" datagrams one
+  at a time, three in all (measured: three "X" frames, each answered by the lab's echo
+  server, then the input); the first write that fails (ECONNREFUSED after a port unreachable
+  came back: one "X" on the wire) ends nc with status 1 and nothing printed, the input never
+  sent; otherwise "Connection to ... succeeded!" follows.
 - A refused connection: "nc: connect to HOST port PORT (tcp) failed: Connection refused", exit
   status 1; with -w N and no answer: "nc: connect to HOST port PORT (tcp) timed out: Operation
   now in progress", exit status 1.
@@ -29,6 +36,7 @@ from .events import (
 )
 from .socket_errors import strerror
 
+UDPTEST_PROBES = 3            # the "X" datagrams udptest() writes (measured)
 SERVICES = {("tcp", 53): "domain", ("udp", 53): "domain", ("tcp", 80): "http", ("tcp", 443): "https",
             ("tcp", 8080): "http-alt", ("tcp", 9153): "*", ("tcp", 22): "ssh"}
 
@@ -59,6 +67,7 @@ class Nc(Program):
         self.received = b""
         self.stderr = ""
         self.connected = False
+        self.probes = 0                    # udptest's "X" datagrams written
 
     @property
     def proto(self) -> str:
@@ -72,15 +81,11 @@ class Nc(Program):
             return out
         if isinstance(event, Connected) and event.sock == "nc":
             self.connected = True
-            if self.verbose:
-                service = SERVICES.get((self.proto, self.port), "*")
-                self.stderr += f"Connection to {self.host} {self.port} port [{self.proto}/{service}] succeeded!\n"
-            if self.zero:
-                return self.finish(0)
-            out = [Send("nc", self.data)] if self.data else []
-            if self.shutdown and not self.udp:
-                out.append(SetTimer("eof", 0))
-            return out
+            if self.udp and (self.verbose or self.zero):
+                return self.udptest()
+            return self.connected_out()
+        if isinstance(event, TimerFired) and event.name == "udptest":
+            return self.udptest()
         if isinstance(event, TimerFired) and event.name == "eof":
             return [Shutdown("nc")]
         if isinstance(event, (DataReceived, DatagramReceived)) and event.sock == "nc":
@@ -92,7 +97,8 @@ class Nc(Program):
             return self.finish(1)
         if isinstance(event, SocketError) and event.sock == "nc":
             if self.udp:
-                return self.finish(1)
+                # udptest's next write fails: status 1; after the input: a quiet end, status 0
+                return self.finish(1 if 0 < self.probes <= UDPTEST_PROBES else 0)
             self.stderr += f"nc: connect to {self.host} port {self.port} ({self.proto}) failed: {strerror(event.errno)}\n"
             return self.finish(1)
         if isinstance(event, TimerFired) and event.name == "wait":
@@ -103,9 +109,29 @@ class Nc(Program):
             return self.finish(0)
         return []
 
+    def udptest(self) -> list[Action]:
+        """One "X" at a time (each walked before the next write); after the last, the port is taken as open."""
+        if self.probes < UDPTEST_PROBES:
+            self.probes += 1
+            return [Send("nc", b"X"), SetTimer("udptest", 0)]
+        self.probes += 1
+        return self.connected_out()
+
+    def connected_out(self) -> list[Action]:
+        """What nc does once connected: -v's line, then the input (or, with -z, nothing)."""
+        if self.verbose:
+            service = SERVICES.get((self.proto, self.port), "*")
+            self.stderr += f"Connection to {self.host} {self.port} port [{self.proto}/{service}] succeeded!\n"
+        if self.zero:
+            return self.finish(0)
+        out: list[Action] = [Send("nc", self.data)] if self.data else []
+        if self.shutdown and not self.udp:
+            out.append(SetTimer("eof", 0))
+        return out
+
     def finish(self, status: int) -> list[Action]:
         result = NcResult(self.host, self.port, self.proto, self.received, self.stderr, status)
-        return [CancelTimer("wait"), Close("nc"), Done(result, status)]
+        return [CancelTimer("wait"), CancelTimer("udptest"), Close("nc"), Done(result, status)]
 
 
 class NcListen(Program):
