@@ -24,6 +24,7 @@ KERNEL_COUNTERS = {
                                      CounterKey("pod-b", "nstat", "UdpNoPorts"): 1,
                                      CounterKey("pod-b", "nstat", "IcmpOutDestUnreachs"): 1,
                                      CounterKey("coredns", "nstat", "IcmpInDestUnreachs"): 1},
+    "clusterip-same-node-brnf-off-tcp": {CounterKey("node1", "nstat", "IpOutDiscards"): 1},
 }
 
 # Counters the kernel moves and the model does not count yet, each with what is known. A test

@@ -447,11 +447,16 @@ def _compare_rules(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]], por
         ports_m = [p for p in map(_ports, inner_m) if p is not None]
         ports_k = [p for p in map(_ports, inner_k) if p is not None]
         if len(ports_m) == len(ports_k) == len(both):
+            # a packet of the request travels client -> server, a reply's server -> client, but
+            # for the bare RST the client's kernel answers a SYN-ACK no socket takes with
+            # (tcp_v4_send_reset), the reply's continuation, which travels client -> server
             n = len(req)
-            server_m = [p[1] for p in ports_m[:n]] + [p[0] for p in ports_m[n:]]
-            server_k = [p[1] for p in ports_k[:n]] + [p[0] for p in ports_k[n:]]
-            client_m = [p[0] for p in ports_m[:n]] + [p[1] for p in ports_m[n:]]
-            client_k = [p[0] for p in ports_k[:n]] + [p[1] for p in ports_k[n:]]
+            forward = [i < n or (isinstance(x.payload, TCP) and x.payload.flags == "R")
+                       for i, x in enumerate(inner_m)]
+            server_m = [p[1] if f else p[0] for p, f in zip(ports_m, forward)]
+            server_k = [p[1] if f else p[0] for p, f in zip(ports_k, forward)]
+            client_m = [p[0] if f else p[1] for p, f in zip(ports_m, forward)]
+            client_k = [p[0] if f else p[1] for p, f in zip(ports_k, forward)]
             for h, a, b in zip(hops, server_m, server_k):
                 col.exact(h, "server port", a, b)
             _compare_pattern(col, "client port", hops, client_m, client_k)
