@@ -65,6 +65,9 @@ MIB_MOVES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
                                    ("IpReasmOKs", "ip_frag_reasm (net/ipv4/ip_fragment.c)")),
     ("nf_defrag_ipv4", "reassembled"): (("IpReasmReqds", "ip_defrag (net/ipv4/ip_fragment.c)"),
                                         ("IpReasmOKs", "ip_frag_reasm (net/ipv4/ip_fragment.c)")),
+    # the ICMP redirect ip_forward asked for, dropped by nf_nat at its OUTPUT hook: ip_local_out
+    # fails, and ip_send_skb counts IPSTATS_MIB_OUTDISCARDS (net/ipv4/ip_output.c)
+    ("nf_nat_icmp_reply_translation", "redirect-on-nat"): (("IpOutDiscards", "ip_send_skb (net/ipv4/ip_output.c)"),),
     # a datagram with nobody listening: __udp4_lib_rcv counts UDP_MIB_NOPORTS (net/ipv4/udp.c)
     ("udp_rcv", "udp-no-socket"): (("UdpNoPorts", "__udp4_lib_rcv (net/ipv4/udp.c)"),),
 }

@@ -197,6 +197,7 @@ class IpReason(Reason):
     REFRAGMENTED = "refragmented"        # cut back to the largest fragment conntrack reassembled
     HOLD = "hold"
     REASSEMBLED = "reassembled"
+    REDIRECT_ON_NAT = "redirect-on-nat"  # the ICMP redirect ip_forward asks for, dropped by nf_nat
 
 
 class IcmpReason(Reason):

@@ -7,12 +7,24 @@ net/ipv4/ip_output.c `ip_output`):
 - a packet with DF set that exceeds the output device's MTU is dropped with ICMP
   fragmentation needed, carrying that MTU (`ip_exceeds_mtu`);
 - otherwise the TTL drops by one (`ip_decrease_ttl`), FORWARD runs, and the packet goes to
-  the output path (dst_output: POSTROUTING, fragmentation, neighbour).
+  the output path (dst_output: POSTROUTING, fragmentation, neighbour);
+- a packet that leaves by the device it came in on, from a source on that device's own subnet,
+  makes ip_forward ask for an ICMP redirect first (IPSKB_DOREDIRECT, set by __mkroute_input
+  with send_redirects and shared_media at their default 1; ip_rt_send_redirect). When the
+  packet belongs to a tracked connection whose NAT is not fully decided yet or that is NATed,
+  the redirect, related to it, is dropped at its OUTPUT hook by nf_nat
+  (nf_nat_icmp_reply_translation: "redirects on non-null nats must be dropped"), and
+  ip_send_skb counts IPSTATS_MIB_OUTDISCARDS. Measured: node1 routing pod-b's datagram to a
+  ClusterIP back out of cni0 (bridge-nf-call-iptables 0) counts one IpOutDiscards and sends
+  nothing; with send_redirects 0 it counts none. Not modelled: the redirect itself where
+  nothing drops it (a packet of no tracked connection, or of an un-NATed one after its
+  first), and ip_rt_send_redirect's backoff (at most one redirect per source within 40 ms).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import ip_address
 from typing import TYPE_CHECKING
 
 from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
@@ -53,7 +65,20 @@ def ip_forward(k: Kernel, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResu
         return
     ip = evolve(ip, ttl=ip.ttl - 1)
     flow.note(_forwarded(ip.ttl + 1))
+    if out_dev is in_dev and _redirect_dropped_by_nat(ns, in_dev, ip, flow):
+        flow.note(Decision(Subsystem.NAT, "nf_nat_icmp_reply_translation", IpReason.REDIRECT_ON_NAT, Verdict.DROP,
+                           src=ip.src, dev=in_dev.name))
     hooked = k.nf_hook(ns, "FORWARD", ip, flow, indev=in_dev.name, outdev=rr.dev)
     if hooked is None:
         return
     k.ip_output(ns, hooked, rr, flow)
+
+
+def _redirect_dropped_by_nat(ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> bool:
+    """Whether ip_forward asks for a redirect (the source is on `dev`'s own subnet: the reverse
+    route is a link route) that nf_nat then drops (the packet's connection is NATed, or its NAT
+    is not decided in both directions yet: IPS_NAT_DONE_MASK not all set)."""
+    ct = flow.skb.ct
+    if ct is None or not (ct.snat or ct.dnat or not (ct.src_nat_done and ct.dst_nat_done)):
+        return False
+    return any(ip_address(ip.src) in iface.network for iface in dev.addresses)

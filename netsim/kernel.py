@@ -87,6 +87,12 @@ class Kernel(Protocol):
     def record_hop(self, dev: Device, direction: str, frame: Frame, flow: Flow) -> None:
         """A capture point on `dev` sees the frame ("rx" or "tx"): a hop of the trace."""
 
+    def do_softirq(self) -> None:
+        """Run the backlog until it is empty: what a process's system call does when it
+        re-enables softirqs (local_bh_enable at the end of dev_queue_xmit), so a datagram a
+        program sends is walked to its end before the program's next call."""
+        ...
+
     def schedule(self, work: Callable[[], None]) -> None:
         """Run `work` after everything already queued."""
 

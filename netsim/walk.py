@@ -124,17 +124,21 @@ class Walk(FlowLog):
         """Drain the backlog; when the wire goes quiet, run the timers (IDLE_TIMERS, in that
         order: the first that sends anything goes first) until none has anything left to do.
         The network's clock then stands where the walk ended."""
-        queue, receive = self.queue, self.netif_receive_skb
         while True:
-            while queue:
-                dev, frame, flow = queue.popleft()
-                if frame is None:
-                    dev()
-                else:
-                    receive(dev, frame, flow)
+            self.do_softirq()
             if not any(timer(self) for timer in IDLE_TIMERS):
                 break
         self.clock.us = self.now_us()
+
+    def do_softirq(self) -> None:
+        """Drain the backlog (net_rx_action) until it is empty."""
+        queue, receive = self.queue, self.netif_receive_skb
+        while queue:
+            dev, frame, flow = queue.popleft()
+            if frame is None:
+                dev()
+            else:
+                receive(dev, frame, flow)
 
     def hops(self) -> tuple[Hop, ...]:
         """The finished hops. A hop no copy went on from takes the verdict of the first copy

@@ -43,6 +43,9 @@ class FakeKernel:
     def record_hop(self, dev, direction, frame, flow) -> None:
         self.calls.append(("record_hop", dev, direction, frame, flow))
 
+    def do_softirq(self) -> None:
+        self.calls.append(("do_softirq",))
+
     def schedule(self, work: Callable[[], None]) -> None:
         self.calls.append(("schedule", work))
 

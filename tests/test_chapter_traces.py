@@ -83,23 +83,28 @@ def test_a_fault_changes_the_exchange(tmp_path):
     assert broken is not None and (broken.family, broken.key) == ("troubleshooting", "fdb-back")
 
 
-def test_chapter_13s_lookups_and_a_datagram_to_kube_dns_are_lab_exchanges():
-    """A lookup walked through the resolver is no longer exempt: chapter 13's getaddrinfo(web) is
-    the dns family's case (tests/test_lab_dns.py); a lookup no lab case runs has no comparison."""
-    from netsim.lab.exchanges import getaddrinfo_trace, kube_dns_payload
-    exchanges = ct.lab_exchanges()
-    trace, _ = getaddrinfo_trace(netsim.reference_cluster(), "pod-a", "web")
-    found = ct.match(ct.ChapterTrace("x", 0, trace, "vxlan"), exchanges)
-    assert found is not None and (found.family, found.key) == ("dns", "getaddrinfo web in pod-a")
-    c = netsim.reference_cluster()
-    other = ct.ChapterTrace("x", 0, c.dig("pod-c", "web", search=True).trace, "vxlan")
-    assert ct.match(other, exchanges) is None and ct.exempt(other) is None
-    # one query sent by send() (no resolver) is the kube-dns lab case, compared with the kernel
+def test_chapter_13s_lookups_are_the_dns_lab_cases_and_a_datagram_to_kube_dns_is_kube_dns(tmp_path):
+    """getaddrinfo(web) walked in pod-a is the lab's DNS lookup case (tests/test_lab_dns.py runs
+    glibc's); one query sent by send() (no resolver) is the kube-dns lab case."""
+    path = _chapter(tmp_path, 'from netsim.lab.exchanges import model_lookup\n'
+                              'model_lookup(netsim.reference_cluster(), "pod-a", "web")')
+    [(item, found, reason)] = ct.coverage([path])
+    assert item.trace.title == "getaddrinfo(web) in pod-a"
+    assert found is not None and (found.family, found.key) == ("dns-lookup", "pod-a web")
+    from netsim.lab.exchanges import kube_dns_payload
     plain = netsim.reference_cluster()
     datagram = ct.ChapterTrace("x", 0, plain.send("pod-c", "10.96.0.10", proto="udp", dport=53,
                                                   payload=kube_dns_payload("udp", 53)), "vxlan")
-    found = ct.match(datagram, exchanges)
+    found = ct.match(datagram, ct.lab_exchanges())
     assert found is not None and (found.family, found.key) == ("kube-dns", "iptables pod-c udp/53")
+
+
+def test_a_lookup_of_another_name_is_another_exchange(tmp_path):
+    """example.com from pod-c: no lab case walks it; the chapter would show an unchecked trace."""
+    path = _chapter(tmp_path, 'from netsim.lab.exchanges import model_lookup\n'
+                              'model_lookup(netsim.reference_cluster(), "pod-c", "example.com")')
+    [(item, found, reason)] = ct.coverage([path])
+    assert found is None and reason is None
 
 
 def test_the_reasons_given():

@@ -20,13 +20,7 @@ the same node) and pod-c (the other node), over UDP and TCP:
   (/etc/netns/NAME/resolv.conf), the names and types glibc asks, in order, are the model
   resolver's (A only: the lab's namespaces have no IPv6 address, so getaddrinfo's
   AI_ADDRCONFIG, which getent ahosts sets, drops AAAA; the model's resolver asks what a
-  pod without IPv6 asks, `families=("A",)`);
-- chapter 13's lookups (`GETADDRINFO_CASES`): getaddrinfo with AF_UNSPEC and no flags (Python's
-  socket.getaddrinfo, which is glibc's), so A and AAAA go back to back from one socket as the
-  chapter shows: the questions, ids, answers and result, and every frame the pod sends and
-  receives, are the kernel's; on node1 the second query of a pair differs (the known deviation
-  back-to-back-queries, tools/conformance_report.py), pinned by a strict xfail.
-The comparison's rules live in netsim/lab/compare_dns.py.
+  pod without IPv6 asks, `families=("A",)`).
 Root on Linux only; skipped with the reason elsewhere.
 """
 
@@ -34,19 +28,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import sys
 
 import pytest
 
 from netsim import reference_cluster
 from netsim.lab import Lab
 from netsim.lab.tools import run_tool
-from netsim.lab.compare_dns import at, cookie, dns_messages, id_pattern, walk_differences, without_random
-
-from netsim.cni import host_veth_name
-from netsim.lab.exchanges import GETADDRINFO_CASES, getaddrinfo_trace
-from netsim.programs.dns import TYPE_A, TYPE_AAAA
+from netsim.lab.compare import dns_cookie as cookie, dns_messages as compare_dns_messages
+from netsim.lab.exchanges import DNS_LOOKUPS, model_lookup
+from netsim.lab.walks import walk_differences
+from netsim.programs.dns import TYPE_A, Message
 from netsim.programs.resolver import Resolve
 from test_lab import needs_lab
 
@@ -79,8 +70,32 @@ def dns_lab(request):
                 os.rmdir(etc)
 
 
+# ------------------------------------------------------------------------------ normalising
+# The rules (per capture point, DNS ID and cookie by rule) are netsim.lab.walks's and compare's.
+
+
+def dns_messages(trace) -> list[Message]:
+    """Every DNS message in the trace's UDP datagrams and TCP streams (per capture point, so
+    each message once per hop), in hop order."""
+    return [m for h in trace.hops if h.ip is not None for m in (compare_dns_messages(h.ip.payload) or [])]
+
+
+def id_pattern(messages: list[Message]) -> list[int]:
+    """Each message's query as the order in which its id first appeared."""
+    seen: dict[int, int] = {}
+    return [seen.setdefault(m.id, len(seen)) for m in messages]
+
+
+def without_random(text: str) -> str:
+    import re
+    text = re.sub(r"id: \d+", "id: ID", text)
+    text = re.sub(r"COOKIE: [0-9a-f]+", "COOKIE: C", text)
+    text = re.sub(r"Query time: \d+ msec", "Query time: T msec", text)
+    return re.sub(r"WHEN: .*", "WHEN: W", text)
+
+
 def assert_same_walk(kernel_trace, model_trace) -> None:
-    assert walk_differences(kernel_trace, model_trace) == []
+    assert walk_differences(model_trace, kernel_trace) == []
 
 
 # ------------------------------------------------------------------------------ dig
@@ -101,7 +116,7 @@ def test_dig_through_the_clusterip_is_the_kernels(dns_lab, src, tcp):
     assert f"{name}. 30 IN\tA\t10.96.0.100" in model.stdout
     assert f";; SERVER: {KUBE_DNS}#53({KUBE_DNS}) ({'TCP' if tcp else 'UDP'})" in model.stdout
     for trace in (kernel.trace, model.trace):
-        msgs = dns_messages(trace.hops)
+        msgs = dns_messages(trace)
         assert msgs and len({m.id for m in msgs}) == 1            # every copy of the one query's id
         queries = [m for m in msgs if not m.qr]
         replies = [m for m in msgs if m.qr]
@@ -126,9 +141,9 @@ def test_glibc_asks_the_cluster_dns_what_the_model_resolver_asks(dns_lab, src, n
     resolver = Resolve(name, cluster_resolv_conf(cluster, src), families=("A",), seed=ns)
     trace = cluster.network.run([(ns, resolver)], cold=True, title=f"getent ahosts {name}")
     result = resolver.lookup.result
-    point = f"{src}/eth0"
-    k_sent = [(m.question.name, m.question.qtype) for m in dns_messages(at(kernel.trace, point, "tx"))]
-    m_sent = [(m.question.name, m.question.qtype) for m in dns_messages(at(trace, point, "tx"))]
+    at = f"{src}/eth0"
+    k_sent = [(m.question.name, m.question.qtype) for m in dns_messages(_at(kernel.trace, at, "tx"))]
+    m_sent = [(m.question.name, m.question.qtype) for m in dns_messages(_at(trace, at, "tx"))]
     assert k_sent == m_sent == [(q.name, {"A": TYPE_A}[q.qtype]) for q in result.queries]
     if result.addresses:
         first = kernel.stdout.splitlines()[0].split()
@@ -136,80 +151,52 @@ def test_glibc_asks_the_cluster_dns_what_the_model_resolver_asks(dns_lab, src, n
     else:
         assert kernel.returncode == 2 and kernel.stdout == "" and result.error == "EAI_NONAME"
     assert_same_walk(kernel.trace, trace)
-    k_msgs = dns_messages(at(kernel.trace, point, "tx")) + dns_messages(at(kernel.trace, point, "rx"))
-    m_msgs = dns_messages(at(trace, point, "tx")) + dns_messages(at(trace, point, "rx"))
+    k_msgs = dns_messages(_at(kernel.trace, at, "tx")) + dns_messages(_at(kernel.trace, at, "rx"))
+    m_msgs = dns_messages(_at(trace, at, "tx")) + dns_messages(_at(trace, at, "rx"))
     assert id_pattern(k_msgs) == id_pattern(m_msgs)
 
 
-# Python's socket.getaddrinfo is glibc's: AF_UNSPEC, no AI_ADDRCONFIG, so A and AAAA are asked even
-# in a namespace without IPv6 (what the model's resolver asks by default, and chapter 13 shows).
-# The name is an argument, never part of the code text.
-GETADDRINFO = ("import socket, sys\n"
-               "try:\n"
-               "    r = socket.getaddrinfo(sys.argv[1], None, socket.AF_UNSPEC, socket.SOCK_STREAM)\n"
-               "except socket.gaierror as e:\n"
-               "    print(e.errno); sys.exit(2)\n"
-               "print(' '.join(a[4][0] for a in r))\n")
-
-
-def _getaddrinfo(dns_lab, src, name):
-    cluster, lab = dns_lab
-    kernel = run_tool(lab, src, ["ip", "netns", "exec", lab.netns(src), sys.executable, "-c", GETADDRINFO, name])
-    trace, result = getaddrinfo_trace(cluster, src, name)
-    return cluster, kernel, trace, result
-
-
-@pytest.mark.parametrize("src, name", GETADDRINFO_CASES, ids=[f"{s}-{n}" for s, n in GETADDRINFO_CASES])
-def test_getaddrinfo_a_and_aaaa_is_chapter_13s_lookup(dns_lab, src, name):
-    """Chapter 13's lookups, A and AAAA on one socket per name: the model's trace is the one the
-    chapter shows (tools/chapter_traces.py counts it), the kernel's the real glibc's. The pod
-    sends and receives the kernel's frames, message for message; on node1 the second query of
-    each pair takes another path (the known deviation back-to-back-queries, below)."""
-    cluster, kernel, trace, result = _getaddrinfo(dns_lab, src, name)
-    point = f"{src}/eth0"
-    k_sent = [(m.question.name, m.question.qtype) for m in dns_messages(at(kernel.trace, point, "tx"))]
-    m_sent = [(m.question.name, m.question.qtype) for m in dns_messages(at(trace, point, "tx"))]
-    assert k_sent == m_sent == [(q.name, {"A": TYPE_A, "AAAA": TYPE_AAAA}[q.qtype]) for q in result.queries]
-    assert [t for _, t in m_sent][:2] == [TYPE_A, TYPE_AAAA]
-    if result.addresses:
-        assert kernel.returncode == 0 and kernel.stdout.split() == list(result.addresses), kernel.stdout
-    else:
-        assert kernel.returncode == 2 and kernel.stdout.strip() == str(socket.EAI_NONAME), kernel.stdout
-        assert result.error == "EAI_NONAME"
-    k_msgs = dns_messages(at(kernel.trace, point, "tx")) + dns_messages(at(kernel.trace, point, "rx"))
-    m_msgs = dns_messages(at(trace, point, "tx")) + dns_messages(at(trace, point, "rx"))
-    assert id_pattern(k_msgs) == id_pattern(m_msgs)
-    for direction in ("tx", "rx"):               # the pod's own view: every frame, field by field
-        assert walk_differences(_Hops(at(kernel.trace, point, direction)), _Hops(at(trace, point, direction))) == []
-    differing = {d.split(":")[0] for d in walk_differences(kernel.trace, trace)}
-    coredns_port = cluster.pods["coredns"].host_veth
-    assert differing <= back_to_back_points(src, coredns_port), differing
-
-
-def back_to_back_points(src, coredns_port):
-    """Where the known deviation shows: node1's bridge and the coredns pod (the second query of a
-    pair, and the answers that follow), and, where the model's remapped port shifts the numbering of
-    the ephemeral ports, the client's side (whose own view is compared on its own above)."""
-    return {"node1/cni0 tx", f"node1/{coredns_port} tx", f"node1/{coredns_port} rx", "coredns/eth0 rx",
-            "coredns/eth0 tx", f"node1/{host_veth_name(src)} rx", f"node1/{host_veth_name(src)} tx",
-            f"{src}/eth0 tx", f"{src}/eth0 rx", "ARP"}
-
-
-class _Hops:
-    def __init__(self, hops):
-        self.hops = hops
-
-
-@pytest.mark.xfail(strict=True, reason="back-to-back-queries: the model walks glibc's two queries side by "
-                                       "side, the kernel the first to its socket before the second is sent")
-@pytest.mark.parametrize("src, name", GETADDRINFO_CASES[:1], ids=[f"{s}-{n}" for s, n in GETADDRINFO_CASES[:1]])
-def test_getaddrinfo_walk_is_the_kernels_at_every_capture_point(dns_lab, src, name):
-    """Fails the suite (strict xfail) the day the model walks the second query as the kernel does."""
-    _, kernel, trace, _ = _getaddrinfo(dns_lab, src, name)
-    assert_same_walk(kernel.trace, trace)
+def _at(trace, where: str, direction: str):
+    """The trace with only the hops at one capture point (for dns_messages)."""
+    class _View:
+        hops = [h for h in trace.hops if h.where == where and h.direction == direction]
+    return _View
 
 
 def cluster_resolv_conf(cluster, pod):
     from netsim.cluster.dns import resolv_conf
     return resolv_conf(cluster, pod)
 
+
+
+# ------------------------------------------------------------------------------ chapter 13's lookups
+
+LOOKUP = ("import socket, sys\n"
+          "try:\n"
+          "    print(sorted({a[4][0] for a in socket.getaddrinfo(sys.argv[1], None)})[0])\n"
+          "except socket.gaierror as e:\n"
+          "    print([k for k in dir(socket) if k.startswith('EAI_') and getattr(socket, k) == e.errno][0])\n")
+
+
+@pytest.mark.parametrize("src, name", DNS_LOOKUPS, ids=[f"{s}-{n}" for s, n in DNS_LOOKUPS])
+def test_chapter_13s_lookups_are_glibcs_walk(dns_lab, src, name):
+    """getaddrinfo(name) with AF_UNSPEC and no flags, as curl calls it (A and AAAA asked for every
+    name tried): Python's socket.getaddrinfo is glibc's, run in the pod's namespace with
+    kubelet's resolv.conf. The model's lookup (netsim.lab.exchanges.DNS_LOOKUPS, the lab case
+    chapter 13's cells are matched with) walks the same frames at every capture point. The A
+    query's walk ends before the AAAA query leaves (the kernel runs it inside sendmsg): the AAAA
+    query meets node1's neighbour for coredns reachable, with its header cached, and is bridged
+    straight to coredns's port (br_nf_pre_routing_finish_bridge: no node1/cni0 tx frame), on
+    the conntrack entry the A query made (the same port)."""
+    import sys
+    cluster, lab = dns_lab
+    kernel = run_tool(lab, src, ["ip", "netns", "exec", lab.netns(src), sys.executable, "-c", LOOKUP, name])
+    trace, program = model_lookup(cluster, src, name)
+    result = program.lookup.result
+    assert kernel.returncode == 0, kernel.stderr
+    assert kernel.stdout.strip() == (result.addresses[0] if result.addresses else result.error)
+    at = f"{src}/eth0"
+    sent = [(m.question.name, m.question.qtype) for m in dns_messages(_at(trace, at, "tx"))]
+    assert sent == [(q.name, {"A": 1, "AAAA": 28}[q.qtype]) for q in result.queries]
+    assert {t for _, t in sent} == {1, 28}
+    assert_same_walk(kernel.trace, trace)

@@ -16,7 +16,7 @@ from netsim import reference_cluster
 from netsim.lab import Lab
 from netsim.lab.tools import inject_frame
 from test_lab import needs_lab
-from netsim.lab.compare_dns import arp_set, by_capture_point
+from netsim.lab.walks import arp_set, by_capture_point
 
 pytestmark = [needs_lab]
 

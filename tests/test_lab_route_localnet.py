@@ -29,7 +29,7 @@ from netsim.lab.process import run, tool
 from netsim.views.sentences import outcome_text
 from netsim.lab.tools import inject_frame
 from test_lab import needs_lab
-from netsim.lab.compare_dns import arp_set, by_capture_point
+from netsim.lab.walks import arp_set, by_capture_point
 
 pytestmark = [needs_lab]
 KEY = "net.ipv4.conf.cni0.route_localnet"

@@ -56,7 +56,7 @@ def host(name: str, dev: str, mac: str, cidr: str, mtu: int = 1500) -> tuple[Nam
 
 def test_the_fake_offers_every_service_of_the_interface():
     services = {name for name, _ in inspect.getmembers(Kernel, inspect.isfunction) if not name.startswith("_")}
-    assert services == {"dev_queue_xmit", "netif_rx", "netif_receive_skb", "netif_deliver", "record_hop", "schedule",
+    assert services == {"dev_queue_xmit", "netif_rx", "netif_receive_skb", "netif_deliver", "record_hop", "do_softirq", "schedule",
                         "new_flow", "state", "now_us", "advance_clock", "nf_hook", "neigh_output", "ip_forward", "ip_output", "ip_local_out",
                         "ip_do_fragment", "ip_defrag", "icmp_send", "ip_protocol_deliver", "udp_sock_lookup",
                         "sock_send_error"}

@@ -158,6 +158,10 @@ CASES = [
     (Decision(Subsystem.IP, "ip_forward", IpReason.FORWARDED, Verdict.FORWARD,
               changes=(FieldChange("ipv4", "ttl", 64, 63),)),
      "forwarded: TTL 64 -> 63"),
+    (Decision(Subsystem.NAT, "nf_nat_icmp_reply_translation", IpReason.REDIRECT_ON_NAT, Verdict.DROP,
+              src="10.244.0.3", dev="cni0"),
+     "it leaves by cni0, the device it came in on, from 10.244.0.3 on cni0's subnet: ip_forward asks for an ICMP "
+     "redirect, which nf_nat drops at OUTPUT (a NATed connection): IpOutDiscards +1, nothing sent"),
     (Decision(Subsystem.IP, "ip_do_fragment", IpReason.FRAGMENTED, Verdict.FRAGMENT,
               changes=(FieldChange("ipv4", "len", 2078, 1500),), size=2078, dev="eth0", mtu=1500, count=2),
      "2078 bytes exceed eth0's MTU 1500 and DF is clear: 2 fragments"),

@@ -13,13 +13,14 @@ The lab's comparisons are every exchange a lab family runs on the kernel (`lab_e
 the scenario family (netsim.lab.conformance: every shape, backend, scenario and protocol), the
 MTU cases (tools/conformance_report.py), the troubleshooting cases (netsim.lab.breakages), the
 chapters' other exchanges (netsim.lab.chapters), and the cases of the tools', hairpin, kube-dns
-and LoadBalancer lab tests (netsim.lab.exchanges).
+LoadBalancer and DNS lookup lab tests (netsim.lab.exchanges).
 For each, the model's trace is computed here, without root, as the family computes it.
 
 A chapter's trace and a lab exchange are the same exchange when the lab's own comparison
 (netsim.lab.compare) finds no difference between the chapter's trace and the model trace the
 lab compared with the kernel: the same capture points, frames and decisions' outcomes, the
-kernel's random values (client ports, IP IDs, VXLAN source ports) compared by rule.
+kernel's random values (client ports, IP IDs, VXLAN source ports, DNS query IDs and cookies)
+compared by rule.
 
 Exchanges no lab can run are listed in NOT_IN_THE_LAB with the reason, which the conformance
 appendix prints; a chapter trace is allowed to go unchecked only for such a reason.
@@ -40,7 +41,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from netsim.packet import UDP  # noqa: E402
 from netsim.trace import Trace  # noqa: E402
 
 CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```\s*$", re.S | re.M)

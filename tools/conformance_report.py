@@ -228,29 +228,6 @@ DEVIATIONS = {
         "model has them. So the lab's capture socket reads the second fragment's bytes after node2 has "
         "rewritten them (its copy shares the packet's data), and the model's single decrement is right; the "
         "lab's capture, not the model, needs the fix"),
-    "back-to-back-queries": Deviation(
-        "back-to-back-queries",
-        "the second of two datagrams a program sends back to back from one socket (glibc's A and AAAA "
-        "queries of one name, chapter 13's lookups)",
-        "On Linux 6.18 the lab's kernel carries the first query to the coredns pod's socket before the "
-        "second leaves pod-a: the send runs the whole path through the veth, node1's bridge, the DNAT and "
-        "node1's ARP for the coredns pod in softirq on the sending CPU. So the first query leaves node1's "
-        "cni0 once the ARP answer comes (cni0 tx), and the second finds node1's conntrack entry confirmed "
-        "and the neighbour resolved: it keeps the client's port and is bridged straight to the coredns "
-        "pod's port, with no cni0 tx. The model walks the two queries side by side: both wait for the same "
-        "ARP answer and leave through cni0, and the second, meeting the first's entry confirmed at "
-        "POSTROUTING, gets its source port remapped by the null binding (nf_nat_alloc_null_binding), as a "
-        "kernel racing the two on two CPUs would. What the pod sends and receives is the kernel's, frame "
-        "for frame and message for message (questions, ids, answers, the getaddrinfo result); the "
-        "difference is on node1 and at the coredns pod. The same shows in nc -u -v against a closed port: "
-        "the kernel's first \"X\" draws its port unreachable before nc's second write, which fails with "
-        "ECONNREFUSED, so one X leaves; the model's nc writes the second X before the error reaches it. Not "
-        "fixed here: the walk would have to run a send's kernel path to its end before the program's next "
-        "system call",
-        "tests/test_lab_dns.py::test_getaddrinfo_a_and_aaaa_is_chapter_13s_lookup (the pod's view equal, the "
-        "differences only where this says) and ::test_getaddrinfo_walk_is_the_kernels_at_every_capture_point "
-        "(a strict xfail: it fails the suite the day the model and the kernel agree); "
-        "tests/test_lab_nc_udp.py::test_nc_u_v_to_a_closed_port_stops_after_one_x (a strict xfail)"),
 }
 
 NOT_IN_THE_LAB = (
@@ -437,10 +414,10 @@ PYTEST_FAMILIES: dict[str, str] = {
     "tests/test_lab_route_localnet_arp.py": "a pod's echo for 127.0.0.1 dropped at cni0, and with route_localnet on, "
                                             "node1's ARP 'tell 127.0.0.1' probed three times and never answered",
     "tests/test_lab_nc_udp.py": "netcat-openbsd's `nc -u` to a closed and an open UDP port on the same node, with -v's "
-                                "udptest probes: output, exit status and pod-a's datagrams (one known deviation)",
+                                "udptest probes: output, exit status and pod-a's datagrams",
     "tests/test_lab_dns.py": "the real dig through kube-dns's ClusterIP over UDP and TCP, same node and other node, "
                              "both proxy modes, every frame at every capture point; glibc's query sequence; chapter 13's "
-                             "getaddrinfo lookups, A and AAAA back to back (one known deviation)",
+                             "getaddrinfo lookups, A and AAAA back to back",
     "tests/test_lab_kube_dns.py": "kube-dns's three ports from coredns's node and the other, both proxy modes, "
                                   "rule by rule",
     "tests/test_lab_hairpin.py": "a pod calling its own Service: hairpin on/off x br_netfilter on/off x both "

@@ -15,14 +15,17 @@ every field of every header table in netsim.packet, and the exact comparisons wa
 - Exact, at every hop: MACs (the lab sets netsim's; a difference is shown by owning device),
   EtherType, IP source, destination, TTL, DF, MF, fragment offset, TOS, protocol and total
   length, TCP flags, window, option kinds, MSS and window scale, the server's port, ICMP
-  type, code and sequence, UDP payload, VXLAN flags, VNI and destination port.
+  type, code and sequence, UDP payload, VXLAN flags, VNI and destination port. A DNS message
+  (UDP or TCP, port 53) exactly but its ID and its EDNS client cookie's bytes (length kept).
 - By rule, since the kernel randomises the value: the IP ID and the ICMP echo id (zero
   where the model has zero, and kept or changed from hop to hop as the model keeps or
   changes it, across request and reply); the client's port (in `ip_local_port_range` at the
   client socket, in 1024-65535 once translated, and translated and restored where the model
   does it); the VXLAN source port (in the port range, constant along a packet, and equal or not
   between the two directions as in the model); ICMP data (same length, same bytes after the
-  16-byte timestamp ping puts first).
+  16-byte timestamp ping puts first); a DNS message's ID and client cookie (res_randomid and
+  dig's cookie are random): kept or changed from message to message as in the model, across
+  queries and replies (a reply carries its query's ID and echoes its cookie).
 - Ignored, said here: TCP sequence and acknowledgement numbers and timestamp values (random
   per connection), the kernel's frames that are not part of the modelled exchange (the
   handshake's final ACK and the lab client's closing RST).
@@ -45,6 +48,7 @@ from ..packet import (
     TCPOPT_WINDOW, UDP, UDP_HEADER, VXLAN, VXLAN_HEADER, Ethernet, Header, IPv4, TCPOption, internet_checksum,
     tcp_options,
 )
+from ..programs.dns import EDNS0_COOKIE, TYPE_OPT, DnsFormatError, Message, tcp_unframe
 from ..trace import Frame, Hop, Trace
 from ..views.sentences import outcome_text
 from .comparison import Comparison, Difference, base_field as _base
@@ -77,6 +81,9 @@ RULES = {
     "icmp id": "by rule: kept or changed between hops as in the model",
     "icmp data": "same length; same bytes after ping's 16-byte timestamp",
     "udp payload": "exact",
+    "dns message": "exact but its id and its client cookie's bytes (length kept)",
+    "dns id/cookie": "by rule: kept or changed from message to message as in the model, queries and replies "
+                     "together (a reply carries its query's id and echoes its cookie)",
     "vxlan flags/vni/dport": "exact",
     "vxlan sport": "by rule: in the port range; equal or not between directions as in the model",
     "checksums": "verify on both sides where the kernel's are complete (offload off, not lo)",
@@ -117,6 +124,61 @@ FIELD_RULES: dict[Header, dict[str, str]] = {
 }
 # TCP options compared by value; the others by kind and position only (timestamps are random).
 TCP_OPTION_VALUES = (TCPOPT_MSS, TCPOPT_WINDOW)
+# ------------------------------------------------------------------------------------------
+# DNS messages: the resolver's query ID (glibc's res_randomid, dig's own generator) and dig's
+# EDNS client cookie are random; the rest of a message is compared exactly.
+
+DNS_PORT = 53
+
+
+def dns_messages(l4: object) -> list[Message] | None:
+    """The DNS messages a UDP datagram or TCP segment to or from port 53 carries (a TCP segment:
+    each two-byte-length-framed message it holds whole), or None if it carries none that parse."""
+    if not isinstance(l4, (UDP, TCP)) or DNS_PORT not in (l4.sport, l4.dport):
+        return None
+    data = l4.payload_bytes() if isinstance(l4, UDP) else l4.payload
+    if not isinstance(data, bytes) or not data:
+        return None
+    try:
+        raw = [data] if isinstance(l4, UDP) else tcp_unframe(data)[0]
+        return [Message.from_bytes(r) for r in raw] or None
+    except DnsFormatError:
+        return None
+
+
+def dns_cookie(m: Message) -> bytes | None:
+    """The EDNS COOKIE option's bytes (client cookie, and the server's if any), if the message has one."""
+    edns = m.edns
+    found = [o.data for o in edns.options if o.code == EDNS0_COOKIE] if edns is not None else []
+    return found[0] if found else None
+
+
+def dns_shape(m: Message) -> tuple:
+    """A DNS message but its ID and its cookie's bytes (their length kept): what is compared exactly."""
+    edns = m.edns
+    ed = None if edns is None else (edns.udp_size, edns.do, edns.version,
+                                    tuple((o.code, len(o.data) if o.code == EDNS0_COOKIE else o.data)
+                                          for o in edns.options))
+    return (m.qr, m.opcode, m.aa, m.tc, m.rd, m.ra, m.ad, m.cd, m.rcode, m.questions, m.answers, m.authority,
+            tuple(rr for rr in m.additional if rr.type != TYPE_OPT), ed)
+
+
+def dns_random_differences(model: Sequence[Message], kernel: Sequence[Message]) -> list[tuple[str, str, str]]:
+    """(field, model, kernel) where the IDs or cookies of two sequences of DNS messages (in the
+    order they were seen) are not kept and changed alike: each message's value as "new" or "the
+    same as message j" (_pattern, ungrouped: a reply carries its query's ID)."""
+    out = []
+    for name, get in (("dns id", lambda m: m.id + 1), ("dns cookie", dns_cookie)):
+        mp, kp = _pattern([get(m) for m in model]), _pattern([get(m) for m in kernel])
+        for i, (a, b) in enumerate(zip(mp, kp)):
+            if a != b:
+                out.append((f"{name} of message {i + 1}", a, b))
+                break
+    if len(model) != len(kernel):
+        out.append(("dns messages", str(len(model)), str(len(kernel))))
+    return out
+
+
 # The words a difference uses for a field, where they are not the field's name.
 LABELS = {"total_length": "length"}
 
@@ -190,6 +252,8 @@ class _Collector:
         # them quotes the server's port as its source and the client's random one as its
         # destination (a reply dropped on its way back)
         self.replies: set[tuple[str, str]] = set()
+        # (model hop, its DNS messages, the kernel's) at every matched hop that carries DNS
+        self.dns: list[tuple[Hop, list[Message], list[Message]]] = []
 
     def exact(self, m: Hop, field_name: str, mv: object, kv: object) -> None:
         self.c.compared[field_name.strip()] += 1
@@ -263,7 +327,19 @@ def _compare_tcp(col: _Collector, m: Hop, prefix: str, pa: TCP, pb: TCP) -> None
         va = next((o.values[0] for o in oa if o.kind == kind and o.values), None)
         vb = next((o.values[0] for o in ob if o.kind == kind and o.values), None)
         col.exact(m, f"{prefix}tcp {name}", va, vb)
-    col.exact(m, f"{prefix}tcp payload", pa.payload, pb.payload)
+    if not _compare_dns(col, m, prefix, pa, pb):
+        col.exact(m, f"{prefix}tcp payload", pa.payload, pb.payload)
+
+
+def _compare_dns(col: _Collector, m: Hop, prefix: str, pa: UDP | TCP, pb: UDP | TCP) -> bool:
+    """DNS messages on both sides: compared but their ID and cookie, which are kept for the
+    rule (`dns_random_differences`, over the whole exchange). False if either side has none."""
+    ma, mb = dns_messages(pa), dns_messages(pb)
+    if ma is None or mb is None:
+        return False
+    col.exact(m, f"{prefix}dns message", [dns_shape(x) for x in ma], [dns_shape(x) for x in mb])
+    col.dns.append((m, ma, mb))
+    return True
 
 
 def _compare_icmp(col: _Collector, m: Hop, prefix: str, pa: ICMP, pb: ICMP) -> None:
@@ -317,7 +393,8 @@ def _compare_hop(col: _Collector, m: Hop, k: Hop) -> None:
     elif isinstance(pa, ICMP) and isinstance(pb, ICMP):
         _compare_icmp(col, m, prefix, pa, pb)
     elif isinstance(pa, UDP) and isinstance(pb, UDP):
-        col.exact(m, f"{prefix}udp payload", pa.payload_bytes(), pb.payload_bytes())
+        if not _compare_dns(col, m, prefix, pa, pb):
+            col.exact(m, f"{prefix}udp payload", pa.payload_bytes(), pb.payload_bytes())
     ua, ub = outer_m.payload, outer_k.payload
     va, vb = _vxlan(outer_m), _vxlan(outer_k)
     if len(ml) > 1 and isinstance(ua, UDP) and isinstance(ub, UDP) and va is not None and vb is not None:
@@ -370,11 +447,16 @@ def _compare_rules(col: _Collector, pairs: dict[str, list[tuple[Hop, Hop]]], por
         ports_m = [p for p in map(_ports, inner_m) if p is not None]
         ports_k = [p for p in map(_ports, inner_k) if p is not None]
         if len(ports_m) == len(ports_k) == len(both):
+            # a packet of the request travels client -> server, a reply's server -> client, but
+            # for the bare RST the client's kernel answers a SYN-ACK no socket takes with
+            # (tcp_v4_send_reset), the reply's continuation, which travels client -> server
             n = len(req)
-            server_m = [p[1] for p in ports_m[:n]] + [p[0] for p in ports_m[n:]]
-            server_k = [p[1] for p in ports_k[:n]] + [p[0] for p in ports_k[n:]]
-            client_m = [p[0] for p in ports_m[:n]] + [p[1] for p in ports_m[n:]]
-            client_k = [p[0] for p in ports_k[:n]] + [p[1] for p in ports_k[n:]]
+            forward = [i < n or (isinstance(x.payload, TCP) and x.payload.flags == "R")
+                       for i, x in enumerate(inner_m)]
+            server_m = [p[1] if f else p[0] for p, f in zip(ports_m, forward)]
+            server_k = [p[1] if f else p[0] for p, f in zip(ports_k, forward)]
+            client_m = [p[0] if f else p[1] for p, f in zip(ports_m, forward)]
+            client_k = [p[0] if f else p[1] for p, f in zip(ports_k, forward)]
             for h, a, b in zip(hops, server_m, server_k):
                 col.exact(h, "server port", a, b)
             _compare_pattern(col, "client port", hops, client_m, client_k)
@@ -566,6 +648,11 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
             _compare_hop(col, m, k)
     _compare_rules(col, pairs, port_range, vxlan_range, getattr(observed, "client_port", None))
     _compare_quoted(col, pairs)
+    if col.dns:
+        comparison.compared["dns id/cookie"] += sum(len(a) for _, a, _ in col.dns)
+        for fld, mv, kv in dns_random_differences([x for _, a, _ in col.dns for x in a],
+                                                  [x for _, _, b in col.dns for x in b]):
+            comparison.differences.append(Difference(col.dns[0][0].index, _key(col.dns[0][0]), fld, mv, kv))
 
     # checksums, on both sides
     for role, matched in pairs.items():

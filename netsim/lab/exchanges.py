@@ -11,7 +11,7 @@ read the same list:
 - `KUBE_DNS_CASES` (tests/test_lab_kube_dns.py): kube-dns's three ports from either node;
 - `LB_PATHS` (tests/test_lab_loadbalancer.py): LoadBalancer Services entered from outside;
 - `CHAPTER_TOOL_CASES` (tests/test_lab_chapters_15_17.py): chapters 15 and 16's tool runs;
-- `GETADDRINFO_CASES` (tests/test_lab_dns.py): chapter 13's lookups through glibc's resolver.
+- `DNS_LOOKUPS` (tests/test_lab_dns.py): glibc's getaddrinfo in a pod, chapter 13's lookups.
 
 `model_exchanges()` yields (family, key, model trace) for each, computed as the test computes
 its model side.
@@ -21,12 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 from ..cluster import Cluster, reference_cluster
 from ..cluster.tools import ToolRun
 from ..cni import host_veth_name
-from ..errors import ConfigError
 from ..trace import Trace
 
 POD_C = "10.244.1.2"
@@ -263,27 +262,6 @@ def kube_dns_payload(proto: str, port: int) -> bytes | None:
     return query(0x2A, "web.default.svc.cluster.local").to_bytes() if (proto, port) == ("udp", 53) else None
 
 
-# ------------------------------------------------------------------------------ getaddrinfo
-
-# Chapter 13's lookups (tests/test_lab_dns.py): getaddrinfo(name) with AF_UNSPEC and no flags in
-# a pod, the A and AAAA queries glibc sends back to back from one socket for each name of the
-# search list; the lab runs the same call (Python's socket.getaddrinfo, which is glibc's) in
-# the pod's namespace with kubelet's resolv.conf.
-GETADDRINFO_CASES = (("pod-a", "web"), ("pod-a", "example.com"))
-
-
-def getaddrinfo_trace(cluster: Cluster, pod: str, name: str) -> tuple[Trace, Any]:
-    """(the walk of getaddrinfo(name) in pod, the resolver's result), as chapter 13 runs it."""
-    from ..cluster.dns import resolv_conf
-    from ..programs.resolver import Resolve
-    conf = resolv_conf(cluster, pod)
-    if conf is None:
-        raise ConfigError(f"{pod!r} has no resolv.conf: the cluster serves no DNS (Cluster.set_dns)")
-    program = Resolve(name, conf, seed=pod)
-    trace = cluster.network.run([(pod, program)], cold=True, title=f"getaddrinfo({name}) in {pod}")
-    return trace, program.lookup.result
-
-
 # ------------------------------------------------------------------------------ LoadBalancer
 
 LB = {"web-lb": "192.168.50.200", "local-lb": "192.168.50.201", "open-lb": "192.168.50.202",
@@ -320,6 +298,30 @@ LB_PATHS = [
 ]
 
 
+# ------------------------------------------------------------------------------ DNS lookups
+
+# (pod, name): getaddrinfo(name) with AF_UNSPEC and no flags (A and AAAA asked), as chapter 13
+# walks it; tests/test_lab_dns.py runs glibc's in the pod's namespace with kubelet's resolv.conf.
+DNS_LOOKUPS = [("pod-a", "web"), ("pod-a", "example.com")]
+
+
+def lookup_program(cluster: Cluster, pod: str, name: str):
+    """The model of glibc's getaddrinfo(name) in `pod`, seeded as chapter 13 seeds it."""
+    from ..cluster.dns import resolv_conf
+    from ..programs.resolver import Resolve
+    conf = resolv_conf(cluster, pod)
+    if conf is None:
+        raise ValueError(f"{pod!r} is not a pod")
+    return Resolve(name, conf, seed=pod)
+
+
+def model_lookup(cluster: Cluster, pod: str, name: str) -> tuple[Trace, object]:
+    """The walk of the lookup's queries (cold caches) and the program, whose `lookup.result` it returned."""
+    program = lookup_program(cluster, pod, name)
+    trace = cluster.network.run([(pod, program)], cold=True, title=f"getaddrinfo({name}) in {pod}")
+    return trace, program
+
+
 # ------------------------------------------------------------------------------ all of them
 
 def model_exchanges() -> Iterator[tuple[str, str, Trace]]:
@@ -339,8 +341,6 @@ def model_exchanges() -> Iterator[tuple[str, str, Trace]]:
             cluster = hairpin_cluster(mode, brnf, hairpin)
             yield "hairpin", f"{hairpin_key(mode, brnf, hairpin)} {proto}", cluster.send(
                 "pod-c", ECHO_IP, proto=proto, dport=port)
-    for pod, name in GETADDRINFO_CASES:
-        yield "dns", f"getaddrinfo {name} in {pod}", getaddrinfo_trace(reference_cluster(), pod, name)[0]
     for mode in ("iptables", "nftables"):
         for client in KUBE_DNS_CLIENTS:
             for proto, port in KUBE_DNS_PORTS:
@@ -349,3 +349,5 @@ def model_exchanges() -> Iterator[tuple[str, str, Trace]]:
                     client, KUBE_DNS_IP, proto=proto, dport=port, payload=kube_dns_payload(proto, port))
         for key, dst, port, _seen in LB_PATHS:
             yield "loadbalancer", f"{mode} {key}", lb_cluster(mode).send("ext", f"{dst}:{port}", proto="tcp")
+    for pod, name in DNS_LOOKUPS:
+        yield "dns-lookup", f"{pod} {name}", model_lookup(reference_cluster(), pod, name)[0]

@@ -31,7 +31,8 @@ def classify(frame: Ethernet | IPv4, refused: bool = False, request: bytes = b"R
     """The role of a captured frame in the exchange, judged from its innermost packet: the
     SYN, echo request or `request` datagram (b"REQ" unless the exchange sent another payload)
     is the request; the SYN-ACK (or, when the connection was refused, the RST-ACK), echo reply
-    or b"RSP" the reply; the rest (the handshake's ACK, the client's closing RST) is "other".
+    or b"RSP" the reply, and so is a bare RST answering a SYN-ACK no socket takes; the rest (the
+    handshake's ACK, the client's closing RST-ACK) is "other".
     A fragment has no transport header of its own: `to_trace` classifies it by the packet
     it belongs to."""
     if isinstance(frame, Ethernet) and isinstance(frame.payload, ARP):
@@ -44,6 +45,12 @@ def classify(frame: Ethernet | IPv4, refused: bool = False, request: bytes = b"R
         if p.flags == "S":
             return "request"
         if p.flags == "SA" or (refused and p.flags == "RA"):
+            return "reply"
+        if p.flags == "R":
+            # tcp_v4_send_reset answering a segment that carries an ACK (a SYN-ACK no socket
+            # takes: an un-DNATed reply) sends a bare RST, seq = the segment's ack: the model
+            # walks it as the reply's continuation. The lab client's own closing RST (SO_LINGER
+            # 0: tcp_send_active_reset) carries ACK ("RA") and stays "other".
             return "reply"
         return "other"
     if isinstance(p, ICMP):

@@ -8,16 +8,14 @@ Checked on this machine:
 - `-v`: "Connection to HOST PORT port [tcp/SERVICE] succeeded!" on stderr once connected
   (SERVICE from /etc/services; netsim knows a few, else "*").
 - `-z`: connect and close at once, sending nothing (a port check).
-- `-u`: UDP: send the input as one datagram and print what comes back, until -w. An ICMP error
-  (ECONNREFUSED on the socket) ends it quietly with status 0: nc reads the error and leaves its
-  loop (measured: `printf 'hi\n' | nc -u -w 2 127.0.0.1 9999` prints nothing, exit 0).
-- `-u` with `-v` or `-z` first probes the port (udptest in netcat.c): one "X" datagram, a second
-  at once, then for each second of -w (3 without it) a sleep of 1 s and another "X". A write that
-  fails with ECONNREFUSED (an earlier X drew a port unreachable) ends the probe: nothing printed,
-  nothing more sent, exit status 1. Otherwise "Connection to ... succeeded!" and the input
-  follows. On one kernel the first X's port unreachable arrives before the second write (the
-  whole path runs in softirq on the sending CPU), so netsim writes the second X when the wire
-  has gone quiet (a 0 s timer). Measured with this machine's nc 1.219 (tests/test_lab_nc_udp.py).
+- `-u`: UDP: send the input as one datagram and print what comes back, until -w. An ICMP port
+  unreachable (ECONNREFUSED on the socket) ends it quietly with status 0 (measured: nothing
+  printed, exit 0).
+- `-u -v` (or `-z`): before the input, udptest() checks the port by writing "X" datagrams one
+  at a time, three in all (measured: three "X" frames, each answered by the lab's echo
+  server, then the input); the first write that fails (ECONNREFUSED after a port unreachable
+  came back: one "X" on the wire) ends nc with status 1 and nothing printed, the input never
+  sent; otherwise "Connection to ... succeeded!" follows.
 - A refused connection: "nc: connect to HOST port PORT (tcp) failed: Connection refused", exit
   status 1; with -w N and no answer: "nc: connect to HOST port PORT (tcp) timed out: Operation
   now in progress", exit status 1.
@@ -38,7 +36,7 @@ from .events import (
 )
 from .socket_errors import strerror
 
-UDP_SCAN_TIMEOUT = 3          # netcat.c: udptest's seconds of probing without -w
+UDPTEST_PROBES = 3            # the "X" datagrams udptest() writes (measured)
 SERVICES = {("tcp", 53): "domain", ("udp", 53): "domain", ("tcp", 80): "http", ("tcp", 443): "https",
             ("tcp", 8080): "http-alt", ("tcp", 9153): "*", ("tcp", 22): "ssh"}
 
@@ -69,7 +67,7 @@ class Nc(Program):
         self.received = b""
         self.stderr = ""
         self.connected = False
-        self.probes = 0                    # udptest's X datagrams written so far (0: not probing)
+        self.probes = 0                    # udptest's "X" datagrams written
 
     @property
     def proto(self) -> str:
@@ -78,17 +76,16 @@ class Nc(Program):
     def on_event(self, event: Event) -> list[Action]:
         if isinstance(event, Started):
             out: list[Action] = [Open("nc", self.proto), Connect("nc", self.host, self.port)]
-            if self.wait_s and not self.probing:
+            if self.wait_s:
                 out.append(SetTimer("wait", self.wait_s * 1_000_000))
             return out
         if isinstance(event, Connected) and event.sock == "nc":
             self.connected = True
-            if self.probing:
-                self.probes = 1
-                return [Send("nc", b"X"), SetTimer("udptest", 0)]
-            return self.connection_made()
+            if self.udp and (self.verbose or self.zero):
+                return self.udptest()
+            return self.connected_out()
         if isinstance(event, TimerFired) and event.name == "udptest":
-            return self.probe()
+            return self.udptest()
         if isinstance(event, TimerFired) and event.name == "eof":
             return [Shutdown("nc")]
         if isinstance(event, (DataReceived, DatagramReceived)) and event.sock == "nc":
@@ -99,10 +96,9 @@ class Nc(Program):
         if isinstance(event, ConnectionReset) and event.sock == "nc":
             return self.finish(1)
         if isinstance(event, SocketError) and event.sock == "nc":
-            if self.probes:
-                return self.finish(1)              # udptest's next write fails: -1, nothing printed
             if self.udp:
-                return self.finish(0)              # readwrite reads the error and returns
+                # udptest's next write fails: status 1; after the input: a quiet end, status 0
+                return self.finish(1 if 0 < self.probes <= UDPTEST_PROBES else 0)
             self.stderr += f"nc: connect to {self.host} port {self.port} ({self.proto}) failed: {strerror(event.errno)}\n"
             return self.finish(1)
         if isinstance(event, TimerFired) and event.name == "wait":
@@ -113,25 +109,16 @@ class Nc(Program):
             return self.finish(0)
         return []
 
-    @property
-    def probing(self) -> bool:
-        """udptest runs for -u with -v or -z (netcat.c: `if (vflag || zflag)`, then `if (uflag)`)."""
-        return self.udp and (self.verbose or self.zero)
-
-    def probe(self) -> list[Action]:
-        """udptest's next "X": the second at once, then one after each 1 s sleep; after the last,
-        the connection counts as made."""
+    def udptest(self) -> list[Action]:
+        """One "X" at a time (each walked before the next write); after the last, the port is taken as open."""
+        if self.probes < UDPTEST_PROBES:
+            self.probes += 1
+            return [Send("nc", b"X"), SetTimer("udptest", 0)]
         self.probes += 1
-        out: list[Action] = [Send("nc", b"X")]
-        if self.probes < 2 + (self.wait_s or UDP_SCAN_TIMEOUT):
-            return out + [SetTimer("udptest", 1_000_000)]
-        self.probes = 0
-        if self.wait_s:
-            out.append(SetTimer("wait", self.wait_s * 1_000_000))
-        return out + self.connection_made()
+        return self.connected_out()
 
-    def connection_made(self) -> list[Action]:
-        """-v's line, then -z's end or the input."""
+    def connected_out(self) -> list[Action]:
+        """What nc does once connected: -v's line, then the input (or, with -z, nothing)."""
         if self.verbose:
             service = SERVICES.get((self.proto, self.port), "*")
             self.stderr += f"Connection to {self.host} {self.port} port [{self.proto}/{service}] succeeded!\n"

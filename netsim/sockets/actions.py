@@ -131,7 +131,14 @@ def _send(k: Kernel, sock: Sock, action: Send) -> list[Event]:
         if not errors and sock.conn is not None and sock.conn.unsent and not sock.proc.oneshot:
             sock.proc.blocked = sock          # write() returns when its data has left (see run)
         return errors
-    return udp_sendmsg(k, sock, action.data, role=role_of(sock))
+    errors = udp_sendmsg(k, sock, action.data, role=role_of(sock))
+    if not sock.proc.oneshot:
+        # the datagram's walk runs to its end before sendmsg returns: veth_xmit puts it on the
+        # backlog (netif_rx) and __dev_queue_xmit's rcu_read_unlock_bh runs the softirq that
+        # takes it through the peer namespace and on, ARP round trips included (measured: glibc's
+        # AAAA query leaves pod-a after its A query reached coredns, tests/test_lab_dns.py)
+        k.do_softirq()
+    return errors
 
 
 def resume(k: Kernel, sock: Sock) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..decision import Decision, FdbRef, RouteRef, RuleRef
+from ..decision import Decision, FdbRef, Outcome, RouteRef, RuleRef
 from ..errors import UsageError
 from ..programs.socket_errors import STRERROR
 from ..trace import Hop, Trace
@@ -338,6 +338,10 @@ _STRERROR = {name: STRERROR[name] for name in ("ECONNREFUSED", "EHOSTUNREACH", "
 
 def _ask_errno(trace: Trace, hop: Hop, cluster) -> Challenge:
     outcome = trace.outcome
+    if not isinstance(outcome, Outcome):
+        raise UsageError(f"trace {trace.title!r} has no outcome to ask the errno of: a tool's or a program's walk "
+                         f"holds several exchanges, each socket with its own errors (ask it of one exchange, "
+                         f"Cluster.send)")
     code = getattr(outcome, "errno", "")
     ok = getattr(outcome, "ok", not code)
     label = {name: f"{name} ({text})" for name, text in _STRERROR.items()}
@@ -431,9 +435,9 @@ def find_hop(trace: Trace, kind: str, cluster=None, start: int = 0) -> int | Non
         if kind == "drop" and drop is None:
             return None
         if kind == "errno":
-            # a tool's walk (Network.run) ends with no outcome: what its program got back is in
-            # the tool's output (ToolRun), not in the trace, so there is nothing to ask here
-            if not trace.outcome:
+            # only an exchange has an outcome to ask about: a tool's or a program's walk (several
+            # exchanges, each socket with its own errors; Network.run) has none
+            if not isinstance(trace.outcome, Outcome):
                 return None
             return start if start < len(trace.hops) else None
         assert drop is not None

@@ -348,6 +348,9 @@ SENTENCES: dict[tuple[str, Reason], Writer] = {
         f"{f.size} bytes with DF set exceed {f.dev}'s MTU {f.mtu}: ICMP fragmentation needed (mtu {f.mtu})"),
     ("ip_forward", IP.FORWARDED): lambda d, f: (
         lambda c: f"forwarded: TTL {c.old} -> {c.new}")(_change(d, "ipv4", "ttl")),
+    ("nf_nat_icmp_reply_translation", IP.REDIRECT_ON_NAT): lambda d, f: (
+        f"it leaves by {f.dev}, the device it came in on, from {f.src} on {f.dev}'s subnet: ip_forward asks for "
+        f"an ICMP redirect, which nf_nat drops at OUTPUT (a NATed connection): IpOutDiscards +1, nothing sent"),
     ("ip_fragment", IP.EMSGSIZE): lambda d, f: (
         f"{f.size} bytes with DF set exceed {f.dev}'s MTU {f.mtu}: the socket gets EMSGSIZE"),
     ("ip_fragment", IP.DF_TOO_BIG): lambda d, f: f"{f.size} bytes exceed {f.dev}'s MTU {f.mtu}",
