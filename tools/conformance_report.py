@@ -377,8 +377,25 @@ def deviations_section(mtu: list[MtuResult]) -> list[str]:
         elif not seen:
             out.append(f"  - Run in this report with its test file, under More lab families: {dev.test.split('::')[0]}.")
     out += ["", "Not in the lab, so neither confirmed nor contradicted by it:", "",
-            *(f"- {item}." for item in NOT_IN_THE_LAB), ""]
+            *(f"- {item}." for item in NOT_IN_THE_LAB), "",
+            "Where netsim departs from the versions it models (the lab runs netsim's own state, so it cannot show "
+            "these; each was found by reading the source):", "",
+            *(f"- {item}." for item in DEPARTURES), ""]
     return out
+
+
+# netsim against the source of the programs whose state it writes (the chapters that show the
+# state say so too)
+DEPARTURES = (
+    "kube-proxy's nftables mode: netsim writes the v1.29-v1.35 layout, whose endpoint and external chains "
+    "`jump mark-for-masquerade`; since v1.36 (kubernetes#135800) the mark is set inline in those chains and the "
+    "chain is gone. The packets and the mark are the same (chapter 17)",
+    "ingress-nginx's default backend: for a Host no rule names, nginx proxies to its own server on 127.0.0.1:8181 "
+    "(DefaultEndpoint), a loopback connection inside the controller pod; netsim answers the 404 at once, so that "
+    "connection is missing from chapter 18's trace (nothing of it leaves the pod)",
+    "kube-proxy's health-check server: netsim opens healthCheckNodePort's rules and a listener, but its HTTP "
+    "answer (200 or 503 with the local endpoint count, pkg/proxy/healthcheck/service_health.go) is not modelled",
+)
 
 
 def cni_family() -> tuple[str, list[str]]:
