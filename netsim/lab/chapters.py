@@ -143,7 +143,7 @@ CASES = (
     LabCase("clusterip-same-node-brnf-off", "chapter 13: a ClusterIP whose endpoint shares the client's bridge, "
             "bridge-nf-call-iptables 0", _bridge_nf_off, "pod-b", "10.96.0.10:53", "udp", payload=DNS_QUERY),
     LabCase("clusterip-same-node-brnf-off-tcp", "chapter 13: the same over TCP: pod-b's kernel answers the "
-            "un-DNATed SYN-ACK with a bare RST", _bridge_nf_off, "pod-b", "10.96.0.10:53", "tcp"),
+            "un-DNATed SYN-ACK with a bare RST", _bridge_nf_off, "pod-b", "10.96.0.10:53", "tcp", wait=TCP_WAIT),
     LabCase("local-policy-node2", "chapter 7: NodePort with externalTrafficPolicy Local, endpoint on node2",
             _local_policy, "ext", "192.168.50.12:30081", "tcp"),
 )
