@@ -237,6 +237,16 @@ def test_the_troubleshooting_chapter_steps_to_the_drop(page_of):
     assert sum(1 for d in found if d["drop"] >= 0) >= 6
 
 
+def _answer_wrongly(pg, st: str, hop: int, q: dict) -> None:
+    """Go to the question's hop, pick a wrong choice, and read that the stepper names the right one."""
+    wrong = next(i for i in range(len(q["c"])) if i != q["a"])
+    pg.click(f"{st} ol.hops li[data-i='{hop}']")
+    pg.wait_for_selector(f"{st}[data-hop='{hop}'] .panel .quiz")
+    pg.click(f"{st} .panel .quiz .ch[data-c='{wrong}']")
+    pg.wait_for_selector(f"{st} .panel .quiz .qx:text-matches('^Not quite: the answer is ')")
+    assert pg.inner_text(f"{st} .panel .quiz .qx").startswith(f"Not quite: the answer is {q['c'][q['a']]}.")
+
+
 def _step_to_the_end(pg, st: str, data: dict) -> None:
     """Next, hop by hop, answering each question with its right choice, to the last hop."""
     last = len(data["hops"]) - 1

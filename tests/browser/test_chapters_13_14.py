@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.test_book_steppers import _step_to_the_end, page_of, steppers_of  # noqa: F401 (fixture)
+from tests.browser.test_book_steppers import _answer_wrongly, _step_to_the_end, page_of, steppers_of  # noqa: F401 (fixture)
 from tools.pagecheck import MAIN_CONTENT
 
 # the question kinds each stepper of the page asks, in page order (the chapters' predict=...)
@@ -32,9 +32,6 @@ def test_each_stepper_steps_to_its_end_answering_its_questions(page_of, name, in
 def test_a_wrong_answer_is_told_the_right_one(page_of, name):  # noqa: F811
     data = steppers_of(name)[0]
     hop, q = min((int(k), v) for k, v in data["q"].items())
-    wrong = next(i for i in range(len(q["c"])) if i != q["a"])
     pg = page_of(name)
     st = "#" + pg.get_attribute(f"{MAIN_CONTENT} .netsim-stepper >> nth=0", "id")
-    pg.click(f"{st} ol.hops li[data-i='{hop}']")
-    pg.click(f"{st} .panel .quiz .ch[data-c='{wrong}']")
-    pg.wait_for_selector(f"{st} .panel .quiz .qx:text-matches('^Not quite: the answer is ')")
+    _answer_wrongly(pg, st, hop, q)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.test_book_steppers import _step_to_the_end, page_of, steppers_of  # noqa: F401 (fixture)
+from tests.browser.test_book_steppers import _answer_wrongly, _step_to_the_end, page_of, steppers_of  # noqa: F401 (fixture)
 from tools.pagecheck import MAIN_CONTENT
 
 CHAPTERS = ["notebooks/15-when-packets-die", "notebooks/16-mtu", "notebooks/17-kube-proxy-modes"]
@@ -34,12 +34,6 @@ def test_the_chapter_steps_its_stepper_to_the_end_answering_each_question(page_o
 def test_a_wrong_answer_is_told_the_right_one(page_of, name):  # noqa: F811
     k, data = _asking(name)
     gate = min(int(h) for h in data["q"])
-    q = data["q"][str(gate)]
-    wrong = next(i for i in range(len(q["c"])) if i != q["a"])
     pg = page_of(name)
     st = "#" + pg.get_attribute(f"{MAIN_CONTENT} .netsim-stepper >> nth={k}", "id")
-    pg.click(f"{st} ol.hops li[data-i='{gate}']")
-    pg.wait_for_selector(f"{st}[data-hop='{gate}'] .panel .quiz")
-    pg.click(f"{st} .panel .quiz .ch[data-c='{wrong}']")
-    pg.wait_for_selector(f"{st} .panel .quiz .qx:text-matches('^Not quite')")
-    assert pg.inner_text(f"{st} .panel .quiz .qx").startswith(f"Not quite: the answer is {q['c'][q['a']]}.")
+    _answer_wrongly(pg, st, gate, data["q"][str(gate)])
