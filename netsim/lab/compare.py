@@ -679,6 +679,7 @@ def compare(model: Trace, observed: Any, cluster: Cluster | None = None, title: 
         comparison.differences.append(Difference(None, "arp", "frame", "absent", f"{line} x{n}"))
     if cluster is not None:
         compare_rules(model, observed, cluster, comparison)     # the kernel's netfilter trace, if taken
+    comparison.notes += getattr(observed, "notes", None) or []
     comparison.known = [d for d in comparison.differences if _base(d.field) in known]
     comparison.differences = [d for d in comparison.differences if _base(d.field) not in known]
     return comparison

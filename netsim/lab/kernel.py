@@ -87,6 +87,7 @@ class Observation:
     client_port: int | None = None       # the client socket's own port (getsockname), TCP and UDP
     notes: list[str] = field(default_factory=list)
     rule_walks: dict[str, list[TraceWalk]] | None = None   # model netns -> the netfilter trace (trace_rules)
+    rule_texts: dict[str, str] = field(default_factory=dict)   # model netns -> the monitor's text of it
 
     @property
     def hops(self) -> tuple[Hop, ...]:
@@ -352,6 +353,7 @@ class Lab:
         drain(self._sockets)
         tracers = [t for t in (self.tracer, self.nft_tracer) if t is not None]
         since = [t.position() for t in tracers]
+        noted = [len(t.notes) for t in tracers]
         outcome, client_port = client(self.netns(src_ns), dst_ip, proto, dport, self._cmd, request, timeout)
         # drain until the wire has been quiet for SETTLE: on a loaded machine late copies (a
         # flood's last port, a reply's last hop) can trail the socket's answer
@@ -364,11 +366,15 @@ class Lab:
             if not batch or time.perf_counter() > deadline:
                 break
         walks = None
+        texts: dict[str, str] = {}
+        notes: list[str] = []
         if tracers:
             walks = {}
-            for tracer, position in zip(tracers, since):
+            for tracer, position, before in zip(tracers, since, noted):
                 tracer.sync()
                 walks.update(tracer.walks(position))
+                texts.update({name: tracer.texts[name] for name in tracer.monitors})
+                notes += tracer.notes[before:]
         seconds = time.perf_counter() - t0
         kinds = {(n, d.name): d.kind for n, ns in self.cluster.network.namespaces.items() for d in ns.devices.values()}
         peers = {(n, d.name): (d.peer.netns.name, d.peer.name) for n, ns in self.cluster.network.namespaces.items()
@@ -386,4 +392,5 @@ class Lab:
                 outcome = f"error: {ip.payload.summary()} from {ip.src}"
                 trace = Trace(trace.hops, title, outcome)
         return Observation(trace, captures, src, dst, proto, dport, outcome, self.kernel,
-                           not self.checksum_offload, seconds, client_port, rule_walks=walks)
+                           not self.checksum_offload, seconds, client_port, notes=notes, rule_walks=walks,
+                           rule_texts=texts)

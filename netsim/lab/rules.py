@@ -175,32 +175,45 @@ def compare_rules(model: Trace, observed: Any, cluster: "Cluster", comparison: C
         return
     kernel: Trace = observed.trace
     packets = _packets(kernel)
+    texts: dict[str, str] = getattr(observed, "rule_texts", None) or {}
     for netns in sorted(walks_by_ns):
-        ruleset = cluster.netns(netns).netfilter.nftables
-        if ruleset.tables:          # traced with nft monitor trace: nft_rules.py
-            mine = _assign(walks_by_ns[netns], packets)
-            for role in ROLES:
-                seen = [w for w in mine if w.role == role]
-                hops = [h for h in model.hops if h.netns == netns and h.role == role]
-                if seen or hops:
-                    nft_rules.compare_walks(comparison, f"{netns} {role}", seen, hops, ruleset, Difference)
-                    _compare_nat(comparison, f"{netns} {role}", seen, hops, role, Difference)
-            continue
-        saved = _saved_rules(cluster, netns)
-        tables = {t for t, _ in saved}
-        # every walk shows the packet as its hook saw it (the lab's own raw walks too); the
-        # rules compared are those of the model's tables
-        mine = _assign(walks_by_ns[netns], packets)
+        before = len(comparison.differences)
+        _compare_netns(model, netns, walks_by_ns[netns], packets, cluster, comparison)
+        if len(comparison.differences) > before and texts.get(netns):
+            # what the monitor printed, so that a difference seen once (a loaded CI machine) can
+            # be read afterwards
+            comparison.notes.append(f"{netns}: the netfilter trace as printed:\n      "
+                                    + texts[netns].replace("\n", "\n      "))
+
+
+def _compare_netns(model: Trace, netns: str, walks: list[TraceWalk], packets: dict, cluster: "Cluster",
+                   comparison: Comparison) -> None:
+    """One namespace's walks against netsim's decisions there."""
+    ruleset = cluster.netns(netns).netfilter.nftables
+    if ruleset.tables:          # traced with nft monitor trace: nft_rules.py
+        mine = _assign(walks, packets)
         for role in ROLES:
             seen = [w for w in mine if w.role == role]
             hops = [h for h in model.hops if h.netns == netns and h.role == role]
-            if not seen and not hops:
-                continue
-            where = f"{netns} {role}"
-            steps = _model_steps(hops)
-            _compare_steps(comparison, where, [w for w in seen if w.walk.table in tables], steps, saved, Difference)
-            _compare_marks(comparison, where, seen, steps, Difference)
-            _compare_nat(comparison, where, seen, hops, role, Difference)
+            if seen or hops:
+                nft_rules.compare_walks(comparison, f"{netns} {role}", seen, hops, ruleset, Difference)
+                _compare_nat(comparison, f"{netns} {role}", seen, hops, role, Difference)
+        return
+    saved = _saved_rules(cluster, netns)
+    tables = {t for t, _ in saved}
+    # every walk shows the packet as its hook saw it (the lab's own raw walks too); the
+    # rules compared are those of the model's tables
+    mine = _assign(walks, packets)
+    for role in ROLES:
+        seen = [w for w in mine if w.role == role]
+        hops = [h for h in model.hops if h.netns == netns and h.role == role]
+        if not seen and not hops:
+            continue
+        where = f"{netns} {role}"
+        steps = _model_steps(hops)
+        _compare_steps(comparison, where, [w for w in seen if w.walk.table in tables], steps, saved, Difference)
+        _compare_marks(comparison, where, seen, steps, Difference)
+        _compare_nat(comparison, where, seen, hops, role, Difference)
 
 
 def _compare_steps(comparison, where, ours: list[_Walk], model_steps, saved, Difference) -> None:

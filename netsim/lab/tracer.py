@@ -37,6 +37,9 @@ NFT_TRACE_TABLE = """table ip nsl_trace {
 }
 """
 SYNC_TIMEOUT = 3.0
+# how long `sync` waits for a marker before it says the trace is incomplete: a loaded machine
+# can hold a monitor's output back for seconds, and a walk cut off is a false difference
+SYNC_LIMIT = 15.0
 
 
 class _Monitor:
@@ -77,6 +80,7 @@ class RuleTracer:
         self.lab_netns: dict[str, str] = {}
         self.notes: list[str] = []
         self._marker_ports: dict[str, int] = {}
+        self.texts: dict[str, str] = {}     # model netns -> the monitor's text of the last `walks`
 
     def start(self, lab_netns: str, model_name: str) -> list[str]:
         """Trace every packet of namespace `lab_netns` and start its monitor; the commands, as
@@ -145,8 +149,9 @@ class RuleTracer:
     def sync(self) -> None:
         """Wait until every monitor has printed all that happened before now."""
         for name in self.monitors:
-            if not self._sync_one(name, SYNC_TIMEOUT):
-                self.notes.append(f"{name}: the trace marker did not come back within {SYNC_TIMEOUT:g} s")
+            if not self._sync_one(name, SYNC_LIMIT):
+                self.notes.append(f"{name}: the trace marker did not come back within {SYNC_LIMIT:g} s:"
+                                  " its walks may be incomplete")
 
     def walks(self, since: dict[str, int]) -> dict[str, list[TraceWalk]]:
         """Every walk each monitor printed after `since` and before the last marker, numbered,
@@ -158,6 +163,7 @@ class RuleTracer:
             cut = next((i for i, line in enumerate(lines) if port is not None and self._seen(line, port)),
                        len(lines))
             text = "\n".join(lines[:cut])
+            self.texts[name] = text
             parsed = parse_xtables_monitor(text) if self.mode == "xtables" else parse_nft_monitor(text)
             walks = []
             for walk in parsed:
