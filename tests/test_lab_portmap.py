@@ -2,7 +2,7 @@
 1.1.1) writes its nat rules for the pod, as the CNI chain flannel's conflist names runs it, and
 they are netsim's rules line for line (chain names included); then the hostPort exchanges run
 in the lab with netfilter tracing, every frame and every rule evaluation compared with the
-model's (tests/test_portmap.py pins the model's verdicts). Needs root and the plugins; skipped
+model's (tests/test_portmap.py pins the model's verdicts), in both kube-proxy modes. Needs root and the plugins; skipped
 with the reason otherwise."""
 
 from __future__ import annotations
@@ -36,7 +36,9 @@ def test_the_real_portmap_plugin_writes_netsims_rules():
     assert diffs and f"model '-A {DN} -p udp -m udp --dport 9 -j RETURN'" in diffs[0]
 
 
-lab = labkit.module_lab(GATE, hostport_cluster, trace_rules=True)
+# in both kube-proxy modes: with kube-proxy's nftables table beside portmap's iptables-nft
+# rules, the mark portmap's SETMARK rule sets (0x2000) is the one kube-proxy's chains see
+lab = labkit.module_lab(GATE, hostport_cluster, per_proxy_mode=True, trace_rules=True)
 
 
 # (client, destination, what the client sees)
@@ -57,3 +59,5 @@ def test_a_hostport_exchange_matches_the_kernel_rule_by_rule(lab, src, dst, seen
     assert result.ok, "\n" + str(result)
     assert observed.outcome == seen
     assert result.compared["rule evaluations"] > 0
+    if src in ("pod-b", "node1"):        # marked for portmap's masquerade, and the mark compared
+        assert result.compared["netfilter mark"] > 0

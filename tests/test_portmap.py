@@ -21,8 +21,8 @@ DN = "CNI-DN-" + hashlib.sha512(("cbr0" + CID).encode()).hexdigest()[:21]
 NODE1 = "192.168.50.11"
 
 
-def hostport_cluster() -> netsim.Cluster:
-    c = netsim.reference_cluster()
+def hostport_cluster(proxy_mode: str = "iptables") -> netsim.Cluster:
+    c = netsim.reference_cluster(proxy_mode=proxy_mode)
     c.add_pod("hostweb", "node1", listen=(("tcp", 80),),
               host_ports=[{"container_port": 80, "host_port": 8080, "protocol": "tcp"}])
     return c

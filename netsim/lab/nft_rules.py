@@ -93,22 +93,29 @@ def compare_walks(comparison: "Comparison", where: str, walks: list[Any], hops: 
                 if not line.startswith(("---", "+++"))]
         comparison.differences.append(Difference(None, where, "netfilter rules", f"{len(model)} decisions",
                                                  f"{len(kernel)} traced:\n      " + "\n      ".join(diff)))
-    _compare_marks(comparison, where, ours, steps, Difference)
+    _compare_marks(comparison, where, walks, hops, tables, Difference)
 
 
-def _compare_marks(comparison: "Comparison", where: str, ours: list[Any], steps: list, Difference: type) -> None:
-    """The mark a walk leaves its base chain with follows netsim's `meta mark set` decisions.
-    nft prints a packet's mark only on a policy line (`policy accept meta mark 0x00004000`;
-    nothing when it is 0): walks that end on a policy are compared, the others only advance."""
-    pending = [int(c.new) for _, _, changes in steps for c in changes if c.layer == "skb" and c.field == "mark"]
+def _compare_marks(comparison: "Comparison", where: str, walks: list[Any], hops: list[Hop], tables: set[str],
+                   Difference: type) -> None:
+    """The mark a walk leaves its base chain with follows netsim's mark decisions: nftables'
+    `meta mark set` and, in a namespace that has both, an iptables-nft rule's MARK (portmap's
+    CNI-HOSTPORT-SETMARK sets 0x2000 in the nat table before kube-proxy's nftables chains see
+    the packet; the trace prints that rule as `meta mark set mark or 0x00002000`). nft prints
+    a packet's mark only on a policy line (`policy accept meta mark 0x00004000`; nothing when
+    it is 0): walks of the model's nftables tables that end on a policy are compared, every
+    walk's mark-setting rules advance."""
+    pending = [int(c.new) for hop in hops for d in hop.decisions
+               if d.function in ("nft_do_chain", "ipt_do_table")
+               for c in d.changes if c.layer == "skb" and c.field == "mark"]
     running = 0
-    for w in ours:
+    for w in walks:
         if w.outer:
             continue
         for e in w.walk.events:
             if e.kind == "rule" and e.verdict == "CONTINUE" and " mark set " in f" {e.text} " and pending:
                 running = pending.pop(0)
-            elif e.kind == "policy":
+            elif e.kind == "policy" and w.walk.table in tables:
                 comparison.compared["netfilter mark"] += 1
                 seen = e.mark or 0
                 if seen != running:
