@@ -38,7 +38,15 @@ def test_the_real_portmap_plugin_writes_netsims_rules():
 
 # in both kube-proxy modes: with kube-proxy's nftables table beside portmap's iptables-nft
 # rules, the mark portmap's SETMARK rule sets (0x2000) is the one kube-proxy's chains see
-lab = labkit.module_lab(GATE, hostport_cluster, per_proxy_mode=True, trace_rules=True)
+def two_hostport_pods(proxy_mode: str):
+    """hostweb's TCP hostPort 8080, and hostdns publishing UDP 53 as 5353."""
+    c = hostport_cluster(proxy_mode)
+    c.add_pod("hostdns", "node1", listen=(("udp", 53),),
+              host_ports=[{"container_port": 53, "host_port": 5353, "protocol": "udp"}])
+    return c
+
+
+lab = labkit.module_lab(GATE, two_hostport_pods, per_proxy_mode=True, trace_rules=True)
 
 
 # (client, destination, what the client sees)
@@ -50,12 +58,19 @@ EXCHANGES = [
 ]
 
 
+# the same four over UDP, to hostdns's port 53 published as 5353/udp
+UDP_EXCHANGES = [(src, dst, f"udp reply from {dst if dst == '127.0.0.1' else NODE1}:5353")
+                 for src, dst, _ in EXCHANGES]
+
+
 @needs_lab
-@pytest.mark.parametrize("src, dst, seen", EXCHANGES, ids=[f"{s}-{d}" for s, d, _ in EXCHANGES])
-def test_a_hostport_exchange_matches_the_kernel_rule_by_rule(lab, src, dst, seen):
-    model = lab.cluster.send(src, dst, proto="tcp", dport=8080)
-    observed = lab.exchange(src, dst, "tcp", 8080)
-    result = compare(model, observed, cluster=lab.cluster, title=f"{src} -> {dst}:8080 (hostPort)")
+@pytest.mark.parametrize("proto, src, dst, seen", [("tcp", *e) for e in EXCHANGES] + [("udp", *e) for e in UDP_EXCHANGES],
+                         ids=[f"tcp-{s}-{d}" for s, d, _ in EXCHANGES] + [f"udp-{s}-{d}" for s, d, _ in UDP_EXCHANGES])
+def test_a_hostport_exchange_matches_the_kernel_rule_by_rule(lab, proto, src, dst, seen):
+    port = 8080 if proto == "tcp" else 5353
+    model = lab.cluster.send(src, dst, proto=proto, dport=port)
+    observed = lab.exchange(src, dst, proto, port)
+    result = compare(model, observed, cluster=lab.cluster, title=f"{src} -> {dst}:{port}/{proto} (hostPort)")
     assert result.ok, "\n" + str(result)
     assert observed.outcome == seen
     assert result.compared["rule evaluations"] > 0
