@@ -131,12 +131,17 @@ def _send(k: Kernel, sock: Sock, action: Send) -> list[Event]:
         if not errors and sock.conn is not None and sock.conn.unsent and not sock.proc.oneshot:
             sock.proc.blocked = sock          # write() returns when its data has left (see run)
         return errors
-    errors = udp_sendmsg(k, sock, action.data, role=role_of(sock))
+    return _walked(k, sock, udp_sendmsg(k, sock, action.data, role=role_of(sock)))
+
+
+def _walked(k: Kernel, sock: Sock, errors: list[Event]) -> list[Event]:
+    """A datagram's walk runs to its end before sendmsg returns: veth_xmit puts it on the
+    backlog (netif_rx) and __dev_queue_xmit's rcu_read_unlock_bh runs the softirq that takes it
+    through the peer namespace and on, ARP round trips included (measured: glibc's AAAA query
+    leaves pod-a after its A query reached coredns, tests/test_lab_dns.py). The same for a
+    UDP sendto, a raw ICMP echo (ping_v4_sendmsg, raw_sendmsg) and a raw TCP segment: each goes
+    out through ip_local_out and dev_queue_xmit."""
     if not sock.proc.oneshot:
-        # the datagram's walk runs to its end before sendmsg returns: veth_xmit puts it on the
-        # backlog (netif_rx) and __dev_queue_xmit's rcu_read_unlock_bh runs the softirq that
-        # takes it through the peer namespace and on, ARP round trips included (measured: glibc's
-        # AAAA query leaves pod-a after its A query reached coredns, tests/test_lab_dns.py)
         k.do_softirq()
     return errors
 
@@ -168,9 +173,9 @@ SOCKET_CALLS: dict[type, Callable[..., list[Event]]] = {
     Listen: lambda k, sock, a: listen(k, sock, a.port),
     Connect: _connect,
     Send: _send,
-    SendTo: lambda k, sock, a: udp_sendmsg(k, sock, a.data, a.dst, a.dport, role=role_of(sock)),
-    SendEcho: lambda k, sock, a: raw_send_echo(k, sock, a.dst, a.ident, a.seq, a.data),
-    SendSegment: lambda k, sock, a: raw_send_segment(k, sock, a.dst, a.segment),
+    SendTo: lambda k, sock, a: _walked(k, sock, udp_sendmsg(k, sock, a.data, a.dst, a.dport, role=role_of(sock))),
+    SendEcho: lambda k, sock, a: _walked(k, sock, raw_send_echo(k, sock, a.dst, a.ident, a.seq, a.data)),
+    SendSegment: lambda k, sock, a: _walked(k, sock, raw_send_segment(k, sock, a.dst, a.segment)),
     Shutdown: _shutdown,
     Close: _close,
 }
