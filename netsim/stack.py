@@ -193,10 +193,16 @@ class Network:
         return Trace(hops, title, "", ended=ended, owners_from=self.owners)
 
     def flush_caches(self) -> None:
-        """`ip neigh flush`, forget learned FDB entries, `conntrack -F` in every namespace."""
+        """`ip neigh flush`, forget learned FDB entries, `conntrack -F` in every namespace, and
+        start every ICMP rate-limit bucket full: a cold exchange is one a reader starts after
+        the cluster has been quiet, and an inet_peer bucket refills in XRLIM_BURST_FACTOR x
+        icmp_ratelimit (6 s; icmp.py). Without it a fourth traceroute in a notebook would find
+        node1's bucket for pod-a still spent by the first three, which the kernel, seconds
+        later, has long refilled."""
         for ns in self.namespaces.values():
             ns.neighbours.flush_dynamic()
             ns.conntrack.flush()
+            ns.icmp_peers.clear()
             for dev in ns.bridges:
                 if isinstance(dev, Bridge):
                     dev.flush_learned()
