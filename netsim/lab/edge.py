@@ -16,6 +16,10 @@ the very exchanges the chapter shows:
   chapter's two `dig` runs in pod-a (TOOL_RUNS), compared by tests/test_lab_edge.py with
   tests/test_lab_dns.py's rules (the query id and client cookie by rule, every frame per capture
   point, the output but what dig's clock and random numbers decide).
+  On the same cluster `TOOL_RUNS` holds the chapter's curl to local-lb's healthCheckNodePort on
+  node2 (200, one local endpoint) and node1 (503, none): kube-proxy's health server in the
+  model (netsim/programs/healthcheck.py), a stand-in built from the Go sources in the lab
+  (netsim.lab.kube_proxy_health), compared frame by frame by tests/test_lab_edge.py.
 - `ingress_cluster`: the Ingress controller and its two backends (tests/ingress_topology.py
   builds the same); `TOOL_RUNS` are the curl runs the chapter makes through it, compared frame
   by frame by tests/test_lab_ingress.py and tests/test_lab_edge.py (netsim.lab.conversation).
@@ -107,4 +111,17 @@ TOOL_RUNS = (
              headless_cluster, "pod-a", ("dig", "@10.96.0.10", "db-1.db.default.svc.cluster.local", "+short"),
              lambda c: c.dig("pod-a", "db-1.db.default.svc.cluster.local", server="10.96.0.10", short=True)),
 )
+# local-lb's healthCheckNodePort in lb_cluster (allocated after web-lb's and local-lb's nodePorts)
+HEALTH_CHECK_PORT = 30088
+HEALTH_CHECK_NODES = {"node2": "192.168.50.12", "node1": "192.168.50.11"}
+
+
+def _health_check_run(node: str) -> ToolCase:
+    url = f"http://{HEALTH_CHECK_NODES[node]}:{HEALTH_CHECK_PORT}/healthz"
+    seen = "200, an endpoint" if node == "node2" else "503, no endpoint"
+    return ToolCase(f"health-check-{node}", f"chapter 18: curl on ext to local-lb's health-check port on {node} ({seen})",
+                    lb_cluster, "ext", ("curl", "-sS", url), lambda c: c.fetch("ext", url))
+
+
+TOOL_RUNS += (_health_check_run("node2"), _health_check_run("node1"))
 TOOLS_BY_KEY = {case.key: case for case in TOOL_RUNS}
