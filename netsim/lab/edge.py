@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..cluster import Cluster, reference_cluster
+from ..cluster import Cluster, load_balancer_cluster, reference_cluster
 from .breakages import TCP_WAIT, LabCase
 
 HOST = "shop.example.com"
@@ -39,11 +39,7 @@ INGRESS_RULES = [{"host": HOST, "paths": [{"path": "/", "pathType": "Prefix", "s
 
 
 def lb_cluster() -> Cluster:
-    cluster = reference_cluster()
-    cluster.add_service("web-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer")
-    cluster.add_service("local-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer",
-                        external_traffic_policy="Local")
-    return cluster
+    return load_balancer_cluster()
 
 
 def policy_cluster(deny: bool = False) -> Cluster:
