@@ -20,12 +20,11 @@ import struct
 from os import PathLike
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
-from .clock import EPOCH_US          # timestamps: a fixed date plus the hop index
-
 Explain = Callable[[Any], str]
 
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
+EPOCH_US = 1_767_225_600 * 1_000_000      # 2026-01-01T00:00:00Z: a fixed, obviously synthetic date
 SNAPLEN = 262_144
 
 _SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006

@@ -10,6 +10,7 @@ import io
 import pytest
 
 import netsim
+from netsim import clock, pcap
 from netsim.cli import main
 from netsim.cluster import load_balancer_cluster
 from netsim.programs.events import Accepted, Close, DataReceived, Listen, Open, PeerClosed, Send, Shutdown
@@ -116,6 +117,7 @@ def test_the_program_keeps_the_connection_for_the_next_request():
 
 
 def test_the_date_is_gos_time_format_from_the_fixed_epoch():
+    assert clock.EPOCH_US == pcap.EPOCH_US             # the date a pcap file's first frame carries
     assert http_date(0) == "Thu, 01 Jan 2026 00:00:00 GMT"
     assert http_date(86_400 * 1_000_000 * 59 + 3_723_999_999) == "Sun, 01 Mar 2026 01:02:03 GMT"
     assert health_response("default", "x", 3, 1_000_000).split(b"\r\n")[4] == b"Date: Thu, 01 Jan 2026 00:00:01 GMT"

@@ -93,7 +93,7 @@ def headless_cluster() -> Cluster:
     return cluster
 
 
-TOOL_RUNS = (
+TOOL_RUNS: tuple[ToolCase, ...] = (
     ToolCase("ingress-shop", "chapter 18: curl on ext through the Ingress controller to the shop",
              ingress_cluster, "ext", ("curl", "-sS", "-H", f"Host: {HOST}", "http://192.168.50.200/cart"),
              lambda c: c.fetch("ext", "http://192.168.50.200/cart", host=HOST)),
