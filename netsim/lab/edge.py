@@ -112,12 +112,18 @@ HEALTH_CHECK_PORT = 30088
 HEALTH_CHECK_NODES = {"node2": "192.168.50.12", "node1": "192.168.50.11"}
 
 
-def _health_check_run(node: str) -> ToolCase:
+def _health_check_run(node: str, proxy_mode: str = "iptables") -> ToolCase:
+    """curl on ext to local-lb's healthCheckNodePort on `node`; in nftables mode too, where
+    kube-proxy writes no rule for the port (no default drop to open), the chapter's iptables
+    mode opening it in filter KUBE-NODEPORTS."""
     url = f"http://{HEALTH_CHECK_NODES[node]}:{HEALTH_CHECK_PORT}/healthz"
     seen = "200, an endpoint" if node == "node2" else "503, no endpoint"
-    return ToolCase(f"health-check-{node}", f"chapter 18: curl on ext to local-lb's health-check port on {node} ({seen})",
-                    lb_cluster, "ext", ("curl", "-sS", url), lambda c: c.fetch("ext", url))
+    suffix = "" if proxy_mode == "iptables" else f"-{proxy_mode}"
+    return ToolCase(f"health-check-{node}{suffix}",
+                    f"chapter 18: curl on ext to local-lb's health-check port on {node} ({seen}, {proxy_mode} mode)",
+                    lambda: load_balancer_cluster(proxy_mode=proxy_mode), "ext", ("curl", "-sS", url),
+                    lambda c: c.fetch("ext", url))
 
 
-TOOL_RUNS += (_health_check_run("node2"), _health_check_run("node1"))
+TOOL_RUNS += tuple(_health_check_run(node, mode) for mode in ("iptables", "nftables") for node in ("node2", "node1"))
 TOOLS_BY_KEY = {case.key: case for case in TOOL_RUNS}
