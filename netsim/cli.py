@@ -10,11 +10,14 @@
     netsim traceroute pod-a -I pod-c
     netsim dig pod-a web.default.svc.cluster.local +tcp
     netsim curl pod-a http://web/ -d hello
+    netsim curl --cluster load-balancer ext http://192.168.50.12:30088/healthz
     netsim nc pod-a -v pod-c 8080 --send 'GET / HTTP/1.1\r\n\r\n'
 
-The tools (ping, traceroute, dig, curl, nc) run in a host of the reference cluster (the first
-argument) with the real tool's own options after it, print what the real tool prints and exit
-with its status; `--trace` also prints every hop their traffic took.
+The tools (ping, traceroute, dig, curl, nc) run in a host (the first argument) of the reference
+cluster, or with `--cluster load-balancer` of chapter 18's (the reference cluster plus the
+LoadBalancer Services web-lb and local-lb), with the real tool's own options after it, print
+what the real tool prints and exit with its status; `--trace` also prints every hop their
+traffic took.
 
 An input netsim refuses (an unknown endpoint, a port out of range, an option that does not
 apply, a --pcap path that cannot be written) prints `netsim: error: ...` and exits with 2, as
@@ -32,6 +35,7 @@ from . import scenarios
 from .errors import NetsimError, UsageError
 
 BACKENDS = ("vxlan", "host-gw", "udp")
+CLUSTERS = ("reference", "load-balancer")
 PROTOS = ("tcp", "udp", "icmp")
 VIEWS = ("ip addr", "ip -d link show", "ip route", "ip neigh", "bridge fdb", "iptables-save", "conntrack -L", "subnet.env")
 _ROLE_COLOUR = {"request": "34", "reply": "32", "arp": "90", "error": "31"}
@@ -133,7 +137,9 @@ def _cmd_summary(args, out) -> int:
 # ------------------------------------------------------------------------------ the tools
 
 def _tool_cluster(args):
-    from .cluster import reference_cluster
+    from .cluster import load_balancer_cluster, reference_cluster
+    if getattr(args, "cluster", "reference") == "load-balancer":
+        return load_balancer_cluster(args.backend)
     return reference_cluster(args.backend)
 
 
@@ -241,6 +247,10 @@ def _tool_parser(sub, name: str, what: str, example: str) -> None:
     t = sub.add_parser(name, help=what, description=f"{what}, run in a host of the reference cluster; the "
                        f"tool's own options follow the host, e.g. `netsim {name} {example}`.")
     t.add_argument("--backend", choices=BACKENDS, default="vxlan", help="Flannel backend (default vxlan)")
+    t.add_argument("--cluster", choices=CLUSTERS, default="reference",
+                   help="reference (default), or load-balancer: the reference cluster plus chapter 18's "
+                        "LoadBalancer Services web-lb (192.168.50.200) and local-lb (192.168.50.201, policy "
+                        "Local, kube-proxy's health check on port 30088 of every node)")
     t.add_argument("--trace", action="store_true", help="also print every hop of the traffic")
     t.add_argument("--warm", action="store_true", help="keep learned neighbours, FDB entries and conntrack "
                                                        "(default: flushed first, as the book's traces start)")

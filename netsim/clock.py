@@ -6,11 +6,17 @@ and a jump to the next timer when nothing is in flight (an ARP retry after `retr
 delayed ACK, a retransmission, a program's own timer). What outlives a walk and expires (a
 route exception's learned path MTU, net.ipv4.route.mtu_expires) is dated by this clock, so
 `ip route get` after an exchange shows the time left as the kernel would.
+
+The clock has no calendar: where a date is written, it is `EPOCH_US` plus the clock.
 """
 
 from __future__ import annotations
 
 HOP_US = 2                     # microseconds per capture point a frame crosses
+# the date clock 0 stands for where a program writes one (kube-proxy's HTTP Date header):
+# 2026-01-01T00:00:00Z, a fixed, obviously synthetic date, pcap.EPOCH_US's too (pcap.py imports
+# nothing of the model, so it keeps its own copy; tests/test_health_check_server.py checks both agree)
+EPOCH_US = 1_767_225_600 * 1_000_000
 
 
 class Clock:

@@ -243,6 +243,9 @@ NOT_IN_THE_LAB = (
     "checksum offload off on every device, and the model's checksums are always complete",
     "flanneld, kubelet and the API server themselves: the lab writes the state they would write, generated "
     "from netsim's model (the CNI plugins do run, on a node of their own: the Real CNI plugins line above)",
+    "kube-proxy itself: the lab loads the rules netsim writes for it, and its health server on a "
+    "healthCheckNodePort is a stand-in written from the Go source (netsim/lab/kube_proxy_health.py), whose "
+    "answers chapter 18's probes compare with the model's byte for byte, the Date by rule",
 )
 
 
@@ -393,8 +396,6 @@ DEPARTURES = (
     "ingress-nginx's default backend: for a Host no rule names, nginx proxies to its own server on 127.0.0.1:8181 "
     "(DefaultEndpoint), a loopback connection inside the controller pod; netsim answers the 404 at once, so that "
     "connection is missing from chapter 18's trace (nothing of it leaves the pod)",
-    "kube-proxy's health-check server: netsim opens healthCheckNodePort's rules and a listener, but its HTTP "
-    "answer (200 or 503 with the local endpoint count, pkg/proxy/healthcheck/service_health.go) is not modelled",
 )
 
 
@@ -443,8 +444,8 @@ PYTEST_FAMILIES: dict[str, str] = {
                                       "source ranges, the health-check node port, both proxy modes",
     "tests/test_lab_ingress.py": "the Ingress path: curl from ext, the proxy's two TCP connections at every "
                                  "capture point; real nginx's request headers",
-    "tests/test_lab_edge.py": "chapter 18's exchanges and tool runs (LoadBalancer, NetworkPolicy, headless dig, "
-                              "Ingress curl)",
+    "tests/test_lab_edge.py": "chapter 18's exchanges and tool runs (LoadBalancer, kube-proxy's health check, "
+                              "NetworkPolicy, headless dig, Ingress curl)",
     "tests/test_lab_cluster_networkpolicy.py": "NetworkPolicy with kube-network-policies' table: allowed and "
                                                "denied SYNs, rule by rule, both proxy modes",
     "tests/test_lab_cluster_nftables.py": "kube-proxy's nftables mode: the Service paths rule by rule",

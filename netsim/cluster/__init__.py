@@ -49,7 +49,7 @@ from .spec import (DEFAULT_CONTAINERS, EXTERNAL_NET, FIRST_SERVICE_IP, GATEWAY_E
                    ClusterSpec, External, Node, Pod)
 
 __all__ = ["Cluster", "DnsServer", "Endpoint", "External", "Node", "Pod", "Resolution", "ToolRun",
-           "reference_cluster", "EAGER_MAX_NODES",
+           "reference_cluster", "load_balancer_cluster", "EAGER_MAX_NODES",
            "EXTERNAL_NET", "FIRST_SERVICE_IP", "GATEWAY_EXTERNAL_IP", "MIN_MTU", "POD_PORTS", "SERVICE_CIDR"]
 
 
@@ -368,4 +368,17 @@ def reference_cluster(backend: str = "vxlan", lazy: bool | None = None, proxy_mo
     cluster.add_service("kube-dns", namespace="kube-system", cluster_ip=KUBE_DNS_IP, pods=["coredns"],
                         ports=list(KUBE_DNS_PORTS))
     cluster.set_dns("coredns", KUBE_DNS_IP)          # every pod's resolv.conf names kube-dns's ClusterIP
+    return cluster
+
+
+def load_balancer_cluster(backend: str = "vxlan", proxy_mode: str = "iptables") -> Cluster:
+    """The reference cluster plus chapter 18's two LoadBalancer Services in front of pod-c:
+    `web-lb` (externalTrafficPolicy Cluster: 192.168.50.200, nodePort 30086, announced by node1)
+    and `local-lb` (Local: 192.168.50.201, nodePort 30087, healthCheckNodePort 30088, announced
+    by node2, the only node with an endpoint), as the chapter and `netsim curl --cluster
+    load-balancer` build it."""
+    cluster = reference_cluster(backend, proxy_mode=proxy_mode)
+    cluster.add_service("web-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer")
+    cluster.add_service("local-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer",
+                        external_traffic_policy="Local")
     return cluster

@@ -21,6 +21,7 @@ from ..addresses import parse_address
 from ..errors import ConfigError
 from ..names import check_name
 from ..params import check_port
+from ..programs.healthcheck import ServiceHealthServer
 from ..stack import Network
 from . import metallb, policies
 from .spec import FIRST_SERVICE_IP, SERVICE_CIDR, ClusterSpec, listing
@@ -42,7 +43,7 @@ class KubeProxy:
         metallb.install(spec, self.network, node)
         for svc in spec.services.values():        # kube-proxy's health server (pkg/proxy/healthcheck)
             if svc.health_check_node_port is not None and ("tcp", svc.health_check_node_port) not in ns.listeners:
-                ns.listen("tcp", svc.health_check_node_port)
+                ns.listen("tcp", svc.health_check_node_port, HealthServerFactory(spec, svc.name, node))
         nf = ns.netfilter = Netfilter(ns)
         record = spec.nodes[node]
         if spec.proxy_mode == "nftables":
@@ -244,6 +245,36 @@ class KubeProxy:
         for node in self.spec.nodes:
             if node in built:
                 self.sync_rules(node)
+
+
+class HealthServerFactory:
+    """Makes kube-proxy's health server for Service `service` on `node` (programs/healthcheck.py)
+    when a walk first reaches its port: the count it answers with is the node's at that moment,
+    so a pod becoming unready (set_ready) shows in the next walk, as kube-proxy's SyncEndpoints
+    after its next sync would show it."""
+
+    def __init__(self, spec: ClusterSpec, service: str, node: str) -> None:
+        self.spec, self.service, self.node = spec, service, node
+
+    def identity(self) -> tuple[str, str, int]:
+        """(namespace, name, healthCheckNodePort) of the Service."""
+        svc = self.spec.services[self.service]
+        assert svc.health_check_node_port is not None
+        return svc.namespace, svc.name, svc.health_check_node_port
+
+    def local_endpoints(self) -> int:
+        """EndpointsMap.LocalReadyEndpoints(): the distinct addresses of the Service's ready
+        endpoints on this node, over all its ports (svc.endpoints holds the ready ones)."""
+        spec = self.spec
+        svc = spec.services[self.service]
+        return len({ip for pod, ip in svc.endpoints if spec.pods[pod].node == self.node})
+
+    def __call__(self) -> ServiceHealthServer:
+        namespace, name, port = self.identity()
+        return ServiceHealthServer(port, namespace, name, self.local_endpoints())
+
+    def __repr__(self) -> str:
+        return f"<kube-proxy health server for {self.service} on {self.node}>"
 
 
 @dataclass(frozen=True)

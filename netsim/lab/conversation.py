@@ -21,6 +21,11 @@ The rules:
   the same port and a different one wherever the model has a different one; sequence and
   acknowledgement numbers are compared relative to the ISNs of the connection as seen at that
   capture point (NAT keeps them).
+- By rule too, because the lab's server writes the wall clock: the value of an HTTP `Date`
+  header in Go's http.TimeFormat (kube-proxy's health server answers with one; the model dates
+  it from a fixed epoch, netsim/programs/healthcheck.py, the lab's stand-in writes this
+  machine's time) is replaced by a token in order of first appearance, like a port; the rest
+  of the payload, the header's name and the date's length and form included, is compared.
 - ARP: the same set of (capture point, direction, operation, sender, target, MACs).
 - Left out as the kernel's own chatter, not part of any exchange: IGMP membership reports (a
   device joining 224.0.0.1 when it comes up sends them at its own times) and IPv6 frames.
@@ -32,6 +37,7 @@ The rules:
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -39,6 +45,9 @@ from ..packet import ARP, ETH_P_IP, TCP, TCPOPT_MSS, TCPOPT_WINDOW, UDP, VXLAN, 
 from ..trace import Trace
 
 Key = tuple[Any, ...]
+# Go's http.TimeFormat, "Mon, 02 Jan 2006 15:04:05 GMT", as a Date header's value (29 bytes)
+HTTP_DATE = re.compile(rb"\r\nDate: ((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|"
+                       rb"Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT)\r\n")
 ETH_P_IPV6 = 0x86DD
 IPPROTO_IGMP = 2
 
@@ -50,6 +59,14 @@ class _Side:
         self.servers = servers
         self.tokens: dict[int, str] = {}
         self.isn: dict[tuple[str, int, str, int], int] = {}
+        self.dates: dict[bytes, bytes] = {}
+
+    def payload(self, data: bytes) -> bytes:
+        """`data` with each HTTP Date value (Go's http.TimeFormat) replaced by its token."""
+        if b"\r\nDate: " not in data:
+            return data
+        return HTTP_DATE.sub(lambda m: b"\r\nDate: " + self.dates.setdefault(
+            m.group(1), f"date#{len(self.dates) + 1}".ljust(29, "_").encode()) + b"\r\n", data)
 
     def port(self, port: int) -> object:
         if port in self.servers:
@@ -67,7 +84,8 @@ class _Side:
         ack = ((seg.ack - self.isn[back]) % (1 << 32) if back in self.isn else "ack?") if "A" in seg.flags else None
         options = tuple((o.kind, o.values if o.kind in (TCPOPT_MSS, TCPOPT_WINDOW) else ()) for o in seg.option_list)
         window = seg.window if "S" in seg.flags else None
-        return ("tcp", self.port(seg.sport), self.port(seg.dport), seg.flags, seq, ack, options, window, seg.payload)
+        return ("tcp", self.port(seg.sport), self.port(seg.dport), seg.flags, seq, ack, options, window,
+                self.payload(seg.payload))
 
     def ip(self, ip: IPv4) -> Key:
         head = ("ip", ip.src, ip.dst, ip.ttl, ip.tos, ip.df, ip.mf, ip.frag, ip.proto, ip.length())

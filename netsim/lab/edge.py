@@ -16,6 +16,10 @@ the very exchanges the chapter shows:
   chapter's two `dig` runs in pod-a (TOOL_RUNS), compared by tests/test_lab_edge.py with
   tests/test_lab_dns.py's rules (the query id and client cookie by rule, every frame per capture
   point, the output but what dig's clock and random numbers decide).
+  On the same cluster `TOOL_RUNS` holds the chapter's curl to local-lb's healthCheckNodePort on
+  node2 (200, one local endpoint) and node1 (503, none): kube-proxy's health server in the
+  model (netsim/programs/healthcheck.py), a stand-in built from the Go sources in the lab
+  (netsim.lab.kube_proxy_health), compared frame by frame by tests/test_lab_edge.py.
 - `ingress_cluster`: the Ingress controller and its two backends (tests/ingress_topology.py
   builds the same); `TOOL_RUNS` are the curl runs the chapter makes through it, compared frame
   by frame by tests/test_lab_ingress.py and tests/test_lab_edge.py (netsim.lab.conversation).
@@ -26,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..cluster import Cluster, reference_cluster
+from ..cluster import Cluster, load_balancer_cluster, reference_cluster
 from .breakages import TCP_WAIT, LabCase
 
 HOST = "shop.example.com"
@@ -35,11 +39,7 @@ INGRESS_RULES = [{"host": HOST, "paths": [{"path": "/", "pathType": "Prefix", "s
 
 
 def lb_cluster() -> Cluster:
-    cluster = reference_cluster()
-    cluster.add_service("web-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer")
-    cluster.add_service("local-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer",
-                        external_traffic_policy="Local")
-    return cluster
+    return load_balancer_cluster()
 
 
 def policy_cluster(deny: bool = False) -> Cluster:
@@ -93,7 +93,7 @@ def headless_cluster() -> Cluster:
     return cluster
 
 
-TOOL_RUNS = (
+TOOL_RUNS: tuple[ToolCase, ...] = (
     ToolCase("ingress-shop", "chapter 18: curl on ext through the Ingress controller to the shop",
              ingress_cluster, "ext", ("curl", "-sS", "-H", f"Host: {HOST}", "http://192.168.50.200/cart"),
              lambda c: c.fetch("ext", "http://192.168.50.200/cart", host=HOST)),
@@ -107,4 +107,23 @@ TOOL_RUNS = (
              headless_cluster, "pod-a", ("dig", "@10.96.0.10", "db-1.db.default.svc.cluster.local", "+short"),
              lambda c: c.dig("pod-a", "db-1.db.default.svc.cluster.local", server="10.96.0.10", short=True)),
 )
+# local-lb's healthCheckNodePort in lb_cluster (allocated after web-lb's and local-lb's nodePorts)
+HEALTH_CHECK_PORT = 30088
+HEALTH_CHECK_NODES = {"node2": "192.168.50.12", "node1": "192.168.50.11"}
+
+
+def _health_check_run(node: str, proxy_mode: str = "iptables") -> ToolCase:
+    """curl on ext to local-lb's healthCheckNodePort on `node`; in nftables mode too, where
+    kube-proxy writes no rule for the port (no default drop to open), the chapter's iptables
+    mode opening it in filter KUBE-NODEPORTS."""
+    url = f"http://{HEALTH_CHECK_NODES[node]}:{HEALTH_CHECK_PORT}/healthz"
+    seen = "200, an endpoint" if node == "node2" else "503, no endpoint"
+    suffix = "" if proxy_mode == "iptables" else f"-{proxy_mode}"
+    return ToolCase(f"health-check-{node}{suffix}",
+                    f"chapter 18: curl on ext to local-lb's health-check port on {node} ({seen}, {proxy_mode} mode)",
+                    lambda: load_balancer_cluster(proxy_mode=proxy_mode), "ext", ("curl", "-sS", url),
+                    lambda c: c.fetch("ext", url))
+
+
+TOOL_RUNS += tuple(_health_check_run(node, mode) for mode in ("iptables", "nftables") for node in ("node2", "node1"))
 TOOLS_BY_KEY = {case.key: case for case in TOOL_RUNS}

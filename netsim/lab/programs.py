@@ -6,7 +6,9 @@ sans-IO programs run on real sockets in the lab namespace, driven by one selecto
 the real kernel delivers becomes their events (Accepted, DataReceived, DatagramReceived,
 PeerClosed, ConnectionReset), their actions become system calls (socket, bind, listen,
 sendto, send, shutdown, close). So the application's bytes are the model's by construction,
-and what the comparison checks is what the kernels do with them.
+and what the comparison checks is what the kernels do with them. One exception: kube-proxy's
+health server, which the lab has no kube-proxy to run, is served by a stand-in that builds its
+answer from the Go sources on its own (netsim.lab.kube_proxy_health), so its bytes are checked too.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class ProgramRunner:
         """The server programs of model namespace `ns` on its listening ports, fresh for the lab
         namespace `lab_netns`: the same programs the model runs (netsim/sockets/servers.py).
         Returns a comment per program for the lab's command list."""
+        from ..cluster.services import HealthServerFactory
         from ..sockets.servers import default_server
+        from .kube_proxy_health import KubeProxyHealthStandIn
         started: set[int] = set()
         comments = []
         for proto, port in listeners:
@@ -63,6 +67,11 @@ class ProgramRunner:
                 program = default_server(proto, port)
             elif id(factory) in started:
                 continue
+            elif isinstance(factory, HealthServerFactory):
+                # kube-proxy's health server: the lab has no kube-proxy; a stand-in writes its answer
+                started.add(id(factory))
+                namespace, name, hc_port = factory.identity()
+                program = KubeProxyHealthStandIn(hc_port, namespace, name, factory.local_endpoints())
             else:
                 started.add(id(factory))
                 program = factory()  # type: ignore[operator]
