@@ -2,14 +2,15 @@
 
 One AF_PACKET socket per device of a namespace (opened inside it), not promiscuous, reading
 through a PACKET_MMAP receive ring (TPACKET_V2), as libpcap does in immediate mode: the kernel
-copies each frame into the ring when it passes the tap, so the capture holds the bytes the
-device sent or received then. (A plain packet socket read with recvmsg does not: packet_rcv
-queues a clone of the skb, which shares the packet's data, and the bytes are copied out only
-at recvmsg. A namespace further on that rewrites the data in place (ip_decrease_ttl, a new
-Ethernet header; a fragment whose data is shared) then shows in a capture taken before it:
-node1/eth0 once showed a forwarded second fragment with node2's TTL and addresses.
-tpacket_rcv instead does skb_copy_bits into the ring frame before it returns. Both in
-net/packet/af_packet.c.)
+copies each frame into the ring when it passes the tap (tpacket_rcv: skb_copy_bits into the
+ring slot before it returns), so the capture holds the bytes the device sent or received then.
+A plain packet socket read with recvmsg does not: packet_rcv queues a clone of the skb, which
+shares the packet's data, and the bytes are copied out only at recvmsg (both in
+net/packet/af_packet.c). Whatever writes into that data in place later shows in a capture
+taken before it. Measured: node1/eth0 showed a forwarded second fragment with the TTL and
+Ethernet header node2's forwarding gave it (second-fragment-ttl, book/appendix/conformance.md),
+and cni0 tx showed a bridged DNAT with the pod's source MAC, which br_netfilter copies back
+over cni0's only after the bridge device's taps (br_nf_pre_routing_finish_bridge_slow).
 
 The frame header gives the kernel's timestamp (tp_sec, tp_nsec: the skb's own software stamp
 when it has one, as SO_TIMESTAMPNS gave; the sockets ask for it, so the kernel stamps every
