@@ -196,13 +196,12 @@ def neigh_update_flush(k: Kernel, ns: Namespace, dev: Device, ip: str) -> None:
         return
     queued, entry.queue = entry.queue, []
     for packet, qflow in queued:
-        # a bridged DNAT packet keeps the Ethernet source it arrived with (br_netfilter saved
-        # it in nf_bridge->neigh_header; a capture on the bridge shows the pod's MAC)
-        pending = qflow.skb.bridged_dnat
-        src = pending[1] if pending is not None else dev.mac
+        # the device's own address as source, a bridged DNAT's too: a capture on the bridge
+        # shows the bridge's MAC; br_dev_xmit puts the source it arrived with back
+        # (br_nf_pre_routing_finish_bridge_slow, from nf_bridge->neigh_header) after the taps
         entry.hh = True                     # neigh_resolve_output -> neigh_hh_init
-        qflow.note(_queued_sent(_key(entry), qflow.skb.eth, src))
-        k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, packet), qflow)
+        qflow.note(_queued_sent(_key(entry), qflow.skb.eth, dev.mac))
+        k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, packet), qflow)
 
 
 def arp_solicit(k: Kernel, ns: Namespace, dev: Device, target: str, src_hint: str | None) -> None:
@@ -277,12 +276,10 @@ def neigh_output(k: Kernel, ns: Namespace, dev: Device, nexthop: str, ip: IPv4, 
         return
     entry = ns.neighbours.get(dev.name, nexthop)
     if entry is not None and entry.usable:
-        # a bridged DNAT keeps the source it arrived with, as when it waited on ARP (neigh_update_flush)
-        pending = flow.skb.bridged_dnat
-        src = pending[1] if pending is not None else dev.mac
+        # the device's own address as source, a bridged DNAT's too (neigh_update_flush)
         entry.hh = True                     # neigh_resolve_output -> neigh_hh_init
-        flow.note(_resolved(_key(entry), flow.skb.eth, src))
-        k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", src, ETH_P_IP, ip), flow)
+        flow.note(_resolved(_key(entry), flow.skb.eth, dev.mac))
+        k.dev_queue_xmit(dev, Ethernet(entry.lladdr or "", dev.mac, ETH_P_IP, ip), flow)
         return
     if entry is None:
         mapped = noarp_mac(ns, nexthop)

@@ -356,11 +356,15 @@ def br_dev_xmit(k: Kernel, br: Bridge, frame: Ethernet, flow: Flow) -> None:
     its port, with its Ethernet source restored (br_nf_pre_routing_finish_bridge_slow)."""
     pending = flow.skb.bridged_dnat
     if pending is not None and pending[0] in br.ports:
+        # neigh_resolve_output gave the frame the bridge's MAC as source, and the bridge
+        # device's taps saw that; the source it arrived with is copied back over it
+        # (nf_bridge->neigh_header), in place, before it is bridged
         flow.skb.bridged_dnat = None
-        port_name = pending[0]
+        port_name, src = pending
         flow.note(Decision(Subsystem.BRIDGE, "br_nf_pre_routing_finish_bridge_slow", BridgeReason.DNAT_RESOLVED,
-                           Verdict.BRIDGE, port=port_name, src=frame.src))
-        br_forward(k, br, br.ports[port_name].dev, frame, flow)
+                           Verdict.BRIDGE, changes=(field_change("ethernet", "src", frame.src, src),),
+                           port=port_name, src=src))
+        br_forward(k, br, br.ports[port_name].dev, evolve(frame, src=src), flow)
         return
     if frame.dst == BROADCAST_MAC or is_multicast(frame.dst):
         flow.note(_host_flooded(br.name))

@@ -93,8 +93,10 @@ def test_bridge_without_explicit_mac_takes_the_lowest_port_mac():
 def test_service_endpoint_on_the_clients_own_bridge_is_resolved_by_cni0_and_connects():
     """br_netfilter's DNAT to a pod behind another port of cni0 with no neighbour entry: cni0
     ARPs for it (from its own MAC and 10.244.0.1, flooded to every port), the SYN waits in the
-    queue, then leaves cni0 with pod-a's own source MAC and is bridged to pod-b's port. The
-    kernel does the same (tests/test_lab_services.py)."""
+    queue, then leaves cni0 with cni0's source MAC (neigh_resolve_output's header, what a capture
+    on cni0 shows) and is bridged to pod-b's port with pod-a's own source MAC put back
+    (br_nf_pre_routing_finish_bridge_slow). The kernel does the same (tests/test_lab_services.py,
+    tests/test_lab_capture_points.py)."""
     import netsim
     cluster = netsim.reference_cluster()
     cluster.add_service("svc", port=80, target_port=8080, pods=["pod-b"])
@@ -118,7 +120,7 @@ def test_service_endpoint_on_the_clients_own_bridge_is_resolved_by_cni0_and_conn
     assert syn == [
         ("pod-a", "eth0", "tx", pod_a_mac, cni0_mac, "10.96.0.101", 64),
         ("node1", "veth9bb860b4", "rx", pod_a_mac, cni0_mac, "10.96.0.101", 64),
-        ("node1", "cni0", "tx", pod_a_mac, pod_b_mac, "10.244.0.3", 64),       # bridged: TTL kept
+        ("node1", "cni0", "tx", cni0_mac, pod_b_mac, "10.244.0.3", 64),        # bridged: TTL kept
         ("node1", "veth274a81a3", "tx", pod_a_mac, pod_b_mac, "10.244.0.3", 64),
         ("pod-b", "eth0", "rx", pod_a_mac, pod_b_mac, "10.244.0.3", 64)]
     assert "br_nf_pre_routing_finish_bridge_slow" in [d.function for d in trace.request[2].decisions]

@@ -86,7 +86,10 @@ def test_every_device_scenario_4_crosses_is_compared_both_ways():
 def test_a_dnat_back_through_cni0_is_compared_on_cni0():
     """pod-a to a ClusterIP served by pod-b on the same node: br_netfilter DNATs the SYN as it
     is bridged; routed up to cni0 (the bridge ARPs for pod-b first), it leaves through cni0 to
-    pod-b's port, and the kernel's frame on cni0 tx is the one compared with the model's."""
+    pod-b's port, and the kernel's frame on cni0 tx is the one compared with the model's. On
+    cni0 it carries cni0's MAC as source (neigh_resolve_output's header); br_dev_xmit then copies
+    pod-a's back over it (br_nf_pre_routing_finish_bridge_slow), so pod-b's port sends pod-a's.
+    (A recvmsg capture read the frame after that copy and showed pod-a's MAC on cni0 too.)"""
     cluster = netsim.reference_cluster("vxlan")
     cluster.add_service("svc", port=80, target_port=8080, pods=["pod-b"])
     model = cluster.send("pod-a", "svc", proto="tcp")
@@ -97,7 +100,9 @@ def test_a_dnat_back_through_cni0_is_compared_on_cni0():
     assert uncompared(result) == []
     assert ("node1", "cni0", "tx") in compared_points(result, "request")
     syn = next(k for m, k in result.pairs if m.role == "request" and _point(m) == ("node1", "cni0", "tx"))
-    assert syn.frame.ip.dst == "10.244.0.3" and syn.frame.src == cluster.netns("pod-a").devices["eth0"].mac
+    assert syn.frame.ip.dst == "10.244.0.3" and syn.frame.src == cluster.netns("node1").devices["cni0"].mac
+    port = next(k for m, k in result.pairs if m.role == "request" and _point(m) == ("pod-b", "eth0", "rx"))
+    assert port.frame.src == cluster.netns("pod-a").devices["eth0"].mac
     # cni0's own ARP for pod-b, both ways, is in the compared set
     arps = [h for h in model.hops if h.is_arp and h.where == "node1/cni0"]
     assert {h.direction for h in arps} == {"rx", "tx"}

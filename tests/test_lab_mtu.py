@@ -161,26 +161,15 @@ def test_c_a_second_datagram_is_fragmented_the_same_way():
     assert not observed.trace.of_role("error") and observed.outcome.startswith("udp reply")
 
 
-D_REASON = (
-    "Linux 6.18, measured: node1 sends the second fragment of the reassembled, forwarded datagram with "
-    "TTL 62 while the first has 63 (host-gw: node1/eth0 tx 1500 bytes ttl 63, 598 bytes ttl 62; vxlan: the "
-    "inner fragments inside the outer packets likewise), and node2 then forwards both at 62. The model "
-    "decrements once (63, 63). A plain router namespace with a bridge, br_netfilter and conntrack keeps "
-    "both fragments at 63; ruled out by hand so far: the cluster's iptables rules (flushed on node1 in "
-    "the lab: still 62), route_localnet, rp_filter, hairpin, tx checksum offload, GRO/GSO/TSO, packet "
-    "taps, a second bridge port, a fixed bridge MAC, a gateway route. Not modelled until the cause is "
-    "found. Everything else matches: the "
-    "sender fragments, conntrack reassembles at cni0 (one packet there), the output is cut back to the "
-    "largest fragment, pod-c reassembles and answers.")
-
-
 @needs_lab
-@pytest.mark.xfail(strict=True, reason=D_REASON)
 @pytest.mark.parametrize("backend", ["vxlan", "host-gw"])
 def test_d_datagram_bigger_than_the_pods_own_mtu(backend):
     """pod-a fragments the datagram itself (DF clear); node1's conntrack (nf_defrag_ipv4, via
     br_netfilter's PREROUTING) reassembles it, so cni0 rx shows one packet, and the output cuts it
-    back to the largest fragment's size; pod-c reassembles and answers (Linux 6.18)."""
+    back to the largest fragment's size; pod-c reassembles and answers (Linux 6.18). node1 sends
+    both fragments with TTL 63 and its own Ethernet addresses. (The lab's capture once showed the
+    second one with TTL 62 and node2's addresses: a recvmsg packet socket read the bytes after
+    node2 had rewritten the shared data. The capture rings copy at the tap: netsim/lab/capture.py.)"""
     c = reference_cluster(backend)
     mtu = c.netns("pod-a").devices["eth0"].mtu
     model, observed, result, _ = _run(c, mtu + 550)
@@ -190,3 +179,10 @@ def test_d_datagram_bigger_than_the_pods_own_mtu(backend):
         (False, True, 0, step + 20), (False, False, step, mtu + 550 + 28 - step)]
     assert observed.outcome.startswith("udp reply")
     assert result.ok, "\n" + str(result)
+    out = "node1/flannel.1" if backend == "vxlan" else "node1/eth0"
+    for trace in (model, observed.trace):
+        frags = trace.where(out, "tx", "request")
+        assert [(_ip(h).ttl, _ip(h).is_fragment) for h in frags] == [(63, True), (63, True)]
+        assert len({(h.frame.src, h.frame.dst) for h in frags}) == 1
+    k_frags, m_frags = observed.trace.where(out, "tx", "request"), model.where(out, "tx", "request")
+    assert [(h.frame.src, h.frame.dst) for h in k_frags] == [(h.frame.src, h.frame.dst) for h in m_frags]

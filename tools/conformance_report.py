@@ -99,6 +99,7 @@ class MtuCase:
     sends: int = 1                  # > 1: earlier datagrams first, the last one is compared
     counters: bool = False          # read the host veth's and the pod's drop counters
     deviation: str | None = None    # the key of a recorded deviation this case shows
+    was: str | None = None          # the key of a fixed deviation this case showed (it must now match)
     tcpdump: bool = False           # also capture node1/eth0's output with tcpdump, a second witness
 
 
@@ -111,10 +112,10 @@ MTU_CASES = (
     MtuCase("c", "underlay lowered to 1400 under flannel.1's 1450: outer packet fragmented", _underlay_1400, 1400),
     MtuCase("c-again", "the same, a second datagram after the first", _underlay_1400, 1400, sends=2),
     MtuCase("d", "a datagram bigger than pod-a's own MTU (fragmented by pod-a, vxlan)", reference_cluster,
-            lambda c: c.netns("pod-a").devices["eth0"].mtu + 550, deviation="second-fragment-ttl"),
+            lambda c: c.netns("pod-a").devices["eth0"].mtu + 550, was="second-fragment-ttl"),
     MtuCase("d-host-gw", "a datagram bigger than pod-a's own MTU (host-gw)", reference_cluster,
             lambda c: c.netns("pod-a").devices["eth0"].mtu + 550, backend="host-gw",
-            deviation="second-fragment-ttl", tcpdump=True),
+            was="second-fragment-ttl", tcpdump=True),
 )
 
 
@@ -201,33 +202,33 @@ class Deviation:
     evidence: str
     test: str
     lead: str = ""                  # what the latest measurements suggest, not yet confirmed
+    fixed: str = ""                 # once the cause is found and fixed: what it was and what changed
 
 
-DEVIATIONS = {
+DEVIATIONS: dict[str, Deviation] = {}
+
+# Deviations whose cause was found in the lab, not in the model, and fixed there: kept as a record,
+# with the cases that showed them, which must now match
+FIXED = {
     "second-fragment-ttl": Deviation(
         "second-fragment-ttl",
         "the second fragment of a forwarded datagram that conntrack reassembled and the output cut back "
         "into fragments",
-        "As the lab's capture records it on Linux 6.18, node1 sends the second fragment one TTL lower than the first (host-gw: node1/eth0 tx "
-        "1500 bytes TTL 63, 598 bytes TTL 62; vxlan: the inner fragments inside the outer packets likewise), "
-        "and node2 forwards both at 62; the model decrements once and sends both at 63. A plain router "
-        "namespace with a bridge, br_netfilter and conntrack keeps both at 63. Ruled out by hand so far: the "
-        "cluster's iptables rules (flushed on node1: still 62), route_localnet, rp_filter, hairpin, transmit "
-        "checksum offload, GRO/GSO/TSO, packet taps, a second bridge port, a fixed bridge MAC, a gateway "
-        "route. Everything else matches: pod-a fragments, conntrack reassembles at cni0, the output cuts the "
-        "packet back to the largest fragment, pod-c reassembles and answers. Not modelled until the cause "
-        "is known",
-        "tests/test_lab_mtu.py::test_d_datagram_bigger_than_the_pods_own_mtu (a strict xfail: it fails the "
-        "suite the day the model and the kernel agree)",
-        "The measurements below put the difference in the lab's capture, not in node1. Besides the TTL, the "
-        "second fragment as the lab captures it on node1/eth0 carries Ethernet addresses node1 cannot have "
-        "written (node2/cni0 to pod-c/eth0, the header node2 gives the packet when it delivers it), and under "
-        "vxlan its outer UDP checksum no longer verifies: a TTL of 62, those addresses and a stale checksum "
-        "are what node2's forwarding writes into the packet. tcpdump, run on node1/eth0 during the same "
-        "exchange (host-gw case), saw both fragments leave with TTL 63 and node1's own addresses, as the "
-        "model has them. So the lab's capture socket reads the second fragment's bytes after node2 has "
-        "rewritten them (its copy shares the packet's data), and the model's single decrement is right; the "
-        "lab's capture, not the model, needs the fix"),
+        "The lab's capture showed node1 sending the second fragment one TTL lower than the first, with "
+        "Ethernet addresses node1 cannot have written (host-gw: node1/eth0 tx 1500 bytes TTL 63, 598 bytes "
+        "TTL 62 from node2/cni0 to pod-c/eth0; vxlan: the inner fragments likewise, under an outer UDP "
+        "checksum that no longer verified), where the model sends both at 63 with node1's addresses; "
+        "tcpdump on node1/eth0 saw both leave as the model has them",
+        "tests/test_lab_mtu.py::test_d_datagram_bigger_than_the_pods_own_mtu (vxlan and host-gw: both "
+        "fragments at TTL 63 with node1's addresses, and the whole exchange matches)",
+        fixed="The cause was the lab's capture, not node1 and not the model: a packet socket read with "
+        "recvmsg is queued a clone of the skb that shares the packet's data (packet_rcv in "
+        "net/packet/af_packet.c), and the bytes are copied out only at recvmsg, after node2's forwarding "
+        "had rewritten that data in place (its TTL, the Ethernet header it gives the packet). The lab now "
+        "captures through a PACKET_MMAP receive ring (TPACKET_V2, as libpcap in immediate mode): "
+        "tpacket_rcv copies each frame into the ring with skb_copy_bits as it passes the tap "
+        "(netsim/lab/capture.py), as tcpdump sees it. The model's single decrement was right and is "
+        "unchanged"),
 }
 
 NOT_IN_THE_LAB = (
@@ -379,6 +380,17 @@ def deviations_section(mtu: list[MtuResult]) -> list[str]:
             out.append("  - Not run in this report.")
         elif not seen:
             out.append(f"  - Run in this report with its test file, under More lab families: {dev.test.split('::')[0]}.")
+    if not KNOWN_DEVIATIONS and not DEVIATIONS:
+        out.append("None at present.")
+    if FIXED:
+        out += ["", "Found and fixed (the cause was in the lab, not in the model; the cases that showed them must "
+                "now match):", ""]
+    for dev in FIXED.values():
+        out += [f"- **{dev.key}**: {dev.title}. {dev.evidence}. {dev.fixed}. Evidence in the suite: {dev.test}.",
+                *(f"  - Measured in this run, case {m.case.key} ({m.case.backend}): "
+                  + ("match." if m.comparison.ok else _measured(m.comparison) + ".")
+                  + (f" tcpdump on node1/eth0 saw: {'; '.join(m.tcpdump)}." if m.tcpdump else "")
+                  for m in mtu if m.case.was == dev.key)]
     out += ["", "Not in the lab, so neither confirmed nor contradicted by it:", "",
             *(f"- {item}." for item in NOT_IN_THE_LAB), "",
             "Where netsim departs from the versions it models (the lab runs netsim's own state, so it cannot show "

@@ -17,9 +17,10 @@ still running, and a new lab removes the namespaces of lab runs whose process ha
 `Lab.exchange(src, dst, proto)` then reproduces one `Cluster.send()` with real sockets: a cold
 start (dynamic neighbours, learned bridge FDB entries and conntrack flushed, as netsim's
 `send(cold=True)` does), one TCP connect (SYN, SYN-ACK), one UDP datagram and its answer, or
-one `ping -c1`, while an AF_PACKET socket on every device of every namespace records each
-frame with its direction and kernel timestamp (what `tcpdump -i IF -e -nn -p
---immediate-mode` sees). The frames come back as a `Trace` in netsim's shape.
+one `ping -c1`, while an AF_PACKET socket with a PACKET_MMAP receive ring on every device of
+every namespace records each frame, copied as it passes the device, with its direction and
+kernel timestamp (what `tcpdump -i IF -e -nn -p --immediate-mode` sees: capture.py). The
+frames come back as a `Trace` in netsim's shape.
 
 Conditions, as in kernel-observations.md: IPv6 is disabled in every lab namespace (no ND or
 MLD noise), rp_filter is 0, capture sockets are not promiscuous (a promiscuous bridge would
@@ -35,7 +36,6 @@ import itertools
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import threading
 import time
@@ -53,7 +53,7 @@ from . import commands as tok
 from . import plan as planning
 from . import rulesets
 from ._netns import NETNS_RUN_DIR, in_netns, netns_path, tx_checksum_off, write_sysctls
-from .capture import Capture, drain, open_captures
+from .capture import Capture, Ring, drain, flush, open_captures
 from .cleanup import LIVE, LabWarning, SignalsHeld, install_handlers, reclaim_stale
 from .commands import LabError, Line
 from .frames import order, to_trace
@@ -120,7 +120,7 @@ class Lab:
         self.kernel = platform.release()
         self.reclaimed: list[str] = []         # stale namespaces this lab's build removed
         self._created: list[str] = []
-        self._sockets: dict[tuple[str, str], socket.socket] = {}
+        self._sockets: dict[tuple[str, str], Ring] = {}   # the capture rings
         self._servers = ProgramRunner()
         self._arp = Responders()               # stand-ins for userspace ARP responders (arp_responder.py)
         self._closed = False
@@ -140,7 +140,7 @@ class Lab:
 
     @property
     def capture_points(self) -> list[tuple[str, str]]:
-        """(model namespace, device) of every capture socket the build opened."""
+        """(model namespace, device) of every capture ring the build opened."""
         return sorted(self._sockets)
 
     # context ------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ class Lab:
         t0 = time.perf_counter()
         self.cold_start()
         time.sleep(0.01)
-        drain(self._sockets)
+        flush(self._sockets)
         tracers = [t for t in (self.tracer, self.nft_tracer) if t is not None]
         since = [t.position() for t in tracers]
         noted = [len(t.notes) for t in tracers]

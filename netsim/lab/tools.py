@@ -20,7 +20,7 @@ from ..device import Veth
 from ..errors import ConfigError
 from ..trace import Trace
 from ._netns import in_netns
-from .capture import Capture, drain
+from .capture import Capture, drain, flush
 from .frames import order, to_trace
 from .process import tool
 
@@ -65,8 +65,8 @@ def run_tool(lab: Lab, src: str, argv: Sequence[str], cold: bool = True, timeout
     if cold:
         lab.cold_start()
         time.sleep(0.01)
-    sockets = lab._sockets                    # the capture sockets the lab opened on every device
-    drain(sockets)
+    sockets = lab._sockets                    # the capture rings the lab opened on every device
+    flush(sockets)
     netns = lab.netns(source.netns)
     # argv[0] stays the tool's name (it prints it in its messages); the path is the executable
     # bytes in and out (no newline translation: an HTTP response keeps its \r\n)
@@ -91,7 +91,7 @@ def inject_frame(lab: Lab, host: str, device: str, frame: bytes, cold: bool = Tr
         lab.cold_start()
         time.sleep(0.01)
     sockets = lab._sockets
-    drain(sockets)
+    flush(sockets)
 
     def send() -> int:
         with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as s:
