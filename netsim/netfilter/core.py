@@ -34,7 +34,7 @@ from ..skb import Skb
 from . import save_restore
 from .grammar import TARGETS, Rule, parse_rule
 from .hooks import HOOKS, NAT_CORE_PRIORITY, HookResult, Stage, stages
-from .ip_tables import BUILTIN_CHAINS, TABLE_ORDER, Chain, Table, WalkOutcome, ipt_do_table
+from .ip_tables import BUILTIN_CHAINS, TABLE_ORDER, Chain, Table, TableWalks, WalkOutcome, ipt_do_table
 from .nat import NatChoice, iptables_nat_lookup, nf_nat_inet_fn
 from .nft import NftRuleset
 from .nft_eval import nft_filter_stage, nft_nat_lookup, uses_conntrack
@@ -55,6 +55,27 @@ NatLookup = Callable[[str, PacketContext, HookResult], tuple[str, NatChoice | No
 Plan = tuple[tuple[StageCall, Any], ...]       # a hook's callbacks in order, with their argument
 
 
+def table_stage(nf: Netfilter, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
+                nexthop: str | None) -> None:
+    """The raw, mangle and filter stages (a Netfilter method, bound in its plans): walk the
+    table, or find the walk remembered (TableWalks); its verdict is the hook's."""
+    t = nf.tables.get(stage.table)
+    if t is None:
+        return
+    chain = t.chains.get(hook)
+    if chain is None or (not chain.rules and chain.policy == "ACCEPT"):
+        return                  # nothing to walk (kube-proxy's empty mangle chains)
+    walk = nf._walks.walk(t, hook, ctx, result)
+    if walk.rule is not None:
+        result.rule = walk.where
+    if walk.verdict in ("DROP", "REJECT"):
+        result.verdict = walk.verdict
+        if walk.verdict == "REJECT" and walk.rule is not None:
+            assert isinstance(walk.rule.target, RejectTarget)
+            result.reject_name = walk.rule.target.reject_with
+            result.reject_with = walk.rule.target.reply
+
+
 class Netfilter:
     """iptables state of one network namespace and the hooks its packets pass."""
 
@@ -71,10 +92,13 @@ class Netfilter:
         self._plans: dict[str, Plan] | None = None  # each hook's callbacks (None: work them out again)
         self._plans_generation = -1                 # the nft ruleset generation they were worked out for
         self._passive: frozenset[str] = frozenset()  # the hooks with only nat and confirm callbacks
+        self._walks = TableWalks()                  # the raw, mangle and filter walks, by what they read
 
     def changed(self) -> None:
-        """The tables changed (every change goes through this class): the hooks' plans are redone."""
+        """The tables changed (every change goes through this class): the hooks' plans are redone,
+        the table walks remembered forgotten."""
         self._plans = None
+        self._walks.clear()
 
     # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
     @property
@@ -325,31 +349,14 @@ class Netfilter:
         if entry is not None and not entry.confirmed and not entry.dying:
             self.netns.conntrack.confirm(entry)
 
-    def _table_stage(self, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
-                     nexthop: str | None) -> None:
-        """The raw, mangle and filter stages: walk the table; its verdict is the hook's."""
-        t = self.tables.get(stage.table)
-        chain = t.chains.get(hook) if t is not None else None
-        if chain is None or (not chain.rules and chain.policy == "ACCEPT"):
-            return                  # nothing to walk (kube-proxy's empty mangle chains)
-        walk = ipt_do_table(t, hook, ctx, result)
-        if walk.rule is not None:
-            result.rule = walk.where
-        if walk.verdict in ("DROP", "REJECT"):
-            result.verdict = walk.verdict
-            if walk.verdict == "REJECT" and walk.rule is not None:
-                assert isinstance(walk.rule.target, RejectTarget)
-                result.reject_name = walk.rule.target.reject_with
-                result.reject_with = walk.rule.target.reply
-
     def _nft_stage(self, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
                    nexthop: str | None) -> None:
         table, chain = stage.nft
         nft_filter_stage(table, chain, hook, ctx, result)
 
     _RUN: ClassVar[dict[str, Callable[..., None]]] = {
-        "raw": _table_stage, "conntrack": _conntrack_in, "mangle": _table_stage, "nat-dst": nf_nat_inet_fn,
-        "filter": _table_stage, "nat-src": nf_nat_inet_fn, "confirm": _confirm, "nft": _nft_stage,
+        "raw": table_stage, "conntrack": _conntrack_in, "mangle": table_stage, "nat-dst": nf_nat_inet_fn,
+        "filter": table_stage, "nat-src": nf_nat_inet_fn, "confirm": _confirm, "nft": _nft_stage,
     }
 
     def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
