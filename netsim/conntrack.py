@@ -196,8 +196,13 @@ class Conntrack:
             new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_STATE_INDEX[old]]
             if new == old == sES and entry.assured and (direction == ORIGINAL or entry.seen_reply):
                 # the common case, a segment of an established connection: nothing changes
-                skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, ct_state
-                return [_tcp_state(entry.original, entry.reply, direction == REPLY, ct_state, old, new, False)]
+                is_reply = direction == REPLY
+                skb.ct, skb.ct_reply, skb.ct_state = entry, is_reply, ct_state
+                known = entry.established.get((is_reply, ct_state))
+                if known is None or known[0] is not entry.original or known[1] is not entry.reply:
+                    decision = _tcp_state(entry.original, entry.reply, is_reply, ct_state, old, new, False)
+                    known = entry.established[(is_reply, ct_state)] = (entry.original, entry.reply, decision)
+                return [known[2]]
         reason = ConntrackReason.TRACKED
         facts: dict[str, Any] = {}
         if isinstance(payload, TCP):

@@ -267,12 +267,15 @@ class Netfilter:
         decides other than ACCEPT. Updates skb.mark, skb.ct, skb.ct_reply and skb.ct_state.
         `nexthop` is the gateway the route chose (MASQUERADE asks the namespace for the source
         address toward it)."""
-        if hook not in HOOKS:
-            raise error(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
+        plans = self._plans
+        if plans is None or self._plans_generation != self.nftables.generation or hook not in plans:
+            if hook not in HOOKS:
+                raise error(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
+            plans = self._replan()
         result = HookResult("ACCEPT", packet)
         if packet.frag > 0:
             return self._fragments.follow(hook, packet, result)
-        plan = self.plan(hook)
+        plan = plans[hook]
         if not plan and not packet.mf:
             return result               # no callback on this hook (a pod's namespace)
         ctx = PacketContext(packet, skb, indev, outdev, self.netns)
