@@ -91,3 +91,25 @@ def test_a_table_with_a_random_draw_is_walked_every_time():
         skb = Skb()
         nf.hook("FORWARD", IPv4("10.244.0.2", "10.244.1.3", IPPROTO_TCP, TCP(sport, 82)), skb, "cni0", "flannel.1")
     assert nf._walks._walks == {}
+
+
+def test_a_nat_walk_is_remembered_by_the_source_port_only_where_a_rule_tests_it():
+    from netsim.netfilter.hooks import HookResult
+    from netsim.netfilter.xtables import PacketContext
+
+    nf = Netfilter(Host())
+    nf.append("nat", "PREROUTING", "-p tcp --sport 1000 -j DNAT --to-destination 10.0.0.9")
+    nf.append("nat", "PREROUTING", "-p tcp --dport 80 -j DNAT --to-destination 10.0.0.8")
+
+    def bound(sport: int, dport: int) -> str | None:
+        packet = IPv4("10.244.0.2", "10.96.0.1", IPPROTO_TCP, TCP(sport, dport))
+        walk = nf.do_table("nat", "PREROUTING", PacketContext(packet, Skb(), "eth0", None, nf.netns),
+                           HookResult("ACCEPT", packet))
+        return walk.nat.addr if walk.nat is not None else None
+
+    for _ in range(2):
+        assert [bound(1000, 80), bound(1001, 80), bound(1001, 81), bound(1000, 81)] == \
+            ["10.0.0.9", "10.0.0.8", None, "10.0.0.9"]
+    nf.delete("nat", "PREROUTING", 1)       # no rule reads the source port now
+    assert [bound(1000, 80), bound(1001, 81)] == ["10.0.0.8", None]
+    assert {key[7:] for key in nf._walks._walks} == {(TCP, 80, "S"), (TCP, 81, "S")}   # no source port

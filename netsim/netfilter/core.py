@@ -363,8 +363,9 @@ class Netfilter:
     }
 
     def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
-        """ipt_do_table() on this namespace's `table`, for `hook`."""
-        return ipt_do_table(self.tables.get(table), hook, ctx, result)
+        """ipt_do_table() on this namespace's `table`, for `hook` (remembered: TableWalks)."""
+        found = self.tables.get(table)
+        return self._walks.walk(found, hook, ctx, result) if found is not None else ipt_do_table(None, hook, ctx, result)
 
 
 class FragmentVerdicts:

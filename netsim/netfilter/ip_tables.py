@@ -302,18 +302,30 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
 
 _WALKS_KEPT = 4096
 # what a rule's tests read beyond the addresses, the protocol and the devices (TableWalks.reads)
-_RL4, _RCT, _RMARK, _RLOCAL = 1, 2, 4, 8
+_RL4, _RCT, _RMARK, _RLOCAL, _RSPORT = 1, 2, 4, 8, 16
 _READS: dict[type, int] = {CommentMatch: 0, NfacctMatch: 0, PortMatch: _RL4, MultiportMatch: _RL4, IcmpMatch: _RL4,
                            ConntrackMatch: _RCT, MarkMatch: _RMARK, AddrtypeMatch: _RLOCAL}
-_TARGET_READS: dict[type, int] = {StandardTarget: 0, RejectTarget: 0, MarkTarget: _RMARK}
+_TARGET_READS: dict[type, int] = {StandardTarget: 0, RejectTarget: 0, MarkTarget: _RMARK, NatTarget: 0}
+
+
+def _match_reads(match: object) -> int | None:
+    """What one match reads (None: not known); a source port only where it tests one."""
+    reads = _READS.get(type(match))
+    if reads == _RL4:
+        if isinstance(match, PortMatch) and match.sport is not None:
+            reads |= _RSPORT
+        elif isinstance(match, MultiportMatch) and match.flag != "--dports":
+            reads |= _RSPORT
+    return reads
 
 
 class TableWalks:
-    """The walks of a namespace's raw, mangle and filter tables, remembered by what their rules
-    can read: ipt_do_table is a pure function of the table's rules and, of the packet, its
-    addresses, protocol and devices, and, where a rule tests them, its ports, TCP flags and ICMP
-    type (-p tcp --dport, -m multiport, -m icmp), its conntrack state (-m conntrack), its mark
-    (-m mark, -j MARK) and whether its addresses are local (-m addrtype). A walk met again
+    """The walks of a namespace's tables, remembered by what their rules can read: ipt_do_table
+    is a pure function of the table's rules and, of the packet, its addresses, protocol and
+    devices, and, where a rule tests them, its destination port, TCP flags and ICMP type (-p tcp
+    --dport, -m multiport, -m icmp), its source port (--sport, multiport --sports or --ports),
+    its conntrack state (-m conntrack), its mark (-m mark, -j MARK) and whether its addresses
+    are local (-m addrtype). A nat walk ends at its NAT target: the nat core binds from it. A walk met again
     leaves the same decisions (the same frozen records), the same outcome and the same mark.
     A table with a rule whose reads are not known (-m statistic draws by the whole tuple) is
     walked every time. Netfilter.changed forgets them all."""
@@ -333,7 +345,7 @@ class TableWalks:
         for chain in table.chains.values():
             for rule in chain.rules:
                 for match in rule.matches:
-                    more = _READS.get(type(match))
+                    more = _match_reads(match)
                     if more is None:
                         return None
                     reads |= more
@@ -360,11 +372,15 @@ class TableWalks:
                 if kind is TCP:
                     if TYPE_CHECKING:
                         assert isinstance(payload, TCP)
-                    key += (kind, payload.sport, payload.dport, payload.flags)
+                    key += (kind, payload.dport, payload.flags)
+                    if reads & _RSPORT:
+                        key += (payload.sport,)
                 elif kind is UDP:
                     if TYPE_CHECKING:
                         assert isinstance(payload, UDP)
-                    key += (kind, payload.sport, payload.dport)
+                    key += (kind, payload.dport)
+                    if reads & _RSPORT:
+                        key += (payload.sport,)
                 elif kind is ICMP:
                     if TYPE_CHECKING:
                         assert isinstance(payload, ICMP)
