@@ -272,18 +272,16 @@ class Netfilter:
             if hook not in HOOKS:
                 raise error(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
             plans = self._replan()
-        result = HookResult("ACCEPT", packet)
+        result = HookResult("ACCEPT", packet, skb, indev, outdev, self.netns)   # the callbacks' context too
         if packet.frag > 0:
             return self._fragments.follow(hook, packet, result)
         plan = plans[hook]
         if not plan and not packet.mf:
             return result               # no callback on this hook (a pod's namespace)
-        ctx = PacketContext(packet, skb, indev, outdev, self.netns)
         for run, arg in plan:
-            run(hook, arg, ctx, result, nexthop)
+            run(hook, arg, result, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
-        result.packet = ctx.packet
         entry = skb.ct
         if result.verdict != "ACCEPT" and entry is not None and not entry.confirmed and not entry.dying:
             result.decisions.append(Decision(
