@@ -113,8 +113,9 @@ class ConntrackEntry:
     dst_nat_done: bool = False       # IPS_DST_NAT_DONE
     mark: int = 0                    # ct mark (CONNMARK), not the packet mark
     dying: bool = False              # killed (e.g. RST before any reply)
-    # the decision an established, assured segment meets, by (is reply, ctstate), with the
-    # tuples it names (Conntrack._existing: a connection's segments meet the same two)
+    # the decision an established, assured TCP segment (or a UDP or ICMP packet) meets, by (is
+    # reply, ctstate), with the tuples it names (Conntrack._existing: a connection's packets
+    # meet the same few)
     established: dict[tuple[bool, str], tuple[ConnTuple, ConnTuple, Decision]] = field(
         default_factory=dict, repr=False)
 
