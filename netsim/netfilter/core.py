@@ -267,17 +267,31 @@ class Netfilter:
         decides other than ACCEPT. Updates skb.mark, skb.ct, skb.ct_reply and skb.ct_state.
         `nexthop` is the gateway the route chose (MASQUERADE asks the namespace for the source
         address toward it)."""
+        result = self.run(hook, packet, skb, indev, outdev, nexthop)
+        return result if result is not None else HookResult("ACCEPT", packet, skb, indev, outdev, self.netns)
+
+    def run(self, hook: str, packet: IPv4, skb: Skb, indev: str | None, outdev: str | None,
+            nexthop: str | None = None) -> HookResult | None:
+        """`hook` as the walk runs it: None when the hook leaves a whole packet as it is and
+        records nothing: no callback, or only the nat core's and confirm with nothing to do (no
+        entry, or established, unNATed, confirmed)."""
         plans = self._plans
         if plans is None or self._plans_generation != self.nftables.generation or hook not in plans:
             if hook not in HOOKS:
                 raise error(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
             plans = self._replan()
+        plan = plans[hook]
+        if not packet.mf and not packet.frag:
+            if not plan:
+                return None             # no callback on this hook (a pod's namespace)
+            if hook in self._passive:
+                entry = skb.ct
+                if entry is None or (skb.ct_state == "ESTABLISHED" and not entry.snat and not entry.dnat
+                                     and (entry.confirmed or entry.dying)):
+                    return None
         result = HookResult("ACCEPT", packet, skb, indev, outdev, self.netns)   # the callbacks' context too
         if packet.frag > 0:
             return self._fragments.follow(hook, packet, result)
-        plan = plans[hook]
-        if not plan and not packet.mf:
-            return result               # no callback on this hook (a pod's namespace)
         for run, arg in plan:
             run(hook, arg, result, result, nexthop)
             if result.verdict != "ACCEPT":
@@ -300,20 +314,6 @@ class Netfilter:
         if plans is None or self._plans_generation != self.nftables.generation:
             plans = self._replan()
         return plans[hook]
-
-    def passes(self, hook: str, skb: Skb) -> bool:
-        """Would `hook` leave a whole packet as it is, recording nothing? Yes with no callback, or only
-        the nat core's and confirm with nothing to do (no entry, or established, unNATed, confirmed)."""
-        plans = self._plans
-        if plans is None or self._plans_generation != self.nftables.generation:
-            plans = self._replan()
-        if not plans[hook]:
-            return True
-        if hook not in self._passive:
-            return False
-        entry = skb.ct
-        return entry is None or (skb.ct_state == "ESTABLISHED" and not entry.snat and not entry.dnat
-                                 and (entry.confirmed or entry.dying))
 
     def _replan(self) -> dict[str, Plan]:
         self._plans, self._passive = self._callbacks.plans()     # see Callbacks.plans
