@@ -60,8 +60,10 @@ _TCP_TABLE = {
 }
 
 
+@lru_cache(maxsize=64)
 def tcp_packet_kind(flags: str) -> str:
-    """get_conntrack_index(): which row of the state table a segment uses."""
+    """get_conntrack_index(): which row of the state table a segment uses (remembered: a few
+    flag strings, met by every segment)."""
     if "R" in flags:
         return "rst"
     if "S" in flags:
@@ -196,8 +198,23 @@ class Conntrack:
             new = _TCP_TABLE[direction][tcp_packet_kind(payload.flags)][_STATE_INDEX[old]]
             if new == old == sES and entry.assured and (direction == ORIGINAL or entry.seen_reply):
                 # the common case, a segment of an established connection: nothing changes
-                skb.ct, skb.ct_reply, skb.ct_state = entry, direction == REPLY, ct_state
-                return [_tcp_state(entry.original, entry.reply, direction == REPLY, ct_state, old, new, False)]
+                is_reply = direction == REPLY
+                skb.ct, skb.ct_reply, skb.ct_state = entry, is_reply, ct_state
+                known = entry.established.get((is_reply, ct_state))
+                if known is None or known[0] is not entry.original or known[1] is not entry.reply:
+                    decision = _tcp_state(entry.original, entry.reply, is_reply, ct_state, old, new, False)
+                    known = entry.established[(is_reply, ct_state)] = (entry.original, entry.reply, decision)
+                return [known[2]]
+        else:       # UDP, ICMP: tracked; only the reply bit changes (the same record, kept on the entry)
+            is_reply = direction == REPLY
+            if is_reply:
+                entry.seen_reply = True
+            skb.ct, skb.ct_reply, skb.ct_state = entry, is_reply, ct_state
+            known = entry.established.get((is_reply, ct_state))
+            if known is None or known[0] is not entry.original or known[1] is not entry.reply:
+                decision = _tracked(entry.original, entry.reply, is_reply, ct_state)
+                known = entry.established[(is_reply, ct_state)] = (entry.original, entry.reply, decision)
+            return [known[2]]
         reason = ConntrackReason.TRACKED
         facts: dict[str, Any] = {}
         if isinstance(payload, TCP):

@@ -10,10 +10,10 @@ that holds the entries is conntrack.py's, the NAT bindings nf_nat.py's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .decision import ConntrackRef
+from .decision import ConntrackRef, Decision
 from .packet import ICMP, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPv4, PROTO_NAMES, TCP, UDP
 
 ORIGINAL, REPLY = 0, 1
@@ -113,6 +113,11 @@ class ConntrackEntry:
     dst_nat_done: bool = False       # IPS_DST_NAT_DONE
     mark: int = 0                    # ct mark (CONNMARK), not the packet mark
     dying: bool = False              # killed (e.g. RST before any reply)
+    # the decision an established, assured TCP segment (or a UDP or ICMP packet) meets, by (is
+    # reply, ctstate), with the tuples it names (Conntrack._existing: a connection's packets
+    # meet the same few)
+    established: dict[tuple[bool, str], tuple[ConnTuple, ConnTuple, Decision]] = field(
+        default_factory=dict, repr=False)
 
     @property
     def proto(self) -> int:

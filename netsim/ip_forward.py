@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from .decision import Decision, IpReason, RouteReason, Subsystem, Verdict, field_change
 from .device import Device
-from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4, evolve
+from .packet import ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, IPv4, with_ttl
 from .route import Route, RouteResult, route_ref_for
 from .skb import Flow
 
@@ -63,7 +63,7 @@ def ip_forward(k: Kernel, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResu
                                      size=ip.length(), dev=out_dev.name, mtu=out_dev.mtu))
         k.icmp_send(ns, ip, ICMP_DEST_UNREACH, 4, flow, rest=out_dev.mtu)
         return
-    ip = evolve(ip, ttl=ip.ttl - 1)
+    ip = with_ttl(ip, ip.ttl - 1)
     flow.note(_forwarded(ip.ttl + 1))
     if out_dev is in_dev and _redirect_dropped_by_nat(ns, in_dev, ip, flow):
         flow.note(Decision(Subsystem.NAT, "nf_nat_icmp_reply_translation", IpReason.REDIRECT_ON_NAT, Verdict.DROP,

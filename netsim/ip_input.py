@@ -57,13 +57,14 @@ def ip_rcv(k: Kernel, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
             flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.MARTIAN, Verdict.DROP,
                                          dst=ip.dst, src=ip.src, dev=dev.name))
         return
-    if ns.is_local_address(ip.src) and "LOOPBACK" not in dev.flags:
+    is_local = ns.local_table.is_local         # ns.is_local_address, asked twice of every packet
+    if is_local(ip.src) and "LOOPBACK" not in dev.flags:
         # fib_validate_source: a packet arriving from outside with one of our own addresses
         # as source is a martian (accept_local=0), whether it is for us or to be forwarded.
         flow.end("dropped", Decision(Subsystem.ROUTE, "fib_validate_source", RouteReason.MARTIAN, Verdict.DROP,
                                      src=ip.src, dev=dev.name, netns=ns.name))
         return
-    if ns.is_local_address(ip.dst) or ip.dst == "255.255.255.255":
+    if is_local(ip.dst) or ip.dst == "255.255.255.255":
         ip_local_deliver(k, ns, dev, ip, flow)
         return
     if 0xE0000000 <= address_int(ip.dst) <= 0xEFFFFFFF:

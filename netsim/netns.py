@@ -96,6 +96,42 @@ def route_localnet(ns: Namespace, dev: Device) -> bool:
     return ns.sysctl.route_localnet or dev.route_localnet or "LOOPBACK" in dev.flags
 
 
+# route_get's answer to (dst, src): the answer, the routes it took, those it passed over, the tables' versions
+RouteGot = tuple[RouteResult, tuple[Route, ...], tuple[Route, ...], tuple[int, int]]
+
+
+def route_get(self: Namespace, dst: str, src: str | None = None) -> RouteResult | None:
+    """`ip route get DST [from SRC]` (Namespace.route_get): local table first, then main. An
+    answer is remembered while neither table changes, the routes it took stay usable and those
+    it passed over (their device down or gone) stay unusable: every packet a trace sends asks
+    again."""
+    local, main, usable = self.local_table, self.main_table, self._usable
+    known = self._routes_got.get((dst, src))
+    if known is not None:
+        rr, took, skipped, versions = known
+        if (versions == (local.version, main.version) and all(map(usable, took))
+                and not any(map(usable, skipped))):
+            return rr
+    addr = address_int(dst)
+    passed: list[Route] = []
+    route = local.lookup_noting(addr, usable, passed)
+    took = (route,) if route is not None else ()
+    if route is None or route.type not in ("local", "broadcast"):
+        route = main.lookup_noting(addr, usable, passed)
+        took = (*took, route) if route is not None else took
+    if route is None:
+        return None
+    if route.type == "local":
+        rr = RouteResult(dst, route, "lo", dst, src or dst)
+    else:
+        nexthop = route.via or dst
+        rr = RouteResult(dst, route, route.dev, nexthop, src or self.select_source(route, nexthop))
+    if len(self._routes_got) >= 4096:
+        self._routes_got.clear()
+    self._routes_got[(dst, src)] = (rr, took, tuple(passed), (local.version, main.version))
+    return rr
+
+
 class Namespace:
     def __init__(self, name: str):
         from .conntrack import Conntrack
@@ -107,6 +143,7 @@ class Namespace:
         self.sysctl = Sysctls()
         self.local_table = RoutingTable("local")
         self.main_table = RoutingTable("main")
+        self._routes_got: dict[tuple[str, str | None], RouteGot] = {}     # route_get's answers
         self.neighbours = NeighbourTable()
         self.route_cache = RouteExceptions()        # learned path MTUs (pmtu.py)
         self.clock = Clock()                        # the network's clock, once the namespace joins one
@@ -271,18 +308,7 @@ class Namespace:
         dev = self.devices.get(route.dev)
         return dev is not None and dev.up
 
-    def route_get(self, dst: str, src: str | None = None) -> RouteResult | None:
-        """`ip route get DST [from SRC]`: local table first, then main."""
-        addr = address_int(dst)
-        route = self.local_table.lookup(addr, self._usable)
-        if route is None or route.type not in ("local", "broadcast"):
-            route = self.main_table.lookup(addr, self._usable)
-        if route is None:
-            return None
-        if route.type == "local":
-            return RouteResult(dst, route, "lo", dst, src or dst)
-        nexthop = route.via or dst
-        return RouteResult(dst, route, route.dev, nexthop, src or self.select_source(route, nexthop))
+    route_get = route_get         # `ip route get DST [from SRC]` (the module's function, remembered answers)
 
     def route_output(self, dst: str, src: str | None = None) -> RouteResult | None:
         """ip_route_output_key, what a socket's send and `ip route get` ask: the route lookup,

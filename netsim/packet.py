@@ -693,6 +693,14 @@ def evolve(record: R, **changes: Any) -> R:
     return cls(*values)
 
 
+def with_ttl(ip: IPv4, ttl: int) -> IPv4:
+    """`evolve(ip, ttl=ttl)` that keeps the length the packet worked out (a TTL changes its
+    header's bytes, not its size): ip_forward's rewrite at every router."""
+    other = object.__new__(IPv4)
+    _set_attr(other, "__dict__", {**ip.__dict__, "ttl": ttl, "_wire": None})
+    return other
+
+
 def vxlan_of(frame: Ethernet) -> VXLAN | None:
     """The VXLAN header inside an outer frame, if the frame is VXLAN-encapsulated."""
     ip = frame.ip

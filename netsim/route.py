@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Iterable, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, NamedTuple
 
 from .errors import ConfigError
 
@@ -130,10 +130,12 @@ class RoutingTable:
         # (a trace looks the same few addresses up again and again); emptied on every change
         self._covering: dict[int, tuple[Route, ...]] = {}
         self._local: dict[str, bool] = {}           # address text -> is its longest match `local`
+        self.version = 0                            # counts the changes (Namespace.route_get's memo)
 
     def add(self, route: Route) -> None:
         self._covering.clear()
         self._local.clear()
+        self.version += 1
         plen = route.dst.prefixlen
         bucket = self._by_len.get(plen)
         if bucket is None:
@@ -153,6 +155,7 @@ class RoutingTable:
         a node of a big cluster), else one add() per route."""
         self._covering.clear()
         self._local.clear()
+        self.version += 1
         for plen, entries in frozen.by_len.items():
             skip = without.slot[1] if without is not None and without.slot[0] == plen else None
             bucket = self._by_len.get(plen)
@@ -177,6 +180,7 @@ class RoutingTable:
     def remove(self, route: Route) -> None:
         self._covering.clear()
         self._local.clear()
+        self.version += 1
         bucket = self._by_len.get(route.dst.prefixlen, {})
         routes = bucket.get(int(route.dst.network_address), ())
         if route not in routes:
@@ -201,6 +205,18 @@ class RoutingTable:
         for route in routes:
             if usable is None or usable(route):
                 return route
+        return None
+
+    def lookup_noting(self, addr: int, usable: Callable[[Route], bool],
+                      skipped: list[Route]) -> Route | None:
+        """lookup() that adds the covering routes it passed over as unusable to `skipped`."""
+        routes = self._covering.get(addr)
+        if routes is None:
+            routes = self._covers(addr)
+        for route in routes:
+            if usable(route):
+                return route
+            skipped.append(route)
         return None
 
     def is_local(self, addr: str) -> bool:

@@ -230,17 +230,16 @@ class Walk(FlowLog):
     def nf_hook(self, ns: Namespace, hook: str, ip: IPv4, flow: Flow, indev: str | None = None,
                 outdev: str | None = None, nexthop: str | None = None) -> IPv4 | None:
         nf = ns.netfilter
-        if not ip.mf and not ip.frag:
-            if nf.passes(hook, flow.skb):
-                return ip               # no callback with anything to do (a pod's namespace, an established flow)
-        elif hook == "PREROUTING" and nf.conntrack_active:
+        if (ip.mf or ip.frag) and hook == "PREROUTING" and nf.conntrack_active:
             # nf_defrag_ipv4 (priority -400): conntrack needs whole packets, so fragments are
             # gathered first; the output path cuts the packet back to the largest fragment size
             gathered = self.ip_defrag(("defrag", ns.name), ip, flow, "nf_defrag_ipv4")
             if gathered is None:
                 return None
             ip = gathered
-        result = nf.hook(hook, ip, flow.skb, indev, outdev, nexthop)
+        result = nf.run(hook, ip, flow.skb, indev, outdev, nexthop)
+        if result is None:
+            return ip                   # no callback with anything to do (a pod's namespace, an established flow)
         decisions = result.decisions
         if decisions:           # noted where the kernel has the packet in hand (Flow.note)
             last = flow.last

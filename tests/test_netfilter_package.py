@@ -135,13 +135,15 @@ def _nodeport_decisions(monkeypatch: pytest.MonkeyPatch) -> tuple[netsim.Cluster
     nf = cluster.netns("node1").netfilter
     assert isinstance(nf, Netfilter)
     results: list[HookResult] = []
-    real = nf.hook
+    real = nf.run                                       # the walk's entry: None when the hook passes
 
-    def keep(*args, **kwargs) -> HookResult:
-        results.append(real(*args, **kwargs))
-        return results[-1]
+    def keep(*args, **kwargs) -> HookResult | None:
+        result = real(*args, **kwargs)
+        if result is not None:
+            results.append(result)
+        return result
 
-    monkeypatch.setattr(nf, "hook", keep)
+    monkeypatch.setattr(nf, "run", keep)
     trace = scenarios.external_to_nodeport(cluster=cluster)
     return cluster, trace, results
 
@@ -370,13 +372,15 @@ def test_every_decision_of_every_scenario_is_a_record_the_hop_shows(monkeypatch,
         nf = cluster.netns(name).netfilter
         nf.save()
         nf = cluster.netns(name).netfilter
-        real = nf.hook
+        real = nf.run                                   # the walk's entry: None when the hook passes
 
-        def keep(*args, real=real, **kwargs) -> HookResult:
-            results.append(real(*args, **kwargs))
-            return results[-1]
+        def keep(*args, real=real, **kwargs) -> HookResult | None:
+            result = real(*args, **kwargs)
+            if result is not None:
+                results.append(result)
+            return result
 
-        monkeypatch.setattr(nf, "hook", keep)
+        monkeypatch.setattr(nf, "run", keep)
     trace = scenarios.SIX[number](cluster=cluster)
     decisions = [d for r in results for d in r.decisions]
     # scenario 1 stays inside pod-a, whose namespace has no rules and no conntrack; every other

@@ -67,6 +67,26 @@ def test_routes_to_a_down_device_are_skipped():
     assert h.route_get("10.1.0.1").dev == "eth1"
 
 
+def test_a_remembered_answer_follows_devices_going_down_and_up_and_every_table_change():
+    """route_get remembers its answers (Namespace.route_get): a device going down or up, or a
+    route added or deleted, is seen by the next lookup of the same address."""
+    net = host_with_two_links()
+    h = net.netns("h")
+    h.route_add("10.1.0.0/16", via="192.168.1.3", metric=50)
+    h.route_add("10.1.0.0/16", via="172.16.0.1", metric=100)
+    answers = []
+    for change in (lambda: None, lambda: setattr(h.device("eth0"), "up", False),
+                   lambda: setattr(h.device("eth0"), "up", True), lambda: h.route_add("10.1.2.0/24", via="172.16.0.2"),
+                   lambda: h.route_del("10.1.2.0/24", via="172.16.0.2"), lambda: h.addr_add("eth1", "10.1.2.3/32")):
+        change()
+        answers.append([str(h.route_get("10.1.2.3")) for _ in range(2)])
+    assert [a[0] for a in answers] == [a[1] for a in answers]
+    assert [a[0] for a in answers] == [
+        "10.1.2.3 via 192.168.1.3 dev eth0 src 192.168.1.10", "10.1.2.3 via 172.16.0.1 dev eth1 src 172.16.0.10",
+        "10.1.2.3 via 192.168.1.3 dev eth0 src 192.168.1.10", "10.1.2.3 via 172.16.0.2 dev eth1 src 172.16.0.10",
+        "10.1.2.3 via 192.168.1.3 dev eth0 src 192.168.1.10", "local 10.1.2.3 dev lo src 10.1.2.3"]
+
+
 def test_source_address_selection_like_ip_route_get():
     net = flannel_pair()
     node1 = net.netns("node1")

@@ -400,8 +400,8 @@ class _RecordingNetfilter:
     def __init__(self) -> None:
         self.seen: list[str] = []
 
-    def passes(self, hook, skb):
-        return False            # a callback on every hook: the walk calls `hook` for each
+    def run(self, hook, packet, skb, indev, outdev, nexthop=None):
+        return self.hook(hook, packet, skb, indev, outdev, nexthop)   # a callback on every hook
 
     def hook(self, hook, packet, skb, indev, outdev, nexthop=None):
         from types import SimpleNamespace

@@ -34,7 +34,7 @@ from ..skb import Skb
 from . import save_restore
 from .grammar import TARGETS, Rule, parse_rule
 from .hooks import HOOKS, NAT_CORE_PRIORITY, HookResult, Stage, stages
-from .ip_tables import BUILTIN_CHAINS, TABLE_ORDER, Chain, Table, WalkOutcome, ipt_do_table
+from .ip_tables import BUILTIN_CHAINS, TABLE_ORDER, Chain, Table, TableWalks, WalkOutcome, ipt_do_table
 from .nat import NatChoice, iptables_nat_lookup, nf_nat_inet_fn
 from .nft import NftRuleset
 from .nft_eval import nft_filter_stage, nft_nat_lookup, uses_conntrack
@@ -55,6 +55,27 @@ NatLookup = Callable[[str, PacketContext, HookResult], tuple[str, NatChoice | No
 Plan = tuple[tuple[StageCall, Any], ...]       # a hook's callbacks in order, with their argument
 
 
+def table_stage(nf: Netfilter, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
+                nexthop: str | None) -> None:
+    """The raw, mangle and filter stages (a Netfilter method, bound in its plans): walk the
+    table, or find the walk remembered (TableWalks); its verdict is the hook's."""
+    t = nf.tables.get(stage.table)
+    if t is None:
+        return
+    chain = t.chains.get(hook)
+    if chain is None or (not chain.rules and chain.policy == "ACCEPT"):
+        return                  # nothing to walk (kube-proxy's empty mangle chains)
+    walk = nf._walks.walk(t, hook, ctx, result)
+    if walk.rule is not None:
+        result.rule = walk.where
+    if walk.verdict in ("DROP", "REJECT"):
+        result.verdict = walk.verdict
+        if walk.verdict == "REJECT" and walk.rule is not None:
+            assert isinstance(walk.rule.target, RejectTarget)
+            result.reject_name = walk.rule.target.reject_with
+            result.reject_with = walk.rule.target.reply
+
+
 class Netfilter:
     """iptables state of one network namespace and the hooks its packets pass."""
 
@@ -71,10 +92,13 @@ class Netfilter:
         self._plans: dict[str, Plan] | None = None  # each hook's callbacks (None: work them out again)
         self._plans_generation = -1                 # the nft ruleset generation they were worked out for
         self._passive: frozenset[str] = frozenset()  # the hooks with only nat and confirm callbacks
+        self._walks = TableWalks()                  # the raw, mangle and filter walks, by what they read
 
     def changed(self) -> None:
-        """The tables changed (every change goes through this class): the hooks' plans are redone."""
+        """The tables changed (every change goes through this class): the hooks' plans are redone,
+        the table walks remembered forgotten."""
         self._plans = None
+        self._walks.clear()
 
     # ---- rule management (iptables, iptables-save, iptables-restore) -------------------------
     @property
@@ -243,20 +267,35 @@ class Netfilter:
         decides other than ACCEPT. Updates skb.mark, skb.ct, skb.ct_reply and skb.ct_state.
         `nexthop` is the gateway the route chose (MASQUERADE asks the namespace for the source
         address toward it)."""
-        if hook not in HOOKS:
-            raise error(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
-        result = HookResult("ACCEPT", packet)
+        result = self.run(hook, packet, skb, indev, outdev, nexthop)
+        return result if result is not None else HookResult("ACCEPT", packet, skb, indev, outdev, self.netns)
+
+    def run(self, hook: str, packet: IPv4, skb: Skb, indev: str | None, outdev: str | None,
+            nexthop: str | None = None) -> HookResult | None:
+        """`hook` as the walk runs it: None when the hook leaves a whole packet as it is and
+        records nothing: no callback, or only the nat core's and confirm with nothing to do (no
+        entry, or established, unNATed, confirmed)."""
+        plans = self._plans
+        if plans is None or self._plans_generation != self.nftables.generation or hook not in plans:
+            if hook not in HOOKS:
+                raise error(f"unknown hook {hook!r}; hooks are {', '.join(HOOKS)}")
+            plans = self._replan()
+        plan = plans[hook]
+        if not packet.mf and not packet.frag:
+            if not plan:
+                return None             # no callback on this hook (a pod's namespace)
+            if hook in self._passive:
+                entry = skb.ct
+                if entry is None or (skb.ct_state == "ESTABLISHED" and not entry.snat and not entry.dnat
+                                     and (entry.confirmed or entry.dying)):
+                    return None
+        result = HookResult("ACCEPT", packet, skb, indev, outdev, self.netns)   # the callbacks' context too
         if packet.frag > 0:
             return self._fragments.follow(hook, packet, result)
-        plan = self.plan(hook)
-        if not plan and not packet.mf:
-            return result               # no callback on this hook (a pod's namespace)
-        ctx = PacketContext(packet, skb, indev, outdev, self.netns)
         for run, arg in plan:
-            run(hook, arg, ctx, result, nexthop)
+            run(hook, arg, result, result, nexthop)
             if result.verdict != "ACCEPT":
                 break
-        result.packet = ctx.packet
         entry = skb.ct
         if result.verdict != "ACCEPT" and entry is not None and not entry.confirmed and not entry.dying:
             result.decisions.append(Decision(
@@ -275,20 +314,6 @@ class Netfilter:
         if plans is None or self._plans_generation != self.nftables.generation:
             plans = self._replan()
         return plans[hook]
-
-    def passes(self, hook: str, skb: Skb) -> bool:
-        """Would `hook` leave a whole packet as it is, recording nothing? Yes with no callback, or only
-        the nat core's and confirm with nothing to do (no entry, or established, unNATed, confirmed)."""
-        plans = self._plans
-        if plans is None or self._plans_generation != self.nftables.generation:
-            plans = self._replan()
-        if not plans[hook]:
-            return True
-        if hook not in self._passive:
-            return False
-        entry = skb.ct
-        return entry is None or (skb.ct_state == "ESTABLISHED" and not entry.snat and not entry.dnat
-                                 and (entry.confirmed or entry.dying))
 
     def _replan(self) -> dict[str, Plan]:
         self._plans, self._passive = self._callbacks.plans()     # see Callbacks.plans
@@ -325,36 +350,20 @@ class Netfilter:
         if entry is not None and not entry.confirmed and not entry.dying:
             self.netns.conntrack.confirm(entry)
 
-    def _table_stage(self, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
-                     nexthop: str | None) -> None:
-        """The raw, mangle and filter stages: walk the table; its verdict is the hook's."""
-        t = self.tables.get(stage.table)
-        chain = t.chains.get(hook) if t is not None else None
-        if chain is None or (not chain.rules and chain.policy == "ACCEPT"):
-            return                  # nothing to walk (kube-proxy's empty mangle chains)
-        walk = ipt_do_table(t, hook, ctx, result)
-        if walk.rule is not None:
-            result.rule = walk.where
-        if walk.verdict in ("DROP", "REJECT"):
-            result.verdict = walk.verdict
-            if walk.verdict == "REJECT" and walk.rule is not None:
-                assert isinstance(walk.rule.target, RejectTarget)
-                result.reject_name = walk.rule.target.reject_with
-                result.reject_with = walk.rule.target.reply
-
     def _nft_stage(self, hook: str, stage: Stage, ctx: PacketContext, result: HookResult,
                    nexthop: str | None) -> None:
         table, chain = stage.nft
         nft_filter_stage(table, chain, hook, ctx, result)
 
     _RUN: ClassVar[dict[str, Callable[..., None]]] = {
-        "raw": _table_stage, "conntrack": _conntrack_in, "mangle": _table_stage, "nat-dst": nf_nat_inet_fn,
-        "filter": _table_stage, "nat-src": nf_nat_inet_fn, "confirm": _confirm, "nft": _nft_stage,
+        "raw": table_stage, "conntrack": _conntrack_in, "mangle": table_stage, "nat-dst": nf_nat_inet_fn,
+        "filter": table_stage, "nat-src": nf_nat_inet_fn, "confirm": _confirm, "nft": _nft_stage,
     }
 
     def do_table(self, table: str, hook: str, ctx: PacketContext, result: HookResult) -> WalkOutcome:
-        """ipt_do_table() on this namespace's `table`, for `hook`."""
-        return ipt_do_table(self.tables.get(table), hook, ctx, result)
+        """ipt_do_table() on this namespace's `table`, for `hook` (remembered: TableWalks)."""
+        found = self.tables.get(table)
+        return self._walks.walk(found, hook, ctx, result) if found is not None else ipt_do_table(None, hook, ctx, result)
 
 
 class FragmentVerdicts:

@@ -21,6 +21,8 @@ from typing import Any
 
 from ..decision import Decision
 from ..packet import IPv4
+from ..skb import Skb
+from .xtables import PacketContext
 
 # enum nf_inet_hooks, by the names iptables gives the built-in chains
 HOOKS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
@@ -82,13 +84,20 @@ _ACTIVE = HOOK_ORDER
 _INACTIVE = {hook: tuple(s for s in order if not s.conntrack) for hook, order in HOOK_ORDER.items()}
 
 
-@dataclass(slots=True)
-class HookResult:
-    """What one hook decided about a packet."""
+class HookResult(PacketContext):
+    """What one hook decided about a packet. It is also the context the hook's callbacks see
+    (a PacketContext: the packet as it is now, its skb, the devices, the namespace), one record
+    per hook run: `packet` is the packet after any rewrite."""
 
+    __slots__ = ("verdict", "decisions", "reject_with", "reject_name", "rule")
     verdict: str                     # ACCEPT, DROP or REJECT
-    packet: IPv4                     # the packet after any rewrite
-    decisions: list[Decision] = field(default_factory=list)
-    reject_with: tuple[int, int] | str | None = None   # REJECT: ICMP (type, code) or "tcp-reset"
-    reject_name: str | None = None   # the --reject-with name, e.g. "icmp-port-unreachable"
-    rule: str | None = None          # the rule that decided, e.g. 'filter INPUT: INPUT rule 1'
+    decisions: list[Decision]
+    reject_with: tuple[int, int] | str | None     # REJECT: ICMP (type, code) or "tcp-reset"
+    reject_name: str | None          # the --reject-with name, e.g. "icmp-port-unreachable"
+    rule: str | None                 # the rule that decided, e.g. 'filter INPUT: INPUT rule 1'
+
+    def __init__(self, verdict: str, packet: IPv4, skb: Skb | None = None, indev: str | None = None,
+                 outdev: str | None = None, netns: Any = None) -> None:
+        self.packet, self.skb, self.indev, self.outdev, self.netns, self.nft = (
+            packet, skb if skb is not None else Skb(), indev, outdev, netns, None)
+        self.verdict, self.decisions, self.reject_with, self.reject_name, self.rule = verdict, [], None, None, None

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
 from ..decision import VERDICT_OF, Decision, FieldChange, NetfilterReason, RuleRef, Subsystem, Verdict
+from ..packet import ICMP, TCP, UDP
 from .grammar import Rule
+from .matches import (AddrtypeMatch, CommentMatch, ConntrackMatch, IcmpMatch, MarkMatch, MultiportMatch, NfacctMatch,
+                      PortMatch)
 from .hooks import HOOKS
 from .nat import NatTarget
 from .reject import RejectTarget
@@ -295,3 +298,115 @@ def ipt_do_table(table: Table | None, hook: str, ctx: PacketContext, result: Hoo
                 decisions.append(found[0])
                 return found[1]
             chain, rules, path = stack.pop()
+
+
+_WALKS_KEPT = 4096
+# what a rule's tests read beyond the addresses, the protocol and the devices (TableWalks.reads)
+_RL4, _RCT, _RMARK, _RLOCAL, _RSPORT = 1, 2, 4, 8, 16
+_READS: dict[type, int] = {CommentMatch: 0, NfacctMatch: 0, PortMatch: _RL4, MultiportMatch: _RL4, IcmpMatch: _RL4,
+                           ConntrackMatch: _RCT, MarkMatch: _RMARK, AddrtypeMatch: _RLOCAL}
+_TARGET_READS: dict[type, int] = {StandardTarget: 0, RejectTarget: 0, MarkTarget: _RMARK, NatTarget: 0}
+
+
+def _match_reads(match: object) -> int | None:
+    """What one match reads (None: not known); a source port only where it tests one."""
+    reads = _READS.get(type(match))
+    if reads == _RL4:
+        if isinstance(match, PortMatch) and match.sport is not None:
+            reads |= _RSPORT
+        elif isinstance(match, MultiportMatch) and match.flag != "--dports":
+            reads |= _RSPORT
+    return reads
+
+
+class TableWalks:
+    """The walks of a namespace's tables, remembered by what their rules can read: ipt_do_table
+    is a pure function of the table's rules and, of the packet, its addresses, protocol and
+    devices, and, where a rule tests them, its destination port, TCP flags and ICMP type (-p tcp
+    --dport, -m multiport, -m icmp), its source port (--sport, multiport --sports or --ports),
+    its conntrack state (-m conntrack), its mark (-m mark, -j MARK) and whether its addresses
+    are local (-m addrtype). A nat walk ends at its NAT target: the nat core binds from it. A walk met again
+    leaves the same decisions (the same frozen records), the same outcome and the same mark.
+    A table with a rule whose reads are not known (-m statistic draws by the whole tuple) is
+    walked every time. Netfilter.changed forgets them all."""
+
+    def __init__(self) -> None:
+        self._reads: dict[int, int | None] = {}            # id(table) -> its reads (None: not remembered)
+        self._tables: list[Table] = []                      # the tables _reads names, kept alive
+        self._walks: dict[tuple[Any, ...], tuple[tuple[Decision, ...], WalkOutcome, int]] = {}
+
+    def clear(self) -> None:
+        self._reads.clear()
+        self._tables.clear()
+        self._walks.clear()
+
+    def reads(self, table: Table) -> int | None:
+        reads = 0
+        for chain in table.chains.values():
+            for rule in chain.rules:
+                for match in rule.matches:
+                    more = _match_reads(match)
+                    if more is None:
+                        return None
+                    reads |= more
+                if rule.target is not None:
+                    more = _TARGET_READS.get(type(rule.target))
+                    if more is None:
+                        return None
+                    reads |= more
+        return reads
+
+    def walk(self, table: Table, hook: str, ctx: PacketContext, result: HookDecisions) -> WalkOutcome:
+        reads = self._reads.get(id(table), -1)
+        if reads == -1:
+            reads = self._reads[id(table)] = self.reads(table)
+            self._tables.append(table)
+        if reads is None:
+            return ipt_do_table(table, hook, ctx, result)
+        packet, skb = ctx.packet, ctx.skb
+        key: tuple[Any, ...] = (table.name, hook, packet.src, packet.dst, packet.proto, ctx.indev, ctx.outdev)
+        if reads:
+            if reads & _RL4:
+                payload = packet.payload
+                kind = type(payload)
+                if kind is TCP:
+                    if TYPE_CHECKING:
+                        assert isinstance(payload, TCP)
+                    key += (kind, payload.dport, payload.flags)
+                    if reads & _RSPORT:
+                        key += (payload.sport,)
+                elif kind is UDP:
+                    if TYPE_CHECKING:
+                        assert isinstance(payload, UDP)
+                    key += (kind, payload.dport)
+                    if reads & _RSPORT:
+                        key += (payload.sport,)
+                elif kind is ICMP:
+                    if TYPE_CHECKING:
+                        assert isinstance(payload, ICMP)
+                    key += (kind, payload.type, payload.code)
+                else:
+                    key += (kind,)
+            if reads & _RCT:
+                ct = skb.ct
+                key += (skb.ct_state, ct is not None and ct.snat, ct is not None and ct.dnat)
+            if reads & _RMARK:
+                key += (skb.mark,)
+            if reads & _RLOCAL:
+                local = ctx.netns.is_local_address
+                key += (local(packet.src), local(packet.dst))
+        walks = self._walks
+        found = walks.get(key)
+        if found is not None:
+            decisions, outcome, mark = found
+            if decisions:
+                result.decisions.extend(decisions)
+            if reads & _RMARK:
+                skb.mark = mark
+            return outcome
+        before = len(result.decisions)
+        outcome = ipt_do_table(table, hook, ctx, result)
+        if len(walks) >= _WALKS_KEPT:
+            walks.clear()
+        walks[key] = (tuple(result.decisions[before:]), outcome, skb.mark)
+        return outcome
