@@ -214,6 +214,16 @@ def test_a_wrong_model_fails_with_a_clear_diff(labs, monkeypatch):
     assert "ip ttl model 63 kernel 62" in str(result)
 
 
+def forget_rule_records(lab: Lab) -> None:
+    """Forget the rule records the model shares (ip_tables' caches) and the table walks each
+    namespace remembers (Netfilter.changed), so that a test patching how a rule decides sees
+    its patch used, and the next test does not meet the patched records."""
+    ip_tables._rule_decision.cache_clear()
+    ip_tables._DECIDED.clear()
+    for ns in lab.cluster.network.namespaces.values():
+        ns.netfilter.changed()
+
+
 @needs_lab
 def test_a_wrong_rule_number_in_the_model_is_found_in_the_kernels_trace(labs, monkeypatch):
     """A model that names the KUBE-FORWARD rule after the one that accepted the packet: the
@@ -225,16 +235,13 @@ def test_a_wrong_rule_number_in_the_model_is_found_in_the_kernels_trace(labs, mo
         ref = original(table, hook, chain, path, rule, position)
         return replace(ref, rule=ref.rule + 1) if chain == "KUBE-FORWARD" else ref
 
-    def forget_shared_records():
-        ip_tables._rule_decision.cache_clear()
-        ip_tables._DECIDED.clear()
-
-    forget_shared_records()
+    lab = labs.get("reference", "vxlan")
+    forget_rule_records(lab)
     monkeypatch.setattr(ip_tables, "_rule_ref", off_by_one)
     try:
-        result = run_scenario(labs.get("reference", "vxlan"), 5, "tcp")
+        result = run_scenario(lab, 5, "tcp")
     finally:
-        forget_shared_records()         # the records made with the wrong numbers go too
+        forget_rule_records(lab)         # the records made with the wrong numbers go too
     rules = [str(d) for d in result.differences if d.field == "netfilter rules"]
     assert rules, str(result)
     assert "-filter FORWARD KUBE-FORWARD rule 3 ACCEPT" in rules[0]
@@ -246,8 +253,13 @@ def test_a_wrong_mark_in_the_model_is_found_in_the_kernels_trace(labs, monkeypat
     """A model whose MARK sets 0x8000 where kube-proxy's KUBE-MARK-MASQ sets 0x4000: the mark the
     kernel's FORWARD hook sees is not the model's."""
     original = MarkTarget.apply
+    lab = labs.get("reference", "vxlan")
+    forget_rule_records(lab)             # walks remembered from earlier cases would not call apply
     monkeypatch.setattr(MarkTarget, "apply", lambda self, mark: original(self, mark) << 1)
-    result = run_scenario(labs.get("reference", "vxlan"), 5, "tcp")
+    try:
+        result = run_scenario(lab, 5, "tcp")
+    finally:
+        forget_rule_records(lab)
     marks = [d for d in result.differences if d.field == "netfilter mark"]
     assert marks and marks[0].model.startswith("0x8000") and marks[0].kernel == "0x4000", str(result)
 
