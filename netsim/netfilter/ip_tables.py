@@ -364,8 +364,15 @@ class TableWalks:
         if reads is None:
             return ipt_do_table(table, hook, ctx, result)
         packet, skb = ctx.packet, ctx.skb
-        key: tuple[Any, ...] = (table.name, hook, packet.src, packet.dst, packet.proto, ctx.indev, ctx.outdev)
-        if reads:
+        key: tuple[Any, ...]
+        if not reads & (_RL4 | _RLOCAL):
+            # the filter table's usual reads (ctstate, mark) in one tuple: reading what no rule
+            # tests as well only makes fewer walks alike
+            ct = skb.ct
+            key = (table.name, hook, packet.src, packet.dst, packet.proto, ctx.indev, ctx.outdev, skb.ct_state,
+                   ct is not None and ct.snat, ct is not None and ct.dnat, skb.mark)
+        else:
+            key = (table.name, hook, packet.src, packet.dst, packet.proto, ctx.indev, ctx.outdev)
             if reads & _RL4:
                 payload = packet.payload
                 kind = type(payload)
