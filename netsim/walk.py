@@ -158,7 +158,7 @@ class Walk(FlowLog):
         ended: list[Ended] = []
         all_pending, continued = self.pending, self.continued
         for d in self.drafts:
-            pending = all_pending.get(d.index)
+            pending = all_pending.get(d.index) if all_pending else None
             if pending:
                 first_gives_verdict = not d.verdict and not continued.get(d.index)
                 if first_gives_verdict:
