@@ -200,20 +200,19 @@ class Conntrack:
                 # the common case, a segment of an established connection: nothing changes
                 is_reply = direction == REPLY
                 skb.ct, skb.ct_reply, skb.ct_state = entry, is_reply, ct_state
-                known = entry.established.get((is_reply, ct_state))
+                known = entry.established.get((is_reply, ct_state)) if entry.established is not None else None
                 if known is None or known[0] is not entry.original or known[1] is not entry.reply:
-                    decision = _tcp_state(entry.original, entry.reply, is_reply, ct_state, old, new, False)
-                    known = entry.established[(is_reply, ct_state)] = (entry.original, entry.reply, decision)
+                    known = _remember(entry, is_reply, ct_state,
+                                      _tcp_state(entry.original, entry.reply, is_reply, ct_state, old, new, False))
                 return [known[2]]
         else:       # UDP, ICMP: tracked; only the reply bit changes (the same record, kept on the entry)
             is_reply = direction == REPLY
             if is_reply:
                 entry.seen_reply = True
             skb.ct, skb.ct_reply, skb.ct_state = entry, is_reply, ct_state
-            known = entry.established.get((is_reply, ct_state))
+            known = entry.established.get((is_reply, ct_state)) if entry.established is not None else None
             if known is None or known[0] is not entry.original or known[1] is not entry.reply:
-                decision = _tracked(entry.original, entry.reply, is_reply, ct_state)
-                known = entry.established[(is_reply, ct_state)] = (entry.original, entry.reply, decision)
+                known = _remember(entry, is_reply, ct_state, _tracked(entry.original, entry.reply, is_reply, ct_state))
             return [known[2]]
         reason = ConntrackReason.TRACKED
         facts: dict[str, Any] = {}
@@ -288,6 +287,15 @@ class Conntrack:
 def _new_connection(original: ConnTuple, reply: ConnTuple, tcp_state: str) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.NEW, Verdict.NEW,
                     consulted=(conntrack_ref_of(original, reply, "NEW", False),), tcp_state=tcp_state)
+
+
+def _remember(entry: ConntrackEntry, is_reply: bool, ct_state: str,
+              decision: Decision) -> tuple[ConnTuple, ConnTuple, Decision]:
+    """Keep `decision` on the entry for its packets in that direction and ctstate."""
+    if entry.established is None:
+        entry.established = {}
+    known = entry.established[(is_reply, ct_state)] = (entry.original, entry.reply, decision)
+    return known
 
 
 @lru_cache(maxsize=1 << 12)

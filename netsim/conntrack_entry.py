@@ -116,8 +116,8 @@ class ConntrackEntry:
     # the decision an established, assured TCP segment (or a UDP or ICMP packet) meets, by (is
     # reply, ctstate), with the tuples it names (Conntrack._existing: a connection's packets
     # meet the same few)
-    established: dict[tuple[bool, str], tuple[ConnTuple, ConnTuple, Decision]] = field(
-        default_factory=dict, repr=False)
+    established: dict[tuple[bool, str], tuple[ConnTuple, ConnTuple, Decision]] | None = field(
+        default=None, repr=False)
 
     @property
     def proto(self) -> int:

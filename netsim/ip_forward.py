@@ -45,6 +45,18 @@ def _routed(route: Route, src: str, dev: str) -> Decision:
                     consulted=(route_ref_for(route, src, dev, str(route)),))
 
 
+# ... found by the route lookup's answer itself (Namespace.route_get remembers its answers):
+# id(answer) -> (the answer, its decision), without hashing the route
+_ROUTED: dict[int, tuple[RouteResult, Decision]] = {}
+
+
+def _remember_routed(rr: RouteResult) -> tuple[RouteResult, Decision]:
+    if len(_ROUTED) >= 1 << 12:
+        _ROUTED.clear()
+    found = _ROUTED[id(rr)] = (rr, _routed(rr.route, rr.src or "", rr.dev))
+    return found
+
+
 @lru_cache(maxsize=1 << 8)
 def _forwarded(ttl: int) -> Decision:
     return Decision(Subsystem.IP, "ip_forward", IpReason.FORWARDED, Verdict.FORWARD,
@@ -52,7 +64,10 @@ def _forwarded(ttl: int) -> Decision:
 
 
 def ip_forward(k: Kernel, ns: Namespace, in_dev: Device, ip: IPv4, rr: RouteResult, flow: Flow) -> None:
-    flow.note(_routed(rr.route, rr.src or "", rr.dev))
+    found = _ROUTED.get(id(rr))
+    if found is None or found[0] is not rr:
+        found = _remember_routed(rr)
+    flow.note(found[1])
     if ip.ttl <= 1:
         flow.end("dropped", Decision(Subsystem.IP, "ip_forward", IpReason.TTL_EXCEEDED, Verdict.DROP, ttl=ip.ttl))
         k.icmp_send(ns, ip, ICMP_TIME_EXCEEDED, 0, flow)

@@ -49,8 +49,9 @@ def ip_rcv(k: Kernel, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
             return
         ip = hooked
     flow.skb.bridged = False
-    if (address_int(ip.dst) >> 24 == 127 or address_int(ip.src) >> 24 == 127) and not route_localnet(ns, dev):
-        if address_int(ip.dst) >> 24 == 127:
+    dst_int = address_int(ip.dst)
+    if (dst_int >> 24 == 127 or address_int(ip.src) >> 24 == 127) and not route_localnet(ns, dev):
+        if dst_int >> 24 == 127:
             flow.end("dropped", Decision(Subsystem.ROUTE, "ip_route_input_slow", RouteReason.MARTIAN_DESTINATION,
                                          Verdict.DROP, dst=ip.dst, src=ip.src, dev=dev.name))
         else:
@@ -67,7 +68,7 @@ def ip_rcv(k: Kernel, ns: Namespace, dev: Device, ip: IPv4, flow: Flow) -> None:
     if is_local(ip.dst) or ip.dst == "255.255.255.255":
         ip_local_deliver(k, ns, dev, ip, flow)
         return
-    if 0xE0000000 <= address_int(ip.dst) <= 0xEFFFFFFF:
+    if 0xE0000000 <= dst_int <= 0xEFFFFFFF:
         if ip.dst == ALL_HOSTS:
             flow.note(Decision(Subsystem.ROUTE, "ip_route_input_mc", RouteReason.BROADCAST_LOCAL, Verdict.DELIVER,
                                dst=ip.dst))

@@ -44,6 +44,18 @@ def _output_route(route: Route, src: str, dev: str, dst: str) -> Decision:
                     consulted=(route_ref_for(route, src, dev, str(route)),), dst=dst)
 
 
+# ... found by the route lookup's answer itself (Namespace.route_get remembers its answers):
+# id(answer) -> (the answer, its decision), without hashing the route
+_OUTPUT: dict[int, tuple[RouteResult, Decision]] = {}
+
+
+def _remember_output(rr: RouteResult) -> tuple[RouteResult, Decision]:
+    if len(_OUTPUT) >= 1 << 12:
+        _OUTPUT.clear()
+    found = _OUTPUT[id(rr)] = (rr, _output_route(rr.route, rr.src or "", rr.dev, rr.dst))
+    return found
+
+
 def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult | None = None) -> None:
     """ip_local_out for a packet this namespace generates."""
     if rr is None:
@@ -60,7 +72,10 @@ def ip_local_out(k: Kernel, ns: Namespace, ip: IPv4, flow: Flow, rr: RouteResult
         return
     if _loopback_source_refused(k, ns, ip, rr, flow, "ip_route_output_key"):
         return
-    flow.note(_output_route(rr.route, rr.src or "", rr.dev, rr.dst))
+    found = _OUTPUT.get(id(rr))
+    if found is None or found[0] is not rr:
+        found = _remember_output(rr)
+    flow.note(found[1])
     original_dst = ip.dst
     hooked = k.nf_hook(ns, "OUTPUT", ip, flow, outdev=rr.dev, nexthop=rr.nexthop)
     if hooked is None:

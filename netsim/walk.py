@@ -27,6 +27,7 @@ another copy left alive.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
@@ -123,11 +124,24 @@ class Walk(FlowLog):
     def run(self) -> None:
         """Drain the backlog; when the wire goes quiet, run the timers (IDLE_TIMERS, in that
         order: the first that sends anything goes first) until none has anything left to do.
-        The network's clock then stands where the walk ended."""
-        while True:
-            self.do_softirq()
-            if not any(timer(self) for timer in IDLE_TIMERS):
-                break
+        The network's clock then stands where the walk ended.
+
+        Python's cyclic garbage collector is paused while the walk runs (and resumed as it
+        was): a walk makes tens of thousands of records that stay alive (hops, decisions,
+        packets), which every young-generation collection would traverse again (a tenth of a
+        100 kB transfer's time), and it is bounded (max_hops). The few cycles it leaves are
+        collected after it, as any other garbage."""
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            while True:
+                self.do_softirq()
+                if not any(timer(self) for timer in IDLE_TIMERS):
+                    break
+        finally:
+            if paused:
+                gc.enable()
         self.clock.us = self.now_us()
 
     def do_softirq(self) -> None:
@@ -158,7 +172,7 @@ class Walk(FlowLog):
         ended: list[Ended] = []
         all_pending, continued = self.pending, self.continued
         for d in self.drafts:
-            pending = all_pending.get(d.index)
+            pending = all_pending.get(d.index) if all_pending else None
             if pending:
                 first_gives_verdict = not d.verdict and not continued.get(d.index)
                 if first_gives_verdict:

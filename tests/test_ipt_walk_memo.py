@@ -112,4 +112,4 @@ def test_a_nat_walk_is_remembered_by_the_source_port_only_where_a_rule_tests_it(
             ["10.0.0.9", "10.0.0.8", None, "10.0.0.9"]
     nf.delete("nat", "PREROUTING", 1)       # no rule reads the source port now
     assert [bound(1000, 80), bound(1001, 81)] == ["10.0.0.8", None]
-    assert {key[7:] for key in nf._walks._walks} == {(TCP, 80, "S"), (TCP, 81, "S")}   # no source port
+    assert len(nf._walks._walks) == 2 and {key[-1] for key in nf._walks._walks} == {0}   # no source port

@@ -477,3 +477,19 @@ def test_tcp_rst_acknowledges_what_the_segment_occupied():
     assert fields(rst_for("SF", b"")) == (81, 40000, 0, 1002, "RA", 0)
     assert fields(rst_for("PA", b"x" * 10)) == (81, 40000, 5000, 0, "R", 0)
     assert fields(rst_for("FA", b"")) == (81, 40000, 5000, 0, "R", 0)
+
+
+def test_a_walk_leaves_the_garbage_collector_as_it_found_it():
+    """Walk.run pauses Python's cyclic collector while it runs and resumes it as it was."""
+    import gc
+
+    net = two_hosts()
+    assert gc.isenabled()
+    assert net.send("h1", "10.0.0.2").outcome.kind == "answered"
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert net.send("h1", "10.0.0.2").outcome.kind == "answered"
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -96,7 +96,7 @@ class Netfilter:
 
     def changed(self) -> None:
         """The tables changed (every change goes through this class): the hooks' plans are redone,
-        the table walks remembered forgotten."""
+        and the remembered table walks forgotten."""
         self._plans = None
         self._walks.clear()
 

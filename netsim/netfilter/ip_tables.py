@@ -364,37 +364,47 @@ class TableWalks:
         if reads is None:
             return ipt_do_table(table, hook, ctx, result)
         packet, skb = ctx.packet, ctx.skb
-        key: tuple[Any, ...] = (table.name, hook, packet.src, packet.dst, packet.proto, ctx.indev, ctx.outdev)
-        if reads:
+        key: tuple[Any, ...]
+        if not reads & (_RL4 | _RLOCAL):
+            # the filter table's usual reads (ctstate, mark) in one tuple: reading what no rule
+            # tests as well only makes fewer walks alike
+            ct = skb.ct
+            key = (table.name, hook, packet.src, packet.dst, packet.proto, ctx.indev, ctx.outdev, skb.ct_state,
+                   ct is not None and ct.snat, ct is not None and ct.dnat, skb.mark)
+        else:
+            # ports and flags, local addresses: one flat tuple (the nat table's walks), what no
+            # rule reads in it as a constant
+            lsrc = ldst = False
+            if reads & _RLOCAL:
+                local = ctx.netns.is_local_address
+                lsrc, ldst = local(packet.src), local(packet.dst)
+            kind: type | None = None
+            first: Any = None
+            second: Any = None
+            sport = 0
             if reads & _RL4:
                 payload = packet.payload
                 kind = type(payload)
                 if kind is TCP:
                     if TYPE_CHECKING:
                         assert isinstance(payload, TCP)
-                    key += (kind, payload.dport, payload.flags)
+                    first, second = payload.dport, payload.flags
                     if reads & _RSPORT:
-                        key += (payload.sport,)
+                        sport = payload.sport
                 elif kind is UDP:
                     if TYPE_CHECKING:
                         assert isinstance(payload, UDP)
-                    key += (kind, payload.dport)
+                    first = payload.dport
                     if reads & _RSPORT:
-                        key += (payload.sport,)
+                        sport = payload.sport
                 elif kind is ICMP:
                     if TYPE_CHECKING:
                         assert isinstance(payload, ICMP)
-                    key += (kind, payload.type, payload.code)
-                else:
-                    key += (kind,)
-            if reads & _RCT:
-                ct = skb.ct
-                key += (skb.ct_state, ct is not None and ct.snat, ct is not None and ct.dnat)
-            if reads & _RMARK:
-                key += (skb.mark,)
-            if reads & _RLOCAL:
-                local = ctx.netns.is_local_address
-                key += (local(packet.src), local(packet.dst))
+                    first, second = payload.type, payload.code
+            ct = skb.ct
+            key = (table.name, hook, packet.src, packet.dst, packet.proto, ctx.indev, ctx.outdev, skb.ct_state,
+                   ct is not None and ct.snat, ct is not None and ct.dnat, skb.mark, lsrc, ldst, kind, first, second,
+                   sport)
         walks = self._walks
         found = walks.get(key)
         if found is not None:
