@@ -97,3 +97,19 @@ def test_nft_rules_are_numbered_by_their_text():
     walk = index.number(parse_nft_monitor((DATA / "nft-monitor-trace.txt").read_text())[2])
     assert walk.hook == "INPUT"
     assert [(e.chain, e.rule) for e in walk.events] == [("input", 1), ("c2", 1), ("c2", 2), ("input", 2)]
+
+
+def test_xtables_monitor_lines_of_two_packets_traced_at_once_go_to_their_own_walks():
+    """Printed by node2's monitor during chapter 10's fdb-back case (a conformance run here): an
+    IGMP report (0.0.0.0 -> 224.0.0.22) entered node2 while the VXLAN packet walked the nat table,
+    and the two packets' lines interleave. Each TRACE line belongs to the last PACKET of its id:
+    the VXLAN packet's walk goes on through KUBE-SERVICES to its policy, it does not end at the
+    jump (which would read as a REJECT the trace did not report)."""
+    walks = parse_xtables_monitor((DATA / "xtables-monitor-interleaved.txt").read_text())
+    nat = [(w.packet["SRC"], [(e.chain, e.verdict, e.target) for e in w.events]) for w in walks if w.table == "nat"]
+    assert nat == [
+        ("192.168.50.11", [("PREROUTING", "JUMP", "KUBE-SERVICES"), ("KUBE-SERVICES", "JUMP", "KUBE-NODEPORTS"),
+                           ("PREROUTING", "ACCEPT", "")]),
+        ("0.0.0.0", [("PREROUTING", "JUMP", "KUBE-SERVICES"), ("PREROUTING", "ACCEPT", "")])]
+    raw = [(w.packet["SRC"], [e.verdict for e in w.events]) for w in walks if w.table == "raw"]
+    assert raw == [("0.0.0.0", ["CONTINUE", "ACCEPT"]), ("192.168.50.11", ["CONTINUE", "ACCEPT"])]

@@ -108,18 +108,22 @@ def _xt_verdict(rest: str) -> tuple[str, str]:
 
 def parse_xtables_monitor(text: str) -> list[TraceWalk]:
     """`xtables-monitor --trace` output as walks, in the order printed. A PACKET line opens a
-    walk; the TRACE lines after it with the same id belong to it."""
+    walk; the TRACE lines after it with the same id belong to it, even when another packet's
+    lines come between (two CPUs trace at once: an IGMP report arriving while a VXLAN packet
+    walks the nat table prints its PACKET and TRACE lines among the other's)."""
     walks: list[TraceWalk] = []
-    current: TraceWalk | None = None
+    open_walks: dict[str, TraceWalk] = {}
     for line in text.splitlines():
         m = _XT_PACKET.match(line)
         if m:
             values, flags = _xt_packet(m["fields"])
-            current = TraceWalk(m["id"], _FAMILIES.get(m["family"], m["family"]), "", "", values, flags)
-            walks.append(current)
+            opened = TraceWalk(m["id"], _FAMILIES.get(m["family"], m["family"]), "", "", values, flags)
+            walks.append(opened)
+            open_walks[m["id"]] = opened
             continue
         m = _XT_EVENT.match(line)
-        if not m or current is None or m["id"] != current.id:
+        current = open_walks.get(m["id"]) if m else None
+        if m is None or current is None:
             continue
         verdict, target = _xt_verdict(m["rest"])
         handle = None
