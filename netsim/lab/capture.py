@@ -13,8 +13,8 @@ and cni0 tx showed a bridged DNAT with the pod's source MAC, which br_netfilter 
 over cni0's only after the bridge device's taps (br_nf_pre_routing_finish_bridge_slow).
 
 The frame header gives the kernel's timestamp (tp_sec, tp_nsec: the skb's own software stamp
-when it has one, as SO_TIMESTAMPNS gave; the sockets ask for it, so the kernel stamps every
-skb at the taps) and the sockaddr_ll after it the packet type, hence the direction
+when it has one, as SO_TIMESTAMPNS gave; the sockets set SO_TIMESTAMPNS, which turns the
+kernel's stamping of sent and received skbs on) and the sockaddr_ll after it the packet type, hence the direction
 (PACKET_OUTGOING for a frame the device sent). On `lo` every frame shows twice; like libpcap,
 the received copy is kept.
 
