@@ -10,8 +10,8 @@
 - `Lab` (kernel.py): builds the cluster from netsim's own state, runs one exchange with real
   sockets and captures every device (`Lab.exchange` -> `Observation`, with a netsim `Trace`).
   Its parts: `plan` (the build as checked command lines), `process` (running a command),
-  `cleanup` (namespaces removed whatever way the process ends), `capture` (a socket on every
-  device), `frames` (captures ordered and classified into a `Trace`), `traffic` (the servers
+  `cleanup` (namespaces removed whatever way the process ends), `capture` (a packet socket
+  with a receive ring on every device, copying each frame as it passes), `frames` (captures ordered and classified into a `Trace`), `traffic` (the servers
   and the client).
 - `commands` (commands.py): the validators every name and value passes before it reaches a
   command line (`UnsafeArgument`), and the checks on batch and iptables-restore input.

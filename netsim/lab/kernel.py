@@ -53,7 +53,7 @@ from . import commands as tok
 from . import plan as planning
 from . import rulesets
 from ._netns import NETNS_RUN_DIR, in_netns, netns_path, tx_checksum_off, write_sysctls
-from .capture import Capture, Ring, drain, flush, open_captures
+from .capture import Capture, Ring, close_all, drain, flush, open_captures
 from .cleanup import LIVE, LabWarning, SignalsHeld, install_handlers, reclaim_stale
 from .commands import LabError, Line
 from .frames import order, to_trace
@@ -278,11 +278,7 @@ class Lab:
             for tracer in (self.tracer, self.nft_tracer):
                 if tracer is not None:
                     tracer.close()
-            for s in self._sockets.values():
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            close_all(list(self._sockets.values()))
             self._sockets.clear()
             for proc in list(self._children):
                 reap(proc, drain=False)
