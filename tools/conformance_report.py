@@ -546,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(runs, generated=today, cni=cni_line)
     head, sep, rest = text.partition("## What is compared, and how")
     text = head + "\n".join(families_section(runs, mtu, state, cases)) + "\n" + sep + rest
-    pytest_bad: list[tuple[str, str, int, int]] = []
+    pytest_bad: list[tuple[str, str, int, int, int]] = []
     if mtu or state:
         extra = [line for family, results in cases.items() for line in cases_section(family, results)]
         more = pytest_families()
@@ -576,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"CNI pod differs: {line}", file=sys.stderr)
     for r in cases_bad:
         print(r.comparison, *r.counters, sep="\n", file=sys.stderr)
-    for f, _text, ok, bad in pytest_bad:
+    for f, _text, ok, bad, _known in pytest_bad:
         print(f"{f}: {bad} of {ok + bad} tests did not pass", file=sys.stderr)
     return 1 if differing or unexpected or state_bad or cni_diff or cases_bad or pytest_bad else 0
 
