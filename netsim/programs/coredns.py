@@ -302,6 +302,10 @@ class ClusterDns:
             request = Message.from_bytes(raw)
         except DnsFormatError:
             return None
+        return self.wire_reply(request, proto)
+
+    def wire_reply(self, request: Message, proto: str = "udp") -> bytes | None:
+        """The reply's bytes to a parsed query (None for a message that is itself a reply)."""
         if request.qr:
             return None
         reply, compress = self.respond(request, proto)
@@ -344,7 +348,8 @@ class CoreDnsServer(Program):
 
     def reply(self, raw: bytes, proto: str) -> bytes | None:
         try:
-            self.answered.append((proto, Message.from_bytes(raw)))
+            request = Message.from_bytes(raw)
         except DnsFormatError:
             return None
-        return self.data.wire_answer(raw, proto)
+        self.answered.append((proto, request))
+        return self.data.wire_reply(request, proto)

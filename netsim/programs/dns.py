@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv6Address
 from typing import Union
 
@@ -280,8 +281,14 @@ class Message:
         base = Message(self.id, qr=True, opcode=self.opcode, rd=self.rd, cd=self.cd, questions=self.questions[:1])
         return replace(base, **changes)  # type: ignore[arg-type]
 
+    @cached_property
+    def wire(self) -> bytes:
+        """The uncompressed bytes, written once: a message never changes (a server sizes its
+        reply, then sends the same bytes)."""
+        return Writer().message(self)
+
     def to_bytes(self, compress: bool = False) -> bytes:
-        return Writer(compress).message(self)
+        return Writer(True).message(self) if compress else self.wire
 
     def length(self, compress: bool = False) -> int:
         return len(self.to_bytes(compress))
@@ -324,6 +331,18 @@ def _with_sections(base: Message, sections: list[list[ResourceRecord]]) -> Messa
 # ------------------------------------------------------------------------------ wire format
 
 
+@lru_cache(maxsize=1024)
+def encode_name(name: str) -> bytes:
+    """A name uncompressed: each label's length and octets, then the root's zero."""
+    out = bytearray()
+    for label in name_labels(name):
+        raw = label.encode()
+        out.append(len(raw))
+        out += raw
+    out.append(0)
+    return bytes(out)
+
+
 class Writer:
     """Serialise a message; with `compress`, each name points at the longest suffix already
     written (offsets below 0x4000)."""
@@ -345,13 +364,15 @@ class Writer:
         return bytes(out)
 
     def name(self, name: str, offset: int) -> bytes:
+        if not self.compress:
+            return encode_name(name)
         labels = name_labels(name)
         out = bytearray()
         for i in range(len(labels)):
             suffix = ".".join(labels[i:]).lower()
-            if self.compress and suffix in self.offsets:
+            if suffix in self.offsets:
                 return bytes(out) + struct.pack("!H", 0xC000 | self.offsets[suffix])
-            if self.compress and offset + len(out) < 0x4000:
+            if offset + len(out) < 0x4000:
                 self.offsets[suffix] = offset + len(out)
             raw = labels[i].encode()
             out += bytes([len(raw)]) + raw
@@ -399,8 +420,8 @@ class Reader:
         for _ in range(int(h["qdcount"])):
             name, offset = self.name(offset)
             self.need(offset, QUESTION_TAIL.size, "question")
-            q = QUESTION_TAIL.unpack(self.raw[offset:])
-            questions.append(Question(name, int(q["qtype"]), int(q["qclass"])))
+            qtype, qclass = QUESTION_TAIL.struct.unpack_from(self.raw, offset)
+            questions.append(Question(name, qtype, qclass))
             offset += QUESTION_TAIL.size
         sections: list[list[ResourceRecord]] = []
         for count in (h["ancount"], h["nscount"], h["arcount"]):
@@ -415,16 +436,19 @@ class Reader:
 
     def name(self, offset: int) -> tuple[str, int]:
         """The name at `offset` and the offset after it (after the first pointer, if any)."""
+        raw = self.raw
+        size = len(raw)
         labels: list[str] = []
         end = -1
         seen = set()
         total = 1
         while True:
-            self.need(offset, 1, "name")
-            length = self.raw[offset]
+            if offset >= size:
+                self.need(offset, 1, "name")
+            length = raw[offset]
             if length & 0xC0 == 0xC0:
                 self.need(offset, 2, "name")
-                target = struct.unpack_from("!H", self.raw, offset)[0] & 0x3FFF
+                target = ((length & 0x3F) << 8) | raw[offset + 1]
                 if target in seen or target >= offset:
                     raise DnsFormatError(f"DNS name compression pointer at offset {offset} loops or points forward")
                 seen.add(target)
@@ -438,23 +462,24 @@ class Reader:
                 if end < 0:
                     end = offset + 1
                 break
-            self.need(offset + 1, length, "name")
-            labels.append(self.raw[offset + 1:offset + 1 + length].decode("ascii", "backslashreplace"))
+            offset += 1
+            if offset + length > size:
+                self.need(offset, length, "name")
+            labels.append(raw[offset:offset + length].decode("ascii", "backslashreplace"))
             total += length + 1
             if total > 255:
                 raise DnsFormatError("DNS name over 255 octets")
-            offset += 1 + length
+            offset += length
         return (".".join(labels) + "." if labels else "."), end
 
     def rr(self, offset: int) -> tuple[ResourceRecord, int]:
         name, offset = self.name(offset)
         self.need(offset, RR_FIXED.size, "record")
-        fixed = RR_FIXED.unpack(self.raw[offset:])
+        rtype, rclass, ttl, length = RR_FIXED.struct.unpack_from(self.raw, offset)
         offset += RR_FIXED.size
-        rtype, length = int(fixed["type"]), int(fixed["rdlength"])
         self.need(offset, length, "RDATA")
         data = self.rdata(rtype, offset, length)
-        return ResourceRecord(name, rtype, int(fixed["ttl"]), data, int(fixed["rclass"])), offset + length
+        return ResourceRecord(name, rtype, ttl, data, rclass), offset + length
 
     def rdata(self, rtype: int, offset: int, length: int) -> RData:
         body = self.raw[offset:offset + length]
