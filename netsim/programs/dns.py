@@ -21,6 +21,7 @@ scapy's DNS layer is used in the tests as the reference dissector; netsim's core
 
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass, field, replace
 from functools import cached_property, lru_cache
@@ -101,6 +102,12 @@ def check_name(name: str) -> str:
     """A domain name as text, with its trailing dot added; labels of 1 to 63 octets, 255 in all."""
     if not isinstance(name, str):
         raise ConfigError(f"DNS name {name!r} must be text such as 'web.default.svc.cluster.local'")
+    return _checked_name(name)
+
+
+@lru_cache(maxsize=1024)
+def _checked_name(name: str) -> str:
+    """check_name's verdict on a text name, reached once per name (a bad name raises every time)."""
     if name in ("", "."):
         return "."
     text = name if name.endswith(".") else name + "."
@@ -278,8 +285,10 @@ class Message:
     def reply(self, **changes: object) -> Message:
         """The reply skeleton miekg/dns `SetReply` makes: same id, opcode, RD, CD and
         question; QR set."""
-        base = Message(self.id, qr=True, opcode=self.opcode, rd=self.rd, cd=self.cd, questions=self.questions[:1])
-        return replace(base, **changes)  # type: ignore[arg-type]
+        fields: dict[str, object] = {"id": self.id, "qr": True, "opcode": self.opcode, "rd": self.rd, "cd": self.cd,
+                                     "questions": self.questions[:1]}
+        fields.update(changes)
+        return Message(**fields)  # type: ignore[arg-type]
 
     @cached_property
     def wire(self) -> bytes:
@@ -329,6 +338,12 @@ def _with_sections(base: Message, sections: list[list[ResourceRecord]]) -> Messa
 
 
 # ------------------------------------------------------------------------------ wire format
+
+
+@lru_cache(maxsize=1024)
+def packed_ipv4(address: str) -> bytes:
+    """An A record's RDATA: the address's four octets."""
+    return IPv4Address(address).packed
 
 
 @lru_cache(maxsize=1024)
@@ -387,7 +402,7 @@ class Writer:
 
     def rdata(self, data: RData, offset: int) -> bytes:
         if isinstance(data, A):
-            return IPv4Address(data.address).packed
+            return packed_ipv4(data.address)
         if isinstance(data, AAAA):
             return IPv6Address(data.address).packed
         if isinstance(data, (CNAME, PTR, NS)):
@@ -484,7 +499,7 @@ class Reader:
     def rdata(self, rtype: int, offset: int, length: int) -> RData:
         body = self.raw[offset:offset + length]
         if rtype == TYPE_A and length == 4:
-            return A(str(IPv4Address(body)))
+            return A(socket.inet_ntoa(body))
         if rtype == TYPE_AAAA and length == 16:
             return AAAA(str(IPv6Address(body)))
         if rtype in NAME_RDATA:
