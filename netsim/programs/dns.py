@@ -275,7 +275,7 @@ class Message:
             raise DnsFormatError("the message has no question")
         return self.questions[0]
 
-    @property
+    @cached_property
     def edns(self) -> Edns | None:
         for rr in self.additional:
             if rr.type == TYPE_OPT:
@@ -304,7 +304,7 @@ class Message:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Message:
-        return Reader(raw).message()
+        return parse_message(bytes(raw))
 
     def truncate(self, limit: int) -> tuple[Message, bool]:
         """miekg/dns Msg.Truncate: (the message that fits `limit` bytes, whether to compress it)."""
@@ -330,6 +330,13 @@ class Message:
         dropped = any(len(keep) < len(section) for keep, section in zip(kept, sections))
         out = _with_sections(probe, kept)
         return replace(out, additional=out.additional + tuple(opt), tc=self.tc or dropped), True
+
+
+@lru_cache(maxsize=512)
+def parse_message(raw: bytes) -> Message:
+    """The message in `raw`. A message never changes, so the same bytes (the same query asked
+    again, the same answer to it) are parsed once; bytes that are not a message raise each time."""
+    return Reader(raw).message()
 
 
 def _with_sections(base: Message, sections: list[list[ResourceRecord]]) -> Message:
