@@ -164,3 +164,17 @@ def test_a_cluster_without_a_dns_pod_resolves_names_itself():
     with pytest.raises(UnknownHostError) as caught:
         cluster.ping("pod-a", "nosuch")
     assert "'nosuch'" in str(caught.value) and caught.value.traces == ()
+
+
+def test_a_service_added_between_two_digs_is_answered_the_second_time():
+    """The server's reply bytes are remembered for the same data and query: a Service added is
+    other data, so the same query is answered anew."""
+    cluster = reference_cluster()
+    before = [cluster.dig("pod-a", "api.default.svc.cluster.local") for _ in range(2)]
+    assert [run.result.reply.rcode for run in before] == [NXDOMAIN, NXDOMAIN]
+    cluster.add_service("api", port=80, target_port=8080, pods=["pod-c"])
+    after = cluster.dig("pod-a", "api.default.svc.cluster.local")
+    address = cluster.services["api"].cluster_ip
+    assert after.result.reply.rcode == NOERROR
+    assert [rr.data.address for rr in after.result.reply.answers] == [address]
+    assert after.stdout.count(address) == 1 and before[1].stdout == before[0].stdout

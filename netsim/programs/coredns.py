@@ -38,6 +38,7 @@ SRV records, the zonal/multicluster options, autopath.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from ipaddress import IPv4Address
 
 from .dns import (
@@ -302,10 +303,28 @@ class ClusterDns:
             request = Message.from_bytes(raw)
         except DnsFormatError:
             return None
+        return self.wire_reply(request, proto)
+
+    def wire_reply(self, request: Message, proto: str = "udp") -> bytes | None:
+        """The reply's bytes to a parsed query (None for a message that is itself a reply)."""
         if request.qr:
             return None
-        reply, compress = self.respond(request, proto)
-        return reply.to_bytes(compress)
+        try:
+            hash((self, request))
+        except TypeError:                  # data built with lists: answered afresh, not remembered
+            return _reply_bytes(self, request, proto)
+        return _remembered_reply_bytes(self, request, proto)
+
+
+def _reply_bytes(data: ClusterDns, request: Message, proto: str) -> bytes:
+    reply, compress = data.respond(request, proto)
+    return reply.to_bytes(compress)
+
+
+# The answer is a function of the data, the query and the transport only (no clock, no
+# randomness), so the same query to the same data is answered with the bytes written the first
+# time; a Service or pod added or removed is other data, so another key.
+_remembered_reply_bytes = lru_cache(maxsize=256)(_reply_bytes)
 
 
 class CoreDnsServer(Program):
@@ -344,7 +363,8 @@ class CoreDnsServer(Program):
 
     def reply(self, raw: bytes, proto: str) -> bytes | None:
         try:
-            self.answered.append((proto, Message.from_bytes(raw)))
+            request = Message.from_bytes(raw)
         except DnsFormatError:
             return None
-        return self.data.wire_answer(raw, proto)
+        self.answered.append((proto, request))
+        return self.data.wire_reply(request, proto)

@@ -21,8 +21,10 @@ scapy's DNS layer is used in the tests as the reference dissector; netsim's core
 
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass, field, replace
+from functools import cached_property, lru_cache
 from ipaddress import IPv4Address, IPv6Address
 from typing import Union
 
@@ -100,6 +102,12 @@ def check_name(name: str) -> str:
     """A domain name as text, with its trailing dot added; labels of 1 to 63 octets, 255 in all."""
     if not isinstance(name, str):
         raise ConfigError(f"DNS name {name!r} must be text such as 'web.default.svc.cluster.local'")
+    return _checked_name(name)
+
+
+@lru_cache(maxsize=1024)
+def _checked_name(name: str) -> str:
+    """check_name's verdict on a text name, reached once per name (a bad name raises every time)."""
     if name in ("", "."):
         return "."
     text = name if name.endswith(".") else name + "."
@@ -267,7 +275,7 @@ class Message:
             raise DnsFormatError("the message has no question")
         return self.questions[0]
 
-    @property
+    @cached_property
     def edns(self) -> Edns | None:
         for rr in self.additional:
             if rr.type == TYPE_OPT:
@@ -277,18 +285,26 @@ class Message:
     def reply(self, **changes: object) -> Message:
         """The reply skeleton miekg/dns `SetReply` makes: same id, opcode, RD, CD and
         question; QR set."""
-        base = Message(self.id, qr=True, opcode=self.opcode, rd=self.rd, cd=self.cd, questions=self.questions[:1])
-        return replace(base, **changes)  # type: ignore[arg-type]
+        fields: dict[str, object] = {"id": self.id, "qr": True, "opcode": self.opcode, "rd": self.rd, "cd": self.cd,
+                                     "questions": self.questions[:1]}
+        fields.update(changes)
+        return Message(**fields)  # type: ignore[arg-type]
+
+    @cached_property
+    def wire(self) -> bytes:
+        """The uncompressed bytes, written once: a message never changes (a server sizes its
+        reply, then sends the same bytes)."""
+        return Writer().message(self)
 
     def to_bytes(self, compress: bool = False) -> bytes:
-        return Writer(compress).message(self)
+        return Writer(True).message(self) if compress else self.wire
 
     def length(self, compress: bool = False) -> int:
         return len(self.to_bytes(compress))
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Message:
-        return Reader(raw).message()
+        return parse_message(bytes(raw))
 
     def truncate(self, limit: int) -> tuple[Message, bool]:
         """miekg/dns Msg.Truncate: (the message that fits `limit` bytes, whether to compress it)."""
@@ -316,12 +332,37 @@ class Message:
         return replace(out, additional=out.additional + tuple(opt), tc=self.tc or dropped), True
 
 
+@lru_cache(maxsize=512)
+def parse_message(raw: bytes) -> Message:
+    """The message in `raw`. A message never changes, so the same bytes (the same query asked
+    again, the same answer to it) are parsed once; bytes that are not a message raise each time."""
+    return Reader(raw).message()
+
+
 def _with_sections(base: Message, sections: list[list[ResourceRecord]]) -> Message:
     parts = [tuple(s) for s in sections] + [()] * (3 - len(sections))
     return replace(base, answers=parts[0], authority=parts[1], additional=parts[2])
 
 
 # ------------------------------------------------------------------------------ wire format
+
+
+@lru_cache(maxsize=1024)
+def packed_ipv4(address: str) -> bytes:
+    """An A record's RDATA: the address's four octets."""
+    return IPv4Address(address).packed
+
+
+@lru_cache(maxsize=1024)
+def encode_name(name: str) -> bytes:
+    """A name uncompressed: each label's length and octets, then the root's zero."""
+    out = bytearray()
+    for label in name_labels(name):
+        raw = label.encode()
+        out.append(len(raw))
+        out += raw
+    out.append(0)
+    return bytes(out)
 
 
 class Writer:
@@ -345,13 +386,15 @@ class Writer:
         return bytes(out)
 
     def name(self, name: str, offset: int) -> bytes:
+        if not self.compress:
+            return encode_name(name)
         labels = name_labels(name)
         out = bytearray()
         for i in range(len(labels)):
             suffix = ".".join(labels[i:]).lower()
-            if self.compress and suffix in self.offsets:
+            if suffix in self.offsets:
                 return bytes(out) + struct.pack("!H", 0xC000 | self.offsets[suffix])
-            if self.compress and offset + len(out) < 0x4000:
+            if offset + len(out) < 0x4000:
                 self.offsets[suffix] = offset + len(out)
             raw = labels[i].encode()
             out += bytes([len(raw)]) + raw
@@ -366,7 +409,7 @@ class Writer:
 
     def rdata(self, data: RData, offset: int) -> bytes:
         if isinstance(data, A):
-            return IPv4Address(data.address).packed
+            return packed_ipv4(data.address)
         if isinstance(data, AAAA):
             return IPv6Address(data.address).packed
         if isinstance(data, (CNAME, PTR, NS)):
@@ -399,8 +442,8 @@ class Reader:
         for _ in range(int(h["qdcount"])):
             name, offset = self.name(offset)
             self.need(offset, QUESTION_TAIL.size, "question")
-            q = QUESTION_TAIL.unpack(self.raw[offset:])
-            questions.append(Question(name, int(q["qtype"]), int(q["qclass"])))
+            qtype, qclass = QUESTION_TAIL.struct.unpack_from(self.raw, offset)
+            questions.append(Question(name, qtype, qclass))
             offset += QUESTION_TAIL.size
         sections: list[list[ResourceRecord]] = []
         for count in (h["ancount"], h["nscount"], h["arcount"]):
@@ -415,16 +458,19 @@ class Reader:
 
     def name(self, offset: int) -> tuple[str, int]:
         """The name at `offset` and the offset after it (after the first pointer, if any)."""
+        raw = self.raw
+        size = len(raw)
         labels: list[str] = []
         end = -1
         seen = set()
         total = 1
         while True:
-            self.need(offset, 1, "name")
-            length = self.raw[offset]
+            if offset >= size:
+                self.need(offset, 1, "name")
+            length = raw[offset]
             if length & 0xC0 == 0xC0:
                 self.need(offset, 2, "name")
-                target = struct.unpack_from("!H", self.raw, offset)[0] & 0x3FFF
+                target = ((length & 0x3F) << 8) | raw[offset + 1]
                 if target in seen or target >= offset:
                     raise DnsFormatError(f"DNS name compression pointer at offset {offset} loops or points forward")
                 seen.add(target)
@@ -438,28 +484,29 @@ class Reader:
                 if end < 0:
                     end = offset + 1
                 break
-            self.need(offset + 1, length, "name")
-            labels.append(self.raw[offset + 1:offset + 1 + length].decode("ascii", "backslashreplace"))
+            offset += 1
+            if offset + length > size:
+                self.need(offset, length, "name")
+            labels.append(raw[offset:offset + length].decode("ascii", "backslashreplace"))
             total += length + 1
             if total > 255:
                 raise DnsFormatError("DNS name over 255 octets")
-            offset += 1 + length
+            offset += length
         return (".".join(labels) + "." if labels else "."), end
 
     def rr(self, offset: int) -> tuple[ResourceRecord, int]:
         name, offset = self.name(offset)
         self.need(offset, RR_FIXED.size, "record")
-        fixed = RR_FIXED.unpack(self.raw[offset:])
+        rtype, rclass, ttl, length = RR_FIXED.struct.unpack_from(self.raw, offset)
         offset += RR_FIXED.size
-        rtype, length = int(fixed["type"]), int(fixed["rdlength"])
         self.need(offset, length, "RDATA")
         data = self.rdata(rtype, offset, length)
-        return ResourceRecord(name, rtype, int(fixed["ttl"]), data, int(fixed["rclass"])), offset + length
+        return ResourceRecord(name, rtype, ttl, data, rclass), offset + length
 
     def rdata(self, rtype: int, offset: int, length: int) -> RData:
         body = self.raw[offset:offset + length]
         if rtype == TYPE_A and length == 4:
-            return A(str(IPv4Address(body)))
+            return A(socket.inet_ntoa(body))
         if rtype == TYPE_AAAA and length == 16:
             return AAAA(str(IPv6Address(body)))
         if rtype in NAME_RDATA:

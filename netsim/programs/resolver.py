@@ -37,6 +37,7 @@ link-local address, and glibc then asks for AAAA too (measured).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from ..addresses import parse_address, stable_hash
 from ..errors import ConfigError, InvalidNameError
@@ -131,6 +132,16 @@ class ResolvConf:
 def kubelet_resolv_conf(namespace: str, cluster_dns: tuple[str, ...] = ("10.96.0.10",),
                         cluster_domain: str = "cluster.local", host_search: tuple[str, ...] = ()) -> ResolvConf:
     """What kubelet gives a ClusterFirst pod in `namespace` (GetPodDNS, generateSearchesForDNSClusterFirst)."""
+    args = (namespace, cluster_dns, cluster_domain, host_search)
+    try:
+        hash(args)
+    except TypeError:                  # a list given for a tuple: written afresh, not remembered
+        return _write_resolv_conf(*args)
+    return _remembered_resolv_conf(*args)
+
+
+def _write_resolv_conf(namespace: str, cluster_dns: tuple[str, ...], cluster_domain: str,
+                       host_search: tuple[str, ...]) -> ResolvConf:
     if not isinstance(namespace, str) or not DNS1123_LABEL.matches(namespace):
         raise InvalidNameError(f"namespace name {namespace!r} is not a DNS-1123 label: use {DNS1123_LABEL.words} "
                                f"(e.g. 'default')")
@@ -146,6 +157,10 @@ def kubelet_resolv_conf(namespace: str, cluster_dns: tuple[str, ...] = ("10.96.0
     while len(" ".join(search)) > MAX_SEARCH_CHARS:
         search.pop()
     return ResolvConf(servers, tuple(search), ("ndots:5",))
+
+
+# the same arguments give the same file (every pod of a namespace has it): written once
+_remembered_resolv_conf = lru_cache(maxsize=256)(_write_resolv_conf)
 
 
 def search_names(name: str, conf: ResolvConf) -> list[str]:
