@@ -17,7 +17,9 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from .errors import ConfigError
 
 
-@lru_cache(maxsize=1 << 16)       # a trace asks again for the IDs and ports of the same few flows
+@lru_cache(maxsize=256)       # a trace asks again for the IDs and ports of the same few flows; each trace
+# has flows of its own (new ports), so a few hundred are kept: a memo that grew with every trace
+# made every later collection, and the trace after it, slower
 def stable_hash(*parts: object) -> int:
     """A 32-bit hash of the parts that is the same in every process."""
     return zlib.crc32("\x1f".join(map(str, parts)).encode())

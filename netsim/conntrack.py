@@ -283,7 +283,7 @@ class Conntrack:
 # The decisions of the common cases, from the tuples and states they name: frozen records,
 # found again when the hooks of one trace meet the same entry the same way in several
 # namespaces (a connection's tuples are the same on every host its packets cross unNATed).
-@lru_cache(maxsize=1 << 12)
+@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
 def _new_connection(original: ConnTuple, reply: ConnTuple, tcp_state: str) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.NEW, Verdict.NEW,
                     consulted=(conntrack_ref_of(original, reply, "NEW", False),), tcp_state=tcp_state)
@@ -298,7 +298,7 @@ def _remember(entry: ConntrackEntry, is_reply: bool, ct_state: str,
     return known
 
 
-@lru_cache(maxsize=1 << 12)
+@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
 def _tcp_state(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str, old: str, new: str,
                assured: bool) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TCP_STATE, VERDICT_OF[ct_state],
@@ -306,7 +306,7 @@ def _tcp_state(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: 
                     assured=assured)
 
 
-@lru_cache(maxsize=1 << 12)
+@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
 def _tracked(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TRACKED, VERDICT_OF[ct_state],
                     consulted=(conntrack_ref_of(original, reply, ct_state, is_reply),))

@@ -552,7 +552,7 @@ class Outcome:
 
 # Shared records: the walk makes the same few changes and consults the same few entries on
 # every trace, and a frozen record costs more to build than to look up.
-@lru_cache(maxsize=1 << 14, typed=True)
+@lru_cache(maxsize=1024, typed=True)     # the same MACs and TTLs again, the ports of each flow once
 def field_change(layer: str, name: str, old: str | int, new: str | int) -> FieldChange:
     return FieldChange(layer, name, old, new)
 

@@ -114,7 +114,7 @@ def flow_hash(frame: Ethernet, skb: Skb) -> int:
     return stable_hash("flow", *sorted((ip.src, ip.dst)), ip.proto, *ports)
 
 
-@lru_cache(maxsize=1 << 12)
+@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
 def _encapsulated(dev: str, mac: str, remote: str, local: str, ttl: int, sport: int, dport: int, vni: int) -> Decision:
     outer_ip, outer_rest = _outer_changes(local, remote, ttl, dport, vni)
     return Decision(

@@ -82,14 +82,12 @@ STATES = ("CLOSED", "LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1"
           "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK")
 
 
-@lru_cache(maxsize=4096)
 def isn(src: str, dst: str, sport: int, dport: int) -> int:
     """The initial sequence number netsim gives a connection (Linux: secure_tcp_seq, a keyed
     hash of the 4-tuple plus a clock; netsim: a stable hash), as endpoints.tcp_syn uses it."""
     return stable_hash("isn", src, dst, sport, dport)
 
 
-@lru_cache(maxsize=4096)
 def ts_offset(src: str, dst: str, sport: int, dport: int) -> int:
     """The connection's timestamp offset (Linux: secure_tcp_ts_off), as endpoints.py uses it."""
     return stable_hash("ts", src, dst, sport, dport)
@@ -103,7 +101,7 @@ def option_values(segment: TCP, kind: int) -> tuple[int, ...]:
     return found.get(kind, ())
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
 def read_options(raw: bytes) -> dict[int, tuple[int, ...]]:
     """tcp_parse_options for what a connection reads (MSS, window scale, timestamps), in one
     pass over the bytes: kind -> values (shared between equal option bytes: read, never

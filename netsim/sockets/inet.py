@@ -73,7 +73,7 @@ def socket_hash(ip: IPv4) -> int | None:
     return None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
 def _txhash(src: str, dst: str, sport: int, dport: int, proto: int) -> int:
     return stable_hash("txhash", src, dst, sport, dport, proto)
 
