@@ -64,8 +64,10 @@ class _Draft:
     """A hop being recorded: the fields `Hop` will have, its decisions still a list, and the
     copies that left it or ended on it (FlowLog.continued, FlowLog.pending). Walk.record_hop
     fills it in; when the walk is over it becomes its `Hop` in place (Walk.finish): its class
-    changed. What most hops never set (verdict, reason) is a class default."""
+    changed, which Python allows because both have the same slots in the same order."""
 
+    __slots__ = ("index", "netns", "device", "direction", "frame", "decisions", "packet_id", "role", "verdict",
+                 "device_kind", "reason")
     index: int
     netns: str
     device: str
@@ -74,9 +76,9 @@ class _Draft:
     decisions: list[Decision]
     packet_id: int
     role: str
+    verdict: str
     device_kind: str
-    verdict = ""
-    reason: Decision | None = None
+    reason: Decision | None
 
 
 class FlowLog:

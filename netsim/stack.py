@@ -150,7 +150,7 @@ class Network:
         program = Exchange(proto, dst, dport, sport, payload, src)
         walk.state(sockets.SocketLayer).no_timers = True
         sockets.spawn(walk, ns, program, oneshot=True)
-        walk.run()
+        hops, ended_copies = walk.run_and_finish()
         outcome = program.outcome
         if outcome is None:
             ended = tuple((e.verdict, e.reason) for e in walk.ended)
@@ -160,7 +160,6 @@ class Network:
                 outcome = Outcome(OutcomeKind.CONNECTED, OutcomeReason.CONNECTED, peer=program.peer)
             else:
                 outcome = Outcome(OutcomeKind.TIMED_OUT, OutcomeReason.NO_ANSWER, "ETIMEDOUT", ended=ended)
-        hops, ended_copies = walk.finish()
         return Trace(hops, title or f"{src_ns} -> {dst} {proto}{'/' + str(dport) if dport else ''}",
                      outcome, ended=ended_copies, owners_from=self.owners)
 
@@ -174,8 +173,7 @@ class Network:
         walk = Walk(self.udp_programs, max_hops or self.max_hops, self.clock)
         for ns_name, program in programs:
             sockets.spawn(walk, self.netns(ns_name), program)
-        walk.run()
-        hops, ended = walk.finish()
+        hops, ended = walk.run_and_finish()
         return Trace(hops, title, "", ended=ended, owners_from=self.owners)
 
     def inject(self, ns_name: str, dev_name: str, frame: Ethernet | IPv4, cold: bool = False,
@@ -188,8 +186,7 @@ class Network:
             self.flush_caches()
         walk = Walk(self.udp_programs, self.max_hops, self.clock)
         walk.dev_queue_xmit(dev, frame, walk.new_flow("request"))
-        walk.run()
-        hops, ended = walk.finish()
+        hops, ended = walk.run_and_finish()
         return Trace(hops, title, "", ended=ended, owners_from=self.owners)
 
     def flush_caches(self) -> None:

@@ -107,6 +107,8 @@ class Walk(FlowLog):
         draft.packet_id = flow.packet_id
         draft.role = flow.role
         draft.device_kind = dev.kind
+        draft.verdict = ""
+        draft.reason = None
         early = flow.early
         if early:
             draft.decisions = early
@@ -143,6 +145,21 @@ class Walk(FlowLog):
             if paused:
                 gc.enable()
         self.clock.us = self.now_us()
+
+    def run_and_finish(self) -> tuple[tuple[Hop, ...], tuple[Ended, ...]]:
+        """run() then finish(), the collector paused across both: the walk's records are
+        looked at by one young-generation collection after the hops are made, not by one
+        before finish() and another during it (a second collection of a 100 kB transfer's
+        records cost 0.3 ms of its 13)."""
+        paused = gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            self.run()
+            return self.finish()
+        finally:
+            if paused:
+                gc.enable()
 
     def do_softirq(self) -> None:
         """Drain the backlog (net_rx_action) until it is empty."""
