@@ -494,8 +494,11 @@ def pytest_families() -> list[tuple[str, str, int, int, int]]:
             if any(c.tag == "skipped" and c.get("type") == "pytest.xfail" for c in case):
                 counts[name][2] += 1
                 continue
-            bad = any(child.tag in ("failure", "error", "skipped") for child in case)
+            bad = [child for child in case if child.tag in ("failure", "error", "skipped")]
             counts[name][1 if bad else 0] += 1
+            for child in bad:           # which test, and why: a lab flake is worth its evidence
+                print(f"{name}::{case.get('name')}: {child.tag}: {child.get('message', '')}\n"
+                      f"{(child.text or '')[-3000:]}", file=sys.stderr)
     return [(f, PYTEST_FAMILIES[f], ok, bad, known) for f, (ok, bad, known) in counts.items()]
 
 
@@ -503,11 +506,12 @@ def pytest_section(rows: list[tuple[str, str, int, int, int]]) -> list[str]:
     out = ["## More lab families", "",
            "These families keep their cases in their test files (frames, rule evaluations and outputs compared as "
            "above, by the test's own rules); this report runs them and counts their tests. A known deviation is a "
-           "strict xfail that pins a difference listed below under Known deviations.", "",
-           "| Test file | What is compared | This run |", "|---|---|---|"]
+           "strict xfail that pins a difference listed below under Known deviations.", ""]
+    # a list, not a table: a test file's path is one unbreakable word, and on a phone a table
+    # column of them pushed what is compared off the screen
     for f, text, ok, bad, known in rows:
         extra = f", {known} known deviation{'s' if known > 1 else ''}" if known else ""
-        out.append(f"| `{f}` | {text} | {ok} of {ok + bad} pass{extra} |")
+        out.append(f"- `{f}`, {ok} of {ok + bad} pass{extra}: {text}")
     return out + [""]
 
 
