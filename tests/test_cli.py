@@ -151,7 +151,7 @@ def test_traceroute_curl_and_nc(capsys):
     assert run("curl", "pod-a", "http://pod-c:8080/5") == (0, "rrrrr")
     code, out = run("nc", "pod-a", "-v", "pod-c", "8080", "--send", r"GET /2 HTTP/1.1\r\n\r\n")
     assert (code, out) == (0, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nrr")
-    assert capsys.readouterr().err == "Connection to 10.244.1.2 8080 port [tcp/http-alt] succeeded!\n"
+    assert capsys.readouterr().err == "Connection to pod-c (10.244.1.2) 8080 port [tcp/http-alt] succeeded!\n"
 
 
 def test_a_tool_with_trace_prints_its_hops():

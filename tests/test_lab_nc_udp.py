@@ -11,6 +11,9 @@ import pytest
 from netsim import reference_cluster
 from netsim.lab import Lab
 from netsim.lab.tools import run_tool
+from netsim.programs.http import HttpEchoServer
+from netsim.programs.nc import Nc, NcListen
+from netsim.programs.wire import DirectWire
 from test_lab import needs_lab
 
 pytestmark = [needs_lab, pytest.mark.skipif(shutil.which("nc") is None, reason="missing nc (netcat-openbsd)")]
@@ -41,3 +44,20 @@ def test_nc_udp_prints_and_sends_what_netcat_openbsd_does(nc_lab, port, verbose)
     expected = {(9090, False): [b"hello\n"], (9090, True): [b"X", b"X", b"X", b"hello\n"],
                 (9999, False): [b"hello\n"], (9999, True): [b"X"]}[(port, verbose)]
     assert _sent(kernel.trace) == expected
+
+
+def test_nc_given_a_name_prints_the_name_and_the_address(nc_lab):
+    """Given a name, nc prints it with the address in parentheses, on success and on failure
+    (netsim's tools pass the name the reader typed; the lab's real nc resolves only localhost,
+    from /etc/hosts, which every lab namespace shares). pod-a's lab server listens on 8080,
+    nothing on 9."""
+    _, lab = nc_lab
+    for port, zero in ((8080, True), (9, False)):
+        argv = ["nc", "-v"] + (["-z"] if zero else []) + ["localhost", str(port)]
+        kernel = run_tool(lab, "pod-a", argv, stdin="", timeout=30)
+        wire = DirectWire()
+        wire.add("127.0.0.1", HttpEchoServer(8080) if port == 8080 else NcListen(8081))    # 9: refused
+        model = wire.add("10.244.0.2", Nc("127.0.0.1", port, zero=zero, verbose=True, name="localhost"))
+        wire.run()
+        assert (kernel.returncode, kernel.stderr) == (model.status, model.result.stderr)
+    assert kernel.stderr == "nc: connect to localhost (127.0.0.1) port 9 (tcp) failed: Connection refused\n"

@@ -539,6 +539,27 @@ def test_nc_sends_prints_and_reports():
     assert silent.result.stderr == "nc: connect to 10.9.0.99 port 8080 (tcp) timed out: Operation now in progress\n"
 
 
+def test_nc_given_a_name_prints_it_with_the_address():
+    """netcat.c prints the host as typed and, when it differs, the address in parentheses
+    (measured: `nc -vz localhost 5555`, `nc -v -w 1 localhost 9` against a DROP rule)."""
+    wire = DirectWire()
+    wire.add("10.244.1.2", NcListen(8080))
+    nc = wire.add("10.244.0.2", Nc("10.244.1.2", 8080, zero=True, verbose=True, name="web"))
+    wire.run()
+    assert (nc.result.stderr, nc.status) == ("Connection to web (10.244.1.2) 8080 port [tcp/http-alt] succeeded!\n", 0)
+    wire = DirectWire()
+    wire.add("10.244.1.2", Idle())
+    refused = wire.add("10.244.0.2", Nc("10.244.1.2", 9, name="localhost"))
+    wire.run()
+    assert refused.result.stderr == "nc: connect to localhost (10.244.1.2) port 9 (tcp) failed: Connection refused\n"
+    silent = Nc("10.9.0.99", 9, wait_s=1, name="localhost")
+    silent.start(0)
+    silent.handle(TimerFired("wait", 1_000_000))
+    assert silent.result.stderr == "nc: connect to localhost (10.9.0.99) port 9 (tcp) timed out: Operation now in progress\n"
+    same = Nc("10.244.1.2", 9, name="10.244.1.2")
+    assert same.shown == "10.244.1.2"
+
+
 def test_segment_and_cancel_events_are_value_records():
     assert SegmentReceived("t", "1.2.3.4", ep.tcp_syn("1.1.1.1", "2.2.2.2", 1, 2, 1410, 64, 0).payload) == \
         SegmentReceived("t", "1.2.3.4", ep.tcp_syn("1.1.1.1", "2.2.2.2", 1, 2, 1410, 64, 0).payload)

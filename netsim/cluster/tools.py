@@ -317,7 +317,7 @@ def nc(cluster: Cluster, src: str, dst: str, port: int, data: bytes = b"", udp: 
     if resolution.how == "failed":
         text = f"nc: getaddrinfo for host \"{dst}\" port {port}: Name or service not known\n"
         return unresolved("nc", argv, src, resolution, traces, text, 1)
-    program = Nc(resolution.address, port, data, udp, verbose, shutdown, zero, wait or (2 if udp else 0))
+    program = Nc(resolution.address, port, data, udp, verbose, shutdown, zero, wait or (2 if udp else 0), name=dst)
     trace = walk(cluster, ns, program, " ".join(argv) + f" (in {src})", cold and not traces)
     result = program.result
     out = result.received.decode("latin-1") if result is not None else ""  # type: ignore[attr-defined]

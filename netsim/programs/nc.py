@@ -6,7 +6,10 @@ Checked on this machine:
   the FIN follows what the kernel did meanwhile; netsim: a timer of 0 s); print every byte
   received; exit 0 when the peer closes.
 - `-v`: "Connection to HOST PORT port [tcp/SERVICE] succeeded!" on stderr once connected
-  (SERVICE from /etc/services; netsim knows a few, else "*").
+  (SERVICE from /etc/services; netsim knows a few, else "*"). Given a name, HOST is the name
+  and its address in parentheses, "Connection to localhost (127.0.0.1) 5555 port ...", and so
+  are the failures' "connect to localhost (127.0.0.1) port 9 (tcp) ..." (netcat.c prints the
+  address when it differs from what was typed; measured with nc -v on a name and an address).
 - `-z`: connect and close at once, sending nothing (a port check).
 - `-u`: UDP: send the input as one datagram and print what comes back, until -w. An ICMP port
   unreachable (ECONNREFUSED on the socket) ends it quietly with status 0 (measured: nothing
@@ -57,11 +60,13 @@ class Nc(Program):
     name = "nc"
 
     def __init__(self, host: str, port: int, data: bytes = b"", udp: bool = False, verbose: bool = False,
-                 shutdown: bool = True, zero: bool = False, wait_s: int = 0) -> None:
+                 shutdown: bool = True, zero: bool = False, wait_s: int = 0, name: str = "") -> None:
         super().__init__()
         if not isinstance(port, int) or not 0 < port < 65536:
             raise UsageError(f"nc port {port!r} is out of range 1-65535")
         self.host = str(parse_address(host, "nc host"))
+        # how nc names the peer in what it prints: the name typed, with the address if it differs
+        self.shown = f"{name} ({self.host})" if name and name != self.host else self.host
         self.port, self.data, self.udp, self.verbose = port, data, udp, verbose
         self.shutdown, self.zero, self.wait_s = shutdown, zero, wait_s
         self.received = b""
@@ -99,11 +104,11 @@ class Nc(Program):
             if self.udp:
                 # udptest's next write fails: status 1; after the input: a quiet end, status 0
                 return self.finish(1 if 0 < self.probes <= UDPTEST_PROBES else 0)
-            self.stderr += f"nc: connect to {self.host} port {self.port} ({self.proto}) failed: {strerror(event.errno)}\n"
+            self.stderr += f"nc: connect to {self.shown} port {self.port} ({self.proto}) failed: {strerror(event.errno)}\n"
             return self.finish(1)
         if isinstance(event, TimerFired) and event.name == "wait":
             if not self.udp and not self.connected:
-                self.stderr += (f"nc: connect to {self.host} port {self.port} ({self.proto}) timed out: "
+                self.stderr += (f"nc: connect to {self.shown} port {self.port} ({self.proto}) timed out: "
                                 f"Operation now in progress\n")
                 return self.finish(1)
             return self.finish(0)
@@ -121,7 +126,7 @@ class Nc(Program):
         """What nc does once connected: -v's line, then the input (or, with -z, nothing)."""
         if self.verbose:
             service = SERVICES.get((self.proto, self.port), "*")
-            self.stderr += f"Connection to {self.host} {self.port} port [{self.proto}/{service}] succeeded!\n"
+            self.stderr += f"Connection to {self.shown} {self.port} port [{self.proto}/{service}] succeeded!\n"
         if self.zero:
             return self.finish(0)
         out: list[Action] = [Send("nc", self.data)] if self.data else []
