@@ -22,6 +22,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .addresses import FLOW_MEMO
 from .conntrack_entry import (DST, ICMP_ERROR_TYPES, ICMP_NEW_TYPES, ICMP_QUERY_REPLY, ICMP_TIMEOUT, ORIGINAL, REPLY,
                               SRC, TCP_TIMEOUTS, UDP_TIMEOUT, ConnTuple, ConntrackEntry, conntrack_ref_of, conn_text,
                               conntrack_ref, endpoint, lone_ref, tuple_of)
@@ -283,7 +284,7 @@ class Conntrack:
 # The decisions of the common cases, from the tuples and states they name: frozen records,
 # found again when the hooks of one trace meet the same entry the same way in several
 # namespaces (a connection's tuples are the same on every host its packets cross unNATed).
-@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
+@lru_cache(maxsize=FLOW_MEMO)
 def _new_connection(original: ConnTuple, reply: ConnTuple, tcp_state: str) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.NEW, Verdict.NEW,
                     consulted=(conntrack_ref_of(original, reply, "NEW", False),), tcp_state=tcp_state)
@@ -298,7 +299,7 @@ def _remember(entry: ConntrackEntry, is_reply: bool, ct_state: str,
     return known
 
 
-@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
+@lru_cache(maxsize=FLOW_MEMO)
 def _tcp_state(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str, old: str, new: str,
                assured: bool) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TCP_STATE, VERDICT_OF[ct_state],
@@ -306,7 +307,7 @@ def _tcp_state(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: 
                     assured=assured)
 
 
-@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
+@lru_cache(maxsize=FLOW_MEMO)
 def _tracked(original: ConnTuple, reply: ConnTuple, is_reply: bool, ct_state: str) -> Decision:
     return Decision(Subsystem.CONNTRACK, "nf_conntrack_in", ConntrackReason.TRACKED, VERDICT_OF[ct_state],
                     consulted=(conntrack_ref_of(original, reply, ct_state, is_reply),))

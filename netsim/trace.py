@@ -25,8 +25,9 @@ Frame = Union[Ethernet, IPv4]
 
 @dataclass(frozen=True, slots=True)
 class Hop:
-    """(Slots, no __dict__: a 100 kB transfer keeps 1,500 hops, and the walk makes each as a
-    draft with the same slots, netsim/skb.py `_Draft`, that becomes its Hop in place.)"""
+    """One capture point's frame and the kernel's decisions there (the module docstring). It has
+    slots, no __dict__ (a 100 kB transfer keeps 1,500 hops); the walk fills in a draft with the
+    same slots (netsim/skb.py `_Draft`) that becomes its Hop in place."""
 
     index: int
     netns: str

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Iterable
 
-from .addresses import stable_hash
+from .addresses import FLOW_MEMO, stable_hash
 from .decision import Decision, FieldChange, Subsystem, Verdict, VxlanReason, fdb_ref, field_change
 from .device import Device
 from .errors import ConfigError
@@ -114,7 +114,7 @@ def flow_hash(frame: Ethernet, skb: Skb) -> int:
     return stable_hash("flow", *sorted((ip.src, ip.dst)), ip.proto, *ports)
 
 
-@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
+@lru_cache(maxsize=FLOW_MEMO)
 def _encapsulated(dev: str, mac: str, remote: str, local: str, ttl: int, sport: int, dport: int, vni: int) -> Decision:
     outer_ip, outer_rest = _outer_changes(local, remote, ttl, dport, vni)
     return Decision(

@@ -53,6 +53,21 @@ _new_draft = object.__new__
 S = TypeVar("S")
 
 
+class CollectorPaused:
+    """`with CollectorPaused():` pauses Python's cyclic garbage collector and resumes it as it
+    was (a nested pause leaves it to the outer one): see Walk.run."""
+
+    __slots__ = ("was_enabled",)
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was_enabled:
+            gc.enable()
+
+
 class Walk(FlowLog):
     """The state of one trace: the hop drafts, the receive queue and each protocol module's
     per-walk state; it is the `Kernel` (netsim/kernel.py) the protocol modules call."""
@@ -133,17 +148,11 @@ class Walk(FlowLog):
         packets), which every young-generation collection would traverse again (a tenth of a
         100 kB transfer's time), and it is bounded (max_hops). The few cycles it leaves are
         collected after it, as any other garbage."""
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with CollectorPaused():
             while True:
                 self.do_softirq()
                 if not any(timer(self) for timer in IDLE_TIMERS):
                     break
-        finally:
-            if paused:
-                gc.enable()
         self.clock.us = self.now_us()
 
     def run_and_finish(self) -> tuple[tuple[Hop, ...], tuple[Ended, ...]]:
@@ -151,15 +160,9 @@ class Walk(FlowLog):
         looked at by one young-generation collection after the hops are made, not by one
         before finish() and another during it (a second collection of a 100 kB transfer's
         records cost 0.3 ms of its 13)."""
-        paused = gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
+        with CollectorPaused():
             self.run()
             return self.finish()
-        finally:
-            if paused:
-                gc.enable()
 
     def do_softirq(self) -> None:
         """Drain the backlog (net_rx_action) until it is empty."""

@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
 
-from ..addresses import stable_hash
+from ..addresses import FLOW_MEMO, stable_hash
 from ..endpoints import WSCALE, initial_window, tcp_options, ts_option
 from ..packet import TCP, TCPOPT_MSS, TCPOPT_TIMESTAMP, TCPOPT_WINDOW
 
@@ -101,7 +101,7 @@ def option_values(segment: TCP, kind: int) -> tuple[int, ...]:
     return found.get(kind, ())
 
 
-@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
+@lru_cache(maxsize=FLOW_MEMO)
 def read_options(raw: bytes) -> dict[int, tuple[int, ...]]:
     """tcp_parse_options for what a connection reads (MSS, window scale, timestamps), in one
     pass over the bytes: kind -> values (shared between equal option bytes: read, never

@@ -28,7 +28,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ..addresses import stable_hash
+from ..addresses import FLOW_MEMO, stable_hash
 from ..decision import Decision, RouteReason, SocketReason, Subsystem, Verdict
 from ..packet import ICMP, ICMP_ECHO_REQUEST, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, TCP, UDP, IPv4
 from ..programs.events import Connected, Event, Probe, SocketError
@@ -73,7 +73,7 @@ def socket_hash(ip: IPv4) -> int | None:
     return None
 
 
-@lru_cache(maxsize=64)     # per flow: asked again within one exchange, and every exchange is a new flow (a new port)
+@lru_cache(maxsize=FLOW_MEMO)
 def _txhash(src: str, dst: str, sport: int, dport: int, proto: int) -> int:
     return stable_hash("txhash", src, dst, sport, dport, proto)
 
