@@ -93,3 +93,13 @@ def test_the_chapters_tool_runs_print_and_answer_as_the_real_tools(case):
             if case.key == "ch16 ping 2000":
                 assert fragments_at(kernel.trace, "pod-a/eth0", "tx") == fragments_at(run.trace, "pod-a/eth0", "tx") \
                     == [(1444, False, True, 0), (604, False, False, 1424)]
+
+
+def test_the_labs_traceroute_waits_its_whole_maximum_unless_told():
+    """run_tool gives a traceroute with no -w `-w 5` alone (netsim.lab.tools: its adaptive wait
+    printed "*" for answers that arrived late on a loaded machine); a -w given stays."""
+    from netsim.lab.tools import _steady
+    assert _steady(["traceroute", "-T", "-n", "10.244.1.2"]) == ["traceroute", "-w", "5", "-T", "-n", "10.244.1.2"]
+    assert _steady(["traceroute", "-n", "-w", "1", "10.244.1.2"]) == ["traceroute", "-n", "-w", "1", "10.244.1.2"]
+    assert _steady(["traceroute", "--wait=2", "10.244.1.2"]) == ["traceroute", "--wait=2", "10.244.1.2"]
+    assert _steady(["ping", "-c", "1", "10.244.1.2"]) == ["ping", "-c", "1", "10.244.1.2"]

@@ -6,6 +6,13 @@ on the machine; every argument is a string without NUL, passed as it is, never t
 shell) in the lab namespace of model host `src`, after the cold start `Lab.exchange` does, and
 returns a `ToolObservation`: the return code, stdout, stderr, and the frames every capture
 socket saw, as a `Trace` in the order the kernel handled them (frames.to_trace).
+
+traceroute given no -w gets `-w 5` (its default maximum) alone: traceroute 2.1 otherwise waits
+for a probe only HERE (3) times as long as a reply already seen from the same hop took, a real-
+time guess that, on a loaded machine, gives up on answers that do arrive and prints "*" (man
+traceroute: "switch this algorithm off, by specifying -w with the desired timeout only"; under
+two busy CPUs chapter 15's `traceroute -T` read "T ms * *" in 4 of 8 runs). The model has no
+load and waits for every answer, as traceroute does with -w 5 alone.
 """
 
 from __future__ import annotations
@@ -42,6 +49,13 @@ class ToolObservation:
     seconds: float
 
 
+def _steady(argv: Sequence[str]) -> list[str]:
+    """`argv`, with `-w 5` after the tool's name for a traceroute given no -w (module docstring)."""
+    if argv and argv[0] == "traceroute" and not any(a.startswith(("-w", "--wait")) for a in argv[1:]):
+        return [argv[0], "-w", "5", *argv[1:]]
+    return list(argv)
+
+
 def _checked(argv: Sequence[str]) -> list[str]:
     if not argv or argv[0] not in TOOLS:
         raise ConfigError(f"the lab runs only {', '.join(TOOLS)}, not {argv[:1]!r}")
@@ -57,6 +71,7 @@ def _checked(argv: Sequence[str]) -> list[str]:
 def run_tool(lab: Lab, src: str, argv: Sequence[str], cold: bool = True, timeout: float = 120.0,
              stdin: str | None = None) -> ToolObservation:
     """Run `argv` in `src`'s lab namespace and capture what it causes (the module docstring)."""
+    argv = _steady(argv)
     command = _checked(argv)
     source = lab.cluster.resolve(src, source=True)
     if source.netns is None:
