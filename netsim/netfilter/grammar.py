@@ -27,6 +27,7 @@ from .reject import RejectTarget
 from .targets import STANDARD, MarkTarget, StandardTarget
 from .xtables import Match, PacketContext, Target, error, iface_matches, ip_int, parse_network
 
+_new_rule = object.__new__
 TARGETS: dict[str, Callable[["Rule"], Target]] = {
     "REJECT": RejectTarget,
     "MARK": MarkTarget,
@@ -62,6 +63,18 @@ class Rule:
     _dst_mask: tuple[int, int] | None = field(default=None, init=False, repr=False)
     _tests: tuple[Match, ...] | None = field(default=None, init=False, repr=False)   # matches that test
     _headers: bool = field(default=True, init=False, repr=False)     # any ipt_ip test at all
+
+    def copy(self) -> "Rule":
+        """A rule of its own with the same tests and target, not yet in a chain: each extension
+        copied into it (a match's options are fixed once parsed; the statistic match reads its
+        rule's place)."""
+        other = _new_rule(Rule)
+        other.__dict__.update(self.__dict__)
+        other.position, other._spec, other._saved, other._src_mask, other._dst_mask = 0, None, None, None, None
+        other._tests, other._headers = None, True
+        other.matches = [match.copy_into(other) for match in self.matches]
+        other.target = self.target.copy_into(other) if self.target is not None else None
+        return other
 
     def _prepare(self) -> tuple[Match, ...]:
         """At the first packet: keep the address tests as integers, and the matches that test
@@ -172,9 +185,40 @@ def _split(spec: str) -> tuple[str, ...]:
     return tuple(shlex.split(spec))
 
 
+# parsed rules by (table, chain, text): the rule, never handed out, and what it asked about
+# chains (name, exists); each hit is copied (Rule.copy). Bounded like the split texts.
+_PARSED: dict[tuple[str, str, str], tuple[Rule, tuple[tuple[str, bool], ...]]] = {}
+_PARSED_MAX = 4096
+
+
 def parse_rule(table: str, chain: str, spec: str, chain_exists: Callable[[str], bool]) -> Rule:
     """Parse a rule in iptables syntax (what follows `-A CHAIN`) as iptables does: options in
-    any order, `!` before the option it negates, matches loaded by -m or implicitly by -p."""
+    any order, `!` before the option it negates, matches loaded by -m or implicitly by -p.
+
+    Remembered: flanneld and kube-proxy write the same texts on every node and on every sync.
+    A text seen before, in the same table and chain, whose -j/-g names are user chains exactly
+    as they were then, gives a copy of the rule it gave (its extensions do not change once
+    parsed); a text that was refused is parsed, and refused, again."""
+    key = (table, chain, spec)
+    known = _PARSED.get(key)
+    if known is not None:
+        template, asked = known
+        if all(bool(chain_exists(name)) is answer for name, answer in asked):
+            return template.copy()
+    answers: list[tuple[str, bool]] = []
+
+    def exists(name: str) -> bool:
+        answer = bool(chain_exists(name))
+        answers.append((name, answer))
+        return answer
+    rule = _parse_rule(table, chain, spec, exists)
+    if len(_PARSED) >= _PARSED_MAX:
+        del _PARSED[next(iter(_PARSED))]
+    _PARSED[key] = (rule.copy(), tuple(answers))
+    return rule
+
+
+def _parse_rule(table: str, chain: str, spec: str, chain_exists: Callable[[str], bool]) -> Rule:
     try:
         tokens = _split(spec)
     except ValueError as exc:

@@ -154,6 +154,13 @@ class Match:
     def __init__(self, rule: RuleHeader):
         self.rule = rule
 
+    def copy_into(self, rule: RuleHeader) -> "Match":
+        """The same extension, with its options, in another rule (Rule.copy)."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.rule = rule
+        return other
+
     def parse(self, option: str, args: Sequence[str], invert: bool) -> None:  # pragma: no cover
         raise NotImplementedError
 
@@ -178,6 +185,13 @@ class Target:
 
     def __init__(self, rule: RuleHeader):
         self.rule = rule
+
+    def copy_into(self, rule: RuleHeader) -> "Target":
+        """The same extension, with its options, in another rule (Rule.copy)."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.rule = rule
+        return other
 
     def parse(self, option: str, args: Sequence[str], invert: bool) -> None:
         raise error(f"-j {self.name} takes no option {option}")

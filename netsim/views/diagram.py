@@ -17,7 +17,7 @@ arrows and the packet marker sit on top, and arrows of hops not yet reached are 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from html import escape
 
 from ..errors import UsageError
@@ -86,7 +86,8 @@ class DiagramModel:
 
 
 def _addr(dev) -> str:
-    return ", ".join(str(a) for a in dev.addresses if not str(a).startswith("127."))
+    texts = (str(a) for a in dev.addresses)
+    return ", ".join(t for t in texts if not t.startswith("127."))
 
 
 class _Layout:
@@ -94,6 +95,7 @@ class _Layout:
         self.cluster = cluster
         self.elements: list[Element] = []
         self.graph = Graph()
+        self.placed: dict[str, set[str]] = {}     # namespace -> the devices drawn in it so far
 
     def host(self, name: str, kind: str, label: str, x0: float, y0: float, w: float, h: float,
              parent: str | None = None) -> None:
@@ -103,15 +105,14 @@ class _Layout:
         d = self.cluster.network.namespaces[ns].devices[dev]
         ident = f"{ns}/{dev}"
         self.elements.append(Element(ident, d.kind, dev, _addr(d), x, y, w, DEV_H, ns))
+        self.placed.setdefault(ns, set()).add(dev)
         self.graph.add_node(ident, pos=(x, y), kind=d.kind)
-
-    def placed(self, ns: str) -> set[str]:
-        return {e.id.split("/", 1)[1] for e in self.elements if e.parent == ns and "/" in e.id}
 
     def rest(self, ns: str, x: float, y: float) -> None:
         """Devices no rule placed (extra ones), in a row."""
+        placed = self.placed.setdefault(ns, set())
         for dev in self.cluster.network.namespaces[ns].devices:
-            if dev not in self.placed(ns):
+            if dev not in placed:
                 self.device(ns, dev, x, y)
                 x += DEV_W + 0.1
 
@@ -197,7 +198,8 @@ def _lift(lay: _Layout) -> None:
     low = min(e.y - e.h / 2 for e in lay.elements) if lay.elements else 0.0
     if low >= 0:
         return
-    lay.elements = [replace(e, y=e.y - low) for e in lay.elements]
+    lay.elements = [Element(e.id, e.kind, e.label, e.detail, e.x, e.y - low, e.w, e.h, e.parent)
+                    for e in lay.elements]
     for attrs in lay.graph.nodes.values():
         if "pos" in attrs:
             attrs["pos"] = (attrs["pos"][0], attrs["pos"][1] - low)
