@@ -129,6 +129,7 @@ class Network:
         the answer. "tcp": SYN and SYN-ACK (or RST); with `payload`, also the handshake's ACK,
         the data and the server's answer. `cold` flushes learned neighbours, bridge FDB entries
         and conntrack first, as the reference captures did."""
+        self.before_walk()
         ns = self.netns(src_ns)
         dst = str(parse_address(dst, "destination"))
         check_send(proto, dport, sport, payload)
@@ -168,6 +169,7 @@ class Network:
         """Start each program in its namespace and walk until nothing is pending: the trace of
         everything they sent and received. The programs hold their results (`program.result`).
         `cold` flushes neighbours, learned FDB entries and conntrack first, as `send` does."""
+        self.before_walk()
         if cold:
             self.flush_caches()
         walk = Walk(self.udp_programs, max_hops or self.max_hops, self.clock)
@@ -181,6 +183,7 @@ class Network:
         """A frame written to a packet socket bound to device `dev_name` of `ns_name`
         (packet_snd -> dev_queue_xmit: no routing, no netfilter in the sender), walked from
         that device on until nothing is pending. `cold` flushes the caches first, as `send`."""
+        self.before_walk()
         dev = self.netns(ns_name).devices[dev_name]
         if cold:
             self.flush_caches()
@@ -188,6 +191,10 @@ class Network:
         walk.dev_queue_xmit(dev, frame, walk.new_flow("request"))
         hops, ended = walk.run_and_finish()
         return Trace(hops, title, "", ended=ended, owners_from=self.owners)
+
+    def before_walk(self) -> None:
+        """Called before every walk (send, run, inject): what a subclass must bring up to date
+        before a packet moves (a Cluster's held-back kube-proxy syncs)."""
 
     def flush_caches(self) -> None:
         """`ip neigh flush`, forget learned FDB entries, `conntrack -F` in every namespace, and

@@ -28,6 +28,7 @@ ConfigError naming the value and what would be valid.
 from __future__ import annotations
 
 import functools
+from contextlib import AbstractContextManager
 from typing import Callable, Concatenate, ParamSpec, TypeVar
 
 from .. import flannel, kubeproxy
@@ -141,6 +142,15 @@ class Cluster(ClusterObjects):
 
     # the Service API: one signature, KubeProxy.add_service's (its docstring is this method's)
     add_service = _kube_proxy_method(KubeProxy.add_service)
+
+    def batch(self) -> AbstractContextManager[None]:
+        """`with cluster.batch(): ...`: the Services, endpoints and policies changed inside the
+        block reach each node's rules in one kube-proxy sync at its end (or before the first
+        packet sent inside it), as kube-proxy syncs once for the events of its minSyncPeriod.
+        The rules are the same as without the block; a view of them inside it shows the last
+        sync's. Building many Services is then one rewrite per node instead of one per
+        Service."""
+        return self._builder.kube_proxy.coalesced()
 
     # hosts, endpoints and sending -----------------------------------------------------------
     def netns(self, name: str):
@@ -358,16 +368,17 @@ def reference_cluster(backend: str = "vxlan", lazy: bool | None = None, proxy_mo
     they keep the addresses the book's chapters show (on a real cluster it starts first and
     takes .2). `lazy=True` builds it lazily (for tests)."""
     cluster = Cluster(nodes=2, backend=backend, lazy=lazy, proxy_mode=proxy_mode)
-    cluster.add_pod("pod-a", node="node1", containers=("app", "sidecar"))
-    cluster.add_pod("pod-b", node="node1")
-    cluster.add_pod("pod-c", node="node2")
-    cluster.add_pod("coredns", node="node1", namespace="kube-system", labels={"k8s-app": "kube-dns"},
-                    listen=COREDNS_LISTEN)
-    cluster.add_external("ext", ip="203.0.113.10")
-    cluster.add_service("web", port=80, target_port=8080, pods=["pod-c"], node_port=30080)
-    cluster.add_service("kube-dns", namespace="kube-system", cluster_ip=KUBE_DNS_IP, pods=["coredns"],
-                        ports=list(KUBE_DNS_PORTS))
-    cluster.set_dns("coredns", KUBE_DNS_IP)          # every pod's resolv.conf names kube-dns's ClusterIP
+    with cluster.batch():           # each node's rules written once more, with every Service
+        cluster.add_pod("pod-a", node="node1", containers=("app", "sidecar"))
+        cluster.add_pod("pod-b", node="node1")
+        cluster.add_pod("pod-c", node="node2")
+        cluster.add_pod("coredns", node="node1", namespace="kube-system", labels={"k8s-app": "kube-dns"},
+                        listen=COREDNS_LISTEN)
+        cluster.add_external("ext", ip="203.0.113.10")
+        cluster.add_service("web", port=80, target_port=8080, pods=["pod-c"], node_port=30080)
+        cluster.add_service("kube-dns", namespace="kube-system", cluster_ip=KUBE_DNS_IP, pods=["coredns"],
+                            ports=list(KUBE_DNS_PORTS))
+        cluster.set_dns("coredns", KUBE_DNS_IP)          # every pod's resolv.conf names kube-dns's ClusterIP
     return cluster
 
 
@@ -378,7 +389,8 @@ def load_balancer_cluster(backend: str = "vxlan", proxy_mode: str = "iptables") 
     by node2, the only node with an endpoint), as the chapter and `netsim curl --cluster
     load-balancer` build it."""
     cluster = reference_cluster(backend, proxy_mode=proxy_mode)
-    cluster.add_service("web-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer")
-    cluster.add_service("local-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer",
-                        external_traffic_policy="Local")
+    with cluster.batch():
+        cluster.add_service("web-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer")
+        cluster.add_service("local-lb", port=80, target_port=8080, pods=["pod-c"], type="LoadBalancer",
+                            external_traffic_policy="Local")
     return cluster

@@ -58,6 +58,10 @@ class _ClusterNetwork(Network):
             self._builder.materialize(name)
         return super().netns(name)
 
+    def before_walk(self) -> None:
+        """kube-proxy's syncs held back by Cluster.batch() run before a packet moves."""
+        self._builder.kube_proxy.sync_waiting()
+
 
 class Builder:
     """Turns the cluster's description into namespaces: every node at once, or (lazy) each

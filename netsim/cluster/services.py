@@ -13,7 +13,9 @@ allocate_cluster_ip, check_node_port).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Iterator
 from ipaddress import IPv4Address, IPv4Network
 
 from .. import flannel, flannel_nft, kubeproxy, kubeproxy_nft, portmap
@@ -33,11 +35,44 @@ class KubeProxy:
     def __init__(self, spec: ClusterSpec, network: Network):
         self.spec = spec
         self.network = network
+        self._waiting: dict[str, None] | None = None    # inside coalesced(): the nodes to sync at its end
+
+    @contextmanager
+    def coalesced(self) -> Iterator[None]:
+        """The changes made inside the block are synced once on each node, at its end (or
+        before a packet is sent inside it: sync_waiting), as kube-proxy's sync runner
+        (BoundedFrequencyRunner, minSyncPeriod) runs one sync for the events that arrive while
+        it waits. A sync rewrites the node's whole ruleset from the cluster's description, so
+        the rules are those the syncs one by one would have left."""
+        if self._waiting is not None:
+            yield                       # an outer block syncs
+            return
+        self._waiting = {}
+        try:
+            yield
+        finally:
+            self.sync_waiting()
+            self._waiting = None
+
+    def sync_waiting(self) -> None:
+        """Run the syncs a coalesced() block holds back, in the order they were asked for."""
+        waiting = self._waiting
+        if waiting:
+            self._waiting = None
+            try:
+                for node in waiting:
+                    self.sync_rules(node)
+            finally:
+                waiting.clear()
+                self._waiting = waiting
 
     def sync_rules(self, node: str) -> None:
         """A full sync on `node`: its iptables (or nftables) rewritten as flanneld and
         kube-proxy leave them (a new node, a new service)."""
         from ..netfilter import Netfilter
+        if self._waiting is not None:
+            self._waiting[node] = None
+            return
         spec = self.spec
         ns = self.network.namespaces[node]
         metallb.install(spec, self.network, node)
