@@ -196,3 +196,20 @@ def test_labels_are_measured_with_the_width_table_at_the_labels_font_size():
     assert _text_width("node1", bold=True) > _text_width("node1")
     assert _text_width("\u4e00") == pytest.approx(m["normal"]["M"] / 2048 * em)
     assert _text_width("") == 0.0
+
+
+def test_the_layout_is_drawn_again_only_when_the_cluster_changed_shape():
+    cluster = netsim.reference_cluster()
+    trace = cluster.send("pod-a", "pod-c", proto="tcp", dport=8080)
+    first, second = diagram_model(cluster, trace, 0), diagram_model(cluster, trace, 5)
+    assert second.graph is first.graph and second.elements == first.elements    # stepping: one layout
+    assert first.current != second.current
+    cluster.add_pod("pod-d", node="node2")
+    grown = diagram_model(cluster)
+    assert grown.graph is not first.graph
+    assert {"pod-d", "pod-d/eth0", f"node2/{cluster.pods['pod-d'].host_veth}"} <= {e.id for e in grown.elements}
+    cluster.bridge_link_set("node1", cluster.pods["pod-a"].host_veth, hairpin=True)   # not drawn: same layout
+    assert diagram_model(cluster).graph is grown.graph
+    fresh = netsim.reference_cluster()
+    fresh.add_pod("pod-d", node="node2")
+    assert diagram_model(fresh).elements == grown.elements     # the same shape draws the same picture

@@ -17,6 +17,7 @@ arrows and the packet marker sit on top, and arrows of hops not yet reached are 
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from html import escape
 
@@ -193,6 +194,41 @@ def _build(cluster) -> _Layout:
     return lay
 
 
+def _shape(cluster) -> tuple:
+    """Everything the layout reads (hosts, their devices, addresses, cables and bridge ports):
+    equal shapes are drawn the same."""
+    devices = tuple(
+        (ns_name, tuple((d.name, d.kind, tuple(d.addresses), _peer_of(d), d.master.name if d.master else None)
+                        for d in ns.devices.values()))
+        for ns_name, ns in cluster.network.namespaces.items())
+    return (tuple((n.name, n.ip, tuple(n.pods)) for n in cluster.nodes.values()),
+            tuple((name, pod.ip) for name, pod in cluster.pods.items()),
+            tuple((e.name, e.ip) for e in cluster.externals.values()), devices)
+
+
+def _peer_of(dev) -> str | None:
+    peer = getattr(dev, "peer", None)
+    return f"{peer.netns.name}/{peer.name}" if peer is not None and peer.netns is not None else None
+
+
+# the last layout of each cluster, with the shape it was drawn for: stepping through a trace
+# asks for the same cluster's picture at every hop
+_LAYOUTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _layout(cluster) -> _Layout:
+    """The cluster's layout (_build), drawn again only when its shape changed."""
+    if getattr(cluster, "lazy", False):
+        cluster.materialize_all()       # a lazily built cluster holds only what traces reached
+    shape = _shape(cluster)
+    known = _LAYOUTS.get(cluster)
+    if known is not None and known[0] == shape:
+        return known[1]
+    lay = _build(cluster)
+    _LAYOUTS[cluster] = (shape, lay)
+    return lay
+
+
 def _lift(lay: _Layout) -> None:
     """Move the picture up so its lowest box starts at 0 (the row under the switch sits below it)."""
     low = min(e.y - e.h / 2 for e in lay.elements) if lay.elements else 0.0
@@ -239,7 +275,7 @@ def diagram_model(cluster, trace: Trace | None = None, hop_index: int | None = N
         if trace is None:
             raise UsageError(f"diagram_model: hop {hop_index!r} given without a trace")
         hop_index = check_hop(trace, hop_index, "diagram_model")
-    lay = _build(cluster)
+    lay = _layout(cluster)
     if trace is None:
         return DiagramModel(tuple(lay.elements), lay.graph)
     segments = _segments(trace)
