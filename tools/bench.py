@@ -76,8 +76,8 @@ BIG_RSS_MIB = 200.0                    # issue #21: the 5,000 x 110 build in at 
 TEST_FAST_S = 15.0                     # issue #21: the model's unit tests in at most 15 s
 # issue #21's targets against the commit before it, as ratios (working tree / baseline)
 RATIO_TARGETS = {"build": 0.4, "scenario 4": 0.6}
-# what `make test-fast` runs: both cores (pytest-xdist), each test file on one worker
-TEST_FAST_CMD = [PY, "-m", "pytest", "-q", "-p", "no:nbval", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile",
+# what `make test-fast` runs: both cores (pytest-xdist), tests shared out one by one (worksteal)
+TEST_FAST_CMD = [PY, "-m", "pytest", "-q", "-p", "no:nbval", "-p", "no:cacheprovider", "-n", "2", "--dist", "worksteal",
                  "-m", "not lab and not tools and not fuzz", "tests"]
 NFT_RATIO = 1.3                        # issue #26: scenario 5 in nftables mode, at most 1.3x iptables mode
 FETCH_RATIO, DIG_RATIO = 20.0, 1.5     # issue #22: a 100 kB transfer and a dig, as multiples of scenario 4
