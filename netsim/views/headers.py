@@ -278,9 +278,10 @@ def hop_diff(trace: Trace, index: int) -> HopDiff:
     return HopDiff(index, prev.index, changed, added, removed)
 
 
-def trace_diffs(trace: Trace) -> list[HopDiff]:
-    """`hop_diff` for every hop, decomposing each frame once."""
-    layers = [hop_layers(h) for h in trace.hops]
+def trace_diffs(trace: Trace, layers: list[list[Layer]] | None = None) -> list[HopDiff]:
+    """`hop_diff` for every hop, decomposing each frame once (or given each hop's layers)."""
+    if layers is None:
+        layers = [hop_layers(h) for h in trace.hops]
     last: dict[tuple[int, str], int] = {}
     out = []
     for hop in trace.hops:

@@ -59,8 +59,8 @@ class HopView:
 
 
 def hop_views(trace: Trace) -> list[HopView]:
-    diffs = H.trace_diffs(trace)
     layers = [H.hop_layers(h) for h in trace.hops]
+    diffs = H.trace_diffs(trace, layers)
     names = explain.port_names(trace)
     last = len(trace.hops) - 1
     out = []
