@@ -546,10 +546,10 @@ class UDP:
 Transport = Union[ICMP, TCP, UDP, bytes]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IPv4:
     """An IPv4 packet. `payload` is a transport header, or raw bytes for a non-first fragment.
-    `frag` is the fragment offset in 8-byte units."""
+    `frag` is the fragment offset in 8-byte units. Slotted, as Ethernet."""
 
     header: ClassVar[Header] = IPV4_HEADER
 
@@ -569,9 +569,19 @@ class IPv4:
 
     def __init__(self, src: str, dst: str, proto: int, payload: Transport, ttl: int = 64, id: int = 0,
                  df: bool = True, tos: int = 0, mf: bool = False, frag: int = 0) -> None:
-        _set_attr(self, "__dict__", {"src": src, "dst": dst, "proto": proto, "payload": payload, "ttl": ttl,
-                                     "id": id, "df": df, "tos": tos, "mf": mf, "frag": frag, "_length": None,
-                                     "_wire": None})
+        # straight into the slots, as Ethernet
+        _IP_SRC(self, src)
+        _IP_DST(self, dst)
+        _IP_PROTO(self, proto)
+        _IP_PAYLOAD(self, payload)
+        _IP_TTL(self, ttl)
+        _IP_ID(self, id)
+        _IP_DF(self, df)
+        _IP_TOS(self, tos)
+        _IP_MF(self, mf)
+        _IP_FRAG(self, frag)
+        _IP_LENGTH(self, None)
+        _IP_WIRE(self, None)
 
     @property
     def is_fragment(self) -> bool:
@@ -617,9 +627,10 @@ class IPv4:
         return f"{self.src} > {self.dst} ttl {self.ttl} {detail}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ethernet:
-    """An Ethernet II frame; what every capture point in the trace records."""
+    """An Ethernet II frame; what every capture point in the trace records. It has slots, no
+    __dict__: every hop of a trace keeps one (a 100 kB transfer keeps 1,500)."""
 
     header: ClassVar[Header] = ETHERNET_HEADER
 
@@ -631,8 +642,13 @@ class Ethernet:
     _wire: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __init__(self, dst: str, src: str, type: int, payload: Union[ARP, IPv4, bytes]) -> None:
-        _set_attr(self, "__dict__", {"dst": dst, "src": src, "type": type, "payload": payload, "_length": None,
-                                     "_wire": None})
+        # straight into the slots (their descriptors' __set__): the frozen class refuses setattr
+        _ETH_DST(self, dst)
+        _ETH_SRC(self, src)
+        _ETH_TYPE(self, type)
+        _ETH_PAYLOAD(self, payload)
+        _ETH_LENGTH(self, None)
+        _ETH_WIRE(self, None)
 
     def length(self) -> int:
         """The frame's length (worked out once, like its bytes)."""
@@ -669,6 +685,12 @@ class Ethernet:
         return f"{self.src} > {self.dst} {inner}"
 
 
+# the slots' descriptors' __set__, with which __init__ and with_ttl fill a frozen record
+(_IP_SRC, _IP_DST, _IP_PROTO, _IP_PAYLOAD, _IP_TTL, _IP_ID, _IP_DF, _IP_TOS, _IP_MF, _IP_FRAG, _IP_LENGTH,
+ _IP_WIRE) = (IPv4.__dict__[name].__set__ for name in ("src", "dst", "proto", "payload", "ttl", "id", "df", "tos",
+                                                        "mf", "frag", "_length", "_wire"))
+_ETH_DST, _ETH_SRC, _ETH_TYPE, _ETH_PAYLOAD, _ETH_LENGTH, _ETH_WIRE = (
+    Ethernet.__dict__[name].__set__ for name in ("dst", "src", "type", "payload", "_length", "_wire"))
 _FIELDS: dict[type, tuple[Callable[[Any], tuple], dict[str, int]]] = {}
 R = TypeVar("R", bound=Union[ARP, ICMP, TCP, UDP, VXLAN, IPv4, Ethernet])
 
@@ -697,7 +719,18 @@ def with_ttl(ip: IPv4, ttl: int) -> IPv4:
     """`evolve(ip, ttl=ttl)` that keeps the length the packet worked out (a TTL changes its
     header's bytes, not its size): ip_forward's rewrite at every router."""
     other = object.__new__(IPv4)
-    _set_attr(other, "__dict__", {**ip.__dict__, "ttl": ttl, "_wire": None})
+    _IP_SRC(other, ip.src)
+    _IP_DST(other, ip.dst)
+    _IP_PROTO(other, ip.proto)
+    _IP_PAYLOAD(other, ip.payload)
+    _IP_TTL(other, ttl)
+    _IP_ID(other, ip.id)
+    _IP_DF(other, ip.df)
+    _IP_TOS(other, ip.tos)
+    _IP_MF(other, ip.mf)
+    _IP_FRAG(other, ip.frag)
+    _IP_LENGTH(other, ip._length)
+    _IP_WIRE(other, None)
     return other
 
 
