@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Network
 from typing import Callable
 
@@ -70,8 +70,9 @@ class Rule:
         rule's place)."""
         other = _new_rule(Rule)
         other.__dict__.update(self.__dict__)
-        other.position, other._spec, other._saved, other._src_mask, other._dst_mask = 0, None, None, None, None
-        other._tests, other._headers = None, True
+        other.position = 0
+        for name, default in _WORKED_OUT:           # what a rule works out about itself, afresh
+            setattr(other, name, default)
         other.matches = [match.copy_into(other) for match in self.matches]
         other.target = self.target.copy_into(other) if self.target is not None else None
         return other
@@ -166,6 +167,9 @@ class Rule:
         return (isinstance(self.target, NatTarget)
                 or any(isinstance(match, ConntrackMatch) for match in self.matches))
 
+
+# the fields a rule works out about itself (init=False), with their defaults: Rule.copy resets them
+_WORKED_OUT = tuple((f.name, f.default) for f in fields(Rule) if not f.init)
 
 _BASIC = {
     "-s": "src", "--source": "src", "--src": "src", "-d": "dst", "--destination": "dst",

@@ -119,8 +119,6 @@ class _Layout:
 
 
 def _build(cluster) -> _Layout:
-    if getattr(cluster, "lazy", False):
-        cluster.materialize_all()       # a lazily built cluster holds only what traces reached
     lay = _Layout(cluster)
     namespaces = cluster.network.namespaces
     x = 0.0
@@ -248,11 +246,9 @@ def _wire(lay: _Layout) -> None:
             me = f"{ns_name}/{dev.name}"
             if me not in lay.graph:
                 continue
-            peer = getattr(dev, "peer", None)
-            if peer is not None and peer.netns is not None:
-                other = f"{peer.netns.name}/{peer.name}"
-                if other in lay.graph:
-                    lay.graph.add_edge(me, other, kind="cable")
+            other = _peer_of(dev)
+            if other is not None and other in lay.graph:
+                lay.graph.add_edge(me, other, kind="cable")
             if dev.master is not None:
                 lay.graph.add_edge(me, f"{ns_name}/{dev.master.name}", kind="port")
             if dev.kind in ("vxlan", "tun") and f"{ns_name}/eth0" in lay.graph:
